@@ -1,0 +1,122 @@
+# emperor — one Makefile. Every output goes under $(BUILD) (default build/).
+#
+#   make          build build/emperor, build/vassal and build/examples/*
+#   make deps     install missing Debian packages (apt-get, only when one is absent)
+#   make run      deps + build + start the emperor on ./vassals.d
+#   make test     deps + build + run every cmocka test (unit, then integration)
+#   make asan     the whole test suite under AddressSanitizer + UBSan (build/asan/)
+#   make valgrind the unit tests under valgrind's memcheck
+#   make clean    remove build/
+#
+# libev and http-parser ship no pkg-config file on Debian 12: their flags fall back
+# to plain -lev / -lhttp_parser (headers are in /usr/include).
+
+BUILD     ?= build
+CC        ?= cc
+SAN_FLAGS ?=
+PKGS      := yaml-0.1
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lyaml)
+EV_LIBS    := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -D_GNU_SOURCE= -Wall -Wextra -Werror -Iinclude $(PKG_CFLAGS) $(SAN_FLAGS)
+LDFLAGS  += $(SAN_FLAGS)
+LIBS     := $(PKG_LIBS) $(EV_LIBS) -lm
+
+LIB_SRC     := $(wildcard lib/*.c)
+EMPEROR_SRC := $(filter-out emperor/main.c,$(wildcard emperor/*.c))
+VASSAL_SRC  := $(filter-out vassal/main.c,$(wildcard vassal/*.c))
+EXAMPLES    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+SUPPORT_SRC := $(wildcard tests/support/*.c)
+UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
+INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(wildcard tests/integration/test_*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB_A     := $(BUILD)/libcommon.a
+EMPEROR_A := $(BUILD)/libemperor.a
+VASSAL_A  := $(BUILD)/libvassal.a
+SUPPORT_A := $(BUILD)/libsupport.a
+
+.PHONY: all deps run test unit integration asan valgrind clean
+all: $(BUILD)/emperor $(BUILD)/vassal $(EXAMPLES)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB_A): $(call obj,$(LIB_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(EMPEROR_A): $(call obj,$(EMPEROR_SRC)) | $(LIB_A)
+	rm -f $@ && ar rcs $@ $^
+$(VASSAL_A): $(call obj,$(VASSAL_SRC)) | $(LIB_A)
+	rm -f $@ && ar rcs $@ $^
+$(SUPPORT_A): $(call obj,$(SUPPORT_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/emperor: $(call obj,emperor/main.c) $(EMPEROR_A) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+$(BUILD)/vassal: $(call obj,vassal/main.c) $(VASSAL_A) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+$(BUILD)/examples/%: $(call obj,examples/%.c) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# Unit tests may exercise any module, so they link every library.
+$(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(EMPEROR_A) $(VASSAL_A) $(LIB_A) $(SUPPORT_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
+$(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) $(SUPPORT_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
+
+# Debian packages the build and the tests need; `deps` installs only what is absent.
+DEB_PKGS := gcc make pkg-config libev-dev libyaml-dev libcmocka-dev libhttp-parser-dev
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	echo "deps: missing Debian packages:$$missing"; \
+	if ! command -v apt-get >/dev/null; then echo "deps: no apt-get here; install them by hand" >&2; exit 1; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "deps: not root; run: sudo apt-get install$$missing" >&2; exit 1; fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -q --no-install-recommends $$missing || \
+	  { apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; }
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./$(BUILD)/emperor vassals.d
+
+tests: all $(UNIT_TESTS) $(INTEG_TESTS)
+
+test: deps
+	@$(MAKE) --no-print-directory tests
+	@EMPEROR_BUILD=$(BUILD) tests/run $(UNIT_TESTS) $(INTEG_TESTS)
+
+unit: deps
+	@$(MAKE) --no-print-directory all $(UNIT_TESTS)
+	@EMPEROR_BUILD=$(BUILD) tests/run $(UNIT_TESTS)
+
+integration: deps
+	@$(MAKE) --no-print-directory tests
+	@EMPEROR_BUILD=$(BUILD) tests/run $(INTEG_TESTS)
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g" \
+	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" tests
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  EMPEROR_BUILD=build/asan tests/run $(patsubst $(BUILD)/%,build/asan/%,$(UNIT_TESTS) $(INTEG_TESTS))
+
+valgrind: deps
+	@$(MAKE) --no-print-directory all $(UNIT_TESTS)
+	@EMPEROR_BUILD=$(BUILD) TEST_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
+	  tests/run $(UNIT_TESTS)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,263 @@
+/* emperor.c — the emperor process: start-up, signals and the whole-emperor actions.
+ *   SIGHUP        rescan, then reload every vassal, --reload-concurrency at a time
+ *   SIGTERM/INT   stop every vassal gracefully; exit 0 when all are gone
+ *   2nd SIGINT    SIGKILL every vassal's process group
+ *   SIGUSR1       one status line per vassal
+ *   SIGUSR2       re-exec the emperor binary in place, keeping every vassal (upgrade.c)
+ * It is a child subreaper and speaks sd_notify to its own parent when NOTIFY_SOCKET
+ * is set (READY=1 after the first scan, STATUS= with counts). */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "emperor.h"
+#include "log.h"
+#include "notify.h"
+#include "util.h"
+
+#define SCAN_SETTLE 0.005   /* lets a burst of inotify events (create, write, close) land */
+#define RELOAD_SLOT_MAX 60. /* a full-reload slot is given back after this long anyway */
+
+static void scan_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct emperor *e = container_of(w, struct emperor, scan_timer);
+
+	(void)loop, (void)revents;
+	if (!e->stopping)
+		scan_run(e);
+}
+
+void emperor_schedule_scan(struct emperor *e)
+{
+	if (e->stopping || ev_is_active(&e->scan_timer))
+		return;
+	ev_timer_set(&e->scan_timer, SCAN_SETTLE, 0);
+	ev_timer_start(e->loop, &e->scan_timer);
+}
+
+void emperor_status_notify(struct emperor *e)
+{
+	int counts[VASSAL_HALTED + 1] = { 0 };
+	struct vassal *v;
+	char msg[256];
+
+	if (!getenv("NOTIFY_SOCKET"))
+		return;
+	TAILQ_FOREACH(v, &e->vassals, link)
+		counts[v->state]++;
+	snprintf(msg, sizeof msg, "STATUS=%d ready, %d starting, %d reloading, %d stopping, "
+		 "%d waiting to respawn, %d halted", counts[VASSAL_READY], counts[VASSAL_STARTING],
+		 counts[VASSAL_RELOADING], counts[VASSAL_STOPPING], counts[VASSAL_WAITING],
+		 counts[VASSAL_HALTED]);
+	notify_parent(msg);
+}
+
+/* ---- full reload ---------------------------------------------------------------------- */
+
+static void slot_expired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct vassal *v = container_of(w, struct vassal, slot_timer);
+
+	(void)loop, (void)revents;
+	log_warn("%s: reload not finished after %.0fs: the next vassal goes on", v->name,
+		 RELOAD_SLOT_MAX);
+	emperor_reload_slot_free(v->e, v);
+}
+
+static void reload_pump(struct emperor *e)
+{
+	struct vassal *v;
+
+	while (e->reloads_running < e->opts.reload_concurrency &&
+	       (v = TAILQ_FIRST(&e->reload_queue)) != NULL) {
+		TAILQ_REMOVE(&e->reload_queue, v, reload_link);
+		v->in_reload_queue = false;
+		if (!child_running(&v->child) || v->state == VASSAL_STOPPING)
+			continue;
+		v->holds_slot = true;
+		e->reloads_running++;
+		ev_timer_init(&v->slot_timer, slot_expired, RELOAD_SLOT_MAX, 0);
+		ev_timer_start(e->loop, &v->slot_timer);
+		vtable_reload(v, "SIGHUP");
+	}
+}
+
+void emperor_reload_slot_free(struct emperor *e, struct vassal *v)
+{
+	if (!v->holds_slot)
+		return;
+	v->holds_slot = false;
+	e->reloads_running--;
+	ev_timer_stop(e->loop, &v->slot_timer);
+	reload_pump(e);
+}
+
+static void reload_all(struct emperor *e)
+{
+	struct vassal *v;
+
+	log_info("SIGHUP: rescanning %s, then reloading every vassal, %d at a time", e->dir,
+		 e->opts.reload_concurrency);
+	scan_run(e);
+	TAILQ_FOREACH(v, &e->vassals, link) {
+		if (v->state == VASSAL_HALTED)
+			vtable_start(v);
+		else if (child_running(&v->child) && v->state != VASSAL_STOPPING &&
+			 !v->in_reload_queue && !v->holds_slot) {
+			TAILQ_INSERT_TAIL(&e->reload_queue, v, reload_link);
+			v->in_reload_queue = true;
+		}
+	}
+	reload_pump(e);
+}
+
+/* ---- stop ------------------------------------------------------------------------------- */
+
+void emperor_vassal_gone(struct emperor *e)
+{
+	emperor_status_notify(e);
+	if (!e->stopping || !TAILQ_EMPTY(&e->vassals))
+		return;
+	log_info("every vassal has stopped: exiting");
+	exit(0);
+}
+
+static void stop_all(struct emperor *e, const char *why)
+{
+	struct vassal *v, *next;
+
+	if (e->stopping)
+		return;
+	e->stopping = true;
+	log_info("%s: stopping every vassal gracefully", why);
+	notify_parent("STOPPING=1");
+	ev_timer_stop(e->loop, &e->scan_timer);
+	monitor_close(e->monitor);
+	e->monitor = NULL;
+	for (v = TAILQ_FIRST(&e->vassals); v; v = next) {
+		next = TAILQ_NEXT(v, link);
+		vtable_stop(v, why);
+	}
+	emperor_vassal_gone(e);
+}
+
+static void stop_brutally(struct emperor *e)
+{
+	struct vassal *v;
+
+	log_warn("second SIGINT: SIGKILL to every vassal's process group");
+	e->brutal = true;
+	TAILQ_FOREACH(v, &e->vassals, link) {
+		v->state = VASSAL_STOPPING;
+		vtable_kill(v);
+	}
+}
+
+static void status_dump(struct emperor *e)
+{
+	struct vassal *v;
+
+	log_info("status: watching %s, %s", e->dir, e->stopping ? "stopping" : "running");
+	TAILQ_FOREACH(v, &e->vassals, link)
+		log_info("status: %s %s pid %d up %.1fs respawns %u", v->name,
+			 vtable_state_name(v->state), (int)v->child.pid, child_uptime(&v->child),
+			 v->child.respawns);
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct emperor *e = w->data;
+
+	(void)loop, (void)revents;
+	switch (w->signum) {
+	case SIGHUP:
+		if (!e->stopping)
+			reload_all(e);
+		break;
+	case SIGTERM: stop_all(e, "SIGTERM"); break;
+	case SIGQUIT: stop_all(e, "SIGQUIT"); break;
+	case SIGINT:
+		if (++e->sigint_count > 1 && !e->brutal)
+			stop_brutally(e);
+		stop_all(e, "SIGINT");
+		break;
+	case SIGUSR1: status_dump(e); break;
+	case SIGUSR2:
+		if (!e->stopping)
+			upgrade_exec(e, e->opts.argv);
+		break;
+	}
+}
+
+static void signals_start(struct emperor *e)
+{
+	struct { ev_signal *w; int sig; } sigs[] = {
+		{ &e->sig_hup, SIGHUP }, { &e->sig_term, SIGTERM }, { &e->sig_int, SIGINT },
+		{ &e->sig_quit, SIGQUIT }, { &e->sig_usr1, SIGUSR1 }, { &e->sig_usr2, SIGUSR2 },
+	};
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	for (size_t i = 0; i < ARRAY_LEN(sigs); i++) {
+		ev_signal_init(sigs[i].w, on_signal, sigs[i].sig);
+		sigs[i].w->data = e;
+		ev_signal_start(e->loop, sigs[i].w);
+		sigaddset(&set, sigs[i].sig);
+	}
+	sigprocmask(SIG_UNBLOCK, &set, NULL); /* blocked across an upgrade's exec */
+}
+
+static int resolve_paths(struct emperor *e)
+{
+	char buf[PATH_MAX];
+	ssize_t n;
+
+	if (!realpath(e->opts.dir, buf)) {
+		log_errno("cannot watch %s", e->opts.dir);
+		return -1;
+	}
+	e->dir = strdup(buf);
+	n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+	if (n < 0) {
+		log_errno("readlink /proc/self/exe");
+		return -1;
+	}
+	buf[n] = '\0';
+	e->exe = strdup(buf);
+	return e->dir && e->exe ? 0 : -1;
+}
+
+int emperor_main(const struct emperor_opts *opts)
+{
+	static struct emperor e;
+
+	e.opts = *opts;
+	log_init("emperor");
+	e.loop = ev_default_loop(EVFLAG_AUTO);
+	if (!e.loop || resolve_paths(&e) < 0)
+		return 1;
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		log_errno("prctl(PR_SET_CHILD_SUBREAPER)");
+	TAILQ_INIT(&e.vassals);
+	TAILQ_INIT(&e.reload_queue);
+	child_set_init(&e.children, e.loop);
+	ev_timer_init(&e.scan_timer, scan_due, 0, 0);
+	signals_start(&e);
+	e.monitor = monitor_open(&e, e.dir);
+	if (!e.monitor)
+		return 1;
+	if (upgrade_restore(&e) < 0)
+		return 1;
+	scan_run(&e);
+	log_info("watching %s (vassal binary %s)", e.dir, e.opts.vassal_bin);
+	notify_parent("READY=1");
+	emperor_status_notify(&e);
+	ev_run(e.loop, 0);
+	return 1;
+}

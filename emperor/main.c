@@ -1,0 +1,112 @@
+/* main.c — the emperor command line. */
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "emperor.h"
+#include "parse.h"
+#include "version.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: emperor [OPTIONS] [DIR]\n"
+		"Watches DIR (default: vassals.d) and runs one vassal per *.yaml / *.yml file.\n"
+		"\n"
+		"  --throttle DURATION          first respawn delay of a crashing vassal (1s)\n"
+		"  --max-throttle DURATION      respawn delay cap (3m)\n"
+		"  --reload-concurrency N       vassals reloading at once on SIGHUP (8)\n"
+		"  --vassal PATH                the vassal binary (beside this one)\n"
+		"  -h, --help                   this text\n"
+		"  --version                    the version\n"
+		"\n"
+		"Signals: HUP rescan and reload every vassal, TERM/INT stop every vassal\n"
+		"gracefully (a second INT: at once), USR1 status lines, USR2 re-exec in place.\n");
+}
+
+static const char *default_vassal_bin(void)
+{
+	static char path[PATH_MAX];
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+
+	if (n < 0)
+		return "vassal";
+	self[n] = '\0';
+	snprintf(path, sizeof path, "%s/vassal", dirname(self));
+	return path;
+}
+
+static int parse_args(int argc, char **argv, struct emperor_opts *o)
+{
+	enum { O_THROTTLE = 1, O_MAX_THROTTLE, O_CONCURRENCY, O_VASSAL, O_VERSION };
+	static const struct option longopts[] = {
+		{ "throttle", required_argument, NULL, O_THROTTLE },
+		{ "max-throttle", required_argument, NULL, O_MAX_THROTTLE },
+		{ "reload-concurrency", required_argument, NULL, O_CONCURRENCY },
+		{ "vassal", required_argument, NULL, O_VASSAL },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *why = NULL;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case O_THROTTLE:
+			if (parse_duration(optarg, &o->throttle, &why) < 0)
+				goto bad;
+			break;
+		case O_MAX_THROTTLE:
+			if (parse_duration(optarg, &o->max_throttle, &why) < 0)
+				goto bad;
+			break;
+		case O_CONCURRENCY:
+			o->reload_concurrency = atoi(optarg);
+			if (o->reload_concurrency < 1 || o->reload_concurrency > 10000) {
+				why = "expected a number from 1 to 10000";
+				goto bad;
+			}
+			break;
+		case O_VASSAL: o->vassal_bin = optarg; break;
+		case 'h': usage(stdout); exit(0);
+		case O_VERSION: printf("emperor %s\n", EMPEROR_VERSION); exit(0);
+		default: usage(stderr); return -1;
+		}
+	}
+	if (optind < argc)
+		o->dir = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "emperor: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+bad:
+	fprintf(stderr, "emperor: %s '%s': %s\n", argv[optind - 1], optarg, why);
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct emperor_opts o = {
+		.dir = "vassals.d", .vassal_bin = default_vassal_bin(),
+		.throttle = 1, .max_throttle = 180, .reload_concurrency = 8,
+	};
+
+	if (parse_args(argc, argv, &o) < 0)
+		return 2;
+	if (o.max_throttle < o.throttle)
+		o.max_throttle = o.throttle;
+	if (access(o.vassal_bin, X_OK) < 0) {
+		fprintf(stderr, "emperor: vassal binary %s: not executable (use --vassal)\n",
+			o.vassal_bin);
+		return 2;
+	}
+	o.argv = argv;
+	return emperor_main(&o);
+}

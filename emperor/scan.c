@@ -1,0 +1,192 @@
+/* scan.c — reconciles the vassal table with the directory. Candidates are *.yaml and
+ * *.yml files that are not hidden (which also skips a ConfigMap's ..data) and not
+ * editor droppings; symlinks are followed. A file's identity is (device, inode, size,
+ * mtime) plus a hash of its content, which tells apart:
+ *   new file               → start (after validation)
+ *   same inode, new mtime,
+ *   same content           → touched: graceful reload
+ *   new content            → changed: validate, then reload (or keep running)
+ *   new inode, same content→ nothing (an atomic rewrite or a ConfigMap swap)
+ *   gone                   → graceful stop
+ * A renamed file starts under its new name once the old name has stopped, so the two
+ * never fight over the same sockets. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "emperor.h"
+#include "log.h"
+#include "util.h"
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+
+	return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+bool scan_is_candidate(const char *file)
+{
+	if (file[0] == '.' || file[0] == '#' || strlen(file) > 250)
+		return false;
+	return ends_with(file, ".yaml") || ends_with(file, ".yml");
+}
+
+static uint64_t fnv1a(uint64_t h, const unsigned char *p, size_t n)
+{
+	while (n--) {
+		h ^= *p++;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static int hash_file(int dirfd, const char *file, uint64_t *out)
+{
+	unsigned char buf[16384];
+	uint64_t h = 0xcbf29ce484222325ULL;
+	size_t total = 0;
+	ssize_t n;
+	int fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0)
+		return -1;
+	while (total <= CONFIG_MAX_FILE_SIZE && (n = read(fd, buf, sizeof buf)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			close(fd);
+			return -1;
+		}
+		h = fnv1a(h, buf, (size_t)n);
+		total += (size_t)n;
+	}
+	close(fd);
+	*out = h;
+	return 0;
+}
+
+/* 0 for a regular file (identity filled), 1 for anything else, -1 if gone. */
+int scan_file_id(int dirfd, const char *file, struct file_id *id, bool with_hash)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, file, &st, 0) < 0)
+		return -1;
+	if (!S_ISREG(st.st_mode))
+		return 1;
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	id->size = st.st_size;
+	id->mtime = st.st_mtim;
+	if (with_hash && hash_file(dirfd, file, &id->hash) < 0)
+		return -1;
+	return 0;
+}
+
+static bool same_stat(const struct file_id *a, const struct file_id *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+static void note_ignored(struct emperor *e, const char *file)
+{
+	size_t n = strv_len(e->ignored);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(e->ignored[i], file) == 0)
+			return;
+	log_warn("%s/%s: ignored: not a regular file", e->dir, file);
+	char **grown = realloc(e->ignored, (n + 2) * sizeof *grown);
+	if (!grown)
+		return;
+	e->ignored = grown;
+	e->ignored[n] = strdup(file);
+	e->ignored[n + 1] = NULL;
+}
+
+static void known_file(struct vassal *v, int dirfd)
+{
+	struct file_id now;
+
+	if (scan_file_id(dirfd, v->file, &now, false) != 0 || same_stat(&now, &v->id))
+		return;
+	if (scan_file_id(dirfd, v->file, &now, true) != 0)
+		return;
+	bool same_inode = now.dev == v->id.dev && now.ino == v->id.ino;
+	bool same_content = now.hash == v->id.hash;
+	v->id = now;
+	if (!same_content)
+		vtable_changed(v, true);
+	else if (same_inode)
+		vtable_changed(v, false);
+}
+
+/* The stopping record a new one must wait for: same name, or same inode (renamed). */
+static struct vassal *predecessor(struct emperor *e, const struct vassal *nv)
+{
+	struct vassal *v;
+
+	TAILQ_FOREACH(v, &e->vassals, link)
+		if (v != nv && v->state == VASSAL_STOPPING &&
+		    (strcmp(v->name, nv->name) == 0 ||
+		     (v->id.dev == nv->id.dev && v->id.ino == nv->id.ino)))
+			return v;
+	return NULL;
+}
+
+void scan_run(struct emperor *e)
+{
+	int dirfd = open(e->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct vassal *v, *fresh[1024];
+	size_t n_fresh = 0;
+	struct dirent *de;
+	DIR *d;
+
+	if (dirfd < 0 || !(d = fdopendir(dirfd))) {
+		if (dirfd >= 0)
+			close(dirfd);
+		return; /* gone: the monitor waits for it; vassals keep running */
+	}
+	TAILQ_FOREACH(v, &e->vassals, link)
+		v->seen = false;
+	while ((de = readdir(d)) != NULL && n_fresh < ARRAY_LEN(fresh)) {
+		struct file_id id;
+		int kind;
+		if (!scan_is_candidate(de->d_name))
+			continue;
+		if ((v = vtable_find(e, de->d_name)) != NULL) {
+			v->seen = true;
+			known_file(v, dirfd);
+			continue;
+		}
+		kind = scan_file_id(dirfd, de->d_name, &id, true);
+		if (kind == 1)
+			note_ignored(e, de->d_name);
+		if (kind != 0 || !(v = vtable_add(e, de->d_name, &id)))
+			continue;
+		v->seen = true;
+		fresh[n_fresh++] = v;
+	}
+	closedir(d);
+	if (de) /* more new files than one pass takes: go on next turn, remove nothing yet */
+		emperor_schedule_scan(e);
+	else
+		TAILQ_FOREACH(v, &e->vassals, link)
+			if (!v->seen && v->state != VASSAL_STOPPING)
+				vtable_stop(v, "file removed");
+	for (size_t i = 0; i < n_fresh; i++) {
+		fresh[i]->waits_for = predecessor(e, fresh[i]);
+		if (fresh[i]->waits_for)
+			log_info("%s: starts when %s has stopped", fresh[i]->name,
+				 fresh[i]->waits_for->name);
+		else
+			vtable_start(fresh[i]);
+	}
+}

@@ -1,0 +1,380 @@
+/* vtable.c — the vassal table: one record per vassal file and its life (the state
+ * machine of enum vassal_state). A vassal is a `vassal FILE` process in its own
+ * process group, with stdin on /dev/null, stdout/stderr on a pipe to output.c, and
+ * one end of a SOCK_SEQPACKET socketpair as EMPEROR_FD (fd 3) carrying sd_notify
+ * messages both ways; its EOF tells each side that the other is gone. Exit status:
+ * 0 stays stopped, 78 (bad config) waits for the file to change, anything else is
+ * respawned with a throttle that doubles up to --max-throttle. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "emperor.h"
+#include "log.h"
+#include "notify.h"
+#include "util.h"
+
+static const char *const vassal_env_drop[] = {
+	"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "EMPEROR_FD",
+	"EMPEROR_STATE_FD", "VASSAL_CONFIG_FD", "VASSAL_GENERATION", "VASSAL_RELOAD_STARTED",
+	"VASSAL_RELOAD_PENDING", NULL,
+};
+
+const char *vtable_state_name(enum vassal_state st)
+{
+	static const char *const names[] = {
+		[VASSAL_STARTING] = "starting", [VASSAL_READY] = "ready",
+		[VASSAL_RELOADING] = "reloading", [VASSAL_STOPPING] = "stopping",
+		[VASSAL_WAITING] = "waiting", [VASSAL_HALTED] = "halted",
+	};
+	return st < ARRAY_LEN(names) ? names[st] : "?";
+}
+
+struct vassal *vtable_find(struct emperor *e, const char *file)
+{
+	struct vassal *v;
+
+	TAILQ_FOREACH(v, &e->vassals, link)
+		if (v->state != VASSAL_STOPPING && strcmp(v->file, file) == 0)
+			return v;
+	return NULL;
+}
+
+/* ---- validation and spawn ------------------------------------------------------------ */
+
+/* Loads the file; logs every error as file:line:col. Keeps what the emperor needs. */
+static bool validate(struct vassal *v)
+{
+	struct config_errors errs = { 0 };
+	struct config *cfg = config_load_file(v->path, &errs);
+
+	for (size_t i = 0; i < errs.n; i++)
+		log_warn("%s: config error: %s", v->name, errs.msgs[i]);
+	config_errors_fini(&errs);
+	if (!cfg)
+		return false;
+	v->stop_mercy = cfg->stop_mercy;
+	v->heartbeat = cfg->heartbeat;
+	config_free(cfg);
+	return true;
+}
+
+static void close_channel(struct vassal *v)
+{
+	if (v->chan_fd < 0)
+		return;
+	ev_io_stop(v->e->loop, &v->chan_io);
+	close(v->chan_fd);
+	v->chan_fd = -1;
+}
+
+static void heartbeat_arm(struct vassal *v)
+{
+	ev_timer_stop(v->e->loop, &v->heartbeat_timer);
+	v->heartbeat_misses = 0;
+	if (v->heartbeat <= 0)
+		return;
+	ev_timer_set(&v->heartbeat_timer, v->heartbeat, 0);
+	ev_timer_start(v->e->loop, &v->heartbeat_timer);
+}
+
+static void on_message(struct vassal *v, const char *msg)
+{
+	double took = (mono_now() - v->spawned_at_mono) * 1000;
+
+	if (notify_has(msg, "WATCHDOG=1"))
+		heartbeat_arm(v);
+	if (notify_has(msg, "RELOADING=1") && v->state == VASSAL_READY) {
+		v->state = VASSAL_RELOADING;
+		v->spawned_at_mono = mono_now();
+		snprintf(v->reload_why, sizeof v->reload_why, "by itself");
+	}
+	if (!notify_has(msg, "READY=1"))
+		return;
+	if (v->state == VASSAL_STARTING)
+		log_info("%s: ready after %.0f ms", v->name, took);
+	else if (v->state == VASSAL_RELOADING)
+		log_info("%s: reloaded (%s) in %.0f ms", v->name, v->reload_why, took);
+	else
+		return;
+	v->state = VASSAL_READY;
+	heartbeat_arm(v);
+	emperor_reload_slot_free(v->e, v);
+	emperor_status_notify(v->e);
+}
+
+static void chan_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct vassal *v = container_of(w, struct vassal, chan_io);
+	char buf[NOTIFY_MSG_MAX + 1];
+
+	(void)loop, (void)revents;
+	for (int i = 0; i < 32; i++) {
+		ssize_t n = recv(v->chan_fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) { /* EOF: the vassal is gone or going; its exit says the rest */
+			close_channel(v);
+			return;
+		}
+		buf[n] = '\0';
+		on_message(v, buf);
+	}
+}
+
+static char **vassal_env(void)
+{
+	char **env = env_build(NULL, NULL, vassal_env_drop);
+
+	return env ? env_set(env, "EMPEROR_FD", "3") : NULL;
+}
+
+static int spawn(struct vassal *v)
+{
+	int sp[2], out[2], rc;
+	char *argv[] = { (char *)v->e->opts.vassal_bin, v->path, NULL };
+	char **env = vassal_env();
+
+	if (!env || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+		log_errno("%s: socketpair", v->name);
+		strv_free(env);
+		return -1;
+	}
+	if (pipe2(out, O_CLOEXEC) < 0) {
+		log_errno("%s: pipe", v->name);
+		close(sp[0]), close(sp[1]), strv_free(env);
+		return -1;
+	}
+	struct child_exec x = { .argv = argv, .env = env, .fds = &sp[1], .n_fds = 1, .out_fd = out[1] };
+	rc = child_spawn(&v->child, &x);
+	close(sp[1]);
+	close(out[1]);
+	strv_free(env);
+	v->chan_fd = sp[0];
+	fd_set_nonblock(v->chan_fd, 1);
+	ev_io_init(&v->chan_io, chan_readable, v->chan_fd, EV_READ);
+	ev_io_start(v->e->loop, &v->chan_io);
+	v->out_fd = out[0];
+	output_start(v);
+	v->state = VASSAL_STARTING;
+	v->spawned_at_mono = mono_now();
+	if (rc == 0)
+		log_info("%s: started (pid %d)", v->name, (int)v->child.pid);
+	return rc;
+}
+
+void vtable_start(struct vassal *v)
+{
+	if (v->e->stopping)
+		return;
+	if (!validate(v)) {
+		v->state = VASSAL_HALTED;
+		log_warn("%s: not started: invalid config; waiting for the file to change", v->name);
+		return;
+	}
+	spawn(v);
+}
+
+/* ---- events --------------------------------------------------------------------------- */
+
+static void halt(struct vassal *v, const char *why)
+{
+	v->state = VASSAL_HALTED;
+	log_warn("%s: %s", v->name, why);
+}
+
+static void vassal_exited(struct child *c, int status)
+{
+	struct vassal *v = c->data;
+	char how[64];
+
+	close_channel(v);
+	ev_timer_stop(v->e->loop, &v->heartbeat_timer);
+	emperor_reload_slot_free(v->e, v);
+	child_status_text(status, how, sizeof how);
+	if (v->state == VASSAL_STOPPING || v->e->stopping) {
+		log_info("%s: stopped (%s)", v->name, how);
+		vtable_free(v);
+		emperor_vassal_gone(v->e);
+		return;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == CONFIG_EX_CONFIG)
+		halt(v, "bad config (exit 78): waiting for the file to change");
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		halt(v, "exited 0: stays stopped until its file changes or the emperor gets SIGHUP");
+	else {
+		double delay = child_next_backoff(c);
+		log_warn("%s: died (%s) after %.1fs; respawn in %.1fs", v->name, how,
+			 c->last_uptime, delay);
+		v->state = VASSAL_WAITING;
+		child_schedule_respawn(c);
+	}
+	emperor_status_notify(v->e);
+}
+
+static void vassal_respawn_due(struct child *c)
+{
+	vtable_start(c->data);
+}
+
+static void heartbeat_missed(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct vassal *v = container_of(w, struct vassal, heartbeat_timer);
+
+	(void)loop, (void)revents;
+	if (!child_running(&v->child) || v->state == VASSAL_STOPPING)
+		return;
+	if (++v->heartbeat_misses == 1) {
+		log_warn("%s: no heartbeat for %.1fs: reloading it", v->name, v->heartbeat);
+		vtable_reload(v, "heartbeat missed");
+		ev_timer_set(w, v->heartbeat, 0);
+		ev_timer_start(loop, w);
+		v->heartbeat_misses = 1;
+		return;
+	}
+	log_warn("%s: still no heartbeat after %.1fs more: killing it", v->name, v->heartbeat);
+	vtable_kill(v);
+}
+
+void vtable_changed(struct vassal *v, bool content_changed)
+{
+	bool running = child_running(&v->child);
+
+	if (v->state == VASSAL_STOPPING)
+		return;
+	if (content_changed && !validate(v)) {
+		if (running)
+			log_warn("%s: keeps running its previous config", v->name);
+		return;
+	}
+	if (running) {
+		vtable_reload(v, content_changed ? "changed" : "touched");
+		return;
+	}
+	child_cancel_respawn(&v->child);
+	vtable_start(v);
+}
+
+void vtable_reload(struct vassal *v, const char *why)
+{
+	if (!child_running(&v->child) || v->state == VASSAL_STOPPING)
+		return;
+	log_info("%s: reloading (%s)", v->name, why);
+	snprintf(v->reload_why, sizeof v->reload_why, "%s", why);
+	v->state = VASSAL_RELOADING;
+	v->spawned_at_mono = mono_now();
+	if (kill(v->child.pid, SIGHUP) < 0)
+		log_errno("%s: kill(%d, SIGHUP)", v->name, (int)v->child.pid);
+}
+
+void vtable_stop(struct vassal *v, const char *why)
+{
+	if (v->state == VASSAL_STOPPING)
+		return;
+	if (!child_running(&v->child)) {
+		log_info("%s: removed (%s)", v->name, why);
+		vtable_free(v);
+		emperor_vassal_gone(v->e);
+		return;
+	}
+	log_info("%s: stopping (%s), SIGKILL after %.0fs", v->name, why, v->stop_mercy);
+	v->state = VASSAL_STOPPING;
+	emperor_reload_slot_free(v->e, v);
+	child_curse(&v->child, SIGTERM, v->stop_mercy);
+}
+
+void vtable_kill(struct vassal *v)
+{
+	child_kill(&v->child);
+}
+
+/* ---- records ---------------------------------------------------------------------------- */
+
+struct vassal *vtable_add(struct emperor *e, const char *file, const struct file_id *id)
+{
+	struct vassal *v = calloc(1, sizeof *v);
+	const char *dot = strrchr(file, '.');
+	char label[300];
+
+	if (!v)
+		return NULL;
+	v->e = e;
+	v->file = strdup(file);
+	v->name = strndup(file, (size_t)(dot - file));
+	if (asprintf(&v->path, "%s/%s", e->dir, file) < 0)
+		v->path = NULL;
+	if (!v->file || !v->name || !v->path) {
+		free(v->file), free(v->name), free(v->path), free(v);
+		return NULL;
+	}
+	v->id = *id;
+	v->state = VASSAL_HALTED;
+	v->chan_fd = v->out_fd = -1;
+	v->stop_mercy = 90;
+	snprintf(label, sizeof label, "vassal %s", v->name);
+	child_init(&v->child, &e->children, 0, label);
+	v->child.data = v;
+	v->child.on_exit = vassal_exited;
+	v->child.on_respawn = vassal_respawn_due;
+	v->child.backoff_min = e->opts.throttle;
+	v->child.backoff_max = e->opts.max_throttle;
+	v->child.backoff_jitter = true;
+	v->child.stable_after = 10;
+	ev_timer_init(&v->heartbeat_timer, heartbeat_missed, 0, 0);
+	TAILQ_INSERT_TAIL(&e->vassals, v, link);
+	return v;
+}
+
+struct vassal *vtable_adopt(struct emperor *e, const char *file, const struct file_id *id,
+			    pid_t pid, int chan_fd, int out_fd, int state, double started)
+{
+	struct vassal *v = vtable_add(e, file, id);
+
+	if (!v)
+		return NULL;
+	validate(v);
+	v->state = (enum vassal_state)state;
+	v->spawned_at_mono = mono_now();
+	child_adopt(&v->child, pid, started);
+	v->chan_fd = chan_fd;
+	fd_set_cloexec(chan_fd, 1);
+	ev_io_init(&v->chan_io, chan_readable, chan_fd, EV_READ);
+	ev_io_start(e->loop, &v->chan_io);
+	v->out_fd = out_fd;
+	fd_set_cloexec(out_fd, 1);
+	output_start(v);
+	if (v->state == VASSAL_READY)
+		heartbeat_arm(v);
+	return v;
+}
+
+void vtable_free(struct vassal *v)
+{
+	struct emperor *e = v->e;
+	struct vassal *x;
+
+	TAILQ_REMOVE(&e->vassals, v, link);
+	if (v->in_reload_queue)
+		TAILQ_REMOVE(&e->reload_queue, v, reload_link);
+	close_channel(v);
+	output_stop(v);
+	ev_timer_stop(e->loop, &v->heartbeat_timer);
+	ev_timer_stop(e->loop, &v->slot_timer);
+	child_fini(&v->child);
+	TAILQ_FOREACH(x, &e->vassals, link)
+		if (x->waits_for == v) {
+			x->waits_for = NULL;
+			vtable_start(x);
+		}
+	free(v->file);
+	free(v->name);
+	free(v->path);
+	free(v);
+}

@@ -1,0 +1,112 @@
+/* child.h — the one child-process mechanism every kind of child uses (vassals in the
+ * emperor; workers, mules, daemons, spooler, gateways, nested emperor in a master):
+ * spawn (fork, own process group, fds, env, exec or an in-code function), reap (an
+ * ev_child watcher per child), curse with a mercy deadline, SIGKILL of the whole
+ * process group when mercy runs out (one timer per set, armed at the earliest
+ * deadline), and respawn with capped exponential backoff. Kinds add policy only,
+ * through the on_exit / on_respawn callbacks. */
+#ifndef EMPEROR_CHILD_H
+#define EMPEROR_CHILD_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+enum child_state {
+	CHILD_STOPPED,  /* no process, nothing scheduled */
+	CHILD_WAITING,  /* no process, respawn timer armed */
+	CHILD_STARTING, /* running, not ready yet */
+	CHILD_READY,    /* running and ready */
+	CHILD_CURSED,   /* running, asked to stop; killed at no_mercy_at */
+};
+
+struct child_set;
+
+struct child {
+	TAILQ_ENTRY(child) link;
+	struct child_set *set;
+	char name[80];              /* for logs: "worker 3", "vassal hello" */
+	int kind;                   /* the owner's own enumeration */
+	pid_t pid;                  /* 0 when there is no process */
+	enum child_state state;
+	ev_tstamp started_at, ready_at, cursed_at, no_mercy_at;
+	unsigned respawns;          /* spawns after the first */
+	int last_status;            /* wait status of the last exit, -1 = none */
+	double last_uptime;         /* how long the last run lasted */
+	int exec_errno;             /* non-zero: the last exec failed with this */
+	bool kill_group_on_exit;    /* SIGKILL what is left of the group after exit */
+	bool asked_to_stop;         /* the last exit was asked for (curse / kill) */
+	int stop_signal;            /* what a graceful stop sends (policy sets it) */
+	double mercy;               /* seconds between that signal and SIGKILL */
+	/* respawn backoff */
+	double backoff_min, backoff_max, backoff_cur, stable_after;
+	bool backoff_jitter;
+	ev_child child_watcher;
+	ev_timer respawn_timer;
+	/* policy: called after the process is reaped (pid already 0) */
+	void (*on_exit)(struct child *c, int status);
+	/* policy: called when the respawn delay has passed */
+	void (*on_respawn)(struct child *c);
+	void *data;
+};
+
+TAILQ_HEAD(child_list, child);
+
+struct child_set {
+	struct ev_loop *loop;
+	struct child_list children;
+	ev_timer mercy_timer;       /* armed at the earliest no_mercy_at */
+	void *data;
+};
+
+/* How to start a child. */
+struct child_exec {
+	char *const *argv;          /* exec'd with execvp; unused if run is set */
+	char *const *env;           /* the child's whole environment; NULL = ours */
+	const char *cwd;            /* NULL = ours */
+	const int *fds;             /* dup'ed to 3, 4, ... in order */
+	int n_fds;
+	const char *fdnames;        /* set LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES if non-NULL */
+	int out_fd;                 /* stdout and stderr; -1 = inherit */
+	int (*run)(void *arg);      /* in-code child: exit(run(arg)) instead of exec */
+	void *run_arg;
+	bool die_with_parent;       /* PR_SET_PDEATHSIG SIGKILL: no orphan if we crash */
+	void (*in_child)(void *arg);/* hook run in the child before exec/run (rlimits...) */
+	void *in_child_arg;
+};
+
+void child_set_init(struct child_set *set, struct ev_loop *loop);
+/* Stops every watcher; processes are left alone. */
+void child_set_fini(struct child_set *set);
+
+/* Prepares c (not yet running) and adds it to set. */
+void child_init(struct child *c, struct child_set *set, int kind, const char *name);
+/* Removes c from its set and stops its watchers. c must not be running. */
+void child_fini(struct child *c);
+
+/* Forks and execs (or runs). Returns 0 when the child runs its program, -1 when fork
+ * failed or exec failed (logged once with argv[0] and errno; the failed process is
+ * reaped as usual and c->exec_errno is set). The state becomes CHILD_STARTING. */
+int child_spawn(struct child *c, const struct child_exec *x);
+void child_set_ready(struct child *c);
+/* Takes over a running process (our child) handed over by a previous image. */
+void child_adopt(struct child *c, pid_t pid, ev_tstamp started_at);
+/* Sends sig to the process; after mercy seconds its whole group gets SIGKILL. */
+void child_curse(struct child *c, int sig, double mercy);
+/* SIGKILL to the whole group now. */
+void child_kill(struct child *c);
+/* Arms the respawn timer with the next backoff delay (0 after a stable run). */
+void child_schedule_respawn(struct child *c);
+/* Delay the next child_schedule_respawn() will use (for the log). */
+double child_next_backoff(const struct child *c);
+void child_cancel_respawn(struct child *c);
+bool child_running(const struct child *c);
+double child_uptime(const struct child *c);
+/* Counts running children of a kind (kind < 0: all). */
+int child_set_running(const struct child_set *set, int kind);
+/* "exited 0", "exited 3", "killed by SIGKILL" */
+const char *child_status_text(int status, char *buf, size_t len);
+const char *child_state_name(enum child_state st);
+
+#endif

@@ -1,0 +1,21 @@
+/* log.h — one logging module for every binary. A line is written with a single
+ * write(2) so lines from several processes sharing a pipe never interleave. */
+#ifndef EMPEROR_LOG_H
+#define EMPEROR_LOG_H
+
+#include <stdarg.h>
+
+/* ident is the prefix of every line, e.g. "emperor" or "vassal hello". */
+void log_init(const char *ident);
+/* Lines go to fd (default 2). The caller keeps ownership of fd. */
+void log_set_fd(int fd);
+int log_get_fd(void);
+
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Appends ": strerror(errno)" (errno as it was on entry). */
+void log_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_vwrite(const char *level, const char *fmt, va_list ap, int errnum);
+
+#endif

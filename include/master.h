@@ -1,0 +1,64 @@
+/* master.h — the vassal master: one per vassal file. It owns the listening sockets,
+ * the children (workers, and later mules, spooler, daemons, gateways, nested
+ * emperor), the channel to the emperor and the reload state machine. The modules of
+ * vassal/ share this struct; each owns its own part of it. */
+#ifndef EMPEROR_MASTER_H
+#define EMPEROR_MASTER_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include "child.h"
+#include "config.h"
+#include "notify.h"
+#include "vsock.h"
+#include "watch.h"
+
+/* A master's life. Transitions happen only in master.c and reload.c. */
+enum master_state {
+	MASTER_STARTING,  /* spawning; not every worker ready yet */
+	MASTER_RUNNING,   /* every worker ready */
+	MASTER_RELOADING, /* a reload runs (teardown, chain or workers mode) */
+	MASTER_STOPPING,  /* graceful stop: teardown, then exit 0 */
+};
+
+/* Kinds of children, in the master's child set. */
+enum master_kind { KIND_WORKER, KIND_MULE, KIND_SPOOLER, KIND_DAEMON, KIND_GATEWAY, KIND_EMPEROR };
+
+enum reload_how { RELOAD_AS_CONFIGURED, RELOAD_CHAIN };
+
+struct master {
+	struct ev_loop *loop;
+	char *exe;                  /* absolute path of this binary, for the re-exec */
+	struct stat exe_st;         /* to notice a new binary */
+	char *path;                 /* absolute path of the vassal file */
+	struct config *cfg;         /* the config the current workers are spawned with */
+	enum master_state state;
+	unsigned generation;        /* bumped by every reload, carried across the exec */
+	double reload_started;      /* mono_now() when the running reload began */
+	bool reload_pending;        /* a reload was asked for while one ran */
+	bool ready_sent;            /* READY=1 sent for this generation */
+	struct vsock_table socks;
+	struct child_set children;
+	struct notify_server notify; /* NOTIFY_SOCKET given to workers */
+	struct watch touch;          /* touch-reload files */
+	int emperor_fd;              /* EMPEROR_FD, -1 without an emperor */
+	ev_io emperor_io;
+	ev_timer heartbeat;
+	ev_signal sig_hup, sig_term, sig_int, sig_quit, sig_usr1, sig_usr2;
+	struct reload *reload;       /* reload.c's state */
+};
+
+/* Sends an sd_notify message to the emperor (EMPEROR_FD) and to NOTIFY_SOCKET. */
+void master_notify(struct master *m, const char *msg);
+/* Called by the workers module whenever a worker becomes ready. */
+void master_worker_ready(struct master *m);
+/* Called when the teardown (reload.c) has nothing left to stop. */
+void master_teardown_done(struct master *m);
+/* Exit status of the master for a bad config (EX_CONFIG). */
+#define MASTER_EX_CONFIG 78
+
+int master_main(const char *path);
+
+#endif

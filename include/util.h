@@ -1,0 +1,24 @@
+/* util.h — small helpers every module uses: container_of, fd flags, monotonic time. */
+#ifndef EMPEROR_UTIL_H
+#define EMPEROR_UTIL_H
+
+#include <stddef.h>
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+int fd_set_cloexec(int fd, int on);
+int fd_set_nonblock(int fd, int on);
+/* Seconds on CLOCK_MONOTONIC: comparable across processes and exec. */
+double mono_now(void);
+/* NULL-terminated string vectors. */
+size_t strv_len(char *const *v);
+char **strv_dup(char *const *v);
+void strv_free(char **v);
+/* Builds an environment: base (NULL = environ) with each "K=V" of add set (added or
+ * replaced) and each name in del removed. Result is malloc'd (strv_free). */
+char **env_build(char *const *base, char *const *add, const char *const *del);
+/* Returns v with "K=V" set (replacing K), reallocating; v must come from env_build. */
+char **env_set(char **v, const char *key, const char *value);
+
+#endif

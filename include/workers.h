@@ -1,0 +1,38 @@
+/* workers.h — the workers' policy on top of child.c: spawn worker N with the sockets
+ * (socket activation) and the vassal's env, readiness (exec, or READY=1 on the
+ * master's NOTIFY_SOCKET within ready-timeout), respawn with backoff when one dies
+ * unasked. Workers live in the master's child set with kind KIND_WORKER. */
+#ifndef EMPEROR_WORKERS_H
+#define EMPEROR_WORKERS_H
+
+#include <stdbool.h>
+
+#include "master.h"
+
+struct worker {
+	struct child child;         /* first: a struct child * is a struct worker * */
+	struct master *m;
+	int id;                     /* VASSAL_WORKER_ID, 1..count */
+	unsigned generation;        /* the master generation whose config it runs */
+	ev_timer ready_timer;       /* exec mode: ready now; notify mode: ready-timeout */
+	bool not_ready_in_time;     /* killed for missing its ready-timeout */
+	bool retire;                /* do not respawn when it exits */
+};
+
+/* Spawns the missing workers 1..count of the current generation. */
+void workers_fill(struct master *m);
+/* Spawns a new worker with this id from m->cfg (NULL if the spawn failed). */
+struct worker *workers_spawn(struct master *m, int id);
+/* A message arrived on the workers' NOTIFY_SOCKET. */
+void workers_notify(struct notify_server *ns, pid_t sender, const char *msg);
+/* Every worker 1..count of the current generation is ready, none older runs. */
+bool workers_all_ready(const struct master *m);
+/* The running worker of an older generation with the lowest id, or NULL. */
+struct worker *workers_oldest(const struct master *m);
+/* reload: workers — curse every older worker; each is replaced as it exits. */
+void workers_replace_all(struct master *m);
+/* Makes every running worker current (after a failed chain reload). */
+void workers_adopt_all(struct master *m);
+int workers_ready_count(const struct master *m);
+
+#endif

@@ -1,0 +1,402 @@
+/* child.c — the child-process mechanism (see child.h): spawn, reap, curse with mercy,
+ * no-mercy SIGKILL of the process group, respawn with capped exponential backoff.
+ * Nothing here blocks the loop: a child's exit arrives through its ev_child watcher,
+ * deadlines through one mercy timer per set, respawns through a per-child timer.
+ * The only wait is the read of the exec-status pipe right after fork, which returns
+ * as soon as the child has exec'd (EOF, CLOEXEC) or failed to (an errno). */
+#include "child.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "parse.h"
+#include "util.h"
+
+extern char **environ;
+
+static void mercy_rearm(struct child_set *set);
+
+const char *child_state_name(enum child_state st)
+{
+	static const char *const names[] = {
+		[CHILD_STOPPED] = "stopped", [CHILD_WAITING] = "waiting",
+		[CHILD_STARTING] = "starting", [CHILD_READY] = "ready",
+		[CHILD_CURSED] = "cursed",
+	};
+	return st < ARRAY_LEN(names) ? names[st] : "?";
+}
+
+const char *child_status_text(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exited %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by SIG%s%s", parse_signal_name(WTERMSIG(status)),
+			 WCOREDUMP(status) ? " (core dumped)" : "");
+	else
+		snprintf(buf, len, "status 0x%x", status);
+	return buf;
+}
+
+/* ---- in the child, between fork and exec ---------------------------------------- */
+
+static void reset_signals(void)
+{
+	sigset_t none;
+
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Moves fds[] to 3, 4, ... and everything else of ours >= 3 to close-on-exec. */
+static int place_fds(const struct child_exec *x, int *errfd)
+{
+	int first_free = 3 + x->n_fds, tmp[64];
+
+	if (x->n_fds > (int)ARRAY_LEN(tmp))
+		return -1;
+	*errfd = fcntl(*errfd, F_DUPFD_CLOEXEC, first_free);
+	if (*errfd < 0)
+		return -1;
+	for (int i = 0; i < x->n_fds; i++) {
+		tmp[i] = fcntl(x->fds[i], F_DUPFD_CLOEXEC, first_free);
+		if (tmp[i] < 0)
+			return -1;
+	}
+	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		for (int fd = 3; fd < 4096; fd++)
+			fd_set_cloexec(fd, 1);
+	for (int i = 0; i < x->n_fds; i++)
+		if (dup2(tmp[i], 3 + i) < 0) /* dup2 clears FD_CLOEXEC on the copy */
+			return -1;
+	return 0;
+}
+
+static int setup_stdio(int out_fd)
+{
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (null < 0 || dup2(null, 0) < 0)
+		return -1;
+	if (out_fd >= 0 && (dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0))
+		return -1;
+	return 0;
+}
+
+static int setup_env(const struct child_exec *x)
+{
+	char buf[32];
+
+	if (x->env)
+		environ = (char **)x->env;
+	if (!x->fdnames)
+		return 0;
+	snprintf(buf, sizeof buf, "%d", x->n_fds);
+	if (setenv("LISTEN_FDS", buf, 1) < 0)
+		return -1;
+	snprintf(buf, sizeof buf, "%d", (int)getpid());
+	if (setenv("LISTEN_PID", buf, 1) < 0)
+		return -1;
+	return setenv("LISTEN_FDNAMES", x->fdnames, 1);
+}
+
+static _Noreturn void child_start(const struct child_exec *x, int errfd, pid_t parent)
+{
+	int err;
+
+	setpgid(0, 0);
+	if (x->die_with_parent &&
+	    (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent))
+		_exit(127); /* the parent is already gone */
+	reset_signals();
+	if (setup_stdio(x->out_fd) < 0)
+		goto fail;
+	if (x->run) {
+		close(errfd);
+		if (x->in_child)
+			x->in_child(x->in_child_arg);
+		_exit(x->run(x->run_arg));
+	}
+	if (place_fds(x, &errfd) < 0 || setup_env(x) < 0)
+		goto fail;
+	if (x->cwd && chdir(x->cwd) < 0)
+		goto fail;
+	if (x->in_child)
+		x->in_child(x->in_child_arg);
+	execvp(x->argv[0], x->argv);
+fail:
+	err = errno;
+	while (write(errfd, &err, sizeof err) < 0 && errno == EINTR)
+		;
+	_exit(127);
+}
+
+/* ---- in the parent ------------------------------------------------------------- */
+
+static void child_reaped(struct ev_loop *loop, ev_child *w, int revents)
+{
+	struct child *c = container_of(w, struct child, child_watcher);
+	pid_t pid = c->pid;
+
+	(void)revents;
+	ev_child_stop(loop, w);
+	c->pid = 0;
+	c->last_status = w->rstatus;
+	c->last_uptime = ev_now(loop) - c->started_at;
+	c->state = CHILD_STOPPED;
+	if (c->kill_group_on_exit && kill(-pid, SIGKILL) == 0)
+		log_info("%s: killed what was left of its process group %d", c->name, (int)pid);
+	mercy_rearm(c->set);
+	if (c->on_exit)
+		c->on_exit(c, w->rstatus);
+}
+
+static void respawn_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct child *c = container_of(w, struct child, respawn_timer);
+
+	(void)loop, (void)revents;
+	c->state = CHILD_STOPPED;
+	if (c->on_respawn)
+		c->on_respawn(c);
+}
+
+static int wait_exec(int fd)
+{
+	int err = 0;
+	ssize_t n;
+
+	do
+		n = read(fd, &err, sizeof err);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	return n == (ssize_t)sizeof err ? err : 0;
+}
+
+int child_spawn(struct child *c, const struct child_exec *x)
+{
+	struct ev_loop *loop = c->set->loop;
+	int pfd[2];
+	pid_t pid, parent = getpid();
+
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		log_errno("%s: pipe", c->name);
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		log_errno("%s: fork", c->name);
+		close(pfd[0]);
+		close(pfd[1]);
+		return -1;
+	}
+	if (pid == 0)
+		child_start(x, pfd[1], parent);
+	close(pfd[1]);
+	setpgid(pid, pid); /* also done by the child: whichever runs first wins */
+	if (c->pid)
+		c->respawns++;
+	c->pid = pid;
+	c->state = CHILD_STARTING;
+	c->started_at = ev_now(loop);
+	c->ready_at = c->cursed_at = c->no_mercy_at = 0;
+	c->asked_to_stop = false;
+	ev_child_set(&c->child_watcher, pid, 0);
+	ev_child_start(loop, &c->child_watcher);
+	c->exec_errno = wait_exec(pfd[0]);
+	if (c->exec_errno) {
+		errno = c->exec_errno;
+		log_errno("%s: cannot start %s", c->name, x->run ? "(in-code)" : x->argv[0]);
+		return -1;
+	}
+	return 0;
+}
+
+void child_set_ready(struct child *c)
+{
+	if (c->state != CHILD_STARTING)
+		return;
+	c->state = CHILD_READY;
+	c->ready_at = ev_now(c->set->loop);
+}
+
+void child_adopt(struct child *c, pid_t pid, ev_tstamp started_at)
+{
+	c->pid = pid;
+	c->state = CHILD_READY;
+	c->started_at = c->ready_at = started_at;
+	ev_child_set(&c->child_watcher, pid, 0);
+	ev_child_start(c->set->loop, &c->child_watcher);
+}
+
+void child_curse(struct child *c, int sig, double mercy)
+{
+	ev_tstamp now = ev_now(c->set->loop);
+
+	if (!child_running(c))
+		return;
+	if (c->state != CHILD_CURSED) {
+		c->state = CHILD_CURSED;
+		c->cursed_at = now;
+		c->no_mercy_at = now + mercy;
+	} else if (now + mercy < c->no_mercy_at) {
+		c->no_mercy_at = now + mercy;
+	}
+	c->asked_to_stop = true;
+	if (kill(c->pid, sig) < 0 && errno != ESRCH)
+		log_errno("%s: kill(%d, SIG%s)", c->name, (int)c->pid, parse_signal_name(sig));
+	mercy_rearm(c->set);
+}
+
+void child_kill(struct child *c)
+{
+	if (!child_running(c))
+		return;
+	c->asked_to_stop = true;
+	if (c->state != CHILD_CURSED) {
+		c->state = CHILD_CURSED;
+		c->cursed_at = ev_now(c->set->loop);
+	}
+	c->no_mercy_at = ev_now(c->set->loop) + 5; /* try again if it is still there */
+	if (kill(-c->pid, SIGKILL) < 0 && errno != ESRCH)
+		log_errno("%s: kill(-%d, SIGKILL)", c->name, (int)c->pid);
+	mercy_rearm(c->set);
+}
+
+static void mercy_expired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct child_set *set = container_of(w, struct child_set, mercy_timer);
+	struct child *c;
+	ev_tstamp now = ev_now(loop);
+
+	(void)revents;
+	TAILQ_FOREACH(c, &set->children, link) {
+		if (c->state != CHILD_CURSED || c->no_mercy_at > now + 0.0005)
+			continue;
+		log_warn("%s (pid %d): no mercy after %.1fs, SIGKILL to its process group",
+			 c->name, (int)c->pid, now - c->cursed_at);
+		child_kill(c);
+	}
+	mercy_rearm(set);
+}
+
+static void mercy_rearm(struct child_set *set)
+{
+	ev_tstamp earliest = INFINITY;
+	struct child *c;
+
+	TAILQ_FOREACH(c, &set->children, link)
+		if (c->state == CHILD_CURSED && c->no_mercy_at < earliest)
+			earliest = c->no_mercy_at;
+	ev_timer_stop(set->loop, &set->mercy_timer);
+	if (isinf(earliest))
+		return;
+	earliest -= ev_now(set->loop);
+	ev_timer_set(&set->mercy_timer, earliest > 0 ? earliest : 0, 0);
+	ev_timer_start(set->loop, &set->mercy_timer);
+}
+
+double child_next_backoff(const struct child *c)
+{
+	double next;
+
+	if (c->last_uptime >= c->stable_after)
+		return 0;
+	next = c->backoff_cur > 0 ? c->backoff_cur * 2 : c->backoff_min;
+	return next < c->backoff_max ? next : c->backoff_max;
+}
+
+void child_schedule_respawn(struct child *c)
+{
+	double delay = child_next_backoff(c);
+
+	c->backoff_cur = delay;
+	if (c->backoff_jitter && delay > 0)
+		delay *= 0.9 + 0.2 * ((double)random() / RAND_MAX);
+	c->state = CHILD_WAITING;
+	ev_timer_stop(c->set->loop, &c->respawn_timer);
+	ev_timer_set(&c->respawn_timer, delay, 0);
+	ev_timer_start(c->set->loop, &c->respawn_timer);
+}
+
+void child_cancel_respawn(struct child *c)
+{
+	ev_timer_stop(c->set->loop, &c->respawn_timer);
+	if (c->state == CHILD_WAITING)
+		c->state = CHILD_STOPPED;
+}
+
+bool child_running(const struct child *c)
+{
+	return c->pid > 0;
+}
+
+double child_uptime(const struct child *c)
+{
+	return child_running(c) ? ev_now(c->set->loop) - c->started_at : 0;
+}
+
+int child_set_running(const struct child_set *set, int kind)
+{
+	const struct child *c;
+	int n = 0;
+
+	TAILQ_FOREACH(c, &set->children, link)
+		if (child_running(c) && (kind < 0 || c->kind == kind))
+			n++;
+	return n;
+}
+
+void child_set_init(struct child_set *set, struct ev_loop *loop)
+{
+	set->loop = loop;
+	TAILQ_INIT(&set->children);
+	ev_timer_init(&set->mercy_timer, mercy_expired, 0, 0);
+}
+
+void child_set_fini(struct child_set *set)
+{
+	struct child *c;
+
+	ev_timer_stop(set->loop, &set->mercy_timer);
+	TAILQ_FOREACH(c, &set->children, link) {
+		ev_child_stop(set->loop, &c->child_watcher);
+		ev_timer_stop(set->loop, &c->respawn_timer);
+	}
+}
+
+void child_init(struct child *c, struct child_set *set, int kind, const char *name)
+{
+	memset(c, 0, sizeof *c);
+	c->set = set;
+	c->kind = kind;
+	snprintf(c->name, sizeof c->name, "%s", name);
+	c->last_status = -1;
+	c->kill_group_on_exit = true;
+	c->backoff_min = 0.1;
+	c->backoff_max = 30;
+	c->stable_after = 10;
+	ev_child_init(&c->child_watcher, child_reaped, 0, 0);
+	ev_timer_init(&c->respawn_timer, respawn_due, 0, 0);
+	TAILQ_INSERT_TAIL(&set->children, c, link);
+}
+
+void child_fini(struct child *c)
+{
+	ev_child_stop(c->set->loop, &c->child_watcher);
+	ev_timer_stop(c->set->loop, &c->respawn_timer);
+	TAILQ_REMOVE(&c->set->children, c, link);
+	mercy_rearm(c->set);
+}

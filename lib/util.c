@@ -1,0 +1,134 @@
+/* util.c — fd flags, monotonic time and string-vector helpers shared by every module. */
+#include "util.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+extern char **environ;
+
+int fd_set_cloexec(int fd, int on)
+{
+	int fl = fcntl(fd, F_GETFD);
+
+	if (fl < 0)
+		return -1;
+	fl = on ? fl | FD_CLOEXEC : fl & ~FD_CLOEXEC;
+	return fcntl(fd, F_SETFD, fl);
+}
+
+int fd_set_nonblock(int fd, int on)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return -1;
+	fl = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
+	return fcntl(fd, F_SETFL, fl);
+}
+
+double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+size_t strv_len(char *const *v)
+{
+	size_t n = 0;
+
+	while (v && v[n])
+		n++;
+	return n;
+}
+
+char **strv_dup(char *const *v)
+{
+	size_t n = strv_len(v);
+	char **out = calloc(n + 1, sizeof *out);
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		out[i] = strdup(v[i]);
+		if (!out[i]) {
+			strv_free(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+void strv_free(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+static size_t env_key_len(const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+
+	return eq ? (size_t)(eq - kv) : strlen(kv);
+}
+
+static long env_find(char **v, const char *key, size_t klen)
+{
+	for (long i = 0; v && v[i]; i++)
+		if (env_key_len(v[i]) == klen && strncmp(v[i], key, klen) == 0)
+			return i;
+	return -1;
+}
+
+char **env_set(char **v, const char *key, const char *value)
+{
+	size_t klen = strlen(key), n = strv_len(v);
+	char *kv = malloc(klen + strlen(value) + 2);
+	long at;
+
+	if (!kv)
+		return v;
+	sprintf(kv, "%s=%s", key, value);
+	at = env_find(v, key, klen);
+	if (at >= 0) {
+		free(v[at]);
+		v[at] = kv;
+		return v;
+	}
+	char **grown = realloc(v, (n + 2) * sizeof *v);
+	if (!grown) {
+		free(kv);
+		return v;
+	}
+	grown[n] = kv;
+	grown[n + 1] = NULL;
+	return grown;
+}
+
+char **env_build(char *const *base, char *const *add, const char *const *del)
+{
+	char **v = strv_dup(base ? base : environ);
+
+	for (size_t i = 0; v && del && del[i]; i++) {
+		long at = env_find(v, del[i], strlen(del[i]));
+		if (at < 0)
+			continue;
+		free(v[at]);
+		memmove(&v[at], &v[at + 1], (strv_len(v) - (size_t)at) * sizeof *v);
+	}
+	for (size_t i = 0; v && add && add[i]; i++) {
+		size_t klen = env_key_len(add[i]);
+		char key[256];
+		if (klen >= sizeof key || !add[i][klen])
+			continue;
+		memcpy(key, add[i], klen);
+		key[klen] = '\0';
+		v = env_set(v, key, add[i] + klen + 1);
+	}
+	return v;
+}

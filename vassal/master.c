@@ -1,0 +1,303 @@
+/* master.c — the vassal master's life outside a reload: start-up (config, log, cwd,
+ * sockets, the workers' notify socket, the emperor channel, signals, touch-reload),
+ * the signal handlers, the emperor channel, READY/RELOADING/STOPPING reports and the
+ * SIGUSR1 status dump. reload.c owns everything that happens during a reload or stop.
+ * Exit status: 0 stopped as asked, 78 bad config, 1 any other failure. */
+#include "master.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "reload.h"
+#include "util.h"
+#include "workers.h"
+
+void master_notify(struct master *m, const char *msg)
+{
+	if (m->emperor_fd >= 0 && notify_fd(m->emperor_fd, msg) < 0 && errno != EPIPE)
+		log_errno("emperor channel: send");
+	notify_parent(msg);
+}
+
+void master_worker_ready(struct master *m)
+{
+	reload_workers_ready(m);
+}
+
+void master_teardown_done(struct master *m)
+{
+	if (m->state != MASTER_STOPPING)
+		reload_reexec(m);
+	vsock_close_all(&m->socks, true);
+	notify_server_close(&m->notify);
+	watch_close(&m->touch);
+	log_info("stopped");
+	exit(0);
+}
+
+/* ---- start-up ---------------------------------------------------------------------- */
+
+static char *read_fd_text(int fd, size_t *len)
+{
+	size_t cap = CONFIG_MAX_FILE_SIZE + 1;
+	char *buf = malloc(cap);
+	ssize_t n;
+
+	*len = 0;
+	while (buf && *len < cap && (n = read(fd, buf + *len, cap - *len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			return NULL;
+		}
+		*len += (size_t)n;
+	}
+	return buf;
+}
+
+/* The config the previous image validated (VASSAL_CONFIG_FD), else the file. */
+static struct config *initial_config(const char *path)
+{
+	struct config_errors errs = { 0 };
+	const char *fd_s = getenv("VASSAL_CONFIG_FD");
+	struct config *cfg = NULL;
+
+	if (fd_s) {
+		int fd = atoi(fd_s);
+		size_t len;
+		char *text = read_fd_text(fd, &len);
+		close(fd);
+		unsetenv("VASSAL_CONFIG_FD");
+		if (text)
+			cfg = config_load_buffer(path, text, len, &errs);
+		free(text);
+	}
+	if (!cfg) {
+		config_errors_fini(&errs);
+		cfg = config_load_file(path, &errs);
+	}
+	for (size_t i = 0; i < errs.n; i++)
+		log_warn("%s", errs.msgs[i]);
+	config_errors_fini(&errs);
+	return cfg;
+}
+
+static int identity(struct master *m, const char *path)
+{
+	char buf[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+
+	if (n < 0) {
+		log_errno("readlink /proc/self/exe");
+		return -1;
+	}
+	buf[n] = '\0';
+	m->exe = strdup(buf);
+	if (!m->exe || stat(m->exe, &m->exe_st) < 0) {
+		log_errno("stat %s", buf);
+		return -1;
+	}
+	if (!realpath(path, buf)) {
+		log_errno("%s", path);
+		return -1;
+	}
+	m->path = strdup(buf);
+	return m->path ? 0 : -1;
+}
+
+/* chdir: relative to the file's directory, which is also the default. */
+static int open_log_and_cwd(struct master *m)
+{
+	char dir[PATH_MAX];
+
+	snprintf(dir, sizeof dir, "%s", m->path);
+	if (chdir(dirname(dir)) < 0) {
+		log_errno("chdir %s", dir);
+		return -1;
+	}
+	if (m->cfg->cwd && chdir(m->cfg->cwd) < 0) {
+		log_errno("chdir %s (from %s)", m->cfg->cwd, dir);
+		return -1;
+	}
+	if (m->cfg->log) {
+		int fd = open(m->cfg->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) {
+			log_errno("log %s", m->cfg->log);
+			return -1;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+static void emperor_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct master *m = container_of(w, struct master, emperor_io);
+	char buf[512];
+	ssize_t n = recv(m->emperor_fd, buf, sizeof buf, MSG_DONTWAIT);
+
+	(void)loop, (void)revents;
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0)
+		return; /* the emperor commands with signals; nothing to read here yet */
+	ev_io_stop(m->loop, w);
+	close(m->emperor_fd);
+	m->emperor_fd = -1;
+	log_warn("lost the emperor (%s on EMPEROR_FD)", n == 0 ? "EOF" : strerror(errno));
+	reload_stop(m, "the emperor is gone");
+}
+
+static int emperor_channel(struct master *m)
+{
+	const char *s = getenv("EMPEROR_FD");
+
+	m->emperor_fd = -1;
+	if (!s)
+		return 0;
+	m->emperor_fd = atoi(s);
+	if (m->emperor_fd < 3 || fd_set_cloexec(m->emperor_fd, 1) < 0 ||
+	    fd_set_nonblock(m->emperor_fd, 1) < 0) {
+		log_errno("EMPEROR_FD=%s", s);
+		return -1;
+	}
+	ev_io_init(&m->emperor_io, emperor_readable, m->emperor_fd, EV_READ);
+	ev_io_start(m->loop, &m->emperor_io);
+	return 0;
+}
+
+/* ---- signals, status, touch, heartbeat --------------------------------------------- */
+
+static void status_dump(struct master *m)
+{
+	static const char *const states[] = { "starting", "running", "reloading", "stopping" };
+	struct child *c;
+
+	log_info("status: %s, generation %u, %zu sockets, %d workers ready of %d",
+		 states[m->state], m->generation, m->socks.n, workers_ready_count(m),
+		 m->cfg->has_workers ? m->cfg->workers.count : 0);
+	TAILQ_FOREACH(c, &m->children.children, link)
+		log_info("status: %s pid %d %s up %.1fs respawns %u", c->name, (int)c->pid,
+			 child_state_name(c->state), child_uptime(c), c->respawns);
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct master *m = w->data;
+
+	(void)loop, (void)revents;
+	switch (w->signum) {
+	case SIGHUP: reload_request(m, "SIGHUP", RELOAD_AS_CONFIGURED); break;
+	case SIGUSR2: reload_request(m, "SIGUSR2", RELOAD_CHAIN); break;
+	case SIGTERM: reload_stop(m, "SIGTERM"); break;
+	case SIGINT: reload_brutal_stop(m, "SIGINT"); break;
+	case SIGQUIT: reload_brutal_stop(m, "SIGQUIT"); break;
+	case SIGUSR1: status_dump(m); break;
+	}
+}
+
+static void signals_start(struct master *m)
+{
+	struct { ev_signal *w; int sig; } sigs[] = {
+		{ &m->sig_hup, SIGHUP }, { &m->sig_term, SIGTERM }, { &m->sig_int, SIGINT },
+		{ &m->sig_quit, SIGQUIT }, { &m->sig_usr1, SIGUSR1 }, { &m->sig_usr2, SIGUSR2 },
+	};
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	for (size_t i = 0; i < ARRAY_LEN(sigs); i++) {
+		ev_signal_init(sigs[i].w, on_signal, sigs[i].sig);
+		sigs[i].w->data = m;
+		ev_signal_start(m->loop, sigs[i].w);
+		sigaddset(&set, sigs[i].sig);
+	}
+	/* The previous image blocked them across the exec; pending ones arrive now. */
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+static void touched(struct watch *w, const char *path)
+{
+	char why[PATH_MAX + 16];
+
+	snprintf(why, sizeof why, "touched %s", path);
+	reload_request(w->data, why, RELOAD_AS_CONFIGURED);
+}
+
+static void heartbeat_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct master *m = container_of(w, struct master, heartbeat);
+
+	(void)loop, (void)revents;
+	if (m->emperor_fd >= 0)
+		notify_fd(m->emperor_fd, "WATCHDOG=1");
+}
+
+static void restore_reload_state(struct master *m)
+{
+	const char *gen = getenv("VASSAL_GENERATION"), *started = getenv("VASSAL_RELOAD_STARTED");
+	const char *pending = getenv("VASSAL_RELOAD_PENDING");
+
+	m->generation = gen ? (unsigned)strtoul(gen, NULL, 10) : 1;
+	m->reload_started = started ? strtod(started, NULL) : mono_now();
+	m->reload_pending = pending && strcmp(pending, "1") == 0;
+	unsetenv("VASSAL_GENERATION");
+	unsetenv("VASSAL_RELOAD_PENDING");
+}
+
+static int master_setup(struct master *m)
+{
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		log_errno("prctl(PR_SET_CHILD_SUBREAPER)");
+	restore_reload_state(m);
+	if (reload_init(m) < 0 || vsock_setup(&m->socks, m->cfg) < 0)
+		return -1;
+	child_set_init(&m->children, m->loop);
+	if (notify_server_open(&m->notify, m->loop, m->cfg->name, workers_notify, m) < 0 ||
+	    emperor_channel(m) < 0)
+		return -1;
+	signals_start(m);
+	if (watch_open(&m->touch, m->loop, m->cfg->touch_reload, touched, m) < 0)
+		return -1;
+	if (m->cfg->heartbeat > 0) {
+		ev_timer_init(&m->heartbeat, heartbeat_due, 0, m->cfg->heartbeat / 3);
+		ev_timer_start(m->loop, &m->heartbeat);
+	}
+	return 0;
+}
+
+int master_main(const char *path)
+{
+	struct master m = { .emperor_fd = -1 };
+	char ident[64];
+
+	m.loop = ev_default_loop(EVFLAG_AUTO);
+	if (!m.loop || identity(&m, path) < 0)
+		return 1;
+	m.cfg = initial_config(m.path);
+	if (!m.cfg) {
+		log_warn("%s: invalid config, not starting (exit %d)", m.path, MASTER_EX_CONFIG);
+		return MASTER_EX_CONFIG;
+	}
+	snprintf(ident, sizeof ident, "vassal %s", m.cfg->name);
+	log_init(ident);
+	if (open_log_and_cwd(&m) < 0 || master_setup(&m) < 0)
+		return 1;
+	m.state = MASTER_STARTING;
+	log_info("master started (generation %u, %zu sockets)", m.generation, m.socks.n);
+	workers_fill(&m);
+	reload_workers_ready(&m);
+	ev_run(m.loop, 0);
+	return 1;
+}

@@ -1,0 +1,486 @@
+/* reload.c — the reload state machine of a vassal master; docs/reload.md walks
+ * through it. Every reload validates the file first and leaves everything running
+ * when it is invalid. Then, by mode:
+ *   graceful  teardown (spooler, daemons, gateways, nested emperor, unsubscribe,
+ *             workers, mules: each step finished before the next), then re-exec with
+ *             the listening sockets, the emperor channel and the validated config;
+ *   workers   curse the workers; each is replaced by a new one as it exits;
+ *   chain     one worker at a time: the replacement is ready before the old one is
+ *             cursed; a replacement not ready in time stops the chain there.
+ * A reload asked for while one runs is remembered and runs next; a stop takes over. */
+#include "reload.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+struct reload {
+	enum cfg_reload mode;      /* of the reload in progress */
+	bool tearing_down;
+	bool brutal;
+	size_t step;               /* index into teardown_steps */
+	bool step_begun;
+	char *next_text;           /* graceful: the validated file, for the new image */
+	size_t next_len;
+	struct config *old_cfg;    /* chain: restored if the chain fails */
+	struct worker *chain_new, *chain_old;
+};
+
+static void unsubscribe_all(struct master *m)
+{
+	if (m->cfg->n_subscribe && m->cfg->unsubscribe_on_reload)
+		log_info("teardown: unsubscribe (no subscription client yet)");
+}
+
+/* The stop half: DESIGN.md's order. kind < 0: a step without children to wait for. */
+static const struct teardown_step {
+	const char *name;
+	int kind;
+	void (*run)(struct master *m);
+} teardown_steps[] = {
+	{ "spooler", KIND_SPOOLER, NULL },
+	{ "daemons", KIND_DAEMON, NULL },
+	{ "gateways", KIND_GATEWAY, NULL },
+	{ "nested emperor", KIND_EMPEROR, NULL },
+	{ "unsubscribe", -1, unsubscribe_all },
+	{ "workers", KIND_WORKER, NULL },
+	{ "mules", KIND_MULE, NULL },
+};
+
+static void curse_kind(struct master *m, int kind)
+{
+	struct child *c;
+
+	TAILQ_FOREACH(c, &m->children.children, link) {
+		if (c->kind != kind)
+			continue;
+		if (c->state == CHILD_WAITING)
+			child_cancel_respawn(c);
+		if (child_running(c))
+			child_curse(c, c->stop_signal, c->mercy);
+	}
+}
+
+static void teardown_advance(struct master *m)
+{
+	struct reload *r = m->reload;
+
+	while (r->step < ARRAY_LEN(teardown_steps)) {
+		const struct teardown_step *s = &teardown_steps[r->step];
+		if (!r->step_begun) {
+			r->step_begun = true;
+			if (s->run)
+				s->run(m);
+			if (s->kind >= 0 && child_set_running(&m->children, s->kind) > 0) {
+				log_info("teardown: stopping %s", s->name);
+				curse_kind(m, s->kind);
+			}
+		}
+		if (s->kind >= 0 && child_set_running(&m->children, s->kind) > 0)
+			return; /* reload_child_gone() brings us back */
+		r->step++;
+		r->step_begun = false;
+	}
+	r->tearing_down = false;
+	master_teardown_done(m);
+}
+
+static void teardown_begin(struct master *m)
+{
+	struct reload *r = m->reload;
+
+	r->tearing_down = true;
+	r->step = 0;
+	r->step_begun = false;
+	teardown_advance(m);
+}
+
+bool reload_tearing_down(const struct master *m)
+{
+	return m->reload->tearing_down || m->reload->brutal;
+}
+
+void reload_child_gone(struct master *m)
+{
+	struct reload *r = m->reload;
+
+	if (r->brutal) {
+		if (child_set_running(&m->children, -1) == 0)
+			master_teardown_done(m);
+		return;
+	}
+	if (r->tearing_down)
+		teardown_advance(m);
+}
+
+/* ---- validation ----------------------------------------------------------------- */
+
+static char *read_text(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t cap = CONFIG_MAX_FILE_SIZE + 1, used = 0;
+	char *buf;
+	ssize_t n;
+
+	if (fd < 0) {
+		log_errno("%s: cannot open", path);
+		return NULL;
+	}
+	buf = malloc(cap);
+	while (buf && used < cap && (n = read(fd, buf + used, cap - used)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			log_errno("%s: read", path);
+			free(buf);
+			buf = NULL;
+			break;
+		}
+		used += (size_t)n;
+	}
+	close(fd);
+	*len = used;
+	return buf;
+}
+
+static struct config *load_checked(struct master *m, char **text, size_t *len)
+{
+	struct config_errors errs = { 0 };
+	struct config *cfg;
+
+	*text = read_text(m->path, len);
+	if (!*text)
+		return NULL;
+	cfg = config_load_buffer(m->path, *text, *len, &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		log_warn("%s", errs.msgs[i]);
+	config_errors_fini(&errs);
+	if (!cfg) {
+		free(*text);
+		*text = NULL;
+	}
+	return cfg;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* What in next only a new master image can apply, or NULL. */
+static const char *master_change(const struct master *m, const struct config *next)
+{
+	const struct config *cur = m->cfg;
+	struct stat st;
+
+	if (cur->n_sockets != next->n_sockets)
+		return "sockets";
+	for (size_t i = 0; i < cur->n_sockets; i++) {
+		const struct cfg_socket *a = &cur->sockets[i], *b = &next->sockets[i];
+		if (!str_eq(a->name, b->name) || strcmp(a->addr.text, b->addr.text) ||
+		    a->backlog != b->backlog || a->mode != b->mode ||
+		    !str_eq(a->owner, b->owner) || !str_eq(a->group, b->group))
+			return "sockets";
+	}
+	if (!str_eq(cur->user, next->user) || !str_eq(cur->group, next->group))
+		return "user/group";
+	if (memcmp(&cur->limits, &next->limits, sizeof cur->limits) != 0)
+		return "limits";
+	if (!str_eq(cur->log, next->log) || !str_eq(cur->cwd, next->cwd))
+		return "log/chdir";
+	if (stat(m->exe, &st) == 0 &&
+	    (st.st_ino != m->exe_st.st_ino || st.st_mtim.tv_sec != m->exe_st.st_mtim.tv_sec ||
+	     st.st_mtim.tv_nsec != m->exe_st.st_mtim.tv_nsec))
+		return "the vassal binary";
+	return NULL;
+}
+
+/* ---- the three modes -------------------------------------------------------------- */
+
+static void chain_next(struct master *m)
+{
+	struct reload *r = m->reload;
+	struct worker *old;
+
+	while ((old = workers_oldest(m)) && old->id > m->cfg->workers.count) {
+		old->retire = true;
+		child_curse(&old->child, old->child.stop_signal, old->child.mercy);
+	}
+	if (!old) {
+		r->chain_new = r->chain_old = NULL;
+		workers_fill(m);
+		reload_workers_ready(m);
+		return;
+	}
+	r->chain_old = old;
+	r->chain_new = workers_spawn(m, old->id);
+	log_info("chain: replacing worker %d (pid %d)", old->id, (int)old->child.pid);
+}
+
+static void swap_config(struct master *m, struct config *next, bool keep_old)
+{
+	struct reload *r = m->reload;
+
+	if (keep_old)
+		r->old_cfg = m->cfg;
+	else
+		config_free(m->cfg);
+	m->cfg = next;
+	m->generation++;
+}
+
+static void reload_begin(struct master *m, const char *why, enum cfg_reload mode,
+			 struct config *next, char *text, size_t len)
+{
+	static const char *const mode_names[] = { "graceful", "workers", "chain" };
+	struct reload *r = m->reload;
+
+	r->mode = mode;
+	m->state = MASTER_RELOADING;
+	m->reload_started = mono_now();
+	master_notify(m, "RELOADING=1\nSTATUS=reloading");
+	log_info("reloading (%s): %s reload of generation %u", why, mode_names[mode], m->generation);
+	if (mode == CFG_RELOAD_GRACEFUL) {
+		config_free(next);
+		r->next_text = text;
+		r->next_len = len;
+		teardown_begin(m);
+		return;
+	}
+	free(text);
+	swap_config(m, next, mode == CFG_RELOAD_CHAIN);
+	if (mode == CFG_RELOAD_CHAIN)
+		chain_next(m);
+	else
+		workers_replace_all(m);
+	reload_workers_ready(m);
+}
+
+void reload_request(struct master *m, const char *why, enum reload_how how)
+{
+	struct config *next;
+	enum cfg_reload mode;
+	const char *change;
+	char *text;
+	size_t len;
+
+	if (m->state == MASTER_STOPPING) {
+		log_warn("reload (%s) refused: stopping", why);
+		return;
+	}
+	if (m->state != MASTER_RUNNING) {
+		if (!m->reload_pending)
+			log_info("reload (%s) queued: it runs when the current %s ends", why,
+				 m->state == MASTER_STARTING ? "start" : "reload");
+		m->reload_pending = true;
+		return;
+	}
+	next = load_checked(m, &text, &len);
+	if (!next) {
+		log_warn("reload (%s) aborted: %s is invalid; generation %u keeps running", why,
+			 m->path, m->generation);
+		return;
+	}
+	mode = how == RELOAD_CHAIN ? CFG_RELOAD_CHAIN : next->reload;
+	if (mode != CFG_RELOAD_GRACEFUL && (change = master_change(m, next))) {
+		log_info("reload (%s): %s changed, which needs a graceful reload", why, change);
+		mode = CFG_RELOAD_GRACEFUL;
+	}
+	reload_begin(m, why, mode, next, text, len);
+}
+
+void reload_worker_ready(struct master *m, struct worker *w)
+{
+	struct reload *r = m->reload;
+
+	if (m->state != MASTER_RELOADING || r->mode != CFG_RELOAD_CHAIN || w != r->chain_new)
+		return;
+	r->chain_old->retire = true;
+	child_curse(&r->chain_old->child, r->chain_old->child.stop_signal, r->chain_old->child.mercy);
+	chain_next(m);
+}
+
+void reload_worker_failed(struct master *m, struct worker *w)
+{
+	struct reload *r = m->reload;
+
+	if (m->state != MASTER_RELOADING || r->mode != CFG_RELOAD_CHAIN || w != r->chain_new)
+		return;
+	log_warn("chain reload failed: the new worker %d was not ready within %.1fs; "
+		 "the old workers keep serving with the previous config",
+		 w->id, m->cfg->workers.ready_timeout);
+	w->retire = true;
+	r->chain_new = r->chain_old = NULL;
+	config_free(m->cfg);
+	m->cfg = r->old_cfg;
+	r->old_cfg = NULL;
+	workers_adopt_all(m);
+	m->state = MASTER_RUNNING;
+	master_notify(m, "READY=1\nSTATUS=chain reload failed");
+	if (m->reload_pending) {
+		m->reload_pending = false;
+		reload_request(m, "queued request", RELOAD_AS_CONFIGURED);
+	}
+}
+
+void reload_workers_ready(struct master *m)
+{
+	struct reload *r = m->reload;
+	bool was_reload = getenv("VASSAL_RELOAD_STARTED") != NULL;
+
+	if (!workers_all_ready(m) || r->chain_new || r->tearing_down || r->brutal)
+		return;
+	if (m->state == MASTER_STARTING && !was_reload)
+		log_info("ready: %d workers, generation %u", workers_ready_count(m), m->generation);
+	else if (m->state == MASTER_STARTING || m->state == MASTER_RELOADING)
+		log_info("reload complete: generation %u ready in %.0f ms", m->generation,
+			 (mono_now() - m->reload_started) * 1000);
+	else
+		return;
+	unsetenv("VASSAL_RELOAD_STARTED");
+	config_free(r->old_cfg);
+	r->old_cfg = NULL;
+	m->state = MASTER_RUNNING;
+	master_notify(m, "READY=1\nSTATUS=ready");
+	if (m->reload_pending) {
+		m->reload_pending = false;
+		reload_request(m, "queued request", RELOAD_AS_CONFIGURED);
+	}
+}
+
+/* ---- stops -------------------------------------------------------------------------- */
+
+void reload_stop(struct master *m, const char *why)
+{
+	struct reload *r = m->reload;
+
+	if (m->state == MASTER_STOPPING) {
+		log_info("stop (%s): already stopping", why);
+		return;
+	}
+	log_info("stopping gracefully (%s)%s", why,
+		 m->state == MASTER_RELOADING ? ": the stop takes over the reload" : "");
+	m->state = MASTER_STOPPING;
+	m->reload_pending = false;
+	r->chain_new = r->chain_old = NULL;
+	master_notify(m, "STOPPING=1\nSTATUS=stopping");
+	if (!r->tearing_down)
+		teardown_begin(m);
+}
+
+void reload_brutal_stop(struct master *m, const char *why)
+{
+	struct reload *r = m->reload;
+	struct child *c;
+
+	log_warn("stopping now (%s): SIGKILL to every child's process group", why);
+	m->state = MASTER_STOPPING;
+	r->brutal = true;
+	r->tearing_down = false;
+	master_notify(m, "STOPPING=1\nSTATUS=stopping");
+	TAILQ_FOREACH(c, &m->children.children, link) {
+		child_cancel_respawn(c);
+		child_kill(c);
+	}
+	reload_child_gone(m);
+}
+
+/* ---- the start half: re-exec --------------------------------------------------------- */
+
+static int config_memfd(const char *text, size_t len)
+{
+	int fd = memfd_create("vassal-config", MFD_CLOEXEC);
+	size_t done = 0;
+
+	if (fd < 0)
+		return -1;
+	while (done < len) {
+		ssize_t n = write(fd, text + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			close(fd);
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return lseek(fd, 0, SEEK_SET) < 0 ? (close(fd), -1) : fd;
+}
+
+/* Puts fds[i] at 3 + i, without close-on-exec. */
+static int place_for_exec(int *fds, int n)
+{
+	int tmp[300];
+
+	if (n > (int)ARRAY_LEN(tmp))
+		return -1;
+	for (int i = 0; i < n; i++)
+		if ((tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + n)) < 0)
+			return -1;
+	for (int i = 0; i < n; i++) {
+		if (dup2(tmp[i], 3 + i) < 0)
+			return -1;
+		close(tmp[i]);
+	}
+	return 0;
+}
+
+static void setenv_int(const char *key, long long v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof buf, "%lld", v);
+	setenv(key, buf, 1);
+}
+
+void reload_reexec(struct master *m)
+{
+	struct reload *r = m->reload;
+	int fds[300], n = (int)m->socks.n, cfg_fd = -1;
+	char names[1024], started[32];
+	char *argv[] = { m->exe, m->path, NULL };
+	sigset_t block;
+
+	vsock_fds(&m->socks, fds, names, sizeof names);
+	if (m->emperor_fd >= 0)
+		fds[n++] = m->emperor_fd;
+	if (r->next_text && (cfg_fd = config_memfd(r->next_text, r->next_len)) >= 0)
+		fds[n++] = cfg_fd;
+	if (place_for_exec(fds, n) < 0)
+		log_fatal("reload: cannot hand the sockets to the new image: %s", strerror(errno));
+	setenv_int("LISTEN_FDS", (long long)m->socks.n);
+	setenv_int("LISTEN_PID", getpid());
+	setenv("LISTEN_FDNAMES", names, 1);
+	if (m->emperor_fd >= 0)
+		setenv_int("EMPEROR_FD", 3 + (long long)m->socks.n);
+	if (cfg_fd >= 0)
+		setenv_int("VASSAL_CONFIG_FD", 3 + n - 1);
+	setenv_int("VASSAL_GENERATION", (long long)m->generation + 1);
+	snprintf(started, sizeof started, "%.6f", m->reload_started);
+	setenv("VASSAL_RELOAD_STARTED", started, 1);
+	setenv("VASSAL_RELOAD_PENDING", m->reload_pending ? "1" : "0", 1);
+	/* Signals that arrive during the exec wait, pending, for the new image's handlers. */
+	sigemptyset(&block);
+	for (int sig = 1; sig < SIGRTMIN; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD)
+			sigaddset(&block, sig);
+	sigprocmask(SIG_BLOCK, &block, NULL);
+	log_info("reload: re-exec %s (generation %u -> %u, %zu sockets kept open)", m->exe,
+		 m->generation, m->generation + 1, m->socks.n);
+	execv(m->exe, argv);
+	log_fatal("reload: execv %s: %s", m->exe, strerror(errno));
+}
+
+int reload_init(struct master *m)
+{
+	m->reload = calloc(1, sizeof *m->reload);
+	return m->reload ? 0 : -1;
+}

@@ -1,0 +1,294 @@
+/* workers.c — the workers' policy (see workers.h). A worker is any program: it gets
+ * the vassal's listening sockets on fds 3.. with LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES,
+ * NOTIFY_SOCKET, VASSAL_NAME and VASSAL_WORKER_ID, its configured env and cwd, stdin
+ * on /dev/null and the master's stdout/stderr. What happens when one exits depends on
+ * why: asked to (reload, stop) or not (crash: respawn with backoff). */
+#include "workers.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "reload.h"
+#include "util.h"
+
+static const char *const worker_env_drop[] = {
+	"EMPEROR_FD", "VASSAL_CONFIG_FD", "VASSAL_GENERATION", "VASSAL_RELOAD_STARTED",
+	"VASSAL_RELOAD_PENDING", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", NULL,
+};
+
+static struct worker *as_worker(struct child *c)
+{
+	return c->kind == KIND_WORKER ? (struct worker *)c : NULL;
+}
+
+#define FOREACH_WORKER(w, m)                                                        \
+	for (struct child *c_ = TAILQ_FIRST(&(m)->children.children); c_;            \
+	     c_ = TAILQ_NEXT(c_, link))                                               \
+		if (((w) = as_worker(c_)) != NULL)
+
+static char **worker_env(const struct master *m, int id)
+{
+	char idbuf[16], **add, **env;
+	size_t n = strv_len(m->cfg->workers.prog.env), i;
+	char *const empty[] = { NULL };
+
+	add = calloc(n + 4, sizeof *add);
+	if (!add)
+		return NULL;
+	for (i = 0; i < n; i++)
+		add[i] = m->cfg->workers.prog.env[i];
+	snprintf(idbuf, sizeof idbuf, "%d", id);
+	if (asprintf(&add[i++], "VASSAL_NAME=%s", m->cfg->name) < 0 ||
+	    asprintf(&add[i++], "VASSAL_WORKER_ID=%s", idbuf) < 0 ||
+	    asprintf(&add[i++], "NOTIFY_SOCKET=%s", m->notify.address) < 0) {
+		free(add);
+		return NULL;
+	}
+	env = env_build(m->cfg->clear_env ? empty : NULL, add, worker_env_drop);
+	for (size_t k = n; k < n + 3; k++)
+		free(add[k]);
+	free(add);
+	return env;
+}
+
+static void worker_free(struct worker *w)
+{
+	ev_timer_stop(w->m->loop, &w->ready_timer);
+	child_fini(&w->child);
+	free(w);
+}
+
+static void worker_became_ready(struct worker *w)
+{
+	struct master *m = w->m;
+
+	ev_timer_stop(m->loop, &w->ready_timer);
+	child_set_ready(&w->child);
+	log_info("worker %d (pid %d) ready in %.0f ms", w->id, (int)w->child.pid,
+		 (w->child.ready_at - w->child.started_at) * 1000);
+	reload_worker_ready(m, w);
+	master_worker_ready(m);
+}
+
+static void ready_timer_fired(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = container_of(t, struct worker, ready_timer);
+
+	(void)loop, (void)revents;
+	if (w->child.state != CHILD_STARTING)
+		return;
+	if (w->m->cfg->workers.ready == CFG_READY_EXEC) {
+		worker_became_ready(w);
+		return;
+	}
+	log_warn("worker %d (pid %d) not ready after %.1fs (ready: notify): killing it", w->id,
+		 (int)w->child.pid, w->m->cfg->workers.ready_timeout);
+	w->not_ready_in_time = true;
+	child_kill(&w->child);
+	reload_worker_failed(w->m, w);
+}
+
+static int worker_start(struct worker *w)
+{
+	struct master *m = w->m;
+	const struct cfg_workers *cw = &m->cfg->workers;
+	int fds[256];
+	char names[1024];
+	char **env = worker_env(m, w->id);
+	struct child_exec x = {
+		.argv = cw->prog.argv, .env = env, .cwd = cw->prog.cwd, .fds = fds,
+		.n_fds = (int)m->socks.n, .fdnames = names, .out_fd = -1, .die_with_parent = true,
+	};
+	int rc;
+
+	if (!env || m->socks.n > ARRAY_LEN(fds)) {
+		strv_free(env);
+		return -1;
+	}
+	vsock_fds(&m->socks, fds, names, sizeof names);
+	w->generation = m->generation;
+	w->not_ready_in_time = false;
+	w->child.stop_signal = cw->prog.stop_signal;
+	w->child.mercy = cw->prog.reload_mercy;
+	w->child.backoff_min = cw->respawn_min;
+	w->child.backoff_max = cw->respawn_max;
+	rc = child_spawn(&w->child, &x);
+	strv_free(env);
+	if (rc == 0) {
+		double after = cw->ready == CFG_READY_EXEC ? 0 : cw->ready_timeout;
+		log_info("worker %d started (pid %d)", w->id, (int)w->child.pid);
+		ev_timer_set(&w->ready_timer, after, 0);
+		ev_timer_start(m->loop, &w->ready_timer);
+	}
+	return rc;
+}
+
+static void worker_respawn_due(struct child *c)
+{
+	struct worker *w = (struct worker *)c;
+
+	if (w->m->state == MASTER_STOPPING || reload_tearing_down(w->m)) {
+		reload_child_gone(w->m);
+		return;
+	}
+	worker_start(w);
+}
+
+static void worker_schedule(struct worker *w)
+{
+	double delay = child_next_backoff(&w->child);
+
+	if (delay > 0)
+		log_warn("worker %d keeps dying young (last run %.2fs): respawn in %.2fs", w->id,
+			 w->child.last_uptime, delay);
+	child_schedule_respawn(&w->child);
+}
+
+static void worker_exited(struct child *c, int status)
+{
+	struct worker *w = (struct worker *)c;
+	struct master *m = w->m;
+	char how[64];
+
+	ev_timer_stop(m->loop, &w->ready_timer);
+	if (!c->exec_errno)
+		log_info("worker %d (pid %d) %s after %.2fs%s", w->id, (int)c->child_watcher.rpid,
+			 child_status_text(status, how, sizeof how), c->last_uptime,
+			 c->asked_to_stop ? "" : ", unasked");
+	if (w->retire || w->id > m->cfg->workers.count || m->state == MASTER_STOPPING ||
+	    reload_tearing_down(m)) {
+		worker_free(w);
+		reload_child_gone(m);
+		master_worker_ready(m);
+		return;
+	}
+	if (c->asked_to_stop && !w->not_ready_in_time) {
+		worker_start(w); /* replaced on purpose (reload: workers): at once */
+		return;
+	}
+	worker_schedule(w);
+}
+
+struct worker *workers_spawn(struct master *m, int id)
+{
+	struct worker *w = calloc(1, sizeof *w);
+	char name[32];
+
+	if (!w)
+		return NULL;
+	snprintf(name, sizeof name, "worker %d", id);
+	child_init(&w->child, &m->children, KIND_WORKER, name);
+	w->m = m;
+	w->id = id;
+	w->child.on_exit = worker_exited;
+	w->child.on_respawn = worker_respawn_due;
+	ev_timer_init(&w->ready_timer, ready_timer_fired, 0, 0);
+	if (worker_start(w) < 0 && !child_running(&w->child)) {
+		worker_schedule(w);
+		return w;
+	}
+	return w;
+}
+
+static bool id_present(const struct master *m, int id)
+{
+	struct worker *w;
+
+	FOREACH_WORKER(w, m)
+		if (w->id == id && !w->retire)
+			return true;
+	return false;
+}
+
+void workers_fill(struct master *m)
+{
+	if (!m->cfg->has_workers)
+		return;
+	for (int id = 1; id <= m->cfg->workers.count; id++)
+		if (!id_present(m, id))
+			workers_spawn(m, id);
+}
+
+void workers_notify(struct notify_server *ns, pid_t sender, const char *msg)
+{
+	struct master *m = ns->data;
+	pid_t group = getpgid(sender);
+	struct worker *w;
+
+	FOREACH_WORKER(w, m) {
+		if (!child_running(&w->child) || (w->child.pid != sender && w->child.pid != group))
+			continue;
+		if (notify_has(msg, "READY=1") && w->child.state == CHILD_STARTING)
+			worker_became_ready(w);
+		return;
+	}
+}
+
+int workers_ready_count(const struct master *m)
+{
+	struct worker *w;
+	int n = 0;
+
+	FOREACH_WORKER(w, m)
+		if (w->child.state == CHILD_READY && !w->retire)
+			n++;
+	return n;
+}
+
+bool workers_all_ready(const struct master *m)
+{
+	struct worker *w;
+	int ready = 0;
+
+	if (!m->cfg->has_workers)
+		return true;
+	FOREACH_WORKER(w, m) {
+		if (child_running(&w->child) && w->generation != m->generation)
+			return false;
+		if (w->child.state == CHILD_READY && !w->retire)
+			ready++;
+	}
+	return ready >= m->cfg->workers.count;
+}
+
+struct worker *workers_oldest(const struct master *m)
+{
+	struct worker *w, *best = NULL;
+
+	FOREACH_WORKER(w, m)
+		if (w->generation != m->generation && !w->retire &&
+		    child_running(&w->child) && w->child.state != CHILD_CURSED &&
+		    (!best || w->id < best->id))
+			best = w;
+	return best;
+}
+
+void workers_replace_all(struct master *m)
+{
+	struct worker *w;
+
+	FOREACH_WORKER(w, m) {
+		if (w->generation == m->generation)
+			continue;
+		if (w->id > m->cfg->workers.count)
+			w->retire = true;
+		if (child_running(&w->child))
+			child_curse(&w->child, w->child.stop_signal, w->child.mercy);
+		else if (w->child.state == CHILD_WAITING) /* crashed and waiting: go now */
+			child_cancel_respawn(&w->child), worker_start(w);
+	}
+	workers_fill(m);
+}
+
+void workers_adopt_all(struct master *m)
+{
+	struct worker *w;
+
+	FOREACH_WORKER(w, m)
+		if (!w->retire)
+			w->generation = m->generation;
+}
