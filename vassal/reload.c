@@ -287,6 +287,8 @@ void reload_request(struct master *m, const char *why, enum reload_how how)
 	if (!next) {
 		log_warn("reload (%s) aborted: %s is invalid; generation %u keeps running", why,
 			 m->path, m->generation);
+		/* Still ready: whoever asked (the emperor's reload queue) may move on. */
+		master_notify(m, "READY=1\nSTATUS=reload aborted: invalid config");
 		return;
 	}
 	mode = how == RELOAD_CHAIN ? CFG_RELOAD_CHAIN : next->reload;

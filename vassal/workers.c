@@ -143,7 +143,7 @@ static void worker_schedule(struct worker *w)
 	double delay = child_next_backoff(&w->child);
 
 	if (delay > 0)
-		log_warn("worker %d keeps dying young (last run %.2fs): respawn in %.2fs", w->id,
+		log_warn("worker %d died young (ran %.2fs): respawn in %.2fs", w->id,
 			 w->child.last_uptime, delay);
 	child_schedule_respawn(&w->child);
 }
