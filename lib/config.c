@@ -1,0 +1,595 @@
+/* config.c — loads a vassal file into struct config. config_yaml.c makes a node tree
+ * of the YAML; config_kinds.c walks it with the schema tables below, one per mapping,
+ * where a row says a key's kind, where its value lands, its default and whether it is
+ * required: adding a key is adding a row (and a line in docs/config.md). Defaults are
+ * strings read by the same code as the file's values. After the walk come the checks
+ * that span mappings (socket references, unique names and addresses, something to
+ * run). The loader never logs: every problem is a "file:line:col: message" in errs. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config_internal.h"
+
+/* A row of table T: key, kind (config_kind_<kind>), member of T, then as needed .aux
+ * (list length), .has (presence flag), .arg, .def (default) and .required. */
+#define F(key_, kind_, member, ...) \
+	{ .key = (key_), .kind = &config_kind_##kind_, .off = offsetof(T, member), __VA_ARGS__ }
+#define LEN(member)   offsetof(T, member)
+#define HAS(member)   (offsetof(T, member) + 1)
+#define RANGE(lo, hi) (&(const struct config_range){ (lo), (hi) })
+
+static const struct config_dur_range dur_any = { 0, 86400, "0s..24h" };
+static const struct config_dur_range dur_positive = { 0.001, 86400, "1ms..24h" };
+
+static const char *const ready_names[] = { "exec", "notify", NULL };
+static const char *const reload_names[] = { "graceful", "workers", "chain", NULL };
+static const char *const spool_stop_names[] = { "graceful", "kill", NULL };
+static const char *const balance_names[] = { "round-robin", "least-conn", NULL };
+
+static int socket_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj);
+static int workers_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj);
+static int gateway_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj);
+
+/* What every exec'd kind shares (struct cfg_program). */
+#define PROGRAM_FIELDS(mercy_key, mercy_def)                                       \
+	F("exec", argv, prog.argv, .required = true),                              \
+	F("env", env, prog.env),                                                   \
+	F("cwd", string, prog.cwd),                                                \
+	F("stop-signal", signal, prog.stop_signal, .def = "TERM"),                 \
+	F(mercy_key, duration, prog.reload_mercy, .arg = &dur_any, .def = mercy_def)
+
+#define T struct cfg_socket
+static const struct config_field socket_fields[] = {
+	F("name", name, name, .required = true),
+	F("listen", addr, addr, .required = true),
+	F("backlog", int, backlog, .arg = RANGE(0, 65535), .def = "0"),
+	F("mode", mode, mode, .def = "0666"),
+	F("owner", string, owner),
+	F("group", string, group),
+	{ .key = NULL },
+};
+static const struct config_schema socket_schema = { socket_fields, sizeof(T), socket_check };
+#undef T
+
+#define T struct cfg_workers
+static const struct config_field workers_fields[] = {
+	PROGRAM_FIELDS("reload-mercy", "60s"),
+	F("count", int, count, .arg = RANGE(1, 1024), .def = "1"),
+	F("ready", enum, ready, .arg = ready_names, .def = "exec"),
+	F("ready-timeout", duration, ready_timeout, .arg = &dur_positive, .def = "30s"),
+	F("respawn-delay", duration, respawn_min, .arg = &dur_positive, .def = "100ms"),
+	F("max-respawn-delay", duration, respawn_max, .arg = &dur_positive, .def = "30s"),
+	{ .key = NULL },
+};
+static const struct config_schema workers_schema = { workers_fields, sizeof(T), workers_check };
+#undef T
+
+#define T struct cfg_mule
+static const struct config_field mule_fields[] = {
+	F("name", name, name, .required = true),
+	PROGRAM_FIELDS("reload-mercy", "60s"),
+	F("count", int, count, .arg = RANGE(1, 256), .def = "1"),
+	{ .key = NULL },
+};
+static const struct config_schema mule_schema = { mule_fields, sizeof(T), NULL };
+#undef T
+
+#define T struct cfg_spooler
+static const struct config_field spooler_fields[] = {
+	F("dir", string, dir, .required = true),
+	PROGRAM_FIELDS("reload-mercy", "30s"),
+	F("processes", int, processes, .arg = RANGE(1, 64), .def = "1"),
+	F("retry-backoff", duration, retry_backoff, .arg = &dur_any, .def = "30s"),
+	F("max-attempts", int, max_attempts, .arg = RANGE(1, 1000), .def = "5"),
+	F("stop", enum, stop, .arg = spool_stop_names, .def = "graceful"),
+	{ .key = NULL },
+};
+static const struct config_schema spooler_schema = { spooler_fields, sizeof(T), NULL };
+#undef T
+
+#define T struct cfg_daemon
+static const struct config_field daemon_fields[] = {
+	F("name", name, name, .required = true),
+	PROGRAM_FIELDS("stop-mercy", "3s"),
+	F("pidfile", string, pidfile),
+	F("survive-reload", bool, survive_reload, .def = "false"),
+	F("touch", string_or_list, touch),
+	{ .key = NULL },
+};
+static const struct config_schema daemon_schema = { daemon_fields, sizeof(T), NULL };
+#undef T
+
+#define T struct cfg_gateway
+static const struct config_field gateway_fields[] = {
+	F("listen", addr, listen, .required = true),
+	F("to", string_or_list, to),
+	F("subscription-server", addr, subscription_server, .has = HAS(has_subscription_server)),
+	F("subscribers", uids, subscribers, .aux = LEN(n_subscribers)),
+	F("balance", enum, balance, .arg = balance_names, .def = "round-robin"),
+	F("max-connections", int, max_connections, .arg = RANGE(1, 1000000), .def = "10000"),
+	F("header-timeout", duration, header_timeout, .arg = &dur_positive, .def = "10s"),
+	F("backend-timeout", duration, backend_timeout, .arg = &dur_positive, .def = "60s"),
+	F("reload-mercy", duration, reload_mercy, .arg = &dur_any, .def = "30s"),
+	F("max-header-size", size, max_header_size, .arg = RANGE(1024, 1048576), .def = "8K"),
+	{ .key = NULL },
+};
+static const struct config_schema gateway_schema = { gateway_fields, sizeof(T), gateway_check };
+#undef T
+
+#define T struct cfg_subscribe
+static const struct config_field subscribe_fields[] = {
+	F("server", addr, server, .required = true),
+	F("key", string, key, .required = true),
+	F("socket", string, socket, .required = true),
+	F("weight", int, weight, .arg = RANGE(1, 1000), .def = "1"),
+	{ .key = NULL },
+};
+static const struct config_schema subscribe_schema = { subscribe_fields, sizeof(T), NULL };
+#undef T
+
+#define T struct cfg_emperor
+static const struct config_field emperor_fields[] = {
+	F("dir", string, dir, .required = true),
+	F("args", strings, args),
+	F("stop-mercy", duration, stop_mercy, .arg = &dur_any, .def = "60s"),
+	{ .key = NULL },
+};
+static const struct config_schema emperor_schema = { emperor_fields, sizeof(T), NULL };
+#undef T
+
+#define T struct cfg_limits
+static const struct config_field limits_fields[] = {
+	F("nofile", rlimit, nofile),
+	F("nproc", rlimit, nproc),
+	F("core", rlimit_size, core),
+	F("as", rlimit_size, as),
+	F("cpu", rlimit, cpu),
+	{ .key = NULL },
+};
+static const struct config_schema limits_schema = { limits_fields, sizeof(T), NULL };
+#undef T
+
+#define T struct cfg_cgroup
+static const struct config_field cgroup_fields[] = {
+	F("parent", string, parent),
+	F("memory-max", size_llong, memory_max, .arg = RANGE(1, LLONG_MAX)),
+	F("pids-max", llong, pids_max, .arg = RANGE(1, 4194304)),
+	F("cpu-max", cpu_max, cpu_max),
+	{ .key = NULL },
+};
+static const struct config_schema cgroup_schema = { cgroup_fields, sizeof(T), NULL };
+#undef T
+
+#define T struct config
+static const struct config_field config_fields[] = {
+	F("sockets", list, sockets, .aux = LEN(n_sockets), .arg = &socket_schema),
+	F("workers", section, workers, .has = HAS(has_workers), .arg = &workers_schema),
+	F("reload", enum, reload, .arg = reload_names, .def = "graceful"),
+	F("touch-reload", string_or_list, touch_reload),
+	F("mules", list, mules, .aux = LEN(n_mules), .arg = &mule_schema),
+	F("spooler", section, spooler, .has = HAS(has_spooler), .arg = &spooler_schema),
+	F("daemons", list, daemons, .aux = LEN(n_daemons), .arg = &daemon_schema),
+	F("gateways", gateways, gateways, .aux = LEN(n_gateways), .arg = &gateway_schema),
+	F("subscribe", list, subscribe, .aux = LEN(n_subscribe), .arg = &subscribe_schema),
+	F("unsubscribe-on-reload", bool, unsubscribe_on_reload, .def = "false"),
+	F("emperor", section, emperor, .has = HAS(has_emperor), .arg = &emperor_schema),
+	F("user", string, user),
+	F("group", string, group),
+	F("clear-env", bool, clear_env, .def = "false"),
+	F("umask", umask, umask),
+	F("limits", section, limits, .arg = &limits_schema),
+	F("cgroup", section, cgroup, .has = HAS(has_cgroup), .arg = &cgroup_schema),
+	F("log", string, log),
+	F("heartbeat", duration, heartbeat, .arg = &dur_any, .def = "0"),
+	F("stop-mercy", duration, stop_mercy, .arg = &dur_any, .def = "90s"),
+	F("chdir", string, cwd),
+	{ .key = NULL },
+};
+static const struct config_schema config_schema = { config_fields, sizeof(T), NULL };
+#undef T
+
+/* Checks within one mapping */
+
+static int socket_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj)
+{
+	static const char *const unix_only[] = { "mode", "owner", "group" };
+	const struct cfg_socket *sock = obj;
+	size_t i, saved;
+
+	if (sock->addr.ss.ss_family == AF_UNIX)
+		return 0;
+	for (i = 0; i < sizeof unix_only / sizeof unix_only[0]; i++) {
+		const struct cfg_node *v = config_node_get(map, unix_only[i]);
+
+		if (!v)
+			continue;
+		saved = config_path_push_key(ctx, unix_only[i]);
+		config_error(ctx, v->mark, "applies to unix sockets only");
+		config_path_pop(ctx, saved);
+		return -1;
+	}
+	return 0;
+}
+
+static int workers_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj)
+{
+	const struct cfg_workers *w = obj;
+	const struct cfg_node *at = config_node_get(map, "max-respawn-delay");
+
+	if (w->respawn_max >= w->respawn_min)
+		return 0;
+	return config_error(ctx, (at ? at : config_node_get(map, "respawn-delay"))->mark,
+			    "max-respawn-delay (%gs) is shorter than respawn-delay (%gs)",
+			    w->respawn_max, w->respawn_min);
+}
+
+static int gateway_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj)
+{
+	const struct cfg_gateway *gw = obj;
+
+	if (gw->to[0] || gw->has_subscription_server)
+		return 0;
+	return config_error(ctx, map->mark, "nowhere to route: give 'to' (socket names) or "
+					    "'subscription-server'");
+}
+
+/* Checks across mappings: they run once the whole file has read cleanly, and find
+ * the node to point at again in the tree. */
+
+/* The node at a dotted path ("http.listen") under map, or NULL. */
+static const struct cfg_node *node_at(const struct cfg_node *map, const char *path)
+{
+	const char *dot = strchr(path, '.');
+	char key[64];
+
+	if (!dot)
+		return config_node_get(map, path);
+	snprintf(key, sizeof key, "%.*s", (int)(dot - path), path);
+	return node_at(config_node_get(map, key), dot + 1);
+}
+
+/* The node at path in item i of the list under list_key ("sockets", "gateways"...). */
+static const struct cfg_node *item_node(const struct cfg_node *root, const char *list_key,
+					size_t i, const char *path)
+{
+	return node_at(config_node_get(root, list_key)->kids[i], path);
+}
+
+/* Reports msg at list_key[i].path. */
+static void item_error(struct config_ctx *ctx, const struct cfg_node *root, const char *list_key,
+		       size_t i, const char *path, const char *msg)
+{
+	config_path_push_key(ctx, list_key);
+	config_path_push_index(ctx, i);
+	config_path_push_key(ctx, path);
+	config_error(ctx, item_node(root, list_key, i, path)->mark, "%s", msg);
+	config_path_pop(ctx, 0);
+}
+
+static void check_unique_names(struct config_ctx *ctx, const struct cfg_node *root,
+			       const char *list_key, const char *what)
+{
+	const struct cfg_node *list = config_node_get(root, list_key);
+	size_t i, j;
+	char msg[160];
+
+	for (i = 0; list && i < list->n; i++) {
+		const struct cfg_node *name = item_node(root, list_key, i, "name");
+
+		for (j = 0; j < i; j++) {
+			const struct cfg_node *first = item_node(root, list_key, j, "name");
+
+			if (strcmp(name->text, first->text) != 0)
+				continue;
+			snprintf(msg, sizeof msg, "duplicate %s name '%s' (first at %d:%d)", what,
+				 name->text, first->mark.line, first->mark.col);
+			item_error(ctx, root, list_key, i, "name", msg);
+			break;
+		}
+	}
+}
+
+static bool same_addr(const struct cfg_addr *a, const struct cfg_addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+/* Who among the first n_sockets sockets and n_gateways gateways listens on a, or NULL. */
+static const char *addr_user(const struct config *cfg, const struct cfg_addr *a, size_t n_sockets,
+			     size_t n_gateways, char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; i < n_sockets; i++) {
+		if (same_addr(a, &cfg->sockets[i].addr)) {
+			snprintf(buf, size, "socket '%s'", cfg->sockets[i].name);
+			return buf;
+		}
+	}
+	for (i = 0; i < n_gateways; i++) {
+		if (same_addr(a, &cfg->gateways[i].listen)) {
+			snprintf(buf, size, "gateways[%zu]", i);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
+/* Two listeners on one address would fail at bind time: say so now. */
+static void check_addresses(struct config_ctx *ctx, const struct config *cfg,
+			    const struct cfg_node *root)
+{
+	char who[64], msg[256];
+	size_t i;
+
+	for (i = 0; i < cfg->n_sockets; i++) {
+		if (!addr_user(cfg, &cfg->sockets[i].addr, i, 0, who, sizeof who))
+			continue;
+		snprintf(msg, sizeof msg, "address '%s' is already used by %s",
+			 cfg->sockets[i].addr.text, who);
+		item_error(ctx, root, "sockets", i, "listen", msg);
+	}
+	for (i = 0; i < cfg->n_gateways; i++) {
+		if (!addr_user(cfg, &cfg->gateways[i].listen, cfg->n_sockets, i, who, sizeof who))
+			continue;
+		snprintf(msg, sizeof msg, "address '%s' is already used by %s",
+			 cfg->gateways[i].listen.text, who);
+		item_error(ctx, root, "gateways", i, "http.listen", msg);
+	}
+}
+
+/* "" if name is a socket, else the complaint, with a suggestion. */
+static const char *socket_problem(const struct config *cfg, const char *name, char *buf,
+				  size_t size)
+{
+	struct config_suggestion near = { 0 };
+	char hint[64];
+	size_t i;
+
+	if (config_socket(cfg, name))
+		return "";
+	for (i = 0; i < cfg->n_sockets; i++)
+		config_consider(&near, name, cfg->sockets[i].name);
+	snprintf(buf, size, "no socket named '%.40s'%s", name,
+		 config_did_you_mean(&near, hint, sizeof hint));
+	return buf;
+}
+
+static void check_gateway_routes(struct config_ctx *ctx, const struct config *cfg,
+				 const struct cfg_node *root, size_t i)
+{
+	const struct cfg_node *to = item_node(root, "gateways", i, "http.to");
+	char msg[160];
+	size_t j;
+
+	for (j = 0; cfg->gateways[i].to[j]; j++) {
+		const struct cfg_node *at = to->kind == CFG_NODE_SEQ ? to->kids[j] : to;
+
+		if (!*socket_problem(cfg, cfg->gateways[i].to[j], msg, sizeof msg))
+			continue;
+		config_path_push_key(ctx, "gateways");
+		config_path_push_index(ctx, i);
+		config_path_push_key(ctx, "http.to");
+		if (at != to)
+			config_path_push_index(ctx, j);
+		config_error(ctx, at->mark, "%s", msg);
+		config_path_pop(ctx, 0);
+	}
+}
+
+static void check_socket_refs(struct config_ctx *ctx, const struct config *cfg,
+			      const struct cfg_node *root)
+{
+	char msg[160];
+	size_t i;
+
+	for (i = 0; i < cfg->n_subscribe; i++)
+		if (*socket_problem(cfg, cfg->subscribe[i].socket, msg, sizeof msg))
+			item_error(ctx, root, "subscribe", i, "socket", msg);
+	for (i = 0; i < cfg->n_gateways; i++)
+		check_gateway_routes(ctx, cfg, root, i);
+}
+
+static void check_config(struct config_ctx *ctx, const struct config *cfg,
+			 const struct cfg_node *root)
+{
+	if (!cfg->has_workers && !cfg->n_mules && !cfg->has_spooler && !cfg->n_daemons &&
+	    !cfg->n_gateways && !cfg->has_emperor)
+		config_error(ctx, root->mark, "nothing to run: define workers, mules, spooler, "
+					      "daemons, gateways or emperor");
+	check_unique_names(ctx, root, "sockets", "socket");
+	check_unique_names(ctx, root, "mules", "mule");
+	check_unique_names(ctx, root, "daemons", "daemon");
+	check_addresses(ctx, cfg, root);
+	check_socket_refs(ctx, cfg, root);
+}
+
+/* Loading */
+
+/* "hello" for "vassals.d/hello.yaml" */
+static char *vassal_name(const char *path)
+{
+	static const char *const exts[] = { ".yaml", ".yml" };
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	size_t len = strlen(base), i;
+
+	for (i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+		size_t ext = strlen(exts[i]);
+
+		if (len > ext && strcmp(base + len - ext, exts[i]) == 0) {
+			len -= ext;
+			break;
+		}
+	}
+	return config_xasprintf("%.*s", (int)len, base);
+}
+
+static struct config *config_from_tree(struct config_ctx *ctx, const struct cfg_node *root)
+{
+	struct config *cfg = config_xcalloc(1, sizeof *cfg);
+
+	cfg->path = config_xstrdup(ctx->file);
+	cfg->name = vassal_name(ctx->file);
+	cfg->umask = -1;
+	cfg->limits = (struct cfg_limits){ -1, -1, -1, -1, -1 };
+	cfg->cgroup.memory_max = -1;
+	cfg->cgroup.pids_max = -1;
+	if (config_read_map(ctx, root, &config_schema, cfg) == 0)
+		check_config(ctx, cfg, root);
+	if (ctx->failures == 0)
+		return cfg;
+	config_free(cfg);
+	return NULL;
+}
+
+static int too_large(struct config_ctx *ctx, long long size)
+{
+	struct cfg_mark start = { 1, 1 };
+
+	if (size < 0)
+		return config_error(ctx, start, "file too large: more than %d bytes",
+				    CONFIG_MAX_FILE_SIZE);
+	return config_error(ctx, start, "file too large: %lld bytes (the limit is %d)", size,
+			    CONFIG_MAX_FILE_SIZE);
+}
+
+struct config *config_load_buffer(const char *name, const char *buf, size_t len,
+				  struct config_errors *errs)
+{
+	struct config_errors local = { 0 };
+	struct config_ctx ctx = { .file = name, .errs = errs ? errs : &local };
+	struct config *cfg = NULL;
+	struct cfg_node *root;
+
+	*ctx.errs = (struct config_errors){ 0 };
+	if (len > CONFIG_MAX_FILE_SIZE) {
+		too_large(&ctx, (long long)len);
+	} else if ((root = config_yaml_parse(&ctx, buf, len))) {
+		cfg = config_from_tree(&ctx, root);
+		config_node_free(root);
+	}
+	config_errors_fini(&local);
+	return cfg;
+}
+
+/* Reads fd to its end, or until it passed CONFIG_MAX_FILE_SIZE; NULL with errno. */
+static char *read_fd(int fd, size_t *len)
+{
+	size_t cap = 0;
+	char *buf = NULL;
+	ssize_t n;
+
+	*len = 0;
+	for (;;) {
+		if (*len == cap) {
+			cap = cap ? cap * 2 : 4096;
+			buf = realloc(buf, cap);
+			if (!buf)
+				abort();
+		}
+		n = read(fd, buf + *len, cap - *len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			return NULL;
+		}
+		*len += (size_t)n;
+		if (n == 0 || *len > CONFIG_MAX_FILE_SIZE)
+			return buf;
+	}
+}
+
+/* The file's bytes, or NULL after reporting; the size is checked before reading. */
+static char *read_file(struct config_ctx *ctx, const char *path, size_t *len)
+{
+	struct cfg_mark nowhere = { 0, 0 };
+	struct stat st;
+	char *buf;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), err;
+
+	if (fd < 0) {
+		config_error(ctx, nowhere, "cannot open: %s", strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || (S_ISREG(st.st_mode) && st.st_size > CONFIG_MAX_FILE_SIZE)) {
+		err = errno;
+		close(fd);
+		if (S_ISREG(st.st_mode) && st.st_size > CONFIG_MAX_FILE_SIZE)
+			too_large(ctx, (long long)st.st_size);
+		else
+			config_error(ctx, nowhere, "cannot stat: %s", strerror(err));
+		return NULL;
+	}
+	buf = read_fd(fd, len);
+	err = errno;
+	close(fd);
+	if (!buf)
+		config_error(ctx, nowhere, "cannot read: %s", strerror(err));
+	else if (*len > CONFIG_MAX_FILE_SIZE)
+		too_large(ctx, -1);
+	if (!buf || *len > CONFIG_MAX_FILE_SIZE) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+struct config *config_load_file(const char *path, struct config_errors *errs)
+{
+	struct config_errors local = { 0 };
+	struct config_ctx ctx = { .file = path, .errs = errs ? errs : &local };
+	struct config *cfg = NULL;
+	size_t len;
+	char *buf;
+
+	*ctx.errs = (struct config_errors){ 0 };
+	buf = read_file(&ctx, path, &len);
+	if (buf)
+		cfg = config_load_buffer(path, buf, len, errs);
+	free(buf);
+	config_errors_fini(&local);
+	return cfg;
+}
+
+void config_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	config_schema_release(&config_schema, cfg);
+	free(cfg->path);
+	free(cfg->name);
+	free(cfg);
+}
+
+void config_errors_fini(struct config_errors *errs)
+{
+	size_t i;
+
+	if (!errs)
+		return;
+	for (i = 0; i < errs->n; i++)
+		free(errs->msgs[i]);
+	free(errs->msgs);
+	errs->msgs = NULL;
+	errs->n = 0;
+}
+
+const struct cfg_socket *config_socket(const struct config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_sockets; i++)
+		if (strcmp(cfg->sockets[i].name, name) == 0)
+			return &cfg->sockets[i];
+	return NULL;
+}
