@@ -1,0 +1,115 @@
+/* test_util.c — unit tests of lib/util.c (environment building, string vectors) and
+ * lib/notify.c's message parsing: the pieces every spawn and every READY=1 rely on. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "notify.h"
+#include "util.h"
+
+static const char *env_get(char **env, const char *key)
+{
+	size_t n = strlen(key);
+
+	for (size_t i = 0; env && env[i]; i++)
+		if (strncmp(env[i], key, n) == 0 && env[i][n] == '=')
+			return env[i] + n + 1;
+	return NULL;
+}
+
+static void test_env_build_adds_replaces_and_drops(void **state)
+{
+	char *base[] = { "PATH=/bin", "HOME=/root", "LISTEN_FDS=2", "A=old", NULL };
+	char *add[] = { "A=new", "B=2", "NOTEQUALS", NULL };
+	const char *drop[] = { "LISTEN_FDS", "MISSING", NULL };
+	char **env = env_build(base, add, drop);
+
+	(void)state;
+	assert_non_null(env);
+	assert_string_equal(env_get(env, "PATH"), "/bin");
+	assert_string_equal(env_get(env, "A"), "new");
+	assert_string_equal(env_get(env, "B"), "2");
+	assert_null(env_get(env, "LISTEN_FDS"));
+	assert_null(env_get(env, "NOTEQUALS"));
+	assert_int_equal(strv_len(env), 4);
+	strv_free(env);
+}
+
+static void test_env_build_empty_base(void **state)
+{
+	char *empty[] = { NULL };
+	char *add[] = { "ONLY=1", NULL };
+	char **env = env_build(empty, add, NULL);
+
+	(void)state;
+	assert_int_equal(strv_len(env), 1);
+	assert_string_equal(env[0], "ONLY=1");
+	strv_free(env);
+}
+
+static void test_env_set_value_with_equals(void **state)
+{
+	char *empty[] = { NULL };
+	char **env = env_build(empty, NULL, NULL);
+
+	(void)state;
+	env = env_set(env, "K", "a=b");
+	env = env_set(env, "K", "c");
+	assert_int_equal(strv_len(env), 1);
+	assert_string_equal(env[0], "K=c");
+	strv_free(env);
+}
+
+static void test_strv_dup_is_deep(void **state)
+{
+	char a[] = "x", *v[] = { a, NULL };
+	char **d = strv_dup(v);
+
+	(void)state;
+	a[0] = 'y';
+	assert_string_equal(d[0], "x");
+	assert_null(d[1]);
+	strv_free(d);
+}
+
+static void test_notify_has_matches_whole_lines(void **state)
+{
+	(void)state;
+	assert_true(notify_has("READY=1", "READY=1"));
+	assert_true(notify_has("STATUS=x\nREADY=1\n", "READY=1"));
+	assert_false(notify_has("READY=10", "READY=1"));
+	assert_false(notify_has("XREADY=1", "READY=1"));
+	assert_false(notify_has("STATUS=READY=1", "READY=1"));
+	assert_false(notify_has("", "READY=1"));
+}
+
+static void test_notify_get(void **state)
+{
+	char out[8];
+
+	(void)state;
+	assert_string_equal(notify_get("READY=1\nSTATUS=serving", "STATUS", out, sizeof out),
+			    "serving");
+	assert_string_equal(notify_get("STATUS=a very long status", "STATUS", out, sizeof out),
+			    "a very ");
+	assert_null(notify_get("READY=1", "STATUS", out, sizeof out));
+	assert_null(notify_get("STATUSX=1", "STATUS", out, sizeof out));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_env_build_adds_replaces_and_drops),
+		cmocka_unit_test(test_env_build_empty_base),
+		cmocka_unit_test(test_env_set_value_with_equals),
+		cmocka_unit_test(test_strv_dup_is_deep),
+		cmocka_unit_test(test_notify_has_matches_whole_lines),
+		cmocka_unit_test(test_notify_get),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
