@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #endif
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
@@ -147,6 +148,7 @@ static void usage(FILE *f)
 		"  --ready-delay MS    send READY=1 only MS milliseconds after start\n"
 		"  --help              this text\n"
 		"Paths: / and any other answer \"GREETING from pid PID worker ID\"; /slow?ms=N\n"
+		"  /mule?farm=NAME&msg=TEXT sends TEXT to the mule farm NAME (MULE_NAME_SOCKET)\n"
 		"answers after N ms; /pid answers the pid.\n");
 }
 
@@ -528,6 +530,41 @@ static int parse_slow_query(char *query, long *ms)
 	return -1;
 }
 
+/* /mule?farm=NAME&msg=TEXT: one datagram to the farm's MULE_<NAME>_SOCKET. */
+static int mule_send(char *query)
+{
+	char *save = NULL, *farm = NULL, *msg = NULL, key[96], *addr;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd, rc;
+
+	for (char *p = strtok_r(query, "&", &save); p; p = strtok_r(NULL, "&", &save)) {
+		if (strncmp(p, "farm=", 5) == 0)
+			farm = p + 5;
+		else if (strncmp(p, "msg=", 4) == 0)
+			msg = p + 4;
+	}
+	if (!farm || !msg || strlen(farm) > 64)
+		return 400;
+	snprintf(key, sizeof key, "MULE_%s_SOCKET", farm);
+	for (char *k = key; *k; k++)
+		*k = *k == '-' ? '_' : (char)toupper((unsigned char)*k);
+	addr = getenv(key);
+	if (!addr || strlen(addr) >= sizeof sun.sun_path)
+		return 404;
+	memcpy(sun.sun_path, addr, strlen(addr));
+	if (addr[0] == '@')
+		sun.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 503;
+	rc = (int)sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&sun,
+			 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(addr)));
+	if (rc < 0)
+		log_errno("mule message to %s", addr);
+	close(fd);
+	return rc < 0 ? 503 : 200;
+}
+
 static int parse_target(char *target, struct request *rq)
 {
 	char *query = strchr(target, '?');
@@ -538,6 +575,8 @@ static int parse_target(char *target, struct request *rq)
 		*query++ = '\0';
 	if (strcmp(target, "/pid") == 0)
 		rq->route = ROUTE_PID;
+	if (strcmp(target, "/mule") == 0)
+		return query ? mule_send(query) : 400;
 	if (strcmp(target, "/slow") != 0)
 		return 200;
 	rq->route = ROUTE_SLOW;

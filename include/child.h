@@ -38,6 +38,9 @@ struct child {
 	bool kill_group_on_exit;    /* SIGKILL what is left of the group after exit */
 	bool asked_to_stop;         /* the last exit was asked for (curse / kill) */
 	int stop_signal;            /* what a graceful stop sends (policy sets it) */
+	bool keep_on_reload;        /* a graceful reload leaves it running */
+	int pidfd;                  /* adopted process that is not our child, else -1 */
+	ev_io pidfd_io;
 	double mercy;               /* seconds between that signal and SIGKILL */
 	/* respawn backoff */
 	double backoff_min, backoff_max, backoff_cur, stable_after;
@@ -92,6 +95,9 @@ int child_spawn(struct child *c, const struct child_exec *x);
 void child_set_ready(struct child *c);
 /* Takes over a running process (our child) handed over by a previous image. */
 void child_adopt(struct child *c, pid_t pid, ev_tstamp started_at);
+/* Takes over a running process that is not our child (a daemon's pidfile): its end
+ * is seen through a pidfd; its exit status is unknown (-1). */
+int child_adopt_foreign(struct child *c, pid_t pid);
 /* Sends sig to the process; after mercy seconds its whole group gets SIGKILL. */
 void child_curse(struct child *c, int sig, double mercy);
 /* SIGKILL to the whole group now. */

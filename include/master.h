@@ -48,6 +48,7 @@ struct master {
 	ev_timer heartbeat;
 	ev_signal sig_hup, sig_term, sig_int, sig_quit, sig_usr1, sig_usr2;
 	struct reload *reload;       /* reload.c's state */
+	struct mule_farms *farms;    /* mules.c's farm sockets */
 };
 
 /* Sends an sd_notify message to the emperor (EMPEROR_FD) and to NOTIFY_SOCKET. */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,7 +38,9 @@ const char *child_state_name(enum child_state st)
 
 const char *child_status_text(int status, char *buf, size_t len)
 {
-	if (WIFEXITED(status))
+	if (status == -1)
+		snprintf(buf, len, "ended (not our child: status unknown)");
+	else if (WIFEXITED(status))
 		snprintf(buf, len, "exited %d", WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
 		snprintf(buf, len, "killed by SIG%s%s", parse_signal_name(WTERMSIG(status)),
@@ -145,22 +148,57 @@ fail:
 
 /* ---- in the parent ------------------------------------------------------------- */
 
-static void child_reaped(struct ev_loop *loop, ev_child *w, int revents)
+/* The process is gone: record it, clean up its group, tell the policy. */
+static void child_gone(struct child *c, int status)
 {
-	struct child *c = container_of(w, struct child, child_watcher);
 	pid_t pid = c->pid;
 
-	(void)revents;
-	ev_child_stop(loop, w);
 	c->pid = 0;
-	c->last_status = w->rstatus;
-	c->last_uptime = ev_now(loop) - c->started_at;
+	c->last_status = status;
+	c->last_uptime = ev_now(c->set->loop) - c->started_at;
 	c->state = CHILD_STOPPED;
 	if (c->kill_group_on_exit && kill(-pid, SIGKILL) == 0)
 		log_info("%s: killed what was left of its process group %d", c->name, (int)pid);
 	mercy_rearm(c->set);
 	if (c->on_exit)
-		c->on_exit(c, w->rstatus);
+		c->on_exit(c, status);
+}
+
+static void child_reaped(struct ev_loop *loop, ev_child *w, int revents)
+{
+	struct child *c = container_of(w, struct child, child_watcher);
+
+	(void)revents;
+	ev_child_stop(loop, w);
+	child_gone(c, w->rstatus);
+}
+
+static void foreign_gone(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct child *c = container_of(w, struct child, pidfd_io);
+
+	(void)revents;
+	ev_io_stop(loop, w);
+	close(c->pidfd);
+	c->pidfd = -1;
+	c->child_watcher.rpid = c->pid;
+	child_gone(c, -1);
+}
+
+int child_adopt_foreign(struct child *c, pid_t pid)
+{
+	int fd = pidfd_open(pid, 0);
+
+	if (fd < 0)
+		return -1;
+	c->pidfd = fd;
+	c->pid = pid;
+	c->state = CHILD_READY;
+	c->started_at = c->ready_at = ev_now(c->set->loop);
+	c->asked_to_stop = false;
+	ev_io_init(&c->pidfd_io, foreign_gone, fd, EV_READ);
+	ev_io_start(c->set->loop, &c->pidfd_io);
+	return 0;
 }
 
 static void respawn_due(struct ev_loop *loop, ev_timer *w, int revents)
@@ -270,8 +308,11 @@ void child_kill(struct child *c)
 		c->cursed_at = ev_now(c->set->loop);
 	}
 	c->no_mercy_at = ev_now(c->set->loop) + 5; /* try again if it is still there */
+	/* The group, and the process itself in case it left the group (setsid). */
 	if (kill(-c->pid, SIGKILL) < 0 && errno != ESRCH)
 		log_errno("%s: kill(-%d, SIGKILL)", c->name, (int)c->pid);
+	if (kill(c->pid, SIGKILL) < 0 && errno != ESRCH)
+		log_errno("%s: kill(%d, SIGKILL)", c->name, (int)c->pid);
 	mercy_rearm(c->set);
 }
 
@@ -384,6 +425,7 @@ void child_init(struct child *c, struct child_set *set, int kind, const char *na
 	c->kind = kind;
 	snprintf(c->name, sizeof c->name, "%s", name);
 	c->last_status = -1;
+	c->pidfd = -1;
 	c->kill_group_on_exit = true;
 	c->backoff_min = 0.1;
 	c->backoff_max = 30;
@@ -395,6 +437,11 @@ void child_init(struct child *c, struct child_set *set, int kind, const char *na
 
 void child_fini(struct child *c)
 {
+	if (c->pidfd >= 0) {
+		ev_io_stop(c->set->loop, &c->pidfd_io);
+		close(c->pidfd);
+		c->pidfd = -1;
+	}
 	ev_child_stop(c->set->loop, &c->child_watcher);
 	ev_timer_stop(c->set->loop, &c->respawn_timer);
 	TAILQ_REMOVE(&c->set->children, c, link);

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "log.h"
 #include "master.h"
+#include "spool.h"
 #include "version.h"
 
 static void usage(FILE *out)
@@ -13,6 +14,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: vassal FILE              run the vassal described by FILE (foreground)\n"
 		"       vassal --check FILE...   validate files: 'FILE: ok' or the errors; exit 0 or 78\n"
+		"       vassal spool DIR [--at TIME|+DURATION] [--priority N] [--body FILE|-] key=value...\n"
+		"                                enqueue a spooler task; prints its id\n"
 		"       vassal --help | --version\n"
 		"\n"
 		"Signals: HUP graceful reload, USR2 chain reload, TERM graceful stop,\n"
@@ -59,6 +62,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "--check") == 0)
 		return check_files(argc - 2, argv + 2);
+	if (strcmp(argv[1], "spool") == 0)
+		return spool_cli(argc - 2, argv + 2);
 	if (argv[1][0] == '-' || argc > 2) {
 		fprintf(stderr, "vassal: unexpected argument '%s'\n", argv[argc > 2 ? 2 : 1]);
 		usage(stderr);

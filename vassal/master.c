@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "procs.h"
 #include "reload.h"
 #include "util.h"
 #include "workers.h"
@@ -265,7 +266,7 @@ static int master_setup(struct master *m)
 		return -1;
 	child_set_init(&m->children, m->loop);
 	if (notify_server_open(&m->notify, m->loop, m->cfg->name, workers_notify, m) < 0 ||
-	    emperor_channel(m) < 0)
+	    emperor_channel(m) < 0 || mules_open_farms(m) < 0)
 		return -1;
 	signals_start(m);
 	if (watch_open(&m->touch, m->loop, m->cfg->touch_reload, touched, m) < 0)
@@ -297,6 +298,7 @@ int master_main(const char *path)
 	m.state = MASTER_STARTING;
 	log_info("master started (generation %u, %zu sockets)", m.generation, m.socks.n);
 	workers_fill(&m);
+	procs_start_all(&m);
 	reload_workers_ready(&m);
 	ev_run(m.loop, 0);
 	return 1;

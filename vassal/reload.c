@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "procs.h"
 #include "util.h"
 
 struct reload {
@@ -55,12 +56,29 @@ static const struct teardown_step {
 	{ "mules", KIND_MULE, NULL },
 };
 
+/* A graceful reload leaves survive-reload daemons running; a stop does not. */
+static bool spared(const struct master *m, const struct child *c)
+{
+	return c->keep_on_reload && m->state == MASTER_RELOADING;
+}
+
+static int running_to_stop(const struct master *m, int kind)
+{
+	const struct child *c;
+	int n = 0;
+
+	TAILQ_FOREACH(c, &m->children.children, link)
+		if (c->kind == kind && child_running(c) && !spared(m, c))
+			n++;
+	return n;
+}
+
 static void curse_kind(struct master *m, int kind)
 {
 	struct child *c;
 
 	TAILQ_FOREACH(c, &m->children.children, link) {
-		if (c->kind != kind)
+		if (c->kind != kind || spared(m, c))
 			continue;
 		if (c->state == CHILD_WAITING)
 			child_cancel_respawn(c);
@@ -79,12 +97,12 @@ static void teardown_advance(struct master *m)
 			r->step_begun = true;
 			if (s->run)
 				s->run(m);
-			if (s->kind >= 0 && child_set_running(&m->children, s->kind) > 0) {
+			if (s->kind >= 0 && running_to_stop(m, s->kind) > 0) {
 				log_info("teardown: stopping %s", s->name);
 				curse_kind(m, s->kind);
 			}
 		}
-		if (s->kind >= 0 && child_set_running(&m->children, s->kind) > 0)
+		if (s->kind >= 0 && running_to_stop(m, s->kind) > 0)
 			return; /* reload_child_gone() brings us back */
 		r->step++;
 		r->step_begun = false;
@@ -175,6 +193,54 @@ static bool str_eq(const char *a, const char *b)
 	return a == b || (a && b && strcmp(a, b) == 0);
 }
 
+static bool strv_eq(char *const *a, char *const *b)
+{
+	size_t n = strv_len(a);
+
+	if (n != strv_len(b))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return true;
+}
+
+static bool prog_eq(const struct cfg_program *a, const struct cfg_program *b)
+{
+	return strv_eq(a->argv, b->argv) && strv_eq(a->env, b->env) && str_eq(a->cwd, b->cwd) &&
+	       a->stop_signal == b->stop_signal && a->reload_mercy == b->reload_mercy;
+}
+
+/* Mules, spooler, daemons, nested emperor: changed ones need a graceful reload. */
+static const char *children_change(const struct config *a, const struct config *b)
+{
+	if (a->n_mules != b->n_mules)
+		return "mules";
+	for (size_t i = 0; i < a->n_mules; i++)
+		if (strcmp(a->mules[i].name, b->mules[i].name) || a->mules[i].count != b->mules[i].count ||
+		    !prog_eq(&a->mules[i].prog, &b->mules[i].prog))
+			return "mules";
+	if (a->has_spooler != b->has_spooler ||
+	    (a->has_spooler && (!str_eq(a->spooler.dir, b->spooler.dir) ||
+				!prog_eq(&a->spooler.prog, &b->spooler.prog) ||
+				a->spooler.processes != b->spooler.processes)))
+		return "spooler";
+	if (a->n_daemons != b->n_daemons)
+		return "daemons";
+	for (size_t i = 0; i < a->n_daemons; i++)
+		if (strcmp(a->daemons[i].name, b->daemons[i].name) ||
+		    !prog_eq(&a->daemons[i].prog, &b->daemons[i].prog) ||
+		    !str_eq(a->daemons[i].pidfile, b->daemons[i].pidfile))
+			return "daemons";
+	if (a->has_emperor != b->has_emperor ||
+	    (a->has_emperor && (!str_eq(a->emperor.dir, b->emperor.dir) ||
+				!strv_eq(a->emperor.args, b->emperor.args))))
+		return "nested emperor";
+	if (a->n_gateways != b->n_gateways || a->n_subscribe != b->n_subscribe)
+		return "gateways/subscriptions";
+	return NULL;
+}
+
 /* What in next only a new master image can apply, or NULL. */
 static const char *master_change(const struct master *m, const struct config *next)
 {
@@ -196,6 +262,9 @@ static const char *master_change(const struct master *m, const struct config *ne
 		return "limits";
 	if (!str_eq(cur->log, next->log) || !str_eq(cur->cwd, next->cwd))
 		return "log/chdir";
+	const char *kids = children_change(cur, next);
+	if (kids)
+		return kids;
 	if (stat(m->exe, &st) == 0 &&
 	    (st.st_ino != m->exe_st.st_ino || st.st_mtim.tv_sec != m->exe_st.st_mtim.tv_sec ||
 	     st.st_mtim.tv_nsec != m->exe_st.st_mtim.tv_nsec))
@@ -469,6 +538,10 @@ void reload_reexec(struct master *m)
 	snprintf(started, sizeof started, "%.6f", m->reload_started);
 	setenv("VASSAL_RELOAD_STARTED", started, 1);
 	setenv("VASSAL_RELOAD_PENDING", m->reload_pending ? "1" : "0", 1);
+	char *daemons = daemons_handover(m);
+	if (daemons && *daemons)
+		setenv("VASSAL_DAEMONS", daemons, 1);
+	free(daemons);
 	/* Signals that arrive during the exec wait, pending, for the new image's handlers. */
 	sigemptyset(&block);
 	for (int sig = 1; sig < SIGRTMIN; sig++)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "procs.h"
 #include "reload.h"
 #include "util.h"
 
@@ -32,26 +33,30 @@ static struct worker *as_worker(struct child *c)
 
 static char **worker_env(const struct master *m, int id)
 {
-	char idbuf[16], **add, **env;
-	size_t n = strv_len(m->cfg->workers.prog.env), i;
+	char **farms = mules_env(m), **add, **env;
+	size_t n = strv_len(m->cfg->workers.prog.env), n_farms = strv_len(farms), i = 0;
 	char *const empty[] = { NULL };
+	char *own[3] = { NULL };
 
-	add = calloc(n + 4, sizeof *add);
-	if (!add)
-		return NULL;
-	for (i = 0; i < n; i++)
-		add[i] = m->cfg->workers.prog.env[i];
-	snprintf(idbuf, sizeof idbuf, "%d", id);
-	if (asprintf(&add[i++], "VASSAL_NAME=%s", m->cfg->name) < 0 ||
-	    asprintf(&add[i++], "VASSAL_WORKER_ID=%s", idbuf) < 0 ||
-	    asprintf(&add[i++], "NOTIFY_SOCKET=%s", m->notify.address) < 0) {
-		free(add);
-		return NULL;
+	add = calloc(n + n_farms + 4, sizeof *add);
+	if (!add || asprintf(&own[0], "VASSAL_NAME=%s", m->cfg->name) < 0 ||
+	    asprintf(&own[1], "VASSAL_WORKER_ID=%d", id) < 0 ||
+	    asprintf(&own[2], "NOTIFY_SOCKET=%s", m->notify.address) < 0) {
+		env = NULL;
+		goto out;
 	}
+	for (size_t k = 0; k < n_farms; k++)
+		add[i++] = farms[k];
+	for (size_t k = 0; k < n; k++)
+		add[i++] = m->cfg->workers.prog.env[k];
+	for (size_t k = 0; k < 3; k++)
+		add[i++] = own[k];
 	env = env_build(m->cfg->clear_env ? empty : NULL, add, worker_env_drop);
-	for (size_t k = n; k < n + 3; k++)
-		free(add[k]);
+out:
+	for (size_t k = 0; k < 3; k++)
+		free(own[k]);
 	free(add);
+	strv_free(farms);
 	return env;
 }
 

@@ -1,0 +1,511 @@
+/* spooler.c — the spooler: processes forked by the master (no exec) that run the
+ * task program on each task file of the spool directory (format: spool.h,
+ * docs/spooler.md). Each runs its own libev loop, woken by inotify when a task
+ * arrives and by a timer for the next @at; it scans at start. Claiming is a
+ * non-blocking flock() on the task file, released by the kernel if the spooler dies,
+ * so several spooler processes never run one task twice at once, and a task whose
+ * spooler was killed is simply run again (at-least-once). The task program runs in
+ * its own process group with PR_SET_PDEATHSIG, watched through a pidfd.
+ *   exit 0           the task file is removed (unlink + fsync of the directory)
+ *   exit 75, signal  run again after retry-backoff * 2^(attempts-1), up to max-attempts
+ *   anything else    moved to failed/ with failed/<id>.note saying why
+ * On its stop signal the spooler takes no new task, lets the running one finish,
+ * and exits; the master's mercy (or `stop: kill`) bounds that. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "procs.h"
+#include "spool.h"
+#include "util.h"
+
+struct spooler {
+	struct ev_loop *loop;
+	const struct cfg_spooler *cfg;
+	char **env;                 /* the vassal's child environment */
+	int dirfd, inofd, sigfd;
+	ev_io ino_io, sig_io, task_io;
+	ev_timer wake;
+	bool stopping;
+	/* the task being run */
+	pid_t task_pid;
+	int task_pidfd, lock_fd;
+	char file[256];
+	char *text;
+	struct spool_task task;
+};
+
+static double wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void schedule_scan(struct spooler *s, double after);
+
+/* ---- outcomes ------------------------------------------------------------------------ */
+
+static void write_note(struct spooler *s, const char *file, const char *why)
+{
+	char note[300], text[600];
+	int fd, n;
+
+	snprintf(note, sizeof note, "failed/%.*s.note", (int)(strlen(file) - 5), file);
+	fd = openat(s->dirfd, note, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		log_errno("spooler: %s", note);
+		return;
+	}
+	n = snprintf(text, sizeof text, "%s\nfailed at %.3f after %d attempts\n", why, wall_now(),
+		     s->task.attempts);
+	if (write(fd, text, (size_t)n) < 0 || fsync(fd) < 0)
+		log_errno("spooler: %s", note);
+	close(fd);
+}
+
+static void fail_task(struct spooler *s, const char *file, const char *why)
+{
+	char dest[300];
+
+	if (mkdirat(s->dirfd, "failed", 0750) < 0 && errno != EEXIST)
+		log_errno("spooler: mkdir failed/");
+	snprintf(dest, sizeof dest, "failed/%s", file);
+	write_note(s, file, why);
+	if (renameat(s->dirfd, file, s->dirfd, dest) < 0)
+		log_errno("spooler: move %s to failed/", file);
+	fsync(s->dirfd);
+	log_warn("task %s failed: %s", file, why);
+}
+
+static void retry_task(struct spooler *s, const char *why)
+{
+	int attempts = s->task.attempts + 1;
+	double delay = s->cfg->retry_backoff * pow(2, attempts - 1);
+
+	if (attempts >= s->cfg->max_attempts) {
+		char full[200];
+		snprintf(full, sizeof full, "%s; gave up after %d attempts", why, attempts);
+		s->task.attempts = attempts;
+		fail_task(s, s->file, full);
+		return;
+	}
+	if (spool_rewrite(s->dirfd, s->file, &s->task, wall_now() + delay, attempts) < 0)
+		log_errno("spooler: rewrite %s for a retry", s->file);
+	else
+		log_info("task %s: %s; retry %d in %.1fs", s->file, why, attempts, delay);
+}
+
+static void task_done(struct spooler *s, int status)
+{
+	char why[96];
+
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		if (unlinkat(s->dirfd, s->file, 0) < 0 || fsync(s->dirfd) < 0)
+			log_errno("spooler: remove %s", s->file);
+		else
+			log_info("task %s done", s->file);
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) != SPOOL_EX_RETRY) {
+		snprintf(why, sizeof why, "the task program exited %d", WEXITSTATUS(status));
+		fail_task(s, s->file, why);
+	} else {
+		if (WIFSIGNALED(status))
+			snprintf(why, sizeof why, "the task program was killed by signal %d", WTERMSIG(status));
+		else
+			snprintf(why, sizeof why, "the task program asked for a retry (exit 75)");
+		retry_task(s, why);
+	}
+}
+
+/* ---- running a task ------------------------------------------------------------------- */
+
+static void release_task(struct spooler *s)
+{
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	s->lock_fd = -1;
+	spool_task_fini(&s->task);
+	free(s->text);
+	s->text = NULL;
+	s->task_pid = 0;
+}
+
+static void task_exited(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct spooler *s = container_of(w, struct spooler, task_io);
+	siginfo_t si = { 0 };
+	int status;
+
+	(void)revents;
+	ev_io_stop(loop, w);
+	if (waitid(P_PIDFD, (id_t)s->task_pidfd, &si, WEXITED) < 0)
+		log_errno("spooler: waitid");
+	close(s->task_pidfd);
+	status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0) : si.si_status & 0x7f;
+	task_done(s, status);
+	release_task(s);
+	if (s->stopping) {
+		log_info("spooler stopped");
+		exit(0);
+	}
+	schedule_scan(s, 0);
+}
+
+static _Noreturn void exec_task(struct spooler *s, pid_t parent, int errfd)
+{
+	char path[512], **argv, **env = strv_dup(s->env);
+	size_t n = strv_len(s->cfg->prog.argv);
+	int e;
+
+	setpgid(0, 0);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(127);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	snprintf(path, sizeof path, "%s/%s", s->cfg->dir, s->file);
+	argv = calloc(n + 2, sizeof *argv);
+	for (size_t i = 0; argv && i < n; i++)
+		argv[i] = s->cfg->prog.argv[i];
+	if (argv)
+		argv[n] = path;
+	for (size_t i = 0; env && s->task.env[i]; i++) {
+		char *eq = strchr(s->task.env[i], '=');
+		*eq = '\0';
+		env = env_set(env, s->task.env[i], eq + 1);
+		*eq = '=';
+	}
+	if (env) {
+		char num[16];
+		snprintf(num, sizeof num, "%d", s->task.attempts + 1);
+		env = env_set(env, "SPOOL_ATTEMPT", num);
+	}
+	if (argv && env && (!s->cfg->prog.cwd || chdir(s->cfg->prog.cwd) == 0))
+		execvpe(argv[0], argv, env);
+	e = errno;
+	while (write(errfd, &e, sizeof e) < 0 && errno == EINTR)
+		;
+	_exit(127);
+}
+
+static int start_task(struct spooler *s)
+{
+	int pfd[2], err = 0;
+	pid_t parent = getpid();
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -1;
+	s->task_pid = fork();
+	if (s->task_pid == 0)
+		exec_task(s, parent, pfd[1]);
+	close(pfd[1]);
+	if (s->task_pid < 0 || read(pfd[0], &err, sizeof err) > 0) {
+		close(pfd[0]);
+		errno = err ? err : errno;
+		log_errno("spooler: cannot run %s for %s", s->cfg->prog.argv[0], s->file);
+		if (s->task_pid > 0)
+			waitpid(s->task_pid, NULL, 0); /* it has already exited 127 */
+		return -1;
+	}
+	close(pfd[0]);
+	s->task_pidfd = pidfd_open(s->task_pid, 0);
+	if (s->task_pidfd < 0) {
+		log_errno("spooler: pidfd_open");
+		return -1;
+	}
+	ev_io_init(&s->task_io, task_exited, s->task_pidfd, EV_READ);
+	ev_io_start(s->loop, &s->task_io);
+	log_info("task %s: running (pid %d, attempt %d)", s->file, (int)s->task_pid,
+		 s->task.attempts + 1);
+	return 0;
+}
+
+/* ---- choosing a task ------------------------------------------------------------------- */
+
+static char *read_task(int fd, size_t *len)
+{
+	char *buf = malloc(SPOOL_MAX_TASK + 1);
+	ssize_t n;
+
+	*len = 0;
+	while (buf && *len <= SPOOL_MAX_TASK && (n = read(fd, buf + *len, SPOOL_MAX_TASK + 1 - *len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			return NULL;
+		}
+		*len += (size_t)n;
+	}
+	return buf;
+}
+
+/* Locks and parses file. 1: claimed and due; 0: not ours or not due (*next_at);
+ * -1: malformed (moved to failed/). */
+static int claim(struct spooler *s, const char *file, double *next_at)
+{
+	int fd = openat(s->dirfd, file, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char why[160];
+	size_t len;
+
+	if (fd < 0)
+		return 0;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &st) < 0 || st.st_nlink == 0) {
+		close(fd); /* another spooler has it, or it is already done */
+		return 0;
+	}
+	s->text = read_task(fd, &len);
+	if (!s->text || len > SPOOL_MAX_TASK ||
+	    spool_parse(s->text, len, &s->task, why, sizeof why) < 0) {
+		if (!s->text || len > SPOOL_MAX_TASK)
+			snprintf(why, sizeof why, "unreadable or larger than %d bytes", SPOOL_MAX_TASK);
+		snprintf(s->file, sizeof s->file, "%s", file);
+		char full[200];
+		snprintf(full, sizeof full, "malformed task: %s", why);
+		fail_task(s, file, full);
+		free(s->text);
+		s->text = NULL;
+		close(fd);
+		return -1;
+	}
+	if (s->task.at > wall_now()) {
+		if (s->task.at < *next_at)
+			*next_at = s->task.at;
+		release_task(s);
+		close(fd);
+		return 0;
+	}
+	s->lock_fd = fd;
+	snprintf(s->file, sizeof s->file, "%s", file);
+	return 1;
+}
+
+struct candidate {
+	char name[256];
+	int priority;
+};
+
+static int by_priority_then_name(const void *a, const void *b)
+{
+	const struct candidate *x = a, *y = b;
+
+	if (x->priority != y->priority)
+		return y->priority - x->priority;
+	return strcmp(x->name, y->name);
+}
+
+/* Priority comes from the file's header; read cheaply (first lines only). */
+static int peek_priority(int dirfd, const char *file)
+{
+	char head[512] = { 0 };
+	int fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC), prio = 0;
+	const char *p;
+
+	if (fd < 0)
+		return 0;
+	if (read(fd, head, sizeof head - 1) < 0)
+		head[0] = '\0';
+	close(fd);
+	p = strstr(head, "@priority=");
+	if (p && (p == head || p[-1] == '\n'))
+		prio = atoi(p + 10);
+	return prio;
+}
+
+static struct candidate *list_tasks(struct spooler *s, size_t *n)
+{
+	int fd = dup(s->dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct candidate *v = NULL;
+	size_t cap = 0;
+	struct dirent *de;
+
+	*n = 0;
+	if (!d)
+		return NULL;
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		if (de->d_name[0] == '.' || len < 6 || len >= 256 || strcmp(de->d_name + len - 5, ".task"))
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct candidate *grown = realloc(v, cap * sizeof *v);
+			if (!grown)
+				break;
+			v = grown;
+		}
+		snprintf(v[*n].name, sizeof v[*n].name, "%s", de->d_name);
+		v[(*n)++].priority = peek_priority(s->dirfd, de->d_name);
+	}
+	closedir(d);
+	qsort(v, *n, sizeof *v, by_priority_then_name);
+	return v;
+}
+
+static void scan(struct spooler *s)
+{
+	double next_at = INFINITY;
+	size_t n;
+	struct candidate *v;
+
+	if (s->task_pid || s->stopping)
+		return;
+	v = list_tasks(s, &n);
+	for (size_t i = 0; i < n; i++) {
+		if (claim(s, v[i].name, &next_at) != 1)
+			continue;
+		if (start_task(s) == 0) {
+			free(v);
+			return;
+		}
+		retry_task(s, "the task program could not be started");
+		release_task(s);
+	}
+	free(v);
+	if (!isinf(next_at))
+		schedule_scan(s, next_at - wall_now());
+}
+
+/* ---- the loop ---------------------------------------------------------------------------- */
+
+static void wake_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop, (void)revents;
+	scan(container_of(w, struct spooler, wake));
+}
+
+static void schedule_scan(struct spooler *s, double after)
+{
+	if (after < 0)
+		after = 0;
+	if (ev_is_active(&s->wake) && ev_timer_remaining(s->loop, &s->wake) <= after)
+		return;
+	ev_timer_stop(s->loop, &s->wake);
+	ev_timer_set(&s->wake, after, 0);
+	ev_timer_start(s->loop, &s->wake);
+}
+
+static void dir_changed(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct spooler *s = container_of(w, struct spooler, ino_io);
+	char buf[4096];
+
+	(void)loop, (void)revents;
+	while (read(s->inofd, buf, sizeof buf) > 0)
+		;
+	schedule_scan(s, 0);
+}
+
+static void signalled(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct spooler *s = container_of(w, struct spooler, sig_io);
+	struct signalfd_siginfo si;
+
+	(void)loop, (void)revents;
+	if (read(s->sigfd, &si, sizeof si) != (ssize_t)sizeof si)
+		return;
+	s->stopping = true;
+	if (!s->task_pid) {
+		log_info("spooler stopped");
+		exit(0);
+	}
+	log_info("stopping: letting task %s finish", s->file);
+}
+
+static int open_watches(struct spooler *s)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, s->cfg->prog.stop_signal);
+	/* signalfd, not ev_signal: the master's loop still owns libev's signal slots. */
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0 ||
+	    (s->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
+		return -1;
+	s->inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (s->inofd < 0 || inotify_add_watch(s->inofd, s->cfg->dir, IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
+		return -1;
+	ev_io_init(&s->sig_io, signalled, s->sigfd, EV_READ);
+	ev_io_start(s->loop, &s->sig_io);
+	ev_io_init(&s->ino_io, dir_changed, s->inofd, EV_READ);
+	ev_io_start(s->loop, &s->ino_io);
+	ev_timer_init(&s->wake, wake_due, 0, 0);
+	return 0;
+}
+
+static int spooler_main(void *arg)
+{
+	struct proc *p = arg;
+	struct spooler s = { .cfg = &p->m->cfg->spooler, .task_pidfd = -1, .lock_fd = -1 };
+	char ident[96];
+
+	snprintf(ident, sizeof ident, "vassal %s spooler %d", p->m->cfg->name, p->instance);
+	log_init(ident);
+	prctl(PR_SET_NAME, "vassal-spooler"); /* what ps and pgrep show */
+	if (mkdir(s.cfg->dir, 0750) < 0 && errno != EEXIST)
+		log_errno("spooler: mkdir %s", s.cfg->dir);
+	s.env = procs_env(p->m, &s.cfg->prog, NULL);
+	s.loop = ev_loop_new(EVFLAG_AUTO);
+	s.dirfd = open(s.cfg->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!s.env || !s.loop || s.dirfd < 0 || open_watches(&s) < 0) {
+		log_errno("spooler: cannot watch %s", s.cfg->dir);
+		return 1;
+	}
+	log_info("spooler ready on %s", s.cfg->dir);
+	schedule_scan(&s, 0);
+	ev_run(s.loop, 0);
+	return 1;
+}
+
+static int spooler_start_one(struct proc *p)
+{
+	const struct cfg_spooler *sc = &p->m->cfg->spooler;
+	struct child_exec x = { .run = spooler_main, .run_arg = p, .out_fd = -1,
+				.die_with_parent = true };
+	int rc;
+
+	p->child.stop_signal = sc->prog.stop_signal;
+	p->child.mercy = sc->stop == CFG_SPOOL_STOP_KILL ? 0 : sc->prog.reload_mercy;
+	rc = child_spawn(&p->child, &x);
+	if (rc == 0) {
+		child_set_ready(&p->child);
+		log_info("%s started (pid %d)", p->child.name, (int)p->child.pid);
+	}
+	return rc;
+}
+
+int spooler_start(struct master *m)
+{
+	if (!m->cfg->has_spooler)
+		return 0;
+	for (int k = 1; k <= m->cfg->spooler.processes; k++) {
+		char name[64];
+		snprintf(name, sizeof name, "spooler %d", k);
+		struct proc *p = procs_new(m, KIND_SPOOLER, name, 0, k, spooler_start_one);
+		if (!p)
+			return -1;
+		procs_launch(p);
+	}
+	return 0;
+}
