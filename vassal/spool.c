@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -188,6 +189,16 @@ static char *render_head(double at, int priority, int attempts, char *const *key
 	return h;
 }
 
+/* 16 random bits for task ids (unseeded random() would repeat across processes). */
+static unsigned unique16(void)
+{
+	unsigned short r = 0;
+
+	if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+		r = (unsigned short)(getpid() ^ (unsigned)time(NULL));
+	return r;
+}
+
 int spool_enqueue(const char *dir, double at, int priority, int attempts, char *const *keys,
 		  const char *body, size_t body_len, char *id, size_t idlen)
 {
@@ -204,7 +215,7 @@ int spool_enqueue(const char *dir, double at, int priority, int attempts, char *
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	snprintf(id, idlen, "%lld%09ld-%d-%04lx", (long long)ts.tv_sec, ts.tv_nsec, (int)getpid(),
-		 random() & 0xffff);
+		 (unsigned long)unique16());
 	snprintf(tmp, sizeof tmp, ".tmp-%s", id);
 	snprintf(final, sizeof final, "%s.task", id);
 	rc = write_task(dirfd, tmp, final, head, body, body_len);
