@@ -19,11 +19,12 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lyaml)
 EV_LIBS    := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
+HTTP_PARSER_LIBS := $(shell pkg-config --libs http-parser 2>/dev/null || echo -lhttp_parser)
 
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -D_GNU_SOURCE= -Wall -Wextra -Werror -Iinclude $(PKG_CFLAGS) $(SAN_FLAGS)
 LDFLAGS  += $(SAN_FLAGS)
-LIBS     := $(PKG_LIBS) $(EV_LIBS) -lm
+LIBS     := $(PKG_LIBS) $(EV_LIBS) $(HTTP_PARSER_LIBS) -lm
 
 LIB_SRC     := $(wildcard lib/*.c)
 EMPEROR_SRC := $(filter-out emperor/main.c,$(wildcard emperor/*.c))

@@ -31,7 +31,7 @@ int procs_spawn_program(struct proc *p, const struct cfg_program *prog, char *co
 			const int *fds, int n_fds, const char *fdnames);
 /* The environment every non-worker child starts from (internal variables removed). */
 char **procs_env(const struct master *m, const struct cfg_program *prog, char *const *extra);
-/* Starts mules, spooler, daemons and nested emperor, in that order. */
+/* Starts mules, spooler, daemons, gateways and nested emperor, in that order. */
 void procs_start_all(struct master *m);
 void procs_free(struct proc *p);
 

@@ -10,23 +10,30 @@
 #include "config.h"
 
 struct vsock {
-	char *name;
+	char *name;             /* a socket's name, or "gateway-N" / "gateway-N-sub" */
 	struct cfg_addr addr;
+	int type;               /* SOCK_STREAM, or SOCK_DGRAM for a subscription server */
 	int fd;
 	bool inherited;
 };
 
+/* v[0 .. n_workers) are the config's sockets (the workers get them); after them come
+ * the gateways' listening and subscription sockets (only the routers use them). */
 struct vsock_table {
 	struct vsock *v;
-	size_t n;
+	size_t n, n_workers;
 };
 
 /* Takes the LISTEN_FDS sockets (if LISTEN_PID is ours), matches them to cfg by
  * address, binds the others, closes inherited ones the config no longer names.
  * Returns 0, or -1 after logging which socket failed and why. */
 int vsock_setup(struct vsock_table *t, const struct config *cfg);
-/* "http:admin" for LISTEN_FDNAMES; fds[] gets the fds in the same order. */
+/* The workers' sockets: "http:admin" for LISTEN_FDNAMES; fds[] in the same order. */
 void vsock_fds(const struct vsock_table *t, int *fds, char *names, size_t len);
+/* Every socket (workers' and gateways'), for the re-exec. */
+void vsock_all_fds(const struct vsock_table *t, int *fds, char *names, size_t len);
+/* The fd of the socket with this name, or -1. */
+int vsock_find(const struct vsock_table *t, const char *name);
 /* Closes every socket; unlink_unix removes unix socket files (on a final stop). */
 void vsock_close_all(struct vsock_table *t, bool unlink_unix);
 

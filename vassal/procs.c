@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway.h"
 #include "log.h"
 #include "reload.h"
 #include "util.h"
@@ -135,6 +136,6 @@ struct proc *procs_new(struct master *m, int kind, const char *name, size_t inde
 void procs_start_all(struct master *m)
 {
 	if (mules_start(m) < 0 || spooler_start(m) < 0 || daemons_start(m) < 0 ||
-	    nested_start(m) < 0)
+	    gateways_start(m) < 0 || nested_start(m) < 0)
 		log_warn("some children could not be started; see above");
 }

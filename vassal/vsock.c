@@ -53,13 +53,16 @@ static bool addr_equal(const struct sockaddr_storage *a, socklen_t alen,
 	return false;
 }
 
-/* The inherited fd whose bound address is addr, or -1. Taken fds are set to -1. */
-static int take_inherited(int *fds, int n, const struct cfg_addr *addr)
+/* The inherited fd of this type whose bound address is addr, or -1. Taken fds are
+ * set to -1. */
+static int take_inherited(int *fds, int n, const struct cfg_addr *addr, int type)
 {
 	for (int i = 0; i < n; i++) {
 		struct sockaddr_storage ss;
-		socklen_t len = sizeof ss;
-		if (fds[i] < 0 || getsockname(fds[i], (struct sockaddr *)&ss, &len) < 0)
+		socklen_t len = sizeof ss, tlen = sizeof(int);
+		int t = 0;
+		if (fds[i] < 0 || getsockname(fds[i], (struct sockaddr *)&ss, &len) < 0 ||
+		    getsockopt(fds[i], SOL_SOCKET, SO_TYPE, &t, &tlen) < 0 || t != type)
 			continue;
 		if (addr_equal(&ss, len, addr)) {
 			int fd = fds[i];
@@ -119,10 +122,10 @@ static int unix_finish(const struct cfg_socket *s)
 	return 0;
 }
 
-static int bind_one(const struct cfg_socket *s)
+static int bind_one(const struct cfg_socket *s, int type)
 {
 	int family = s->addr.ss.ss_family, one = 1;
-	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(family, type | SOCK_CLOEXEC, 0);
 
 	if (fd < 0) {
 		log_errno("socket %s (%s): socket", s->name, s->addr.text);
@@ -138,6 +141,8 @@ static int bind_one(const struct cfg_socket *s)
 		goto fail;
 	if (family == AF_UNIX && unix_finish(s) < 0)
 		goto fail_quiet;
+	if (type == SOCK_DGRAM) /* a subscription server: the sender's uid is checked */
+		return setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0 ? (close(fd), -1) : fd;
 	if (listen(fd, s->backlog > 0 ? s->backlog : somaxconn()) < 0)
 		goto fail;
 	return fd;
@@ -174,53 +179,100 @@ static int inherited_fds(int *fds, int max)
 	return n;
 }
 
-int vsock_setup(struct vsock_table *t, const struct config *cfg)
+static int add_one(struct vsock_table *t, const struct cfg_socket *s, int type, int *given,
+		   int n_given)
 {
-	int given[256], n_given = inherited_fds(given, (int)ARRAY_LEN(given));
+	struct vsock *v = &t->v[t->n];
 
-	t->n = 0;
-	t->v = calloc(cfg->n_sockets ? cfg->n_sockets : 1, sizeof *t->v);
-	if (!t->v)
+	v->name = strdup(s->name);
+	v->addr = s->addr;
+	v->type = type;
+	v->fd = take_inherited(given, n_given, &s->addr, type);
+	v->inherited = v->fd >= 0;
+	if (v->fd < 0)
+		v->fd = bind_one(s, type);
+	if (v->fd < 0 || !v->name) {
+		free(v->name);
 		return -1;
-	for (size_t i = 0; i < cfg->n_sockets; i++) {
-		const struct cfg_socket *s = &cfg->sockets[i];
-		struct vsock *v = &t->v[t->n];
-		v->name = strdup(s->name);
-		v->addr = s->addr;
-		v->fd = take_inherited(given, n_given, &s->addr);
-		v->inherited = v->fd >= 0;
-		if (v->fd < 0)
-			v->fd = bind_one(s);
-		if (v->fd < 0 || !v->name) {
-			free(v->name);
-			for (int k = 0; k < n_given; k++)
-				if (given[k] >= 0)
-					close(given[k]);
-			return -1;
-		}
-		log_info("socket %s: %s %s (fd %d)", v->name, v->inherited ? "kept" : "listening on",
-			 v->addr.text, v->fd);
-		t->n++;
 	}
-	for (int k = 0; k < n_given; k++)
-		if (given[k] >= 0) {
-			log_info("closing inherited fd %d: no socket of the config has its address", given[k]);
-			close(given[k]);
-		}
+	log_info("socket %s: %s %s (fd %d)", v->name, v->inherited ? "kept" : "listening on",
+		 v->addr.text, v->fd);
+	t->n++;
 	return 0;
 }
 
-void vsock_fds(const struct vsock_table *t, int *fds, char *names, size_t len)
+/* The gateways' sockets, as cfg_sockets named gateway-N and gateway-N-sub. */
+static int add_gateways(struct vsock_table *t, const struct config *cfg, int *given, int n_given)
+{
+	for (size_t i = 0; i < cfg->n_gateways; i++) {
+		const struct cfg_gateway *g = &cfg->gateways[i];
+		char name[48];
+		snprintf(name, sizeof name, "gateway-%zu", i + 1);
+		struct cfg_socket s = { .name = name, .addr = g->listen, .mode = 0666 };
+		if (add_one(t, &s, SOCK_STREAM, given, n_given) < 0)
+			return -1;
+		if (!g->has_subscription_server)
+			continue;
+		snprintf(name, sizeof name, "gateway-%zu-sub", i + 1);
+		s.addr = g->subscription_server;
+		if (add_one(t, &s, SOCK_DGRAM, given, n_given) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int vsock_setup(struct vsock_table *t, const struct config *cfg)
+{
+	int given[256], n_given = inherited_fds(given, (int)ARRAY_LEN(given)), rc = 0;
+
+	t->n = 0;
+	t->v = calloc(cfg->n_sockets + 2 * cfg->n_gateways + 1, sizeof *t->v);
+	if (!t->v)
+		return -1;
+	for (size_t i = 0; rc == 0 && i < cfg->n_sockets; i++)
+		rc = add_one(t, &cfg->sockets[i], SOCK_STREAM, given, n_given);
+	t->n_workers = t->n;
+	if (rc == 0)
+		rc = add_gateways(t, cfg, given, n_given);
+	for (int k = 0; k < n_given; k++)
+		if (given[k] >= 0) {
+			if (rc == 0)
+				log_info("closing inherited fd %d: no socket of the config has its address",
+					 given[k]);
+			close(given[k]);
+		}
+	return rc;
+}
+
+static void fds_of(const struct vsock_table *t, size_t n, int *fds, char *names, size_t len)
 {
 	size_t used = 0;
 
 	names[0] = '\0';
-	for (size_t i = 0; i < t->n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		fds[i] = t->v[i].fd;
-		int n = snprintf(names + used, len - used, "%s%s", i ? ":" : "", t->v[i].name);
-		if (n > 0 && (size_t)n < len - used)
-			used += (size_t)n;
+		int k = snprintf(names + used, len - used, "%s%s", i ? ":" : "", t->v[i].name);
+		if (k > 0 && (size_t)k < len - used)
+			used += (size_t)k;
 	}
+}
+
+void vsock_fds(const struct vsock_table *t, int *fds, char *names, size_t len)
+{
+	fds_of(t, t->n_workers, fds, names, len);
+}
+
+void vsock_all_fds(const struct vsock_table *t, int *fds, char *names, size_t len)
+{
+	fds_of(t, t->n, fds, names, len);
+}
+
+int vsock_find(const struct vsock_table *t, const char *name)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->v[i].name, name) == 0)
+			return t->v[i].fd;
+	return -1;
 }
 
 void vsock_close_all(struct vsock_table *t, bool unlink_unix)
@@ -229,8 +281,14 @@ void vsock_close_all(struct vsock_table *t, bool unlink_unix)
 		const struct sockaddr_un *sun = (const void *)&t->v[i].addr.ss;
 		if (t->v[i].fd >= 0)
 			close(t->v[i].fd);
-		if (unlink_unix && sun->sun_family == AF_UNIX && sun->sun_path[0])
+		if (unlink_unix && sun->sun_family == AF_UNIX && sun->sun_path[0]) {
 			unlink(sun->sun_path);
+			if (t->v[i].type == SOCK_DGRAM) { /* a router's saved nodes (router.c) */
+				char nodes[sizeof sun->sun_path + 8];
+				snprintf(nodes, sizeof nodes, "%s.nodes", sun->sun_path);
+				unlink(nodes);
+			}
+		}
 		free(t->v[i].name);
 	}
 	free(t->v);

@@ -1,0 +1,95 @@
+/* gateway.h — the HTTP router (a gateway) and its subscriptions.
+ *
+ * A gateway is a router process forked by the master (in-code, its own libev loop).
+ * Its listening socket and its subscription socket are bound by the master and kept
+ * across the router's restarts and the vassal's reloads (vsock.c). It routes each
+ * request by Host to the nodes subscribed under that key (exact, then *.domain), or
+ * to the vassal's own sockets named in `to:`.
+ *
+ * Subscription protocol: one unix datagram per message, text lines:
+ *     subscribe|unsubscribe\n key=HOST\n address=ADDR\n weight=N\n
+ * ADDR is a listen address as in the config ("127.0.0.1:8001", "[::1]:8001",
+ * "unix:/path"). The router checks the sender's uid (SO_PASSCRED). A node not heard
+ * from for SUB_EXPIRE_PERIODS subscription periods is dropped. */
+#ifndef EMPEROR_GATEWAY_H
+#define EMPEROR_GATEWAY_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+#define SUB_PERIOD 5.0            /* seconds between a subscriber's announcements */
+#define SUB_EXPIRE_PERIODS 3
+#define SUB_NODE_DOWN 5.0         /* a node that refused a connection is skipped this long */
+
+struct sub_node {
+	TAILQ_ENTRY(sub_node) link;
+	struct cfg_addr addr;
+	int weight;
+	ev_tstamp last_seen;          /* 0: static (a `to:` socket), never expires */
+	ev_tstamp down_until;
+	int active;                   /* connections in flight */
+	int rr_credit;                /* smooth weighted round robin */
+};
+TAILQ_HEAD(sub_node_list, sub_node);
+
+struct sub_key {
+	TAILQ_ENTRY(sub_key) link;
+	char *key;                    /* "app.example.com", "*.example.com", "" (default) */
+	struct sub_node_list nodes;
+};
+TAILQ_HEAD(sub_key_list, sub_key);
+
+struct sub_table {
+	struct sub_key_list keys;
+	enum cfg_balance balance;
+	const char *who;              /* for the log: "gateway 1" */
+	char *state_path;             /* NULL, or where the nodes are saved on every change */
+};
+
+void sub_table_init(struct sub_table *t, enum cfg_balance balance, const char *who);
+void sub_table_fini(struct sub_table *t);
+/* Adds or refreshes a node (last_seen = now, or 0 for a static one). */
+void sub_table_add(struct sub_table *t, const char *key, const struct cfg_addr *addr,
+		   int weight, ev_tstamp now);
+void sub_table_remove(struct sub_table *t, const char *key, const struct cfg_addr *addr);
+/* Drops nodes not heard from in time; returns how many. */
+int sub_table_expire(struct sub_table *t, ev_tstamp now);
+/* The nodes for a Host ("name[:port]"): exact key, then *.parent domains, then the
+ * default key ""; NULL if none. */
+struct sub_key *sub_table_lookup(struct sub_table *t, const char *host);
+/* Picks a node of k that is not down and not in skip[]; NULL if none. */
+struct sub_node *sub_pick(struct sub_table *t, struct sub_key *k, ev_tstamp now,
+			  struct sub_node *const *skip, int n_skip);
+int sub_table_count(const struct sub_table *t);
+/* Saves the subscribed nodes to t->state_path (atomically), or restores them from
+ * it as if just heard from: a restarted router keeps routing. */
+int sub_table_save(const struct sub_table *t);
+int sub_table_restore(struct sub_table *t, ev_tstamp now);
+
+/* Parses one datagram. Returns 1 subscribe, 0 unsubscribe, -1 malformed (why set). */
+int sub_parse(const char *msg, char *key, size_t keylen, struct cfg_addr *addr, int *weight,
+	      const char **why);
+/* Formats one datagram into buf; returns its length. */
+int sub_format(char *buf, size_t len, bool subscribe, const char *key, const char *addr,
+	       int weight);
+/* Sends one datagram to a subscription server (non-blocking, fire and forget). */
+int sub_send(const struct cfg_addr *server, const char *msg, int len);
+
+struct master;
+/* Master side. */
+int gateways_start(struct master *m);
+/* Subscribes every `subscribe:` entry now and every SUB_PERIOD. */
+void subscriptions_start(struct master *m);
+void subscriptions_stop(struct master *m, bool unsubscribe);
+/* The router process's entry point (an in-code child). */
+struct proc;
+int router_main(void *proc);
+/* The gateway's listening and subscription sockets (bound by the master); *sub_fd is
+ * -1 without a subscription server. */
+int router_fds(struct proc *p, int *listen_fd, int *sub_fd);
+
+#endif

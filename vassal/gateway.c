@@ -1,0 +1,113 @@
+/* gateway.c — the master's side of gateways and subscriptions. A gateway's router is
+ * an in-code child (router.c) that takes the gateway's sockets bound by the master
+ * (vsock.c names them gateway-N and gateway-N-sub), so they outlive the router's
+ * restarts and the vassal's reloads. A `subscribe:` entry is announced to its server
+ * at start and every SUB_PERIOD seconds, and withdrawn on stop (and in a reload's
+ * teardown with `unsubscribe-on-reload: true`). */
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "gateway.h"
+#include "log.h"
+#include "procs.h"
+#include "util.h"
+
+int router_fds(struct proc *p, int *listen_fd, int *sub_fd)
+{
+	char name[48];
+
+	snprintf(name, sizeof name, "gateway-%zu", p->index + 1);
+	*listen_fd = vsock_find(&p->m->socks, name);
+	snprintf(name, sizeof name, "gateway-%zu-sub", p->index + 1);
+	*sub_fd = vsock_find(&p->m->socks, name);
+	return *listen_fd >= 0 ? 0 : -1;
+}
+
+static int router_start(struct proc *p)
+{
+	const struct cfg_gateway *g = &p->m->cfg->gateways[p->index];
+	struct child_exec x = { .run = router_main, .run_arg = p, .out_fd = -1,
+				.die_with_parent = true };
+	int rc;
+
+	p->child.stop_signal = SIGTERM;
+	p->child.mercy = g->reload_mercy;
+	rc = child_spawn(&p->child, &x);
+	if (rc == 0) {
+		child_set_ready(&p->child);
+		log_info("%s started (pid %d) on %s", p->child.name, (int)p->child.pid, g->listen.text);
+	}
+	return rc;
+}
+
+int gateways_start(struct master *m)
+{
+	for (size_t i = 0; i < m->cfg->n_gateways; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "gateway %zu", i + 1);
+		struct proc *p = procs_new(m, KIND_GATEWAY, name, i, 1, router_start);
+		if (!p)
+			return -1;
+		procs_launch(p);
+	}
+	return 0;
+}
+
+/* The socket's address as another process can reach it (relative paths made whole). */
+static void reachable_address(const struct cfg_socket *s, char *out, size_t len)
+{
+	const struct sockaddr_un *sun = (const void *)&s->addr.ss;
+	char cwd[PATH_MAX];
+
+	if (sun->sun_family == AF_UNIX && sun->sun_path[0] && sun->sun_path[0] != '/' &&
+	    getcwd(cwd, sizeof cwd) && strlen(cwd) + strlen(sun->sun_path) + 7 < len)
+		snprintf(out, len, "unix:%.*s/%.*s", (int)(len / 2), cwd, 108, sun->sun_path);
+	else
+		snprintf(out, len, "%s", s->addr.text);
+}
+
+static void announce(struct master *m, bool subscribe)
+{
+	for (size_t i = 0; i < m->cfg->n_subscribe; i++) {
+		const struct cfg_subscribe *sub = &m->cfg->subscribe[i];
+		const struct cfg_socket *s = config_socket(m->cfg, sub->socket);
+		char addr[PATH_MAX + 8], msg[PATH_MAX + 512];
+		if (!s)
+			continue;
+		reachable_address(s, addr, sizeof addr);
+		int n = sub_format(msg, sizeof msg, subscribe, sub->key, addr, sub->weight);
+		if (sub_send(&sub->server, msg, n) < 0 && subscribe)
+			log_errno("subscribe %s to %s", sub->key, sub->server.text);
+	}
+}
+
+static void subscribe_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop, (void)revents;
+	announce(container_of(w, struct master, subscribe_timer), true);
+}
+
+void subscriptions_start(struct master *m)
+{
+	if (!m->cfg->n_subscribe)
+		return;
+	ev_timer_init(&m->subscribe_timer, subscribe_due, 0, SUB_PERIOD);
+	ev_timer_start(m->loop, &m->subscribe_timer);
+	log_info("subscribing %zu keys every %.0fs", m->cfg->n_subscribe, SUB_PERIOD);
+}
+
+void subscriptions_stop(struct master *m, bool unsubscribe)
+{
+	if (!m->cfg->n_subscribe)
+		return;
+	ev_timer_stop(m->loop, &m->subscribe_timer);
+	if (unsubscribe) {
+		announce(m, false);
+		log_info("unsubscribed %zu keys", m->cfg->n_subscribe);
+	}
+}

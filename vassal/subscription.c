@@ -1,0 +1,321 @@
+/* subscription.c — the router's node table (keys → nodes, balancing, expiry) and the
+ * subscription protocol's datagrams, both ends (see gateway.h). */
+#include <ctype.h>
+#include <limits.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "gateway.h"
+#include "log.h"
+#include "parse.h"
+
+void sub_table_init(struct sub_table *t, enum cfg_balance balance, const char *who)
+{
+	TAILQ_INIT(&t->keys);
+	t->balance = balance;
+	t->who = who;
+}
+
+static void key_free(struct sub_table *t, struct sub_key *k)
+{
+	struct sub_node *n;
+
+	while ((n = TAILQ_FIRST(&k->nodes)) != NULL) {
+		TAILQ_REMOVE(&k->nodes, n, link);
+		free(n);
+	}
+	TAILQ_REMOVE(&t->keys, k, link);
+	free(k->key);
+	free(k);
+}
+
+void sub_table_fini(struct sub_table *t)
+{
+	while (!TAILQ_EMPTY(&t->keys))
+		key_free(t, TAILQ_FIRST(&t->keys));
+}
+
+static struct sub_key *key_find(struct sub_table *t, const char *key)
+{
+	struct sub_key *k;
+
+	TAILQ_FOREACH(k, &t->keys, link)
+		if (strcmp(k->key, key) == 0)
+			return k;
+	return NULL;
+}
+
+static bool same_addr(const struct cfg_addr *a, const struct cfg_addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+void sub_table_add(struct sub_table *t, const char *key, const struct cfg_addr *addr,
+		   int weight, ev_tstamp now)
+{
+	struct sub_key *k = key_find(t, key);
+	struct sub_node *n;
+
+	if (!k) {
+		k = calloc(1, sizeof *k);
+		if (!k || !(k->key = strdup(key))) {
+			free(k);
+			return;
+		}
+		TAILQ_INIT(&k->nodes);
+		TAILQ_INSERT_TAIL(&t->keys, k, link);
+	}
+	TAILQ_FOREACH(n, &k->nodes, link)
+		if (same_addr(&n->addr, addr)) {
+			n->last_seen = now;
+			n->weight = weight;
+			return;
+		}
+	n = calloc(1, sizeof *n);
+	if (!n)
+		return;
+	n->addr = *addr;
+	n->weight = weight > 0 ? weight : 1;
+	n->last_seen = now;
+	TAILQ_INSERT_TAIL(&k->nodes, n, link);
+	log_info("%s: node added: %s -> %s (weight %d)", t->who, *key ? key : "(default)",
+		 addr->text, n->weight);
+	if (now > 0)
+		sub_table_save(t);
+}
+
+void sub_table_remove(struct sub_table *t, const char *key, const struct cfg_addr *addr)
+{
+	struct sub_key *k = key_find(t, key);
+	struct sub_node *n;
+
+	if (!k)
+		return;
+	TAILQ_FOREACH(n, &k->nodes, link)
+		if (same_addr(&n->addr, addr)) {
+			TAILQ_REMOVE(&k->nodes, n, link);
+			log_info("%s: node removed: %s -> %s (unsubscribed)", t->who, key, addr->text);
+			free(n);
+			break;
+		}
+	if (TAILQ_EMPTY(&k->nodes))
+		key_free(t, k);
+	sub_table_save(t);
+}
+
+int sub_table_expire(struct sub_table *t, ev_tstamp now)
+{
+	struct sub_key *k, *knext;
+	struct sub_node *n, *nnext;
+	int dropped = 0;
+
+	for (k = TAILQ_FIRST(&t->keys); k; k = knext) {
+		knext = TAILQ_NEXT(k, link);
+		for (n = TAILQ_FIRST(&k->nodes); n; n = nnext) {
+			nnext = TAILQ_NEXT(n, link);
+			if (n->last_seen == 0 || now - n->last_seen < SUB_PERIOD * SUB_EXPIRE_PERIODS)
+				continue;
+			log_info("%s: node expired: %s -> %s (not heard from for %.0fs)", t->who,
+				 k->key, n->addr.text, now - n->last_seen);
+			TAILQ_REMOVE(&k->nodes, n, link);
+			free(n);
+			dropped++;
+		}
+		if (TAILQ_EMPTY(&k->nodes))
+			key_free(t, k);
+	}
+	if (dropped)
+		sub_table_save(t);
+	return dropped;
+}
+
+int sub_table_save(const struct sub_table *t)
+{
+	char tmp[PATH_MAX];
+	const struct sub_key *k;
+	const struct sub_node *n;
+	FILE *f;
+
+	if (!t->state_path)
+		return 0;
+	snprintf(tmp, sizeof tmp, "%s.tmp", t->state_path);
+	f = fopen(tmp, "we");
+	if (!f)
+		return -1;
+	TAILQ_FOREACH(k, &t->keys, link)
+		TAILQ_FOREACH(n, &k->nodes, link)
+			if (n->last_seen > 0) /* static `to:` nodes come from the config */
+				fprintf(f, "%s %s %d\n", k->key, n->addr.text, n->weight);
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	return rename(tmp, t->state_path);
+}
+
+int sub_table_restore(struct sub_table *t, ev_tstamp now)
+{
+	char line[512], key[256], text[200];
+	FILE *f = t->state_path ? fopen(t->state_path, "re") : NULL;
+	int weight, n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f)) {
+		struct cfg_addr addr;
+		const char *why;
+		if (sscanf(line, "%255s %199s %d", key, text, &weight) != 3 ||
+		    parse_addr(text, &addr, &why) < 0)
+			continue;
+		sub_table_add(t, key, &addr, weight, now);
+		n++;
+	}
+	fclose(f);
+	if (n)
+		log_info("%s: %d nodes restored from %s", t->who, n, t->state_path);
+	return n;
+}
+
+int sub_table_count(const struct sub_table *t)
+{
+	const struct sub_key *k;
+	const struct sub_node *n;
+	int count = 0;
+
+	TAILQ_FOREACH(k, &t->keys, link)
+		TAILQ_FOREACH(n, &k->nodes, link)
+			count++;
+	return count;
+}
+
+struct sub_key *sub_table_lookup(struct sub_table *t, const char *host)
+{
+	char name[256], wild[260];
+	struct sub_key *k;
+	size_t n = strcspn(host, ":");
+
+	if (host[0] == '[') /* [v6]:port */
+		n = strcspn(host, "]") + 1;
+	if (n >= sizeof name)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		name[i] = (char)tolower((unsigned char)host[i]);
+	name[n] = '\0';
+	if (n && (k = key_find(t, name)))
+		return k;
+	for (const char *dot = strchr(name, '.'); dot; dot = strchr(dot + 1, '.')) {
+		snprintf(wild, sizeof wild, "*%s", dot);
+		if ((k = key_find(t, wild)))
+			return k;
+	}
+	return key_find(t, "");
+}
+
+static bool skipped(const struct sub_node *n, struct sub_node *const *skip, int n_skip)
+{
+	for (int i = 0; i < n_skip; i++)
+		if (skip[i] == n)
+			return true;
+	return false;
+}
+
+struct sub_node *sub_pick(struct sub_table *t, struct sub_key *k, ev_tstamp now,
+			  struct sub_node *const *skip, int n_skip)
+{
+	struct sub_node *n, *best = NULL;
+	int total = 0;
+
+	TAILQ_FOREACH(n, &k->nodes, link) {
+		if (n->down_until > now || skipped(n, skip, n_skip))
+			continue;
+		if (t->balance == CFG_BALANCE_LEAST_CONN) {
+			if (!best || n->active * best->weight < best->active * n->weight)
+				best = n;
+			continue;
+		}
+		n->rr_credit += n->weight; /* smooth weighted round robin */
+		total += n->weight;
+		if (!best || n->rr_credit > best->rr_credit)
+			best = n;
+	}
+	if (best && t->balance == CFG_BALANCE_ROUND_ROBIN)
+		best->rr_credit -= total;
+	return best;
+}
+
+/* ---- datagrams ------------------------------------------------------------------- */
+
+static const char *field(const char *msg, const char *name, char *out, size_t len)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = msg; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (strncmp(p, name, n) == 0 && p[n] == '=') {
+			size_t v = strcspn(p + n + 1, "\n");
+			if (v >= len)
+				return NULL;
+			memcpy(out, p + n + 1, v);
+			out[v] = '\0';
+			return out;
+		}
+	return NULL;
+}
+
+int sub_parse(const char *msg, char *key, size_t keylen, struct cfg_addr *addr, int *weight,
+	      const char **why)
+{
+	char text[200], w[16];
+	int cmd;
+
+	*why = NULL;
+	if (strncmp(msg, "subscribe\n", 10) == 0)
+		cmd = 1;
+	else if (strncmp(msg, "unsubscribe\n", 12) == 0)
+		cmd = 0;
+	else {
+		*why = "expected 'subscribe' or 'unsubscribe' on the first line";
+		return -1;
+	}
+	if (!field(msg, "key", key, keylen) || !*key) {
+		*why = "missing key=";
+		return -1;
+	}
+	if (!field(msg, "address", text, sizeof text) || parse_addr(text, addr, why) < 0) {
+		if (!*why)
+			*why = "missing address=";
+		return -1;
+	}
+	*weight = field(msg, "weight", w, sizeof w) ? atoi(w) : 1;
+	if (*weight < 1 || *weight > 1000)
+		*weight = 1;
+	for (char *p = key; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return cmd;
+}
+
+int sub_format(char *buf, size_t len, bool subscribe, const char *key, const char *addr,
+	       int weight)
+{
+	int n = snprintf(buf, len, "%s\nkey=%s\naddress=%s\nweight=%d\n",
+			 subscribe ? "subscribe" : "unsubscribe", key, addr, weight);
+	return n < (int)len ? n : (int)len - 1;
+}
+
+int sub_send(const struct cfg_addr *server, const char *msg, int len)
+{
+	int fd = socket(server->ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	rc = (int)sendto(fd, msg, (size_t)len, MSG_NOSIGNAL, (const struct sockaddr *)&server->ss,
+			 server->len);
+	close(fd);
+	return rc < 0 ? -1 : 0;
+}
