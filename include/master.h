@@ -7,6 +7,7 @@
 
 #include <ev.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 #include "child.h"
@@ -49,11 +50,13 @@ struct master {
 	ev_signal sig_hup, sig_term, sig_int, sig_quit, sig_usr1, sig_usr2;
 	struct reload *reload;       /* reload.c's state */
 	struct mule_farms *farms;    /* mules.c's farm sockets */
+	ev_timer subscribe_timer;    /* gateway.c: announces subscribe: entries */
+	uint64_t subscribe_failing;  /* gateway.c: entries whose last announce failed */
 };
 
 /* Sends an sd_notify message to the emperor (EMPEROR_FD) and to NOTIFY_SOCKET. */
 void master_notify(struct master *m, const char *msg);
-/* Called by the workers module whenever a worker becomes ready. */
+/* Called by the workers module whenever a worker becomes ready, fails or is gone. */
 void master_worker_ready(struct master *m);
 /* Called when the teardown (reload.c) has nothing left to stop. */
 void master_teardown_done(struct master *m);

@@ -81,8 +81,16 @@ static void announce(struct master *m, bool subscribe)
 			continue;
 		reachable_address(s, addr, sizeof addr);
 		int n = sub_format(msg, sizeof msg, subscribe, sub->key, addr, sub->weight);
-		if (sub_send(&sub->server, msg, n) < 0 && subscribe)
-			log_errno("subscribe %s to %s", sub->key, sub->server.text);
+		uint64_t bit = i < 64 ? 1ULL << i : 0;
+		if (sub_send(&sub->server, msg, n) == 0) {
+			if (m->subscribe_failing & bit)
+				log_info("subscribe %s to %s: reaching it again", sub->key, sub->server.text);
+			m->subscribe_failing &= ~bit;
+		} else if (subscribe && !(m->subscribe_failing & bit)) {
+			log_errno("subscribe %s to %s (retrying every %.0fs)", sub->key,
+				  sub->server.text, SUB_PERIOD);
+			m->subscribe_failing |= bit;
+		}
 	}
 }
 
