@@ -1,0 +1,248 @@
+/* emperorctl.c — the command line for a running emperor. It sends one request line
+ * to the emperor's control socket (emperor/control.c) and prints the answer; the
+ * emperor does the formatting, so this stays a thin client. `top` repeats `status`
+ * every second on a cleared screen.
+ * Exit status: 0 done; 1 the emperor answered with an error (unknown vassal, a reload
+ * that failed...); 2 usage; 3 cannot reach the emperor; 4 no answer in time. */
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runpath.h"
+#include "version.h"
+
+enum { EXIT_ANSWERED_ERROR = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3, EXIT_TIMEOUT = 4 };
+
+struct opts {
+	const char *control, *dir;
+	double timeout;
+	bool json;
+	int iterations; /* top: 0 = until interrupted */
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: emperorctl [OPTIONS] COMMAND [ARGS]\n"
+		"\n"
+		"  status [NAME]         every vassal; or one vassal and each of its children\n"
+		"  reload NAME|--all     graceful reload; answers once reloaded\n"
+		"  chain-reload NAME     one worker at a time; answers once done\n"
+		"  stop NAME             stop it (the file stays); answers once stopped\n"
+		"  start NAME            start a stopped vassal; answers once ready\n"
+		"  reopen-logs           every vassal with log: reopens its file\n"
+		"  metrics               Prometheus text format\n"
+		"  top                   status, refreshed every second (Ctrl-C to leave)\n"
+		"\n"
+		"  --json                status as JSON\n"
+		"  --control PATH        the control socket (default: from --dir, or $EMPEROR_CONTROL)\n"
+		"  --dir DIR             the emperor's watched directory (default vassals.d)\n"
+		"  --timeout SECONDS     how long to wait for an answer (default 130)\n"
+		"  --iterations N        top: stop after N refreshes\n"
+		"\n"
+		"Exit status: 0 done, 1 the emperor said no, 2 usage, 3 unreachable, 4 timed out.\n");
+}
+
+static int connect_control(const char *path, double timeout)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = (time_t)timeout,
+			      .tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6) };
+	int fd;
+
+	if (strlen(path) >= sizeof sun.sun_path) {
+		fprintf(stderr, "emperorctl: %s: path too long\n", path);
+		return -1;
+	}
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+		fprintf(stderr, "emperorctl: cannot reach the emperor at %s: %s\n", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Sends request; the whole answer (malloc'd) in *out. 0, or an exit status. */
+static int ask(const struct opts *o, const char *path, const char *request, char **out)
+{
+	size_t len = 0, cap = 65536;
+	char *buf = malloc(cap);
+	int fd = connect_control(path, o->timeout);
+	ssize_t n;
+
+	if (fd < 0 || !buf) {
+		free(buf);
+		return EXIT_UNREACHABLE;
+	}
+	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
+		fprintf(stderr, "emperorctl: send: %s\n", strerror(errno));
+		close(fd);
+		free(buf);
+		return EXIT_UNREACHABLE;
+	}
+	while ((n = recv(fd, buf + len, cap - len - 1, 0)) > 0) {
+		len += (size_t)n;
+		if (len + 1 == cap) {
+			char *grown = realloc(buf, cap * 2);
+			if (!grown)
+				break;
+			buf = grown;
+			cap *= 2;
+		}
+	}
+	close(fd);
+	buf[len] = '\0';
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		fprintf(stderr, "emperorctl: no answer within %.0fs\n", o->timeout);
+		free(buf);
+		return EXIT_TIMEOUT;
+	}
+	*out = buf;
+	return 0;
+}
+
+/* Prints the body; the status line decides the exit status. */
+static int show(const char *answer)
+{
+	const char *body = strchr(answer, '\n');
+
+	body = body ? body + 1 : "";
+	if (strncmp(answer, "OK\n", 3) == 0) {
+		fputs(body, stdout);
+		return 0;
+	}
+	if (strncmp(answer, "ERR ", 4) == 0) {
+		fprintf(stderr, "emperorctl: %.*s\n", (int)strcspn(answer + 4, "\n"), answer + 4);
+		fputs(body, stderr);
+		return EXIT_ANSWERED_ERROR;
+	}
+	fprintf(stderr, "emperorctl: unexpected answer: %.80s\n", answer);
+	return EXIT_ANSWERED_ERROR;
+}
+
+static bool use_colour(void)
+{
+	const char *term = getenv("TERM");
+
+	return isatty(1) && !getenv("NO_COLOR") && term && strcmp(term, "dumb") != 0;
+}
+
+static void print_top_line(const char *line, bool colour)
+{
+	static const struct { const char *word, *code; } colours[] = {
+		{ " ready ", "32" }, { " reloading ", "33" }, { " starting ", "33" },
+		{ " waiting ", "31" }, { " halted ", "31" }, { " stopping ", "35" },
+	};
+	for (size_t i = 0; colour && i < sizeof colours / sizeof colours[0]; i++)
+		if (strstr(line, colours[i].word)) {
+			printf("\033[%sm%s\033[0m\n", colours[i].code, line);
+			return;
+		}
+	printf("%s\n", line);
+}
+
+static int top(const struct opts *o, const char *path)
+{
+	bool colour = use_colour();
+
+	for (int i = 0; o->iterations == 0 || i < o->iterations; i++) {
+		char *answer = NULL, now[32];
+		time_t t = time(NULL);
+		int rc = ask(o, path, "status", &answer);
+		if (rc)
+			return rc;
+		strftime(now, sizeof now, "%H:%M:%S", localtime(&t));
+		if (isatty(1))
+			printf("\033[H\033[2J");
+		printf("emperorctl top — %s — %s\n\n", path, now);
+		char *save = NULL, *body = strchr(answer, '\n');
+		for (char *l = strtok_r(body ? body + 1 : answer, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+			print_top_line(l, colour);
+		fflush(stdout);
+		free(answer);
+		if (o->iterations == 0 || i + 1 < o->iterations)
+			sleep(1); /* the refresh period of an interactive view */
+	}
+	return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o, int *first)
+{
+	int i;
+
+	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--help") == 0) {
+			usage(stdout);
+			exit(0);
+		} else if (strcmp(a, "--version") == 0) {
+			printf("emperorctl %s\n", EMPEROR_VERSION);
+			exit(0);
+		} else if (strcmp(a, "--json") == 0) {
+			o->json = true;
+		} else if (i + 1 < argc && strcmp(a, "--control") == 0) {
+			o->control = argv[++i];
+		} else if (i + 1 < argc && strcmp(a, "--dir") == 0) {
+			o->dir = argv[++i];
+		} else if (i + 1 < argc && strcmp(a, "--timeout") == 0) {
+			o->timeout = atof(argv[++i]);
+		} else if (i + 1 < argc && strcmp(a, "--iterations") == 0) {
+			o->iterations = atoi(argv[++i]);
+		} else {
+			fprintf(stderr, "emperorctl: unknown option '%s'\n", a);
+			return -1;
+		}
+	}
+	*first = i;
+	return i < argc && o->timeout > 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = { .dir = getenv("EMPEROR_DIR"), .control = getenv("EMPEROR_CONTROL"),
+			  .timeout = 130 };
+	char path[PATH_MAX], abs[PATH_MAX], request[1024];
+	int first, rc;
+
+	if (parse_opts(argc, argv, &o, &first) < 0) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (o.control) {
+		snprintf(path, sizeof path, "%s", o.control);
+	} else {
+		const char *dir = o.dir ? o.dir : "vassals.d";
+		if (!realpath(dir, abs)) {
+			fprintf(stderr, "emperorctl: %s: %s (use --dir or --control)\n", dir, strerror(errno));
+			return EXIT_UNREACHABLE;
+		}
+		runpath_control(abs, path, sizeof path);
+	}
+	if (strcmp(argv[first], "top") == 0)
+		return top(&o, path);
+	size_t used = 0;
+	for (int i = first; i < argc && used < sizeof request - 1; i++)
+		used += (size_t)snprintf(request + used, sizeof request - used, "%s%s", i > first ? " " : "", argv[i]);
+	if (o.json && used < sizeof request - 8)
+		snprintf(request + used, sizeof request - used, " --json");
+	char *answer = NULL;
+	rc = ask(&o, path, request, &answer);
+	if (rc)
+		return rc;
+	rc = show(answer);
+	free(answer);
+	return rc;
+}
