@@ -95,6 +95,7 @@ struct conn {
 	size_t head_scanned;  /* bytes of in[] already searched for the head's end */
 	size_t out_len, out_off;
 	int keep_alive;       /* of the response being written */
+	unsigned served;      /* responses written; 0: its first request may be on its way */
 	char in[HEAD_MAX];
 	char out[OUT_MAX];
 };
@@ -466,6 +467,7 @@ static void conn_respond(struct conn *c)
 
 static void conn_after_response(struct conn *c)
 {
+	c->served++;
 	if (!c->keep_alive || c->w->stopping) {
 		conn_linger(c);
 		return;
@@ -740,6 +742,7 @@ static void conn_read(struct conn *c)
 	}
 	if (lingering)
 		return;
+	ev_timer_stop(c->w->loop, &c->timer); /* conn_await_first(): it came */
 	c->in_len += (size_t)n;
 	conn_advance(c);
 }
@@ -761,7 +764,7 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (c->state == CONN_LINGER)
+	if (c->state == CONN_LINGER || c->state == CONN_HEAD)
 		conn_close(c);
 	else
 		conn_respond_now(c);
@@ -870,6 +873,20 @@ static void exit_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	exit(1);
 }
 
+/* Between two requests on a keep-alive connection: closed by a graceful stop. */
+static int conn_idle(const struct conn *c)
+{
+	return c->state == CONN_HEAD && c->in_len == 0 && c->served > 0;
+}
+
+/* Accepted, nothing read yet: its request may already be on its way, so it is in
+ * flight, not idle. It gets LINGER_S to arrive. */
+static void conn_await_first(struct conn *c)
+{
+	ev_timer_set(&c->timer, LINGER_S, 0.);
+	ev_timer_start(c->w->loop, &c->timer);
+}
+
 /* Graceful stop: no new connections; idle ones close now, busy ones after their
  * response (which says Connection: close); exit 0 once none is left. */
 static void worker_stop(struct worker *w, int sig)
@@ -886,7 +903,7 @@ static void worker_stop(struct worker *w, int sig)
 	ev_timer_stop(w->loop, &w->ready_timer);
 	listeners_close(w);
 	TAILQ_FOREACH(c, &w->conns, link)
-		idle += c->state == CONN_HEAD && c->in_len == 0;
+		idle += conn_idle(c);
 	log_info("stopping: %zu connections in flight, %zu idle closed (SIG%s)", w->n_conns - idle,
 		 idle, sigabbrev_np(sig));
 	if (w->n_conns == 0) {
@@ -895,8 +912,10 @@ static void worker_stop(struct worker *w, int sig)
 	}
 	for (c = TAILQ_FIRST(&w->conns); c; c = next) {
 		next = TAILQ_NEXT(c, link);
-		if (c->state == CONN_HEAD && c->in_len == 0)
+		if (conn_idle(c))
 			conn_close(c); /* the last one calls worker_stopped() */
+		else if (c->state == CONN_HEAD && c->in_len == 0)
+			conn_await_first(c);
 	}
 }
 

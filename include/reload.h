@@ -20,10 +20,12 @@ bool reload_tearing_down(const struct master *m);
 void reload_child_gone(struct master *m);
 /* Chain reload hooks, called by workers.c. */
 void reload_worker_ready(struct master *m, struct worker *w);
-void reload_worker_failed(struct master *m, struct worker *w);
-/* Every worker is ready: finish a start or a reload, run a queued reload. */
+/* w will not be ready (why: "was not ready within 2.0s"); a chain waiting for it fails. */
+void reload_worker_failed(struct master *m, struct worker *w, const char *why);
+/* Every worker is ready, or failing: finish a start or a reload, run a queued one. */
 void reload_workers_ready(struct master *m);
-/* Re-exec with the sockets, the emperor channel and the validated config. */
-_Noreturn void reload_reexec(struct master *m);
+/* Re-execs with the sockets, the emperor channel and the validated config, from the
+ * loop once the signals already caught are handled (a stop among them wins). */
+void reload_reexec(struct master *m);
 
 #endif

@@ -16,6 +16,7 @@ struct worker {
 	unsigned generation;        /* the master generation whose config it runs */
 	ev_timer ready_timer;       /* exec mode: ready now; notify mode: ready-timeout */
 	bool not_ready_in_time;     /* killed for missing its ready-timeout */
+	bool failing;               /* its last run crashed or missed its ready-timeout */
 	bool retire;                /* do not respawn when it exits */
 };
 
@@ -27,6 +28,9 @@ struct worker *workers_spawn(struct master *m, int id);
 void workers_notify(struct notify_server *ns, pid_t sender, const char *msg);
 /* Every worker 1..count of the current generation is ready, none older runs. */
 bool workers_all_ready(const struct master *m);
+/* Every worker 1..count is ready or failing (respawned with backoff), none older
+ * runs: a start or reload has nothing left to wait for. */
+bool workers_settled(const struct master *m);
 /* The running worker of an older generation with the lowest id, or NULL. */
 struct worker *workers_oldest(const struct master *m);
 /* reload: workers — curse every older worker; each is replaced as it exits. */

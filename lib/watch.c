@@ -1,27 +1,54 @@
 /* watch.c — inotify watch of a set of files (see watch.h). A file is matched by the
  * (directory watch, name) pair of the event. Events that mean "touched or changed":
- * attributes (touch), close after write, moved in or created (atomic replace). */
+ * attributes (touch), close after write, moved in or created (atomic replace). One
+ * user action makes several of them (GNU touch: IN_ATTRIB then IN_CLOSE_WRITE), so a
+ * file is reported only when its stat (inode, size, mtime, ctime) differs from the
+ * last one reported: one touch, one callback. */
 #include "watch.h"
 
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "util.h"
 
-#define WATCH_MASK (IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MODIFY)
+/* No IN_MODIFY: a write is reported once, when the writer closes the file. */
+#define WATCH_MASK (IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE)
 
 struct watch_entry {
 	int wd;
 	char *path; /* as given */
 	char *base; /* file name within its directory */
+	struct stat seen; /* as last reported; all zero while the file does not exist */
 };
+
+static bool same_time(struct timespec a, struct timespec b)
+{
+	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+/* Records the file's stat; true if it differs from the one recorded before. */
+static bool entry_changed(struct watch_entry *e)
+{
+	struct stat now;
+
+	if (stat(e->path, &now) < 0)
+		memset(&now, 0, sizeof now);
+	if (now.st_dev == e->seen.st_dev && now.st_ino == e->seen.st_ino &&
+	    now.st_size == e->seen.st_size && same_time(now.st_mtim, e->seen.st_mtim) &&
+	    same_time(now.st_ctim, e->seen.st_ctim))
+		return false;
+	e->seen = now;
+	return true;
+}
 
 static void watch_readable(struct ev_loop *loop, ev_io *io, int revents)
 {
@@ -40,7 +67,8 @@ static void watch_readable(struct ev_loop *loop, ev_io *io, int revents)
 		const struct inotify_event *ev = (const struct inotify_event *)p;
 		p += sizeof *ev + ev->len;
 		for (size_t i = 0; ev->len && i < w->n; i++)
-			if (w->entries[i].wd == ev->wd && strcmp(w->entries[i].base, ev->name) == 0)
+			if (w->entries[i].wd == ev->wd && strcmp(w->entries[i].base, ev->name) == 0 &&
+			    entry_changed(&w->entries[i]))
 				w->cb(w, w->entries[i].path);
 	}
 }
@@ -55,6 +83,7 @@ static int watch_add(struct watch *w, struct watch_entry *e, const char *path)
 	e->base = strdup(basename(basebuf));
 	if (!e->path || !e->base)
 		return -1;
+	entry_changed(e);
 	e->wd = inotify_add_watch(w->fd, dirname(dirbuf), WATCH_MASK);
 	if (e->wd < 0) {
 		log_errno("cannot watch %s: inotify_add_watch(%s)", path, dirbuf);

@@ -37,8 +37,10 @@ void master_worker_ready(struct master *m)
 
 void master_teardown_done(struct master *m)
 {
-	if (m->state != MASTER_STOPPING)
+	if (m->state != MASTER_STOPPING) {
 		reload_reexec(m);
+		return;
+	}
 	vsock_close_all(&m->socks, true);
 	notify_server_close(&m->notify);
 	watch_close(&m->touch);
@@ -265,6 +267,10 @@ static int master_setup(struct master *m)
 	if (reload_init(m) < 0 || vsock_setup(&m->socks, m->cfg) < 0)
 		return -1;
 	child_set_init(&m->children, m->loop);
+	/* Orphans of the previous image's workers (we are their subreaper) may have died
+	 * just before or during the exec, their SIGCHLD lost with the old image: reap
+	 * them on the first loop iteration (libev's SIGCHLD handler waits for any pid). */
+	ev_feed_signal_event(m->loop, SIGCHLD);
 	if (notify_server_open(&m->notify, m->loop, m->cfg->name, workers_notify, m) < 0 ||
 	    emperor_channel(m) < 0 || mules_open_farms(m) < 0)
 		return -1;
@@ -278,6 +284,14 @@ static int master_setup(struct master *m)
 	return 0;
 }
 
+/* Before any child or socket: only the identity is ours to release. */
+static int not_started(struct master *m, int status)
+{
+	free(m->exe);
+	free(m->path);
+	return status;
+}
+
 int master_main(const char *path)
 {
 	struct master m = { .emperor_fd = -1 };
@@ -285,11 +299,11 @@ int master_main(const char *path)
 
 	m.loop = ev_default_loop(EVFLAG_AUTO);
 	if (!m.loop || identity(&m, path) < 0)
-		return 1;
+		return not_started(&m, 1);
 	m.cfg = initial_config(m.path);
 	if (!m.cfg) {
 		log_warn("%s: invalid config, not starting (exit %d)", m.path, MASTER_EX_CONFIG);
-		return MASTER_EX_CONFIG;
+		return not_started(&m, MASTER_EX_CONFIG);
 	}
 	snprintf(ident, sizeof ident, "vassal %s", m.cfg->name);
 	log_init(ident);

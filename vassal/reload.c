@@ -33,6 +33,7 @@ struct reload {
 	size_t next_len;
 	struct config *old_cfg;    /* chain: restored if the chain fails */
 	struct worker *chain_new, *chain_old;
+	ev_idle exec_idle;         /* graceful: the re-exec, once caught signals are handled */
 };
 
 static void unsubscribe_all(struct master *m)
@@ -379,15 +380,23 @@ void reload_worker_ready(struct master *m, struct worker *w)
 	chain_next(m);
 }
 
-void reload_worker_failed(struct master *m, struct worker *w)
+/* A reload was asked for while one ran: it runs now, on the file as it is now. */
+static void run_pending(struct master *m)
+{
+	if (!m->reload_pending)
+		return;
+	m->reload_pending = false;
+	reload_request(m, "queued request", RELOAD_AS_CONFIGURED);
+}
+
+void reload_worker_failed(struct master *m, struct worker *w, const char *why)
 {
 	struct reload *r = m->reload;
 
 	if (m->state != MASTER_RELOADING || r->mode != CFG_RELOAD_CHAIN || w != r->chain_new)
 		return;
-	log_warn("chain reload failed: the new worker %d was not ready within %.1fs; "
-		 "the old workers keep serving with the previous config",
-		 w->id, m->cfg->workers.ready_timeout);
+	log_warn("chain reload failed: the new worker %d %s; "
+		 "the old workers keep serving with the previous config", w->id, why);
 	w->retire = true;
 	r->chain_new = r->chain_old = NULL;
 	config_free(m->cfg);
@@ -396,35 +405,41 @@ void reload_worker_failed(struct master *m, struct worker *w)
 	workers_adopt_all(m);
 	m->state = MASTER_RUNNING;
 	master_notify(m, "READY=1\nSTATUS=chain reload failed");
-	if (m->reload_pending) {
-		m->reload_pending = false;
-		reload_request(m, "queued request", RELOAD_AS_CONFIGURED);
-	}
+	run_pending(m);
+}
+
+/* How the start or reload ended: every worker ready, or some of them failing. */
+static void log_settled(const struct master *m)
+{
+	bool was_reload = getenv("VASSAL_RELOAD_STARTED") || m->state == MASTER_RELOADING;
+	double ms = (mono_now() - m->reload_started) * 1000;
+
+	if (workers_all_ready(m) && !was_reload)
+		log_info("ready: %d workers, generation %u", workers_ready_count(m), m->generation);
+	else if (workers_all_ready(m))
+		log_info("reload complete: generation %u ready in %.0f ms", m->generation, ms);
+	else
+		log_warn("%s: generation %u runs with %d of %d workers ready; the others keep "
+			 "failing and are respawned with backoff", was_reload ? "reload ended" :
+			 "start ended", m->generation, workers_ready_count(m), m->cfg->workers.count);
 }
 
 void reload_workers_ready(struct master *m)
 {
 	struct reload *r = m->reload;
-	bool was_reload = getenv("VASSAL_RELOAD_STARTED") != NULL;
 
-	if (!workers_all_ready(m) || r->chain_new || r->tearing_down || r->brutal)
+	if (r->chain_new || r->tearing_down || r->brutal || !workers_settled(m))
 		return;
-	if (m->state == MASTER_STARTING && !was_reload)
-		log_info("ready: %d workers, generation %u", workers_ready_count(m), m->generation);
-	else if (m->state == MASTER_STARTING || m->state == MASTER_RELOADING)
-		log_info("reload complete: generation %u ready in %.0f ms", m->generation,
-			 (mono_now() - m->reload_started) * 1000);
-	else
+	if (m->state != MASTER_STARTING && m->state != MASTER_RELOADING)
 		return;
+	log_settled(m);
 	unsetenv("VASSAL_RELOAD_STARTED");
 	config_free(r->old_cfg);
 	r->old_cfg = NULL;
 	m->state = MASTER_RUNNING;
-	master_notify(m, "READY=1\nSTATUS=ready");
-	if (m->reload_pending) {
-		m->reload_pending = false;
-		reload_request(m, "queued request", RELOAD_AS_CONFIGURED);
-	}
+	master_notify(m, workers_all_ready(m) ? "READY=1\nSTATUS=ready"
+					      : "READY=1\nSTATUS=degraded: some workers keep failing");
+	run_pending(m);
 }
 
 /* ---- stops -------------------------------------------------------------------------- */
@@ -512,13 +527,12 @@ static void setenv_int(const char *key, long long v)
 	setenv(key, buf, 1);
 }
 
-void reload_reexec(struct master *m)
+static _Noreturn void exec_image(struct master *m)
 {
 	struct reload *r = m->reload;
 	int fds[300], n = (int)m->socks.n, cfg_fd = -1;
 	char names[1024], started[32];
 	char *argv[] = { m->exe, m->path, NULL };
-	sigset_t block;
 
 	vsock_fds(&m->socks, fds, names, sizeof names);
 	if (m->emperor_fd >= 0)
@@ -542,16 +556,41 @@ void reload_reexec(struct master *m)
 	if (daemons && *daemons)
 		setenv("VASSAL_DAEMONS", daemons, 1);
 	free(daemons);
-	/* Signals that arrive during the exec wait, pending, for the new image's handlers. */
+	log_info("reload: re-exec %s (generation %u -> %u, %zu sockets kept open)", m->exe,
+		 m->generation, m->generation + 1, m->socks.n);
+	execv(m->exe, argv);
+	log_fatal("reload: execv %s: %s", m->exe, strerror(errno));
+}
+
+/* An idle watcher runs only when nothing else is pending: every signal caught before
+ * the block has been dispatched by then. */
+static void exec_when_idle(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	struct master *m = w->data;
+
+	(void)revents;
+	ev_idle_stop(loop, w);
+	if (m->state != MASTER_STOPPING)
+		exec_image(m);
+}
+
+void reload_reexec(struct master *m)
+{
+	struct reload *r = m->reload;
+	sigset_t block;
+
+	/* From now on a signal waits, pending, for the new image's handlers. One that
+	 * libev caught already (a SIGTERM right after the SIGHUP) is dispatched by the
+	 * next loop iteration, which exec'ing now would lose. */
 	sigemptyset(&block);
 	for (int sig = 1; sig < SIGRTMIN; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD)
 			sigaddset(&block, sig);
 	sigprocmask(SIG_BLOCK, &block, NULL);
-	log_info("reload: re-exec %s (generation %u -> %u, %zu sockets kept open)", m->exe,
-		 m->generation, m->generation + 1, m->socks.n);
-	execv(m->exe, argv);
-	log_fatal("reload: execv %s: %s", m->exe, strerror(errno));
+	ev_idle_init(&r->exec_idle, exec_when_idle);
+	r->exec_idle.data = m;
+	ev_set_priority(&r->exec_idle, EV_MINPRI);
+	ev_idle_start(m->loop, &r->exec_idle);
 }
 
 int reload_init(struct master *m)

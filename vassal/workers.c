@@ -82,6 +82,7 @@ static void worker_became_ready(struct worker *w)
 static void ready_timer_fired(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct worker *w = container_of(t, struct worker, ready_timer);
+	char why[64];
 
 	(void)loop, (void)revents;
 	if (w->child.state != CHILD_STARTING)
@@ -90,11 +91,13 @@ static void ready_timer_fired(struct ev_loop *loop, ev_timer *t, int revents)
 		worker_became_ready(w);
 		return;
 	}
-	log_warn("worker %d (pid %d) not ready after %.1fs (ready: notify): killing it", w->id,
+	/* Stopped, not killed: it may already accept and serve on the shared sockets. */
+	log_warn("worker %d (pid %d) not ready after %.1fs (ready: notify): stopping it", w->id,
 		 (int)w->child.pid, w->m->cfg->workers.ready_timeout);
 	w->not_ready_in_time = true;
-	child_kill(&w->child);
-	reload_worker_failed(w->m, w);
+	child_curse(&w->child, w->child.stop_signal, w->child.mercy);
+	snprintf(why, sizeof why, "was not ready within %.1fs", w->m->cfg->workers.ready_timeout);
+	reload_worker_failed(w->m, w, why);
 }
 
 static int worker_start(struct worker *w)
@@ -117,6 +120,7 @@ static int worker_start(struct worker *w)
 	vsock_fds(&m->socks, fds, names, sizeof names);
 	w->generation = m->generation;
 	w->not_ready_in_time = false;
+	w->failing = false;
 	w->child.stop_signal = cw->prog.stop_signal;
 	w->child.mercy = cw->prog.reload_mercy;
 	w->child.backoff_min = cw->respawn_min;
@@ -132,17 +136,6 @@ static int worker_start(struct worker *w)
 	return rc;
 }
 
-static void worker_respawn_due(struct child *c)
-{
-	struct worker *w = (struct worker *)c;
-
-	if (w->m->state == MASTER_STOPPING || reload_tearing_down(w->m)) {
-		reload_child_gone(w->m);
-		return;
-	}
-	worker_start(w);
-}
-
 static void worker_schedule(struct worker *w)
 {
 	double delay = child_next_backoff(&w->child);
@@ -151,6 +144,39 @@ static void worker_schedule(struct worker *w)
 		log_warn("worker %d died young (ran %.2fs): respawn in %.2fs", w->id,
 			 w->child.last_uptime, delay);
 	child_schedule_respawn(&w->child);
+}
+
+/* Starts w; when not even a process could be made, tries again after a backoff. */
+static void worker_launch(struct worker *w)
+{
+	if (worker_start(w) < 0 && !child_running(&w->child)) {
+		w->failing = true;
+		worker_schedule(w);
+	}
+}
+
+static void worker_respawn_due(struct child *c)
+{
+	struct worker *w = (struct worker *)c;
+
+	if (w->m->state == MASTER_STOPPING || reload_tearing_down(w->m)) {
+		reload_child_gone(w->m);
+		return;
+	}
+	worker_launch(w);
+}
+
+/* It crashed or missed its ready-timeout: a start or reload stops waiting for it,
+ * and a chain reload that was waiting for it fails. */
+static void worker_failed(struct worker *w, int status)
+{
+	char how[64], why[96];
+
+	w->failing = true;
+	if (w->not_ready_in_time)
+		return; /* ready_timer_fired() told the chain */
+	snprintf(why, sizeof why, "%s before it was ready", child_status_text(status, how, sizeof how));
+	reload_worker_failed(w->m, w, why);
 }
 
 static void worker_exited(struct child *c, int status)
@@ -164,6 +190,8 @@ static void worker_exited(struct child *c, int status)
 		log_info("worker %d (pid %d) %s after %.2fs%s", w->id, (int)c->child_watcher.rpid,
 			 child_status_text(status, how, sizeof how), c->last_uptime,
 			 c->asked_to_stop ? "" : ", unasked");
+	if (!c->asked_to_stop || w->not_ready_in_time)
+		worker_failed(w, status);
 	if (w->retire || w->id > m->cfg->workers.count || m->state == MASTER_STOPPING ||
 	    reload_tearing_down(m)) {
 		worker_free(w);
@@ -171,11 +199,12 @@ static void worker_exited(struct child *c, int status)
 		master_worker_ready(m);
 		return;
 	}
-	if (c->asked_to_stop && !w->not_ready_in_time) {
-		worker_start(w); /* replaced on purpose (reload: workers): at once */
+	if (!w->failing) {
+		worker_launch(w); /* replaced on purpose (reload: workers): at once */
 		return;
 	}
 	worker_schedule(w);
+	master_worker_ready(m); /* a start or reload may have nothing left to wait for */
 }
 
 struct worker *workers_spawn(struct master *m, int id)
@@ -192,10 +221,7 @@ struct worker *workers_spawn(struct master *m, int id)
 	w->child.on_exit = worker_exited;
 	w->child.on_respawn = worker_respawn_due;
 	ev_timer_init(&w->ready_timer, ready_timer_fired, 0, 0);
-	if (worker_start(w) < 0 && !child_running(&w->child)) {
-		worker_schedule(w);
-		return w;
-	}
+	worker_launch(w);
 	return w;
 }
 
@@ -244,6 +270,22 @@ int workers_ready_count(const struct master *m)
 	return n;
 }
 
+bool workers_settled(const struct master *m)
+{
+	struct worker *w;
+	int done = 0;
+
+	if (!m->cfg->has_workers)
+		return true;
+	FOREACH_WORKER(w, m) {
+		if (child_running(&w->child) && w->generation != m->generation)
+			return false;
+		if (!w->retire && (w->child.state == CHILD_READY || w->failing))
+			done++;
+	}
+	return done >= m->cfg->workers.count;
+}
+
 bool workers_all_ready(const struct master *m)
 {
 	struct worker *w;
@@ -284,7 +326,7 @@ void workers_replace_all(struct master *m)
 		if (child_running(&w->child))
 			child_curse(&w->child, w->child.stop_signal, w->child.mercy);
 		else if (w->child.state == CHILD_WAITING) /* crashed and waiting: go now */
-			child_cancel_respawn(&w->child), worker_start(w);
+			child_cancel_respawn(&w->child), worker_launch(w);
 	}
 	workers_fill(m);
 }
