@@ -21,9 +21,11 @@ EV_LIBS    := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 HTTP_PARSER_LIBS := $(shell pkg-config --libs http-parser 2>/dev/null || echo -lhttp_parser)
 
+# CFLAGS is the user's (optimisation, debug); the project's own flags are always
+# added, even when CFLAGS is given on the command line.
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 -D_GNU_SOURCE= -Wall -Wextra -Werror -Iinclude $(PKG_CFLAGS) $(SAN_FLAGS)
-LDFLAGS  += $(SAN_FLAGS)
+PROJECT_CFLAGS := -std=gnu11 -D_GNU_SOURCE= -Wall -Wextra -Werror -Iinclude $(PKG_CFLAGS)
+ALL_CFLAGS = $(PROJECT_CFLAGS) $(CFLAGS) $(SAN_FLAGS)
 LIBS     := $(PKG_LIBS) $(EV_LIBS) $(HTTP_PARSER_LIBS) -lm
 
 LIB_SRC     := $(wildcard lib/*.c)
@@ -41,11 +43,11 @@ VASSAL_A  := $(BUILD)/libvassal.a
 SUPPORT_A := $(BUILD)/libsupport.a
 
 .PHONY: all deps run test unit integration asan valgrind clean
-all: $(BUILD)/emperor $(BUILD)/vassal $(EXAMPLES)
+all: $(BUILD)/emperor $(BUILD)/vassal $(BUILD)/emperorctl $(EXAMPLES)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(LIB_A): $(call obj,$(LIB_SRC))
 	@mkdir -p $(dir $@)
@@ -59,20 +61,22 @@ $(SUPPORT_A): $(call obj,$(SUPPORT_SRC))
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/emperor: $(call obj,emperor/main.c) $(EMPEROR_A) $(LIB_A)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(LIBS)
 $(BUILD)/vassal: $(call obj,vassal/main.c) $(VASSAL_A) $(LIB_A)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(LIBS)
+$(BUILD)/emperorctl: $(call obj,$(wildcard ctl/*.c)) $(LIB_A)
+	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(LIBS)
 $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(LIBS)
 
 # Unit tests may exercise any module, so they link every library.
 $(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(EMPEROR_A) $(VASSAL_A) $(LIB_A) $(SUPPORT_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
+	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
 $(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) $(SUPPORT_A) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
+	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
 
 # Debian packages the build and the tests need; `deps` installs only what is absent.
 DEB_PKGS := gcc make pkg-config libev-dev libyaml-dev libcmocka-dev libhttp-parser-dev
@@ -121,3 +125,65 @@ clean:
 	rm -rf build
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- install, uninstall, man pages (docs/install.md) -------------------------------
+#
+#   make install [PREFIX=/usr/local] [DESTDIR=]   binaries, man pages, example, unit
+#   make uninstall [PREFIX=...] [DESTDIR=...]     removes exactly those files
+#   make man                                      build/man/*.8, *.5 from docs/man/*.scd
+#
+# Files written for PREFIX=/usr/local (the unit's ExecStart=, the example's exec:) are
+# installed through sed, so that their paths follow PREFIX.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+INST_BIN     := $(DESTDIR)$(PREFIX)/bin
+INST_MAN     := $(DESTDIR)$(PREFIX)/share/man
+INST_DOC     := $(DESTDIR)$(PREFIX)/share/doc/emperor
+INST_LIBEXEC := $(DESTDIR)$(PREFIX)/libexec/emperor
+INST_UNIT    := $(DESTDIR)$(PREFIX)/lib/systemd/system
+MAN_PAGES    := $(patsubst docs/man/%.scd,$(BUILD)/man/%,$(wildcard docs/man/*.scd))
+PREFIX_SED   := sed -e 's|/usr/local/|$(PREFIX)/|g'
+
+.PHONY: install uninstall man
+man:
+	@if ! command -v scdoc >/dev/null; then \
+	  echo "man: missing Debian package: scdoc"; \
+	  if ! command -v apt-get >/dev/null; then echo "man: no apt-get here; install scdoc by hand" >&2; exit 1; fi; \
+	  if [ "$$(id -u)" != 0 ]; then echo "man: not root; run: sudo apt-get install scdoc" >&2; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends scdoc || \
+	    { apt-get update -q && apt-get install -y -q --no-install-recommends scdoc; }; \
+	fi
+	@$(MAKE) --no-print-directory $(MAN_PAGES)
+
+$(BUILD)/man/%: docs/man/%.scd
+	@mkdir -p $(dir $@)
+	scdoc < $< > $@.tmp || { rm -f $@.tmp; exit 1; }
+	mv $@.tmp $@
+
+install: all man
+	install -d $(INST_BIN) $(INST_LIBEXEC) $(INST_DOC)/examples $(INST_UNIT) \
+	  $(INST_MAN)/man5 $(INST_MAN)/man8
+	install -m 755 $(BUILD)/emperor $(BUILD)/vassal $(INST_BIN)/
+	if [ -x $(BUILD)/emperorctl ]; then install -m 755 $(BUILD)/emperorctl $(INST_BIN)/; fi
+	install -m 755 $(BUILD)/examples/hello-worker $(INST_LIBEXEC)/
+	install -m 644 $(filter %.5,$(MAN_PAGES)) $(INST_MAN)/man5/
+	install -m 644 $(filter %.8,$(MAN_PAGES)) $(INST_MAN)/man8/
+	$(PREFIX_SED) docs/examples/hello.yaml > $(INST_DOC)/examples/hello.yaml
+	$(PREFIX_SED) docs/emperor.service > $(INST_UNIT)/emperor.service
+	chmod 644 $(INST_DOC)/examples/hello.yaml $(INST_UNIT)/emperor.service
+
+# Only this project's own directories are removed (when empty), never bin/ or man8/.
+uninstall:
+	rm -f $(INST_BIN)/emperor $(INST_BIN)/vassal $(INST_BIN)/emperorctl
+	rm -f $(INST_LIBEXEC)/hello-worker $(INST_DOC)/examples/hello.yaml
+	rm -f $(patsubst $(BUILD)/man/%,$(INST_MAN)/man5/%,$(filter %.5,$(MAN_PAGES)))
+	rm -f $(patsubst $(BUILD)/man/%,$(INST_MAN)/man8/%,$(filter %.8,$(MAN_PAGES)))
+	rm -f $(INST_UNIT)/emperor.service
+	rmdir $(INST_DOC)/examples $(INST_DOC) $(INST_LIBEXEC) 2>/dev/null || true
+
+# Benchmarks against uWSGI (issue 9): not part of `make test`.
+bench: deps
+	@$(MAKE) --no-print-directory all
+	bench/run

@@ -21,6 +21,9 @@ static void usage(FILE *out)
 		"  --max-throttle DURATION      respawn delay cap (3m)\n"
 		"  --reload-concurrency N       vassals reloading at once on SIGHUP (8)\n"
 		"  --vassal PATH                the vassal binary (beside this one)\n"
+		"  --control PATH               the control socket for emperorctl\n"
+		"                               (default /run/emperor/<dir>.sock; see emperorctl)\n"
+		"  --metrics ADDR               serve Prometheus metrics over HTTP on ADDR\n"
 		"  -h, --help                   this text\n"
 		"  --version                    the version\n"
 		"\n"
@@ -43,12 +46,15 @@ static const char *default_vassal_bin(void)
 
 static int parse_args(int argc, char **argv, struct emperor_opts *o)
 {
-	enum { O_THROTTLE = 1, O_MAX_THROTTLE, O_CONCURRENCY, O_VASSAL, O_VERSION };
+	enum { O_THROTTLE = 1, O_MAX_THROTTLE, O_CONCURRENCY, O_VASSAL, O_VERSION, O_CONTROL,
+	       O_METRICS };
 	static const struct option longopts[] = {
 		{ "throttle", required_argument, NULL, O_THROTTLE },
 		{ "max-throttle", required_argument, NULL, O_MAX_THROTTLE },
 		{ "reload-concurrency", required_argument, NULL, O_CONCURRENCY },
 		{ "vassal", required_argument, NULL, O_VASSAL },
+		{ "control", required_argument, NULL, O_CONTROL },
+		{ "metrics", required_argument, NULL, O_METRICS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -74,6 +80,8 @@ static int parse_args(int argc, char **argv, struct emperor_opts *o)
 			}
 			break;
 		case O_VASSAL: o->vassal_bin = optarg; break;
+		case O_CONTROL: o->control_path = optarg; break;
+		case O_METRICS: o->metrics_addr = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		case O_VERSION: printf("emperor %s\n", EMPEROR_VERSION); exit(0);
 		default: usage(stderr); return -1;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "child.h"
 
@@ -28,12 +29,16 @@ enum vassal_state {
 struct file_id {
 	dev_t dev;
 	ino_t ino;
+	struct timespec btime; /* birth time: tells a new file from a recycled inode
+				* number; 0 when the file system keeps none */
 	off_t size;
 	struct timespec mtime;
 	uint64_t hash;     /* FNV-1a of the content */
 };
 
 struct emperor;
+
+#define CTL_BUCKETS 13 /* reload-duration histogram buckets (control.c) */
 
 struct vassal {
 	TAILQ_ENTRY(vassal) link;
@@ -62,6 +67,15 @@ struct vassal {
 	struct vassal *waits_for;   /* a renamed file starts when its old name stopped */
 	double spawned_at_mono;
 	char reload_why[64];
+	/* what emperorctl and the metrics show */
+	unsigned restarts;          /* respawns after dying unasked */
+	unsigned reloads;           /* reloads completed */
+	unsigned reload_buckets[CTL_BUCKETS]; /* reload durations, cumulative histogram */
+	double reload_seconds_sum;
+	char last_exit[64];
+	char *config_error;         /* the first error of the last failed validation */
+	int workers_ready, workers_total; /* from the master's X_WORKERS= */
+	bool halting;               /* `emperorctl stop`: keep the record, halted */
 };
 
 TAILQ_HEAD(vassal_list, vassal);
@@ -72,6 +86,8 @@ struct emperor_opts {
 	double throttle;            /* first respawn delay */
 	double max_throttle;        /* respawn delay cap */
 	int reload_concurrency;     /* vassals reloading at once on SIGHUP */
+	const char *control_path;   /* NULL: the default (control.c) */
+	const char *metrics_addr;   /* NULL: no HTTP metrics listener */
 	char **argv;                /* the command line, re-exec'd by SIGUSR2 */
 };
 
@@ -89,6 +105,8 @@ struct emperor {
 	bool stopping, brutal, ready_sent;
 	int sigint_count;
 	char **ignored;             /* non-regular candidates already logged */
+	struct control *control;    /* control.c */
+	double started_at;          /* mono_now() at start */
 	ev_signal sig_hup, sig_term, sig_int, sig_quit, sig_usr1, sig_usr2;
 };
 
@@ -128,6 +146,18 @@ void output_stop(struct vassal *v);
 /* monitor.c: inotify on the directory; calls emperor_schedule_scan(). */
 struct monitor *monitor_open(struct emperor *e, const char *dir);
 void monitor_close(struct monitor *mon);
+
+/* control.c: the control socket (emperorctl) and the metrics. */
+enum ctl_event { CTL_READY, CTL_STOPPED, CTL_FAILED };
+int control_open(struct emperor *e);
+void control_close(struct emperor *e);
+/* A vassal became ready (started or reloaded), stopped, or failed: answers waiting
+ * emperorctl requests and records the figures. */
+void control_vassal_event(struct emperor *e, struct vassal *v, enum ctl_event ev);
+/* Records a completed reload's duration (for the metrics). */
+void control_reload_done(struct vassal *v, double seconds);
+/* vtable.c: stop a vassal but keep its record, halted until started again. */
+void vtable_halt(struct vassal *v);
 
 /* upgrade.c: SIGUSR2 — re-exec the emperor binary, handing over the table. */
 void upgrade_exec(struct emperor *e, char **argv);

@@ -21,4 +21,14 @@ char **env_build(char *const *base, char *const *add, const char *const *del);
 /* Returns v with "K=V" set (replacing K), reallocating; v must come from env_build. */
 char **env_set(char **v, const char *key, const char *value);
 
+/* A growing string; out of memory or past STRBUF_MAX truncates, never fails. */
+#define STRBUF_MAX (4 * 1024 * 1024)
+struct strbuf {
+	char *p;
+	size_t len, cap;
+};
+void strbuf_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void strbuf_append(struct strbuf *b, const char *s, size_t n);
+void strbuf_free(struct strbuf *b);
+
 #endif

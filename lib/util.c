@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,4 +132,64 @@ char **env_build(char *const *base, char *const *add, const char *const *del)
 		v = env_set(v, key, add[i] + klen + 1);
 	}
 	return v;
+}
+
+static int strbuf_reserve(struct strbuf *b, size_t more)
+{
+	size_t cap = b->cap ? b->cap : 1024;
+	char *grown;
+
+	if (b->len + more + 1 <= b->cap)
+		return 0;
+	while (cap < b->len + more + 1 && cap < STRBUF_MAX)
+		cap *= 2;
+	if (cap > STRBUF_MAX)
+		cap = STRBUF_MAX;
+	if (cap <= b->cap || !(grown = realloc(b->p, cap)))
+		return -1;
+	b->p = grown;
+	b->cap = cap;
+	return 0;
+}
+
+void strbuf_append(struct strbuf *b, const char *s, size_t n)
+{
+	if (strbuf_reserve(b, n) < 0) {
+		if (!b->cap)
+			return;
+		n = b->cap - 1 - b->len; /* truncated */
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void strbuf_printf(struct strbuf *b, const char *fmt, ...)
+{
+	char small[1024], *big = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(small, sizeof small, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n < sizeof small) {
+		strbuf_append(b, small, (size_t)n);
+		return;
+	}
+	va_start(ap, fmt);
+	n = vasprintf(&big, fmt, ap);
+	va_end(ap);
+	if (n >= 0)
+		strbuf_append(b, big, (size_t)n);
+	free(big);
+}
+
+void strbuf_free(struct strbuf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
 }

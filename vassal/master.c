@@ -17,9 +17,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gateway.h"
 #include "log.h"
 #include "procs.h"
 #include "reload.h"
+#include "status.h"
 #include "util.h"
 #include "workers.h"
 
@@ -30,8 +32,23 @@ void master_notify(struct master *m, const char *msg)
 	notify_parent(msg);
 }
 
+/* The emperor shows "workers ready/total"; it hears of every change, nothing more. */
+static void report_workers(struct master *m)
+{
+	int ready = workers_ready_count(m), total = m->cfg->has_workers ? m->cfg->workers.count : 0;
+	char msg[64];
+
+	if (m->emperor_fd < 0 || (ready == m->reported_ready && total == m->reported_total))
+		return;
+	m->reported_ready = ready;
+	m->reported_total = total;
+	snprintf(msg, sizeof msg, "X_WORKERS=%d/%d", ready, total);
+	notify_fd(m->emperor_fd, msg);
+}
+
 void master_worker_ready(struct master *m)
 {
+	report_workers(m);
 	reload_workers_ready(m);
 }
 
@@ -144,6 +161,24 @@ static int open_log_and_cwd(struct master *m)
 	return 0;
 }
 
+/* A rotated log: new lines go to a new file. Workers move to it when respawned. */
+static void reopen_log(struct master *m)
+{
+	int fd;
+
+	if (!m->cfg->log)
+		return;
+	fd = open(m->cfg->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) {
+		log_errno("reopen log %s", m->cfg->log);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	close(fd);
+	log_info("log reopened");
+}
+
 static void emperor_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct master *m = container_of(w, struct master, emperor_io);
@@ -153,8 +188,12 @@ static void emperor_readable(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop, (void)revents;
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (n > 0)
-		return; /* the emperor commands with signals; nothing to read here yet */
+	if (n > 0) { /* the emperor commands with signals; this channel only asks to reopen logs */
+		buf[n < (ssize_t)sizeof buf ? n : (ssize_t)sizeof buf - 1] = '\0';
+		if (notify_has(buf, "REOPEN_LOGS=1"))
+			reopen_log(m);
+		return;
+	}
 	ev_io_stop(m->loop, w);
 	close(m->emperor_fd);
 	m->emperor_fd = -1;
@@ -275,6 +314,7 @@ static int master_setup(struct master *m)
 	    emperor_channel(m) < 0 || mules_open_farms(m) < 0)
 		return -1;
 	signals_start(m);
+	status_open(m); /* without it the vassal still runs; the error is logged */
 	if (watch_open(&m->touch, m->loop, m->cfg->touch_reload, touched, m) < 0)
 		return -1;
 	if (m->cfg->heartbeat > 0) {
@@ -294,7 +334,7 @@ static int not_started(struct master *m, int status)
 
 int master_main(const char *path)
 {
-	struct master m = { .emperor_fd = -1 };
+	struct master m = { .emperor_fd = -1, .status_fd = -1, .reported_ready = -1 };
 	char ident[64];
 
 	m.loop = ev_default_loop(EVFLAG_AUTO);
@@ -313,6 +353,7 @@ int master_main(const char *path)
 	log_info("master started (generation %u, %zu sockets)", m.generation, m.socks.n);
 	workers_fill(&m);
 	procs_start_all(&m);
+	subscriptions_start(&m);
 	reload_workers_ready(&m);
 	ev_run(m.loop, 0);
 	return 1;

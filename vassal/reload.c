@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "gateway.h"
 #include "log.h"
 #include "procs.h"
 #include "util.h"
@@ -36,10 +37,10 @@ struct reload {
 	ev_idle exec_idle;         /* graceful: the re-exec, once caught signals are handled */
 };
 
+/* A stop always withdraws the subscriptions; a reload only if asked to. */
 static void unsubscribe_all(struct master *m)
 {
-	if (m->cfg->n_subscribe && m->cfg->unsubscribe_on_reload)
-		log_info("teardown: unsubscribe (no subscription client yet)");
+	subscriptions_stop(m, m->state == MASTER_STOPPING || m->cfg->unsubscribe_on_reload);
 }
 
 /* The stop half: DESIGN.md's order. kind < 0: a step without children to wait for. */
@@ -534,7 +535,7 @@ static _Noreturn void exec_image(struct master *m)
 	char names[1024], started[32];
 	char *argv[] = { m->exe, m->path, NULL };
 
-	vsock_fds(&m->socks, fds, names, sizeof names);
+	vsock_all_fds(&m->socks, fds, names, sizeof names);
 	if (m->emperor_fd >= 0)
 		fds[n++] = m->emperor_fd;
 	if (r->next_text && (cfg_fd = config_memfd(r->next_text, r->next_len)) >= 0)

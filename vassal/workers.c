@@ -109,11 +109,11 @@ static int worker_start(struct worker *w)
 	char **env = worker_env(m, w->id);
 	struct child_exec x = {
 		.argv = cw->prog.argv, .env = env, .cwd = cw->prog.cwd, .fds = fds,
-		.n_fds = (int)m->socks.n, .fdnames = names, .out_fd = -1, .die_with_parent = true,
+		.n_fds = (int)m->socks.n_workers, .fdnames = names, .out_fd = -1, .die_with_parent = true,
 	};
 	int rc;
 
-	if (!env || m->socks.n > ARRAY_LEN(fds)) {
+	if (!env || m->socks.n_workers > ARRAY_LEN(fds)) {
 		strv_free(env);
 		return -1;
 	}
