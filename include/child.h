@@ -61,6 +61,9 @@ struct child_set {
 	struct child_list children;
 	ev_timer mercy_timer;       /* armed at the earliest no_mercy_at */
 	void *data;
+	/* run in every child of the set before its exec/run (a vassal's limits) */
+	void (*in_child)(void *arg);
+	void *in_child_arg;
 };
 
 /* How to start a child. */
@@ -75,6 +78,7 @@ struct child_exec {
 	int (*run)(void *arg);      /* in-code child: exit(run(arg)) instead of exec */
 	void *run_arg;
 	bool die_with_parent;       /* PR_SET_PDEATHSIG SIGKILL: no orphan if we crash */
+	/* Every child also gets PR_SET_NO_NEW_PRIVS and its set's in_child hook. */
 	void (*in_child)(void *arg);/* hook run in the child before exec/run (rlimits...) */
 	void *in_child_arg;
 };

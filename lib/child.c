@@ -20,6 +20,7 @@
 
 #include "log.h"
 #include "parse.h"
+#include "privs.h"
 #include "util.h"
 
 extern char **environ;
@@ -115,7 +116,8 @@ static int setup_env(const struct child_exec *x)
 	return setenv("LISTEN_FDNAMES", x->fdnames, 1);
 }
 
-static _Noreturn void child_start(const struct child_exec *x, int errfd, pid_t parent)
+static _Noreturn void child_start(const struct child_set *set, const struct child_exec *x,
+				  int errfd, pid_t parent)
 {
 	int err;
 
@@ -123,6 +125,9 @@ static _Noreturn void child_start(const struct child_exec *x, int errfd, pid_t p
 	if (x->die_with_parent &&
 	    (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent))
 		_exit(127); /* the parent is already gone */
+	privs_no_new_privs(); /* no exec below this point can gain privileges */
+	if (set->in_child)
+		set->in_child(set->in_child_arg);
 	reset_signals();
 	if (setup_stdio(x->out_fd) < 0)
 		goto fail;
@@ -241,7 +246,7 @@ int child_spawn(struct child *c, const struct child_exec *x)
 		return -1;
 	}
 	if (pid == 0)
-		child_start(x, pfd[1], parent);
+		child_start(c->set, x, pfd[1], parent);
 	close(pfd[1]);
 	setpgid(pid, pid); /* also done by the child: whichever runs first wins */
 	if (c->pid)

@@ -20,6 +20,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "procs.h"
+#include "privs.h"
 #include "reload.h"
 #include "status.h"
 #include "util.h"
@@ -298,14 +299,43 @@ static void restore_reload_state(struct master *m)
 	unsetenv("VASSAL_RELOAD_PENDING");
 }
 
+/* Sockets are bound (a privileged port is fine); now the vassal's own identity. */
+static int become_owner(struct master *m)
+{
+	struct privs p;
+	char why[160];
+
+	if (m->cfg->umask >= 0)
+		umask((mode_t)m->cfg->umask);
+	if (privs_resolve(m->cfg->user, m->cfg->group, &p, why, sizeof why) < 0 ||
+	    privs_drop(&p, why, sizeof why) < 0) {
+		log_warn("%s: %s", m->path, why);
+		return -1;
+	}
+	if (p.set)
+		log_info("running as uid %d gid %d%s%s", (int)getuid(), (int)getgid(),
+			 p.user[0] ? " user " : "", p.user);
+	return 0;
+}
+
+/* In every child, before its exec: the vassal's limits. */
+static void child_limits(void *arg)
+{
+	struct master *m = arg;
+
+	privs_limits(&m->cfg->limits);
+}
+
 static int master_setup(struct master *m)
 {
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		log_errno("prctl(PR_SET_CHILD_SUBREAPER)");
 	restore_reload_state(m);
-	if (reload_init(m) < 0 || vsock_setup(&m->socks, m->cfg) < 0)
+	if (reload_init(m) < 0 || vsock_setup(&m->socks, m->cfg) < 0 || become_owner(m) < 0)
 		return -1;
 	child_set_init(&m->children, m->loop);
+	m->children.in_child = child_limits;
+	m->children.in_child_arg = m;
 	/* Orphans of the previous image's workers (we are their subreaper) may have died
 	 * just before or during the exec, their SIGCHLD lost with the old image: reap
 	 * them on the first loop iteration (libev's SIGCHLD handler waits for any pid). */
