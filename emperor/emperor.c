@@ -200,17 +200,18 @@ static void signals_start(struct emperor *e)
 		{ &e->sig_hup, SIGHUP }, { &e->sig_term, SIGTERM }, { &e->sig_int, SIGINT },
 		{ &e->sig_quit, SIGQUIT }, { &e->sig_usr1, SIGUSR1 }, { &e->sig_usr2, SIGUSR2 },
 	};
-	sigset_t set;
+	sigset_t none;
 
 	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
 	for (size_t i = 0; i < ARRAY_LEN(sigs); i++) {
 		ev_signal_init(sigs[i].w, on_signal, sigs[i].sig);
 		sigs[i].w->data = e;
 		ev_signal_start(e->loop, sigs[i].w);
-		sigaddset(&set, sigs[i].sig);
 	}
-	sigprocmask(SIG_UNBLOCK, &set, NULL); /* blocked across an upgrade's exec */
+	/* Every signal was blocked across an upgrade's exec, SIGCHLD (libev's child
+	 * watchers) included; the ones that arrived meanwhile are delivered now. */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 static int resolve_paths(struct emperor *e)

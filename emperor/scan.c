@@ -1,7 +1,7 @@
 /* scan.c — reconciles the vassal table with the directory. Candidates are *.yaml and
  * *.yml files that are not hidden (which also skips a ConfigMap's ..data) and not
- * editor droppings; symlinks are followed. A file's identity is (device, inode, size,
- * mtime) plus a hash of its content, which tells apart:
+ * editor droppings; symlinks are followed. A file's identity is (device, inode, birth
+ * time, size, mtime) plus a hash of its content, which tells apart:
  *   new file               → start (after validation)
  *   same inode, new mtime,
  *   same content           → touched: graceful reload
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -74,25 +75,43 @@ static int hash_file(int dirfd, const char *file, uint64_t *out)
 /* 0 for a regular file (identity filled), 1 for anything else, -1 if gone. */
 int scan_file_id(int dirfd, const char *file, struct file_id *id, bool with_hash)
 {
-	struct stat st;
+	struct statx st;
 
-	if (fstatat(dirfd, file, &st, 0) < 0)
+	if (statx(dirfd, file, 0, STATX_BASIC_STATS | STATX_BTIME, &st) < 0)
 		return -1;
-	if (!S_ISREG(st.st_mode))
+	if (!S_ISREG(st.stx_mode))
 		return 1;
-	id->dev = st.st_dev;
-	id->ino = st.st_ino;
-	id->size = st.st_size;
-	id->mtime = st.st_mtim;
+	id->dev = makedev(st.stx_dev_major, st.stx_dev_minor);
+	id->ino = st.stx_ino;
+	id->btime = (struct timespec){ 0, 0 };
+	if (st.stx_mask & STATX_BTIME)
+		id->btime = (struct timespec){ st.stx_btime.tv_sec, st.stx_btime.tv_nsec };
+	id->size = (off_t)st.stx_size;
+	id->mtime = (struct timespec){ st.stx_mtime.tv_sec, st.stx_mtime.tv_nsec };
 	if (with_hash && hash_file(dirfd, file, &id->hash) < 0)
 		return -1;
 	return 0;
 }
 
+static bool ts_equal(struct timespec a, struct timespec b)
+{
+	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+/* The same file, not just the same inode number (a deleted file's number is soon
+ * given to a new one). A birth time of 0 (unknown) matches any. */
+static bool same_file(const struct file_id *a, const struct file_id *b)
+{
+	static const struct timespec unknown = { 0, 0 };
+
+	return a->dev == b->dev && a->ino == b->ino &&
+	       (ts_equal(a->btime, unknown) || ts_equal(b->btime, unknown) ||
+		ts_equal(a->btime, b->btime));
+}
+
 static bool same_stat(const struct file_id *a, const struct file_id *b)
 {
-	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+	return same_file(a, b) && a->size == b->size && ts_equal(a->mtime, b->mtime);
 }
 
 static void note_ignored(struct emperor *e, const char *file)
@@ -119,12 +138,12 @@ static void known_file(struct vassal *v, int dirfd)
 		return;
 	if (scan_file_id(dirfd, v->file, &now, true) != 0)
 		return;
-	bool same_inode = now.dev == v->id.dev && now.ino == v->id.ino;
+	bool same_one = same_file(&now, &v->id);
 	bool same_content = now.hash == v->id.hash;
 	v->id = now;
 	if (!same_content)
 		vtable_changed(v, true);
-	else if (same_inode)
+	else if (same_one)
 		vtable_changed(v, false);
 }
 
@@ -135,8 +154,7 @@ static struct vassal *predecessor(struct emperor *e, const struct vassal *nv)
 
 	TAILQ_FOREACH(v, &e->vassals, link)
 		if (v != nv && v->state == VASSAL_STOPPING &&
-		    (strcmp(v->name, nv->name) == 0 ||
-		     (v->id.dev == nv->id.dev && v->id.ino == nv->id.ino)))
+		    (strcmp(v->name, nv->name) == 0 || same_file(&v->id, &nv->id)))
 			return v;
 	return NULL;
 }

@@ -170,6 +170,17 @@ static int spawn(struct vassal *v)
 	return rc;
 }
 
+/* No process came of the spawn (no socketpair, pipe or fork): nothing will exit to
+ * tell, so the retry is scheduled here, throttled like a respawn. */
+static void retry_later(struct vassal *v)
+{
+	close_channel(v);
+	output_stop(v);
+	log_warn("%s: not started; next attempt in %.1fs", v->name, child_next_backoff(&v->child));
+	v->state = VASSAL_WAITING;
+	child_schedule_respawn(&v->child);
+}
+
 void vtable_start(struct vassal *v)
 {
 	if (v->e->stopping)
@@ -179,10 +190,20 @@ void vtable_start(struct vassal *v)
 		log_warn("%s: not started: invalid config; waiting for the file to change", v->name);
 		return;
 	}
-	spawn(v);
+	if (spawn(v) < 0 && !child_running(&v->child))
+		retry_later(v);
 }
 
 /* ---- events --------------------------------------------------------------------------- */
+
+/* The record goes; the emperor may exit if it was the last one of a stop. */
+static void forget(struct vassal *v)
+{
+	struct emperor *e = v->e;
+
+	vtable_free(v);
+	emperor_vassal_gone(e);
+}
 
 static void halt(struct vassal *v, const char *why)
 {
@@ -201,8 +222,7 @@ static void vassal_exited(struct child *c, int status)
 	child_status_text(status, how, sizeof how);
 	if (v->state == VASSAL_STOPPING || v->e->stopping) {
 		log_info("%s: stopped (%s)", v->name, how);
-		vtable_free(v);
-		emperor_vassal_gone(v->e);
+		forget(v);
 		return;
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == CONFIG_EX_CONFIG)
@@ -280,8 +300,7 @@ void vtable_stop(struct vassal *v, const char *why)
 		return;
 	if (!child_running(&v->child)) {
 		log_info("%s: removed (%s)", v->name, why);
-		vtable_free(v);
-		emperor_vassal_gone(v->e);
+		forget(v);
 		return;
 	}
 	log_info("%s: stopping (%s), SIGKILL after %.0fs", v->name, why, v->stop_mercy);
