@@ -105,7 +105,7 @@ static void reload_all(struct emperor *e)
 		 e->opts.reload_concurrency);
 	scan_run(e);
 	TAILQ_FOREACH(v, &e->vassals, link) {
-		if (v->state == VASSAL_HALTED)
+		if (v->state == VASSAL_HALTED && !v->halting) /* emperorctl stop sticks */
 			vtable_start(v);
 		else if (child_running(&v->child) && v->state != VASSAL_STOPPING &&
 			 !v->in_reload_queue && !v->holds_slot) {
@@ -124,6 +124,7 @@ void emperor_vassal_gone(struct emperor *e)
 	if (!e->stopping || !TAILQ_EMPTY(&e->vassals))
 		return;
 	log_info("every vassal has stopped: exiting");
+	control_close(e);
 	exit(0);
 }
 
@@ -255,6 +256,8 @@ int emperor_main(const struct emperor_opts *opts)
 		return 1;
 	if (upgrade_restore(&e) < 0)
 		return 1;
+	e.started_at = mono_now();
+	control_open(&e); /* without it the emperor still runs; the error is logged */
 	scan_run(&e);
 	log_info("watching %s (vassal binary %s)", e.dir, e.opts.vassal_bin);
 	notify_parent("READY=1");

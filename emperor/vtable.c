@@ -42,7 +42,7 @@ struct vassal *vtable_find(struct emperor *e, const char *file)
 	struct vassal *v;
 
 	TAILQ_FOREACH(v, &e->vassals, link)
-		if (v->state != VASSAL_STOPPING && strcmp(v->file, file) == 0)
+		if ((v->state != VASSAL_STOPPING || v->halting) && strcmp(v->file, file) == 0)
 			return v;
 	return NULL;
 }
@@ -57,6 +57,8 @@ static bool validate(struct vassal *v)
 
 	for (size_t i = 0; i < errs.n; i++)
 		log_warn("%s: config error: %s", v->name, errs.msgs[i]);
+	free(v->config_error);
+	v->config_error = errs.n ? strdup(errs.msgs[0]) : NULL;
 	config_errors_fini(&errs);
 	if (!cfg)
 		return false;
@@ -89,8 +91,12 @@ static void on_message(struct vassal *v, const char *msg)
 {
 	double took = (mono_now() - v->spawned_at_mono) * 1000;
 
+	char workers[32];
+
 	if (notify_has(msg, "WATCHDOG=1"))
 		heartbeat_arm(v);
+	if (notify_get(msg, "X_WORKERS", workers, sizeof workers))
+		sscanf(workers, "%d/%d", &v->workers_ready, &v->workers_total);
 	if (notify_has(msg, "RELOADING=1") && v->state == VASSAL_READY) {
 		v->state = VASSAL_RELOADING;
 		v->spawned_at_mono = mono_now();
@@ -98,16 +104,19 @@ static void on_message(struct vassal *v, const char *msg)
 	}
 	if (!notify_has(msg, "READY=1"))
 		return;
-	if (v->state == VASSAL_STARTING)
+	if (v->state == VASSAL_STARTING) {
 		log_info("%s: ready after %.0f ms", v->name, took);
-	else if (v->state == VASSAL_RELOADING)
+	} else if (v->state == VASSAL_RELOADING) {
 		log_info("%s: reloaded (%s) in %.0f ms", v->name, v->reload_why, took);
-	else
+		control_reload_done(v, took / 1000);
+	} else {
 		return;
+	}
 	v->state = VASSAL_READY;
 	heartbeat_arm(v);
 	emperor_reload_slot_free(v->e, v);
 	emperor_status_notify(v->e);
+	control_vassal_event(v->e, v, CTL_READY);
 }
 
 static void chan_readable(struct ev_loop *loop, ev_io *w, int revents)
@@ -183,6 +192,7 @@ static void retry_later(struct vassal *v)
 
 void vtable_start(struct vassal *v)
 {
+	v->halting = false;
 	if (v->e->stopping)
 		return;
 	if (!validate(v)) {
@@ -220,8 +230,17 @@ static void vassal_exited(struct child *c, int status)
 	ev_timer_stop(v->e->loop, &v->heartbeat_timer);
 	emperor_reload_slot_free(v->e, v);
 	child_status_text(status, how, sizeof how);
+	snprintf(v->last_exit, sizeof v->last_exit, "%.*s", (int)sizeof v->last_exit - 1, how);
+	if (v->halting && !v->e->stopping) {
+		log_info("%s: stopped (%s); halted until started again", v->name, how);
+		v->state = VASSAL_HALTED;
+		control_vassal_event(v->e, v, CTL_STOPPED);
+		emperor_status_notify(v->e);
+		return;
+	}
 	if (v->state == VASSAL_STOPPING || v->e->stopping) {
 		log_info("%s: stopped (%s)", v->name, how);
+		control_vassal_event(v->e, v, CTL_STOPPED);
 		forget(v);
 		return;
 	}
@@ -234,8 +253,10 @@ static void vassal_exited(struct child *c, int status)
 		log_warn("%s: died (%s) after %.1fs; respawn in %.1fs", v->name, how,
 			 c->last_uptime, delay);
 		v->state = VASSAL_WAITING;
+		v->restarts++;
 		child_schedule_respawn(c);
 	}
+	control_vassal_event(v->e, v, CTL_FAILED);
 	emperor_status_notify(v->e);
 }
 
@@ -304,6 +325,17 @@ void vtable_stop(struct vassal *v, const char *why)
 		return;
 	}
 	log_info("%s: stopping (%s), SIGKILL after %.0fs", v->name, why, v->stop_mercy);
+	v->state = VASSAL_STOPPING;
+	emperor_reload_slot_free(v->e, v);
+	child_curse(&v->child, SIGTERM, v->stop_mercy);
+}
+
+void vtable_halt(struct vassal *v)
+{
+	if (!child_running(&v->child) || v->halting)
+		return;
+	log_info("%s: stopping (emperorctl), SIGKILL after %.0fs", v->name, v->stop_mercy);
+	v->halting = true;
 	v->state = VASSAL_STOPPING;
 	emperor_reload_slot_free(v->e, v);
 	child_curse(&v->child, SIGTERM, v->stop_mercy);
@@ -392,6 +424,7 @@ void vtable_free(struct vassal *v)
 			x->waits_for = NULL;
 			vtable_start(x);
 		}
+	free(v->config_error);
 	free(v->file);
 	free(v->name);
 	free(v->path);

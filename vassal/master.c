@@ -129,11 +129,16 @@ static int identity(struct master *m, const char *path)
 		log_errno("stat %s", buf);
 		return -1;
 	}
-	if (!realpath(path, buf)) {
+	/* Absolute, but symlinks left alone: a ConfigMap's file is a link through
+	 * ..data, which is swapped on update; resolving it would pin the old version. */
+	if (access(path, R_OK) < 0) {
 		log_errno("%s", path);
 		return -1;
 	}
-	m->path = strdup(buf);
+	if (path[0] == '/')
+		m->path = strdup(path);
+	else if (getcwd(buf, sizeof buf) && asprintf(&m->path, "%s/%s", buf, path) < 0)
+		m->path = NULL;
 	return m->path ? 0 : -1;
 }
 
@@ -354,9 +359,11 @@ static int master_setup(struct master *m)
 	return 0;
 }
 
-/* Before any child or socket: only the identity is ours to release. */
+/* Before any child: the identity and the config are ours to release (sockets and
+ * watchers go with the exit). */
 static int not_started(struct master *m, int status)
 {
+	config_free(m->cfg);
 	free(m->exe);
 	free(m->path);
 	return status;
@@ -378,7 +385,7 @@ int master_main(const char *path)
 	snprintf(ident, sizeof ident, "vassal %s", m.cfg->name);
 	log_init(ident);
 	if (open_log_and_cwd(&m) < 0 || master_setup(&m) < 0)
-		return 1;
+		return not_started(&m, 1);
 	m.state = MASTER_STARTING;
 	log_info("master started (generation %u, %zu sockets)", m.generation, m.socks.n);
 	workers_fill(&m);

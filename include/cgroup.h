@@ -1,0 +1,39 @@
+/* cgroup.h — a cgroup v2 per vassal, where a writable cgroup2 hierarchy exists.
+ * The emperor moves itself into a leaf ("<base>/emperor") so that its own cgroup
+ * may hold vassal cgroups with controllers, creates "<base>/vassal.<name>" (or under
+ * the vassal's `cgroup.parent`), puts the vassal master in it before exec, and writes
+ * the vassal's limits there. The no-mercy kill writes cgroup.kill, so nothing a
+ * vassal forked survives, double-forked daemons included. Where cgroup v2 is not
+ * available, process groups and subreaping do that job, and the log says so. */
+#ifndef EMPEROR_CGROUP_H
+#define EMPEROR_CGROUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+#define CGROUP_ROOT "/sys/fs/cgroup"
+
+struct cgroup_base {
+	bool usable;
+	char path[512];           /* the emperor's cgroup directory, when usable */
+	char why[512];            /* why not, when not */
+};
+
+/* Finds our cgroup v2 directory and whether we can manage children there. */
+void cgroup_probe(struct cgroup_base *b);
+/* Moves us into <base>/emperor and enables controllers for vassals (once). */
+int cgroup_prepare(struct cgroup_base *b);
+/* The vassal's cgroup path; created, with its limits written (failures logged
+ * once per vassal start, the vassal still runs). 0, or -1 if it cannot exist. */
+int cgroup_create(const struct cgroup_base *b, const char *name, const struct cfg_cgroup *cfg,
+		  char *path, size_t len);
+/* In the child, before exec: join the cgroup at path. */
+int cgroup_join(const char *path);
+/* Kills every process in it (cgroup.kill). */
+int cgroup_kill(const char *path);
+/* Removes an empty cgroup; what is still there is killed first. */
+void cgroup_remove(const char *path);
+
+#endif
