@@ -235,6 +235,21 @@ static int resolve_paths(struct emperor *e)
 	return e->dir && e->exe ? 0 : -1;
 }
 
+/* Says once how vassals are contained: their own cgroups, or process groups. */
+static void containment(struct emperor *e)
+{
+	cgroup_probe(&e->cg);
+	if (e->cg.usable && cgroup_prepare(&e->cg) == 0)
+		log_info("containment: cgroup v2: each vassal gets %s/vassal.NAME; the no-mercy "
+			 "kill uses cgroup.kill", e->cg.path);
+	else
+		log_info("containment: process groups and subreaping (no cgroup v2: %s)", e->cg.why);
+	if (e->opts.tyrant)
+		log_info("tyrant mode: each vassal runs as the owner of its file%s%s",
+			 e->opts.tyrant_allow_root ? "; root-owned files allowed" : "",
+			 e->opts.tyrant_nofollow ? "; symlinked files refused" : "");
+}
+
 int emperor_main(const struct emperor_opts *opts)
 {
 	static struct emperor e;
@@ -258,6 +273,7 @@ int emperor_main(const struct emperor_opts *opts)
 		return 1;
 	e.started_at = mono_now();
 	control_open(&e); /* without it the emperor still runs; the error is logged */
+	containment(&e);
 	scan_run(&e);
 	log_info("watching %s (vassal binary %s)", e.dir, e.opts.vassal_bin);
 	notify_parent("READY=1");

@@ -24,6 +24,9 @@ static void usage(FILE *out)
 		"  --control PATH               the control socket for emperorctl\n"
 		"                               (default /run/emperor/<dir>.sock; see emperorctl)\n"
 		"  --metrics ADDR               serve Prometheus metrics over HTTP on ADDR\n"
+		"  --tyrant                     run each vassal as the owner of its file (root only)\n"
+		"  --tyrant-allow-root          tyrant mode: accept root-owned files\n"
+		"  --tyrant-nofollow            tyrant mode: refuse symlinked files\n"
 		"  -h, --help                   this text\n"
 		"  --version                    the version\n"
 		"\n"
@@ -47,7 +50,7 @@ static const char *default_vassal_bin(void)
 static int parse_args(int argc, char **argv, struct emperor_opts *o)
 {
 	enum { O_THROTTLE = 1, O_MAX_THROTTLE, O_CONCURRENCY, O_VASSAL, O_VERSION, O_CONTROL,
-	       O_METRICS };
+	       O_METRICS, O_TYRANT, O_TYRANT_ROOT, O_TYRANT_NOFOLLOW };
 	static const struct option longopts[] = {
 		{ "throttle", required_argument, NULL, O_THROTTLE },
 		{ "max-throttle", required_argument, NULL, O_MAX_THROTTLE },
@@ -55,6 +58,9 @@ static int parse_args(int argc, char **argv, struct emperor_opts *o)
 		{ "vassal", required_argument, NULL, O_VASSAL },
 		{ "control", required_argument, NULL, O_CONTROL },
 		{ "metrics", required_argument, NULL, O_METRICS },
+		{ "tyrant", no_argument, NULL, O_TYRANT },
+		{ "tyrant-allow-root", no_argument, NULL, O_TYRANT_ROOT },
+		{ "tyrant-nofollow", no_argument, NULL, O_TYRANT_NOFOLLOW },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -82,6 +88,9 @@ static int parse_args(int argc, char **argv, struct emperor_opts *o)
 		case O_VASSAL: o->vassal_bin = optarg; break;
 		case O_CONTROL: o->control_path = optarg; break;
 		case O_METRICS: o->metrics_addr = optarg; break;
+		case O_TYRANT: o->tyrant = true; break;
+		case O_TYRANT_ROOT: o->tyrant_allow_root = true; break;
+		case O_TYRANT_NOFOLLOW: o->tyrant_nofollow = true; break;
 		case 'h': usage(stdout); exit(0);
 		case O_VERSION: printf("emperor %s\n", EMPEROR_VERSION); exit(0);
 		default: usage(stderr); return -1;
@@ -110,6 +119,14 @@ int main(int argc, char **argv)
 		return 2;
 	if (o.max_throttle < o.throttle)
 		o.max_throttle = o.throttle;
+	if ((o.tyrant_allow_root || o.tyrant_nofollow) && !o.tyrant) {
+		fprintf(stderr, "emperor: --tyrant-allow-root and --tyrant-nofollow go with --tyrant\n");
+		return 2;
+	}
+	if (o.tyrant && geteuid() != 0) {
+		fprintf(stderr, "emperor: --tyrant needs root (it runs each vassal as its file's owner)\n");
+		return 2;
+	}
 	if (access(o.vassal_bin, X_OK) < 0) {
 		fprintf(stderr, "emperor: vassal binary %s: not executable (use --vassal)\n",
 			o.vassal_bin);

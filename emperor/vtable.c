@@ -49,6 +49,25 @@ struct vassal *vtable_find(struct emperor *e, const char *file)
 
 /* ---- validation and spawn ------------------------------------------------------------ */
 
+static void drop_cgroup(struct vassal *v)
+{
+	free(v->cgroup.parent);
+	free(v->cgroup.cpu_max);
+	memset(&v->cgroup, 0, sizeof v->cgroup);
+	v->has_cgroup = false;
+}
+
+static void keep_cgroup(struct vassal *v, const struct config *cfg)
+{
+	drop_cgroup(v);
+	if (!cfg->has_cgroup)
+		return;
+	v->has_cgroup = true;
+	v->cgroup = cfg->cgroup;
+	v->cgroup.parent = cfg->cgroup.parent ? strdup(cfg->cgroup.parent) : NULL;
+	v->cgroup.cpu_max = cfg->cgroup.cpu_max ? strdup(cfg->cgroup.cpu_max) : NULL;
+}
+
 /* Loads the file; logs every error as file:line:col. Keeps what the emperor needs. */
 static bool validate(struct vassal *v)
 {
@@ -64,6 +83,7 @@ static bool validate(struct vassal *v)
 		return false;
 	v->stop_mercy = cfg->stop_mercy;
 	v->heartbeat = cfg->heartbeat;
+	keep_cgroup(v, cfg);
 	config_free(cfg);
 	return true;
 }
@@ -145,6 +165,28 @@ static char **vassal_env(void)
 	return env ? env_set(env, "EMPEROR_FD", "3") : NULL;
 }
 
+/* In the vassal's process, before exec: its cgroup, then (tyrant) its owner. */
+static void vassal_in_child(void *arg)
+{
+	struct vassal *v = arg;
+	char why[160];
+
+	if (v->cg_path[0] && cgroup_join(v->cg_path) < 0)
+		_exit(126);
+	if (v->e->opts.tyrant && privs_drop(&v->owner, why, sizeof why) < 0) {
+		dprintf(2, "vassal %s: %s\n", v->name, why);
+		_exit(126);
+	}
+}
+
+static void vassal_cgroup_kill(struct child *c)
+{
+	struct vassal *v = c->data;
+
+	if (v->cg_path[0] && cgroup_kill(v->cg_path) < 0)
+		log_errno("%s: cgroup.kill in %s", v->name, v->cg_path);
+}
+
 static int spawn(struct vassal *v)
 {
 	int sp[2], out[2], rc;
@@ -161,7 +203,11 @@ static int spawn(struct vassal *v)
 		close(sp[0]), close(sp[1]), strv_free(env);
 		return -1;
 	}
-	struct child_exec x = { .argv = argv, .env = env, .fds = &sp[1], .n_fds = 1, .out_fd = out[1] };
+	struct child_exec x = { .argv = argv, .env = env, .fds = &sp[1], .n_fds = 1, .out_fd = out[1],
+				.in_child = vassal_in_child, .in_child_arg = v };
+	if (v->e->cg.usable && cgroup_create(&v->e->cg, v->name, v->has_cgroup ? &v->cgroup : NULL,
+					     v->cg_path, sizeof v->cg_path) < 0)
+		v->cg_path[0] = '\0';
 	rc = child_spawn(&v->child, &x);
 	close(sp[1]);
 	close(out[1]);
@@ -200,6 +246,15 @@ void vtable_start(struct vassal *v)
 		log_warn("%s: not started: invalid config; waiting for the file to change", v->name);
 		return;
 	}
+	if (v->e->opts.tyrant) {
+		char why[512];
+		if (tyrant_owner(v->e, v, &v->owner, why, sizeof why) < 0) {
+			v->state = VASSAL_HALTED;
+			log_warn("%s: not started (tyrant mode): %s; waiting for the file to change",
+				 v->name, why);
+			return;
+		}
+	}
 	if (spawn(v) < 0 && !child_running(&v->child))
 		retry_later(v);
 }
@@ -229,6 +284,9 @@ static void vassal_exited(struct child *c, int status)
 	close_channel(v);
 	ev_timer_stop(v->e->loop, &v->heartbeat_timer);
 	emperor_reload_slot_free(v->e, v);
+	if (v->cg_path[0]) /* whatever it left behind goes with its cgroup */
+		cgroup_remove(v->cg_path);
+	child_set_kill_strays(&v->e->children); /* or was adopted by us, a subreaper */
 	child_status_text(status, how, sizeof how);
 	snprintf(v->last_exit, sizeof v->last_exit, "%.*s", (int)sizeof v->last_exit - 1, how);
 	if (v->halting && !v->e->stopping) {
@@ -374,6 +432,7 @@ struct vassal *vtable_add(struct emperor *e, const char *file, const struct file
 	v->child.data = v;
 	v->child.on_exit = vassal_exited;
 	v->child.on_respawn = vassal_respawn_due;
+	v->child.on_kill = vassal_cgroup_kill;
 	v->child.backoff_min = e->opts.throttle;
 	v->child.backoff_max = e->opts.max_throttle;
 	v->child.backoff_jitter = true;
@@ -424,6 +483,7 @@ void vtable_free(struct vassal *v)
 			x->waits_for = NULL;
 			vtable_start(x);
 		}
+	drop_cgroup(v);
 	free(v->config_error);
 	free(v->file);
 	free(v->name);

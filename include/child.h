@@ -51,6 +51,8 @@ struct child {
 	void (*on_exit)(struct child *c, int status);
 	/* policy: called when the respawn delay has passed */
 	void (*on_respawn)(struct child *c);
+	/* policy: called by child_kill() before SIGKILL (a vassal's cgroup.kill) */
+	void (*on_kill)(struct child *c);
 	void *data;
 };
 
@@ -113,6 +115,10 @@ double child_next_backoff(const struct child *c);
 void child_cancel_respawn(struct child *c);
 bool child_running(const struct child *c);
 double child_uptime(const struct child *c);
+/* SIGKILLs every process whose parent is us but that is not one of the set's children:
+ * orphans we adopted as a subreaper (a worker's setsid'd grandchild). Returns how
+ * many. Called at a final stop and before a re-exec. */
+int child_set_kill_strays(const struct child_set *set);
 /* Counts running children of a kind (kind < 0: all). */
 int child_set_running(const struct child_set *set, int kind);
 /* "exited 0", "exited 3", "killed by SIGKILL" */

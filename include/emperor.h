@@ -14,7 +14,9 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "cgroup.h"
 #include "child.h"
+#include "privs.h"
 
 /* A vassal's life as the emperor sees it. Transitions happen in vtable.c only. */
 enum vassal_state {
@@ -76,6 +78,11 @@ struct vassal {
 	char *config_error;         /* the first error of the last failed validation */
 	int workers_ready, workers_total; /* from the master's X_WORKERS= */
 	bool halting;               /* `emperorctl stop`: keep the record, halted */
+	/* isolation */
+	struct privs owner;         /* tyrant mode: who it runs as */
+	bool has_cgroup;            /* its config's cgroup: section */
+	struct cfg_cgroup cgroup;   /* copied from its config (strings owned) */
+	char cg_path[600];          /* its cgroup, when cgroups are used */
 };
 
 TAILQ_HEAD(vassal_list, vassal);
@@ -88,6 +95,7 @@ struct emperor_opts {
 	int reload_concurrency;     /* vassals reloading at once on SIGHUP */
 	const char *control_path;   /* NULL: the default (control.c) */
 	const char *metrics_addr;   /* NULL: no HTTP metrics listener */
+	bool tyrant, tyrant_allow_root, tyrant_nofollow;
 	char **argv;                /* the command line, re-exec'd by SIGUSR2 */
 };
 
@@ -107,6 +115,7 @@ struct emperor {
 	char **ignored;             /* non-regular candidates already logged */
 	struct control *control;    /* control.c */
 	double started_at;          /* mono_now() at start */
+	struct cgroup_base cg;      /* usable or not, and why */
 	ev_signal sig_hup, sig_term, sig_int, sig_quit, sig_usr1, sig_usr2;
 };
 
@@ -158,6 +167,10 @@ void control_vassal_event(struct emperor *e, struct vassal *v, enum ctl_event ev
 void control_reload_done(struct vassal *v, double seconds);
 /* vtable.c: stop a vassal but keep its record, halted until started again. */
 void vtable_halt(struct vassal *v);
+
+/* tyrant.c: whom a vassal runs as in tyrant mode; -1 with the reason if refused. */
+int tyrant_owner(const struct emperor *e, const struct vassal *v, struct privs *p, char *why,
+		 size_t len);
 
 /* upgrade.c: SIGUSR2 — re-exec the emperor binary, handing over the table. */
 void upgrade_exec(struct emperor *e, char **argv);

@@ -6,6 +6,7 @@
  * as soon as the child has exec'd (EOF, CLOEXEC) or failed to (an errno). */
 #include "child.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -313,6 +314,8 @@ void child_kill(struct child *c)
 		c->cursed_at = ev_now(c->set->loop);
 	}
 	c->no_mercy_at = ev_now(c->set->loop) + 5; /* try again if it is still there */
+	if (c->on_kill)
+		c->on_kill(c);
 	/* The group, and the process itself in case it left the group (setsid). */
 	if (kill(-c->pid, SIGKILL) < 0 && errno != ESRCH)
 		log_errno("%s: kill(-%d, SIGKILL)", c->name, (int)c->pid);
@@ -451,4 +454,52 @@ void child_fini(struct child *c)
 	ev_timer_stop(c->set->loop, &c->respawn_timer);
 	TAILQ_REMOVE(&c->set->children, c, link);
 	mercy_rearm(c->set);
+}
+
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[512], *paren;
+	FILE *f;
+	int ppid = -1;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return -1;
+	if (fgets(buf, sizeof buf, f) && (paren = strrchr(buf, ')')) &&
+	    sscanf(paren + 1, " %*c %d", &ppid) != 1)
+		ppid = -1;
+	fclose(f);
+	return (pid_t)ppid;
+}
+
+static bool in_set(const struct child_set *set, pid_t pid)
+{
+	const struct child *c;
+
+	TAILQ_FOREACH(c, &set->children, link)
+		if (c->pid == pid)
+			return true;
+	return false;
+}
+
+int child_set_kill_strays(const struct child_set *set)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	pid_t me = getpid();
+	int n = 0;
+
+	while (d && (de = readdir(d)) != NULL) {
+		pid_t pid = (pid_t)atoi(de->d_name);
+		if (pid <= 1 || pid == me || parent_of(pid) != me || in_set(set, pid))
+			continue;
+		kill(-pid, SIGKILL); /* its group too: a setsid'd stray leads one */
+		if (kill(pid, SIGKILL) == 0) {
+			log_warn("killed pid %d: an orphan we adopted, not one of our children", (int)pid);
+			n++;
+		}
+	}
+	if (d)
+		closedir(d);
+	return n;
 }

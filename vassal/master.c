@@ -55,6 +55,9 @@ void master_worker_ready(struct master *m)
 
 void master_teardown_done(struct master *m)
 {
+	/* Without cgroups, a child's setsid'd offspring escapes its group's SIGKILL and
+	 * is adopted by us (a subreaper): neither a stop nor a reload leaves it behind. */
+	child_set_kill_strays(&m->children);
 	if (m->state != MASTER_STOPPING) {
 		reload_reexec(m);
 		return;
