@@ -8,6 +8,11 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 int fd_set_cloexec(int fd, int on);
+/* Reads fd to its end, at most max + 1 bytes (so that "over max" can be told);
+ * malloc'd and NUL-terminated, length in *len; NULL on a read error (errno). */
+char *fd_read_all(int fd, size_t max, size_t *len);
+/* Writes all of buf (EINTR and short writes handled); 0, or -1 (errno). */
+int fd_write_all(int fd, const void *buf, size_t len);
 int fd_set_nonblock(int fd, int on);
 /* Seconds on CLOCK_MONOTONIC: comparable across processes and exec. */
 double mono_now(void);

@@ -1,12 +1,14 @@
 /* util.c — fd flags, monotonic time and string-vector helpers shared by every module. */
 #include "util.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 extern char **environ;
 
@@ -28,6 +30,45 @@ int fd_set_nonblock(int fd, int on)
 		return -1;
 	fl = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
 	return fcntl(fd, F_SETFL, fl);
+}
+
+char *fd_read_all(int fd, size_t max, size_t *len)
+{
+	size_t cap = max + 2;
+	char *buf = malloc(cap);
+	ssize_t n;
+
+	*len = 0;
+	while (buf && *len < max + 1 && (n = read(fd, buf + *len, max + 1 - *len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			free(buf);
+			errno = e;
+			return NULL;
+		}
+		*len += (size_t)n;
+	}
+	if (buf)
+		buf[*len] = '\0';
+	return buf;
+}
+
+int fd_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }
 
 double mono_now(void)

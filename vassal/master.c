@@ -71,25 +71,6 @@ void master_teardown_done(struct master *m)
 
 /* ---- start-up ---------------------------------------------------------------------- */
 
-static char *read_fd_text(int fd, size_t *len)
-{
-	size_t cap = CONFIG_MAX_FILE_SIZE + 1;
-	char *buf = malloc(cap);
-	ssize_t n;
-
-	*len = 0;
-	while (buf && *len < cap && (n = read(fd, buf + *len, cap - *len)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			free(buf);
-			return NULL;
-		}
-		*len += (size_t)n;
-	}
-	return buf;
-}
-
 /* The config the previous image validated (VASSAL_CONFIG_FD), else the file. */
 static struct config *initial_config(const char *path)
 {
@@ -100,7 +81,7 @@ static struct config *initial_config(const char *path)
 	if (fd_s) {
 		int fd = atoi(fd_s);
 		size_t len;
-		char *text = read_fd_text(fd, &len);
+		char *text = fd_read_all(fd, CONFIG_MAX_FILE_SIZE, &len);
 		close(fd);
 		unsetenv("VASSAL_CONFIG_FD");
 		if (text)

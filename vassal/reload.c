@@ -146,28 +146,16 @@ void reload_child_gone(struct master *m)
 static char *read_text(const char *path, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	size_t cap = CONFIG_MAX_FILE_SIZE + 1, used = 0;
 	char *buf;
-	ssize_t n;
 
 	if (fd < 0) {
 		log_errno("%s: cannot open", path);
 		return NULL;
 	}
-	buf = malloc(cap);
-	while (buf && used < cap && (n = read(fd, buf + used, cap - used)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			log_errno("%s: read", path);
-			free(buf);
-			buf = NULL;
-			break;
-		}
-		used += (size_t)n;
-	}
+	buf = fd_read_all(fd, CONFIG_MAX_FILE_SIZE, len);
+	if (!buf)
+		log_errno("%s: read", path);
 	close(fd);
-	*len = used;
 	return buf;
 }
 
@@ -485,21 +473,14 @@ void reload_brutal_stop(struct master *m, const char *why)
 static int config_memfd(const char *text, size_t len)
 {
 	int fd = memfd_create("vassal-config", MFD_CLOEXEC);
-	size_t done = 0;
 
 	if (fd < 0)
 		return -1;
-	while (done < len) {
-		ssize_t n = write(fd, text + done, len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			close(fd);
-			return -1;
-		}
-		done += (size_t)n;
+	if (fd_write_all(fd, text, len) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+		close(fd);
+		return -1;
 	}
-	return lseek(fd, 0, SEEK_SET) < 0 ? (close(fd), -1) : fd;
+	return fd;
 }
 
 /* Puts fds[i] at 3 + i, without close-on-exec. */
