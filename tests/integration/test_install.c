@@ -3,8 +3,9 @@
  * (the binaries, the man pages built from docs/man/, the example vassal and the worker
  * it runs, the systemd unit with its paths following PREFIX); and the emperor as PID
  * 1 of a PID namespace (`unshare --pid --fork --mount-proc`), as in a container: it
- * serves, reaps the orphans re-parented to it, stops everything on SIGTERM and exits
- * 0. Needs root (unshare, and the man target may apt-get install scdoc). */
+ * serves, reaps the orphans re-parented to it (one made with nsenter, one left by a
+ * crashed master), stops everything on SIGTERM and exits 0. Needs root (unshare,
+ * nsenter, and the man target may apt-get install scdoc). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -430,17 +431,38 @@ static void test_install_default_prefix(void **state)
 	install_and_uninstall(*state, NULL);
 }
 
-/* A vassal whose worker leaves a background `sleep` behind; its master is killed, so
- * that the sleep is orphaned twice over and re-parented to PID 1, the emperor. */
+/* Waits until pid is gone, sending it SIGTERM once it has been re-parented to pid1
+ * (a process killed before that is fine too): 0 once it has vanished altogether,
+ * exited and reaped, never lingering as a zombie. */
+static int end_orphan(pid_t pid, pid_t pid1, int timeout_ms)
+{
+	long long deadline = sup_now_ms() + timeout_ms;
+	int signalled = 0;
+
+	for (char state; (state = sup_pid_state(pid)) != 0; sup_poll_pause()) {
+		if (!signalled && state != 'Z' && sup_pid_ppid(pid) == pid1)
+			signalled = kill(pid, SIGTERM) == 0;
+		if (sup_now_ms() >= deadline) {
+			fprintf(stderr, "pid %d: state %c, parent %d (PID 1 is %d)\n", (int)pid, state,
+				(int)sup_pid_ppid(pid), (int)pid1);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The emperor as PID 1 of a PID namespace, as in a container, with one vassal whose
+ * worker leaves a background `sleep` behind. */
 static void test_emperor_as_pid1(void **state)
 {
 	struct fixture *f = *state;
-	char *vdir = sup_path(f->dir, "vassals.d"), *file = sup_path(vdir, "orphan.yaml");
+	char *vdir = sup_path(f->dir, "vassals.d"), *file = sup_path(vdir, "web.yaml");
 	char *worker = sup_bin("examples/hello-worker"), *emperor = sup_bin("emperor"), *text;
 	char *control = sup_path(f->dir, "control.sock"); /* not in /run, even on a failure */
+	char *nslog = sup_path(f->dir, "nsenter.log"), pid1_arg[16];
 	int port = free_port();
 	pid_t unshare_pid, pid1, master, worker_pid, orphan;
-	long long deadline;
+	struct sup_proc *nsenter;
 
 	assert_int_equal(mkdir(vdir, 0755), 0);
 	assert_true(asprintf(&text,
@@ -465,26 +487,29 @@ static void test_emperor_as_pid1(void **state)
 
 	/* It serves. */
 	wait_hello(port, "pid1 from pid ");
+
+	/* An orphan of the namespace, as `docker exec ... sh -c 'cmd &'` leaves one: the
+	 * shell exits at once, its sleep is re-parented to PID 1, which reaps it. */
+	snprintf(pid1_arg, sizeof pid1_arg, "%d", (int)pid1);
+	nsenter = sup_spawn((char *[]){"nsenter", "--target", pid1_arg, "--pid", "--", "sh", "-c",
+				       "sleep 30 </dev/null >/dev/null 2>&1 &", NULL},
+			    NULL, NULL, nslog);
+	assert_non_null(nsenter);
+	assert_exited_0(nsenter, T_MS, "nsenter");
+	sup_proc_free(nsenter);
+	orphan = wait_child(unshare_pid, pid1, "sleep 30", 0);
+	assert_int_equal(kill(orphan, SIGTERM), 0);
+	assert_int_equal(wait_pid_reaped(orphan, T_MS), 0);
+
+	/* A vassal master crashes: its worker dies with it (PR_SET_PDEATHSIG) and the
+	 * worker's sleep is orphaned to PID 1; both are reaped, the vassal is respawned. */
 	master = wait_child(unshare_pid, pid1, "vassal", 1);
 	worker_pid = wait_child(unshare_pid, master, "hello-worker", 1);
 	orphan = wait_child(unshare_pid, worker_pid, "sleep 30", 0);
-
-	/* The master dies: the worker dies with it (PR_SET_PDEATHSIG), its sleep is
-	 * re-parented to the nearest live subreaper, PID 1. */
 	assert_int_equal(kill(master, SIGKILL), 0);
-	deadline = sup_now_ms() + T_MS;
-	while (sup_pid_ppid(orphan) != pid1 && sup_now_ms() < deadline)
-		sup_poll_pause();
-	assert_int_equal(sup_pid_ppid(orphan), pid1);
-	assert_int_equal(sup_wait_log(f->proc, 0, "orphan: died (killed by SIGKILL)", T_MS), 0);
-
-	/* Its exit is reaped by PID 1: the orphan vanishes and leaves no zombie. */
-	assert_int_equal(kill(orphan, SIGTERM), 0);
-	assert_int_equal(wait_pid_reaped(orphan, T_MS), 0);
+	assert_int_equal(sup_wait_log(f->proc, 0, "web: died (killed by SIGKILL)", T_MS), 0);
 	assert_int_equal(wait_pid_reaped(worker_pid, T_MS), 0);
-	assert_int_equal(wait_no_zombie_below(unshare_pid, T_MS), 0);
-
-	/* The vassal is respawned and serves again. */
+	assert_int_equal(end_orphan(orphan, pid1, T_MS), 0);
 	wait_hello(port, "pid1 from pid ");
 	assert_int_equal(wait_no_zombie_below(unshare_pid, T_MS), 0);
 
@@ -492,11 +517,11 @@ static void test_emperor_as_pid1(void **state)
 	 * does unshare, which reports its child's status; nothing is left. */
 	assert_int_equal(kill(pid1, SIGTERM), 0);
 	assert_exited_0(f->proc, T_MS, "unshare");
-	assert_int_equal(sup_count_log(f->proc, 0, "orphan: stopped (exited 0)"), 1);
+	assert_int_equal(sup_count_log(f->proc, 0, "web: stopped (exited 0)"), 1);
 	assert_int_equal(sup_count_log(f->proc, 0, "every vassal has stopped: exiting"), 1);
 	assert_int_equal(sup_wait_no_leftovers(T_MS), 0);
 
-	free(vdir), free(file), free(worker), free(emperor), free(text), free(control);
+	free(vdir), free(file), free(worker), free(emperor), free(text), free(control), free(nslog);
 }
 
 int main(void)
