@@ -309,9 +309,11 @@ static int free_port(void)
 	return -1;
 }
 
-/* The only descendant of root whose parent is parent and whose command line starts
- * with prefix (or contains it, with anywhere); 0 if none yet. */
-static pid_t find_child(pid_t root, pid_t parent, const char *needle, int anywhere)
+enum cmd_match { CMD_STARTS_WITH, CMD_CONTAINS };
+
+/* A live descendant of root whose parent is parent and whose command line starts
+ * with (or contains) needle; 0 if none yet. */
+static pid_t find_child(pid_t root, pid_t parent, const char *needle, enum cmd_match match)
 {
 	pid_t pids[MAX_PIDS], found = 0;
 	int n = sup_descendants(root, pids, MAX_PIDS);
@@ -321,19 +323,20 @@ static pid_t find_child(pid_t root, pid_t parent, const char *needle, int anywhe
 		if (sup_pid_ppid(pids[i]) != parent || !sup_pid_alive(pids[i]))
 			continue;
 		cmd = sup_pid_cmdline(pids[i]);
-		if (cmd && (anywhere ? strstr(cmd, needle) != NULL : strncmp(cmd, needle, strlen(needle)) == 0))
+		if (cmd && (match == CMD_CONTAINS ? strstr(cmd, needle) != NULL
+						  : strncmp(cmd, needle, strlen(needle)) == 0))
 			found = pids[i];
 		free(cmd);
 	}
 	return found;
 }
 
-static pid_t wait_child(pid_t root, pid_t parent, const char *needle, int anywhere)
+static pid_t wait_child(pid_t root, pid_t parent, const char *needle, enum cmd_match match)
 {
 	long long deadline = sup_now_ms() + T_MS;
 	pid_t pid;
 
-	while (!(pid = find_child(root, parent, needle, anywhere)) && sup_now_ms() < deadline)
+	while (!(pid = find_child(root, parent, needle, match)) && sup_now_ms() < deadline)
 		sup_poll_pause();
 	if (!pid)
 		fail_msg("no child of %d running '%s' after %d ms", (int)parent, needle, T_MS);
@@ -451,6 +454,24 @@ static int end_orphan(pid_t pid, pid_t pid1, int timeout_ms)
 	return 0;
 }
 
+/* An orphan of the namespace, as `docker exec ... sh -c 'cmd &'` leaves one: the shell
+ * exits at once and its sleep is re-parented to PID 1; the sleep's pid. */
+static pid_t make_namespace_orphan(const struct fixture *f, pid_t root, pid_t pid1)
+{
+	char *log = sup_path(f->dir, "nsenter.log"), target[16];
+	struct sup_proc *p;
+
+	snprintf(target, sizeof target, "%d", (int)pid1);
+	p = sup_spawn((char *[]){"nsenter", "--target", target, "--pid", "--", "sh", "-c",
+				 "sleep 30 </dev/null >/dev/null 2>&1 &", NULL},
+		      NULL, NULL, log);
+	assert_non_null(p);
+	assert_exited_0(p, T_MS, "nsenter");
+	sup_proc_free(p);
+	free(log);
+	return wait_child(root, pid1, "sleep 30", CMD_STARTS_WITH);
+}
+
 /* The emperor as PID 1 of a PID namespace, as in a container, with one vassal whose
  * worker leaves a background `sleep` behind. */
 static void test_emperor_as_pid1(void **state)
@@ -459,10 +480,8 @@ static void test_emperor_as_pid1(void **state)
 	char *vdir = sup_path(f->dir, "vassals.d"), *file = sup_path(vdir, "web.yaml");
 	char *worker = sup_bin("examples/hello-worker"), *emperor = sup_bin("emperor"), *text;
 	char *control = sup_path(f->dir, "control.sock"); /* not in /run, even on a failure */
-	char *nslog = sup_path(f->dir, "nsenter.log"), pid1_arg[16];
 	int port = free_port();
-	pid_t unshare_pid, pid1, master, worker_pid, orphan;
-	struct sup_proc *nsenter;
+	pid_t root, pid1, master, worker_pid, orphan;
 
 	assert_int_equal(mkdir(vdir, 0755), 0);
 	assert_true(asprintf(&text,
@@ -480,38 +499,27 @@ static void test_emperor_as_pid1(void **state)
 				       NULL},
 			    NULL, NULL, f->log);
 	assert_non_null(f->proc);
-	unshare_pid = f->proc->pid;
+	root = f->proc->pid;
 	assert_int_equal(sup_wait_log(f->proc, 0, "watching ", T_MS), 0);
-	pid1 = wait_child(unshare_pid, unshare_pid, emperor, 0);
+	pid1 = wait_child(root, root, emperor, CMD_STARTS_WITH);
 	assert_int_equal(innermost_pid(pid1), 1);
-
-	/* It serves. */
 	wait_hello(port, "pid1 from pid ");
 
-	/* An orphan of the namespace, as `docker exec ... sh -c 'cmd &'` leaves one: the
-	 * shell exits at once, its sleep is re-parented to PID 1, which reaps it. */
-	snprintf(pid1_arg, sizeof pid1_arg, "%d", (int)pid1);
-	nsenter = sup_spawn((char *[]){"nsenter", "--target", pid1_arg, "--pid", "--", "sh", "-c",
-				       "sleep 30 </dev/null >/dev/null 2>&1 &", NULL},
-			    NULL, NULL, nslog);
-	assert_non_null(nsenter);
-	assert_exited_0(nsenter, T_MS, "nsenter");
-	sup_proc_free(nsenter);
-	orphan = wait_child(unshare_pid, pid1, "sleep 30", 0);
+	orphan = make_namespace_orphan(f, root, pid1);
 	assert_int_equal(kill(orphan, SIGTERM), 0);
 	assert_int_equal(wait_pid_reaped(orphan, T_MS), 0);
 
 	/* A vassal master crashes: its worker dies with it (PR_SET_PDEATHSIG) and the
 	 * worker's sleep is orphaned to PID 1; both are reaped, the vassal is respawned. */
-	master = wait_child(unshare_pid, pid1, "vassal", 1);
-	worker_pid = wait_child(unshare_pid, master, "hello-worker", 1);
-	orphan = wait_child(unshare_pid, worker_pid, "sleep 30", 0);
+	master = wait_child(root, pid1, "vassal", CMD_CONTAINS);
+	worker_pid = wait_child(root, master, "hello-worker", CMD_CONTAINS);
+	orphan = wait_child(root, worker_pid, "sleep 30", CMD_STARTS_WITH);
 	assert_int_equal(kill(master, SIGKILL), 0);
 	assert_int_equal(sup_wait_log(f->proc, 0, "web: died (killed by SIGKILL)", T_MS), 0);
 	assert_int_equal(wait_pid_reaped(worker_pid, T_MS), 0);
 	assert_int_equal(end_orphan(orphan, pid1, T_MS), 0);
 	wait_hello(port, "pid1 from pid ");
-	assert_int_equal(wait_no_zombie_below(unshare_pid, T_MS), 0);
+	assert_int_equal(wait_no_zombie_below(root, T_MS), 0);
 
 	/* SIGTERM to PID 1: every vassal stops gracefully, the emperor exits 0, and so
 	 * does unshare, which reports its child's status; nothing is left. */
@@ -521,7 +529,7 @@ static void test_emperor_as_pid1(void **state)
 	assert_int_equal(sup_count_log(f->proc, 0, "every vassal has stopped: exiting"), 1);
 	assert_int_equal(sup_wait_no_leftovers(T_MS), 0);
 
-	free(vdir), free(file), free(worker), free(emperor), free(text), free(control), free(nslog);
+	free(vdir), free(file), free(worker), free(emperor), free(text), free(control);
 }
 
 int main(void)
