@@ -79,7 +79,7 @@ $(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) $(SUPPORT_A) $(L
 	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
 
 # Debian packages the build and the tests need; `deps` installs only what is absent.
-DEB_PKGS := gcc make pkg-config libev-dev libyaml-dev libcmocka-dev libhttp-parser-dev
+DEB_PKGS := gcc libc6-dev make pkg-config libev-dev libyaml-dev libcmocka-dev libhttp-parser-dev
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \

@@ -223,7 +223,7 @@ HELPER void touch_path(const char *dir, const char *file, int flags)
 /* Starts the emperor on vdir and waits until its first scan is done. */
 HELPER void emperor_start(struct fixture *f, const char *const extra[])
 {
-	char *argv[24];
+	char *argv[26], *control = sup_path(f->dir, "control.sock");
 	int n = 0;
 
 	argv[n++] = f->emperor;
@@ -231,11 +231,14 @@ HELPER void emperor_start(struct fixture *f, const char *const extra[])
 	argv[n++] = "100ms";
 	argv[n++] = "--max-throttle";
 	argv[n++] = "1s";
-	for (int i = 0; extra && extra[i] && n < 22; i++)
+	argv[n++] = "--control"; /* in the test's directory: nothing lands in /run */
+	argv[n++] = control;
+	for (int i = 0; extra && extra[i] && n < 24; i++)
 		argv[n++] = (char *)extra[i];
 	argv[n++] = f->vdir;
 	argv[n] = NULL;
 	f->proc = sup_spawn(argv, NULL, NULL, f->log);
+	free(control);
 	assert_non_null(f->proc);
 	assert_int_equal(sup_wait_log(f->proc, 0, " watching ", T_MS), 0);
 }
