@@ -10,7 +10,12 @@
  *     subscribe|unsubscribe\n key=HOST\n address=ADDR\n weight=N\n
  * ADDR is a listen address as in the config ("127.0.0.1:8001", "[::1]:8001",
  * "unix:/path"). The router checks the sender's uid (SO_PASSCRED). A node not heard
- * from for SUB_EXPIRE_PERIODS subscription periods is dropped. */
+ * from for SUB_EXPIRE_PERIODS subscription periods is dropped. docs/gateway.md is the
+ * user's reference.
+ *
+ * A connection of the router points at the node it talks to (sub_node_hold); a node
+ * dropped from the table meanwhile stays allocated, off every key, until the last
+ * such connection lets go of it (sub_node_release). */
 #ifndef EMPEROR_GATEWAY_H
 #define EMPEROR_GATEWAY_H
 
@@ -31,8 +36,10 @@ struct sub_node {
 	int weight;
 	ev_tstamp last_seen;          /* 0: static (a `to:` socket), never expires */
 	ev_tstamp down_until;
-	int active;                   /* connections in flight */
+	int active;                   /* exchanges in flight (least-conn) */
 	int rr_credit;                /* smooth weighted round robin */
+	int refs;                     /* connections pointing at it (sub_node_hold) */
+	bool retired;                 /* dropped while referenced: on sub_table.retired */
 };
 TAILQ_HEAD(sub_node_list, sub_node);
 
@@ -48,6 +55,7 @@ struct sub_table {
 	enum cfg_balance balance;
 	const char *who;              /* for the log: "gateway 1" */
 	char *state_path;             /* NULL, or where the nodes are saved on every change */
+	struct sub_node_list retired; /* dropped nodes some connection still points at */
 };
 
 void sub_table_init(struct sub_table *t, enum cfg_balance balance, const char *who);
@@ -58,6 +66,8 @@ void sub_table_add(struct sub_table *t, const char *key, const struct cfg_addr *
 void sub_table_remove(struct sub_table *t, const char *key, const struct cfg_addr *addr);
 /* Drops nodes not heard from in time; returns how many. */
 int sub_table_expire(struct sub_table *t, ev_tstamp now);
+/* When the next node will have to go if not heard from again; 0 if none can expire. */
+ev_tstamp sub_table_next_expiry(const struct sub_table *t);
 /* The nodes for a Host ("name[:port]"): exact key, then *.parent domains, then the
  * default key ""; NULL if none. */
 struct sub_key *sub_table_lookup(struct sub_table *t, const char *host);
@@ -65,12 +75,17 @@ struct sub_key *sub_table_lookup(struct sub_table *t, const char *host);
 struct sub_node *sub_pick(struct sub_table *t, struct sub_key *k, ev_tstamp now,
 			  struct sub_node *const *skip, int n_skip);
 int sub_table_count(const struct sub_table *t);
+/* A connection starts / stops pointing at n; a retired node is freed at the last. */
+void sub_node_hold(struct sub_node *n);
+void sub_node_release(struct sub_table *t, struct sub_node *n);
 /* Saves the subscribed nodes to t->state_path (atomically), or restores them from
  * it as if just heard from: a restarted router keeps routing. */
 int sub_table_save(const struct sub_table *t);
 int sub_table_restore(struct sub_table *t, ev_tstamp now);
 
-/* Parses one datagram. Returns 1 subscribe, 0 unsubscribe, -1 malformed (why set). */
+/* Parses one datagram. Returns 1 subscribe, 0 unsubscribe, -1 malformed (why set).
+ * The key is lowercased; it must be 1..keylen-1 printable characters without spaces.
+ * A missing, malformed or out-of-range (1..1000) weight is 1. */
 int sub_parse(const char *msg, char *key, size_t keylen, struct cfg_addr *addr, int *weight,
 	      const char **why);
 /* Formats one datagram into buf; returns its length. */
@@ -79,11 +94,32 @@ int sub_format(char *buf, size_t len, bool subscribe, const char *key, const cha
 /* Sends one datagram to a subscription server (non-blocking, fire and forget). */
 int sub_send(const struct cfg_addr *server, const char *msg, int len);
 
+/* The router's request-head handling, apart from its sockets (tests/fuzz/ fuzzes it).
+ * router_parse_head() finds the end of the head in buf[0..len) and parses it with p,
+ * which it initialises and leaves where the head ends (a body is parsed on with it;
+ * p->data is NULL). Returns 0 with h->len 0: no complete head yet; 0: a request, h
+ * filled; -1: a malformed one (h->len is still its length). */
+struct http_parser;
+struct router_head {
+	size_t len;                   /* bytes of the head, its empty line included */
+	char host[256];               /* the Host header's value; "" if absent or too long */
+	bool head_only;               /* a HEAD request: the answer has no body */
+	bool keep_alive;              /* the client keeps the connection (not an upgrade) */
+	bool complete;                /* no body: the request ended with its head */
+};
+int router_parse_head(struct http_parser *p, const char *buf, size_t len, struct router_head *h);
+/* A head delimited by router_parse_head(), its empty line replaced by X-Forwarded-For:
+ * peer and X-Forwarded-Proto: http. malloc'd, *out_len bytes; NULL with errno. */
+char *router_rewrite_head(const char *head, size_t len, const char *peer, size_t *out_len);
+
 struct master;
 /* Master side. */
 int gateways_start(struct master *m);
 /* Subscribes every `subscribe:` entry now and every SUB_PERIOD. */
 void subscriptions_start(struct master *m);
+/* With unsubscribe: stops announcing and withdraws every entry (a stop, or a reload
+ * with unsubscribe-on-reload). Without: the announcements go on (a reload that keeps
+ * its subscriptions: they stop with the re-exec, and the new image starts again). */
 void subscriptions_stop(struct master *m, bool unsubscribe);
 /* The router process's entry point (an in-code child). */
 struct proc;

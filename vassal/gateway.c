@@ -3,7 +3,8 @@
  * (vsock.c names them gateway-N and gateway-N-sub), so they outlive the router's
  * restarts and the vassal's reloads. A `subscribe:` entry is announced to its server
  * at start and every SUB_PERIOD seconds, and withdrawn on stop (and in a reload's
- * teardown with `unsubscribe-on-reload: true`). */
+ * teardown with `unsubscribe-on-reload: true`; without it, the announcements go on
+ * through the teardown until the re-exec). */
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -113,9 +114,14 @@ void subscriptions_stop(struct master *m, bool unsubscribe)
 {
 	if (!m->cfg->n_subscribe)
 		return;
-	ev_timer_stop(m->loop, &m->subscribe_timer);
-	if (unsubscribe) {
-		announce(m, false);
-		log_info("unsubscribed %zu keys", m->cfg->n_subscribe);
+	if (!unsubscribe) {
+		/* A reload that keeps its subscriptions goes on announcing them until the
+		 * re-exec: the socket stays open, and a teardown longer than the expiry
+		 * (workers finishing long requests) must not get the node dropped. */
+		log_info("subscriptions kept through the reload");
+		return;
 	}
+	ev_timer_stop(m->loop, &m->subscribe_timer);
+	announce(m, false);
+	log_info("unsubscribed %zu keys", m->cfg->n_subscribe);
 }

@@ -17,18 +17,41 @@
 void sub_table_init(struct sub_table *t, enum cfg_balance balance, const char *who)
 {
 	TAILQ_INIT(&t->keys);
+	TAILQ_INIT(&t->retired);
 	t->balance = balance;
 	t->who = who;
+	t->state_path = NULL;
+}
+
+void sub_node_hold(struct sub_node *n)
+{
+	n->refs++;
+}
+
+void sub_node_release(struct sub_table *t, struct sub_node *n)
+{
+	if (--n->refs > 0 || !n->retired)
+		return;
+	TAILQ_REMOVE(&t->retired, n, link);
+	free(n);
+}
+
+/* Takes n off its key; freed now, or at its last release if a connection holds it. */
+static void node_drop(struct sub_table *t, struct sub_key *k, struct sub_node *n)
+{
+	TAILQ_REMOVE(&k->nodes, n, link);
+	if (n->refs > 0) {
+		n->retired = true;
+		TAILQ_INSERT_TAIL(&t->retired, n, link);
+		return;
+	}
+	free(n);
 }
 
 static void key_free(struct sub_table *t, struct sub_key *k)
 {
-	struct sub_node *n;
-
-	while ((n = TAILQ_FIRST(&k->nodes)) != NULL) {
-		TAILQ_REMOVE(&k->nodes, n, link);
-		free(n);
-	}
+	while (!TAILQ_EMPTY(&k->nodes))
+		node_drop(t, k, TAILQ_FIRST(&k->nodes));
 	TAILQ_REMOVE(&t->keys, k, link);
 	free(k->key);
 	free(k);
@@ -36,8 +59,16 @@ static void key_free(struct sub_table *t, struct sub_key *k)
 
 void sub_table_fini(struct sub_table *t)
 {
+	struct sub_node *n;
+
 	while (!TAILQ_EMPTY(&t->keys))
 		key_free(t, TAILQ_FIRST(&t->keys));
+	while ((n = TAILQ_FIRST(&t->retired)) != NULL) {
+		TAILQ_REMOVE(&t->retired, n, link);
+		free(n);
+	}
+	free(t->state_path);
+	t->state_path = NULL;
 }
 
 static struct sub_key *key_find(struct sub_table *t, const char *key)
@@ -72,8 +103,14 @@ void sub_table_add(struct sub_table *t, const char *key, const struct cfg_addr *
 	}
 	TAILQ_FOREACH(n, &k->nodes, link)
 		if (same_addr(&n->addr, addr)) {
+			bool reweighted = n->weight != weight && weight > 0;
 			n->last_seen = now;
-			n->weight = weight;
+			if (reweighted) {
+				n->weight = weight;
+				log_info("%s: node %s -> %s: weight %d", t->who, *key ? key : "(default)",
+					 addr->text, weight);
+				sub_table_save(t);
+			}
 			return;
 		}
 	n = calloc(1, sizeof *n);
@@ -83,10 +120,10 @@ void sub_table_add(struct sub_table *t, const char *key, const struct cfg_addr *
 	n->weight = weight > 0 ? weight : 1;
 	n->last_seen = now;
 	TAILQ_INSERT_TAIL(&k->nodes, n, link);
+	if (now > 0) /* saved before it is logged: the line means the file has it */
+		sub_table_save(t);
 	log_info("%s: node added: %s -> %s (weight %d)", t->who, *key ? key : "(default)",
 		 addr->text, n->weight);
-	if (now > 0)
-		sub_table_save(t);
 }
 
 void sub_table_remove(struct sub_table *t, const char *key, const struct cfg_addr *addr)
@@ -98,11 +135,12 @@ void sub_table_remove(struct sub_table *t, const char *key, const struct cfg_add
 		return;
 	TAILQ_FOREACH(n, &k->nodes, link)
 		if (same_addr(&n->addr, addr)) {
-			TAILQ_REMOVE(&k->nodes, n, link);
 			log_info("%s: node removed: %s -> %s (unsubscribed)", t->who, key, addr->text);
-			free(n);
+			node_drop(t, k, n);
 			break;
 		}
+	if (!n)
+		return;
 	if (TAILQ_EMPTY(&k->nodes))
 		key_free(t, k);
 	sub_table_save(t);
@@ -122,8 +160,7 @@ int sub_table_expire(struct sub_table *t, ev_tstamp now)
 				continue;
 			log_info("%s: node expired: %s -> %s (not heard from for %.0fs)", t->who,
 				 k->key, n->addr.text, now - n->last_seen);
-			TAILQ_REMOVE(&k->nodes, n, link);
-			free(n);
+			node_drop(t, k, n);
 			dropped++;
 		}
 		if (TAILQ_EMPTY(&k->nodes))
@@ -132,6 +169,21 @@ int sub_table_expire(struct sub_table *t, ev_tstamp now)
 	if (dropped)
 		sub_table_save(t);
 	return dropped;
+}
+
+ev_tstamp sub_table_next_expiry(const struct sub_table *t)
+{
+	const struct sub_key *k;
+	const struct sub_node *n;
+	ev_tstamp next = 0;
+
+	TAILQ_FOREACH(k, &t->keys, link)
+		TAILQ_FOREACH(n, &k->nodes, link) {
+			ev_tstamp due = n->last_seen + SUB_PERIOD * SUB_EXPIRE_PERIODS;
+			if (n->last_seen > 0 && (next == 0 || due < next))
+				next = due;
+		}
+	return next;
 }
 
 int sub_table_save(const struct sub_table *t)
@@ -145,40 +197,74 @@ int sub_table_save(const struct sub_table *t)
 		return 0;
 	snprintf(tmp, sizeof tmp, "%s.tmp", t->state_path);
 	f = fopen(tmp, "we");
-	if (!f)
+	if (!f) {
+		log_errno("%s: cannot save the nodes: %s", t->who, tmp);
 		return -1;
+	}
 	TAILQ_FOREACH(k, &t->keys, link)
 		TAILQ_FOREACH(n, &k->nodes, link)
 			if (n->last_seen > 0) /* static `to:` nodes come from the config */
 				fprintf(f, "%s %s %d\n", k->key, n->addr.text, n->weight);
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		log_errno("%s: cannot save the nodes: %s", t->who, tmp);
 		fclose(f);
+		unlink(tmp);
 		return -1;
 	}
 	fclose(f);
-	return rename(tmp, t->state_path);
+	if (rename(tmp, t->state_path) < 0) {
+		log_errno("%s: cannot save the nodes: rename to %s", t->who, t->state_path);
+		return -1;
+	}
+	return 0;
+}
+
+/* One line of the state file: "KEY ADDRESS WEIGHT"; the address may hold spaces (a
+ * unix path), the key cannot (sub_parse refuses it). */
+static int parse_state_line(char *line, char *key, size_t keylen, struct cfg_addr *addr,
+			    int *weight)
+{
+	char *sp1, *sp2, *end;
+	const char *why;
+
+	line[strcspn(line, "\n")] = '\0';
+	sp1 = strchr(line, ' ');
+	sp2 = strrchr(line, ' ');
+	if (!sp1 || sp2 == sp1 || (size_t)(sp1 - line) >= keylen || sp1 == line)
+		return -1;
+	*sp1 = *sp2 = '\0';
+	*weight = (int)strtol(sp2 + 1, &end, 10);
+	if (*end || *weight < 1 || *weight > 1000 || parse_addr(sp1 + 1, addr, &why) < 0)
+		return -1;
+	memcpy(key, line, (size_t)(sp1 - line) + 1);
+	return 0;
 }
 
 int sub_table_restore(struct sub_table *t, ev_tstamp now)
 {
-	char line[512], key[256], text[200];
-	FILE *f = t->state_path ? fopen(t->state_path, "re") : NULL;
-	int weight, n = 0;
+	char line[1024], key[256];
+	char *path = t->state_path;
+	FILE *f = path ? fopen(path, "re") : NULL;
+	int weight, n = 0, bad = 0;
 
 	if (!f)
 		return 0;
+	t->state_path = NULL; /* no save per restored node: the file already holds them */
 	while (fgets(line, sizeof line, f)) {
 		struct cfg_addr addr;
-		const char *why;
-		if (sscanf(line, "%255s %199s %d", key, text, &weight) != 3 ||
-		    parse_addr(text, &addr, &why) < 0)
+		if (parse_state_line(line, key, sizeof key, &addr, &weight) < 0) {
+			bad++;
 			continue;
+		}
 		sub_table_add(t, key, &addr, weight, now);
 		n++;
 	}
 	fclose(f);
+	t->state_path = path;
+	if (bad)
+		log_warn("%s: %s: %d malformed lines ignored", t->who, path, bad);
 	if (n)
-		log_info("%s: %d nodes restored from %s", t->who, n, t->state_path);
+		log_info("%s: %d nodes restored from %s", t->who, n, path);
 	return n;
 }
 
@@ -257,7 +343,7 @@ static const char *field(const char *msg, const char *name, char *out, size_t le
 
 	for (const char *p = msg; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
 		if (strncmp(p, name, n) == 0 && p[n] == '=') {
-			size_t v = strcspn(p + n + 1, "\n");
+			size_t v = strcspn(p + n + 1, "\r\n");
 			if (v >= len)
 				return NULL;
 			memcpy(out, p + n + 1, v);
@@ -271,21 +357,27 @@ int sub_parse(const char *msg, char *key, size_t keylen, struct cfg_addr *addr, 
 	      const char **why)
 {
 	char text[200], w[16];
+	size_t first = strcspn(msg, "\r\n");
 	int cmd;
 
 	*why = NULL;
-	if (strncmp(msg, "subscribe\n", 10) == 0)
+	if (first == 9 && strncmp(msg, "subscribe", 9) == 0 && msg[first])
 		cmd = 1;
-	else if (strncmp(msg, "unsubscribe\n", 12) == 0)
+	else if (first == 11 && strncmp(msg, "unsubscribe", 11) == 0 && msg[first])
 		cmd = 0;
 	else {
 		*why = "expected 'subscribe' or 'unsubscribe' on the first line";
 		return -1;
 	}
 	if (!field(msg, "key", key, keylen) || !*key) {
-		*why = "missing key=";
+		*why = "missing key= (or longer than the router takes)";
 		return -1;
 	}
+	for (const char *p = key; *p; p++)
+		if (!isgraph((unsigned char)*p)) {
+			*why = "a key is printable characters without spaces";
+			return -1;
+		}
 	if (!field(msg, "address", text, sizeof text) || parse_addr(text, addr, why) < 0) {
 		if (!*why)
 			*why = "missing address=";
