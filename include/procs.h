@@ -19,6 +19,7 @@ struct proc {
 	int instance;               /* 1..count within that entry */
 	proc_start_fn *start;
 	struct watch touch;         /* daemons: restart when one of these changes */
+	ev_timer touch_settle;      /* daemons: the events of one change, coalesced */
 };
 
 /* A new proc in the master's child set; not started. */

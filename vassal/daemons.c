@@ -4,17 +4,43 @@
  * its end is seen through a pidfd), and a program that daemonizes itself is adopted
  * from its pidfile once its launcher exits. `survive-reload: true` keeps a daemon
  * running across graceful reloads: its pid is handed to the next image in
- * VASSAL_DAEMONS. `touch: [paths]` restarts it when one of them changes. */
+ * VASSAL_DAEMONS. `touch: [paths]` restarts it when one of them changes: the
+ * inotify events of one change (a `touch` makes three) are coalesced for
+ * TOUCH_SETTLE seconds into one restart. */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "procs.h"
 #include "util.h"
+
+#define TOUCH_SETTLE 0.05
+
+/* A process that exists (perhaps another user's: EPERM) and is not a zombie. */
+static bool pid_alive(pid_t pid)
+{
+	char path[64], buf[256], *close_paren;
+	FILE *f;
+	size_t n;
+
+	if (pid <= 1 || (kill(pid, 0) < 0 && errno != EPERM))
+		return false;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return true; /* no /proc: trust kill() */
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	close_paren = strrchr(buf, ')'); /* "pid (comm) S ..." */
+	return !close_paren || close_paren[1] != ' ' || close_paren[2] != 'Z';
+}
 
 static pid_t pid_from_file(const char *path)
 {
@@ -26,7 +52,14 @@ static pid_t pid_from_file(const char *path)
 	if (fscanf(f, "%ld", &pid) != 1 || pid <= 1)
 		pid = 0;
 	fclose(f);
-	return pid > 1 && kill((pid_t)pid, 0) == 0 ? (pid_t)pid : 0;
+	return pid > 1 && pid_alive((pid_t)pid) ? (pid_t)pid : 0;
+}
+
+static bool is_our_child(pid_t pid)
+{
+	siginfo_t si;
+
+	return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
 }
 
 /* The pid the previous image handed over for this daemon, if alive. */
@@ -38,7 +71,7 @@ static pid_t handed_over(const char *name)
 	for (const char *p = list; p && *p; p = strchr(p, ','), p = p ? p + 1 : NULL)
 		if (strncmp(p, name, n) == 0 && p[n] == '=') {
 			pid_t pid = (pid_t)atoi(p + n + 1);
-			return pid > 1 && kill(pid, 0) == 0 ? pid : 0;
+			return pid_alive(pid) ? pid : 0;
 		}
 	return 0;
 }
@@ -52,7 +85,14 @@ static int daemon_start(struct proc *p)
 	p->child.stop_signal = dc->prog.stop_signal;
 	p->child.mercy = dc->prog.reload_mercy;
 	if (pid) {
-		child_adopt(&p->child, pid, ev_now(p->m->loop));
+		/* Our child (we started it) is reaped as usual; a process adopted from a
+		 * pidfile is not, and is watched through a pidfd again. */
+		if (is_our_child(pid))
+			child_adopt(&p->child, pid, ev_now(p->m->loop));
+		else if (child_adopt_foreign(&p->child, pid) < 0)
+			pid = 0;
+	}
+	if (pid) {
 		log_info("%s (pid %d) kept across the reload", p->child.name, (int)pid);
 		return 0;
 	}
@@ -69,14 +109,26 @@ static int daemon_start(struct proc *p)
 	return rc;
 }
 
+static void touch_settled(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct proc *p = container_of(w, struct proc, touch_settle);
+
+	(void)loop, (void)revents;
+	if (!child_running(&p->child) || p->child.state == CHILD_CURSED)
+		return;
+	log_info("%s: restarting it", p->child.name);
+	child_curse(&p->child, p->child.stop_signal, p->child.mercy);
+}
+
 static void daemon_touched(struct watch *w, const char *path)
 {
 	struct proc *p = w->data;
 
-	if (!child_running(&p->child) || p->child.state == CHILD_CURSED)
-		return;
-	log_info("%s: %s touched: restarting it", p->child.name, path);
-	child_curse(&p->child, p->child.stop_signal, p->child.mercy);
+	if (ev_is_active(&p->touch_settle))
+		return; /* another event of the same change */
+	log_info("%s: %s touched", p->child.name, path);
+	ev_timer_set(&p->touch_settle, TOUCH_SETTLE, 0);
+	ev_timer_start(p->m->loop, &p->touch_settle);
 }
 
 int daemons_start(struct master *m)
@@ -91,6 +143,7 @@ int daemons_start(struct master *m)
 		p->child.keep_on_reload = dc->survive_reload;
 		/* A daemonizing program's launcher exits at once: its daemon must live on. */
 		p->child.kill_group_on_exit = !dc->pidfile;
+		ev_timer_init(&p->touch_settle, touch_settled, TOUCH_SETTLE, 0);
 		if (dc->touch && dc->touch[0] && watch_open(&p->touch, m->loop, dc->touch,
 							    daemon_touched, p) < 0)
 			log_warn("%s: touch paths not watched", name);

@@ -69,6 +69,7 @@ int procs_spawn_program(struct proc *p, const struct cfg_program *prog, char *co
 void procs_free(struct proc *p)
 {
 	watch_close(&p->touch);
+	ev_timer_stop(p->m->loop, &p->touch_settle);
 	child_fini(&p->child);
 	free(p);
 }

@@ -35,7 +35,7 @@ static int parse_reserved(struct spool_task *t, const char *k, size_t klen, cons
 
 	if (klen == 3 && strncmp(k, "@at", 3) == 0) {
 		t->at = strtod(v, &end);
-		return end != v && *end == '\0' && t->at >= 0 ? 0 : -1;
+		return end != v && *end == '\0' && t->at >= 0 && t->at <= SPOOL_MAX_AT ? 0 : -1;
 	}
 	long n = strtol(v, &end, 10);
 	if (end == v || *end != '\0' || n < -1000000 || n > 1000000)
@@ -49,39 +49,52 @@ static int parse_reserved(struct spool_task *t, const char *k, size_t klen, cons
 	return 0;
 }
 
-static int add_env(struct spool_task *t, const char *k, size_t klen, const char *v)
+static int strv_push(char ***v, char *item)
 {
-	char *kv;
-	size_t n = strv_len(t->env);
-	char **grown = realloc(t->env, (n + 2) * sizeof *grown);
+	size_t n = strv_len(*v);
+	char **grown = realloc(*v, (n + 2) * sizeof *grown);
 
-	if (!grown)
+	if (!grown) {
+		free(item);
 		return -1;
-	t->env = grown;
-	t->env[n] = NULL;
-	if (asprintf(&kv, "SPOOL_%.*s=%s", (int)klen, k, v) < 0)
-		return -1;
-	for (char *p = kv + 6; *p != '='; p++)
-		*p = (char)toupper((unsigned char)*p);
-	t->env[n] = kv;
-	t->env[n + 1] = NULL;
+	}
+	*v = grown;
+	grown[n] = item;
+	grown[n + 1] = NULL;
 	return 0;
+}
+
+/* Records key=value as written (for a rewrite) and as SPOOL_KEY=value. */
+static int add_key(struct spool_task *t, const char *k, size_t klen, const char *v)
+{
+	char *kv, *env;
+
+	if (asprintf(&kv, "%.*s=%s", (int)klen, k, v) < 0)
+		return -1;
+	if (strv_push(&t->keys, kv) < 0)
+		return -1;
+	if (asprintf(&env, "SPOOL_%.*s=%s", (int)klen, k, v) < 0)
+		return -1;
+	for (char *p = env + 6; *p != '='; p++)
+		*p = (char)toupper((unsigned char)*p);
+	return strv_push(&t->env, env);
 }
 
 static int parse_line(struct spool_task *t, const char *line, size_t len, char *why, size_t wl)
 {
 	const char *eq = memchr(line, '=', len);
+	int shown = (int)(len > 40 ? 40 : len); /* line is not NUL-terminated */
 	char value[4096];
 	size_t klen, vlen;
 
 	if (!eq) {
-		snprintf(why, wl, "header line '%.40s' has no '='", line);
+		snprintf(why, wl, "header line '%.*s' has no '='", shown, line);
 		return -1;
 	}
 	klen = (size_t)(eq - line);
 	vlen = len - klen - 1;
 	if (vlen >= sizeof value || memchr(line, '\0', len)) {
-		snprintf(why, wl, "header line '%.40s' too long or not text", line);
+		snprintf(why, wl, "header line '%.*s' too long or not text", shown, line);
 		return -1;
 	}
 	memcpy(value, eq + 1, vlen);
@@ -97,7 +110,7 @@ static int parse_line(struct spool_task *t, const char *line, size_t len, char *
 		snprintf(why, wl, "bad key '%.*s' (expected [A-Za-z0-9_]+)", (int)(klen > 40 ? 40 : klen), line);
 		return -1;
 	}
-	return add_env(t, line, klen, value);
+	return add_key(t, line, klen, value);
 }
 
 int spool_parse(const char *text, size_t len, struct spool_task *t, char *why, size_t whylen)
@@ -106,8 +119,12 @@ int spool_parse(const char *text, size_t len, struct spool_task *t, char *why, s
 
 	memset(t, 0, sizeof *t);
 	t->env = calloc(1, sizeof *t->env);
-	if (!t->env)
+	t->keys = calloc(1, sizeof *t->keys);
+	if (!t->env || !t->keys) {
+		spool_task_fini(t);
+		snprintf(why, whylen, "out of memory");
 		return -1;
+	}
 	while (pos < len) {
 		const char *nl = memchr(text + pos, '\n', len - pos);
 		size_t end = nl ? (size_t)(nl - text) : len;
@@ -129,7 +146,9 @@ int spool_parse(const char *text, size_t len, struct spool_task *t, char *why, s
 void spool_task_fini(struct spool_task *t)
 {
 	strv_free(t->env);
+	strv_free(t->keys);
 	t->env = NULL;
+	t->keys = NULL;
 }
 
 static int write_all(int fd, const char *buf, size_t len)
@@ -174,18 +193,20 @@ static int write_task(int dirfd, const char *tmp, const char *final, const char 
 /* "@at=...\n@priority=...\n@attempts=...\nk=v\n...\n\n" */
 static char *render_head(double at, int priority, int attempts, char *const *keys)
 {
-	size_t cap = 128;
-	char *h;
+	char *h = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&h, &len);
 
-	for (size_t i = 0; keys && keys[i]; i++)
-		cap += strlen(keys[i]) + 1;
-	h = malloc(cap);
-	if (!h)
+	if (!f)
 		return NULL;
-	int n = snprintf(h, cap, "@at=%.3f\n@priority=%d\n@attempts=%d\n", at, priority, attempts);
+	fprintf(f, "@at=%.3f\n@priority=%d\n@attempts=%d\n", at, priority, attempts);
 	for (size_t i = 0; keys && keys[i]; i++)
-		n += snprintf(h + n, cap - (size_t)n, "%s\n", keys[i]);
-	snprintf(h + n, cap - (size_t)n, "\n");
+		fprintf(f, "%s\n", keys[i]);
+	fputc('\n', f);
+	if (fclose(f) != 0) {
+		free(h);
+		return NULL;
+	}
 	return h;
 }
 
@@ -199,14 +220,35 @@ static unsigned unique16(void)
 	return r;
 }
 
+/* "key=value" as spool_parse() reads it back: a valid key, no newline in the value. */
+static int valid_key_value(const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+
+	return eq && valid_key(kv, (size_t)(eq - kv)) && !strchr(eq, '\n') &&
+	       strlen(eq + 1) < 4096;
+}
+
 int spool_enqueue(const char *dir, double at, int priority, int attempts, char *const *keys,
 		  const char *body, size_t body_len, char *id, size_t idlen)
 {
 	struct timespec ts;
 	char tmp[128], final[128];
-	char *head = render_head(at, priority, attempts, keys);
-	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+	char *head;
+	int dirfd, rc;
 
+	for (size_t i = 0; keys && keys[i]; i++)
+		if (!valid_key_value(keys[i])) {
+			errno = EINVAL;
+			return -1;
+		}
+	if (!(at >= 0 && at <= SPOOL_MAX_AT) || attempts < 0 || priority < -1000000 ||
+	    priority > 1000000 || body_len > SPOOL_MAX_TASK) {
+		errno = EINVAL;
+		return -1;
+	}
+	head = render_head(at, priority, attempts, keys);
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (!head || dirfd < 0) {
 		free(head);
 		if (dirfd >= 0)
@@ -228,21 +270,14 @@ int spool_rewrite(int dirfd, const char *file, const struct spool_task *t, doubl
 		  int attempts)
 {
 	char tmp[300];
-	size_t n = strv_len(t->env);
-	char **keys = calloc(n + 1, sizeof *keys);
-	int rc = -1;
+	char *head = render_head(at, t->priority, attempts, t->keys);
+	int rc;
 
-	if (!keys)
+	if (!head)
 		return -1;
-	for (size_t i = 0; i < n; i++) { /* SPOOL_KEY=v back to key=v (lower case kept upper) */
-		keys[i] = t->env[i] + 6;
-	}
-	char *head = render_head(at, t->priority, attempts, keys);
 	snprintf(tmp, sizeof tmp, ".tmp-%d-%s", (int)getpid(), file);
-	if (head)
-		rc = write_task(dirfd, tmp, file, head, t->body, t->body_len);
+	rc = write_task(dirfd, tmp, file, head, t->body, t->body_len);
 	free(head);
-	free(keys);
 	return rc;
 }
 
@@ -255,6 +290,8 @@ static char *slurp(const char *path, size_t *len)
 
 	*len = 0;
 	if (!f || !buf) {
+		if (f && f != stdin)
+			fclose(f);
 		free(buf);
 		return NULL;
 	}
@@ -279,52 +316,78 @@ static int parse_at(const char *s, double *at)
 		return 0;
 	}
 	*at = strtod(s, &end);
-	return end != s && *end == '\0' && *at >= 0 ? 0 : -1;
+	return end != s && *end == '\0' && *at >= 0 && *at <= SPOOL_MAX_AT ? 0 : -1;
 }
 
-int spool_cli(int argc, char **argv)
-{
-	const char *dir = NULL, *body_path = NULL;
-	double at = 0;
-	int priority = 0, n_keys = 0;
-	char **keys = calloc((size_t)argc + 1, sizeof *keys), id[96], *body = NULL;
-	size_t body_len = 0;
+struct spool_args {
+	const char *dir, *body_path;
+	double at;
+	int priority;
+	char **keys;               /* into argv */
+};
 
-	for (int i = 0; keys && i < argc; i++) {
+/* 0, or 2 (a usage error, reported). */
+static int parse_args(int argc, char **argv, struct spool_args *a)
+{
+	size_t n_keys = 0;
+
+	for (int i = 0; i < argc; i++) {
+		char *end;
 		if (strcmp(argv[i], "--at") == 0 && i + 1 < argc) {
-			if (parse_at(argv[++i], &at) < 0) {
+			if (parse_at(argv[++i], &a->at) < 0) {
 				fprintf(stderr, "vassal spool: --at '%s': expected unix time or +DURATION\n", argv[i]);
 				return 2;
 			}
 		} else if (strcmp(argv[i], "--priority") == 0 && i + 1 < argc) {
-			priority = atoi(argv[++i]);
-		} else if (strcmp(argv[i], "--body") == 0 && i + 1 < argc) {
-			body_path = argv[++i];
-		} else if (!dir) {
-			dir = argv[i];
-		} else {
-			const char *eq = strchr(argv[i], '=');
-			if (!eq || !valid_key(argv[i], (size_t)(eq - argv[i])) || strchr(eq, '\n')) {
-				fprintf(stderr, "vassal spool: '%s': expected key=value, key [A-Za-z0-9_]+\n", argv[i]);
+			long n = strtol(argv[++i], &end, 10);
+			if (end == argv[i] || *end || n < -1000000 || n > 1000000) {
+				fprintf(stderr, "vassal spool: --priority '%s': expected an integer "
+					"-1000000..1000000\n", argv[i]);
 				return 2;
 			}
-			keys[n_keys++] = argv[i];
+			a->priority = (int)n;
+		} else if (strcmp(argv[i], "--body") == 0 && i + 1 < argc) {
+			a->body_path = argv[++i];
+		} else if (!a->dir) {
+			a->dir = argv[i];
+		} else if (valid_key_value(argv[i])) {
+			a->keys[n_keys++] = argv[i];
+		} else {
+			fprintf(stderr, "vassal spool: '%.60s': expected key=value, key [A-Za-z0-9_]+, "
+				"value one line under 4 KiB\n", argv[i]);
+			return 2;
 		}
 	}
-	if (!dir) {
-		fprintf(stderr, "usage: vassal spool DIR [--at TIME|+DURATION] [--priority N] [--body FILE|-] key=value...\n");
+	if (!a->dir) {
+		fprintf(stderr, "usage: vassal spool DIR [--at TIME|+DURATION] [--priority N] "
+			"[--body FILE|-] key=value...\n");
 		return 2;
 	}
-	if (body_path && !(body = slurp(body_path, &body_len))) {
-		fprintf(stderr, "vassal spool: --body %s: cannot read (or over 1 MiB)\n", body_path);
+	return 0;
+}
+
+int spool_cli(int argc, char **argv)
+{
+	struct spool_args a = { .keys = calloc((size_t)argc + 1, sizeof *a.keys) };
+	char id[96], *body = NULL;
+	size_t body_len = 0;
+	int rc;
+
+	if (!a.keys)
 		return 1;
+	rc = parse_args(argc, argv, &a);
+	if (rc == 0 && a.body_path && !(body = slurp(a.body_path, &body_len))) {
+		fprintf(stderr, "vassal spool: --body %s: cannot read (or over 1 MiB)\n", a.body_path);
+		rc = 1;
 	}
-	int rc = spool_enqueue(dir, at, priority, 0, keys, body ? body : "", body_len, id, sizeof id);
-	if (rc < 0)
-		fprintf(stderr, "vassal spool: %s: %s\n", dir, strerror(errno));
-	else
+	if (rc == 0 && spool_enqueue(a.dir, a.at, a.priority, 0, a.keys, body ? body : "", body_len,
+				     id, sizeof id) < 0) {
+		fprintf(stderr, "vassal spool: %s: %s\n", a.dir, strerror(errno));
+		rc = 1;
+	} else if (rc == 0) {
 		printf("%s\n", id);
+	}
 	free(body);
-	free(keys);
-	return rc < 0 ? 1 : 0;
+	free(a.keys);
+	return rc;
 }

@@ -5,7 +5,9 @@
  * non-blocking flock() on the task file, released by the kernel if the spooler dies,
  * so several spooler processes never run one task twice at once, and a task whose
  * spooler was killed is simply run again (at-least-once). The task program runs in
- * its own process group with PR_SET_PDEATHSIG, watched through a pidfd.
+ * the spooler's process group, so the SIGKILL of that group (no mercy, `stop: kill`,
+ * the spooler's own death) takes it and whatever it started; PR_SET_PDEATHSIG covers a
+ * spooler that dies alone. It is watched through a pidfd.
  *   exit 0           the task file is removed (unlink + fsync of the directory)
  *   exit 75, signal  run again after retry-backoff * 2^(attempts-1), up to max-attempts
  *   anything else    moved to failed/ with failed/<id>.note saying why
@@ -34,9 +36,12 @@
 #include "spool.h"
 #include "util.h"
 
+#define RETRY_DELAY_MAX 86400.0   /* the doubling retry delay stops growing at a day */
+
 struct spooler {
 	struct ev_loop *loop;
 	const struct cfg_spooler *cfg;
+	char *dir;                  /* cfg->dir made absolute: the task program may chdir */
 	char **env;                 /* the vassal's child environment */
 	int dirfd, inofd, sigfd;
 	ev_io ino_io, sig_io, task_io;
@@ -97,7 +102,7 @@ static void fail_task(struct spooler *s, const char *file, const char *why)
 static void retry_task(struct spooler *s, const char *why)
 {
 	int attempts = s->task.attempts + 1;
-	double delay = s->cfg->retry_backoff * pow(2, attempts - 1);
+	double delay = fmin(s->cfg->retry_backoff * pow(2, attempts - 1), RETRY_DELAY_MAX);
 
 	if (attempts >= s->cfg->max_attempts) {
 		char full[200];
@@ -173,13 +178,16 @@ static _Noreturn void exec_task(struct spooler *s, pid_t parent, int errfd)
 	size_t n = strv_len(s->cfg->prog.argv);
 	int e;
 
-	setpgid(0, 0);
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 		_exit(127);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	snprintf(path, sizeof path, "%s/%s", s->cfg->dir, s->file);
+	/* Only stdio and errfd (CLOEXEC) reach the program, not the master's fds. */
+	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		for (int fd = 3; fd < 4096; fd++)
+			fd_set_cloexec(fd, 1);
+	snprintf(path, sizeof path, "%s/%s", s->dir, s->file);
 	argv = calloc(n + 2, sizeof *argv);
 	for (size_t i = 0; argv && i < n; i++)
 		argv[i] = s->cfg->prog.argv[i];
@@ -261,16 +269,21 @@ static char *read_task(int fd, size_t *len)
 static int claim(struct spooler *s, const char *file, double *next_at)
 {
 	int fd = openat(s->dirfd, file, O_RDONLY | O_CLOEXEC);
-	struct stat st;
+	struct stat st, now_st;
 	char why[160];
 	size_t len;
 
 	if (fd < 0)
 		return 0;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &st) < 0 || st.st_nlink == 0) {
-		close(fd); /* another spooler has it, or it is already done */
+	/* Locked, and still the file under that name: not done (unlinked), retried
+	 * (renamed over) or failed (moved) by another spooler since we opened it. */
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &st) < 0 ||
+	    fstatat(s->dirfd, file, &now_st, 0) < 0 || st.st_ino != now_st.st_ino ||
+	    st.st_dev != now_st.st_dev) {
+		close(fd);
 		return 0;
 	}
+	memset(&s->task, 0, sizeof s->task);
 	s->text = read_task(fd, &len);
 	if (!s->text || len > SPOOL_MAX_TASK ||
 	    spool_parse(s->text, len, &s->task, why, sizeof why) < 0) {
@@ -307,26 +320,33 @@ static int by_priority_then_name(const void *a, const void *b)
 	const struct candidate *x = a, *y = b;
 
 	if (x->priority != y->priority)
-		return y->priority - x->priority;
+		return x->priority < y->priority ? 1 : -1;
 	return strcmp(x->name, y->name);
 }
 
-/* Priority comes from the file's header; read cheaply (first lines only). */
+/* Priority comes from the file's header; read cheaply (the first 511 bytes only). A bad
+ * value counts as 0 here: claim() sends such a file to failed/. */
 static int peek_priority(int dirfd, const char *file)
 {
 	char head[512] = { 0 };
-	int fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC), prio = 0;
-	const char *p;
+	int fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC);
+	ssize_t len;
 
 	if (fd < 0)
 		return 0;
-	if (read(fd, head, sizeof head - 1) < 0)
-		head[0] = '\0';
+	len = read(fd, head, sizeof head - 1);
 	close(fd);
-	p = strstr(head, "@priority=");
-	if (p && (p == head || p[-1] == '\n'))
-		prio = atoi(p + 10);
-	return prio;
+	for (char *line = head; len > 0 && *line && *line != '\n';) {
+		char *nl = strchr(line, '\n'), *end;
+		if (strncmp(line, "@priority=", 10) == 0) {
+			long prio = strtol(line + 10, &end, 10);
+			return end != line + 10 && prio >= -1000000 && prio <= 1000000 ? (int)prio : 0;
+		}
+		if (!nl)
+			break;
+		line = nl + 1;
+	}
+	return 0;
 }
 
 static struct candidate *list_tasks(struct spooler *s, size_t *n)
@@ -356,7 +376,8 @@ static struct candidate *list_tasks(struct spooler *s, size_t *n)
 		v[(*n)++].priority = peek_priority(s->dirfd, de->d_name);
 	}
 	closedir(d);
-	qsort(v, *n, sizeof *v, by_priority_then_name);
+	if (*n > 1) /* v is NULL when the directory holds no task */
+		qsort(v, *n, sizeof *v, by_priority_then_name);
 	return v;
 }
 
@@ -444,7 +465,7 @@ static int open_watches(struct spooler *s)
 	    (s->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
 		return -1;
 	s->inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	if (s->inofd < 0 || inotify_add_watch(s->inofd, s->cfg->dir, IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
+	if (s->inofd < 0 || inotify_add_watch(s->inofd, s->dir, IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
 		return -1;
 	ev_io_init(&s->sig_io, signalled, s->sigfd, EV_READ);
 	ev_io_start(s->loop, &s->sig_io);
@@ -465,10 +486,11 @@ static int spooler_main(void *arg)
 	prctl(PR_SET_NAME, "vassal-spooler"); /* what ps and pgrep show */
 	if (mkdir(s.cfg->dir, 0750) < 0 && errno != EEXIST)
 		log_errno("spooler: mkdir %s", s.cfg->dir);
+	s.dir = realpath(s.cfg->dir, NULL);
 	s.env = procs_env(p->m, &s.cfg->prog, NULL);
 	s.loop = ev_loop_new(EVFLAG_AUTO);
-	s.dirfd = open(s.cfg->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (!s.env || !s.loop || s.dirfd < 0 || open_watches(&s) < 0) {
+	s.dirfd = s.dir ? open(s.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (!s.dir || !s.env || !s.loop || s.dirfd < 0 || open_watches(&s) < 0) {
 		log_errno("spooler: cannot watch %s", s.cfg->dir);
 		return 1;
 	}
