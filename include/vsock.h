@@ -18,7 +18,8 @@ struct vsock {
 };
 
 /* v[0 .. n_workers) are the config's sockets (the workers get them); after them come
- * the gateways' listening and subscription sockets (only the routers use them). */
+ * the gateways' listening and subscription sockets (only the routers use them) and
+ * the mule farms' datagram sockets ("mule-NAME"). */
 struct vsock_table {
 	struct vsock *v;
 	size_t n, n_workers;

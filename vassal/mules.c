@@ -4,7 +4,8 @@
  * and every child of the vassal gets its address as MULE_<NAME>_SOCKET. A datagram
  * sent there is delivered by the kernel to exactly one mule of the farm. A message is
  * one datagram of at most MULE_MSG_MAX bytes (docs/config.md). The farm sockets are
- * opened before the workers start, so the workers' environment can name them. */
+ * bound by vsock.c with the listening sockets and kept across the re-exec, so a
+ * message queued during a reload waits for the next mule. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,21 +29,18 @@ struct mule_farms {
 	size_t n;
 };
 
+/* The farm's socket is bound by vsock.c (kept across re-execs); here it gets a name. */
 static int farm_open(struct mule_farm *f, const struct master *m, const char *name)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	size_t len;
+	char vname[48];
 
 	f->name = strdup(name);
 	snprintf(f->address, sizeof f->address, "@emperor-mule/%s/%d/%s", m->cfg->name,
 		 (int)getpid(), name);
-	len = strlen(f->address);
-	memcpy(sun.sun_path, f->address, len);
-	sun.sun_path[0] = '\0';
-	f->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (!f->name || f->fd < 0 ||
-	    bind(f->fd, (struct sockaddr *)&sun, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0) {
-		log_errno("mule farm %s: socket %s", name, f->address);
+	snprintf(vname, sizeof vname, "mule-%s", name);
+	f->fd = vsock_find(&m->socks, vname);
+	if (!f->name || f->fd < 0) {
+		log_warn("mule farm %s: no socket", name);
 		return -1;
 	}
 	return 0;

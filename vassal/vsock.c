@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "parse.h"
 #include "util.h"
 
 #define LISTEN_FDS_START 3
@@ -221,12 +222,30 @@ static int add_gateways(struct vsock_table *t, const struct config *cfg, int *gi
 	return 0;
 }
 
+/* The mule farms' datagram sockets, "mule-NAME", in the abstract namespace: kept
+ * across the re-exec like the others, so no queued message is lost and a sender
+ * never finds the farm gone. */
+static int add_mule_farms(struct vsock_table *t, const struct config *cfg, int *given, int n_given)
+{
+	for (size_t i = 0; i < cfg->n_mules; i++) {
+		char name[48], text[160];
+		const char *why = NULL;
+		struct cfg_socket s = { .name = name };
+		snprintf(name, sizeof name, "mule-%s", cfg->mules[i].name);
+		snprintf(text, sizeof text, "unix:@emperor-mule/%s/%d/%s", cfg->name, (int)getpid(),
+			 cfg->mules[i].name);
+		if (parse_addr(text, &s.addr, &why) < 0 || add_one(t, &s, SOCK_DGRAM, given, n_given) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int vsock_setup(struct vsock_table *t, const struct config *cfg)
 {
 	int given[256], n_given = inherited_fds(given, (int)ARRAY_LEN(given)), rc = 0;
 
 	t->n = 0;
-	t->v = calloc(cfg->n_sockets + 2 * cfg->n_gateways + 1, sizeof *t->v);
+	t->v = calloc(cfg->n_sockets + 2 * cfg->n_gateways + cfg->n_mules + 1, sizeof *t->v);
 	if (!t->v)
 		return -1;
 	for (size_t i = 0; rc == 0 && i < cfg->n_sockets; i++)
@@ -234,6 +253,8 @@ int vsock_setup(struct vsock_table *t, const struct config *cfg)
 	t->n_workers = t->n;
 	if (rc == 0)
 		rc = add_gateways(t, cfg, given, n_given);
+	if (rc == 0)
+		rc = add_mule_farms(t, cfg, given, n_given);
 	for (int k = 0; k < n_given; k++)
 		if (given[k] >= 0) {
 			if (rc == 0)

@@ -54,6 +54,10 @@ int sup_count_file(const char *path, size_t from_mark, const char *needle)
 
 	if (!buf)
 		return -1;
+	if (nlen == 0) { /* "" would match forever: it means "the file exists" */
+		free(buf);
+		return 1;
+	}
 	for (p = buf; (p = memmem(p, len - (size_t)(p - buf), needle, nlen)); p += nlen)
 		count++;
 	free(buf);
