@@ -416,9 +416,14 @@ static void skip_node(struct rconn *c)
 
 static void connect_failed(struct rconn *c, int err)
 {
-	log_warn("%s: node %s refused (%s): skipped for %.0fs", c->r->who, c->node->addr.text,
-		 strerror(err), SUB_NODE_DOWN);
-	c->node->down_until = ev_now(c->r->loop) + SUB_NODE_DOWN;
+	if (err == EAGAIN) { /* a unix socket's backlog is full: busy, not down */
+		log_warn("%s: node %s is busy (%s): trying another", c->r->who, c->node->addr.text,
+			 strerror(err));
+	} else {
+		log_warn("%s: node %s refused (%s): skipped for %.0fs", c->r->who,
+			 c->node->addr.text, strerror(err), SUB_NODE_DOWN);
+		c->node->down_until = ev_now(c->r->loop) + SUB_NODE_DOWN;
+	}
 	skip_node(c);
 	backend_close(c);
 	conn_connect(c);
