@@ -74,7 +74,7 @@ $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIB_A)
 $(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(EMPEROR_A) $(VASSAL_A) $(LIB_A) $(SUPPORT_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
-$(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) $(SUPPORT_A) $(LIB_A)
+$(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) $(SUPPORT_A) $(VASSAL_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
 

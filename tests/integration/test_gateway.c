@@ -31,9 +31,8 @@
 
 #include "../support/support.h"
 
-/* The subscription datagrams exactly as a vassal sends them: this test links lib/
- * and tests/support only, so the protocol's own formatter is compiled in here. */
-#include "../../vassal/subscription.c"
+/* The subscription datagrams exactly as a vassal sends them (sub_format). */
+#include "gateway.h"
 
 #define T_MS 10000           /* bound of every wait that should succeed at once */
 #define MAX_VASSALS 6
