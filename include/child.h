@@ -73,7 +73,8 @@ struct child_exec {
 	char *const *argv;          /* exec'd with execvp; unused if run is set */
 	char *const *env;           /* the child's whole environment; NULL = ours */
 	const char *cwd;            /* NULL = ours */
-	const int *fds;             /* dup'ed to 3, 4, ... in order */
+	const int *fds;             /* dup'ed to 3, 4, ... in order (in-code: kept as they are,
+				     * every other fd above 2 is closed) */
 	int n_fds;
 	const char *fdnames;        /* set LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES if non-NULL */
 	int out_fd;                 /* stdout and stderr; -1 = inherit */

@@ -89,6 +89,26 @@ static int place_fds(const struct child_exec *x, int *errfd)
 	return 0;
 }
 
+/* Closes every fd above 2 except keep[] (left at their numbers). */
+static void close_all_but(const int *keep, int n)
+{
+	unsigned int from = 3;
+
+	for (;;) {
+		int next = -1; /* the lowest kept fd >= from */
+		for (int i = 0; i < n; i++)
+			if (keep[i] >= (int)from && (next < 0 || keep[i] < next))
+				next = keep[i];
+		if (next < 0) {
+			close_range(from, ~0U, 0);
+			return;
+		}
+		if ((unsigned int)next > from)
+			close_range(from, (unsigned int)next - 1, 0);
+		from = (unsigned int)next + 1;
+	}
+}
+
 static int setup_stdio(int out_fd)
 {
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -134,6 +154,7 @@ static _Noreturn void child_start(const struct child_set *set, const struct chil
 		goto fail;
 	if (x->run) {
 		close(errfd);
+		close_all_but(x->fds, x->n_fds); /* the parent's channels and loop are not ours */
 		if (x->in_child)
 			x->in_child(x->in_child_arg);
 		_exit(x->run(x->run_arg));
@@ -456,9 +477,16 @@ void child_fini(struct child *c)
 	mercy_rearm(c->set);
 }
 
-static pid_t parent_of(pid_t pid)
+struct proc_link {
+	pid_t pid, ppid;
+	bool zombie;                /* dead already: nothing to kill, no line to log */
+	bool stray;
+};
+
+/* Its parent and state from /proc/PID/stat; -1 if it is gone. */
+static pid_t parent_of(pid_t pid, bool *zombie)
 {
-	char path[64], buf[512], *paren;
+	char path[64], buf[512], *paren, state = 0;
 	FILE *f;
 	int ppid = -1;
 
@@ -466,10 +494,43 @@ static pid_t parent_of(pid_t pid)
 	if (!(f = fopen(path, "re")))
 		return -1;
 	if (fgets(buf, sizeof buf, f) && (paren = strrchr(buf, ')')) &&
-	    sscanf(paren + 1, " %*c %d", &ppid) != 1)
+	    sscanf(paren + 1, " %c %d", &state, &ppid) != 2)
 		ppid = -1;
 	fclose(f);
+	*zombie = state == 'Z';
 	return (pid_t)ppid;
+}
+
+/* Every process and its parent, in one pass over /proc; *n of them (malloc'd). */
+static struct proc_link *proc_links(size_t *n)
+{
+	DIR *d = opendir("/proc");
+	struct proc_link *all = NULL, *grown;
+	struct dirent *de;
+	size_t cap = 0;
+
+	*n = 0;
+	if (!d)
+		log_errno("opendir /proc");
+	while (d && (de = readdir(d)) != NULL) {
+		pid_t pid = (pid_t)atoi(de->d_name), ppid;
+		bool zombie = false;
+		if (pid <= 0 || (ppid = parent_of(pid, &zombie)) < 0)
+			continue;
+		if (*n == cap) {
+			size_t more = cap ? 2 * cap : 512;
+			if (!(grown = realloc(all, more * sizeof *all))) {
+				log_errno("strays: realloc");
+				break;
+			}
+			all = grown;
+			cap = more;
+		}
+		all[(*n)++] = (struct proc_link){ pid, ppid, zombie, false };
+	}
+	if (d)
+		closedir(d);
+	return all;
 }
 
 static bool in_set(const struct child_set *set, pid_t pid)
@@ -482,24 +543,49 @@ static bool in_set(const struct child_set *set, pid_t pid)
 	return false;
 }
 
+static bool is_stray(const struct proc_link *all, size_t n, pid_t pid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (all[i].pid == pid)
+			return all[i].stray;
+	return false;
+}
+
+/* The orphans we adopted, then their descendants: an orphan still dying (a worker
+ * whose master was just killed) hands its own children (a setsid'd sleeper) to us
+ * only after this pass, so they go now with it. A zombie orphan still links its
+ * children, read before it died, to us. */
 int child_set_kill_strays(const struct child_set *set)
 {
-	DIR *d = opendir("/proc");
-	struct dirent *de;
+	size_t n_all;
+	struct proc_link *all = proc_links(&n_all);
 	pid_t me = getpid();
+	bool grew = true;
 	int n = 0;
 
-	while (d && (de = readdir(d)) != NULL) {
-		pid_t pid = (pid_t)atoi(de->d_name);
-		if (pid <= 1 || pid == me || parent_of(pid) != me || in_set(set, pid))
-			continue;
-		kill(-pid, SIGKILL); /* its group too: a setsid'd stray leads one */
-		if (kill(pid, SIGKILL) == 0) {
-			log_warn("killed pid %d: an orphan we adopted, not one of our children", (int)pid);
-			n++;
-		}
+	for (size_t i = 0; i < n_all; i++)
+		all[i].stray = all[i].pid > 1 && all[i].pid != me && all[i].ppid == me &&
+			       !in_set(set, all[i].pid);
+	while (grew) {
+		grew = false;
+		for (size_t i = 0; i < n_all; i++)
+			if (!all[i].stray && all[i].pid != me && is_stray(all, n_all, all[i].ppid))
+				all[i].stray = grew = true;
 	}
-	if (d)
-		closedir(d);
+	for (size_t i = 0; i < n_all; i++) {
+		if (!all[i].stray || all[i].zombie)
+			continue;
+		kill(-all[i].pid, SIGKILL); /* its group too: a setsid'd stray leads one */
+		if (kill(all[i].pid, SIGKILL) < 0)
+			continue;
+		n++;
+		if (all[i].ppid == me)
+			log_warn("killed pid %d: an orphan we adopted, not one of our children",
+				 (int)all[i].pid);
+		else
+			log_warn("killed pid %d: a descendant of an orphan we adopted (its parent %d)",
+				 (int)all[i].pid, (int)all[i].ppid);
+	}
+	free(all);
 	return n;
 }

@@ -32,9 +32,12 @@ int router_fds(struct proc *p, int *listen_fd, int *sub_fd)
 static int router_start(struct proc *p)
 {
 	const struct cfg_gateway *g = &p->m->cfg->gateways[p->index];
+	int keep[2], rc;
+
+	if (router_fds(p, &keep[0], &keep[1]) < 0)
+		return -1;
 	struct child_exec x = { .run = router_main, .run_arg = p, .out_fd = -1,
-				.die_with_parent = true };
-	int rc;
+				.die_with_parent = true, .fds = keep, .n_fds = keep[1] >= 0 ? 2 : 1 };
 
 	p->child.stop_signal = SIGTERM;
 	p->child.mercy = g->reload_mercy;
