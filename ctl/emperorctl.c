@@ -87,8 +87,11 @@ static int ask(const struct opts *o, const char *path, const char *request, char
 		free(buf);
 		return EXIT_UNREACHABLE;
 	}
-	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
-		fprintf(stderr, "emperorctl: send: %s\n", strerror(errno));
+	int sent = (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 ||
+		    send(fd, "\n", 1, MSG_NOSIGNAL) < 0) ? errno : 0;
+	/* Closed under our feet: the emperor may have said why (a refusal) first. */
+	if (sent && sent != EPIPE && sent != ECONNRESET) {
+		fprintf(stderr, "emperorctl: send: %s\n", strerror(sent));
 		close(fd);
 		free(buf);
 		return EXIT_UNREACHABLE;
@@ -105,6 +108,11 @@ static int ask(const struct opts *o, const char *path, const char *request, char
 	}
 	close(fd);
 	buf[len] = '\0';
+	if (sent && len == 0) {
+		fprintf(stderr, "emperorctl: send: %s\n", strerror(sent));
+		free(buf);
+		return EXIT_UNREACHABLE;
+	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 		fprintf(stderr, "emperorctl: no answer within %.0fs\n", o->timeout);
 		free(buf);
@@ -129,7 +137,10 @@ static int show(const char *answer)
 		fputs(body, stderr);
 		return EXIT_ANSWERED_ERROR;
 	}
-	fprintf(stderr, "emperorctl: unexpected answer: %.80s\n", answer);
+	if (!answer[0])
+		fprintf(stderr, "emperorctl: the emperor closed the connection without an answer\n");
+	else
+		fprintf(stderr, "emperorctl: unexpected answer: %.80s\n", answer);
 	return EXIT_ANSWERED_ERROR;
 }
 
@@ -179,13 +190,38 @@ static int top(const struct opts *o, const char *path)
 	return 0;
 }
 
-static int parse_opts(int argc, char **argv, struct opts *o, int *first)
+/* An option taking a value: 1 if a was one (the value taken), 0 if not, -1 if its
+ * value is missing. */
+static int value_opt(struct opts *o, const char *a, const char *value)
 {
-	int i;
+	if (strcmp(a, "--control") != 0 && strcmp(a, "--dir") != 0 &&
+	    strcmp(a, "--timeout") != 0 && strcmp(a, "--iterations") != 0)
+		return 0;
+	if (!value) {
+		fprintf(stderr, "emperorctl: %s needs a value\n", a);
+		return -1;
+	}
+	if (strcmp(a, "--control") == 0)
+		o->control = value;
+	else if (strcmp(a, "--dir") == 0)
+		o->dir = value;
+	else if (strcmp(a, "--timeout") == 0)
+		o->timeout = atof(value);
+	else
+		o->iterations = atoi(value);
+	return 1;
+}
 
-	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
+/* Options go before or after the command (`top --iterations 2`, `status --json`);
+ * after it, an unknown --word is the command's own (`reload --all`). The command and
+ * its arguments in words, *n_words of them. */
+static int parse_opts(int argc, char **argv, struct opts *o, char **words, int *n_words)
+{
+	*n_words = 0;
+	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		if (strcmp(a, "--help") == 0) {
+		int taken;
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
 			exit(0);
 		} else if (strcmp(a, "--version") == 0) {
@@ -193,21 +229,22 @@ static int parse_opts(int argc, char **argv, struct opts *o, int *first)
 			exit(0);
 		} else if (strcmp(a, "--json") == 0) {
 			o->json = true;
-		} else if (i + 1 < argc && strcmp(a, "--control") == 0) {
-			o->control = argv[++i];
-		} else if (i + 1 < argc && strcmp(a, "--dir") == 0) {
-			o->dir = argv[++i];
-		} else if (i + 1 < argc && strcmp(a, "--timeout") == 0) {
-			o->timeout = atof(argv[++i]);
-		} else if (i + 1 < argc && strcmp(a, "--iterations") == 0) {
-			o->iterations = atoi(argv[++i]);
-		} else {
+		} else if ((taken = value_opt(o, a, i + 1 < argc ? argv[i + 1] : NULL)) != 0) {
+			if (taken < 0)
+				return -1;
+			i++;
+		} else if (a[0] == '-' && *n_words == 0) {
 			fprintf(stderr, "emperorctl: unknown option '%s'\n", a);
 			return -1;
+		} else {
+			words[(*n_words)++] = argv[i];
 		}
 	}
-	*first = i;
-	return i < argc && o->timeout > 0 ? 0 : -1;
+	if (*n_words == 0)
+		fprintf(stderr, "emperorctl: no command\n");
+	if (o->timeout <= 0)
+		fprintf(stderr, "emperorctl: --timeout: expected a number of seconds above 0\n");
+	return *n_words > 0 && o->timeout > 0 ? 0 : -1;
 }
 
 int main(int argc, char **argv)
@@ -215,10 +252,12 @@ int main(int argc, char **argv)
 	struct opts o = { .dir = getenv("EMPEROR_DIR"), .control = getenv("EMPEROR_CONTROL"),
 			  .timeout = 130 };
 	char path[PATH_MAX], abs[PATH_MAX], request[1024];
-	int first, rc;
+	char **words = calloc((size_t)argc + 1, sizeof *words);
+	int n_words, rc;
 
-	if (parse_opts(argc, argv, &o, &first) < 0) {
+	if (!words || parse_opts(argc, argv, &o, words, &n_words) < 0) {
 		usage(stderr);
+		free(words);
 		return EXIT_USAGE;
 	}
 	if (o.control) {
@@ -227,15 +266,20 @@ int main(int argc, char **argv)
 		const char *dir = o.dir ? o.dir : "vassals.d";
 		if (!realpath(dir, abs)) {
 			fprintf(stderr, "emperorctl: %s: %s (use --dir or --control)\n", dir, strerror(errno));
+			free(words);
 			return EXIT_UNREACHABLE;
 		}
 		runpath_control(abs, path, sizeof path);
 	}
-	if (strcmp(argv[first], "top") == 0)
-		return top(&o, path);
+	if (strcmp(words[0], "top") == 0) {
+		rc = top(&o, path);
+		free(words);
+		return rc;
+	}
 	size_t used = 0;
-	for (int i = first; i < argc && used < sizeof request - 1; i++)
-		used += (size_t)snprintf(request + used, sizeof request - used, "%s%s", i > first ? " " : "", argv[i]);
+	for (int i = 0; i < n_words && used < sizeof request - 1; i++)
+		used += (size_t)snprintf(request + used, sizeof request - used, "%s%s", i > 0 ? " " : "", words[i]);
+	free(words);
 	if (o.json && used < sizeof request - 8)
 		snprintf(request + used, sizeof request - used, " --json");
 	char *answer = NULL;

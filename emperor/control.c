@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,14 +105,20 @@ void control_vassal_event(struct emperor *e, struct vassal *v, enum ctl_event ev
 		for (size_t i = 0; i < n; i++) {
 			if (strcmp(cl->waiting_for[i], v->name) != 0)
 				continue;
-			bool done = (cl->wait == WAIT_READY && ev != CTL_STOPPED) ||
-				    (cl->wait == WAIT_STOPPED && ev != CTL_READY);
-			if (!done)
+			/* Waiting for "ready", any outcome answers: a vassal that stops
+			 * (its file removed, `stop` from another client) never gets ready. */
+			if (cl->wait == WAIT_STOPPED && ev == CTL_READY)
 				break;
 			bool good = (cl->wait == WAIT_READY && ev == CTL_READY) ||
 				    (cl->wait == WAIT_STOPPED && ev == CTL_STOPPED);
-			strbuf_printf(&cl->notes, "%s: %s\n", v->name, good ? "done" :
-				      v->config_error ? v->config_error : v->last_exit);
+			if (good)
+				strbuf_printf(&cl->notes, "%s: done\n", v->name);
+			else if (ev == CTL_STOPPED)
+				strbuf_printf(&cl->notes, "%s: stopped before it was ready (%s)\n",
+					      v->name, v->last_exit);
+			else
+				strbuf_printf(&cl->notes, "%s: %s\n", v->name,
+					      v->config_error ? v->config_error : v->last_exit);
 			cl->n_failed += !good;
 			free(cl->waiting_for[i]);
 			cl->waiting_for[i] = cl->waiting_for[n - 1];
@@ -207,12 +214,28 @@ static void status_table(struct emperor *e, struct strbuf *b)
 	}
 }
 
+/* A label value of the exposition format: backslash, double quote and newline
+ * escaped (a vassal's name is its file's name, which may hold any of them). */
+static const char *label_value(const char *s, char *buf, size_t len)
+{
+	size_t k = 0;
+
+	for (; *s && k + 3 < len; s++) {
+		if (*s == '\\' || *s == '"' || *s == '\n')
+			buf[k++] = '\\';
+		buf[k++] = *s == '\n' ? 'n' : *s;
+	}
+	buf[k] = '\0';
+	return buf;
+}
+
 /* Prometheus: families in order, each with HELP and TYPE once. */
 static void metrics_emperor(struct emperor *e, struct strbuf *b)
 {
 	static const char *const states[] = { "starting", "ready", "reloading", "stopping", "waiting", "halted" };
 	int counts[VASSAL_HALTED + 1] = { 0 };
 	struct vassal *v;
+	char name[2 * NAME_MAX + 4];
 
 	TAILQ_FOREACH(v, &e->vassals, link)
 		counts[v->state]++;
@@ -222,17 +245,19 @@ static void metrics_emperor(struct emperor *e, struct strbuf *b)
 	strbuf_printf(b, "# HELP emperor_vassal_restarts_total Respawns after a vassal died unasked.\n"
 		      "# TYPE emperor_vassal_restarts_total counter\n");
 	TAILQ_FOREACH(v, &e->vassals, link)
-		strbuf_printf(b, "emperor_vassal_restarts_total{vassal=\"%s\"} %u\n", v->name, v->restarts);
+		strbuf_printf(b, "emperor_vassal_restarts_total{vassal=\"%s\"} %u\n",
+			      label_value(v->name, name, sizeof name), v->restarts);
 	strbuf_printf(b, "# HELP emperor_vassal_reload_duration_seconds From the reload request to READY=1.\n"
 		      "# TYPE emperor_vassal_reload_duration_seconds histogram\n");
 	TAILQ_FOREACH(v, &e->vassals, link) {
+		label_value(v->name, name, sizeof name);
 		for (int i = 0; i < CTL_BUCKETS; i++)
 			strbuf_printf(b, "emperor_vassal_reload_duration_seconds_bucket{vassal=\"%s\",le=\"%g\"} %u\n",
-				      v->name, bucket_le[i], v->reload_buckets[i]);
+				      name, bucket_le[i], v->reload_buckets[i]);
 		strbuf_printf(b, "emperor_vassal_reload_duration_seconds_bucket{vassal=\"%s\",le=\"+Inf\"} %u\n"
 			      "emperor_vassal_reload_duration_seconds_sum{vassal=\"%s\"} %.6f\n"
 			      "emperor_vassal_reload_duration_seconds_count{vassal=\"%s\"} %u\n",
-			      v->name, v->reloads, v->name, v->reload_seconds_sum, v->name, v->reloads);
+			      name, v->reloads, name, v->reload_seconds_sum, name, v->reloads);
 	}
 }
 
@@ -335,7 +360,7 @@ static int fetch_start(struct client *cl, pid_t master, const char *request)
 	f->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (f->fd < 0 || (connect(f->fd, (struct sockaddr *)&sun,
 				  (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)len)) < 0 &&
-			  errno != EINPROGRESS && errno != EAGAIN)) {
+			  errno != EINPROGRESS)) {
 		if (f->fd >= 0)
 			close(f->fd);
 		free(f);
@@ -345,6 +370,21 @@ static int fetch_start(struct client *cl, pid_t master, const char *request)
 	ev_io_start(cl->ctl->e->loop, &f->io);
 	TAILQ_INSERT_TAIL(&cl->fetches, f, link);
 	return 0;
+}
+
+/* The masters asked have CTL_FETCH_TIMEOUT to answer (client_expired); none asked:
+ * the answer goes now. */
+static void fetch_deadline(struct client *cl)
+{
+	struct ev_loop *loop = cl->ctl->e->loop;
+
+	if (TAILQ_EMPTY(&cl->fetches)) {
+		gathered_all(cl);
+		return;
+	}
+	ev_timer_stop(loop, &cl->timer);
+	ev_timer_set(&cl->timer, CTL_FETCH_TIMEOUT, 0);
+	ev_timer_start(loop, &cl->timer);
 }
 
 static void gathered_all(struct client *cl)
@@ -370,9 +410,22 @@ static struct vassal *find(struct emperor *e, const char *name)
 	struct vassal *v;
 
 	TAILQ_FOREACH(v, &e->vassals, link)
-		if (strcmp(v->name, name) == 0 && v->state != VASSAL_STOPPING)
+		if (strcmp(v->name, name) == 0 && (v->state != VASSAL_STOPPING || v->halting))
 			return v;
 	return NULL;
+}
+
+/* An error answer that names the vassal: "no such vassal 'x'". */
+static void answer_error(struct client *cl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void answer_error(struct client *cl, const char *fmt, ...)
+{
+	char why[320];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	client_answer(cl, false, why);
 }
 
 static void wait_for(struct client *cl, enum wait_kind kind, const char *name)
@@ -405,7 +458,7 @@ static void cmd_status(struct client *cl, const char *name)
 		return;
 	}
 	if (!(v = find(e, name))) {
-		client_answer(cl, false, "no such vassal");
+		answer_error(cl, "no such vassal '%.256s'", name);
 		return;
 	}
 	snprintf(cl->name, sizeof cl->name, "%s", name);
@@ -413,8 +466,9 @@ static void cmd_status(struct client *cl, const char *name)
 		strbuf_printf(&cl->out, "vassal %s: %s, pid %d, workers %d/%d, restarts %u, reloads %u\n",
 			      v->name, vtable_state_name(v->state), (int)v->child.pid, v->workers_ready,
 			      v->workers_total, v->restarts, v->reloads);
-	if (!child_running(&v->child) || fetch_start(cl, v->child.pid, cl->json ? "json" : "text") < 0)
-		gathered_all(cl);
+	if (child_running(&v->child))
+		fetch_start(cl, v->child.pid, cl->json ? "json" : "text");
+	fetch_deadline(cl);
 }
 
 static void cmd_metrics(struct client *cl)
@@ -424,8 +478,7 @@ static void cmd_metrics(struct client *cl)
 	TAILQ_FOREACH(v, &cl->ctl->e->vassals, link)
 		if (child_running(&v->child) && v->state != VASSAL_STOPPING)
 			fetch_start(cl, v->child.pid, "metrics");
-	if (TAILQ_EMPTY(&cl->fetches))
-		gathered_all(cl);
+	fetch_deadline(cl);
 }
 
 static void cmd_reload(struct client *cl, const char *name, bool chain)
@@ -443,8 +496,12 @@ static void cmd_reload(struct client *cl, const char *name, bool chain)
 			client_answer(cl, true, NULL);
 		return;
 	}
-	if (!name || !(v = find(e, name)) || !child_running(&v->child)) {
-		client_answer(cl, false, name ? "no such running vassal" : "reload needs a NAME or --all");
+	if (!name) {
+		client_answer(cl, false, chain ? "chain-reload needs a NAME" : "reload needs a NAME or --all");
+		return;
+	}
+	if (!(v = find(e, name)) || !child_running(&v->child) || v->state == VASSAL_STOPPING) {
+		answer_error(cl, v ? "vassal '%.256s' is not running" : "no such vassal '%.256s'", name);
 		return;
 	}
 	wait_for(cl, WAIT_READY, v->name);
@@ -465,12 +522,25 @@ static void cmd_stop_start(struct client *cl, const char *name, bool stop)
 	struct vassal *v = name ? find(cl->ctl->e, name) : NULL;
 
 	if (!v) {
-		client_answer(cl, false, "no such vassal");
+		if (name)
+			answer_error(cl, "no such vassal '%.256s'", name);
+		else
+			client_answer(cl, false, stop ? "stop needs a NAME" : "start needs a NAME");
 		return;
 	}
 	if (stop && !child_running(&v->child)) {
-		strbuf_printf(&cl->out, "%s: already stopped\n", v->name);
+		/* Halted already, or waiting to respawn: no respawn now, it stays halted
+		 * until `start` or a change of its file, as after a stop of a running one. */
+		strbuf_printf(&cl->out, "%s: %s\n", v->name, v->state == VASSAL_WAITING ?
+			      "was waiting to respawn; halted" : "already stopped");
+		child_cancel_respawn(&v->child);
+		v->halting = true;
+		v->state = VASSAL_HALTED;
 		client_answer(cl, true, NULL);
+		return;
+	}
+	if (!stop && v->halting && child_running(&v->child)) {
+		answer_error(cl, "vassal '%.256s' is stopping: start it once it has stopped", name);
 		return;
 	}
 	if (!stop && child_running(&v->child)) {
@@ -578,6 +648,22 @@ static void client_answer(struct client *cl, bool ok, const char *err)
 	ev_timer_start(loop, &cl->timer);
 }
 
+/* A request line; over HTTP, the whole head: answering (and closing) with part of
+ * it unread would reset the connection under the client's feet. Any path answers,
+ * so a long head is not kept, only its last bytes, to see where it ends. */
+static bool request_read(struct client *cl)
+{
+	if (!cl->http)
+		return strchr(cl->in, '\n') || cl->in_len == sizeof cl->in - 1;
+	if (strstr(cl->in, "\r\n\r\n") || strstr(cl->in, "\n\n"))
+		return true;
+	if (cl->in_len == sizeof cl->in - 1) {
+		memmove(cl->in, cl->in + cl->in_len - 3, 4);
+		cl->in_len = 3;
+	}
+	return false;
+}
+
 static void client_event(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct client *cl = container_of(w, struct client, io);
@@ -601,7 +687,7 @@ static void client_event(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	cl->in_len += (size_t)n;
 	cl->in[cl->in_len] = '\0';
-	if (!strchr(cl->in, '\n') && cl->in_len < sizeof cl->in - 1)
+	if (!request_read(cl))
 		return;
 	ev_io_stop(loop, &cl->io); /* one request per connection */
 	if (cl->http)
@@ -626,13 +712,27 @@ static void client_expired(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
-static bool peer_allowed(int fd)
+/* Only root and our own uid are served (SO_PEERCRED); uc says who it was. */
+static bool peer_allowed(int fd, struct ucred *uc)
 {
-	struct ucred uc;
-	socklen_t len = sizeof uc;
+	socklen_t len = sizeof *uc;
 
-	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0 &&
-	       (uc.uid == 0 || uc.uid == getuid());
+	uc->pid = 0;
+	uc->uid = (uid_t)-1;
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, uc, &len) == 0 &&
+	       (uc->uid == 0 || uc->uid == getuid());
+}
+
+/* Says why before closing, so that the refused client can tell the user. */
+static void refuse(int fd, const struct ucred *uc)
+{
+	static const char answer[] = "ERR refused: only root and the emperor's own uid are served\n";
+
+	log_warn("control: refused a client of uid %d (pid %d): only root and uid %d are served",
+		 (int)uc->uid, (int)uc->pid, (int)getuid());
+	if (send(fd, answer, sizeof answer - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EPIPE)
+		log_errno("control: send to the refused client");
+	close(fd);
 }
 
 static void accept_clients(struct control *ctl, int lfd, bool http)
@@ -640,11 +740,15 @@ static void accept_clients(struct control *ctl, int lfd, bool http)
 	for (int i = 0; i < 32; i++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		struct client *cl;
+		struct ucred uc;
 		if (fd < 0)
 			return;
-		if ((!http && !peer_allowed(fd)) || !(cl = calloc(1, sizeof *cl))) {
-			if (!http)
-				log_warn("control: a client of another uid was refused");
+		if (!http && !peer_allowed(fd, &uc)) {
+			refuse(fd, &uc);
+			continue;
+		}
+		if (!(cl = calloc(1, sizeof *cl))) {
+			log_errno("control: a client");
 			close(fd);
 			continue;
 		}
@@ -654,7 +758,7 @@ static void accept_clients(struct control *ctl, int lfd, bool http)
 		TAILQ_INIT(&cl->fetches);
 		ev_io_init(&cl->io, client_event, fd, EV_READ);
 		ev_io_start(ctl->e->loop, &cl->io);
-		ev_timer_init(&cl->timer, client_expired, http ? CTL_FETCH_TIMEOUT + CTL_READ_TIMEOUT : CTL_READ_TIMEOUT, 0);
+		ev_timer_init(&cl->timer, client_expired, CTL_READ_TIMEOUT, 0);
 		ev_timer_start(ctl->e->loop, &cl->timer);
 		TAILQ_INSERT_TAIL(&ctl->clients, cl, link);
 	}
