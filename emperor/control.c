@@ -509,12 +509,7 @@ static void cmd_reload(struct client *cl, const char *name, bool chain)
 		vtable_reload(v, "emperorctl");
 		return;
 	}
-	log_info("%s: chain reload (emperorctl)", v->name);
-	v->state = VASSAL_RELOADING;
-	v->spawned_at_mono = mono_now();
-	snprintf(v->reload_why, sizeof v->reload_why, "emperorctl chain-reload");
-	if (kill(v->child.pid, SIGUSR2) < 0)
-		log_errno("%s: kill(%d, SIGUSR2)", v->name, (int)v->child.pid);
+	vtable_chain_reload(v, "emperorctl");
 }
 
 static void cmd_stop_start(struct client *cl, const char *name, bool stop)
@@ -533,9 +528,7 @@ static void cmd_stop_start(struct client *cl, const char *name, bool stop)
 		 * until `start` or a change of its file, as after a stop of a running one. */
 		strbuf_printf(&cl->out, "%s: %s\n", v->name, v->state == VASSAL_WAITING ?
 			      "was waiting to respawn; halted" : "already stopped");
-		child_cancel_respawn(&v->child);
-		v->halting = true;
-		v->state = VASSAL_HALTED;
+		vtable_halt(v);
 		client_answer(cl, true, NULL);
 		return;
 	}

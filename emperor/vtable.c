@@ -19,6 +19,7 @@
 #include "emperor.h"
 #include "log.h"
 #include "notify.h"
+#include "parse.h"
 #include "util.h"
 
 static const char *const vassal_env_drop[] = {
@@ -286,7 +287,8 @@ static void vassal_exited(struct child *c, int status)
 	emperor_reload_slot_free(v->e, v);
 	if (v->cg_path[0]) /* whatever it left behind goes with its cgroup */
 		cgroup_remove(v->cg_path);
-	child_set_kill_strays(&v->e->children); /* or was adopted by us, a subreaper */
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) /* exit 0: it killed its own */
+		child_set_kill_strays(&v->e->children); /* or was adopted by us, a subreaper */
 	child_status_text(status, how, sizeof how);
 	snprintf(v->last_exit, sizeof v->last_exit, "%.*s", (int)sizeof v->last_exit - 1, how);
 	if (v->halting && !v->e->stopping) {
@@ -361,16 +363,27 @@ void vtable_changed(struct vassal *v, bool content_changed)
 	vtable_start(v);
 }
 
-void vtable_reload(struct vassal *v, const char *why)
+/* SIGHUP: a reload in the vassal's configured mode; SIGUSR2: a chain reload. */
+static void reload_with(struct vassal *v, int sig, const char *why)
 {
 	if (!child_running(&v->child) || v->state == VASSAL_STOPPING)
 		return;
-	log_info("%s: reloading (%s)", v->name, why);
+	log_info("%s: %s (%s)", v->name, sig == SIGUSR2 ? "chain reload" : "reloading", why);
 	snprintf(v->reload_why, sizeof v->reload_why, "%s", why);
 	v->state = VASSAL_RELOADING;
 	v->spawned_at_mono = mono_now();
-	if (kill(v->child.pid, SIGHUP) < 0)
-		log_errno("%s: kill(%d, SIGHUP)", v->name, (int)v->child.pid);
+	if (kill(v->child.pid, sig) < 0)
+		log_errno("%s: kill(%d, SIG%s)", v->name, (int)v->child.pid, parse_signal_name(sig));
+}
+
+void vtable_reload(struct vassal *v, const char *why)
+{
+	reload_with(v, SIGHUP, why);
+}
+
+void vtable_chain_reload(struct vassal *v, const char *why)
+{
+	reload_with(v, SIGUSR2, why);
 }
 
 void vtable_stop(struct vassal *v, const char *why)
@@ -390,7 +403,13 @@ void vtable_stop(struct vassal *v, const char *why)
 
 void vtable_halt(struct vassal *v)
 {
-	if (!child_running(&v->child) || v->halting)
+	if (!child_running(&v->child)) { /* halted already, or waiting to respawn: no more */
+		child_cancel_respawn(&v->child);
+		v->halting = true;
+		v->state = VASSAL_HALTED;
+		return;
+	}
+	if (v->halting)
 		return;
 	log_info("%s: stopping (emperorctl), SIGKILL after %.0fs", v->name, v->stop_mercy);
 	v->halting = true;
@@ -409,14 +428,13 @@ void vtable_kill(struct vassal *v)
 struct vassal *vtable_add(struct emperor *e, const char *file, const struct file_id *id)
 {
 	struct vassal *v = calloc(1, sizeof *v);
-	const char *dot = strrchr(file, '.');
 	char label[300];
 
 	if (!v)
 		return NULL;
 	v->e = e;
 	v->file = strdup(file);
-	v->name = strndup(file, (size_t)(dot - file));
+	v->name = config_vassal_name(file); /* printable: a file name may hold a newline */
 	if (asprintf(&v->path, "%s/%s", e->dir, file) < 0)
 		v->path = NULL;
 	if (!v->file || !v->name || !v->path) {

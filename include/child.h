@@ -32,6 +32,7 @@ struct child {
 	enum child_state state;
 	ev_tstamp started_at, ready_at, cursed_at, no_mercy_at;
 	unsigned respawns;          /* spawns after the first */
+	bool spawned;               /* spawned at least once */
 	int last_status;            /* wait status of the last exit, -1 = none */
 	double last_uptime;         /* how long the last run lasted */
 	int exec_errno;             /* non-zero: the last exec failed with this */

@@ -141,6 +141,7 @@ void vtable_start(struct vassal *v);
 void vtable_changed(struct vassal *v, bool content_changed);
 void vtable_stop(struct vassal *v, const char *why);
 void vtable_reload(struct vassal *v, const char *why);
+void vtable_chain_reload(struct vassal *v, const char *why);
 void vtable_kill(struct vassal *v);
 void vtable_free(struct vassal *v);
 const char *vtable_state_name(enum vassal_state st);
@@ -165,7 +166,8 @@ void control_close(struct emperor *e);
 void control_vassal_event(struct emperor *e, struct vassal *v, enum ctl_event ev);
 /* Records a completed reload's duration (for the metrics). */
 void control_reload_done(struct vassal *v, double seconds);
-/* vtable.c: stop a vassal but keep its record, halted until started again. */
+/* vtable.c: stop a vassal (or cancel its pending respawn) but keep its record,
+ * halted until started again or its file changes. */
 void vtable_halt(struct vassal *v);
 
 /* tyrant.c: whom a vassal runs as in tyrant mode; -1 with the reason if refused. */

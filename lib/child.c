@@ -271,8 +271,9 @@ int child_spawn(struct child *c, const struct child_exec *x)
 		child_start(c->set, x, pfd[1], parent);
 	close(pfd[1]);
 	setpgid(pid, pid); /* also done by the child: whichever runs first wins */
-	if (c->pid)
+	if (c->spawned)
 		c->respawns++;
+	c->spawned = true;
 	c->pid = pid;
 	c->state = CHILD_STARTING;
 	c->started_at = ev_now(loop);
