@@ -1,0 +1,1170 @@
+#!/usr/bin/env python3
+"""bench.py — the benchmarks of issue 9: the emperor against uWSGI's Emperor.
+
+Run by bench/run (`make bench`). Each workload starts an emperor of each system on a
+directory of its own under a temporary root, measures from outside (HTTP on loopback,
+/proc), stops it by pid and checks that no process it started is left. Timing is
+time.monotonic(); HTTP is raw non-blocking sockets polled every 1-5 ms (more apart
+when hundreds of ports are polled at once, see poll_delay()). Stdlib only.
+
+Workloads: W1 reaction to a new file, W2 touch reload, W3 scale (time and memory),
+W4 idle cost, W5 zero downtime under wrk, W6 full reload on SIGHUP. The figures are
+printed one line each (min / median / max over the runs, ratio to uWSGI, target) and
+appended as one JSON object to bench/results/results.jsonl.
+"""
+import argparse
+import datetime
+import errno
+import heapq
+import json
+import os
+import platform
+import re
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(REPO, os.environ.get("EMPEROR_BUILD", "build"))
+APP = os.path.join(REPO, "bench", "app.py")
+RESULTS = os.path.join(REPO, "bench", "results")
+MARK_VAR = "EMPEROR_BENCH_MARK"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+HOST = "127.0.0.1"
+BIN = BUILD     # replaced by a snapshot of the binaries (Bench.snapshot) for the run
+# Port ranges, one per system, outside the kernel's ephemeral range (32768-60999) and
+# outside 20000-31999, where the project's integration tests pick random ports.
+PORTS_EMPEROR = (10000, 15000)
+PORTS_UWSGI = (15000, 20000)
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def now():
+    return time.monotonic()
+
+
+# ---- /proc ---------------------------------------------------------------------------
+
+def read_text(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def proc_stat(pid):
+    """State, ppid, utime+stime (ticks) of a process, or None if it is gone."""
+    text = read_text("/proc/%d/stat" % pid)
+    if not text:
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return {"state": fields[0], "ppid": int(fields[1]),
+            "cpu_ticks": int(fields[11]) + int(fields[12])}
+
+
+def proc_switches(pid):
+    """(voluntary, involuntary) context switches summed over the process's threads."""
+    vol = invol = 0
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return None
+    for tid in tids:
+        text = read_text("/proc/%d/task/%s/status" % (pid, tid)) or ""
+        for line in text.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                vol += int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                invol += int(line.split()[1])
+    return vol, invol
+
+
+def proc_cpu_ns(pid):
+    """CPU time in ns summed over the process's threads (/proc/PID/task/*/schedstat:
+    nanoseconds, where /proc/PID/stat counts 10 ms ticks)."""
+    total = 0
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return None
+    for tid in tids:
+        text = read_text("/proc/%d/task/%s/schedstat" % (pid, tid))
+        if text:
+            total += int(text.split()[0])
+    return total
+
+
+def proc_kib(pid, path, key):
+    text = read_text("/proc/%d/%s" % (pid, path)) or ""
+    for line in text.splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def rss_kib(pid):
+    return proc_kib(pid, "status", "VmRSS")
+
+
+def anon_kib(pid):
+    return proc_kib(pid, "status", "RssAnon")
+
+
+def pss_kib(pid):
+    return proc_kib(pid, "smaps_rollup", "Pss")
+
+
+def cmdline(pid):
+    text = read_text("/proc/%d/cmdline" % pid) or ""
+    return text.replace("\0", " ").strip()
+
+
+def all_pids():
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def children_map():
+    kids = {}
+    for pid in all_pids():
+        st = proc_stat(pid)
+        if st:
+            kids.setdefault(st["ppid"], []).append(pid)
+    return kids
+
+
+def descendants(root, kids=None):
+    kids = kids if kids is not None else children_map()
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        for c in kids.get(pid, []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def marked_pids(mark):
+    """Live processes whose environment carries our mark (zombies have none)."""
+    needle = ("%s=%s" % (MARK_VAR, mark)).encode()
+    found = []
+    for pid in all_pids():
+        if pid == os.getpid():
+            continue
+        try:
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        if needle in env.split(b"\0"):
+            found.append(pid)
+    return found
+
+
+# ---- HTTP polling ----------------------------------------------------------------------
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+
+
+def port_free(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((HOST, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def parse_response(buf):
+    """(status, pid, complete) of a response buffer; status None until the head is in."""
+    head_end = buf.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None, None, False
+    lines = bytes(buf[:head_end]).decode("latin-1").split("\r\n")
+    try:
+        status = int(lines[0].split()[1])
+    except (IndexError, ValueError):
+        status = -1
+    pid, length = None, None
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key == "x-worker-pid":
+            pid = int(value.strip())
+        elif key == "content-length":
+            length = int(value.strip())
+    complete = length is not None and len(buf) - head_end - 4 >= length
+    return status, pid, complete
+
+
+class Poller:
+    """Polls many ports at once until want(port, status, pid) holds for each.
+
+    One request in flight per port at most; a refused connection, a reset, or an
+    answer that is not wanted yet is retried `retry` seconds later. run() returns
+    {port: monotonic time the wanted answer was complete}."""
+
+    def __init__(self, ports, want, retry, req_timeout=5.0):
+        self.ports, self.want, self.retry, self.req_timeout = list(ports), want, retry, req_timeout
+        self.sel = selectors.DefaultSelector()
+        self.heap, self.seq = [], 0
+        self.inflight = {}
+        self.done = {}
+        self.attempts = 0
+        self.answers = 0
+
+    def _due(self, port, at):
+        self.seq += 1
+        heapq.heappush(self.heap, (at, self.seq, port))
+
+    def _start(self, port):
+        self.attempts += 1
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        err = s.connect_ex((HOST, port))
+        if err not in (0, errno.EINPROGRESS):
+            s.close()
+            self._due(port, now() + self.retry)
+            return
+        st = {"port": port, "sock": s, "buf": bytearray(), "started": now(), "sent": False}
+        self.inflight[s] = st
+        self.sel.register(s, selectors.EVENT_WRITE, st)
+
+    def _finish(self, st, retry_at):
+        s = st["sock"]
+        self.sel.unregister(s)
+        del self.inflight[s]
+        s.close()
+        if retry_at is not None:
+            self._due(st["port"], retry_at)
+
+    def _event(self, st):
+        s = st["sock"]
+        if not st["sent"]:
+            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                return self._finish(st, now() + self.retry)
+            try:
+                s.send(REQUEST)
+            except OSError:
+                return self._finish(st, now() + self.retry)
+            st["sent"] = True
+            self.sel.modify(s, selectors.EVENT_READ, st)
+            return None
+        try:
+            data = s.recv(65536)
+        except OSError:
+            return self._finish(st, now() + self.retry)
+        st["buf"] += data
+        status, pid, complete = parse_response(st["buf"])
+        if not (complete or (not data and status is not None)):
+            if not data:
+                return self._finish(st, now() + self.retry)
+            return None
+        t = now()
+        self.answers += 1
+        if self.want(st["port"], status, pid):
+            self.done[st["port"]] = t
+            return self._finish(st, None)
+        return self._finish(st, t + self.retry)
+
+    def run(self, timeout):
+        deadline = now() + timeout
+        for port in self.ports:
+            self._due(port, 0.0)
+        last_sweep = now()
+        while len(self.done) < len(self.ports):
+            t = now()
+            if t > deadline:
+                break
+            while self.heap and self.heap[0][0] <= t:
+                self._start(heapq.heappop(self.heap)[2])
+            if t - last_sweep > 0.05:
+                last_sweep = t
+                for st in [st for st in self.inflight.values()
+                           if t - st["started"] > self.req_timeout]:
+                    self._finish(st, t)
+            wait = self.heap[0][0] - now() if self.heap else 0.05
+            for key, _ in self.sel.select(max(0.0, min(wait, 0.05))):
+                self._event(key.data)
+        for st in list(self.inflight.values()):
+            self._finish(st, None)
+        self.sel.close()
+        return self.done
+
+
+def poll_delay(n):
+    """Retry delay when polling n ports: 1 ms for one port, about 2,000-5,000 attempts
+    per second in all for many, so that the poller does not take a core from the
+    processes it measures (the resolution of a figure is this delay)."""
+    return min(0.1, max(0.001, n / 5000.0))
+
+
+def want_ok(port, status, pid):
+    return status == 200
+
+
+def get_pids(ports, timeout=10.0):
+    """The worker pid answering on each port now (one request each)."""
+    seen = {}
+
+    def want(port, status, pid):
+        if status == 200:
+            seen[port] = pid
+            return True
+        return False
+    Poller(ports, want, 0.005).run(timeout)
+    return seen
+
+
+# ---- the two systems -------------------------------------------------------------------
+
+class Ours:
+    """The emperor of this repository, with build/examples/hello-worker as the worker."""
+    kind = "emperor"
+    ext = ".yaml"
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, label="emperor", extra=()):
+        self.label, self.extra = label, list(extra)
+
+    def argv(self, vdir, opts=()):
+        return [os.path.join(BIN, "emperor")] + self.extra + list(opts) + [vdir]
+
+    def vassal_text(self, port, workers=1, reload="graceful", aux=None, keepalive=True):
+        return ("sockets:\n"
+                "  - {name: http, listen: \"%s:%d\"}\n"
+                "workers:\n"
+                "  count: %d\n"
+                "  exec: [%s]\n"
+                "  ready: notify\n"
+                "reload: %s\n") % (HOST, port, workers,
+                                   os.path.join(BIN, "hello-worker"), reload)
+
+    def reloads_in_log(self, text):
+        return len(re.findall(r": reloaded \(", text))
+
+
+class Uwsgi:
+    """uWSGI 2.0's Emperor with the python3 plugin and bench/app.py."""
+    kind = "uwsgi"
+    ext = ".ini"
+    stop_signal = signal.SIGINT
+
+    def __init__(self, label, extra=()):
+        self.label, self.extra = label, list(extra)
+
+    def argv(self, vdir, opts=()):
+        return ["uwsgi", "--emperor", vdir] + self.extra + list(opts)
+
+    def vassal_text(self, port, workers=1, reload="graceful", aux=None, keepalive=False):
+        # http11-socket keeps connections alive (for wrk); http-socket closes each one
+        # after its response without saying so, which wrk counts as a read error
+        text = ("[uwsgi]\n"
+                "plugin = python3\n"
+                + ("http11-socket" if keepalive else "http-socket") + " = %s:%d\n"
+                "wsgi-file = %s\n"
+                "master = true\n"
+                "processes = %d\n"
+                "disable-logging = true\n") % (HOST, port, APP, workers)
+        if reload == "chain":
+            text += "lazy-apps = true\nmaster-fifo = %s\n" % aux
+        return text
+
+    def reloads_in_log(self, text):
+        return (len(re.findall(r"^binary reloading uWSGI", text, re.M))
+                + len(re.findall(r"chain reloading complete", text)))
+
+
+# ---- one emperor instance ----------------------------------------------------------------
+
+class Bench:
+    """The run's state: temporary root, process mark, ports, anomalies, leftovers."""
+
+    def __init__(self, mark, keep):
+        self.mark, self.keep = mark, keep
+        self.root = tempfile.mkdtemp(prefix="emperor-bench.")
+        self.port_start = {"emperor": PORTS_EMPEROR[0], "uwsgi": PORTS_UWSGI[0]}
+        self.port_end = {"emperor": PORTS_EMPEROR[1], "uwsgi": PORTS_UWSGI[1]}
+        self.next_port = dict(self.port_start)
+        self.anomalies, self.leftovers = [], []
+        self.live = []
+        self.n = 0
+
+    def snapshot(self):
+        """Copies the binaries under test into the root: other work in the tree may
+        rebuild build/ meanwhile, and an exec of a file being linked fails."""
+        global BIN
+        BIN = os.path.join(self.root, "bin")
+        os.makedirs(BIN)
+        for src in ("emperor", "vassal", os.path.join("examples", "hello-worker")):
+            shutil.copy2(os.path.join(BUILD, src), BIN)
+
+    def ports(self, kind, n):
+        """n ports of the system's range that nothing listens on now, taken in turn
+        (the range wraps around; a port freed by an earlier run can be bound again)."""
+        out, tried = [], 0
+        while len(out) < n:
+            port = self.next_port[kind]
+            self.next_port[kind] = port + 1 if port + 1 < self.port_end[kind] \
+                else self.port_start[kind]
+            tried += 1
+            if tried > self.port_end[kind] - self.port_start[kind]:
+                raise RuntimeError("no %d free ports in the %s range" % (n, kind))
+            if port_free(port):
+                out.append(port)
+        return out
+
+    def anomaly(self, what, evidence=""):
+        log("  ANOMALY: %s" % what)
+        self.anomalies.append({"what": what, "evidence": evidence[-4000:]})
+
+    def cleanup(self):
+        for run in list(self.live):
+            run.stop()
+        if not self.keep and not self.anomalies:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Run:
+    """One emperor on its own directory; stop() stops it by pid and sweeps leftovers."""
+
+    def __init__(self, bench, system, name, opts=()):
+        bench.n += 1
+        self.bench, self.system, self.opts = bench, system, list(opts)
+        self.name = "%02d-%s-%s" % (bench.n, name, system.label.replace(" ", "_"))
+        self.dir = os.path.join(bench.root, self.name)
+        self.vdir = os.path.join(self.dir, "v")
+        os.makedirs(self.vdir)
+        self.logpath = os.path.join(self.dir, "emperor.log")
+        self.proc = None
+
+    def path(self, vname):
+        return os.path.join(self.vdir, vname + self.system.ext)
+
+    def write(self, files):
+        """Writes files (name, text) in place, before the emperor starts."""
+        for vname, text in files:
+            with open(self.path(vname), "w") as f:
+                f.write(text)
+
+    def drop(self, files):
+        """Drops files into the watched directory at once (write hidden, then rename);
+        returns the monotonic time just before the first rename."""
+        tmps = []
+        for vname, text in files:
+            tmp = os.path.join(self.vdir, "." + vname + ".tmp")
+            with open(tmp, "w") as f:
+                f.write(text)
+            tmps.append((tmp, self.path(vname)))
+        t0 = now()
+        for tmp, final in tmps:
+            os.rename(tmp, final)
+        return t0
+
+    def start(self):
+        env = dict(os.environ)
+        env[MARK_VAR] = self.bench.mark
+        env.pop("NOTIFY_SOCKET", None)
+        self.logf = open(self.logpath, "w")
+        self.proc = subprocess.Popen(self.system.argv(self.vdir, self.opts), cwd=self.dir,
+                                     env=env, stdin=subprocess.DEVNULL, stdout=self.logf,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.bench.live.append(self)
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log_text(self):
+        return read_text(self.logpath) or ""
+
+    def stop(self, timeout=60.0):
+        if self.proc is None:
+            return
+        if self in self.bench.live:
+            self.bench.live.remove(self)
+        t0 = now()
+        if self.proc.poll() is None:
+            self.proc.send_signal(self.system.stop_signal)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.bench.anomaly("%s: %s did not exit %.0f s after SIG%s; SIGKILL"
+                                   % (self.name, self.system.label, timeout,
+                                      self.system.stop_signal.name[3:]),
+                                   self.log_text())
+                self.proc.kill()
+                self.proc.wait()
+        else:
+            self.bench.anomaly("%s: %s exited by itself (status %s)"
+                               % (self.name, self.system.label, self.proc.returncode),
+                               self.log_text())
+        self.stop_seconds = now() - t0
+        self.logf.close()
+        if self.system.kind == "emperor":
+            bad = [line for line in self.log_text().splitlines()
+                   if re.search(r"emperor\[\d+\]: (warning|error)|\] .*(error|fatal)", line)]
+            if bad:
+                self.bench.anomaly("%s: %d warning/error lines in the emperor's log, first: %s"
+                                   % (self.name, len(bad), bad[0]), "\n".join(bad[:40]))
+        self.proc = None
+        self.sweep()
+
+    def sweep(self):
+        """Processes still carrying the mark once the emperor is gone: reported, killed."""
+        deadline = now() + 3.0
+        left = marked_pids(self.bench.mark)
+        while left and now() < deadline:      # a vassal may still be finishing its exit
+            time.sleep(0.05)
+            left = marked_pids(self.bench.mark)
+        for pid in left:
+            entry = {"run": self.name, "pid": pid, "cmdline": cmdline(pid)}
+            self.bench.leftovers.append(entry)
+            log("  LEFTOVER after %s: pid %d %s (SIGKILL)" % (self.name, pid, entry["cmdline"]))
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def cpu_busy(seconds=0.5):
+    """Fraction of the machine's CPU time spent busy over `seconds` (before a workload
+    starts, that is other people's work: the figures are only as quiet as the machine)."""
+    def sample():
+        f = (read_text("/proc/stat") or "cpu 0 0 0 0").splitlines()[0].split()[1:]
+        v = list(map(int, f))
+        return sum(v), v[3] + (v[4] if len(v) > 4 else 0)
+    t0, i0 = sample()
+    time.sleep(seconds)
+    t1, i1 = sample()
+    return 1.0 - (i1 - i0) / max(1, t1 - t0)
+
+
+def wait_all_ok(run, ports, timeout, what):
+    t0 = now()
+    done = Poller(ports, want_ok, poll_delay(len(ports))).run(timeout)
+    if len(done) < len(ports):
+        run.bench.anomaly("%s: %d of %d ports never answered 200 within %.0f s"
+                          % (what, len(ports) - len(done), len(ports), timeout),
+                          run.log_text())
+        return None
+    return max(done.values()) - t0
+
+
+# ---- figures -------------------------------------------------------------------------------
+
+class Figure:
+    def __init__(self, fid, title, unit, target=None, target_text=""):
+        self.id, self.title, self.unit = fid, title, unit
+        self.target, self.target_text = target, target_text   # target: f(median) -> bool
+        self.values = {}                                      # label -> [values]
+        self.order = []
+
+    def add(self, label, value):
+        if label not in self.values:
+            self.values[label] = []
+            self.order.append(label)
+        if value is not None:
+            self.values[label].append(value)
+
+    @staticmethod
+    def stats(vals):
+        if not vals:
+            return None
+        return {"runs": vals, "min": min(vals), "median": statistics.median(vals),
+                "max": max(vals)}
+
+    def ours(self):
+        for label in self.order:
+            if not label.startswith("uWSGI"):
+                return label
+        return None
+
+    def to_json(self):
+        out = {"id": self.id, "title": self.title, "unit": self.unit,
+               "target": self.target_text or None, "systems": {}}
+        for label in self.order:
+            out["systems"][label] = self.stats(self.values[label])
+        ours = self.ours()
+        st = self.stats(self.values.get(ours, [])) if ours else None
+        if st and self.target:
+            out["target_met"] = bool(self.target(st["median"]))
+        for label in self.order:
+            other = self.stats(self.values[label])
+            if label != ours and st and other and other["median"]:
+                out.setdefault("ratio", {})[label] = st["median"] / other["median"]
+        return out
+
+    def line(self):
+        def fmt(v):
+            if v is None:
+                return "-"
+            a = abs(v)
+            if a == 0:
+                return "0"
+            if a >= 100:
+                return "%.0f" % v
+            if a >= 10:
+                return "%.1f" % v
+            return "%.2f" % v if a >= 1 else "%.3f" % v
+        parts = []
+        ours = self.ours()
+        ost = self.stats(self.values.get(ours, [])) if ours else None
+        for label in self.order:
+            st = self.stats(self.values[label])
+            if st is None:
+                parts.append("%s: no value" % label)
+                continue
+            s = "%s %s/%s/%s" % (label, fmt(st["min"]), fmt(st["median"]), fmt(st["max"]))
+            if label != ours and ost and st["median"]:
+                s += " (ratio %s)" % fmt(ost["median"] / st["median"])
+            parts.append(s)
+        verdict = ""
+        if self.target and ost:
+            verdict = " | target %s: %s" % (self.target_text,
+                                            "met" if self.target(ost["median"]) else "MISSED")
+        elif self.target_text:
+            verdict = " | target %s" % self.target_text
+        return "%-42s %s%s" % ("%s %s (%s)" % (self.id, self.title, self.unit),
+                               " | ".join(parts), verdict)
+
+
+class Report:
+    def __init__(self):
+        self.figures = {}
+        self.order = []
+        self.notes = []
+
+    def fig(self, fid, title, unit, target=None, target_text=""):
+        if fid not in self.figures:
+            self.figures[fid] = Figure(fid, title, unit, target, target_text)
+            self.order.append(fid)
+        return self.figures[fid]
+
+    def emit(self, fid):
+        log(self.figures[fid].line())
+
+
+def lt(x):
+    return lambda v: v < x
+
+
+def eq0(v):
+    return v == 0
+
+
+# ---- the systems as configured for each workload --------------------------------------------
+
+OURS = Ours("emperor")
+UWSGI_DEFAULT = Uwsgi("uWSGI default")                     # scans every 3 s
+UWSGI_FAST = Uwsgi("uWSGI freq1", ["--emperor-freq", "1"])  # its shortest scan period
+
+
+def settle_for(system):
+    """Seconds to let an emperor start before dropping files (uWSGI's first scan pass
+    ends its warm-up, during which adds are not throttled)."""
+    return 0.3 if system.kind == "emperor" else 1.2
+
+
+def scan_period(system):
+    if system.kind == "emperor":
+        return 0.0
+    if "--emperor-freq" in system.extra:
+        return float(system.extra[system.extra.index("--emperor-freq") + 1])
+    return 3.0
+
+
+# ---- W1 reaction ---------------------------------------------------------------------------
+
+def w1(bench, rep, runs):
+    log("W1 reaction: drop one vassal into a watched empty directory; until it answers 200")
+    f = rep.fig("W1", "reaction", "ms", lt(20), "< 20 ms")
+    for system in (OURS, UWSGI_DEFAULT, UWSGI_FAST):
+        for i in range(runs):
+            run = Run(bench, system, "w1").start()
+            # drops spread over the scan period of a polling emperor (stratified phase)
+            time.sleep(settle_for(system) + (i + 0.5) / runs * scan_period(system))
+            port = bench.ports(system.kind, 1)[0]
+            t0 = run.drop([("v1", system.vassal_text(port))])
+            done = Poller([port], want_ok, 0.001).run(30.0)
+            if port in done:
+                f.add(system.label, (done[port] - t0) * 1000.0)
+            else:
+                f.add(system.label, None)
+                bench.anomaly("W1 %s: no answer within 30 s" % system.label, run.log_text())
+            run.stop()
+    rep.emit("W1")
+
+
+# ---- W2 touch reload ------------------------------------------------------------------------
+
+def w2(bench, rep, runs):
+    log("W2 touch reload: touch the vassal file; until a new worker pid answers")
+    f = rep.fig("W2", "touch reload", "ms", lt(50), "< 50 ms")
+    for system in (OURS, UWSGI_DEFAULT, UWSGI_FAST):
+        port = bench.ports(system.kind, 1)[0]
+        run = Run(bench, system, "w2")
+        run.write([("v1", system.vassal_text(port))])
+        run.start()
+        if wait_all_ok(run, [port], 30.0, "W2 %s start" % system.label) is None:
+            run.stop()
+            continue
+        path = run.path("v1")
+        for i in range(runs):
+            time.sleep(0.2)
+            old = get_pids([port]).get(port)
+            if system.kind == "uwsgi":
+                # uWSGI compares whole-second mtimes: touch in a later second than the
+                # last one it saw, at a phase spread over its scan period
+                floor = int(os.stat(path).st_mtime) + 1
+                at = floor + (i + 0.5) / runs * scan_period(system)
+                time.sleep(max(0.0, at - time.time()))
+            t0 = now()
+            os.utime(path)
+            done = Poller([port], lambda p, s, pid: s == 200 and pid != old, 0.001).run(30.0)
+            if port in done:
+                f.add(system.label, (done[port] - t0) * 1000.0)
+            else:
+                f.add(system.label, None)
+                bench.anomaly("W2 %s: no new pid within 30 s" % system.label, run.log_text())
+        run.stop()
+    rep.emit("W2")
+
+
+# ---- W3 scale ------------------------------------------------------------------------------
+
+def tree_memory(root_pid):
+    """Emperor, masters (its children), workers (theirs): VmRSS and Pss in KiB."""
+    kids = children_map()
+    masters = kids.get(root_pid, [])
+    tree = [root_pid] + descendants(root_pid, kids)
+    return {
+        "emperor_rss": rss_kib(root_pid),
+        "master_rss": [rss_kib(p) for p in masters],
+        "emperor_anon": anon_kib(root_pid),
+        "master_anon": [anon_kib(p) for p in masters],
+        "total_rss": sum(rss_kib(p) for p in tree),
+        "total_pss": sum(pss_kib(p) for p in tree),
+        "cpu_ns": sum(proc_cpu_ns(p) or 0 for p in tree),
+        "processes": len(tree),
+    }
+
+
+def w3(bench, rep, sizes, runs_for, uwsgi_sizes):
+    log("W3 scale: N vassals of one worker dropped at once; until all answer 200; memory")
+    for n in sizes:
+        targets = {100: None, 500: 3.0, 1000: 8.0}
+        tgt = targets.get(n)
+        ft = rep.fig("W3.%d.time" % n, "%d vassals all answer" % n, "s",
+                     lt(tgt) if tgt else None, "< %g s" % tgt if tgt else "")
+        fc = rep.fig("W3.%d.cpu" % n, "%d: CPU time of the tree to start them" % n, "s")
+        fs = rep.fig("W3.%d.stop" % n, "%d: SIGTERM (uWSGI: SIGINT) until the emperor exits"
+                     % n, "s")
+        fe = rep.fig("W3.%d.emperor_rss" % n, "%d: emperor VmRSS" % n, "MiB", lt(4), "< 4 MiB")
+        fm = rep.fig("W3.%d.master_rss" % n, "%d: master VmRSS, median" % n, "MiB", lt(2),
+                     "< 2 MiB")
+        fea = rep.fig("W3.%d.emperor_anon" % n, "%d: emperor RssAnon" % n, "MiB")
+        fma = rep.fig("W3.%d.master_anon" % n, "%d: master RssAnon, median" % n, "MiB")
+        fr = rep.fig("W3.%d.total_rss" % n, "%d: tree VmRSS sum" % n, "MiB")
+        fp = rep.fig("W3.%d.total_pss" % n, "%d: tree Pss sum" % n, "MiB")
+        systems = [OURS] + ([UWSGI_FAST] if n in uwsgi_sizes else [])
+        for system in systems:
+            for _ in range(runs_for(n, system)):
+                run = Run(bench, system, "w3-%d" % n).start()
+                time.sleep(settle_for(system))
+                ports = bench.ports(system.kind, n)
+                files = [("v%04d" % i, system.vassal_text(p)) for i, p in enumerate(ports)]
+                cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+                emperor_cpu0 = proc_cpu_ns(run.pid) or 0
+                t0 = run.drop(files)
+                poller = Poller(ports, want_ok, poll_delay(n))
+                done = poller.run(60.0 + n * 0.5)
+                cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+                if len(done) < n:
+                    bench.anomaly("W3 %s %d: %d ports never answered"
+                                  % (system.label, n, n - len(done)), run.log_text())
+                    ft.add(system.label, None)
+                else:
+                    elapsed = max(done.values()) - t0
+                    ft.add(system.label, elapsed)
+                    rep.notes.append("W3 %s %d: poller %d attempts, %.2f s CPU over %.2f s"
+                                     % (system.label, n, poller.attempts,
+                                        (cpu1.ru_utime + cpu1.ru_stime)
+                                        - (cpu0.ru_utime + cpu0.ru_stime), elapsed))
+                time.sleep(1.0)
+                mem = tree_memory(run.pid)
+                fe.add(system.label, mem["emperor_rss"] / 1024.0)
+                if mem["master_rss"]:
+                    fm.add(system.label, statistics.median(mem["master_rss"]) / 1024.0)
+                fea.add(system.label, mem["emperor_anon"] / 1024.0)
+                if mem["master_anon"]:
+                    fma.add(system.label, statistics.median(mem["master_anon"]) / 1024.0)
+                fr.add(system.label, mem["total_rss"] / 1024.0)
+                fp.add(system.label, mem["total_pss"] / 1024.0)
+                # the whole tree's CPU time (the emperor's since the drop): the work it
+                # took, whatever else the machine was doing meanwhile
+                fc.add(system.label, (mem["cpu_ns"] - emperor_cpu0) / 1e9)
+                run.stop(timeout=120.0)
+                fs.add(system.label, run.stop_seconds)
+                rep.notes.append("W3 %s %d: %d processes; stop took %.1f s"
+                                 % (system.label, n, mem["processes"], run.stop_seconds))
+                if mem["processes"] != 2 * n + 1:
+                    bench.anomaly("W3 %s %d: %d processes in the tree, expected %d"
+                                  % (system.label, n, mem["processes"], 2 * n + 1))
+        for fid in ("time", "cpu", "stop", "emperor_rss", "master_rss", "emperor_anon", "master_anon",
+                    "total_rss", "total_pss"):
+            rep.emit("W3.%d.%s" % (n, fid))
+
+
+# ---- W4 idle cost ---------------------------------------------------------------------------
+
+def sample_idle(root_pid):
+    kids = children_map()
+    masters = kids.get(root_pid, [])
+    workers = [w for m in masters for w in descendants(m, kids)]
+    out = {}
+    for role, pids in (("emperor", [root_pid]), ("masters", masters), ("workers", workers)):
+        cpu = vol = invol = 0
+        for pid in pids:
+            ns, sw = proc_cpu_ns(pid), proc_switches(pid)
+            if ns is not None and sw:
+                cpu += ns
+                vol += sw[0]
+                invol += sw[1]
+        out[role] = {"pids": sorted(pids), "cpu": cpu, "vol": vol, "invol": invol}
+    return out
+
+
+def w4(bench, rep, n, seconds):
+    log("W4 idle cost: %d idle vassals for %d s; CPU and voluntary context switches" %
+        (n, seconds))
+    figs = {}
+    for role in ("emperor", "masters", "workers"):
+        figs[role] = (
+            rep.fig("W4.%s.cpu" % role, "%s CPU" % role, "ms/s"),
+            rep.fig("W4.%s.wakeups" % role, "%s wake-ups" % role, "1/s",
+                    eq0 if role != "workers" else None, "0 /s" if role != "workers" else ""))
+    for system in (OURS, UWSGI_DEFAULT):
+        ports = bench.ports(system.kind, n)
+        run = Run(bench, system, "w4")
+        run.write([("v%04d" % i, system.vassal_text(p)) for i, p in enumerate(ports)])
+        run.start()
+        if wait_all_ok(run, ports, 120.0, "W4 %s start" % system.label) is None:
+            run.stop()
+            continue
+        time.sleep(3.0)
+        a = sample_idle(run.pid)
+        t0 = now()
+        time.sleep(seconds)
+        b = sample_idle(run.pid)
+        dt = now() - t0
+        for role in ("emperor", "masters", "workers"):
+            if a[role]["pids"] != b[role]["pids"]:
+                bench.anomaly("W4 %s: the %s changed while idle" % (system.label, role),
+                              run.log_text())
+            cpu = (b[role]["cpu"] - a[role]["cpu"]) / 1e6 / dt
+            wake = (b[role]["vol"] - a[role]["vol"]) / dt
+            figs[role][0].add(system.label, cpu)
+            figs[role][1].add(system.label, wake)
+        run.stop(timeout=120.0)
+    for role in ("emperor", "masters", "workers"):
+        rep.emit("W4.%s.cpu" % role)
+        rep.emit("W4.%s.wakeups" % role)
+
+
+# ---- W5 zero downtime -----------------------------------------------------------------------
+
+def parse_wrk(text):
+    def dur(s):
+        m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
+        if not m:
+            return None
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[m.group(2)]
+    out = {"requests_per_s": None, "socket_errors": 0, "non2xx": 0}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if m:
+        out["requests_per_s"] = float(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if m:
+        out["errors_detail"] = dict(zip(("connect", "read", "write", "timeout"),
+                                        map(int, m.groups())))
+        out["socket_errors"] = sum(map(int, m.groups()))
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if m:
+        out["non2xx"] = int(m.group(1))
+    m = re.search(r"^\s+Latency\s+(\S+)\s+(\S+)\s+(\S+)", text, re.M)
+    if m:
+        out["latency_max_ms"] = dur(m.group(3))
+    for pct in ("50", "99"):
+        m = re.search(r"^\s+%s%%\s+(\S+)" % pct, text, re.M)
+        if m:
+            out["p%s_ms" % pct] = dur(m.group(1))
+    m = re.search(r"(\d+) requests in", text)
+    if m:
+        out["requests"] = int(m.group(1))
+    return out
+
+
+def uwsgi_fifo_write(path, byte):
+    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, byte)
+    finally:
+        os.close(fd)
+
+
+def w5(bench, rep, seconds, every):
+    log("W5 zero downtime: 4 workers under wrk -t2 -c32 -d%ds --timeout 10s --latency "
+        "(keep-alive), reloaded every %g s" % (seconds, every))
+    metrics = (("requests_per_s", "requests/s", "1/s", None, ""),
+               ("socket_errors", "socket errors", "count", eq0, "0"),
+               ("non2xx", "non-2xx", "count", eq0, "0"),
+               ("p50_ms", "p50 latency", "ms", None, ""),
+               ("p99_ms", "p99 latency", "ms", None, ""),
+               ("latency_max_ms", "max latency", "ms", None, ""),
+               ("reloads", "reloads done", "count", None, ""))
+    results = {}
+    for system in (OURS, UWSGI_FAST):
+        for mode in ("baseline", "graceful", "chain"):
+            port = bench.ports(system.kind, 1)[0]
+            run = Run(bench, system, "w5-%s" % mode)
+            fifo = os.path.join(run.dir, "master.fifo")
+            run.write([("v1", system.vassal_text(port, workers=4,
+                                                 reload="chain" if mode == "chain" else "graceful",
+                                                 aux=fifo, keepalive=True))])
+            run.start()
+            if wait_all_ok(run, [port], 30.0, "W5 %s start" % system.label) is None:
+                run.stop()
+                continue
+            time.sleep(1.0)
+            log_before = len(run.log_text())
+            wrk = subprocess.Popen(["wrk", "-t2", "-c32", "-d%ds" % seconds, "--timeout", "10s",
+                                    "--latency", "http://%s:%d/" % (HOST, port)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            t0 = now()
+            triggers = 0
+            if mode != "baseline":
+                at = t0 + every / 2
+                while at < t0 + seconds - every / 2:
+                    time.sleep(max(0.0, at - now()))
+                    if system.kind == "uwsgi" and mode == "chain":
+                        uwsgi_fifo_write(fifo, b"c")
+                    else:
+                        os.utime(run.path("v1"))
+                    triggers += 1
+                    at += every
+            out, _ = wrk.communicate(timeout=seconds + 60)
+            time.sleep(1.5)
+            res = parse_wrk(out)
+            res["reloads"] = system.reloads_in_log(run.log_text()[log_before:])
+            res["triggers"] = triggers
+            res["wrk_output"] = out
+            results[(system.label, mode)] = res
+            if mode != "baseline" and res["reloads"] < triggers:
+                rep.notes.append("W5 %s %s: %d reloads done for %d triggers"
+                                 % (system.label, mode, res["reloads"], triggers))
+            run.stop()
+    for mode in ("baseline", "graceful", "chain"):
+        for key, title, unit, target, ttext in metrics:
+            if mode == "baseline" and key == "reloads":
+                continue
+            if mode == "graceful" and key == "p99_ms":
+                target, ttext = lt(20), "< 20 ms"
+            fid = "W5.%s.%s" % (mode, key)
+            f = rep.fig(fid, "%s: %s" % (mode, title), unit, target, ttext)
+            for system in (OURS, UWSGI_FAST):
+                res = results.get((system.label, mode))
+                if res is not None and res.get(key) is not None:
+                    f.add(system.label, res[key])
+            rep.emit(fid)
+    # chain against the baseline, each system against its own
+    for key, title, limit in (("p99_ms", "chain p99 / baseline p99", 1.1),
+                              ("latency_max_ms", "chain max / baseline max", 2.0)):
+        fid = "W5.chain.%s_vs_baseline" % key.split("_")[0]
+        f = rep.fig(fid, title, "x", lt(limit + 1e-9), "<= %g x" % limit)
+        for system in (OURS, UWSGI_FAST):
+            c, b = results.get((system.label, "chain")), results.get((system.label, "baseline"))
+            if c and b and c.get(key) and b.get(key):
+                f.add(system.label, c[key] / b[key])
+        rep.emit(fid)
+    return {"%s/%s" % k: {kk: vv for kk, vv in v.items() if kk != "wrk_output"}
+            for k, v in results.items()}, {"%s/%s" % k: v["wrk_output"] for k, v in results.items()}
+
+
+# ---- W6 full reload -------------------------------------------------------------------------
+
+def w6(bench, rep, n, runs):
+    log("W6 full reload: %d vassals, SIGHUP to the emperor; until every vassal answers "
+        "from a new worker" % n)
+    f = rep.fig("W6", "SIGHUP reload of %d vassals" % n, "ms", lt(500), "< 500 ms")
+    for system, opts in ((OURS, ["--reload-concurrency", "8"]), (UWSGI_DEFAULT, [])):
+        ports = bench.ports(system.kind, n)
+        run = Run(bench, system, "w6", opts)
+        run.write([("v%04d" % i, system.vassal_text(p)) for i, p in enumerate(ports)])
+        run.start()
+        if wait_all_ok(run, ports, 120.0, "W6 %s start" % system.label) is None:
+            run.stop()
+            continue
+        for _ in range(runs):
+            time.sleep(1.0)
+            old = get_pids(ports)
+            if len(old) < n:
+                bench.anomaly("W6 %s: %d ports did not answer before SIGHUP"
+                              % (system.label, n - len(old)), run.log_text())
+                break
+            t0 = now()
+            os.kill(run.pid, signal.SIGHUP)
+            done = Poller(ports, lambda p, s, pid: s == 200 and pid != old[p],
+                          max(0.005, poll_delay(n))).run(120.0)
+            if len(done) < n:
+                bench.anomaly("W6 %s: %d vassals not reloaded within 120 s"
+                              % (system.label, n - len(done)), run.log_text())
+                f.add(system.label, None)
+            else:
+                f.add(system.label, (max(done.values()) - t0) * 1000.0)
+        run.stop(timeout=120.0)
+    rep.emit("W6")
+
+
+# ---- the run --------------------------------------------------------------------------------
+
+def machine():
+    mem = 0
+    for line in (read_text("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemTotal:"):
+            mem = int(line.split()[1])
+    model = ""
+    for line in (read_text("/proc/cpuinfo") or "").splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+
+    def ver(argv):
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            return (out.stdout + out.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            return None
+    return {"nproc": os.cpu_count(), "memory_kib": mem, "kernel": platform.release(),
+            "cpu": model, "debian": (read_text("/etc/debian_version") or "").strip(),
+            "uwsgi": ver(["uwsgi", "--version"]), "wrk": ver(["wrk", "-v"]),
+            "python": platform.python_version()}
+
+
+def binaries():
+    """sha256 of the binaries under test: the tree may hold uncommitted work."""
+    import hashlib
+    out = {}
+    for name in ("emperor", "vassal", "hello-worker"):
+        with open(os.path.join(BIN, name), "rb") as f:
+            out[name] = hashlib.sha256(f.read()).hexdigest()[:16]
+    return out
+
+
+def commit():
+    def git(*args):
+        return subprocess.run(["git", "-C", REPO] + list(args), capture_output=True,
+                              text=True).stdout.strip()
+    head = git("rev-parse", "HEAD")
+    dirty = bool(git("status", "--porcelain", "--", "emperor", "vassal", "lib", "include",
+                     "examples"))
+    return {"commit": head, "product_sources_dirty": dirty}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mark", required=True, help="tag put in the environment of every "
+                    "process started, to find leftovers")
+    ap.add_argument("--only", default="W1,W2,W3,W4,W5,W6")
+    ap.add_argument("--quick", action="store_true", help="fewer runs, shorter durations")
+    ap.add_argument("--full", action="store_true", help="1,000 vassals for uWSGI too, more runs")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary root and logs")
+    ap.add_argument("--no-save", action="store_true", help="do not append to results.jsonl")
+    args = ap.parse_args()
+    # Ctrl-C or SIGTERM: stop what runs and record what was measured. SIGINT is
+    # re-armed because a shell starts background jobs with it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    only = set(args.only.upper().split(","))
+    quick = args.quick
+
+    bench = Bench(args.mark, args.keep)
+    bench.snapshot()
+    bins = binaries()
+    rep = Report()
+    started = now()
+    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    log("bench: temporary root %s; emperor ports %d-%d, uWSGI ports %d-%d"
+        % (bench.root, PORTS_EMPEROR[0], PORTS_EMPEROR[1] - 1, PORTS_UWSGI[0], PORTS_UWSGI[1] - 1))
+    extra = {"busy_before": {}, "loadavg_start": (read_text("/proc/loadavg") or "").strip()}
+
+    def busy(w):
+        b = cpu_busy()
+        extra["busy_before"][w] = round(b, 3)
+        if b > 0.10:
+            rep.notes.append("%s: the machine was %.0f%% busy with other work before it started"
+                             % (w, b * 100))
+        return True
+    try:
+        if "W1" in only and busy("W1"):
+            w1(bench, rep, 2 if quick else 5)
+        if "W2" in only and busy("W2"):
+            w2(bench, rep, 2 if quick else 5)
+        if "W3" in only and busy("W3"):
+            sizes = [100, 500] if quick else [100, 500, 1000]
+            uwsgi_sizes = {100, 500, 1000} if args.full else {100, 500}
+
+            def runs_for(n, system):
+                if system.kind == "uwsgi" or quick:
+                    return 1
+                return 3 if n <= 500 else 1
+            w3(bench, rep, sizes, runs_for, uwsgi_sizes)
+        if "W4" in only and busy("W4"):
+            w4(bench, rep, 100, 5 if quick else 30)
+        if "W5" in only and busy("W5"):
+            extra["W5"], wrk_out = w5(bench, rep, 6 if quick else 20, 2.0)
+            extra["W5_wrk_output"] = wrk_out
+        if "W6" in only and busy("W6"):
+            w6(bench, rep, 50, 2 if quick else 3)
+    except KeyboardInterrupt:
+        log("bench: interrupted")
+        bench.anomaly("interrupted by the user")
+    finally:
+        bench.cleanup()
+    duration = now() - started
+    extra["loadavg_end"] = (read_text("/proc/loadavg") or "").strip()
+    record = {"date": date, "machine": machine(), **commit(), "binaries": bins,
+              "duration_s": round(duration, 1), "quick": quick, "only": sorted(only),
+              "figures": [rep.figures[fid].to_json() for fid in rep.order],
+              "details": extra, "notes": rep.notes, "anomalies": bench.anomalies,
+              "leftovers": bench.leftovers}
+    for note in rep.notes:
+        log("note: " + note)
+    log("bench: %d figures in %.0f s; %d anomalies; %d leftover processes"
+        % (len(rep.order), duration, len(bench.anomalies), len(bench.leftovers)))
+    if bench.anomalies:
+        log("bench: logs kept in %s" % bench.root)
+    if not args.no_save:
+        os.makedirs(RESULTS, exist_ok=True)
+        with open(os.path.join(RESULTS, "results.jsonl"), "a") as out:
+            out.write(json.dumps(record, sort_keys=False) + "\n")
+        log("bench: appended to bench/results/results.jsonl")
+    return 1 if bench.leftovers else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
