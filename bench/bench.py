@@ -36,7 +36,6 @@ BUILD = os.path.join(REPO, os.environ.get("EMPEROR_BUILD", "build"))
 APP = os.path.join(REPO, "bench", "app.py")
 RESULTS = os.path.join(REPO, "bench", "results")
 MARK_VAR = "EMPEROR_BENCH_MARK"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 HOST = "127.0.0.1"
 BIN = BUILD     # replaced by a snapshot of the binaries (Bench.snapshot) for the run
 # Port ranges, one per system, outside the kernel's ephemeral range (32768-60999) and
@@ -64,13 +63,12 @@ def read_text(path):
 
 
 def proc_stat(pid):
-    """State, ppid, utime+stime (ticks) of a process, or None if it is gone."""
+    """State and ppid of a process, or None if it is gone."""
     text = read_text("/proc/%d/stat" % pid)
     if not text:
         return None
     fields = text[text.rindex(")") + 2:].split()
-    return {"state": fields[0], "ppid": int(fields[1]),
-            "cpu_ticks": int(fields[11]) + int(fields[12])}
+    return {"state": fields[0], "ppid": int(fields[1])}
 
 
 def proc_switches(pid):
@@ -825,8 +823,8 @@ def w3(bench, rep, sizes, runs_for, uwsgi_sizes):
                 if mem["processes"] != 2 * n + 1:
                     bench.anomaly("W3 %s %d: %d processes in the tree, expected %d"
                                   % (system.label, n, mem["processes"], 2 * n + 1))
-        for fid in ("time", "cpu", "stop", "emperor_rss", "master_rss", "emperor_anon", "master_anon",
-                    "total_rss", "total_pss"):
+        for fid in ("time", "cpu", "stop", "emperor_rss", "master_rss", "emperor_anon",
+                    "master_anon", "total_rss", "total_pss"):
             rep.emit("W3.%d.%s" % (n, fid))
 
 
