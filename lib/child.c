@@ -478,115 +478,104 @@ void child_fini(struct child *c)
 	mercy_rearm(c->set);
 }
 
-struct proc_link {
-	pid_t pid, ppid;
-	bool zombie;                /* dead already: nothing to kill, no line to log */
-	bool stray;
-};
 
 /* Its parent and state from /proc/PID/stat; -1 if it is gone. */
-static pid_t parent_of(pid_t pid, bool *zombie)
-{
-	char path[64], buf[512], *paren, state = 0;
-	FILE *f;
-	int ppid = -1;
+#define STRAYS_MAX 4096
 
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	if (!(f = fopen(path, "re")))
-		return -1;
-	if (fgets(buf, sizeof buf, f) && (paren = strrchr(buf, ')')) &&
-	    sscanf(paren + 1, " %c %d", &state, &ppid) != 2)
-		ppid = -1;
-	fclose(f);
-	*zombie = state == 'Z';
-	return (pid_t)ppid;
-}
-
-/* Every process and its parent, in one pass over /proc; *n of them (malloc'd). */
-static struct proc_link *proc_links(size_t *n)
+/* Appends the children of pid (every thread's /proc/PID/task/TID/children) to out;
+ * returns the new count, or -1 if the kernel does not list children. */
+static int children_of(pid_t pid, pid_t *out, int n, int max)
 {
-	DIR *d = opendir("/proc");
-	struct proc_link *all = NULL, *grown;
+	char path[320], buf[8192];
 	struct dirent *de;
-	size_t cap = 0;
+	DIR *tasks;
 
-	*n = 0;
-	if (!d)
-		log_errno("opendir /proc");
-	while (d && (de = readdir(d)) != NULL) {
-		pid_t pid = (pid_t)atoi(de->d_name), ppid;
-		bool zombie = false;
-		if (pid <= 0 || (ppid = parent_of(pid, &zombie)) < 0)
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	if (!(tasks = opendir(path)))
+		return errno == ENOENT ? n : -1; /* gone already: no children to list */
+	while ((de = readdir(tasks)) != NULL && n < max) {
+		if (de->d_name[0] == '.')
 			continue;
-		if (*n == cap) {
-			size_t more = cap ? 2 * cap : 512;
-			if (!(grown = realloc(all, more * sizeof *all))) {
-				log_errno("strays: realloc");
-				break;
-			}
-			all = grown;
-			cap = more;
+		snprintf(path, sizeof path, "/proc/%d/task/%s/children", (int)pid, de->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno != ENOENT)
+				continue;
+			closedir(tasks);
+			return -1; /* no CONFIG_PROC_CHILDREN */
 		}
-		all[(*n)++] = (struct proc_link){ pid, ppid, zombie, false };
+		ssize_t len = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		buf[len > 0 ? len : 0] = '\0';
+		for (char *p = buf, *end; n < max; p = end) {
+			long child = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			out[n++] = (pid_t)child;
+		}
 	}
-	if (d)
-		closedir(d);
-	return all;
+	closedir(tasks);
+	return n;
 }
 
-static bool in_set(const struct child_set *set, pid_t pid)
+static int pid_cmp(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The set's pids, sorted for bsearch: the emperor's set may hold a thousand. */
+static pid_t *set_pids(const struct child_set *set, size_t *n)
 {
 	const struct child *c;
+	size_t k = 0;
+	pid_t *v;
 
 	TAILQ_FOREACH(c, &set->children, link)
-		if (c->pid == pid)
-			return true;
-	return false;
+		k++;
+	v = calloc(k ? k : 1, sizeof *v);
+	k = 0;
+	TAILQ_FOREACH(c, &set->children, link)
+		if (v && c->pid > 0)
+			v[k++] = c->pid;
+	if (v)
+		qsort(v, k, sizeof *v, pid_cmp);
+	*n = k;
+	return v;
 }
 
-static bool is_stray(const struct proc_link *all, size_t n, pid_t pid)
-{
-	for (size_t i = 0; i < n; i++)
-		if (all[i].pid == pid)
-			return all[i].stray;
-	return false;
-}
-
-/* The orphans we adopted, then their descendants: an orphan still dying (a worker
- * whose master was just killed) hands its own children (a setsid'd sleeper) to us
- * only after this pass, so they go now with it. A zombie orphan still links its
- * children, read before it died, to us. */
+/* Our children that are not in the set (orphans we adopted), then, level by level,
+ * their descendants: an orphan still dying (a worker whose master was just killed)
+ * hands its own children (a setsid'd sleeper) to us only later, so they go now with
+ * it. Only our own subtree is read: the cost does not grow with the host's
+ * processes. */
 int child_set_kill_strays(const struct child_set *set)
 {
-	size_t n_all;
-	struct proc_link *all = proc_links(&n_all);
-	pid_t me = getpid();
-	bool grew = true;
-	int n = 0;
+	static pid_t found[STRAYS_MAX];
+	size_t n_known;
+	pid_t *known = set_pids(set, &n_known);
+	int n = children_of(getpid(), found, 0, STRAYS_MAX), strays = 0;
 
-	for (size_t i = 0; i < n_all; i++)
-		all[i].stray = all[i].pid > 1 && all[i].pid != me && all[i].ppid == me &&
-			       !in_set(set, all[i].pid);
-	while (grew) {
-		grew = false;
-		for (size_t i = 0; i < n_all; i++)
-			if (!all[i].stray && all[i].pid != me && is_stray(all, n_all, all[i].ppid))
-				all[i].stray = grew = true;
+	if (!known || n < 0) {
+		free(known);
+		return 0;
 	}
-	for (size_t i = 0; i < n_all; i++) {
-		if (!all[i].stray || all[i].zombie)
-			continue;
-		kill(-all[i].pid, SIGKILL); /* its group too: a setsid'd stray leads one */
-		if (kill(all[i].pid, SIGKILL) < 0)
-			continue;
-		n++;
-		if (all[i].ppid == me)
-			log_warn("killed pid %d: an orphan we adopted, not one of our children",
-				 (int)all[i].pid);
-		else
-			log_warn("killed pid %d: a descendant of an orphan we adopted (its parent %d)",
-				 (int)all[i].pid, (int)all[i].ppid);
+	for (int i = 0; i < n; i++) /* keep the strays among our children */
+		if (!bsearch(&found[i], known, n_known, sizeof *known, pid_cmp))
+			found[strays++] = found[i];
+	free(known);
+	int orphans = strays;
+	for (int i = 0; i < strays; i++) { /* each stray's children are strays too */
+		int more = children_of(found[i], found, strays, STRAYS_MAX);
+		if (more > strays)
+			strays = more;
 	}
-	free(all);
-	return n;
+	for (int i = 0; i < strays; i++) {
+		kill(-found[i], SIGKILL); /* its group too: a setsid'd stray leads one */
+		if (kill(found[i], SIGKILL) == 0)
+			log_warn("killed pid %d: %s", (int)found[i], i < orphans ? "an orphan we "
+				 "adopted, not one of our children" : "a descendant of an orphan we adopted");
+	}
+	return strays;
 }
