@@ -40,6 +40,7 @@
 #define OUT_MAX         1024       /* one response, head and body */
 #define SLOW_MAX_MS     600000L    /* /slow?ms=N upper bound */
 #define LINGER_S        2.0        /* wait for the client's FIN after our last response */
+#define IDLE_GRACE_S    0.1        /* on stop, an idle keep-alive connection's last chance */
 #define ACCEPT_PAUSE_S  0.1        /* accept paused this long after EMFILE/ENFILE */
 #define NAME_MAX_LEN    64         /* worker id, greeting, socket name */
 
@@ -887,8 +888,18 @@ static void conn_await_first(struct conn *c)
 	ev_timer_start(c->w->loop, &c->timer);
 }
 
-/* Graceful stop: no new connections; idle ones close now, busy ones after their
- * response (which says Connection: close); exit 0 once none is left. */
+/* On stop, an idle keep-alive connection may have a request already on its way:
+ * closing it now would fail that request. It gets IDLE_GRACE_S to arrive (and be
+ * answered with Connection: close); otherwise the timer closes it. */
+static void conn_await_last(struct conn *c)
+{
+	ev_timer_stop(c->w->loop, &c->timer);
+	ev_timer_set(&c->timer, IDLE_GRACE_S, 0.);
+	ev_timer_start(c->w->loop, &c->timer);
+}
+
+/* Graceful stop: no new connections; idle ones get a last short chance, busy ones
+ * finish their response (which says Connection: close); exit 0 once none is left. */
 static void worker_stop(struct worker *w, int sig)
 {
 	struct conn *c, *next;
@@ -904,8 +915,8 @@ static void worker_stop(struct worker *w, int sig)
 	listeners_close(w);
 	TAILQ_FOREACH(c, &w->conns, link)
 		idle += conn_idle(c);
-	log_info("stopping: %zu connections in flight, %zu idle closed (SIG%s)", w->n_conns - idle,
-		 idle, sigabbrev_np(sig));
+	log_info("stopping: %zu connections in flight, %zu idle closing within %.0f ms (SIG%s)",
+		 w->n_conns - idle, idle, IDLE_GRACE_S * 1000, sigabbrev_np(sig));
 	if (w->n_conns == 0) {
 		worker_stopped(w);
 		return;
@@ -913,7 +924,7 @@ static void worker_stop(struct worker *w, int sig)
 	for (c = TAILQ_FIRST(&w->conns); c; c = next) {
 		next = TAILQ_NEXT(c, link);
 		if (conn_idle(c))
-			conn_close(c); /* the last one calls worker_stopped() */
+			conn_await_last(c); /* closed by its timer, unless a request comes */
 		else if (c->state == CONN_HEAD && c->in_len == 0)
 			conn_await_first(c);
 	}
