@@ -187,3 +187,55 @@ uninstall:
 bench: deps
 	@$(MAKE) --no-print-directory all
 	bench/run
+
+# ---- fuzzing (issue 8): tests/fuzz/README.md ----------------------------------------------
+#
+#   make fuzz [FUZZ_SECONDS=20]   builds each libFuzzer target tests/fuzz/fuzz_*.c into
+#                                 $(BUILD)/fuzz/, runs it FUZZ_SECONDS over a scratch copy
+#                                 of its corpus (and its regressions), fails on any crash
+#
+# The sources a target links are compiled again by clang with the fuzzer's
+# instrumentation, into $(BUILD)/fuzz/obj/ ($(BUILD)/obj/ is left alone).
+
+FUZZ_SECONDS ?= 20
+FUZZ_CC      ?= clang
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := $(PROJECT_CFLAGS) -g -O1 $(FUZZ_SAN)
+FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(addprefix $(BUILD)/fuzz/,$(FUZZ_NAMES))
+FUZZ_SRC_fuzz_config       := lib/config.c lib/config_kinds.c lib/config_yaml.c lib/parse.c
+FUZZ_SRC_fuzz_spool        := vassal/spool.c lib/util.c lib/parse.c
+FUZZ_SRC_fuzz_subscription := vassal/subscription.c lib/log.c lib/parse.c
+FUZZ_SRC_fuzz_router_head  := $(LIB_SRC) $(VASSAL_SRC)
+FUZZ_DEB_PKGS := clang libclang-rt-14-dev
+
+.PHONY: fuzz fuzz-deps fuzz-build
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run $(BUILD)/fuzz $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz-deps:
+	@missing=""; for p in $(FUZZ_DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	echo "fuzz: missing Debian packages:$$missing"; \
+	if ! command -v apt-get >/dev/null; then echo "fuzz: no apt-get here; install them by hand" >&2; exit 1; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "fuzz: not root; run: sudo apt-get install$$missing" >&2; exit 1; fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -q --no-install-recommends $$missing || \
+	  { apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; }
+
+$(BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+define FUZZ_TARGET
+$(BUILD)/fuzz/$(1): $(BUILD)/fuzz/obj/tests/fuzz/$(1).o $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(FUZZ_SRC_$(1)))
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $$@ $$^ $(LIBS)
+endef
+$(foreach t,$(FUZZ_NAMES),$(eval $(call FUZZ_TARGET,$(t))))
+
+-include $(shell find $(BUILD)/fuzz/obj -name '*.d' 2>/dev/null)

@@ -9,7 +9,8 @@
  *   new inode, same content→ nothing (an atomic rewrite or a ConfigMap swap)
  *   gone                   → graceful stop
  * A renamed file starts under its new name once the old name has stopped, so the two
- * never fight over the same sockets. */
+ * never fight over the same sockets. A candidate that is not a regular file (a FIFO,
+ * a directory) is logged once and never opened. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,56 @@
 #include "emperor.h"
 #include "log.h"
 #include "util.h"
+
+/* New vassals started per pass; the next pass follows a few ms later. A burst of a
+ * thousand files would otherwise hold the loop (READY=1, signals, emperorctl) for
+ * all its spawns in one go. */
+#define SCAN_BATCH 128
+
+/* The records vtable_find() looks at, sorted by file name, built once per pass: each
+ * directory entry is looked up in O(log n), not O(n) (10,000 files dropped at once
+ * take many passes over 10,000 entries). A file has at most one such record. A miss
+ * (a new file: at most SCAN_BATCH + 1 a pass) asks vtable_find(), which also knows
+ * the records added during the pass. */
+struct file_index {
+	struct vassal **v;           /* NULL: no index, vtable_find() is used */
+	size_t n;
+};
+
+static int by_file(const void *a, const void *b)
+{
+	return strcmp((*(struct vassal *const *)a)->file, (*(struct vassal *const *)b)->file);
+}
+
+static int file_is(const void *file, const void *elem)
+{
+	return strcmp(file, (*(struct vassal *const *)elem)->file);
+}
+
+static void index_build(struct emperor *e, struct file_index *ix)
+{
+	struct vassal *v;
+	size_t n = 0;
+
+	TAILQ_FOREACH(v, &e->vassals, link)
+		n++;
+	ix->n = 0;
+	ix->v = malloc((n ? n : 1) * sizeof *ix->v);
+	if (!ix->v)
+		return;
+	TAILQ_FOREACH(v, &e->vassals, link)
+		if (v->state != VASSAL_STOPPING || v->halting)
+			ix->v[ix->n++] = v;
+	qsort(ix->v, ix->n, sizeof *ix->v, by_file);
+}
+
+static struct vassal *index_find(struct emperor *e, const struct file_index *ix, const char *file)
+{
+	struct vassal **found;
+
+	found = ix->v ? bsearch(file, ix->v, ix->n, sizeof *ix->v, file_is) : NULL;
+	return found ? *found : vtable_find(e, file);
+}
 
 static bool ends_with(const char *s, const char *suffix)
 {
@@ -114,14 +165,19 @@ static bool same_stat(const struct file_id *a, const struct file_id *b)
 	return same_file(a, b) && a->size == b->size && ts_equal(a->mtime, b->mtime);
 }
 
+/* A candidate that is not a regular file is never opened (a FIFO would block the
+ * open): it is logged once, until it is a regular file again. */
 static void note_ignored(struct emperor *e, const char *file)
 {
 	size_t n = strv_len(e->ignored);
+	char *shown;
 
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(e->ignored[i], file) == 0)
 			return;
-	log_warn("%s/%s: ignored: not a regular file", e->dir, file);
+	shown = config_printable(file);
+	log_warn("%s/%s: ignored: not a regular file", e->dir, shown ? shown : "?");
+	free(shown);
 	char **grown = realloc(e->ignored, (n + 2) * sizeof *grown);
 	if (!grown)
 		return;
@@ -130,13 +186,32 @@ static void note_ignored(struct emperor *e, const char *file)
 	e->ignored[n + 1] = NULL;
 }
 
+static void note_regular(struct emperor *e, const char *file)
+{
+	size_t n = strv_len(e->ignored);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(e->ignored[i], file) == 0) {
+			free(e->ignored[i]);
+			e->ignored[i] = e->ignored[n - 1];
+			e->ignored[n - 1] = NULL;
+			return;
+		}
+}
+
+/* A vassal's file that became something else (a FIFO, a directory) is ignored like a
+ * broken edit: the vassal keeps running its previous config. */
 static void known_file(struct vassal *v, int dirfd)
 {
 	struct file_id now;
+	int kind = scan_file_id(dirfd, v->file, &now, false);
 
-	if (scan_file_id(dirfd, v->file, &now, false) != 0 || same_stat(&now, &v->id))
+	if (kind == 1)
+		note_ignored(v->e, v->file);
+	if (kind != 0)
 		return;
-	if (scan_file_id(dirfd, v->file, &now, true) != 0)
+	note_regular(v->e, v->file);
+	if (same_stat(&now, &v->id) || scan_file_id(dirfd, v->file, &now, true) != 0)
 		return;
 	bool same_one = same_file(&now, &v->id);
 	bool same_content = now.hash == v->id.hash;
@@ -162,7 +237,8 @@ static struct vassal *predecessor(struct emperor *e, const struct vassal *nv)
 void scan_run(struct emperor *e)
 {
 	int dirfd = open(e->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	struct vassal *v, *fresh[1024];
+	struct vassal *v, *fresh[SCAN_BATCH];
+	struct file_index ix;
 	size_t n_fresh = 0;
 	struct dirent *de;
 	DIR *d;
@@ -174,12 +250,13 @@ void scan_run(struct emperor *e)
 	}
 	TAILQ_FOREACH(v, &e->vassals, link)
 		v->seen = false;
+	index_build(e, &ix);
 	while ((de = readdir(d)) != NULL && n_fresh < ARRAY_LEN(fresh)) {
 		struct file_id id;
 		int kind;
 		if (!scan_is_candidate(de->d_name))
 			continue;
-		if ((v = vtable_find(e, de->d_name)) != NULL) {
+		if ((v = index_find(e, &ix, de->d_name)) != NULL) {
 			v->seen = true;
 			known_file(v, dirfd);
 			continue;
@@ -187,12 +264,15 @@ void scan_run(struct emperor *e)
 		kind = scan_file_id(dirfd, de->d_name, &id, true);
 		if (kind == 1)
 			note_ignored(e, de->d_name);
+		else if (kind == 0)
+			note_regular(e, de->d_name);
 		if (kind != 0 || !(v = vtable_add(e, de->d_name, &id)))
 			continue;
 		v->seen = true;
 		fresh[n_fresh++] = v;
 	}
 	closedir(d);
+	free(ix.v);
 	if (de) /* more new files than one pass takes: go on next turn, remove nothing yet */
 		emperor_schedule_scan(e);
 	else

@@ -165,6 +165,13 @@ struct config *config_load_buffer(const char *name, const char *buf, size_t len,
 void config_free(struct config *cfg);
 void config_errors_fini(struct config_errors *errs);
 
+/* s as one printable log line: control characters and bytes that are not UTF-8 are
+ * written as escapes (\n, \t, \r, \xNN). malloc'd; NULL if out of memory. */
+char *config_printable(const char *s);
+/* The vassal name of a file: its base name less .yaml / .yml, printable as above (a
+ * file name may hold a newline). malloc'd; NULL if out of memory. */
+char *config_vassal_name(const char *path);
+
 /* Looks a socket up by name; NULL if absent. */
 const struct cfg_socket *config_socket(const struct config *cfg, const char *name);
 

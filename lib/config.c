@@ -416,11 +416,12 @@ static void check_config(struct config_ctx *ctx, const struct config *cfg,
 /* Loading */
 
 /* "hello" for "vassals.d/hello.yaml" */
-static char *vassal_name(const char *path)
+char *config_vassal_name(const char *path)
 {
 	static const char *const exts[] = { ".yaml", ".yml" };
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	size_t len = strlen(base), i;
+	char *raw, *name;
 
 	for (i = 0; i < sizeof exts / sizeof exts[0]; i++) {
 		size_t ext = strlen(exts[i]);
@@ -430,7 +431,10 @@ static char *vassal_name(const char *path)
 			break;
 		}
 	}
-	return config_xasprintf("%.*s", (int)len, base);
+	raw = strndup(base, len);
+	name = raw ? config_printable(raw) : NULL;
+	free(raw);
+	return name;
 }
 
 static struct config *config_from_tree(struct config_ctx *ctx, const struct cfg_node *root)
@@ -438,7 +442,9 @@ static struct config *config_from_tree(struct config_ctx *ctx, const struct cfg_
 	struct config *cfg = config_xcalloc(1, sizeof *cfg);
 
 	cfg->path = config_xstrdup(ctx->file);
-	cfg->name = vassal_name(ctx->file);
+	cfg->name = config_vassal_name(ctx->file);
+	if (!cfg->name)
+		abort();
 	cfg->umask = -1;
 	cfg->limits = (struct cfg_limits){ -1, -1, -1, -1, -1 };
 	cfg->cgroup.memory_max = -1;
@@ -509,25 +515,45 @@ static char *read_fd(int fd, size_t *len)
 	}
 }
 
-/* The file's bytes, or NULL after reporting; the size is checked before reading. */
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	if (S_ISCHR(mode) || S_ISBLK(mode))
+		return "a device";
+	return "of an unknown type";
+}
+
+/* The file's bytes, or NULL after reporting; the size is checked before reading. Only
+ * a regular file is read: opening a FIFO would wait for a writer (O_NONBLOCK keeps
+ * that open from blocking), and a device could be read forever. */
 static char *read_file(struct config_ctx *ctx, const char *path, size_t *len)
 {
 	struct cfg_mark nowhere = { 0, 0 };
 	struct stat st;
 	char *buf;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), err;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), err;
 
 	if (fd < 0) {
 		config_error(ctx, nowhere, "cannot open: %s", strerror(errno));
 		return NULL;
 	}
-	if (fstat(fd, &st) < 0 || (S_ISREG(st.st_mode) && st.st_size > CONFIG_MAX_FILE_SIZE)) {
+	if (fstat(fd, &st) < 0) {
 		err = errno;
 		close(fd);
-		if (S_ISREG(st.st_mode) && st.st_size > CONFIG_MAX_FILE_SIZE)
-			too_large(ctx, (long long)st.st_size);
+		config_error(ctx, nowhere, "cannot stat: %s", strerror(err));
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_FILE_SIZE) {
+		close(fd);
+		if (!S_ISREG(st.st_mode))
+			config_error(ctx, nowhere, "not a regular file: %s", file_kind(st.st_mode));
 		else
-			config_error(ctx, nowhere, "cannot stat: %s", strerror(err));
+			too_large(ctx, (long long)st.st_size);
 		return NULL;
 	}
 	buf = read_fd(fd, len);

@@ -58,6 +58,55 @@ char *config_xasprintf(const char *fmt, ...)
 	return s;
 }
 
+/* Printable text */
+
+/* The length of the valid UTF-8 sequence at s (1..4), or 0 if there is none. The
+ * first continuation byte has a narrower range after E0 and F0 (no overlong form), ED
+ * (no UTF-16 surrogate) and F4 (nothing above U+10FFFF). */
+static size_t utf8_sequence(const unsigned char *s)
+{
+	size_t n = s[0] < 0x80 ? 1 : s[0] < 0xC2 ? 0 : s[0] < 0xE0 ? 2 : s[0] < 0xF0 ? 3 :
+		   s[0] < 0xF5 ? 4 : 0;
+	unsigned char lo = s[0] == 0xE0 ? 0xA0 : s[0] == 0xF0 ? 0x90 : 0x80;
+	unsigned char hi = s[0] == 0xED ? 0x9F : s[0] == 0xF4 ? 0x8F : 0xBF;
+	size_t i;
+
+	for (i = 1; i < n; i++) {
+		if (s[i] < lo || s[i] > hi)
+			return 0; /* also at the terminating NUL: nothing is read beyond it */
+		lo = 0x80;
+		hi = 0xBF;
+	}
+	return n;
+}
+
+char *config_printable(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	char *out = malloc(strlen(s) * 4 + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	while (*p) {
+		size_t n = utf8_sequence(p);
+		bool c1 = n == 2 && p[0] == 0xC2 && p[1] < 0xA0; /* U+0080..U+009F */
+
+		if (n && *p >= 0x20 && *p != 0x7F && !c1) {
+			memcpy(o, p, n);
+			o += n;
+			p += n;
+		} else if (*p == '\n' || *p == '\t' || *p == '\r') {
+			*o++ = '\\';
+			*o++ = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+			p++;
+		} else {
+			o += sprintf(o, "\\x%02X", *p++);
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
 /* Errors and key paths */
 
 int config_error(struct config_ctx *ctx, struct cfg_mark at, const char *fmt, ...)
@@ -65,7 +114,7 @@ int config_error(struct config_ctx *ctx, struct cfg_mark at, const char *fmt, ..
 	struct config_errors *errs = ctx->errs;
 	char where[64] = "", msg[1024];
 	va_list ap;
-	char **msgs;
+	char **msgs, *raw, *line;
 
 	if (ctx->failures++ >= CONFIG_MAX_ERRORS)
 		return -1;
@@ -78,8 +127,13 @@ int config_error(struct config_ctx *ctx, struct cfg_mark at, const char *fmt, ..
 	if (!msgs)
 		abort();
 	errs->msgs = msgs;
-	errs->msgs[errs->n++] = config_xasprintf("%s%s: %s%s%s", ctx->file, where, ctx->path,
-						  ctx->path_len ? ": " : "", msg);
+	raw = config_xasprintf("%s%s: %s%s%s", ctx->file, where, ctx->path,
+			       ctx->path_len ? ": " : "", msg);
+	line = config_printable(raw); /* one log line, whatever the file holds */
+	free(raw);
+	if (!line)
+		abort();
+	errs->msgs[errs->n++] = line;
 	return -1;
 }
 

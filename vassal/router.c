@@ -241,6 +241,8 @@ static int head_value(http_parser *p, const char *at, size_t len)
 	struct head_parse *hp = p->data;
 
 	hp->host_values += hp->in_host;
+	while (len > 0 && (at[len - 1] == ' ' || at[len - 1] == '\t'))
+		len--; /* http-parser keeps the whitespace after a value */
 	if (hp->in_host && len < sizeof hp->h->host) {
 		memcpy(hp->h->host, at, len);
 		hp->h->host[len] = '\0';

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -1084,6 +1085,86 @@ static void test_file_size_limit(void **state)
 	free(content);
 }
 
+/* Hostile input (issue 8): what tests/fuzz/ found, kept as regressions (its input is
+ * also in tests/fuzz/regressions/fuzz_config/). */
+
+/* A value quoted in a message may hold a newline (a plain scalar with empty lines, a
+ * quoted "\n") or any control character: every message stays one line of the log. */
+static void test_messages_are_one_line(void **state)
+{
+	(void)state;
+	assert_error("WW\n\n\n_", "t.yaml:1:1: expected a mapping of vassal settings, got 'WW\\n\\n_'");
+	assert_error("workers: {exec: [./w], count: \"1\\n2\\t\\x01\"}\n",
+		     "t.yaml:1:31: workers.count: expected an integer, got '1\\n2\\t\\x01'");
+	assert_error("workers: {exec: [./w], ready: \"a\\u0085b\\u00e9\"}\n",
+		     "t.yaml:1:31: workers.ready: expected exec or notify, got 'a\\xC2\\x85b\xc3\xa9'");
+}
+
+static void assert_name(const char *path, const char *want)
+{
+	char *name = config_vassal_name(path);
+
+	assert_non_null(name);
+	assert_string_equal(name, want);
+	free(name);
+}
+
+/* A file name may hold any byte but '/' and NUL: the vassal name shown in every log
+ * line escapes control characters and bytes that are not UTF-8. */
+static void test_vassal_name_printable(void **state)
+{
+	struct config_errors errs;
+	struct config *cfg;
+
+	(void)state;
+	assert_name("vassals.d/hello.yaml", "hello");
+	assert_name("with space.yml", "with space");
+	assert_name("d/new\nline.yaml", "new\\nline");
+	assert_name("tab\tcr\r.yaml", "tab\\tcr\\r");
+	assert_name("bad\xff\xfe.yaml", "bad\\xFF\\xFE");
+	assert_name("caf\xc3\xa9.yaml", "caf\xc3\xa9");            /* UTF-8 is kept */
+	assert_name("c1\xc2\x85.yaml", "c1\\xC2\\x85");             /* U+0085, a control */
+	assert_name("long\xc0\xaf.yaml", "long\\xC0\\xAF");         /* overlong '/' */
+	assert_name("half\xed\xa0\x80.yaml", "half\\xED\\xA0\\x80"); /* a UTF-16 surrogate */
+	assert_name("cut\xe2\x82.yaml", "cut\\xE2\\x82");           /* a sequence cut short */
+	assert_name("del\x7f.yaml", "del\\x7F");
+	cfg = config_load_buffer("d/new\nline.yaml", MINIMAL, strlen(MINIMAL), &errs);
+	assert_non_null(cfg);
+	assert_string_equal(cfg->name, "new\\nline");
+	config_free(cfg);
+	assert_null(config_load_buffer("d/new\nline.yaml", "workers: 1\n", 11, &errs));
+	assert_int_equal(errs.n, 1);
+	assert_string_equal(errs.msgs[0], "d/new\\nline.yaml:1:10: workers: expected a mapping, "
+					  "got '1'");
+	config_errors_fini(&errs);
+}
+
+/* A FIFO is refused without waiting for a writer (the emperor would block in open),
+ * and a directory with its reason. */
+static void test_file_not_regular(void **state)
+{
+	const char *dir = *state;
+	struct config_errors errs;
+	char path[512];
+
+	snprintf(path, sizeof path, "%s/fifo.yaml", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_null(config_load_file(path, &errs));
+	assert_int_equal(errs.n, 1);
+	assert_true(strncmp(errs.msgs[0], path, strlen(path)) == 0);
+	assert_string_equal(errs.msgs[0] + strlen(path), ": not a regular file: a FIFO");
+	config_errors_fini(&errs);
+	assert_int_equal(unlink(path), 0);
+
+	snprintf(path, sizeof path, "%s/dir.yaml", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_null(config_load_file(path, &errs));
+	assert_int_equal(errs.n, 1);
+	assert_string_equal(errs.msgs[0] + strlen(path), ": not a regular file: a directory");
+	config_errors_fini(&errs);
+	assert_int_equal(rmdir(path), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1138,6 +1219,9 @@ int main(void)
 						remove_dir),
 		cmocka_unit_test_setup_teardown(test_file_cannot_open, make_dir, remove_dir),
 		cmocka_unit_test_setup_teardown(test_file_size_limit, make_dir, remove_dir),
+		cmocka_unit_test(test_messages_are_one_line),
+		cmocka_unit_test(test_vassal_name_printable),
+		cmocka_unit_test_setup_teardown(test_file_not_regular, make_dir, remove_dir),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

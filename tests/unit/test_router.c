@@ -1,0 +1,185 @@
+/* test_router.c — unit tests of the router's request-head handling (vassal/router.c,
+ * the part that reads what a client sent before any socket is involved):
+ * router_parse_head() finds the end of the head, parses it with http-parser and takes
+ * the Host; router_rewrite_head() adds the X-Forwarded-* headers. The refusals at the
+ * end are what tests/fuzz/fuzz_router_head found (tests/fuzz/regressions/): heads the
+ * parser would end elsewhere than the empty line, so the router would route one
+ * request and the backend read another. The router's sockets are tested for real in
+ * tests/integration/test_gateway.c. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <http_parser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway.h"
+
+static int parse(const char *text, http_parser *p, struct router_head *h)
+{
+	return router_parse_head(p, text, strlen(text), h);
+}
+
+/* text must be a whole head (nothing after it) and a well-formed one. */
+static void assert_head(const char *text, const char *host, bool complete)
+{
+	struct router_head h;
+	http_parser p;
+
+	assert_int_equal(parse(text, &p, &h), 0);
+	assert_int_equal(h.len, strlen(text));
+	assert_string_equal(h.host, host);
+	assert_int_equal(h.complete, complete);
+	assert_null(p.data);
+}
+
+static void assert_malformed(const char *text)
+{
+	struct router_head h;
+	http_parser p;
+
+	if (parse(text, &p, &h) != -1)
+		fail_msg("accepted: \"%s\"", text);
+	assert_true(h.len > 0); /* a whole head: answered 400, not 431 */
+}
+
+static void test_incomplete_head_waits(void **state)
+{
+	struct router_head h;
+	http_parser p;
+
+	(void)state;
+	assert_int_equal(parse("GET / HTTP/1.1\r\nHost: a\r\n", &p, &h), 0);
+	assert_int_equal(h.len, 0);
+	assert_int_equal(parse("GET / HTTP/1.1\r\nHost: a\r\n\r", &p, &h), 0);
+	assert_int_equal(h.len, 0);
+	assert_int_equal(router_parse_head(&p, "", 0, &h), 0);
+	assert_int_equal(h.len, 0);
+}
+
+static void test_heads(void **state)
+{
+	struct router_head h;
+	http_parser p;
+
+	(void)state;
+	assert_head("GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n", "app.example.com", true);
+	assert_head("GET / HTTP/1.1\r\nhOsT:  [::1]:8080 \r\n\r\n", "[::1]:8080", true);
+	assert_head("GET / HTTP/1.0\nHost: lf.only\n\n", "lf.only", true);
+	assert_head("GET / HTTP/1.1\r\nX-Host: no\r\n\r\n", "", true);
+	assert_head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", "a", false);
+	assert_head("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", "a", false);
+
+	assert_int_equal(parse("HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", &p, &h), 0);
+	assert_true(h.head_only && h.keep_alive);
+	assert_int_equal(parse("GET / HTTP/1.0\r\nHost: a\r\n\r\n", &p, &h), 0);
+	assert_false(h.head_only || h.keep_alive);
+	assert_int_equal(parse("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
+			       "Connection: Upgrade\r\n\r\n", &p, &h), 0);
+	assert_false(h.keep_alive);
+	assert_true(p.upgrade);
+}
+
+/* The head ends at the first empty line; what follows (a body, the next pipelined
+ * request) is left to the parser the head was parsed with. */
+static int body_done;
+
+static int count_done(http_parser *p)
+{
+	(void)p;
+	body_done++;
+	return 0;
+}
+
+static void test_body_parsed_on(void **state)
+{
+	static const char req[] = "POST /f HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET";
+	const http_parser_settings settings = { .on_message_complete = count_done };
+	struct router_head h;
+	http_parser p;
+
+	(void)state;
+	assert_int_equal(parse(req, &p, &h), 0);
+	assert_int_equal(h.len, strlen(req) - strlen("helloGET"));
+	assert_false(h.complete);
+	assert_int_equal(p.method, HTTP_POST);
+	body_done = 0;
+	assert_int_equal(http_parser_execute(&p, &settings, req + h.len, 5), 5);
+	assert_int_equal(body_done, 1);
+}
+
+static void test_too_long_host_is_none(void **state)
+{
+	char text[600];
+
+	(void)state;
+	snprintf(text, sizeof text, "GET / HTTP/1.1\r\nHost: %0300d\r\n\r\n", 7);
+	assert_head(text, "", true);
+}
+
+static void test_rewrite(void **state)
+{
+	static const char crlf[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+	static const char lf[] = "GET / HTTP/1.1\nHost: a\n\n";
+	size_t len;
+	char *out;
+
+	(void)state;
+	out = router_rewrite_head(crlf, strlen(crlf), "192.0.2.1", &len);
+	assert_non_null(out);
+	assert_int_equal(len, strlen("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.1\r\n"
+				     "X-Forwarded-Proto: http\r\n\r\n"));
+	assert_memory_equal(out, "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.1\r\n"
+				 "X-Forwarded-Proto: http\r\n\r\n", len);
+	free(out);
+	out = router_rewrite_head(lf, strlen(lf), "2001:db8::1", &len);
+	assert_non_null(out);
+	assert_memory_equal(out, "GET / HTTP/1.1\nHost: a\nX-Forwarded-For: 2001:db8::1\r\n"
+				 "X-Forwarded-Proto: http\r\n\r\n", len);
+	free(out);
+}
+
+/* Found by the fuzzer: http-parser (lenient) ends the headers at a bare CR followed by
+ * any byte, which it eats as the LF; the bytes up to the real empty line became a body
+ * (a chunk, Content-Length bytes) or, with no body, the next request's start, while
+ * the router forwarded them all as the head. */
+static void test_bare_cr_ending_headers_refused(void **state)
+{
+	(void)state;
+	assert_malformed("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\rxd\r\n\r\n");
+	assert_malformed("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\rxabc\n\n");
+	assert_malformed("GET / HTTP/1.1\r\nHost: a\r\n\rGET /x HTTP/1.1\n\n");
+}
+
+/* Empty lines before the request line: the head's end was found in them, before any
+ * header (the backend got "\r\nX-Forwarded-For..." and the request as a body). Two
+ * Host headers, or one folded on two lines: routed by one value, served by another. */
+static void test_ambiguous_heads_refused(void **state)
+{
+	(void)state;
+	assert_malformed("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+	assert_malformed("\n\n");
+	assert_malformed("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+	assert_malformed("GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n");
+	assert_malformed("GET / HTTP/1.1\r\nHost a\r\n\r\n");
+	assert_malformed("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_incomplete_head_waits),
+		cmocka_unit_test(test_heads),
+		cmocka_unit_test(test_body_parsed_on),
+		cmocka_unit_test(test_too_long_host_is_none),
+		cmocka_unit_test(test_rewrite),
+		cmocka_unit_test(test_bare_cr_ending_headers_refused),
+		cmocka_unit_test(test_ambiguous_heads_refused),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
