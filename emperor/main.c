@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "emperor.h"
@@ -108,6 +109,19 @@ bad:
 	return -1;
 }
 
+/* Each vassal holds two fds in the emperor (its channel and its output pipe): take
+ * the whole hard limit, so a host with thousands of vassals is not cut at 1,024. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			perror("emperor: setrlimit(RLIMIT_NOFILE)");
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct emperor_opts o = {
@@ -133,5 +147,6 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	o.argv = argv;
+	raise_nofile();
 	return emperor_main(&o);
 }

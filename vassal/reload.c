@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gateway.h"
@@ -145,11 +146,17 @@ void reload_child_gone(struct master *m)
 
 static char *read_text(const char *path, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */
+	struct stat st;
 	char *buf;
 
 	if (fd < 0) {
 		log_errno("%s: cannot open", path);
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		log_warn("%s: not a regular file", path);
+		close(fd);
 		return NULL;
 	}
 	buf = fd_read_all(fd, CONFIG_MAX_FILE_SIZE, len);

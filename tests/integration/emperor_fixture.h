@@ -1,4 +1,4 @@
-/* emperor_fixture.h — what test_emperor.c and test_emperor_signals.c share: a temp
+/* emperor_fixture.h — what the emperor tests share (test_emperor, test_emperor_signals, test_hostile): a temp
  * directory with a vassals.d/ in it, the emperor started on it with a short throttle
  * (its stdout and stderr in a log file), vassal files for hello-workers on loopback
  * ports, waits on the emperor's log lines and on HTTP answers, and the end of every
