@@ -154,19 +154,6 @@ static const char *uptime_text(double s, char *buf, size_t len)
 	return buf;
 }
 
-static void json_string(struct strbuf *b, const char *s)
-{
-	strbuf_append(b, "\"", 1);
-	for (; s && *s; s++) {
-		if (*s == '"' || *s == '\\')
-			strbuf_printf(b, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			strbuf_printf(b, "\\u%04x", (unsigned char)*s);
-		else
-			strbuf_append(b, s, 1);
-	}
-	strbuf_append(b, "\"", 1);
-}
 
 static void status_json(struct emperor *e, struct strbuf *b)
 {
@@ -174,21 +161,21 @@ static void status_json(struct emperor *e, struct strbuf *b)
 	const char *sep = "";
 
 	strbuf_printf(b, "{\"emperor\":{\"pid\":%d,\"dir\":", (int)getpid());
-	json_string(b, e->dir);
+	strbuf_json(b, e->dir);
 	strbuf_printf(b, ",\"uptime\":%.1f,\"state\":\"%s\"},\"vassals\":[",
 		      mono_now() - e->started_at, e->stopping ? "stopping" : "running");
 	TAILQ_FOREACH(v, &e->vassals, link) {
 		strbuf_printf(b, "%s{\"name\":", sep);
-		json_string(b, v->name);
+		strbuf_json(b, v->name);
 		strbuf_printf(b, ",\"state\":\"%s\",\"pid\":%d,\"uptime\":%.1f,"
 			      "\"workers_ready\":%d,\"workers_total\":%d,\"restarts\":%u,"
 			      "\"reloads\":%u,\"last_exit\":", vtable_state_name(v->state),
 			      (int)v->child.pid, child_uptime(&v->child), v->workers_ready,
 			      v->workers_total, v->restarts, v->reloads);
-		json_string(b, v->last_exit);
+		strbuf_json(b, v->last_exit);
 		strbuf_printf(b, ",\"config_error\":");
 		if (v->config_error)
-			json_string(b, v->config_error);
+			strbuf_json(b, v->config_error);
 		else
 			strbuf_printf(b, "null");
 		strbuf_printf(b, "}");
@@ -214,20 +201,6 @@ static void status_table(struct emperor *e, struct strbuf *b)
 	}
 }
 
-/* A label value of the exposition format: backslash, double quote and newline
- * escaped (a vassal's name is its file's name, which may hold any of them). */
-static const char *label_value(const char *s, char *buf, size_t len)
-{
-	size_t k = 0;
-
-	for (; *s && k + 3 < len; s++) {
-		if (*s == '\\' || *s == '"' || *s == '\n')
-			buf[k++] = '\\';
-		buf[k++] = *s == '\n' ? 'n' : *s;
-	}
-	buf[k] = '\0';
-	return buf;
-}
 
 /* Prometheus: families in order, each with HELP and TYPE once. */
 static void metrics_emperor(struct emperor *e, struct strbuf *b)
@@ -246,11 +219,11 @@ static void metrics_emperor(struct emperor *e, struct strbuf *b)
 		      "# TYPE emperor_vassal_restarts_total counter\n");
 	TAILQ_FOREACH(v, &e->vassals, link)
 		strbuf_printf(b, "emperor_vassal_restarts_total{vassal=\"%s\"} %u\n",
-			      label_value(v->name, name, sizeof name), v->restarts);
+			      label_escape(v->name, name, sizeof name), v->restarts);
 	strbuf_printf(b, "# HELP emperor_vassal_reload_duration_seconds From the reload request to READY=1.\n"
 		      "# TYPE emperor_vassal_reload_duration_seconds histogram\n");
 	TAILQ_FOREACH(v, &e->vassals, link) {
-		label_value(v->name, name, sizeof name);
+		label_escape(v->name, name, sizeof name);
 		for (int i = 0; i < CTL_BUCKETS; i++)
 			strbuf_printf(b, "emperor_vassal_reload_duration_seconds_bucket{vassal=\"%s\",le=\"%g\"} %u\n",
 				      name, bucket_le[i], v->reload_buckets[i]);

@@ -151,20 +151,6 @@ void spool_task_fini(struct spool_task *t)
 	t->keys = NULL;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int write_task(int dirfd, const char *tmp, const char *final, const char *head,
 		      const char *body, size_t body_len)
 {
@@ -172,7 +158,7 @@ static int write_task(int dirfd, const char *tmp, const char *final, const char 
 
 	if (fd < 0)
 		return -1;
-	if (write_all(fd, head, strlen(head)) < 0 || write_all(fd, body, body_len) < 0 ||
+	if (fd_write_all(fd, head, strlen(head)) < 0 || fd_write_all(fd, body, body_len) < 0 ||
 	    fsync(fd) < 0) {
 		int e = errno;
 		close(fd);

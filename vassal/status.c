@@ -44,34 +44,7 @@ void status_address(pid_t master_pid, char *buf, size_t len)
 
 /* ---- what a reply says ------------------------------------------------------------- */
 
-/* Names come from the vassal's file name and its config: they may hold any byte. */
-static void json_string(struct strbuf *b, const char *s)
-{
-	strbuf_append(b, "\"", 1);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			strbuf_printf(b, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			strbuf_printf(b, "\\u%04x", (unsigned char)*s);
-		else
-			strbuf_append(b, s, 1);
-	}
-	strbuf_append(b, "\"", 1);
-}
 
-/* A label value of the exposition format: backslash, double quote, newline escaped. */
-static const char *label_value(const char *s, char *buf, size_t len)
-{
-	size_t k = 0;
-
-	for (; *s && k + 3 < len; s++) {
-		if (*s == '\\' || *s == '"' || *s == '\n')
-			buf[k++] = '\\';
-		buf[k++] = *s == '\n' ? 'n' : *s;
-	}
-	buf[k] = '\0';
-	return buf;
-}
 
 struct proc_usage {
 	long rss_kb;
@@ -150,7 +123,7 @@ static void reply_json(const struct master *m, struct strbuf *b)
 
 	spool_counts(m, &queued, &failed);
 	strbuf_printf(b, "{\"name\":");
-	json_string(b, m->cfg->name);
+	strbuf_json(b, m->cfg->name);
 	strbuf_printf(b, ",\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
 		  "\"workers\":{\"ready\":%d,\"total\":%d,\"respawns\":%u},"
 		  "\"spooler\":{\"queued\":%d,\"failed\":%d},\"children\":[",
@@ -161,7 +134,7 @@ static void reply_json(const struct master *m, struct strbuf *b)
 		struct proc_usage u;
 		usage_of(c->pid, &u);
 		strbuf_printf(b, "%s{\"kind\":\"%s\",\"name\":", sep, kind_names[c->kind]);
-		json_string(b, c->name);
+		strbuf_json(b, c->name);
 		strbuf_printf(b, ",\"pid\":%d,\"state\":\"%s\","
 			  "\"uptime\":%.1f,\"respawns\":%u,\"rss_kb\":%ld,\"cpu_seconds\":%.2f}",
 			  (int)c->pid, child_state_name(c->state),
@@ -191,7 +164,7 @@ static void reply_metrics(const struct master *m, struct strbuf *b)
 	char v[2 * NAME_MAX + 4];
 	int queued, failed;
 
-	label_value(m->cfg->name, v, sizeof v);
+	label_escape(m->cfg->name, v, sizeof v);
 	spool_counts(m, &queued, &failed);
 	strbuf_printf(b, "emperor_vassal_workers{vassal=\"%s\",state=\"ready\"} %d\n", v,
 		  workers_ready_count(m));
