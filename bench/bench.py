@@ -31,6 +31,8 @@ import sys
 import tempfile
 import time
 
+from table import fmt  # one number format for the console lines and the docs table
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(REPO, os.environ.get("EMPEROR_BUILD", "build"))
 APP = os.path.join(REPO, "bench", "app.py")
@@ -608,17 +610,6 @@ class Figure:
         return out
 
     def line(self):
-        def fmt(v):
-            if v is None:
-                return "-"
-            a = abs(v)
-            if a == 0:
-                return "0"
-            if a >= 100:
-                return "%.0f" % v
-            if a >= 10:
-                return "%.1f" % v
-            return "%.2f" % v if a >= 1 else "%.3f" % v
         parts = []
         ours = self.ours()
         ost = self.stats(self.values.get(ours, [])) if ours else None

@@ -55,26 +55,6 @@ struct fixture {
 
 /* ---- set-up ------------------------------------------------------------------------------ */
 
-static char *copy_bin(const char *dir, const char *rel)
-{
-	char *from = sup_bin(rel), *to = sup_path(dir, strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel);
-	int in = open(from, O_RDONLY | O_CLOEXEC);
-	int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
-	char buf[65536];
-	ssize_t n;
-
-	if (in < 0 || out < 0)
-		fprintf(stderr, "copy %s to %s: %s\n", from, to, strerror(errno));
-	assert_true(in >= 0 && out >= 0);
-	while ((n = read(in, buf, sizeof buf)) > 0)
-		assert_int_equal(write(out, buf, (size_t)n), n);
-	assert_int_equal(n, 0);
-	assert_int_equal(close(in), 0);
-	assert_int_equal(close(out), 0);
-	free(from);
-	return to;
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
@@ -82,9 +62,10 @@ static int setup(void **state)
 	assert_non_null(f);
 	f->dir = sup_tmpdir();
 	assert_non_null(f->dir);
-	f->vassal_bin = copy_bin(f->dir, "vassal");
-	f->hello_bin = copy_bin(f->dir, "examples/hello-worker");
-	f->echo_bin = copy_bin(f->dir, "examples/echo-backend");
+	f->vassal_bin = sup_copy_bin(f->dir, "vassal");
+	f->hello_bin = sup_copy_bin(f->dir, "examples/hello-worker");
+	f->echo_bin = sup_copy_bin(f->dir, "examples/echo-backend");
+	assert_true(f->vassal_bin && f->hello_bin && f->echo_bin);
 	f->sock = sup_path(f->dir, "router.sock");
 	*state = f;
 	return 0;

@@ -48,9 +48,10 @@ static int iso_setup(void **state)
 	assert_int_equal(mkdir(t->bin, 0755), 0);
 	assert_int_equal(mkdir(t->stage, 0755), 0);
 	free(t->f->worker);
-	t->f->worker = vt_copy_bin(t->bin, "examples/hello-worker");
-	t->mule = vt_copy_bin(t->bin, "examples/mule");
-	t->vassal = vt_copy_bin(t->bin, "vassal");
+	t->f->worker = sup_copy_bin(t->bin, "examples/hello-worker");
+	t->mule = sup_copy_bin(t->bin, "examples/mule");
+	t->vassal = sup_copy_bin(t->bin, "vassal");
+	assert_true(t->f->worker && t->mule && t->vassal);
 	assert_int_equal(chmod(t->f->worker, 0755), 0);
 	assert_int_equal(chmod(t->mule, 0755), 0);
 	assert_int_equal(chmod(t->vassal, 0755), 0);

@@ -48,29 +48,6 @@ struct vcfg {
 	int port2;                 /* > 0: a second socket "admin" on 127.0.0.1:port2 */
 };
 
-/* A private copy of a built binary in dir: a rebuild of the shared build directory
- * during the run does not change what the test runs (nor turn a chain reload into a
- * graceful one, as a new vassal binary on disk does). malloc'd path. */
-VT_HELPER char *vt_copy_bin(const char *dir, const char *rel)
-{
-	char *from = sup_bin(rel), *to = sup_path(dir, strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel);
-	int in = open(from, O_RDONLY | O_CLOEXEC);
-	int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
-	char buf[65536];
-	ssize_t n;
-
-	if (in < 0 || out < 0)
-		fprintf(stderr, "copy %s to %s: %s\n", from, to, strerror(errno));
-	assert_true(in >= 0 && out >= 0);
-	while ((n = read(in, buf, sizeof buf)) > 0)
-		assert_int_equal(write(out, buf, (size_t)n), n);
-	assert_int_equal(n, 0);
-	assert_int_equal(close(in), 0);
-	assert_int_equal(close(out), 0);
-	free(from);
-	return to;
-}
-
 VT_HELPER int vt_setup(void **state)
 {
 	struct vt *v = calloc(1, sizeof *v);
@@ -80,8 +57,8 @@ VT_HELPER int vt_setup(void **state)
 	assert_non_null(v->dir);
 	v->cfg = sup_path(v->dir, "v.yaml");
 	v->log = sup_path(v->dir, "vassal.log");
-	v->worker = vt_copy_bin(v->dir, "examples/hello-worker");
-	v->vassal = vt_copy_bin(v->dir, "vassal");
+	v->worker = sup_copy_bin(v->dir, "examples/hello-worker");
+	v->vassal = sup_copy_bin(v->dir, "vassal");
 	assert_int_equal(access(v->worker, X_OK), 0);
 	assert_int_equal(access(v->vassal, X_OK), 0);
 	v->port = sup_free_port();

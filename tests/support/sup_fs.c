@@ -192,3 +192,28 @@ char *sup_bin(const char *rel)
 {
 	return sup_path(sup_build_dir(), rel);
 }
+
+char *sup_copy_bin(const char *dir, const char *rel)
+{
+	const char *base = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
+	char *from = sup_bin(rel), *to = sup_path(dir, base), buf[65536];
+	int in = open(from, O_RDONLY | O_CLOEXEC);
+	int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+	ssize_t n = -1;
+
+	while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
+		if (write(out, buf, (size_t)n) != n) {
+			n = -1;
+			break;
+		}
+	if (n != 0)
+		fprintf(stderr, "sup: copy %s to %s: %s\n", from, to, strerror(errno));
+	if ((in >= 0 && close(in) < 0) || (out >= 0 && close(out) < 0))
+		n = -1;
+	free(from);
+	if (n != 0) {
+		free(to);
+		return NULL;
+	}
+	return to;
+}

@@ -36,7 +36,11 @@ char *sup_path(const char *dir, const char *name);
 
 /* Absolute path of $EMPEROR_BUILD (default "build"), resolved against the cwd. */
 const char *sup_build_dir(void);
-char *sup_bin(const char *rel);        /* malloc'd "<build>/<rel>" */
+char *sup_bin(const char *rel);
+/* A private copy of a built binary in dir (malloc'd path): a rebuild of the shared
+ * build directory during the run does not change what the test runs (nor turn a
+ * chain reload into a graceful one, as a new vassal binary on disk does). */
+char *sup_copy_bin(const char *dir, const char *rel);        /* malloc'd "<build>/<rel>" */
 
 /* ---- processes ----------------------------------------------------------------- */
 
