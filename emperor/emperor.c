@@ -18,6 +18,7 @@
 #include "emperor.h"
 #include "log.h"
 #include "notify.h"
+#include "signals.h"
 #include "util.h"
 
 #define SCAN_SETTLE 0.005   /* lets a burst of inotify events (create, write, close) land */
@@ -165,9 +166,7 @@ static void status_dump(struct emperor *e)
 
 	log_info("status: watching %s, %s", e->dir, e->stopping ? "stopping" : "running");
 	TAILQ_FOREACH(v, &e->vassals, link)
-		log_info("status: %s %s pid %d up %.1fs respawns %u", v->name,
-			 vtable_state_name(v->state), (int)v->child.pid, child_uptime(&v->child),
-			 v->child.respawns);
+		signals_status_line(v->name, vtable_state_name(v->state), &v->child);
 }
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -195,24 +194,16 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 }
 
-static void signals_start(struct emperor *e)
+/* Every signal was blocked across an upgrade's exec, SIGCHLD (libev's child watchers)
+ * included; signals_start() delivers the ones that arrived meanwhile. */
+static void emperor_signals_start(struct emperor *e)
 {
-	struct { ev_signal *w; int sig; } sigs[] = {
-		{ &e->sig_hup, SIGHUP }, { &e->sig_term, SIGTERM }, { &e->sig_int, SIGINT },
-		{ &e->sig_quit, SIGQUIT }, { &e->sig_usr1, SIGUSR1 }, { &e->sig_usr2, SIGUSR2 },
+	const struct signals_entry table[] = {
+		{ SIGHUP, &e->sig_hup }, { SIGTERM, &e->sig_term }, { SIGINT, &e->sig_int },
+		{ SIGQUIT, &e->sig_quit }, { SIGUSR1, &e->sig_usr1 }, { SIGUSR2, &e->sig_usr2 },
 	};
-	sigset_t none;
 
-	signal(SIGPIPE, SIG_IGN);
-	for (size_t i = 0; i < ARRAY_LEN(sigs); i++) {
-		ev_signal_init(sigs[i].w, on_signal, sigs[i].sig);
-		sigs[i].w->data = e;
-		ev_signal_start(e->loop, sigs[i].w);
-	}
-	/* Every signal was blocked across an upgrade's exec, SIGCHLD (libev's child
-	 * watchers) included; the ones that arrived meanwhile are delivered now. */
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	signals_start(e->loop, table, ARRAY_LEN(table), on_signal, e);
 }
 
 static int resolve_paths(struct emperor *e)
@@ -265,7 +256,7 @@ int emperor_main(const struct emperor_opts *opts)
 	TAILQ_INIT(&e.reload_queue);
 	child_set_init(&e.children, e.loop);
 	ev_timer_init(&e.scan_timer, scan_due, 0, 0);
-	signals_start(&e);
+	emperor_signals_start(&e);
 	e.monitor = monitor_open(&e, e.dir);
 	if (!e.monitor)
 		return 1;

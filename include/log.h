@@ -4,6 +4,7 @@
 #define EMPEROR_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 /* ident is the prefix of every line, e.g. "emperor" or "vassal hello". */
 void log_init(const char *ident);
@@ -11,6 +12,9 @@ void log_init(const char *ident);
 void log_set_fd(int fd);
 int log_get_fd(void);
 
+/* log_debug() lines are written only after log_set_debug(true) (off by default). */
+void log_set_debug(bool on);
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Appends ": strerror(errno)" (errno as it was on entry). */

@@ -1,10 +1,11 @@
 /* log.c — the logging verbs used everywhere (log_info, log_warn, log_errno,
- * log_fatal). Each line is "YYYY-MM-DD HH:MM:SS.mmm ident[pid]: message", formatted
+ * log_fatal, and log_debug when log_set_debug(true) turned it on). Each line is "YYYY-MM-DD HH:MM:SS.mmm ident[pid]: message", formatted
  * into one buffer and written with one write(2), so concurrent writers to one pipe
  * or O_APPEND file never cut each other's lines. */
 #include "log.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 static char log_ident[64] = "emperor";
 static int log_fd = 2;
+static bool log_debug_on;
 
 void log_init(const char *ident)
 {
@@ -69,6 +71,24 @@ void log_info(const char *fmt, ...)
 
 	va_start(ap, fmt);
 	log_vwrite("", fmt, ap, 0);
+	va_end(ap);
+	errno = saved;
+}
+
+void log_set_debug(bool on)
+{
+	log_debug_on = on;
+}
+
+void log_debug(const char *fmt, ...)
+{
+	va_list ap;
+	int saved = errno;
+
+	if (!log_debug_on)
+		return;
+	va_start(ap, fmt);
+	log_vwrite("debug: ", fmt, ap, 0);
 	va_end(ap);
 	errno = saved;
 }
