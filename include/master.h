@@ -1,7 +1,8 @@
 /* master.h — the vassal master: one per vassal file. It owns the listening sockets,
- * the children (workers, and later mules, spooler, daemons, gateways, nested
- * emperor), the channel to the emperor and the reload state machine. The modules of
- * vassal/ share this struct; each owns its own part of it. */
+ * the children (workers, mules, spooler, daemons, gateways, nested emperor), the
+ * channel to the emperor and the signals. The modules of vassal/ share this struct;
+ * a module with state of its own keeps it in its own struct, reached by one pointer
+ * (reload.c's machine, mules.c's farms). */
 #ifndef EMPEROR_MASTER_H
 #define EMPEROR_MASTER_H
 
@@ -16,7 +17,8 @@
 #include "vsock.h"
 #include "watch.h"
 
-/* A master's life. Transitions happen only in master.c and reload.c. */
+/* A master's life as others see it: a projection of the reload machine
+ * (reload_fsm.h), written only by reload.c's fire(). */
 enum master_state {
 	MASTER_STARTING,  /* spawning; not every worker ready yet */
 	MASTER_RUNNING,   /* every worker ready */
@@ -29,17 +31,25 @@ enum master_kind { KIND_WORKER, KIND_MULE, KIND_SPOOLER, KIND_DAEMON, KIND_GATEW
 
 enum reload_how { RELOAD_AS_CONFIGURED, RELOAD_CHAIN };
 
+struct master;
+
+/* What a child kind's exit policy asks of its master (procs.c); master.c points them
+ * at the reload machine, so a kind never calls up into it. */
+struct master_child_hooks {
+	/* true: an exiting child is not replaced (a teardown or stop is under way) */
+	bool (*tearing_down)(const struct master *m);
+	/* a child exited for good and its record is freed: the teardown may move on */
+	void (*gone)(struct master *m);
+};
+
 struct master {
 	struct ev_loop *loop;
 	char *exe;                  /* absolute path of this binary, for the re-exec */
 	struct stat exe_st;         /* to notice a new binary */
 	char *path;                 /* absolute path of the vassal file */
 	struct config *cfg;         /* the config the current workers are spawned with */
-	enum master_state state;
+	enum master_state state;    /* read-only outside reload.c */
 	unsigned generation;        /* bumped by every reload, carried across the exec */
-	double reload_started;      /* mono_now() when the running reload began */
-	bool reload_pending;        /* a reload was asked for while one ran */
-	bool ready_sent;            /* READY=1 sent for this generation */
 	struct vsock_table socks;
 	struct child_set children;
 	struct notify_server notify; /* NOTIFY_SOCKET given to workers */
@@ -48,8 +58,9 @@ struct master {
 	ev_io emperor_io;
 	ev_timer heartbeat;
 	ev_signal sig_hup, sig_term, sig_int, sig_quit, sig_usr1, sig_usr2;
-	struct reload *reload;       /* reload.c's state */
-	struct mule_farms *farms;    /* mules.c's farm sockets */
+	struct reload *reload;       /* reload.c's machine */
+	struct mules *mules;         /* mules.c's farm sockets */
+	struct master_child_hooks child_hooks;
 	ev_timer subscribe_timer;    /* gateway.c: announces subscribe: entries */
 	uint64_t subscribe_failing;  /* gateway.c: entries whose last announce failed */
 	int status_fd;               /* status.c: the status socket */
@@ -61,8 +72,6 @@ struct master {
 void master_notify(struct master *m, const char *msg);
 /* Called by the workers module whenever a worker becomes ready, fails or is gone. */
 void master_worker_ready(struct master *m);
-/* Called when the teardown (reload.c) has nothing left to stop. */
-void master_teardown_done(struct master *m);
 /* Exit status of the master for a bad config (EX_CONFIG). */
 #define MASTER_EX_CONFIG 78
 

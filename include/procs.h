@@ -1,9 +1,10 @@
-/* procs.h — the master's children other than workers: mules, the spooler processes,
- * attached daemons and the nested emperor. Each is a struct proc, a child with the
- * policy these kinds share: started after the workers, respawned with backoff when
- * it dies unasked, restarted at once when it was stopped on purpose (a daemon's
- * touch), stopped by the teardown in its step. A kind supplies only its start
- * function (mules.c, spooler.c, daemons.c, nested.c). */
+/* procs.h — the policy shared by the master's children other than workers (mules,
+ * spooler processes, attached daemons, gateways' routers, the nested emperor): each is
+ * a struct proc, a child started after the workers, respawned with backoff when it
+ * dies unasked, restarted at once when it was stopped on purpose (a daemon's touch),
+ * and left alone once the master tears down (its step stops it). A kind supplies only
+ * its start function; procs.c names no kind. The exit log line and the respawn with
+ * backoff are shared with the workers (workers.c). */
 #ifndef EMPEROR_PROCS_H
 #define EMPEROR_PROCS_H
 
@@ -25,31 +26,18 @@ struct proc {
 /* A new proc in the master's child set; not started. */
 struct proc *procs_new(struct master *m, int kind, const char *name, size_t index,
 		       int instance, proc_start_fn *start);
-/* Starts p now; on failure a respawn is scheduled. */
-void procs_launch(struct proc *p);
+/* Starts p now; on failure (logged by the start) a respawn is scheduled and -1 returned. */
+int procs_launch(struct proc *p);
 /* Spawns an exec'd program with the vassal's child environment plus extra. */
 int procs_spawn_program(struct proc *p, const struct cfg_program *prog, char *const *extra_env,
 			const int *fds, int n_fds, const char *fdnames);
 /* The environment every non-worker child starts from (internal variables removed). */
 char **procs_env(const struct master *m, const struct cfg_program *prog, char *const *extra);
-/* Starts mules, spooler, daemons, gateways and nested emperor, in that order. */
-void procs_start_all(struct master *m);
 void procs_free(struct proc *p);
-
-/* mules.c */
-#define MULE_MSG_MAX 65536
-/* Opens the farm sockets (before the workers start: they get the addresses). */
-int mules_open_farms(struct master *m);
-int mules_start(struct master *m);
-/* "MULE_<NAME>_SOCKET=@..." for every farm, to add to a child's environment. */
-char **mules_env(const struct master *m);
-/* daemons.c */
-int daemons_start(struct master *m);
-/* "name=pid,name=pid" of the daemons that survive a reload, for the next image. */
-char *daemons_handover(const struct master *m);
-/* spooler.c */
-int spooler_start(struct master *m);
-/* nested.c */
-int nested_start(struct master *m);
+/* The exit policy's two halves every kind shares: "NAME (pid N) exited 0 after 1.20s"
+ * (", unasked" when nobody asked it to stop), and the respawn with capped backoff
+ * ("died young ... respawn in" when it ran shorter than stable_after). */
+void procs_log_exit(const struct child *c, int status);
+void procs_respawn_later(struct child *c);
 
 #endif

@@ -4,7 +4,7 @@
  * its end is seen through a pidfd), and a program that daemonizes itself is adopted
  * from its pidfile once its launcher exits. `survive-reload: true` keeps a daemon
  * running across graceful reloads: its pid is handed to the next image in
- * VASSAL_DAEMONS. `touch: [paths]` restarts it when one of them changes: the
+ * VASSAL_DAEMONS (reexec.c carries it; the new image takes it before any child starts). `touch: [paths]` restarts it when one of them changes: the
  * inotify events of one change (a `touch` makes three) are coalesced for
  * TOUCH_SETTLE seconds into one restart. */
 #include <errno.h>
@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "daemons.h"
 
 #include "log.h"
 #include "procs.h"
@@ -62,10 +64,9 @@ static bool is_our_child(pid_t pid)
 	return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
 }
 
-/* The pid the previous image handed over for this daemon, if alive. */
-static pid_t handed_over(const char *name)
+/* The pid the previous image handed over for this daemon ("name=pid,..."), if alive. */
+static pid_t handed_over(const char *list, const char *name)
 {
-	const char *list = getenv("VASSAL_DAEMONS");
 	size_t n = strlen(name);
 
 	for (const char *p = list; p && *p; p = strchr(p, ','), p = p ? p + 1 : NULL)
@@ -76,26 +77,30 @@ static pid_t handed_over(const char *name)
 	return 0;
 }
 
+/* Our child (we started it) is reaped as usual; a process adopted from a pidfile is
+ * not, and is watched through a pidfd again. */
+static int keep_handed_over(struct proc *p, pid_t pid)
+{
+	const struct cfg_daemon *dc = &p->m->cfg->daemons[p->index];
+
+	p->child.stop_signal = dc->prog.stop_signal;
+	p->child.mercy = dc->prog.reload_mercy;
+	if (is_our_child(pid))
+		child_adopt(&p->child, pid, ev_now(p->m->loop));
+	else if (child_adopt_foreign(&p->child, pid) < 0)
+		return -1;
+	log_info("%s (pid %d) kept across the reload", p->child.name, (int)pid);
+	return 0;
+}
+
 static int daemon_start(struct proc *p)
 {
 	const struct cfg_daemon *dc = &p->m->cfg->daemons[p->index];
-	pid_t pid = handed_over(dc->name);
+	pid_t pid;
 	int rc;
 
 	p->child.stop_signal = dc->prog.stop_signal;
 	p->child.mercy = dc->prog.reload_mercy;
-	if (pid) {
-		/* Our child (we started it) is reaped as usual; a process adopted from a
-		 * pidfile is not, and is watched through a pidfd again. */
-		if (is_our_child(pid))
-			child_adopt(&p->child, pid, ev_now(p->m->loop));
-		else if (child_adopt_foreign(&p->child, pid) < 0)
-			pid = 0;
-	}
-	if (pid) {
-		log_info("%s (pid %d) kept across the reload", p->child.name, (int)pid);
-		return 0;
-	}
 	if (dc->pidfile && (pid = pid_from_file(dc->pidfile)) != 0) {
 		if (child_adopt_foreign(&p->child, pid) == 0) {
 			log_info("%s: adopted pid %d from %s", p->child.name, (int)pid, dc->pidfile);
@@ -131,15 +136,20 @@ static void daemon_touched(struct watch *w, const char *path)
 	ev_timer_start(p->m->loop, &p->touch_settle);
 }
 
-int daemons_start(struct master *m)
+int daemons_start(struct master *m, const char *handover)
 {
+	int rc = 0;
+
 	for (size_t i = 0; i < m->cfg->n_daemons; i++) {
 		const struct cfg_daemon *dc = &m->cfg->daemons[i];
 		char name[80];
 		snprintf(name, sizeof name, "daemon %s", dc->name);
 		struct proc *p = procs_new(m, KIND_DAEMON, name, i, 1, daemon_start);
-		if (!p)
-			return -1;
+		if (!p) {
+			log_errno("%s: calloc", name);
+			rc = -1;
+			continue;
+		}
 		p->child.keep_on_reload = dc->survive_reload;
 		/* A daemonizing program's launcher exits at once: its daemon must live on. */
 		p->child.kill_group_on_exit = !dc->pidfile;
@@ -147,32 +157,31 @@ int daemons_start(struct master *m)
 		if (dc->touch && dc->touch[0] && watch_open(&p->touch, m->loop, dc->touch,
 							    daemon_touched, p) < 0)
 			log_warn("%s: touch paths not watched", name);
-		procs_launch(p);
+		pid_t pid = handed_over(handover, dc->name);
+		if (pid && keep_handed_over(p, pid) == 0)
+			continue;
+		if (procs_launch(p) < 0)
+			rc = -1;
 	}
-	unsetenv("VASSAL_DAEMONS");
-	return 0;
+	return rc;
 }
 
 char *daemons_handover(const struct master *m)
 {
-	size_t cap = 1, used = 0;
-	char *out = calloc(1, cap);
-	struct child *c;
+	char *out = strdup(""), *grown;
+	const struct child *c;
 
 	TAILQ_FOREACH(c, &m->children.children, link) {
 		const struct proc *p = (const struct proc *)c;
-		char item[128];
-		if (c->kind != KIND_DAEMON || !c->keep_on_reload || !child_running(c) || !out)
+		if (!out || c->kind != KIND_DAEMON || !c->keep_on_reload || !child_running(c))
 			continue;
-		int n = snprintf(item, sizeof item, "%s%s=%d", used ? "," : "",
-				 m->cfg->daemons[p->index].name, (int)c->pid);
-		char *grown = realloc(out, cap + (size_t)n);
-		if (!grown)
-			break;
+		if (asprintf(&grown, "%s%s%s=%d", out, *out ? "," : "",
+			     m->cfg->daemons[p->index].name, (int)c->pid) < 0)
+			grown = NULL;
+		free(out);
 		out = grown;
-		memcpy(out + used, item, (size_t)n + 1);
-		used += (size_t)n;
-		cap += (size_t)n;
 	}
+	if (!out)
+		log_errno("survive-reload daemons: cannot list them for the next image");
 	return out;
 }

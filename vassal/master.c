@@ -1,8 +1,12 @@
-/* master.c — the vassal master's life outside a reload: start-up (config, log, cwd,
- * sockets, the workers' notify socket, the emperor channel, signals, touch-reload),
- * the signal handlers, the emperor channel, READY/RELOADING/STOPPING reports and the
- * SIGUSR1 status dump. reload.c owns everything that happens during a reload or stop.
- * Exit status: 0 stopped as asked, 78 bad config, 1 any other failure. */
+/* master.c — the vassal master's life outside a reload: start-up (what the previous
+ * image handed over, config, log, cwd, sockets, the workers' notify socket, the
+ * emperor channel, signals, touch-reload, each kind of child), the signal handlers,
+ * the emperor channel, READY/RELOADING/STOPPING reports and the SIGUSR1 status dump.
+ * reload.c owns everything that happens during a reload or stop; it reaches back only
+ * through the hooks given to reload_init(). The top of the vassal's modules: it may
+ * name every kind. Exit status: 0 stopped as asked, 78 bad config, 1 any other
+ * failure. EMPEROR_DEBUG=1 in the environment turns on debug lines (the reload
+ * machine's transitions). */
 #include "master.h"
 
 #include <errno.h>
@@ -17,11 +21,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemons.h"
 #include "gateway.h"
 #include "log.h"
-#include "procs.h"
+#include "mules.h"
+#include "nested.h"
 #include "privs.h"
+#include "reexec.h"
 #include "reload.h"
+#include "signals.h"
+#include "spooler.h"
 #include "status.h"
 #include "util.h"
 #include "workers.h"
@@ -53,41 +62,33 @@ void master_worker_ready(struct master *m)
 	reload_workers_ready(m);
 }
 
-void master_teardown_done(struct master *m)
+/* reload.c's hooks. */
+static void notify_hook(void *arg, const char *msg)
 {
-	/* Without cgroups, a child's setsid'd offspring escapes its group's SIGKILL and
-	 * is adopted by us (a subreaper): neither a stop nor a reload leaves it behind. */
-	child_set_kill_strays(&m->children);
-	if (m->state != MASTER_STOPPING) {
-		reload_reexec(m);
-		return;
-	}
+	master_notify(arg, msg);
+}
+
+/* The final stop: every child is gone; the sockets' files go too. */
+static void stopped(void *arg)
+{
+	struct master *m = arg;
+
 	vsock_close_all(&m->socks, true);
 	notify_server_close(&m->notify);
 	watch_close(&m->touch);
 	log_info("stopped");
-	exit(0);
 }
 
 /* ---- start-up ---------------------------------------------------------------------- */
 
-/* The config the previous image validated (VASSAL_CONFIG_FD), else the file. */
-static struct config *initial_config(const char *path)
+/* The config the previous image validated (reexec.h), else the file. */
+static struct config *initial_config(const char *path, const struct reexec_state *from)
 {
 	struct config_errors errs = { 0 };
-	const char *fd_s = getenv("VASSAL_CONFIG_FD");
 	struct config *cfg = NULL;
 
-	if (fd_s) {
-		int fd = atoi(fd_s);
-		size_t len;
-		char *text = fd_read_all(fd, CONFIG_MAX_FILE_SIZE, &len);
-		close(fd);
-		unsetenv("VASSAL_CONFIG_FD");
-		if (text)
-			cfg = config_load_buffer(path, text, len, &errs);
-		free(text);
-	}
+	if (from->config_text)
+		cfg = config_load_buffer(path, from->config_text, from->config_len, &errs);
 	if (!cfg) {
 		config_errors_fini(&errs);
 		cfg = config_load_file(path, &errs);
@@ -123,6 +124,8 @@ static int identity(struct master *m, const char *path)
 		m->path = strdup(path);
 	else if (getcwd(buf, sizeof buf) && asprintf(&m->path, "%s/%s", buf, path) < 0)
 		m->path = NULL;
+	if (!m->path)
+		log_errno("%s: cannot make the path absolute", path);
 	return m->path ? 0 : -1;
 }
 
@@ -220,8 +223,7 @@ static void status_dump(struct master *m)
 		 states[m->state], m->generation, m->socks.n, workers_ready_count(m),
 		 m->cfg->has_workers ? m->cfg->workers.count : 0);
 	TAILQ_FOREACH(c, &m->children.children, link)
-		log_info("status: %s pid %d %s up %.1fs respawns %u", c->name, (int)c->pid,
-			 child_state_name(c->state), child_uptime(c), c->respawns);
+		signals_status_line(c->name, child_state_name(c->state), c);
 }
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -239,24 +241,14 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 }
 
-static void signals_start(struct master *m)
+static void master_signals_start(struct master *m)
 {
-	struct { ev_signal *w; int sig; } sigs[] = {
-		{ &m->sig_hup, SIGHUP }, { &m->sig_term, SIGTERM }, { &m->sig_int, SIGINT },
-		{ &m->sig_quit, SIGQUIT }, { &m->sig_usr1, SIGUSR1 }, { &m->sig_usr2, SIGUSR2 },
+	const struct signals_entry table[] = {
+		{ SIGHUP, &m->sig_hup }, { SIGTERM, &m->sig_term }, { SIGINT, &m->sig_int },
+		{ SIGQUIT, &m->sig_quit }, { SIGUSR1, &m->sig_usr1 }, { SIGUSR2, &m->sig_usr2 },
 	};
-	sigset_t set;
 
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
-	for (size_t i = 0; i < ARRAY_LEN(sigs); i++) {
-		ev_signal_init(sigs[i].w, on_signal, sigs[i].sig);
-		sigs[i].w->data = m;
-		ev_signal_start(m->loop, sigs[i].w);
-		sigaddset(&set, sigs[i].sig);
-	}
-	/* The previous image blocked them across the exec; pending ones arrive now. */
-	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	signals_start(m->loop, table, ARRAY_LEN(table), on_signal, m);
 }
 
 static void touched(struct watch *w, const char *path)
@@ -274,18 +266,6 @@ static void heartbeat_due(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop, (void)revents;
 	if (m->emperor_fd >= 0)
 		notify_fd(m->emperor_fd, "WATCHDOG=1");
-}
-
-static void restore_reload_state(struct master *m)
-{
-	const char *gen = getenv("VASSAL_GENERATION"), *started = getenv("VASSAL_RELOAD_STARTED");
-	const char *pending = getenv("VASSAL_RELOAD_PENDING");
-
-	m->generation = gen ? (unsigned)strtoul(gen, NULL, 10) : 1;
-	m->reload_started = started ? strtod(started, NULL) : mono_now();
-	m->reload_pending = pending && strcmp(pending, "1") == 0;
-	unsetenv("VASSAL_GENERATION");
-	unsetenv("VASSAL_RELOAD_PENDING");
 }
 
 /* Sockets are bound (a privileged port is fine); now the vassal's own identity. */
@@ -315,13 +295,23 @@ static void child_limits(void *arg)
 	privs_limits(&m->cfg->limits);
 }
 
-static int master_setup(struct master *m)
+static bool hook_tearing_down(const struct master *m)
 {
+	return reload_tearing_down(m);
+}
+
+static int master_setup(struct master *m, const struct reexec_state *from)
+{
+	const struct reload_hooks hooks = { .notify = notify_hook, .stopped = stopped, .arg = m };
+
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		log_errno("prctl(PR_SET_CHILD_SUBREAPER)");
-	restore_reload_state(m);
-	if (reload_init(m) < 0 || vsock_setup(&m->socks, m->cfg) < 0 || become_owner(m) < 0)
+	m->generation = from->generation;
+	if (reload_init(m, from, &hooks) < 0 || vsock_setup(&m->socks, m->cfg) < 0 ||
+	    become_owner(m) < 0)
 		return -1;
+	m->child_hooks = (struct master_child_hooks){ .tearing_down = hook_tearing_down,
+						      .gone = reload_child_gone };
 	child_set_init(&m->children, m->loop);
 	m->children.in_child = child_limits;
 	m->children.in_child_arg = m;
@@ -330,9 +320,9 @@ static int master_setup(struct master *m)
 	 * them on the first loop iteration (libev's SIGCHLD handler waits for any pid). */
 	ev_feed_signal_event(m->loop, SIGCHLD);
 	if (notify_server_open(&m->notify, m->loop, m->cfg->name, workers_notify, m) < 0 ||
-	    emperor_channel(m) < 0 || mules_open_farms(m) < 0)
+	    emperor_channel(m) < 0 || mules_open(m) < 0)
 		return -1;
-	signals_start(m);
+	master_signals_start(m);
 	status_open(m); /* without it the vassal still runs; the error is logged */
 	if (watch_open(&m->touch, m->loop, m->cfg->touch_reload, touched, m) < 0)
 		return -1;
@@ -345,36 +335,66 @@ static int master_setup(struct master *m)
 
 /* Before any child: the identity and the config are ours to release (sockets and
  * watchers go with the exit). */
-static int not_started(struct master *m, int status)
+static int not_started(struct master *m, struct reexec_state *from, int status)
 {
+	reexec_state_fini(from);
+	mules_free(m);
 	config_free(m->cfg);
 	free(m->exe);
 	free(m->path);
 	return status;
 }
 
+/* One kind that could not start (all or some of its children) does not keep the
+ * others from starting. */
+static void start_kind(const char *kind, int rc)
+{
+	if (rc < 0)
+		log_warn("%s: not every one could be started (see above); the other children "
+			 "start anyway", kind);
+}
+
+static void start_children(struct master *m, const struct reexec_state *from)
+{
+	workers_fill(m);
+	start_kind("mules", mules_start(m));
+	start_kind("spooler", spooler_start(m));
+	start_kind("daemons", daemons_start(m, from->daemons));
+	start_kind("gateways", gateways_start(m));
+	start_kind("nested emperor", nested_start(m));
+	subscriptions_start(m);
+}
+
+static bool debug_wanted(void)
+{
+	const char *s = getenv("EMPEROR_DEBUG");
+
+	return s && *s && strcmp(s, "0") != 0;
+}
+
 int master_main(const char *path)
 {
 	struct master m = { .emperor_fd = -1, .status_fd = -1, .reported_ready = -1 };
+	struct reexec_state from;
 	char ident[64];
 
+	log_set_debug(debug_wanted());
+	reexec_restore(&from); /* first: no child may inherit the handover */
 	m.loop = ev_default_loop(EVFLAG_AUTO);
 	if (!m.loop || identity(&m, path) < 0)
-		return not_started(&m, 1);
-	m.cfg = initial_config(m.path);
+		return not_started(&m, &from, 1);
+	m.cfg = initial_config(m.path, &from);
 	if (!m.cfg) {
 		log_warn("%s: invalid config, not starting (exit %d)", m.path, MASTER_EX_CONFIG);
-		return not_started(&m, MASTER_EX_CONFIG);
+		return not_started(&m, &from, MASTER_EX_CONFIG);
 	}
 	snprintf(ident, sizeof ident, "vassal %s", m.cfg->name);
 	log_init(ident);
-	if (open_log_and_cwd(&m) < 0 || master_setup(&m) < 0)
-		return not_started(&m, 1);
-	m.state = MASTER_STARTING;
+	if (open_log_and_cwd(&m) < 0 || master_setup(&m, &from) < 0)
+		return not_started(&m, &from, 1);
 	log_info("master started (generation %u, %zu sockets)", m.generation, m.socks.n);
-	workers_fill(&m);
-	procs_start_all(&m);
-	subscriptions_start(&m);
+	start_children(&m, &from);
+	reexec_state_fini(&from);
 	reload_workers_ready(&m);
 	ev_run(m.loop, 0);
 	return 1;

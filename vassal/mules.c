@@ -14,6 +14,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "mules.h"
+
 #include "log.h"
 #include "procs.h"
 #include "util.h"
@@ -24,7 +26,8 @@ struct mule_farm {
 	char address[108];
 };
 
-struct mule_farms {
+/* The mules module's state: one farm per `mules:` entry, in config order. */
+struct mules {
 	struct mule_farm *v;
 	size_t n;
 };
@@ -46,16 +49,20 @@ static int farm_open(struct mule_farm *f, const struct master *m, const char *na
 	return 0;
 }
 
-int mules_open_farms(struct master *m)
+int mules_open(struct master *m)
 {
-	struct mule_farms *farms = calloc(1, sizeof *farms);
+	struct mules *farms = calloc(1, sizeof *farms);
 
-	if (!farms)
+	if (!farms) {
+		log_errno("mules: calloc");
 		return -1;
-	m->farms = farms;
+	}
+	m->mules = farms;
 	farms->v = calloc(m->cfg->n_mules ? m->cfg->n_mules : 1, sizeof *farms->v);
-	if (!farms->v)
+	if (!farms->v) {
+		log_errno("mules: calloc");
 		return -1;
+	}
 	for (; farms->n < m->cfg->n_mules; farms->n++)
 		if (farm_open(&farms->v[farms->n], m, m->cfg->mules[farms->n].name) < 0) {
 			farms->n++;
@@ -64,9 +71,22 @@ int mules_open_farms(struct master *m)
 	return 0;
 }
 
+void mules_free(struct master *m)
+{
+	struct mules *farms = m->mules;
+
+	if (!farms)
+		return;
+	for (size_t i = 0; i < farms->n; i++)
+		free(farms->v[i].name); /* the fds are vsock.c's */
+	free(farms->v);
+	free(farms);
+	m->mules = NULL;
+}
+
 char **mules_env(const struct master *m)
 {
-	const struct mule_farms *farms = m->farms;
+	const struct mules *farms = m->mules;
 	size_t n = farms ? farms->n : 0;
 	char **env = calloc(n + 1, sizeof *env);
 
@@ -76,8 +96,11 @@ char **mules_env(const struct master *m)
 		for (const char *s = farms->v[i].name; *s && k < sizeof key - 1; s++)
 			key[k++] = *s == '-' ? '_' : (char)toupper((unsigned char)*s);
 		key[k] = '\0';
-		if (asprintf(&env[i], "MULE_%s_SOCKET=%s", key, farms->v[i].address) < 0)
+		if (asprintf(&env[i], "MULE_%s_SOCKET=%s", key, farms->v[i].address) < 0) {
 			env[i] = NULL;
+			strv_free(env);
+			return NULL;
+		}
 	}
 	return env;
 }
@@ -85,7 +108,7 @@ char **mules_env(const struct master *m)
 static int mule_start(struct proc *p)
 {
 	const struct cfg_mule *mc = &p->m->cfg->mules[p->index];
-	const struct mule_farm *farm = &p->m->farms->v[p->index];
+	const struct mule_farm *farm = &p->m->mules->v[p->index];
 	char id[32], *extra[3];
 	int rc;
 
@@ -103,14 +126,19 @@ static int mule_start(struct proc *p)
 
 int mules_start(struct master *m)
 {
+	int rc = 0;
+
 	for (size_t i = 0; i < m->cfg->n_mules; i++)
 		for (int k = 1; k <= m->cfg->mules[i].count; k++) {
 			char name[80];
 			snprintf(name, sizeof name, "mule %s %d", m->cfg->mules[i].name, k);
 			struct proc *p = procs_new(m, KIND_MULE, name, i, k, mule_start);
-			if (!p)
-				return -1;
-			procs_launch(p);
+			if (!p) {
+				log_errno("%s: calloc", name);
+				rc = -1;
+			} else if (procs_launch(p) < 0) {
+				rc = -1;
+			}
 		}
-	return 0;
+	return rc;
 }

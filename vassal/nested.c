@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nested.h"
+
 #include "log.h"
 #include "procs.h"
 #include "util.h"
@@ -45,8 +47,9 @@ int nested_start(struct master *m)
 	if (!m->cfg->has_emperor)
 		return 0;
 	p = procs_new(m, KIND_EMPEROR, "nested emperor", 0, 1, nested_start_one);
-	if (!p)
+	if (!p) {
+		log_errno("nested emperor: calloc");
 		return -1;
-	procs_launch(p);
-	return 0;
+	}
+	return procs_launch(p);
 }

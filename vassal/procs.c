@@ -1,6 +1,8 @@
-/* procs.c — the policy shared by mules, spooler processes, attached daemons and the
- * nested emperor (see procs.h): environment, spawn of an exec'd program, and what an
- * exit means. Workers have their own policy (workers.c): readiness and sockets. */
+/* procs.c — the policy shared by mules, spooler processes, attached daemons, routers
+ * and the nested emperor (see procs.h): environment, spawn of an exec'd program, and
+ * what an exit means. It names no kind and no upper module: the master's teardown is
+ * asked through m->child_hooks. Workers have their own policy (workers.c): readiness
+ * and sockets; they share the exit line and the respawn with backoff from here. */
 #include "procs.h"
 
 #include <signal.h>
@@ -8,15 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway.h"
 #include "log.h"
-#include "reload.h"
+#include "mules.h"
 #include "util.h"
 
+/* The master's own variables (reexec.h: the new image removes them at once; this is
+ * the second line of defence) and the workers' protocol variables. */
 static const char *const internal_env[] = {
-	"EMPEROR_FD", "VASSAL_CONFIG_FD", "VASSAL_GENERATION", "VASSAL_RELOAD_STARTED",
-	"VASSAL_RELOAD_PENDING", "VASSAL_DAEMONS", "LISTEN_FDS", "LISTEN_PID",
-	"LISTEN_FDNAMES", "NOTIFY_SOCKET", NULL,
+	"EMPEROR_FD", "VASSAL_CONFIG_FD", "VASSAL_RELOAD_STATE", "VASSAL_DAEMONS",
+	"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", NULL,
 };
 
 char **procs_env(const struct master *m, const struct cfg_program *prog, char *const *extra)
@@ -26,6 +28,10 @@ char **procs_env(const struct master *m, const struct cfg_program *prog, char *c
 			       internal_env);
 	char **farms = mules_env(m);
 
+	if (!farms) {
+		strv_free(env);
+		env = NULL;
+	}
 	for (size_t i = 0; env && farms && farms[i]; i++) {
 		char *eq = strchr(farms[i], '=');
 		*eq = '\0';
@@ -36,12 +42,17 @@ char **procs_env(const struct master *m, const struct cfg_program *prog, char *c
 	env = env ? env_set(env, "VASSAL_NAME", m->cfg->name) : NULL;
 	for (size_t i = 0; env && extra && extra[i]; i++) {
 		char *kv = strdup(extra[i]), *eq = kv ? strchr(kv, '=') : NULL;
-		if (eq) {
+		if (!kv) {
+			strv_free(env);
+			env = NULL;
+		} else if (eq) {
 			*eq = '\0';
 			env = env_set(env, kv, eq + 1);
 		}
 		free(kv);
 	}
+	if (!env)
+		log_errno("%s: cannot build the environment", m->cfg->name);
 	return env;
 }
 
@@ -74,43 +85,58 @@ void procs_free(struct proc *p)
 	free(p);
 }
 
-void procs_launch(struct proc *p)
+int procs_launch(struct proc *p)
 {
-	if (p->start(p) < 0 && !child_running(&p->child))
+	if (p->start(p) == 0)
+		return 0;
+	if (!child_running(&p->child))
 		child_schedule_respawn(&p->child);
+	return -1;
+}
+
+void procs_log_exit(const struct child *c, int status)
+{
+	char how[64];
+
+	if (!c->exec_errno) /* a failed exec was logged by child_spawn() */
+		log_info("%s (pid %d) %s after %.2fs%s", c->name, (int)c->child_watcher.rpid,
+			 child_status_text(status, how, sizeof how), c->last_uptime,
+			 c->asked_to_stop ? "" : ", unasked");
+}
+
+void procs_respawn_later(struct child *c)
+{
+	double delay = child_next_backoff(c);
+
+	if (delay > 0)
+		log_warn("%s died young (ran %.2fs): respawn in %.2fs", c->name, c->last_uptime, delay);
+	child_schedule_respawn(c);
 }
 
 static void proc_exited(struct child *c, int status)
 {
 	struct proc *p = (struct proc *)c;
 	struct master *m = p->m;
-	char how[64];
 
-	if (!c->exec_errno)
-		log_info("%s (pid %d) %s after %.2fs%s", c->name, (int)c->child_watcher.rpid,
-			 child_status_text(status, how, sizeof how), c->last_uptime,
-			 c->asked_to_stop ? "" : ", unasked");
-	if (m->state == MASTER_STOPPING || reload_tearing_down(m)) {
+	procs_log_exit(c, status);
+	if (m->child_hooks.tearing_down(m)) {
 		procs_free(p);
-		reload_child_gone(m);
+		m->child_hooks.gone(m);
 		return;
 	}
 	if (c->asked_to_stop) {
 		procs_launch(p); /* stopped on purpose (a touch): start again at once */
 		return;
 	}
-	double delay = child_next_backoff(c);
-	if (delay > 0)
-		log_warn("%s died young (ran %.2fs): respawn in %.2fs", c->name, c->last_uptime, delay);
-	child_schedule_respawn(c);
+	procs_respawn_later(c);
 }
 
 static void proc_respawn_due(struct child *c)
 {
 	struct proc *p = (struct proc *)c;
 
-	if (p->m->state == MASTER_STOPPING || reload_tearing_down(p->m)) {
-		reload_child_gone(p->m);
+	if (p->m->child_hooks.tearing_down(p->m)) {
+		p->m->child_hooks.gone(p->m);
 		return;
 	}
 	procs_launch(p);
@@ -132,11 +158,4 @@ struct proc *procs_new(struct master *m, int kind, const char *name, size_t inde
 	p->child.on_exit = proc_exited;
 	p->child.on_respawn = proc_respawn_due;
 	return p;
-}
-
-void procs_start_all(struct master *m)
-{
-	if (mules_start(m) < 0 || spooler_start(m) < 0 || daemons_start(m) < 0 ||
-	    gateways_start(m) < 0 || nested_start(m) < 0)
-		log_warn("some children could not be started; see above");
 }

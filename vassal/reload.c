@@ -1,279 +1,193 @@
-/* reload.c — the reload state machine of a vassal master; docs/reload.md walks
- * through it. Every reload validates the file first and leaves everything running
- * when it is invalid. Then, by mode:
- *   graceful  teardown (spooler, daemons, gateways, nested emperor, unsubscribe,
- *             workers, mules: each step finished before the next), then re-exec with
- *             the listening sockets, the emperor channel and the validated config;
+/* reload.c — the reload machine of a vassal master, carried out; docs/reload.md
+ * walks through it. reload_fsm.c decides (state × event → action, next state); here
+ * the events are raised (requests, validation results, children reaped, workers
+ * settled, the idle watcher before the exec) and the actions done, and every
+ * transition is logged at debug level in fire(), the one place the state changes.
+ * Every reload validates the file first and leaves everything running when it is
+ * invalid. Then, by mode:
+ *   graceful  teardown (spooler, daemons, gateways, nested emperor, legions,
+ *             unsubscribe, workers, mules: each step finished before the next), then
+ *             re-exec with the listening sockets, the emperor channel and the config;
  *   workers   curse the workers; each is replaced by a new one as it exits;
  *   chain     one worker at a time: the replacement is ready before the old one is
  *             cursed; a replacement not ready in time stops the chain there.
- * A reload asked for while one runs is remembered and runs next; a stop takes over. */
+ * A reload asked for while one runs is queued; a stop takes over from the start of
+ * the teardown, so it also stops what the reload spares. */
 #include "reload.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "daemons.h"
 #include "gateway.h"
 #include "log.h"
-#include "procs.h"
+#include "reload_config.h"
+#include "reload_fsm.h"
+#include "signals.h"
 #include "util.h"
 
+#define ANY_KIND (-2)   /* a step that waits for every child the teardown stops */
+#define NO_KIND (-1)    /* a step without children */
+
 struct reload {
-	enum cfg_reload mode;      /* of the reload in progress */
-	bool tearing_down;
-	bool brutal;
-	size_t step;               /* index into teardown_steps */
-	bool step_begun;
+	struct master *m;
+	struct reload_fsm fsm;
+	struct reload_hooks hooks;
+	char why[PATH_MAX + 32];   /* the request being served, for the log */
+	const char *chain_why;     /* why the chain's replacement failed */
+	bool after_reexec;         /* this image's start ends a reload */
+	double started;            /* mono_now() when the running reload began */
 	char *next_text;           /* graceful: the validated file, for the new image */
 	size_t next_len;
+	struct config *next_cfg;   /* validated, until the reload begins */
 	struct config *old_cfg;    /* chain: restored if the chain fails */
 	struct worker *chain_new, *chain_old;
+	bool exec_armed;           /* signals blocked, exec_idle started */
 	ev_idle exec_idle;         /* graceful: the re-exec, once caught signals are handled */
 };
 
-/* A stop always withdraws the subscriptions; a reload only if asked to. */
-static void unsubscribe_all(struct master *m)
+static void fire(struct reload *r, enum reload_event ev);
+
+static void notify(struct reload *r, const char *msg)
 {
-	subscriptions_stop(m, m->state == MASTER_STOPPING || m->cfg->unsubscribe_on_reload);
+	r->hooks.notify(r->hooks.arg, msg);
 }
 
-/* The stop half: DESIGN.md's order. kind < 0: a step without children to wait for. */
+/* ---- the teardown steps --------------------------------------------------------------- */
+
+/* A stop always withdraws the subscriptions; a reload only if asked to. */
+static void unsubscribe_all(struct reload *r)
+{
+	subscriptions_stop(r->m, r->fsm.goal == GOAL_STOP || r->m->cfg->unsubscribe_on_reload);
+}
+
+/* DESIGN.md's order, one entry per teardown state from RS_TD_SPOOLER on. */
 static const struct teardown_step {
 	const char *name;
 	int kind;
-	void (*run)(struct master *m);
+	void (*run)(struct reload *r);
 } teardown_steps[] = {
-	{ "spooler", KIND_SPOOLER, NULL },
-	{ "daemons", KIND_DAEMON, NULL },
-	{ "gateways", KIND_GATEWAY, NULL },
-	{ "nested emperor", KIND_EMPEROR, NULL },
-	{ "unsubscribe", -1, unsubscribe_all },
-	{ "workers", KIND_WORKER, NULL },
-	{ "mules", KIND_MULE, NULL },
+	[RS_TD_SPOOLER - RS_TD_SPOOLER] = { "spooler", KIND_SPOOLER, NULL },
+	[RS_TD_DAEMONS - RS_TD_SPOOLER] = { "daemons", KIND_DAEMON, NULL },
+	[RS_TD_GATEWAYS - RS_TD_SPOOLER] = { "gateways", KIND_GATEWAY, NULL },
+	[RS_TD_NESTED - RS_TD_SPOOLER] = { "nested emperor", KIND_EMPEROR, NULL },
+	/* Legions (etcd) come later: their death announcement goes here. */
+	[RS_TD_LEGIONS - RS_TD_SPOOLER] = { "legions", NO_KIND, NULL },
+	[RS_TD_UNSUBSCRIBE - RS_TD_SPOOLER] = { "unsubscribe", NO_KIND, unsubscribe_all },
+	[RS_TD_WORKERS - RS_TD_SPOOLER] = { "workers", KIND_WORKER, NULL },
+	[RS_TD_MULES - RS_TD_SPOOLER] = { "mules", KIND_MULE, NULL },
+	[RS_TD_WAIT - RS_TD_SPOOLER] = { "the rest", ANY_KIND, NULL },
 };
 
-/* A graceful reload leaves survive-reload daemons running; a stop does not. */
-static bool spared(const struct master *m, const struct child *c)
+static const struct teardown_step *current_step(const struct reload *r)
 {
-	return c->keep_on_reload && m->state == MASTER_RELOADING;
+	if (r->fsm.state < RS_TD_SPOOLER || r->fsm.state > RS_TD_WAIT)
+		return NULL;
+	return &teardown_steps[r->fsm.state - RS_TD_SPOOLER];
 }
 
-static int running_to_stop(const struct master *m, int kind)
+/* A graceful reload leaves survive-reload daemons running; a stop does not. */
+static bool to_stop(const struct reload *r, const struct child *c, int kind)
+{
+	if (kind != ANY_KIND && c->kind != kind)
+		return false;
+	return !(c->keep_on_reload && r->fsm.goal == GOAL_RELOAD);
+}
+
+static int running_to_stop(const struct reload *r, int kind)
 {
 	const struct child *c;
 	int n = 0;
 
-	TAILQ_FOREACH(c, &m->children.children, link)
-		if (c->kind == kind && child_running(c) && !spared(m, c))
+	TAILQ_FOREACH(c, &r->m->children.children, link)
+		if (child_running(c) && to_stop(r, c, kind))
 			n++;
 	return n;
 }
 
-static void curse_kind(struct master *m, int kind)
+/* A child cursed already (by the reload a stop took over) keeps its deadline. */
+static void curse_kind(struct reload *r, int kind)
 {
 	struct child *c;
 
-	TAILQ_FOREACH(c, &m->children.children, link) {
-		if (c->kind != kind || spared(m, c))
+	TAILQ_FOREACH(c, &r->m->children.children, link) {
+		if (!to_stop(r, c, kind))
 			continue;
 		if (c->state == CHILD_WAITING)
 			child_cancel_respawn(c);
-		if (child_running(c))
+		if (child_running(c) && c->state != CHILD_CURSED)
 			child_curse(c, c->stop_signal, c->mercy);
 	}
 }
 
-static void teardown_advance(struct master *m)
+static void step_begin(struct reload *r)
 {
-	struct reload *r = m->reload;
+	const struct teardown_step *s = current_step(r);
 
-	while (r->step < ARRAY_LEN(teardown_steps)) {
-		const struct teardown_step *s = &teardown_steps[r->step];
-		if (!r->step_begun) {
-			r->step_begun = true;
-			if (s->run)
-				s->run(m);
-			if (s->kind >= 0 && running_to_stop(m, s->kind) > 0) {
-				log_info("teardown: stopping %s", s->name);
-				curse_kind(m, s->kind);
-			}
-		}
-		if (s->kind >= 0 && running_to_stop(m, s->kind) > 0)
-			return; /* reload_child_gone() brings us back */
-		r->step++;
-		r->step_begun = false;
+	if (s->run)
+		s->run(r);
+	if (s->kind != NO_KIND && running_to_stop(r, s->kind) > 0) {
+		log_info("teardown: stopping %s", s->name);
+		curse_kind(r, s->kind);
 	}
-	r->tearing_down = false;
-	master_teardown_done(m);
+	if (s->kind == NO_KIND || running_to_stop(r, s->kind) == 0)
+		fire(r, RE_STEP_DONE);
+	/* else reload_child_gone() raises RE_STEP_DONE when the last one is reaped */
 }
 
-static void teardown_begin(struct master *m)
+/* ---- validation and the three modes ------------------------------------------------------ */
+
+static void validate(struct reload *r, enum reload_how how)
 {
-	struct reload *r = m->reload;
+	struct master *m = r->m;
+	enum cfg_reload mode;
+	const char *change;
 
-	r->tearing_down = true;
-	r->step = 0;
-	r->step_begun = false;
-	teardown_advance(m);
-}
-
-bool reload_tearing_down(const struct master *m)
-{
-	return m->reload->tearing_down || m->reload->brutal;
-}
-
-void reload_child_gone(struct master *m)
-{
-	struct reload *r = m->reload;
-
-	if (r->brutal) {
-		if (child_set_running(&m->children, -1) == 0)
-			master_teardown_done(m);
+	r->next_cfg = reload_config_load(m->path, &r->next_text, &r->next_len);
+	if (!r->next_cfg) {
+		fire(r, RE_CONFIG_INVALID);
 		return;
 	}
-	if (r->tearing_down)
-		teardown_advance(m);
-}
-
-/* ---- validation ----------------------------------------------------------------- */
-
-static char *read_text(const char *path, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */
-	struct stat st;
-	char *buf;
-
-	if (fd < 0) {
-		log_errno("%s: cannot open", path);
-		return NULL;
+	mode = how == RELOAD_CHAIN ? CFG_RELOAD_CHAIN : r->next_cfg->reload;
+	if (mode != CFG_RELOAD_GRACEFUL && (change = reload_config_master_change(m, r->next_cfg))) {
+		log_info("reload (%s): %s changed, which needs a graceful reload", r->why, change);
+		mode = CFG_RELOAD_GRACEFUL;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		log_warn("%s: not a regular file", path);
-		close(fd);
-		return NULL;
+	fire(r, mode == CFG_RELOAD_GRACEFUL ? RE_CONFIG_GRACEFUL :
+		mode == CFG_RELOAD_CHAIN ? RE_CONFIG_CHAIN : RE_CONFIG_WORKERS);
+}
+
+static void begin(struct reload *r, enum cfg_reload mode)
+{
+	static const char *const mode_names[] = { "graceful", "workers", "chain" };
+	struct master *m = r->m;
+
+	r->started = mono_now();
+	notify(r, "RELOADING=1\nSTATUS=reloading");
+	log_info("reloading (%s): %s reload of generation %u", r->why, mode_names[mode],
+		 m->generation);
+	if (mode == CFG_RELOAD_GRACEFUL) {
+		config_free(r->next_cfg); /* the new image parses the same text again */
+		r->next_cfg = NULL;
+		return;
 	}
-	buf = fd_read_all(fd, CONFIG_MAX_FILE_SIZE, len);
-	if (!buf)
-		log_errno("%s: read", path);
-	close(fd);
-	return buf;
+	free(r->next_text);
+	r->next_text = NULL;
+	if (mode == CFG_RELOAD_CHAIN)
+		r->old_cfg = m->cfg;
+	else
+		config_free(m->cfg);
+	m->cfg = r->next_cfg;
+	r->next_cfg = NULL;
+	m->generation++;
 }
 
-static struct config *load_checked(struct master *m, char **text, size_t *len)
+static void chain_next(struct reload *r)
 {
-	struct config_errors errs = { 0 };
-	struct config *cfg;
-
-	*text = read_text(m->path, len);
-	if (!*text)
-		return NULL;
-	cfg = config_load_buffer(m->path, *text, *len, &errs);
-	for (size_t i = 0; i < errs.n; i++)
-		log_warn("%s", errs.msgs[i]);
-	config_errors_fini(&errs);
-	if (!cfg) {
-		free(*text);
-		*text = NULL;
-	}
-	return cfg;
-}
-
-static bool str_eq(const char *a, const char *b)
-{
-	return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-static bool strv_eq(char *const *a, char *const *b)
-{
-	size_t n = strv_len(a);
-
-	if (n != strv_len(b))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(a[i], b[i]) != 0)
-			return false;
-	return true;
-}
-
-static bool prog_eq(const struct cfg_program *a, const struct cfg_program *b)
-{
-	return strv_eq(a->argv, b->argv) && strv_eq(a->env, b->env) && str_eq(a->cwd, b->cwd) &&
-	       a->stop_signal == b->stop_signal && a->reload_mercy == b->reload_mercy;
-}
-
-/* Mules, spooler, daemons, nested emperor: changed ones need a graceful reload. */
-static const char *children_change(const struct config *a, const struct config *b)
-{
-	if (a->n_mules != b->n_mules)
-		return "mules";
-	for (size_t i = 0; i < a->n_mules; i++)
-		if (strcmp(a->mules[i].name, b->mules[i].name) || a->mules[i].count != b->mules[i].count ||
-		    !prog_eq(&a->mules[i].prog, &b->mules[i].prog))
-			return "mules";
-	if (a->has_spooler != b->has_spooler ||
-	    (a->has_spooler && (!str_eq(a->spooler.dir, b->spooler.dir) ||
-				!prog_eq(&a->spooler.prog, &b->spooler.prog) ||
-				a->spooler.processes != b->spooler.processes)))
-		return "spooler";
-	if (a->n_daemons != b->n_daemons)
-		return "daemons";
-	for (size_t i = 0; i < a->n_daemons; i++)
-		if (strcmp(a->daemons[i].name, b->daemons[i].name) ||
-		    !prog_eq(&a->daemons[i].prog, &b->daemons[i].prog) ||
-		    !str_eq(a->daemons[i].pidfile, b->daemons[i].pidfile))
-			return "daemons";
-	if (a->has_emperor != b->has_emperor ||
-	    (a->has_emperor && (!str_eq(a->emperor.dir, b->emperor.dir) ||
-				!strv_eq(a->emperor.args, b->emperor.args))))
-		return "nested emperor";
-	if (a->n_gateways != b->n_gateways || a->n_subscribe != b->n_subscribe)
-		return "gateways/subscriptions";
-	return NULL;
-}
-
-/* What in next only a new master image can apply, or NULL. */
-static const char *master_change(const struct master *m, const struct config *next)
-{
-	const struct config *cur = m->cfg;
-	struct stat st;
-
-	if (cur->n_sockets != next->n_sockets)
-		return "sockets";
-	for (size_t i = 0; i < cur->n_sockets; i++) {
-		const struct cfg_socket *a = &cur->sockets[i], *b = &next->sockets[i];
-		if (!str_eq(a->name, b->name) || strcmp(a->addr.text, b->addr.text) ||
-		    a->backlog != b->backlog || a->mode != b->mode ||
-		    !str_eq(a->owner, b->owner) || !str_eq(a->group, b->group))
-			return "sockets";
-	}
-	if (!str_eq(cur->user, next->user) || !str_eq(cur->group, next->group))
-		return "user/group";
-	if (memcmp(&cur->limits, &next->limits, sizeof cur->limits) != 0)
-		return "limits";
-	if (!str_eq(cur->log, next->log) || !str_eq(cur->cwd, next->cwd))
-		return "log/chdir";
-	const char *kids = children_change(cur, next);
-	if (kids)
-		return kids;
-	if (stat(m->exe, &st) == 0 &&
-	    (st.st_ino != m->exe_st.st_ino || st.st_mtim.tv_sec != m->exe_st.st_mtim.tv_sec ||
-	     st.st_mtim.tv_nsec != m->exe_st.st_mtim.tv_nsec))
-		return "the vassal binary";
-	return NULL;
-}
-
-/* ---- the three modes -------------------------------------------------------------- */
-
-static void chain_next(struct master *m)
-{
-	struct reload *r = m->reload;
+	struct master *m = r->m;
 	struct worker *old;
 
 	while ((old = workers_oldest(m)) && old->id > m->cfg->workers.count) {
@@ -291,125 +205,38 @@ static void chain_next(struct master *m)
 	log_info("chain: replacing worker %d (pid %d)", old->id, (int)old->child.pid);
 }
 
-static void swap_config(struct master *m, struct config *next, bool keep_old)
+static void chain_replaced(struct reload *r)
 {
-	struct reload *r = m->reload;
+	struct worker *old = r->chain_old;
 
-	if (keep_old)
-		r->old_cfg = m->cfg;
-	else
-		config_free(m->cfg);
-	m->cfg = next;
-	m->generation++;
+	old->retire = true;
+	child_curse(&old->child, old->child.stop_signal, old->child.mercy);
+	chain_next(r);
 }
 
-static void reload_begin(struct master *m, const char *why, enum cfg_reload mode,
-			 struct config *next, char *text, size_t len)
+static void chain_failed(struct reload *r)
 {
-	static const char *const mode_names[] = { "graceful", "workers", "chain" };
-	struct reload *r = m->reload;
+	struct master *m = r->m;
 
-	r->mode = mode;
-	m->state = MASTER_RELOADING;
-	m->reload_started = mono_now();
-	master_notify(m, "RELOADING=1\nSTATUS=reloading");
-	log_info("reloading (%s): %s reload of generation %u", why, mode_names[mode], m->generation);
-	if (mode == CFG_RELOAD_GRACEFUL) {
-		config_free(next);
-		r->next_text = text;
-		r->next_len = len;
-		teardown_begin(m);
-		return;
-	}
-	free(text);
-	swap_config(m, next, mode == CFG_RELOAD_CHAIN);
-	if (mode == CFG_RELOAD_CHAIN)
-		chain_next(m);
-	else
-		workers_replace_all(m);
-	reload_workers_ready(m);
-}
-
-void reload_request(struct master *m, const char *why, enum reload_how how)
-{
-	struct config *next;
-	enum cfg_reload mode;
-	const char *change;
-	char *text;
-	size_t len;
-
-	if (m->state == MASTER_STOPPING) {
-		log_warn("reload (%s) refused: stopping", why);
-		return;
-	}
-	if (m->state != MASTER_RUNNING) {
-		if (!m->reload_pending)
-			log_info("reload (%s) queued: it runs when the current %s ends", why,
-				 m->state == MASTER_STARTING ? "start" : "reload");
-		m->reload_pending = true;
-		return;
-	}
-	next = load_checked(m, &text, &len);
-	if (!next) {
-		log_warn("reload (%s) aborted: %s is invalid; generation %u keeps running", why,
-			 m->path, m->generation);
-		/* Still ready: whoever asked (the emperor's reload queue) may move on. */
-		master_notify(m, "READY=1\nSTATUS=reload aborted: invalid config");
-		return;
-	}
-	mode = how == RELOAD_CHAIN ? CFG_RELOAD_CHAIN : next->reload;
-	if (mode != CFG_RELOAD_GRACEFUL && (change = master_change(m, next))) {
-		log_info("reload (%s): %s changed, which needs a graceful reload", why, change);
-		mode = CFG_RELOAD_GRACEFUL;
-	}
-	reload_begin(m, why, mode, next, text, len);
-}
-
-void reload_worker_ready(struct master *m, struct worker *w)
-{
-	struct reload *r = m->reload;
-
-	if (m->state != MASTER_RELOADING || r->mode != CFG_RELOAD_CHAIN || w != r->chain_new)
-		return;
-	r->chain_old->retire = true;
-	child_curse(&r->chain_old->child, r->chain_old->child.stop_signal, r->chain_old->child.mercy);
-	chain_next(m);
-}
-
-/* A reload was asked for while one ran: it runs now, on the file as it is now. */
-static void run_pending(struct master *m)
-{
-	if (!m->reload_pending)
-		return;
-	m->reload_pending = false;
-	reload_request(m, "queued request", RELOAD_AS_CONFIGURED);
-}
-
-void reload_worker_failed(struct master *m, struct worker *w, const char *why)
-{
-	struct reload *r = m->reload;
-
-	if (m->state != MASTER_RELOADING || r->mode != CFG_RELOAD_CHAIN || w != r->chain_new)
-		return;
 	log_warn("chain reload failed: the new worker %d %s; "
-		 "the old workers keep serving with the previous config", w->id, why);
-	w->retire = true;
+		 "the old workers keep serving with the previous config", r->chain_new->id,
+		 r->chain_why);
+	r->chain_new->retire = true;
 	r->chain_new = r->chain_old = NULL;
 	config_free(m->cfg);
 	m->cfg = r->old_cfg;
 	r->old_cfg = NULL;
 	workers_adopt_all(m);
-	m->state = MASTER_RUNNING;
-	master_notify(m, "READY=1\nSTATUS=chain reload failed");
-	run_pending(m);
+	notify(r, "READY=1\nSTATUS=chain reload failed");
 }
 
 /* How the start or reload ended: every worker ready, or some of them failing. */
-static void log_settled(const struct master *m)
+static void finish(struct reload *r, bool was_reload)
 {
-	bool was_reload = getenv("VASSAL_RELOAD_STARTED") || m->state == MASTER_RELOADING;
-	double ms = (mono_now() - m->reload_started) * 1000;
+	struct master *m = r->m;
+	double ms = (mono_now() - r->started) * 1000;
 
+	was_reload = was_reload || r->after_reexec;
 	if (workers_all_ready(m) && !was_reload)
 		log_info("ready: %d workers, generation %u", workers_ready_count(m), m->generation);
 	else if (workers_all_ready(m))
@@ -418,172 +245,240 @@ static void log_settled(const struct master *m)
 		log_warn("%s: generation %u runs with %d of %d workers ready; the others keep "
 			 "failing and are respawned with backoff", was_reload ? "reload ended" :
 			 "start ended", m->generation, workers_ready_count(m), m->cfg->workers.count);
-}
-
-void reload_workers_ready(struct master *m)
-{
-	struct reload *r = m->reload;
-
-	if (r->chain_new || r->tearing_down || r->brutal || !workers_settled(m))
-		return;
-	if (m->state != MASTER_STARTING && m->state != MASTER_RELOADING)
-		return;
-	log_settled(m);
-	unsetenv("VASSAL_RELOAD_STARTED");
+	r->after_reexec = false;
 	config_free(r->old_cfg);
 	r->old_cfg = NULL;
-	m->state = MASTER_RUNNING;
-	master_notify(m, workers_all_ready(m) ? "READY=1\nSTATUS=ready"
-					      : "READY=1\nSTATUS=degraded: some workers keep failing");
-	run_pending(m);
+	notify(r, workers_all_ready(m) ? "READY=1\nSTATUS=ready"
+				       : "READY=1\nSTATUS=degraded: some workers keep failing");
 }
 
-/* ---- stops -------------------------------------------------------------------------- */
+/* ---- stops and the exec ---------------------------------------------------------------- */
+
+static void disarm_exec(struct reload *r)
+{
+	if (!r->exec_armed)
+		return;
+	ev_idle_stop(r->m->loop, &r->exec_idle);
+	if (signals_unblock_all() < 0)
+		log_errno("sigprocmask");
+	r->exec_armed = false;
+}
+
+static void begin_stop(struct reload *r, enum master_state was)
+{
+	log_info("stopping gracefully (%s)%s", r->why,
+		 was == MASTER_RELOADING ? ": the stop takes over the reload" : "");
+	r->chain_new = r->chain_old = NULL;
+	disarm_exec(r);
+	notify(r, "STOPPING=1\nSTATUS=stopping");
+	step_begin(r);
+}
+
+static void brutal(struct reload *r)
+{
+	struct child *c;
+
+	log_warn("stopping now (%s): SIGKILL to every child's process group", r->why);
+	disarm_exec(r);
+	notify(r, "STOPPING=1\nSTATUS=stopping");
+	TAILQ_FOREACH(c, &r->m->children.children, link) {
+		child_cancel_respawn(c);
+		child_kill(c);
+	}
+	if (child_set_running(&r->m->children, -1) == 0)
+		fire(r, RE_ALL_GONE);
+}
+
+/* An idle watcher runs only when nothing else is pending: every signal caught before
+ * the block has been dispatched by then (a SIGTERM racing the end of the teardown
+ * takes the machine out of RS_REEXEC, and disarms this watcher). */
+static void exec_when_idle(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)loop, (void)revents;
+	fire(w->data, RE_EXEC_DUE);
+}
+
+static void arm_exec(struct reload *r)
+{
+	/* Without cgroups, a child's setsid'd offspring escapes its group's SIGKILL and
+	 * is adopted by us (a subreaper): a reload does not leave it behind. */
+	child_set_kill_strays(&r->m->children);
+	/* From now on a signal waits, pending, for the new image's handlers. */
+	if (signals_block_for_exec() < 0)
+		log_errno("sigprocmask");
+	r->exec_armed = true;
+	ev_idle_init(&r->exec_idle, exec_when_idle);
+	r->exec_idle.data = r;
+	ev_set_priority(&r->exec_idle, EV_MINPRI);
+	ev_idle_start(r->m->loop, &r->exec_idle);
+}
+
+static _Noreturn void exec_now(struct reload *r)
+{
+	struct master *m = r->m;
+	struct reexec_state next = {
+		.generation = m->generation + 1, .reload_started = r->started,
+		.reload_pending = r->fsm.pending, .config_text = r->next_text,
+		.config_len = r->next_len, .daemons = daemons_handover(m),
+	};
+
+	ev_idle_stop(m->loop, &r->exec_idle);
+	reexec_exec(m, &next);
+	log_fatal("reload: the new image could not be started; exiting for the emperor to "
+		  "start the vassal again");
+}
+
+static _Noreturn void exit_now(struct reload *r)
+{
+	child_set_kill_strays(&r->m->children);
+	r->hooks.stopped(r->hooks.arg);
+	exit(0);
+}
+
+/* ---- the machine ------------------------------------------------------------------------ */
+
+static void act(struct reload *r, enum reload_action a, struct reload_fsm prev)
+{
+	switch (a) {
+	case RA_NONE: break;
+	case RA_IMPOSSIBLE: break; /* fire() logged it */
+	case RA_REFUSE: log_warn("reload (%s) refused: stopping", r->why); break;
+	case RA_QUEUE:
+		if (!prev.pending)
+			log_info("reload (%s) queued: it runs when the current %s ends", r->why,
+				 prev.state == RS_STARTING ? "start" : "reload");
+		break;
+	case RA_ALREADY_STOPPING: log_info("stop (%s): already stopping", r->why); break;
+	case RA_VALIDATE: validate(r, RELOAD_AS_CONFIGURED); break;
+	case RA_VALIDATE_CHAIN: validate(r, RELOAD_CHAIN); break;
+	case RA_ABORT:
+		log_warn("reload (%s) aborted: %s is invalid; generation %u keeps running", r->why,
+			 r->m->path, r->m->generation);
+		/* Still ready: whoever asked (the emperor's reload queue) may move on. */
+		notify(r, "READY=1\nSTATUS=reload aborted: invalid config");
+		break;
+	case RA_BEGIN_GRACEFUL: begin(r, CFG_RELOAD_GRACEFUL); step_begin(r); break;
+	case RA_BEGIN_WORKERS:
+		begin(r, CFG_RELOAD_WORKERS);
+		workers_replace_all(r->m);
+		reload_workers_ready(r->m);
+		break;
+	case RA_BEGIN_CHAIN: begin(r, CFG_RELOAD_CHAIN); chain_next(r); reload_workers_ready(r->m); break;
+	case RA_CHAIN_NEXT: chain_replaced(r); break;
+	case RA_CHAIN_FAIL: chain_failed(r); break;
+	case RA_FINISH: finish(r, prev.state != RS_STARTING); break;
+	case RA_STEP: step_begin(r); break;
+	case RA_BEGIN_STOP: begin_stop(r, reload_fsm_master_state(prev)); break;
+	case RA_BRUTAL: brutal(r); break;
+	case RA_REEXEC: arm_exec(r); break;
+	case RA_EXEC: exec_now(r);
+	case RA_EXIT: exit_now(r);
+	case RA_COUNT: break;
+	}
+}
+
+/* The one place the machine moves. An action may raise the next event itself (a step
+ * with nothing to stop is done at once): fire() nests, at most once per step. */
+static void fire(struct reload *r, enum reload_event ev)
+{
+	struct reload_fsm prev = r->fsm;
+	struct reload_transition t = reload_fsm_next(prev, ev);
+
+	if (t.action == RA_IMPOSSIBLE)
+		log_warn("reload machine: %s in state %s cannot happen; ignored",
+			 reload_event_name(ev), reload_state_name(prev.state));
+	else if (t.next.state != prev.state || t.action != RA_NONE)
+		log_debug("reload machine: %s --%s--> %s: %s%s", reload_state_name(prev.state),
+			  reload_event_name(ev), reload_state_name(t.next.state),
+			  reload_action_name(t.action), t.next.pending ? " (a reload is queued)" : "");
+	r->fsm = t.next;
+	r->m->state = reload_fsm_master_state(t.next);
+	act(r, t.action, prev);
+	if (t.then == RE_RELOAD) {
+		snprintf(r->why, sizeof r->why, "queued request");
+		fire(r, RE_RELOAD);
+	}
+}
+
+static void fire_why(struct master *m, enum reload_event ev, const char *why)
+{
+	snprintf(m->reload->why, sizeof m->reload->why, "%s", why);
+	fire(m->reload, ev);
+}
+
+void reload_request(struct master *m, const char *why, enum reload_how how)
+{
+	fire_why(m, how == RELOAD_CHAIN ? RE_CHAIN : RE_RELOAD, why);
+}
 
 void reload_stop(struct master *m, const char *why)
 {
-	struct reload *r = m->reload;
-
-	if (m->state == MASTER_STOPPING) {
-		log_info("stop (%s): already stopping", why);
-		return;
-	}
-	log_info("stopping gracefully (%s)%s", why,
-		 m->state == MASTER_RELOADING ? ": the stop takes over the reload" : "");
-	m->state = MASTER_STOPPING;
-	m->reload_pending = false;
-	r->chain_new = r->chain_old = NULL;
-	master_notify(m, "STOPPING=1\nSTATUS=stopping");
-	if (!r->tearing_down)
-		teardown_begin(m);
+	fire_why(m, RE_STOP, why);
 }
 
 void reload_brutal_stop(struct master *m, const char *why)
 {
+	fire_why(m, RE_BRUTAL, why);
+}
+
+bool reload_tearing_down(const struct master *m)
+{
+	return reload_fsm_tearing_down(m->reload->fsm);
+}
+
+void reload_child_gone(struct master *m)
+{
 	struct reload *r = m->reload;
-	struct child *c;
+	const struct teardown_step *s = current_step(r);
 
-	log_warn("stopping now (%s): SIGKILL to every child's process group", why);
-	m->state = MASTER_STOPPING;
-	r->brutal = true;
-	r->tearing_down = false;
-	master_notify(m, "STOPPING=1\nSTATUS=stopping");
-	TAILQ_FOREACH(c, &m->children.children, link) {
-		child_cancel_respawn(c);
-		child_kill(c);
-	}
-	reload_child_gone(m);
+	if (child_set_running(&m->children, -1) == 0)
+		fire(r, RE_ALL_GONE);
+	else if (s && s->kind != NO_KIND && running_to_stop(r, s->kind) == 0)
+		fire(r, RE_STEP_DONE);
+	else
+		fire(r, RE_CHILD_GONE);
 }
 
-/* ---- the start half: re-exec --------------------------------------------------------- */
-
-static int config_memfd(const char *text, size_t len)
+void reload_worker_ready(struct master *m, struct worker *w)
 {
-	int fd = memfd_create("vassal-config", MFD_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	if (fd_write_all(fd, text, len) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	if (w && w == m->reload->chain_new)
+		fire(m->reload, RE_CHAIN_READY);
 }
 
-/* Puts fds[i] at 3 + i, without close-on-exec. */
-static int place_for_exec(int *fds, int n)
+void reload_worker_failed(struct master *m, struct worker *w, const char *why)
 {
-	int tmp[300];
+	if (!w || w != m->reload->chain_new)
+		return;
+	m->reload->chain_why = why;
+	fire(m->reload, RE_CHAIN_FAILED);
+}
 
-	if (n > (int)ARRAY_LEN(tmp))
+void reload_workers_ready(struct master *m)
+{
+	if (!m->reload->chain_new && workers_settled(m))
+		fire(m->reload, RE_SETTLED);
+}
+
+double reload_started_at(const struct master *m)
+{
+	return m->reload->started;
+}
+
+int reload_init(struct master *m, const struct reexec_state *from, const struct reload_hooks *h)
+{
+	struct reload *r = calloc(1, sizeof *r);
+
+	if (!r) {
+		log_errno("reload: calloc");
 		return -1;
-	for (int i = 0; i < n; i++)
-		if ((tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + n)) < 0)
-			return -1;
-	for (int i = 0; i < n; i++) {
-		if (dup2(tmp[i], 3 + i) < 0)
-			return -1;
-		close(tmp[i]);
 	}
+	r->m = m;
+	r->hooks = *h;
+	r->fsm = (struct reload_fsm){ .state = RS_STARTING, .goal = GOAL_NONE,
+				      .pending = from->reload_pending };
+	r->after_reexec = from->after_reexec;
+	r->started = from->reload_started;
+	m->reload = r;
+	m->state = reload_fsm_master_state(r->fsm);
 	return 0;
-}
-
-static void setenv_int(const char *key, long long v)
-{
-	char buf[32];
-
-	snprintf(buf, sizeof buf, "%lld", v);
-	setenv(key, buf, 1);
-}
-
-static _Noreturn void exec_image(struct master *m)
-{
-	struct reload *r = m->reload;
-	int fds[300], n = (int)m->socks.n, cfg_fd = -1;
-	char names[1024], started[32];
-	char *argv[] = { m->exe, m->path, NULL };
-
-	vsock_all_fds(&m->socks, fds, names, sizeof names);
-	if (m->emperor_fd >= 0)
-		fds[n++] = m->emperor_fd;
-	if (r->next_text && (cfg_fd = config_memfd(r->next_text, r->next_len)) >= 0)
-		fds[n++] = cfg_fd;
-	if (place_for_exec(fds, n) < 0)
-		log_fatal("reload: cannot hand the sockets to the new image: %s", strerror(errno));
-	setenv_int("LISTEN_FDS", (long long)m->socks.n);
-	setenv_int("LISTEN_PID", getpid());
-	setenv("LISTEN_FDNAMES", names, 1);
-	if (m->emperor_fd >= 0)
-		setenv_int("EMPEROR_FD", 3 + (long long)m->socks.n);
-	if (cfg_fd >= 0)
-		setenv_int("VASSAL_CONFIG_FD", 3 + n - 1);
-	setenv_int("VASSAL_GENERATION", (long long)m->generation + 1);
-	snprintf(started, sizeof started, "%.6f", m->reload_started);
-	setenv("VASSAL_RELOAD_STARTED", started, 1);
-	setenv("VASSAL_RELOAD_PENDING", m->reload_pending ? "1" : "0", 1);
-	char *daemons = daemons_handover(m);
-	if (daemons && *daemons)
-		setenv("VASSAL_DAEMONS", daemons, 1);
-	free(daemons);
-	log_info("reload: re-exec %s (generation %u -> %u, %zu sockets kept open)", m->exe,
-		 m->generation, m->generation + 1, m->socks.n);
-	execv(m->exe, argv);
-	log_fatal("reload: execv %s: %s", m->exe, strerror(errno));
-}
-
-/* An idle watcher runs only when nothing else is pending: every signal caught before
- * the block has been dispatched by then. */
-static void exec_when_idle(struct ev_loop *loop, ev_idle *w, int revents)
-{
-	struct master *m = w->data;
-
-	(void)revents;
-	ev_idle_stop(loop, w);
-	if (m->state != MASTER_STOPPING)
-		exec_image(m);
-}
-
-void reload_reexec(struct master *m)
-{
-	struct reload *r = m->reload;
-	sigset_t block;
-
-	/* From now on a signal waits, pending, for the new image's handlers. One that
-	 * libev caught already (a SIGTERM right after the SIGHUP) is dispatched by the
-	 * next loop iteration, which exec'ing now would lose. */
-	sigemptyset(&block);
-	for (int sig = 1; sig < SIGRTMIN; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD)
-			sigaddset(&block, sig);
-	sigprocmask(SIG_BLOCK, &block, NULL);
-	ev_idle_init(&r->exec_idle, exec_when_idle);
-	r->exec_idle.data = m;
-	ev_set_priority(&r->exec_idle, EV_MINPRI);
-	ev_idle_start(m->loop, &r->exec_idle);
-}
-
-int reload_init(struct master *m)
-{
-	m->reload = calloc(1, sizeof *m->reload);
-	return m->reload ? 0 : -1;
 }

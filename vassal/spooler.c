@@ -33,6 +33,7 @@
 
 #include "log.h"
 #include "procs.h"
+#include "spooler.h"
 #include "spool.h"
 #include "util.h"
 

@@ -12,13 +12,14 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mules.h"
 #include "procs.h"
 #include "reload.h"
 #include "util.h"
 
 static const char *const worker_env_drop[] = {
-	"EMPEROR_FD", "VASSAL_CONFIG_FD", "VASSAL_GENERATION", "VASSAL_RELOAD_STARTED",
-	"VASSAL_RELOAD_PENDING", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", NULL,
+	"EMPEROR_FD", "VASSAL_CONFIG_FD", "VASSAL_RELOAD_STATE", "VASSAL_DAEMONS",
+	"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", NULL,
 };
 
 static struct worker *as_worker(struct child *c)
@@ -138,12 +139,7 @@ static int worker_start(struct worker *w)
 
 static void worker_schedule(struct worker *w)
 {
-	double delay = child_next_backoff(&w->child);
-
-	if (delay > 0)
-		log_warn("worker %d died young (ran %.2fs): respawn in %.2fs", w->id,
-			 w->child.last_uptime, delay);
-	child_schedule_respawn(&w->child);
+	procs_respawn_later(&w->child);
 }
 
 /* Starts w; when not even a process could be made, tries again after a backoff. */
@@ -183,13 +179,9 @@ static void worker_exited(struct child *c, int status)
 {
 	struct worker *w = (struct worker *)c;
 	struct master *m = w->m;
-	char how[64];
 
 	ev_timer_stop(m->loop, &w->ready_timer);
-	if (!c->exec_errno)
-		log_info("worker %d (pid %d) %s after %.2fs%s", w->id, (int)c->child_watcher.rpid,
-			 child_status_text(status, how, sizeof how), c->last_uptime,
-			 c->asked_to_stop ? "" : ", unasked");
+	procs_log_exit(c, status);
 	if (!c->asked_to_stop || w->not_ready_in_time)
 		worker_failed(w, status);
 	if (w->retire || w->id > m->cfg->workers.count || m->state == MASTER_STOPPING ||

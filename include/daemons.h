@@ -1,0 +1,15 @@
+/* daemons.h — attached daemons (vassal/daemons.c). */
+#ifndef EMPEROR_DAEMONS_H
+#define EMPEROR_DAEMONS_H
+
+#include "master.h"
+
+/* Starts (or adopts) every daemon. handover: "name=pid,..." of the survive-reload
+ * daemons the previous image kept running (reexec.h), or NULL. -1 if one could not
+ * start (logged; it is respawned with backoff). */
+int daemons_start(struct master *m, const char *handover);
+/* "name=pid,name=pid" of the daemons that survive a reload, for the next image
+ * (malloc'd; NULL if out of memory). */
+char *daemons_handover(const struct master *m);
+
+#endif
