@@ -534,6 +534,103 @@ static void test_crashing_mule_backoff(void **state)
 	stop(t);
 }
 
+/* ---- a stop during a reload's teardown ------------------------------------------------- */
+
+/* A SIGTERM that arrives after the reload's daemons step (here: while a worker that
+ * ignores its stop signal holds the workers step) stops the survive-reload daemon
+ * gracefully too: the stop runs the daemons step again. Before, the master exited
+ * without stopping it (the kernel's PDEATHSIG killed it, unlogged). */
+static void test_stop_during_reload_stops_survivors(void **state)
+{
+	struct ct *t = *state;
+	char line[96];
+	size_t mark;
+	pid_t keeper;
+
+	write_fmt(t->cfg,
+		  "sockets:\n  - name: http\n    listen: 127.0.0.1:%d\n"
+		  "workers:\n  exec: [%s, --ignore-stop]\n  ready: notify\n  reload-mercy: 3s\n"
+		  "daemons:\n  - name: keeper\n    exec: [sleep, '3601']\n    survive-reload: true\n",
+		  t->port, t->worker);
+	start(t, 1);
+	keeper = started_pid(t, 0, "daemon keeper");
+	mark = sup_log_size(t->p);
+	assert_int_equal(kill(t->p->pid, SIGHUP), 0);
+	assert_int_equal(sup_wait_log(t->p, mark, "teardown: stopping workers", T_MS), 0);
+	assert_int_equal(sup_count_log(t->p, mark, "teardown: stopping daemons"), 0); /* spared */
+	stop(t);
+	assert_false(sup_pid_alive(keeper));
+	snprintf(line, sizeof line, "daemon keeper (pid %d) killed by SIGTERM", (int)keeper);
+	if (sup_count_file(t->log, mark, line) != 1) {
+		fprintf(stderr, "no \"%s\": the survive-reload daemon was not stopped\n", line);
+		sup_print_tail(t->log, 30);
+		fail();
+	}
+	assert_int_equal(sup_count_file(t->log, mark, "the stop takes over the reload"), 1);
+	assert_int_equal(sup_count_file(t->log, mark, "re-exec"), 0);
+}
+
+/* ---- what a worker inherits ------------------------------------------------------------- */
+
+/* The survive-reload daemons' handover (VASSAL_DAEMONS) and the reload state reach
+ * the next image, never its workers, mules or daemons. */
+static void test_handover_not_inherited(void **state)
+{
+	static const char *const internal[] = { "VASSAL_DAEMONS", "VASSAL_RELOAD_STATE",
+						"VASSAL_CONFIG_FD", "EMPEROR_FD" };
+	struct ct *t = *state;
+	pid_t keeper, kids[3];
+	size_t mark;
+
+	write_fmt(t->cfg,
+		  "sockets:\n  - name: http\n    listen: 127.0.0.1:%d\n"
+		  "workers:\n  exec: [%s]\n  ready: notify\n"
+		  "mules:\n  - name: m\n    exec: [%s]\n"
+		  "daemons:\n  - name: keeper\n    exec: [sleep, '3601']\n    survive-reload: true\n"
+		  "  - name: other\n    exec: [sleep, '3602']\n",
+		  t->port, t->worker, t->mule);
+	start(t, 1);
+	keeper = started_pid(t, 0, "daemon keeper");
+	mark = sup_log_size(t->p);
+	reload(t, 2);
+	kids[0] = started_pid(t, mark, "worker 1");
+	kids[1] = started_pid(t, mark, "mule m 1");
+	kids[2] = started_pid(t, mark, "daemon other");
+	assert_true(sup_pid_alive(keeper)); /* it was handed over */
+	for (size_t k = 0; k < 3; k++)
+		for (size_t i = 0; i < sizeof internal / sizeof *internal; i++) {
+			char *v = proc_env(kids[k], internal[i]);
+			if (v) {
+				fprintf(stderr, "pid %d inherited %s=%s\n", (int)kids[k], internal[i], v);
+				fail();
+			}
+		}
+	stop(t);
+}
+
+/* ---- one kind failing to start ------------------------------------------------------------ */
+
+/* A mule whose program is missing is logged and retried; the daemon, the spooler and
+ * the worker start all the same. */
+static void test_failing_kind_does_not_stop_others(void **state)
+{
+	struct ct *t = *state;
+
+	write_fmt(t->cfg,
+		  "sockets:\n  - name: http\n    listen: 127.0.0.1:%d\n"
+		  "workers:\n  exec: [%s]\n  ready: notify\n"
+		  "mules:\n  - name: broken\n    exec: [./no-such-mule]\n"
+		  "spooler:\n  dir: ./spool\n  exec: [sh, -c, 'exit 0']\n"
+		  "daemons:\n  - name: d\n    exec: [sleep, '3600']\n",
+		  t->port, t->worker);
+	start(t, 1);
+	assert_true(sup_pid_alive(started_pid(t, 0, "daemon d")));
+	assert_true(sup_pid_alive(started_pid(t, 0, "spooler 1")));
+	assert_int_equal(sup_count_log(t->p, 0, "mule broken 1: cannot start ./no-such-mule"), 1);
+	assert_int_equal(sup_count_log(t->p, 0, "mules: not every one could be started"), 1);
+	stop(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -543,6 +640,9 @@ int main(void)
 		CT_TEST(test_daemon_pidfile_adopted),
 		CT_TEST(test_daemon_touch_restarts),
 		CT_TEST(test_crashing_mule_backoff),
+		CT_TEST(test_stop_during_reload_stops_survivors),
+		CT_TEST(test_handover_not_inherited),
+		CT_TEST(test_failing_kind_does_not_stop_others),
 	};
 
 	sup_init();
