@@ -53,7 +53,8 @@ static void report_workers(struct master *m)
 	m->reported_ready = ready;
 	m->reported_total = total;
 	snprintf(msg, sizeof msg, "X_WORKERS=%d/%d", ready, total);
-	notify_fd(m->emperor_fd, msg);
+	if (notify_fd(m->emperor_fd, msg) < 0 && errno != EPIPE)
+		log_errno("emperor channel: send");
 }
 
 void master_worker_ready(struct master *m)
@@ -265,7 +266,8 @@ static void heartbeat_due(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop, (void)revents;
 	if (m->emperor_fd >= 0)
-		notify_fd(m->emperor_fd, "WATCHDOG=1");
+		if (notify_fd(m->emperor_fd, "WATCHDOG=1") < 0 && errno != EPIPE)
+			log_errno("emperor channel: send");
 }
 
 /* Sockets are bound (a privileged port is fine); now the vassal's own identity. */
