@@ -626,7 +626,8 @@ static void test_failing_kind_does_not_stop_others(void **state)
 	start(t, 1);
 	assert_true(sup_pid_alive(started_pid(t, 0, "daemon d")));
 	assert_true(sup_pid_alive(started_pid(t, 0, "spooler 1")));
-	assert_int_equal(sup_count_log(t->p, 0, "mule broken 1: cannot start ./no-such-mule"), 1);
+	/* retried with backoff (100 ms, then 200 ms ...): once or more by now */
+	assert_true(sup_count_log(t->p, 0, "mule broken 1: cannot start ./no-such-mule") >= 1);
 	assert_int_equal(sup_count_log(t->p, 0, "mules: not every one could be started"), 1);
 	stop(t);
 }
