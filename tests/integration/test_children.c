@@ -632,6 +632,40 @@ static void test_failing_kind_does_not_stop_others(void **state)
 	stop(t);
 }
 
+/* ---- a re-exec with many sockets ------------------------------------------------------- */
+
+#define MANY_SOCKETS 310
+
+/* Every socket is handed to the new image, past the 300 fds the handover once had
+ * room for (the master then exited 1 instead of reloading). */
+static void test_reexec_many_sockets(void **state)
+{
+	struct ct *t = *state;
+	char *text = NULL;
+	size_t text_len = 0;
+	FILE *f = open_memstream(&text, &text_len);
+	char line[96];
+	size_t mark;
+
+	assert_non_null(f);
+	assert_int_equal(mkdir(in_dir(t, "s"), 0750), 0);
+	fprintf(f, "sockets:\n");
+	for (int i = 0; i < MANY_SOCKETS; i++)
+		fprintf(f, "  - name: s%d\n    listen: unix:./s/%d.sock\n", i, i);
+	fprintf(f, "daemons:\n  - name: d\n    exec: [sleep, '3600']\n");
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(sup_write_file_atomic(t->cfg, text), 0);
+	free(text);
+	start(t, 0);
+	mark = sup_log_size(t->p);
+	reload(t, 2);
+	snprintf(line, sizeof line, "generation 1 -> 2, %d sockets kept open", MANY_SOCKETS);
+	assert_int_equal(sup_count_log(t->p, mark, line), 1);
+	/* That the new image takes every one of them over (rather than binding some
+	 * again) is vsock.c's: its LISTEN_FDS table is capped separately. */
+	stop(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -644,6 +678,7 @@ int main(void)
 		CT_TEST(test_stop_during_reload_stops_survivors),
 		CT_TEST(test_handover_not_inherited),
 		CT_TEST(test_failing_kind_does_not_stop_others),
+		CT_TEST(test_reexec_many_sockets),
 	};
 
 	sup_init();
