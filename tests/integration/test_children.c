@@ -1,11 +1,13 @@
 /* test_children.c — a vassal's mules, attached daemons and nested emperor, run for
  * real: the order in which a graceful reload tears every kind of child down (and who
  * keeps its pid), mule farm messages (each delivered once, the size limit, a queue
- * that outlives a reload), daemons adopted from a pidfile, restarted by a touch, and
- * the respawn backoff of a mule that exits at once. Each test writes a vassal file
- * into a temp dir, runs `build/vassal FILE`, waits on log lines, files and ports, and
- * ends by stopping the master and finding nothing left (children_fixture.h). The
- * spooler has its own file, test_spooler.c. */
+ * that outlives a reload), daemons adopted from a pidfile, restarted by a touch, the
+ * respawn backoff of a mule that exits at once, a stop that arrives during a reload's
+ * teardown, what a child never inherits from the master's handover, one kind failing
+ * to start while the others start, and a re-exec with 310 sockets. Each test writes a
+ * vassal file into a temp dir, runs `build/vassal FILE`, waits on log lines, files and
+ * ports, and ends by stopping the master and finding nothing left
+ * (children_fixture.h). The spooler has its own file, test_spooler.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
