@@ -23,7 +23,7 @@
 
 #include "log.h"
 
-#define MSG_MAX 65536 /* MULE_MSG_MAX in include/procs.h */
+#define MSG_MAX 65536 /* MULE_MSG_MAX in include/mules.h */
 
 struct mule {
 	int fd;                 /* the farm socket, -1 without one */
