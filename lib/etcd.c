@@ -1,0 +1,705 @@
+/* etcd.c — the etcd client's transport: libcurl's multi interface driven by libev
+ * (an ev_io per curl socket, one ev_timer for curl's timeouts), the endpoints and the
+ * connection state machine over them (etcd_conn_step), the backoff, authentication,
+ * and the life of a request: submit, retry on another endpoint, time out, finish.
+ * A stream's objects are parsed inside curl's write callback but handed to their
+ * owner only from etcd_pump, outside curl, so an owner may free anything it likes. */
+#include "etcd_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define ETCD_MAX_RESPONSE (64u << 20)
+
+static void etcd_pump(struct etcd_client *c);
+static void auth_start(struct etcd_client *c);
+static void req_finish(struct etcd_req *r, json_object *json, const char *err, int code);
+
+unsigned etcd_rand(struct etcd_client *c)
+{
+	c->rand_state = c->rand_state * 1103515245u + 12345u;
+	return c->rand_state >> 8;
+}
+
+/* ---- curl ↔ libev -------------------------------------------------------------------- */
+
+static void sock_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct etcd_sock *s = container_of(w, struct etcd_sock, io);
+	struct etcd_client *c = s->c;
+	int flags = (revents & EV_READ ? CURL_CSELECT_IN : 0) |
+		    (revents & EV_WRITE ? CURL_CSELECT_OUT : 0), running;
+
+	(void)loop;
+	curl_multi_socket_action(c->multi, s->fd, flags, &running);
+	etcd_pump(c);
+}
+
+static int curl_sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct etcd_client *c = userp;
+	struct etcd_sock *s = socketp;
+
+	(void)e;
+	if (what == CURL_POLL_REMOVE) {
+		if (s) {
+			ev_io_stop(c->loop, &s->io);
+			curl_multi_assign(c->multi, fd, NULL);
+			LIST_REMOVE(s, link);
+			free(s);
+		}
+		return 0;
+	}
+	if (!s) {
+		s = calloc(1, sizeof *s);
+		if (!s)
+			return -1;
+		s->c = c;
+		s->fd = fd;
+		ev_init(&s->io, sock_io_cb);
+		LIST_INSERT_HEAD(&c->socks, s, link);
+		curl_multi_assign(c->multi, fd, s);
+	}
+	ev_io_stop(c->loop, &s->io);
+	ev_io_set(&s->io, fd, (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0));
+	ev_io_start(c->loop, &s->io);
+	return 0;
+}
+
+static void curl_timer_fired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct etcd_client *c = container_of(w, struct etcd_client, curl_timer);
+	int running;
+
+	(void)loop, (void)revents;
+	curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	etcd_pump(c);
+}
+
+/* curl asks for one timer; 0 means "soon", which must not call back into curl here. */
+static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct etcd_client *c = userp;
+
+	(void)multi;
+	ev_timer_stop(c->loop, &c->curl_timer);
+	if (timeout_ms >= 0) {
+		ev_timer_set(&c->curl_timer, (double)timeout_ms / 1000.0, 0.);
+		ev_timer_start(c->loop, &c->curl_timer);
+	}
+	return 0;
+}
+
+/* ---- the connection state ------------------------------------------------------------ */
+
+static void backoff_fired(struct ev_loop *loop, ev_timer *w, int revents);
+
+static void conn_event(struct etcd_client *c, int endpoint, int ok, const char *why)
+{
+	enum etcd_conn_event ev = ETCD_EV_OK;
+	enum etcd_conn_state prev = c->state;
+	int act;
+
+	if (endpoint != c->cur || (c->state == ETCD_CONN_DOWN && !ok))
+		return; /* an answer from an endpoint we already left */
+	if (!ok)
+		ev = ++c->tried >= c->n_endpoints ? ETCD_EV_FAIL_LAST : ETCD_EV_FAIL;
+	else
+		c->tried = 0;
+	c->state = etcd_conn_step(c->state, ev, &act);
+	if (act & ETCD_ACT_LOG_CONNECTED)
+		log_info("etcd: connected to %s", c->endpoints[c->cur]);
+	if (act & ETCD_ACT_LOG_RECONNECTED)
+		log_info("etcd: reconnected to %s after %.0f ms", c->endpoints[c->cur],
+			 (mono_now() - c->lost_at) * 1000);
+	if (act & ETCD_ACT_LOG_LOST) {
+		log_warn("etcd: lost %s: %s", c->endpoints[c->cur], why);
+		c->lost_at = mono_now();
+	}
+	if (act & ETCD_ACT_LOG_DOWN) {
+		log_warn("etcd: no endpoint answers (last: %s: %s); retrying with backoff",
+			 c->endpoints[c->cur], why);
+		if (prev == ETCD_CONN_INIT)
+			c->lost_at = mono_now();
+	}
+	if (act & ETCD_ACT_RESET)
+		c->attempt = 0;
+	if (act & ETCD_ACT_NEXT)
+		c->cur = (c->cur + 1) % c->n_endpoints;
+	if (act & ETCD_ACT_BACKOFF) {
+		double d = etcd_backoff(c->attempt++, c->backoff_min, c->backoff_max,
+					(etcd_rand(c) % 1000) / 1000.0);
+		c->tried = 0;
+		ev_timer_set(&c->backoff_timer, d, 0.);
+		ev_timer_start(c->loop, &c->backoff_timer);
+	}
+}
+
+static void backoff_fired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct etcd_client *c = container_of(w, struct etcd_client, backoff_timer);
+	struct etcd_req_list todo = TAILQ_HEAD_INITIALIZER(todo);
+	struct etcd_req *r;
+	int act;
+
+	(void)loop, (void)revents;
+	c->state = etcd_conn_step(c->state, ETCD_EV_TIMER, &act);
+	if (!(act & ETCD_ACT_FLUSH))
+		return;
+	TAILQ_CONCAT(&todo, &c->queued, link);
+	while ((r = TAILQ_FIRST(&todo))) {
+		TAILQ_REMOVE(&todo, r, link);
+		r->where = REQ_NOWHERE;
+		etcd_req_submit(r);
+	}
+	etcd_pump(c);
+}
+
+/* ---- a request's transfer ------------------------------------------------------------- */
+
+static void stream_emit(void *arg, json_object *o)
+{
+	struct etcd_req *r = arg;
+
+	if (r->n_pending == r->cap_pending) {
+		size_t cap = r->cap_pending ? r->cap_pending * 2 : 8;
+		json_object **p = realloc(r->pending, cap * sizeof *p);
+		if (!p) {
+			json_object_put(o);
+			return;
+		}
+		r->pending = p;
+		r->cap_pending = cap;
+	}
+	r->pending[r->n_pending++] = o;
+}
+
+static size_t write_cb(char *data, size_t size, size_t n, void *userp)
+{
+	struct etcd_req *r = userp;
+	size_t len = size * n;
+
+	if (r->streaming)
+		return etcd_jstream_feed(&r->js, data, len, stream_emit, r) < 0 ? 0 : len;
+	if (r->resp.len + len > ETCD_MAX_RESPONSE)
+		return 0;
+	strbuf_append(&r->resp, data, len);
+	return len;
+}
+
+static int easy_setup(struct etcd_req *r)
+{
+	struct etcd_client *c = r->c;
+	char url[512], auth[512];
+
+	snprintf(url, sizeof url, "%s%s", c->endpoints[r->endpoint], r->path);
+	r->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	if (c->token && !r->is_auth) {
+		snprintf(auth, sizeof auth, "Authorization: %s", c->token);
+		r->headers = curl_slist_append(r->headers, auth);
+	}
+	r->easy = curl_easy_init();
+	if (!r->easy || !r->headers)
+		return -1;
+	curl_easy_setopt(r->easy, CURLOPT_URL, url);
+	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
+	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);
+	curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->curl_err);
+	curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(r->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->connect_timeout * 1000));
+	curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPIDLE, 10L);
+	curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPINTVL, 5L);
+	if (c->cacert)
+		curl_easy_setopt(r->easy, CURLOPT_CAINFO, c->cacert);
+	if (c->cert)
+		curl_easy_setopt(r->easy, CURLOPT_SSLCERT, c->cert);
+	if (c->key)
+		curl_easy_setopt(r->easy, CURLOPT_SSLKEY, c->key);
+	return 0;
+}
+
+static void transfer_drop(struct etcd_req *r)
+{
+	if (r->easy) {
+		curl_multi_remove_handle(r->c->multi, r->easy);
+		curl_easy_cleanup(r->easy);
+		r->easy = NULL;
+	}
+	curl_slist_free_all(r->headers);
+	r->headers = NULL;
+	r->resp.len = 0;
+	if (r->js.tok)
+		json_tokener_reset(r->js.tok);
+}
+
+static void list_remove(struct etcd_req *r)
+{
+	struct etcd_client *c = r->c;
+	struct etcd_req_list *l = r->where == REQ_ACTIVE ? &c->active :
+				  r->where == REQ_QUEUED ? &c->queued :
+				  r->where == REQ_AUTH_WAIT ? &c->auth_wait :
+				  r->where == REQ_GRAVE ? &c->grave : NULL;
+	if (l)
+		TAILQ_REMOVE(l, r, link);
+	r->where = REQ_NOWHERE;
+}
+
+static void list_insert(struct etcd_req *r, enum etcd_req_where where)
+{
+	struct etcd_client *c = r->c;
+	struct etcd_req_list *l = where == REQ_ACTIVE ? &c->active :
+				  where == REQ_QUEUED ? &c->queued :
+				  where == REQ_AUTH_WAIT ? &c->auth_wait : &c->grave;
+
+	list_remove(r);
+	TAILQ_INSERT_TAIL(l, r, link);
+	r->where = where;
+}
+
+void etcd_req_submit(struct etcd_req *r)
+{
+	struct etcd_client *c = r->c;
+
+	if (c->user && !c->token && !r->is_auth) {
+		list_insert(r, REQ_AUTH_WAIT);
+		auth_start(c);
+		return;
+	}
+	if (c->state == ETCD_CONN_DOWN) {
+		list_insert(r, REQ_QUEUED);
+		return;
+	}
+	transfer_drop(r);
+	r->endpoint = c->cur;
+	r->answered = 0;
+	if (easy_setup(r) < 0 || curl_multi_add_handle(c->multi, r->easy) != CURLM_OK) {
+		/* ends from the loop, not under our caller, which still holds r */
+		transfer_drop(r);
+		list_remove(r);
+		free(r->last_err);
+		r->last_err = strdup("cannot set up a transfer (out of memory)");
+		ev_timer_stop(c->loop, &r->deadline);
+		ev_timer_set(&r->deadline, 0., 0.);
+		ev_timer_start(c->loop, &r->deadline);
+		return;
+	}
+	list_insert(r, REQ_ACTIVE);
+}
+
+static void deadline_fired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct etcd_req *r = container_of(w, struct etcd_req, deadline);
+	char msg[512];
+
+	(void)loop, (void)revents;
+	snprintf(msg, sizeof msg, "etcd %s: no answer within %.1f s%s%s", r->path, r->timeout,
+		 r->last_err ? " (last: " : "", r->last_err ? r->last_err : "");
+	if (r->last_err)
+		strncat(msg, ")", sizeof msg - strlen(msg) - 1);
+	transfer_drop(r);
+	list_remove(r);
+	req_finish(r, NULL, msg, -1);
+}
+
+struct etcd_req *etcd_req_new(struct etcd_client *c, const char *path, char *body,
+			      double timeout)
+{
+	struct etcd_req *r = calloc(1, sizeof *r);
+
+	if (!r || !body) {
+		free(r);
+		free(body);
+		log_warn("etcd %s: out of memory", path);
+		return NULL;
+	}
+	r->c = c;
+	r->path = path;
+	r->body = body;
+	r->timeout = timeout;
+	ev_timer_init(&r->deadline, deadline_fired, timeout, 0.);
+	if (timeout > 0)
+		ev_timer_start(c->loop, &r->deadline);
+	return r;
+}
+
+void etcd_req_free(struct etcd_req *r)
+{
+	if (!r)
+		return;
+	ev_timer_stop(r->c->loop, &r->deadline);
+	transfer_drop(r);
+	if (r->c->pumping) { /* etcd_pump may still hold it: free when it is done */
+		r->done = NULL;
+		r->on_object = NULL;
+		r->on_end = NULL;
+		list_insert(r, REQ_GRAVE);
+		return;
+	}
+	list_remove(r);
+	for (size_t i = 0; i < r->n_pending; i++)
+		json_object_put(r->pending[i]);
+	free(r->pending);
+	etcd_jstream_fini(&r->js);
+	strbuf_free(&r->resp);
+	free(r->last_err);
+	free(r->body);
+	free(r);
+}
+
+void etcd_cancel(struct etcd_req *r)
+{
+	etcd_req_free(r);
+}
+
+static void req_finish(struct etcd_req *r, json_object *json, const char *err, int code)
+{
+	etcd_req_done_fn done = r->done;
+
+	ev_timer_stop(r->c->loop, &r->deadline);
+	r->c->pumping++;
+	if (r->streaming) {
+		if (r->on_end)
+			r->on_end(r, err ? err : "stream ended");
+	} else if (done) {
+		r->done = NULL;
+		done(r, json, err, code);
+	}
+	r->c->pumping--;
+	etcd_req_free(r);
+}
+
+/* ---- a request's end -------------------------------------------------------------------- */
+
+/* Sends r again (to whatever endpoint is current) unless its budget is spent; the
+ * deadline timer ends it otherwise. */
+static void req_retry(struct etcd_req *r, const char *why)
+{
+	free(r->last_err);
+	r->last_err = strdup(why);
+	transfer_drop(r);
+	etcd_req_submit(r);
+}
+
+static void unary_answered(struct etcd_req *r, long http)
+{
+	struct etcd_client *c = r->c;
+	json_object *json = json_tokener_parse(r->resp.p ? r->resp.p : "");
+	json_object *err = etcd_json_get(json, "error");
+	int code = (int)etcd_json_i64(json, "code");
+	char msg[512];
+
+	if (!json) {
+		snprintf(msg, sizeof msg, "etcd %s: HTTP %ld with no JSON from %s", r->path, http,
+			 c->endpoints[r->endpoint]);
+		conn_event(c, r->endpoint, 0, msg);
+		req_retry(r, msg);
+		return;
+	}
+	if (err && code == 14) { /* Unavailable: this member cannot serve now */
+		snprintf(msg, sizeof msg, "%s", json_object_get_string(err));
+		json_object_put(json);
+		conn_event(c, r->endpoint, 0, msg);
+		req_retry(r, msg);
+		return;
+	}
+	conn_event(c, r->endpoint, 1, NULL);
+	if (err && code == 16 && c->user && !r->auth_retried && !r->is_auth) {
+		r->auth_retried = 1; /* the token expired or was revoked: a new one */
+		json_object_put(json);
+		free(c->token);
+		c->token = NULL;
+		transfer_drop(r);
+		etcd_req_submit(r);
+		return;
+	}
+	transfer_drop(r);
+	list_remove(r);
+	if (err) {
+		snprintf(msg, sizeof msg, "etcd %s: %s", r->path, json_object_get_string(err));
+		req_finish(r, NULL, msg, code ? code : -1);
+	} else {
+		req_finish(r, json, NULL, 0);
+	}
+	json_object_put(json);
+}
+
+static void transfer_done(struct etcd_req *r, CURLcode rc)
+{
+	struct etcd_client *c = r->c;
+	long http = 0;
+	char msg[512];
+
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &http);
+	if (rc != CURLE_OK) {
+		snprintf(msg, sizeof msg, "%s", r->curl_err[0] ? r->curl_err : curl_easy_strerror(rc));
+		conn_event(c, r->endpoint, 0, msg);
+		if (!r->streaming) {
+			req_retry(r, msg);
+			return;
+		}
+	} else {
+		snprintf(msg, sizeof msg, "%s closed the stream (HTTP %ld)", c->endpoints[r->endpoint],
+			 http);
+		if (!r->streaming) {
+			unary_answered(r, http);
+			return;
+		}
+	}
+	transfer_drop(r);
+	list_remove(r);
+	req_finish(r, NULL, msg, -1);
+}
+
+/* Hands each stream's parsed objects to its owner, one at a time, rescanning after
+ * each: an owner may free any request meanwhile (it lands in the grave). */
+static int dispatch_one(struct etcd_client *c)
+{
+	struct etcd_req *r;
+	json_object *o;
+
+	TAILQ_FOREACH(r, &c->active, link)
+		if (r->streaming && r->n_pending > 0)
+			break;
+	if (!r)
+		return 0;
+	o = r->pending[0];
+	memmove(r->pending, r->pending + 1, --r->n_pending * sizeof *r->pending);
+	if (!r->answered && !etcd_json_get(o, "error")) {
+		r->answered = 1;
+		conn_event(c, r->endpoint, 1, NULL);
+	}
+	if (r->on_object)
+		r->on_object(r, o);
+	json_object_put(o);
+	return 1;
+}
+
+static void etcd_pump(struct etcd_client *c)
+{
+	CURLMsg *m;
+	int left, n = 0;
+
+	c->pumping++;
+	while ((m = curl_multi_info_read(c->multi, &left))) {
+		struct etcd_req *r = NULL;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		if (r)
+			transfer_done(r, m->data.result);
+	}
+	while (n++ < 10000 && dispatch_one(c))
+		;
+	c->pumping--;
+	if (c->pumping)
+		return;
+	while (!TAILQ_EMPTY(&c->grave))
+		etcd_req_free(TAILQ_FIRST(&c->grave));
+}
+
+/* ---- authentication -------------------------------------------------------------------- */
+
+static void auth_fail_waiting(struct etcd_client *c, const char *err)
+{
+	struct etcd_req *r;
+
+	c->pumping++;
+	while ((r = TAILQ_FIRST(&c->auth_wait))) {
+		list_remove(r);
+		req_finish(r, NULL, err, 16);
+	}
+	c->pumping--;
+}
+
+static void auth_done(struct etcd_req *r, json_object *json, const char *err, int code)
+{
+	struct etcd_client *c = r->c;
+	const char *token = json_object_get_string(etcd_json_get(json, "token"));
+	struct etcd_req_list todo = TAILQ_HEAD_INITIALIZER(todo);
+	struct etcd_req *w;
+	char msg[512];
+
+	(void)code;
+	c->authing = 0;
+	if (!token) {
+		snprintf(msg, sizeof msg, "etcd: authentication as %s failed: %s", c->user,
+			 err ? err : "no token in the answer");
+		if (!c->auth_error || strcmp(c->auth_error, msg) != 0)
+			log_warn("%s", msg);
+		free(c->auth_error);
+		c->auth_error = strdup(msg);
+		auth_fail_waiting(c, msg);
+		return;
+	}
+	if (c->auth_error)
+		log_info("etcd: authenticated as %s", c->user);
+	free(c->auth_error);
+	c->auth_error = NULL;
+	free(c->token);
+	c->token = strdup(token);
+	TAILQ_CONCAT(&todo, &c->auth_wait, link);
+	while ((w = TAILQ_FIRST(&todo))) {
+		TAILQ_REMOVE(&todo, w, link);
+		w->where = REQ_NOWHERE;
+		etcd_req_submit(w);
+	}
+}
+
+static void auth_start(struct etcd_client *c)
+{
+	json_object *o;
+	struct etcd_req *r;
+
+	if (c->authing)
+		return;
+	o = json_object_new_object();
+	json_object_object_add(o, "name", json_object_new_string(c->user));
+	json_object_object_add(o, "password", json_object_new_string(c->password ? c->password : ""));
+	r = etcd_req_new(c, "/v3/auth/authenticate", etcd_json_body(o), c->request_timeout);
+	if (!r) {
+		auth_fail_waiting(c, "etcd: authentication: out of memory");
+		return;
+	}
+	r->is_auth = 1;
+	r->done = auth_done;
+	c->authing = 1;
+	etcd_req_submit(r);
+}
+
+/* ---- the client ------------------------------------------------------------------------- */
+
+static int endpoints_set(struct etcd_client *c, const struct etcd_opts *o)
+{
+	if (o->n_endpoints <= 0) {
+		log_warn("etcd: no endpoint given");
+		return -1;
+	}
+	c->endpoints = calloc((size_t)o->n_endpoints + 1, sizeof *c->endpoints);
+	if (!c->endpoints)
+		return -1;
+	for (int i = 0; i < o->n_endpoints; i++) {
+		const char *e = o->endpoints[i];
+		size_t len = strlen(e);
+		if (strncmp(e, "http://", 7) != 0 && strncmp(e, "https://", 8) != 0) {
+			log_warn("etcd: endpoint '%s': not http://HOST:PORT or https://HOST:PORT", e);
+			return -1;
+		}
+		while (len > 0 && e[len - 1] == '/')
+			len--;
+		c->endpoints[i] = strndup(e, len);
+		if (!c->endpoints[i])
+			return -1;
+		c->n_endpoints++;
+	}
+	return 0;
+}
+
+static char *dup_opt(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+struct etcd_client *etcd_client_new(struct ev_loop *loop, const struct etcd_opts *o)
+{
+	static int curl_ready;
+	struct etcd_client *c = calloc(1, sizeof *c);
+	struct timespec ts;
+
+	if (!curl_ready && curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK)
+		curl_ready = 1;
+	if (!c || !curl_ready)
+		goto fail;
+	c->loop = loop;
+	TAILQ_INIT(&c->active);
+	TAILQ_INIT(&c->queued);
+	TAILQ_INIT(&c->auth_wait);
+	TAILQ_INIT(&c->grave);
+	LIST_INIT(&c->socks);
+	if (endpoints_set(c, o) < 0)
+		goto fail;
+	c->cacert = dup_opt(o->cacert);
+	c->cert = dup_opt(o->cert);
+	c->key = dup_opt(o->key);
+	c->user = dup_opt(o->user);
+	c->password = dup_opt(o->password);
+	c->request_timeout = o->request_timeout > 0 ? o->request_timeout : 5;
+	c->connect_timeout = o->connect_timeout > 0 ? o->connect_timeout : 2;
+	c->backoff_min = o->backoff_min > 0 ? o->backoff_min : 0.1;
+	c->backoff_max = o->backoff_max > 0 ? o->backoff_max : 3;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	c->rand_state = (unsigned)ts.tv_nsec ^ (unsigned)getpid();
+	c->state = ETCD_CONN_INIT;
+	ev_timer_init(&c->curl_timer, curl_timer_fired, 0., 0.);
+	ev_timer_init(&c->backoff_timer, backoff_fired, 0., 0.);
+	c->multi = curl_multi_init();
+	if (!c->multi)
+		goto fail;
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+	return c;
+fail:
+	if (c && !c->endpoints)
+		log_warn("etcd: cannot create a client: out of memory");
+	etcd_client_free(c);
+	return NULL;
+}
+
+static void free_list(struct etcd_req_list *l)
+{
+	while (!TAILQ_EMPTY(l))
+		etcd_req_free(TAILQ_FIRST(l));
+}
+
+void etcd_client_free(struct etcd_client *c)
+{
+	if (!c)
+		return;
+	c->pumping = 0;
+	free_list(&c->active);
+	free_list(&c->queued);
+	free_list(&c->auth_wait);
+	free_list(&c->grave);
+	if (c->multi)
+		curl_multi_cleanup(c->multi);
+	while (!LIST_EMPTY(&c->socks)) { /* those curl did not report removed */
+		struct etcd_sock *s = LIST_FIRST(&c->socks);
+		ev_io_stop(c->loop, &s->io);
+		LIST_REMOVE(s, link);
+		free(s);
+	}
+	ev_timer_stop(c->loop, &c->curl_timer);
+	ev_timer_stop(c->loop, &c->backoff_timer);
+	for (int i = 0; i < c->n_endpoints; i++)
+		free(c->endpoints[i]);
+	free(c->endpoints);
+	free(c->cacert);
+	free(c->cert);
+	free(c->key);
+	free(c->user);
+	free(c->password);
+	free(c->token);
+	free(c->auth_error);
+	free(c);
+}
+
+const char *etcd_client_endpoint(const struct etcd_client *c)
+{
+	return c->endpoints[c->cur];
+}
+
+int etcd_client_connected(const struct etcd_client *c)
+{
+	return c->state == ETCD_CONN_UP;
+}
