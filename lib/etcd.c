@@ -219,6 +219,11 @@ static int easy_setup(struct etcd_req *r)
 	curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPIDLE, 10L);
 	curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPINTVL, 5L);
+	if (r->timeout > 0) { /* a third of the budget: a member without a leader hangs */
+		double left = ev_timer_remaining(c->loop, &r->deadline), one = r->timeout / 3;
+		one = one < 0.5 ? 0.5 : one;
+		curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)((left < one ? left : one) * 1000) + 1);
+	}
 	if (c->cacert)
 		curl_easy_setopt(r->easy, CURLOPT_CAINFO, c->cacert);
 	if (c->cert)
@@ -390,6 +395,26 @@ static void req_retry(struct etcd_req *r, const char *why)
 	etcd_req_submit(r);
 }
 
+/* etcd refuses a token it does not know (restarted, expired) or one issued before the
+ * users or roles changed: get a new one and send again, as etcd's own client does. */
+static int token_refused(const char *msg, int code)
+{
+	return code == 16 || (msg && strstr(msg, "revision of auth store is old"));
+}
+
+/* A TLS set-up that cannot work (certificate not trusted, our files unreadable):
+ * retrying will not help, so the request fails at once with curl's words. */
+static int tls_refused(CURLcode rc, const char *msg)
+{
+	if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CERTPROBLEM ||
+	    rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CIPHER || rc == CURLE_SSL_ISSUER_ERROR)
+		return 1;
+	/* the server's alert for our certificate (or its absence) reaches us as a read
+	 * or handshake error; only its text tells */
+	return (rc == CURLE_RECV_ERROR || rc == CURLE_SSL_CONNECT_ERROR) &&
+	       strstr(msg, "alert") && strstr(msg, "certificate");
+}
+
 static void unary_answered(struct etcd_req *r, long http)
 {
 	struct etcd_client *c = r->c;
@@ -413,8 +438,12 @@ static void unary_answered(struct etcd_req *r, long http)
 		return;
 	}
 	conn_event(c, r->endpoint, 1, NULL);
-	if (err && code == 16 && c->user && !r->auth_retried && !r->is_auth) {
-		r->auth_retried = 1; /* the token expired or was revoked: a new one */
+	if (err && token_refused(json_object_get_string(err), code) && c->user && !r->auth_retried &&
+	    !r->is_auth) {
+		r->auth_retried = 1;
+		if (c->token)
+			log_info("etcd: token refused (%s); authenticating again",
+				 json_object_get_string(err));
 		json_object_put(json);
 		free(c->token);
 		c->token = NULL;
@@ -443,6 +472,15 @@ static void transfer_done(struct etcd_req *r, CURLcode rc)
 	if (rc != CURLE_OK) {
 		snprintf(msg, sizeof msg, "%s", r->curl_err[0] ? r->curl_err : curl_easy_strerror(rc));
 		conn_event(c, r->endpoint, 0, msg);
+		if (!r->streaming && tls_refused(rc, msg)) {
+			char full[600];
+			snprintf(full, sizeof full, "etcd %s: TLS with %s: %s", r->path,
+				 c->endpoints[r->endpoint], msg);
+			transfer_drop(r);
+			list_remove(r);
+			req_finish(r, NULL, full, -1);
+			return;
+		}
 		if (!r->streaming) {
 			req_retry(r, msg);
 			return;
