@@ -1,7 +1,7 @@
 /* etcd_internal.h — what the etcd client's files share and nobody else sees: the
  * client, a request (one HTTP POST to the JSON gateway, unary or a stream), and the
- * calls that submit and finish requests. etcd.c owns the transport (curl multi on
- * libev, endpoints, backoff, auth); etcd_ops.c the key-value and lease operations;
+ * calls that submit and finish requests. etcd.c owns the client, curl multi on libev,
+ * the endpoints and backoff; etcd_req.c a request's life and auth; etcd_ops.c the key-value and lease operations;
  * etcd_watch.c watches and leader observation; etcd_elect.c the lease keeper and
  * campaigns. */
 #ifndef EMPEROR_ETCD_INTERNAL_H
@@ -97,6 +97,11 @@ struct etcd_client {
 	int pumping;                  /* inside etcd_pump: free into grave */
 	unsigned rand_state;
 };
+
+/* The current endpoint answered (ok) or not (etcd.c): one step of the state machine. */
+void etcd_conn_event(struct etcd_client *c, int endpoint, int ok, const char *why);
+/* After curl ran: finished transfers, then the streams' objects (etcd_req.c). */
+void etcd_pump(struct etcd_client *c);
 
 /* Allocates a request for path with body (taken over). timeout 0: none. */
 struct etcd_req *etcd_req_new(struct etcd_client *c, const char *path, char *body,
