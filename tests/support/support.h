@@ -216,7 +216,7 @@ struct sup_etcd_opts {
 };
 
 struct sup_etcd_member {
-	char name[8];                /* e1, e2, e3 */
+	char name[16];               /* e1, e2, e3 */
 	int client_port, peer_port, metrics_port; /* metrics: plain HTTP /health, /metrics */
 	char url[64];                /* the client URL */
 	char *datadir, *logpath;
