@@ -90,7 +90,7 @@ static void lease_expiry_fired(struct ev_loop *loop, ev_timer *w, int revents)
 	char why[128];
 
 	(void)loop, (void)revents;
-	snprintf(why, sizeof why, "not renewed in time (ttl %llds, giving up %.0fs early)",
+	snprintf(why, sizeof why, "not renewed in time (ttl %lld s, given up %.2g s before it can expire)",
 		 (long long)l->ttl, lease_margin(l));
 	lease_lost(l, why);
 }

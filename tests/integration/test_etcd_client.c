@@ -457,6 +457,7 @@ struct lrec {
 	int granted, lost;
 	int64_t id;
 	char why[256];
+	double at;                   /* ms when lost */
 };
 
 static void l_granted(void *arg, int64_t id)
@@ -472,6 +473,7 @@ static void l_lost(void *arg, const char *why)
 	struct lrec *l = arg;
 
 	l->lost++;
+	l->at = (double)sup_now_ms();
 	snprintf(l->why, sizeof l->why, "%s", why);
 }
 
@@ -833,6 +835,59 @@ static void test_election_one_leader_and_resign(void **state)
 	assert_int_equal(la.lost + lb.lost, 0);
 }
 
+static int both_lost(void *arg)
+{
+	struct lrec *l = arg;
+
+	return l[0].lost && l[1].lost;
+}
+
+/* What a legion needs through an outage: a pending campaign outlives etcd's restart
+ * (the client sends it again) and a resign afterwards hands over at once; with etcd
+ * gone for good, each lease keeper says "lost" before its lease could have expired
+ * on the server, so a lord steps down before anyone else can be elected. */
+static void test_election_across_restart_then_leases_lost(void **state)
+{
+	struct fx *f = *state;
+	struct sup_etcd_opts eo = { .members = 1 };
+	struct etcd_client *a, *b;
+	struct lrec l[2] = { { 0 }, { 0 } };
+	struct crec ca = { 0 }, cb = { 0 };
+	double t0, killed;
+
+	f->etcd = sup_etcd_start(&eo);
+	assert_non_null(f->etcd);
+	a = client(f, 0, NULL);
+	b = client(f, 1, NULL);
+	f->l[0] = etcd_lease_new(a, 5, &lcbs, &l[0]);
+	f->l[1] = etcd_lease_new(b, 5, &lcbs, &l[1]);
+	assert_int_equal(run_until(f, l_is_granted, &l[0], T_MS), 0);
+	assert_int_equal(run_until(f, l_is_granted, &l[1], T_MS), 0);
+	f->cp[0] = etcd_campaign_new(a, "/elect/outage", "a", 1, l[0].id, cp_cb, &ca);
+	assert_int_equal(run_until(f, cp_led, &ca, T_MS), 0);
+	f->cp[1] = etcd_campaign_new(b, "/elect/outage", "b", 1, l[1].id, cp_cb, &cb);
+	run_for(f, 200); /* b's campaign is waiting in etcd */
+	assert_int_equal(sup_etcd_kill(f->etcd, 0), 0);
+	assert_int_equal(sup_etcd_restart(f->etcd, 0, 1), 0);
+	run_for(f, 500); /* b's campaign goes again (curl or we resend it); a still leads */
+	assert_true(etcd_client_connected(a) && etcd_client_connected(b));
+	assert_int_equal(cb.led, 0);
+	assert_int_equal(l[0].lost + l[1].lost, 0);
+	t0 = (double)sup_now_ms();
+	etcd_campaign_resign(f->cp[0], NULL, NULL);
+	f->cp[0] = NULL;
+	assert_int_equal(run_until(f, cp_led, &cb, T_MS), 0);
+	printf("figure: after an etcd restart, resign -> the waiting candidate leads: %.0f ms\n",
+	       cb.at - t0);
+	assert_int_equal(sup_etcd_kill(f->etcd, 0), 0);
+	killed = (double)sup_now_ms();
+	assert_int_equal(run_until(f, both_lost, l, T_MS), 0);
+	printf("figure: etcd gone -> lease keepers (ttl 5 s) report lost after %.0f and %.0f ms\n",
+	       l[0].at - killed, l[1].at - killed);
+	for (int i = 0; i < 2; i++) /* renewed last before the kill: lost by ttl - margin */
+		assert_true(l[i].at - killed <= (5 - 1.25) * 1000 + 300);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -846,6 +901,7 @@ int main(void)
 		T(test_lease_lost),
 		T(test_election_one_leader_and_resign),
 		T(test_restart_watch_resumes),
+		T(test_election_across_restart_then_leases_lost),
 		T(test_cluster_leader_dies),
 		T(test_tls_client_cert),
 		T(test_auth_user_password),
