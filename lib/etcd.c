@@ -160,8 +160,10 @@ static int endpoints_set(struct etcd_client *c, const struct etcd_opts *o)
 		return -1;
 	}
 	c->endpoints = calloc((size_t)o->n_endpoints + 1, sizeof *c->endpoints);
-	if (!c->endpoints)
+	if (!c->endpoints) {
+		log_warn("etcd: out of memory");
 		return -1;
+	}
 	for (int i = 0; i < o->n_endpoints; i++) {
 		const char *e = o->endpoints[i];
 		size_t len = strlen(e);
@@ -172,8 +174,10 @@ static int endpoints_set(struct etcd_client *c, const struct etcd_opts *o)
 		while (len > 0 && e[len - 1] == '/')
 			len--;
 		c->endpoints[i] = strndup(e, len);
-		if (!c->endpoints[i])
+		if (!c->endpoints[i]) {
+			log_warn("etcd: out of memory");
 			return -1;
+		}
 		c->n_endpoints++;
 	}
 	return 0;
@@ -187,13 +191,19 @@ static char *dup_opt(const char *s)
 struct etcd_client *etcd_client_new(struct ev_loop *loop, const struct etcd_opts *o)
 {
 	static int curl_ready;
-	struct etcd_client *c = calloc(1, sizeof *c);
+	struct etcd_client *c;
 	struct timespec ts;
 
-	if (!curl_ready && curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK)
-		curl_ready = 1;
-	if (!c || !curl_ready)
-		goto fail;
+	if (!curl_ready && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_warn("etcd: libcurl cannot be initialised");
+		return NULL;
+	}
+	curl_ready = 1;
+	c = calloc(1, sizeof *c);
+	if (!c) {
+		log_warn("etcd: out of memory");
+		return NULL;
+	}
 	c->loop = loop;
 	TAILQ_INIT(&c->active);
 	TAILQ_INIT(&c->queued);
@@ -217,16 +227,16 @@ struct etcd_client *etcd_client_new(struct ev_loop *loop, const struct etcd_opts
 	ev_timer_init(&c->curl_timer, curl_timer_fired, 0., 0.);
 	ev_timer_init(&c->backoff_timer, backoff_fired, 0., 0.);
 	c->multi = curl_multi_init();
-	if (!c->multi)
+	if (!c->multi) {
+		log_warn("etcd: curl_multi_init failed");
 		goto fail;
+	}
 	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
 	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
 	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
 	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
 	return c;
 fail:
-	if (c && !c->endpoints)
-		log_warn("etcd: cannot create a client: out of memory");
 	etcd_client_free(c);
 	return NULL;
 }

@@ -103,6 +103,10 @@ void etcd_conn_event(struct etcd_client *c, int endpoint, int ok, const char *wh
 /* After curl ran: finished transfers, then the streams' objects (etcd_req.c). */
 void etcd_pump(struct etcd_client *c);
 
+/* etcd refused our token (msg, code say so): forget it, so that the next request
+ * authenticates again; 1 if so (etcd_req.c). */
+int etcd_token_refused(struct etcd_client *c, const char *msg, int code);
+
 /* Allocates a request for path with body (taken over). timeout 0: none. */
 struct etcd_req *etcd_req_new(struct etcd_client *c, const char *path, char *body,
 			      double timeout);

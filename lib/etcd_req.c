@@ -257,7 +257,19 @@ static void req_retry(struct etcd_req *r, const char *why)
  * users or roles changed: get a new one and send again, as etcd's own client does. */
 static int token_refused(const char *msg, int code)
 {
-	return code == 16 || (msg && strstr(msg, "revision of auth store is old"));
+	return code == 16 || (msg && (strstr(msg, "invalid auth token") ||
+				      strstr(msg, "revision of auth store is old")));
+}
+
+int etcd_token_refused(struct etcd_client *c, const char *msg, int code)
+{
+	if (!c->user || !token_refused(msg, code))
+		return 0;
+	if (c->token)
+		log_info("etcd: token refused (%s); authenticating again", msg);
+	free(c->token);
+	c->token = NULL;
+	return 1;
 }
 
 /* A TLS set-up that cannot work (certificate not trusted, our files unreadable):
@@ -296,15 +308,10 @@ static void unary_answered(struct etcd_req *r, long http)
 		return;
 	}
 	etcd_conn_event(c, r->endpoint, 1, NULL);
-	if (err && token_refused(json_object_get_string(err), code) && c->user && !r->auth_retried &&
-	    !r->is_auth) {
+	if (err && !r->auth_retried && !r->is_auth &&
+	    etcd_token_refused(c, json_object_get_string(err), code)) {
 		r->auth_retried = 1;
-		if (c->token)
-			log_info("etcd: token refused (%s); authenticating again",
-				 json_object_get_string(err));
 		json_object_put(json);
-		free(c->token);
-		c->token = NULL;
 		transfer_drop(r);
 		etcd_req_submit(r);
 		return;

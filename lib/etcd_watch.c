@@ -58,6 +58,7 @@ struct etcd_watch {
 	int64_t start_rev;           /* asked for (0: from now) */
 	int64_t last_rev;            /* delivered up to here; 0 before the first "created" */
 	int stopped;                 /* compacted: waiting for etcd_watch_restart */
+	char *cancel_reason;         /* the last one logged */
 	struct etcd_watch_cbs cbs;
 	void *arg;
 	struct etcd_req *req;
@@ -149,7 +150,11 @@ static void watch_cancelled(struct etcd_watch *w, json_object *res)
 			w->cbs.resync(w->arg, compact);
 		return;
 	}
-	log_warn("etcd watch %s: cancelled by etcd: %s", w->key, why ? why : "no reason given");
+	why = why ? why : "no reason given";
+	if (!etcd_token_refused(w->c, why, 0) && (!w->cancel_reason || strcmp(w->cancel_reason, why)))
+		log_warn("etcd watch %s: cancelled by etcd: %s", w->key, why);
+	free(w->cancel_reason); /* said once, not at every retry */
+	w->cancel_reason = strdup(why);
 	watch_reopen_later(w);
 }
 
@@ -225,6 +230,7 @@ void etcd_watch_free(struct etcd_watch *w)
 		return;
 	etcd_req_free(w->req);
 	ev_timer_stop(w->c->loop, &w->retry.timer);
+	free(w->cancel_reason);
 	free(w->key);
 	free(w);
 }

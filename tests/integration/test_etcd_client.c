@@ -39,6 +39,7 @@ struct fx {
 	struct etcd_observe *ob;
 	struct etcd_campaign *cp[2];
 	char *logpath;               /* the client's log lines */
+	char *tmp;                   /* a test's own files (certificates), removed after */
 	int logfd;
 };
 
@@ -130,6 +131,9 @@ static int fx_teardown(void **state)
 	if (getenv("ETCD_TEST_LOG")) /* the client's log lines, for debugging */
 		sup_print_tail(f->logpath, 40);
 	sup_etcd_stop(f->etcd);
+	if (f->tmp)
+		sup_rmtree(f->tmp);
+	free(f->tmp);
 	log_set_fd(2);
 	close(f->logfd);
 	free(f->logpath);
@@ -303,6 +307,75 @@ static void wait_ready(struct fx *f, struct wrec *w, int n)
 	w->want = n;
 	if (run_until(f, wrec_ready, w, T_MS) < 0)
 		fail_msg("watch: established %d times after %d ms, want %d", w->ready, T_MS, n);
+}
+
+static int count_lines(const char *path, const char *needle)
+{
+	return sup_count_file(path, 0, needle);
+}
+
+/* A loopback port below 32768 with nothing on it; or, with keep, a listener on it
+ * that never accepts (connections complete in its backlog and never get an answer). */
+static int low_port(int keep, int *fd_out)
+{
+	for (int tries = 0; tries < 500; tries++) {
+		int port = 20000 + (int)(random() % 12000);
+		int fd = sup_listen_tcp("127.0.0.1", port, NULL);
+		if (fd < 0)
+			continue;
+		if (keep)
+			*fd_out = fd;
+		else
+			close(fd);
+		return port;
+	}
+	fail_msg("no free port");
+	return -1;
+}
+
+/* ---- options and unreachable endpoints -------------------------------------------------------- */
+
+static void test_bad_options(void **state)
+{
+	struct fx *f = *state;
+	const char *no_scheme[] = { "127.0.0.1:2379" };
+	struct etcd_opts o = { .endpoints = no_scheme, .n_endpoints = 1 }, none = { 0 };
+
+	assert_null(etcd_client_new(f->loop, &o));
+	assert_null(etcd_client_new(f->loop, &none));
+	assert_int_equal(count_lines(f->logpath, "endpoint '127.0.0.1:2379': not http://HOST:PORT"), 1);
+	assert_int_equal(count_lines(f->logpath, "no endpoint given"), 1);
+	assert_int_equal(count_lines(f->logpath, "etcd:"), 2); /* nothing else said */
+}
+
+/* One endpoint refuses connections, the other accepts them and never answers: a put
+ * fails when its budget is spent, with the last error, and the client says "no
+ * endpoint answers" once, not per retry. A refusing endpoint is skipped for one that
+ * answers. */
+static void test_unreachable_endpoints(void **state)
+{
+	struct fx *f = *state;
+	int silent_fd = -1, silent = low_port(1, &silent_fd), refused = low_port(0, NULL);
+	char r_url[64], s_url[64];
+	const char *eps[2] = { r_url, s_url }, *eps2[2] = { r_url, shared_etcd->endpoints[0] };
+	struct etcd_opts o = { .endpoints = eps, .n_endpoints = 2, .request_timeout = 1.5 };
+	struct etcd_opts o2 = { .endpoints = eps2, .n_endpoints = 2 };
+	struct op p = { 0 };
+	long long t0 = sup_now_ms();
+
+	snprintf(r_url, sizeof r_url, "http://127.0.0.1:%d", refused);
+	snprintf(s_url, sizeof s_url, "http://127.0.0.1:%d/", silent);
+	assert_non_null(etcd_put(client(f, 0, &o), "/k", "v", 1, 0, op_cb, &p));
+	wait_op(f, &p);
+	printf("no etcd: %s (after %.0f ms)\n", p.err, p.at - (double)t0);
+	assert_non_null(strstr(p.err, "no answer within 1.5 s"));
+	assert_true(p.at - (double)t0 >= 1400 && p.at - (double)t0 < 2500);
+	assert_int_equal(count_lines(f->logpath, "no endpoint answers"), 1);
+	assert_int_equal(count_lines(f->logpath, "connected to"), 0);
+	put(f, client(f, 1, &o2), "/k", "v");
+	assert_string_equal(etcd_client_endpoint(f->c[1]), shared_etcd->endpoints[0]);
+	assert_int_equal(count_lines(f->logpath, "connected to"), 1);
+	close(silent_fd);
 }
 
 /* ---- key-value ------------------------------------------------------------------------------- */
@@ -542,11 +615,6 @@ static void test_lease_lost(void **state)
 
 /* ---- etcd dies and comes back ------------------------------------------------------------------ */
 
-static int count_lines(const char *path, const char *needle)
-{
-	return sup_count_file(path, 0, needle);
-}
-
 static int c_connected(void *arg)
 {
 	return etcd_client_connected(arg);
@@ -684,7 +752,7 @@ static void make_certs(const char *dir)
 static void test_tls_client_cert(void **state)
 {
 	struct fx *f = *state;
-	char *dir = sup_tmpdir(), *ca = sup_path(dir, "ca.crt"), *cert = sup_path(dir, "client.crt"),
+	char *dir = f->tmp = sup_tmpdir(), *ca = sup_path(dir, "ca.crt"), *cert = sup_path(dir, "client.crt"),
 	     *key = sup_path(dir, "client.key"), *scert = sup_path(dir, "server.crt"),
 	     *skey = sup_path(dir, "server.key");
 	struct sup_etcd_opts eo = { .members = 1, .cert = scert, .key = skey, .cacert = ca,
@@ -715,8 +783,7 @@ static void test_tls_client_cert(void **state)
 	printf("without the CA: %s\n", bad2.err);
 	assert_non_null(strstr(bad2.err, "certificate"));
 	assert_true(bad2.at - (double)t0 < 1000); /* told at once, not after retrying */
-	sup_rmtree(dir);
-	free(ca), free(cert), free(key), free(scert), free(skey), free(dir);
+	free(ca), free(cert), free(key), free(scert), free(skey);
 }
 
 /* ---- auth ----------------------------------------------------------------------------------------- */
@@ -729,6 +796,7 @@ static void test_auth_user_password(void **state)
 	struct etcd_opts wrong = { .user = "root", .password = "nope", .request_timeout = 2 };
 	struct etcd_opts none = { .request_timeout = 2 };
 	struct op r = { 0 }, anon = { 0 }, bad = { 0 };
+	struct wrec *w = calloc(1, sizeof *w);
 
 	f->etcd = sup_etcd_start(&eo);
 	assert_non_null(f->etcd);
@@ -745,12 +813,18 @@ static void test_auth_user_password(void **state)
 	wait_op(f, &bad);
 	printf("with a wrong password: %s\n", bad.err);
 	assert_non_null(strstr(bad.err, "authentication as root failed"));
-	/* tokens die with auth disable + enable: the client gets a new one by itself */
+	/* tokens die with auth disable + enable: the client gets a new one by itself, for
+	 * a watch (etcd cancels it: "invalid auth token") as for a put */
 	assert_int_equal(sup_etcd_ctl(f->etcd, (const char *const[]){ "--user", "root:s3cret", "auth",
 							  "disable", NULL }), 0);
 	assert_int_equal(sup_etcd_ctl(f->etcd, (const char *const[]){ "auth", "enable", NULL }), 0);
+	f->w[0] = etcd_watch_new(f->c[0], "/auth/", ETCD_PREFIX, 0, &wcbs, w);
+	wait_ready(f, w, 1);
 	put(f, f->c[0], "/auth/k", "after a new token");
+	wait_events(f, w, 1);
+	assert_string_equal(w->ev[0].val, "after a new token");
 	assert_int_equal(count_lines(f->logpath, "authenticating again"), 1);
+	free(w);
 }
 
 /* ---- election ---------------------------------------------------------------------------------------- */
@@ -780,6 +854,11 @@ static int cp_led(void *arg)
 	return ((struct crec *)arg)->led;
 }
 
+static int cp_failed(void *arg)
+{
+	return ((struct crec *)arg)->err[0] != 0;
+}
+
 struct orec {
 	int n;
 	char value[8][64];
@@ -803,7 +882,7 @@ static void test_election_one_leader_and_resign(void **state)
 	struct fx *f = *state;
 	struct etcd_client *a = client(f, 0, NULL), *b = client(f, 1, NULL);
 	struct lrec la = { 0 }, lb = { 0 };
-	struct crec ca = { 0 }, cb = { 0 };
+	struct crec ca = { 0 }, cb = { 0 }, bogus = { 0 };
 	struct orec seen = { 0 };
 	struct op done = { 0 };
 	double t0;
@@ -833,6 +912,11 @@ static void test_election_one_leader_and_resign(void **state)
 	ok(f, &done);
 	assert_true(etcd_campaign_leading(f->cp[1]));
 	assert_int_equal(la.lost + lb.lost, 0);
+	/* a campaign on a lease etcd does not know ends with etcd's reason */
+	f->cp[0] = etcd_campaign_new(a, "/elect/other", "x", 1, 0x7777, cp_cb, &bogus);
+	assert_int_equal(run_until(f, cp_failed, &bogus, T_MS), 0);
+	assert_non_null(strstr(bogus.err, "lease not found"));
+	assert_false(etcd_campaign_leading(f->cp[0]));
 }
 
 static int both_lost(void *arg)
@@ -892,6 +976,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
+		T(test_bad_options),
+		T(test_unreachable_endpoints),
 		T(test_put_range_delete),
 		T(test_txn_put_if_absent),
 		T(test_range_1000_keys),
