@@ -153,6 +153,7 @@ static void campaign_done(struct etcd_req *r, json_object *json, const char *err
 	struct etcd_campaign *cp = r->owner;
 	json_object *leader = etcd_json_get(json, "leader");
 	struct etcd_leader l = { .name = cp->name };
+	const char *key64 = json_object_get_string(etcd_json_get(leader, "key"));
 	char *key = NULL;
 	size_t len;
 
@@ -163,8 +164,7 @@ static void campaign_done(struct etcd_req *r, json_object *json, const char *err
 		return;
 	}
 	cp->leader = json_object_get(leader);
-	key = etcd_b64_decode(json_object_get_string(etcd_json_get(leader, "key")),
-			      strlen(json_object_get_string(etcd_json_get(leader, "key"))), &len);
+	key = key64 ? etcd_b64_decode(key64, strlen(key64), &len) : NULL;
 	l.key = key ? key : "";
 	l.rev = etcd_json_i64(leader, "rev");
 	l.lease = etcd_json_i64(leader, "lease");

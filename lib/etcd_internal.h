@@ -53,7 +53,9 @@ struct etcd_req {
 	ev_timer deadline;            /* unary: the whole budget */
 	double timeout;               /* 0: none (streams, campaigns) */
 	/* unary */
-	struct strbuf resp;
+	char *resp;                   /* the answer so far, NUL-terminated */
+	size_t resp_len, resp_cap;
+	int too_large;                /* past ETCD_MAX_RESPONSE: not retried */
 	etcd_req_done_fn done;
 	/* stream */
 	int streaming;

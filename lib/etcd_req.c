@@ -44,9 +44,21 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userp)
 
 	if (r->streaming)
 		return etcd_jstream_feed(&r->js, data, len, stream_emit, r) < 0 ? 0 : len;
-	if (r->resp.len + len > ETCD_MAX_RESPONSE)
-		return 0;
-	strbuf_append(&r->resp, data, len);
+	if (r->resp_len + len + 1 > r->resp_cap) {
+		size_t cap = r->resp_cap ? r->resp_cap : 16384;
+		char *p;
+		while (cap < r->resp_len + len + 1)
+			cap *= 2;
+		if (cap > ETCD_MAX_RESPONSE || !(p = realloc(r->resp, cap))) {
+			r->too_large = 1;
+			return 0;
+		}
+		r->resp = p;
+		r->resp_cap = cap;
+	}
+	memcpy(r->resp + r->resp_len, data, len);
+	r->resp_len += len;
+	r->resp[r->resp_len] = '\0';
 	return len;
 }
 
@@ -100,7 +112,8 @@ static void transfer_drop(struct etcd_req *r)
 	}
 	curl_slist_free_all(r->headers);
 	r->headers = NULL;
-	r->resp.len = 0;
+	r->resp_len = 0;
+	r->too_large = 0;
 	if (r->js.tok)
 		json_tokener_reset(r->js.tok);
 }
@@ -213,7 +226,7 @@ void etcd_req_free(struct etcd_req *r)
 		json_object_put(r->pending[i]);
 	free(r->pending);
 	etcd_jstream_fini(&r->js);
-	strbuf_free(&r->resp);
+	free(r->resp);
 	free(r->last_err);
 	free(r->body);
 	free(r);
@@ -288,7 +301,7 @@ static int tls_refused(CURLcode rc, const char *msg)
 static void unary_answered(struct etcd_req *r, long http)
 {
 	struct etcd_client *c = r->c;
-	json_object *json = json_tokener_parse(r->resp.p ? r->resp.p : "");
+	json_object *json = json_tokener_parse(r->resp ? r->resp : "");
 	json_object *err = etcd_json_get(json, "error");
 	int code = (int)etcd_json_i64(json, "code");
 	char msg[512];
@@ -334,6 +347,15 @@ static void transfer_done(struct etcd_req *r, CURLcode rc)
 	char msg[512];
 
 	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &http);
+	if (r->too_large) {
+		snprintf(msg, sizeof msg, "etcd %s: the answer is larger than %u MB (or memory ran out)",
+			 r->path, ETCD_MAX_RESPONSE >> 20);
+		etcd_conn_event(c, r->endpoint, 1, NULL);
+		transfer_drop(r);
+		list_remove(r);
+		req_finish(r, NULL, msg, -1);
+		return;
+	}
 	if (rc != CURLE_OK) {
 		snprintf(msg, sizeof msg, "%s", r->curl_err[0] ? r->curl_err : curl_easy_strerror(rc));
 		etcd_conn_event(c, r->endpoint, 0, msg);

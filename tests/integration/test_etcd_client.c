@@ -460,6 +460,31 @@ static void test_range_1000_keys(void **state)
 	assert_string_equal(r.val0, "value 0");
 }
 
+/* An answer past 4 MB (eight values of 700 kB, base64 in JSON: about 7.5 MB) comes
+ * back whole: vassal files under a prefix can add up to that. */
+static void test_range_large_answer(void **state)
+{
+	struct fx *f = *state;
+	struct etcd_client *c = client(f, 0, NULL);
+	size_t len = 700 * 1024;
+	char *big = malloc(len), key[32];
+	struct op puts[8], r = { 0 };
+
+	assert_non_null(big);
+	memset(puts, 0, sizeof puts);
+	for (int i = 0; i < 8; i++) {
+		memset(big, 'a' + i, len);
+		snprintf(key, sizeof key, "/big/%d", i);
+		assert_non_null(etcd_put(c, key, big, len, 0, op_cb, &puts[i]));
+		ok(f, &puts[i]);
+	}
+	assert_non_null(etcd_range(c, "/big/", ETCD_PREFIX, 0, op_cb, &r));
+	ok(f, &r);
+	assert_int_equal(r.n_kvs, 8);
+	assert_string_equal(r.key0, "/big/0");
+	free(big);
+}
+
 /* ---- watches --------------------------------------------------------------------------------- */
 
 static void test_watch_put_touch_delete(void **state)
@@ -981,6 +1006,7 @@ int main(void)
 		T(test_put_range_delete),
 		T(test_txn_put_if_absent),
 		T(test_range_1000_keys),
+		T(test_range_large_answer),
 		T(test_watch_put_touch_delete),
 		T(test_watch_compacted_resync),
 		T(test_lease_keepalive_and_revoke),
