@@ -435,10 +435,14 @@ static void test_range_1000_keys(void **state)
 	struct etcd_client *c = client(f, 0, NULL);
 	static struct op puts[1000];
 	struct op r = { 0 };
-	long long t0 = sup_now_ms();
+	struct wrec *w = calloc(1, sizeof *w);
+	long long t0;
 	char key[64], val[64];
 
 	memset(puts, 0, sizeof puts);
+	f->w[0] = etcd_watch_new(c, "/many/", ETCD_PREFIX, 0, &wcbs, w); /* sees every one */
+	wait_ready(f, w, 1);
+	t0 = sup_now_ms();
 	for (int i = 0; i < 1000; i += 50) { /* 50 in flight at a time */
 		for (int k = i; k < i + 50; k++) {
 			snprintf(key, sizeof key, "/many/%04d", k);
@@ -458,6 +462,11 @@ static void test_range_1000_keys(void **state)
 	assert_true(r.sorted);
 	assert_string_equal(r.key0, "/many/0000");
 	assert_string_equal(r.val0, "value 0");
+	wait_events(f, w, 1000);
+	for (int i = 1; i < 1000; i++) /* in revision order, none twice */
+		assert_true(w->ev[i].mod == w->ev[i - 1].mod + 1);
+	assert_int_equal(w->ev[999].mod, r.rev);
+	free(w);
 }
 
 /* An answer past 4 MB (eight values of 700 kB, base64 in JSON: about 7.5 MB) comes
