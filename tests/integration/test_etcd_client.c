@@ -384,7 +384,7 @@ static void test_put_range_delete(void **state)
 {
 	struct fx *f = *state;
 	struct etcd_client *c = client(f, 0, NULL);
-	struct op r = { 0 }, d = { 0 }, r2 = { 0 };
+	struct op r = { 0 }, d = { 0 }, r2 = { 0 }, r3 = { 0 }, cancelled = { 0 };
 	int64_t rev;
 
 	rev = put(f, c, "/kv/a", "one");
@@ -404,6 +404,11 @@ static void test_put_range_delete(void **state)
 	assert_non_null(etcd_range(c, "/kv/", ETCD_PREFIX, 0, op_cb, &r2));
 	assert_int_equal(ok(f, &r2)->n_kvs, 0);
 	assert_true(etcd_client_connected(c));
+	/* cancelled before the loop ran: never sent, never called back */
+	etcd_cancel(etcd_put(c, "/kv/cancelled", "x", 1, 0, op_cb, &cancelled));
+	assert_non_null(etcd_range(c, "/kv/cancelled", 0, 0, op_cb, &r3));
+	assert_int_equal(ok(f, &r3)->n_kvs, 0);
+	assert_false(cancelled.done);
 }
 
 /* Put if absent: the first wins, the second is told who holds the key. */
