@@ -5,6 +5,8 @@
  * request is in etcd_req.c. */
 #include "etcd_internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +185,24 @@ static int endpoints_set(struct etcd_client *c, const struct etcd_opts *o)
 	return 0;
 }
 
+/* curl_multi_init opens a socketpair (for curl_multi_wakeup) without close-on-exec and
+ * offers no hook for it. New fds take the lowest free numbers, so the first few free
+ * ones before the call are where it lands: mark those that are open after. */
+static CURLM *multi_init_cloexec(void)
+{
+	int free_fds[8], n = 0;
+	CURLM *m;
+
+	for (int fd = 0; fd < 65536 && n < 8; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF)
+			free_fds[n++] = fd;
+	m = curl_multi_init();
+	for (int i = 0; m && i < n; i++)
+		if (fcntl(free_fds[i], F_GETFD) >= 0 && fd_set_cloexec(free_fds[i], 1) < 0)
+			log_errno("etcd: close-on-exec on fd %d", free_fds[i]);
+	return m;
+}
+
 static char *dup_opt(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -226,7 +246,7 @@ struct etcd_client *etcd_client_new(struct ev_loop *loop, const struct etcd_opts
 	c->state = ETCD_CONN_INIT;
 	ev_timer_init(&c->curl_timer, curl_timer_fired, 0., 0.);
 	ev_timer_init(&c->backoff_timer, backoff_fired, 0., 0.);
-	c->multi = curl_multi_init();
+	c->multi = multi_init_cloexec();
 	if (!c->multi) {
 		log_warn("etcd: curl_multi_init failed");
 		goto fail;

@@ -62,6 +62,15 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userp)
 	return len;
 }
 
+/* curl does not set close-on-exec; a child spawned meanwhile would inherit the socket. */
+static int sockopt_cb(void *clientp, curl_socket_t fd, curlsocktype purpose)
+{
+	(void)clientp, (void)purpose;
+	if (fd_set_cloexec(fd, 1) < 0)
+		log_errno("etcd: close-on-exec on socket %d", fd);
+	return CURL_SOCKOPT_OK;
+}
+
 static int easy_setup(struct etcd_req *r)
 {
 	struct etcd_client *c = r->c;
@@ -84,6 +93,7 @@ static int easy_setup(struct etcd_req *r)
 	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->curl_err);
 	curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(r->easy, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
 	curl_easy_setopt(r->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->connect_timeout * 1000));
 	curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPALIVE, 1L);

@@ -378,6 +378,33 @@ static void test_unreachable_endpoints(void **state)
 	close(silent_fd);
 }
 
+/* Sockets of ours without close-on-exec: a child we spawn would inherit them. */
+static int sockets_without_cloexec(void)
+{
+	int bad = 0;
+
+	for (int fd = 3; fd < 1024; fd++) {
+		char path[64], target[64], *info, *flags;
+		ssize_t n;
+		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+		n = readlink(path, target, sizeof target - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		if (strncmp(target, "socket:", 7) != 0)
+			continue;
+		snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+		info = sup_read_file(path);
+		flags = info ? strstr(info, "flags:") : NULL;
+		if (flags && !(strtol(flags + 6, NULL, 8) & 02000000)) {
+			fprintf(stderr, "fd %d (%s) has no close-on-exec\n", fd, target);
+			bad++;
+		}
+		free(info);
+	}
+	return bad;
+}
+
 /* ---- key-value ------------------------------------------------------------------------------- */
 
 static void test_put_range_delete(void **state)
@@ -533,6 +560,7 @@ static void test_watch_put_touch_delete(void **state)
 	assert_int_equal(w->ev[2].type, ETCD_EVENT_DELETE);
 	assert_string_equal(w->ev[2].key, "/watch/k");
 	assert_int_equal(etcd_watch_revision(f->w[0]), d.rev);
+	assert_int_equal(sockets_without_cloexec(), 0); /* curl's, with a watch open */
 	free(w);
 }
 
