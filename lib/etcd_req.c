@@ -78,6 +78,10 @@ static int easy_setup(struct etcd_req *r)
 
 	snprintf(url, sizeof url, "%s%s", c->endpoints[r->endpoint], r->path);
 	r->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	/* gRPC metadata "hasleader": a member without a leader refuses a request at once,
+	 * and ends our streams within a few election timeouts of losing it, instead of
+	 * keeping them open and silent (a member cut off from the majority) */
+	r->headers = curl_slist_append(r->headers, "Grpc-Metadata-hasleader: true");
 	if (c->token && !r->is_auth) {
 		snprintf(auth, sizeof auth, "Authorization: %s", c->token);
 		r->headers = curl_slist_append(r->headers, auth);
@@ -400,7 +404,7 @@ static void transfer_done(struct etcd_req *r, CURLcode rc)
 static int dispatch_one(struct etcd_client *c)
 {
 	struct etcd_req *r;
-	json_object *o;
+	json_object *o, *err;
 
 	TAILQ_FOREACH(r, &c->active, link)
 		if (r->streaming && r->n_pending > 0)
@@ -409,10 +413,14 @@ static int dispatch_one(struct etcd_client *c)
 		return 0;
 	o = r->pending[0];
 	memmove(r->pending, r->pending + 1, --r->n_pending * sizeof *r->pending);
-	if (!r->answered && !etcd_json_get(o, "error")) {
+	err = etcd_json_get(o, "error");
+	if (!r->answered && !err) {
 		r->answered = 1;
 		etcd_conn_event(c, r->endpoint, 1, NULL);
 	}
+	if (err && etcd_json_i64(err, "grpc_code") == 14) /* "no leader": another member */
+		etcd_conn_event(c, r->endpoint, 0,
+				json_object_get_string(etcd_json_get(err, "message")));
 	if (r->on_object)
 		r->on_object(r, o);
 	json_object_put(o);
@@ -425,6 +433,10 @@ void etcd_pump(struct etcd_client *c)
 	int left, n = 0;
 
 	c->pumping++;
+	/* a stream's last objects first (etcd's "no leader" comes just before the end);
+	 * a handle removed meanwhile takes its pending message with it */
+	while (n++ < 10000 && dispatch_one(c))
+		;
 	while ((m = curl_multi_info_read(c->multi, &left))) {
 		struct etcd_req *r = NULL;
 		if (m->msg != CURLMSG_DONE)
@@ -433,8 +445,6 @@ void etcd_pump(struct etcd_client *c)
 		if (r)
 			transfer_done(r, m->data.result);
 	}
-	while (n++ < 10000 && dispatch_one(c))
-		;
 	c->pumping--;
 	if (c->pumping)
 		return;

@@ -163,8 +163,9 @@ static void watch_object(struct etcd_req *r, json_object *o)
 	struct etcd_watch *w = r->owner;
 	json_object *res = etcd_json_get(o, "result"), *err = etcd_json_get(o, "error"), *arr;
 
-	if (err) {
-		log_warn("etcd watch %s: %s", w->key, json_object_get_string(err));
+	if (err) { /* ({"grpc_code": 14, "message": "etcdserver: no leader"}: etcd.c logs it) */
+		if (etcd_json_i64(err, "grpc_code") != 14)
+			log_warn("etcd watch %s: %s", w->key, json_object_get_string(err));
 		etcd_req_free(w->req);
 		w->req = NULL;
 		watch_reopen_later(w);
@@ -289,8 +290,9 @@ static void observe_object(struct etcd_req *r, json_object *o)
 	char *keep[2];
 
 	if (etcd_json_get(o, "error")) {
-		log_warn("etcd observe %s: %s", ob->name,
-			 json_object_get_string(etcd_json_get(o, "error")));
+		if (etcd_json_i64(etcd_json_get(o, "error"), "grpc_code") != 14)
+			log_warn("etcd observe %s: %s", ob->name,
+				 json_object_get_string(etcd_json_get(o, "error")));
 		return; /* the stream ends; observe_end opens it again */
 	}
 	if (!kvj)

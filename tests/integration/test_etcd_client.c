@@ -789,6 +789,52 @@ static void test_cluster_leader_dies(void **state)
 	free(w);
 }
 
+/* Two of three members die: the one left has no leader and ends the watch ("no
+ * leader") instead of keeping it open and silent, so the client knows it is cut off;
+ * with the two back, the watch resumes and misses nothing. */
+static void test_cluster_quorum_lost(void **state)
+{
+	struct fx *f = *state;
+	struct sup_etcd_opts eo = { .members = 3 };
+	struct wrec *w = calloc(1, sizeof *w);
+	struct etcd_client *c, *c2;
+	int cur = -1;
+	long long t0;
+
+	f->etcd = sup_etcd_start(&eo);
+	assert_non_null(f->etcd);
+	c = client(f, 0, NULL);
+	f->w[0] = etcd_watch_new(c, "/q/", ETCD_PREFIX, 0, &wcbs, w);
+	wait_ready(f, w, 1);
+	put(f, c, "/q/1", "a");
+	wait_events(f, w, 1);
+	for (int i = 0; i < 3; i++)
+		if (strcmp(etcd_client_endpoint(c), f->etcd->endpoints[i]) == 0)
+			cur = i;
+	assert_true(cur >= 0);
+	for (int i = 0; i < 3; i++)
+		if (i != cur)
+			assert_int_equal(sup_etcd_kill(f->etcd, i), 0);
+	t0 = sup_now_ms();
+	assert_int_equal(run_until(f, c_disconnected, c, T_MS), 0);
+	printf("figure: quorum lost -> the client knows (its watch ended: no leader): %lld ms\n",
+	       sup_now_ms() - t0);
+	for (int i = 0; i < 3; i++)
+		if (i != cur)
+			assert_int_equal(sup_etcd_restart(f->etcd, i, 0), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(sup_etcd_wait_healthy(f->etcd, i, T_MS), 0);
+	c2 = client(f, 1, NULL);
+	put(f, c2, "/q/2", "b");
+	t0 = sup_now_ms();
+	wait_events(f, w, 2);
+	printf("figure: quorum back -> watch caught up: %lld ms after the loop ran again\n",
+	       sup_now_ms() - t0);
+	assert_string_equal(w->ev[1].key, "/q/2");
+	assert_int_equal(w->n, 2);
+	free(w);
+}
+
 /* ---- TLS --------------------------------------------------------------------------------------- */
 
 static void make_certs(const char *dir)
@@ -1057,6 +1103,7 @@ int main(void)
 		T(test_restart_watch_resumes),
 		T(test_election_across_restart_then_leases_lost),
 		T(test_cluster_leader_dies),
+		T(test_cluster_quorum_lost),
 		T(test_tls_client_cert),
 		T(test_auth_user_password),
 #undef T
