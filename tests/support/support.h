@@ -206,4 +206,47 @@ int sup_load_wait_ok(struct sup_load *l, long min_ok, int timeout_ms);
 void sup_load_stop(struct sup_load *l, struct sup_load_stats *out);
 void sup_load_print(const char *label, const struct sup_load_stats *s);
 
+/* ---- etcd (sup_etcd.c) ------------------------------------------------------------ */
+
+struct sup_etcd_opts {
+	int members;                 /* 1 (default) or 3 */
+	const char *cert, *key;      /* server certificate: client URLs become https */
+	const char *cacert;          /* --trusted-ca-file */
+	int client_cert_auth;        /* --client-cert-auth: clients need a certificate */
+};
+
+struct sup_etcd_member {
+	char name[16];               /* e1, e2, e3 */
+	int client_port, peer_port, metrics_port; /* metrics: plain HTTP /health, /metrics */
+	char url[64];                /* the client URL */
+	char *datadir, *logpath;
+	struct sup_proc *proc;       /* NULL while killed */
+};
+
+struct sup_etcd {
+	char *dir;                   /* temporary: data dirs and logs, removed at stop */
+	int n;
+	struct sup_etcd_member m[3];
+	struct sup_etcd_opts opts;
+	char *initial_cluster;
+	const char *endpoints[3];    /* the members' client URLs */
+};
+
+/* Starts etcd (Debian's etcd-server) on free loopback ports below 32768 with a
+ * temporary data dir; returns once every member's /health says true, NULL on failure
+ * (nothing left running). */
+struct sup_etcd *sup_etcd_start(const struct sup_etcd_opts *o);
+int sup_etcd_healthy(struct sup_etcd *e, int i);
+int sup_etcd_wait_healthy(struct sup_etcd *e, int i, int timeout_ms);
+/* SIGKILL member i and reap it. */
+int sup_etcd_kill(struct sup_etcd *e, int i);
+/* Starts member i again on its ports and data dir; waits for /health if asked. */
+int sup_etcd_restart(struct sup_etcd *e, int i, int wait_healthy);
+/* The index of the member that leads now (its /metrics), -1 if none. */
+int sup_etcd_leader(struct sup_etcd *e);
+/* Runs etcdctl --endpoints=<member 0> args... to completion: 0 if it exited 0. */
+int sup_etcd_ctl(struct sup_etcd *e, const char *const args[]);
+/* SIGTERM each member (SIGKILL if it lingers), reap, remove the directory, free. */
+void sup_etcd_stop(struct sup_etcd *e);
+
 #endif
