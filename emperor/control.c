@@ -28,12 +28,17 @@
 #include "log.h"
 #include "notify.h"
 #include "parse.h"
+#include "peer.h"
 #include "runpath.h"
+#include "status_proto.h"
 #include "util.h"
 
 #define CTL_READ_TIMEOUT 5.0   /* a client has this long to send its request line */
 #define CTL_WAIT_TIMEOUT 120.0 /* reload/stop/start answer at the latest after this */
 #define CTL_FETCH_TIMEOUT 2.0  /* a master has this long to answer a status query */
+#define CTL_MAX_CLIENTS 64     /* control-socket clients at once; more get "ERR busy" */
+#define CTL_MAX_HTTP_CLIENTS 16 /* --metrics clients at once; more get 503 */
+#define CTL_FETCH_FANOUT 8     /* masters a client queries at once; the rest queue */
 
 static const double bucket_le[CTL_BUCKETS] = {
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
@@ -72,6 +77,9 @@ struct client {
 	int n_failed;
 	struct strbuf notes;        /* per-vassal outcome lines */
 	struct fetch_list fetches;
+	pid_t *to_fetch;            /* masters still to query, FANOUT at a time */
+	size_t n_to_fetch, next_fetch;
+	char fetch_request[12];      /* json, text or metrics */
 	struct strbuf gathered;
 	bool json;
 	char name[256];
@@ -84,6 +92,8 @@ struct control {
 	int fd, http_fd;
 	ev_io io, http_io;
 	struct client_list clients;
+	int n_clients, n_http;      /* in clients, by listener */
+	bool full_logged;           /* "busy" logged once per spell of refusals */
 };
 
 static void client_answer(struct client *cl, bool ok, const char *err);
@@ -271,6 +281,8 @@ static void metrics_merge(struct strbuf *gathered, struct strbuf *b)
 
 /* ---- queries to masters ------------------------------------------------------------------ */
 
+static void fetch_next(struct client *cl);
+
 static void fetch_free(struct fetch *f)
 {
 	ev_io_stop(f->cl->ctl->e->loop, &f->io);
@@ -315,42 +327,89 @@ done:
 	if (f->reply.len)
 		strbuf_append(&cl->gathered, f->reply.p, f->reply.len);
 	fetch_free(f);
+	fetch_next(cl);
 	if (TAILQ_EMPTY(&cl->fetches))
 		gathered_all(cl);
 }
 
-static int fetch_start(struct client *cl, pid_t master, const char *request)
+/* Connects to the status socket of master. Its name is in the abstract namespace,
+ * which anyone may take: the listener must be the master itself (SO_PEERCRED). */
+static int fetch_connect(pid_t master)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct fetch *f = calloc(1, sizeof *f);
-	int len = snprintf(sun.sun_path, sizeof sun.sun_path, "@emperor-vassal/%d", (int)master);
+	struct sockaddr_un sun;
+	socklen_t len = status_sockaddr(master, &sun);
+	char addr[sizeof sun.sun_path];
+	struct ucred uc;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
-	if (!f)
+	if (fd < 0)
 		return -1;
-	sun.sun_path[0] = '\0';
-	f->cl = cl;
-	snprintf(f->request, sizeof f->request, "%s\n", request);
-	f->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (f->fd < 0 || (connect(f->fd, (struct sockaddr *)&sun,
-				  (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)len)) < 0 &&
-			  errno != EINPROGRESS)) {
-		if (f->fd >= 0)
-			close(f->fd);
-		free(f);
+	if (connect(fd, (struct sockaddr *)&sun, len) < 0) {
+		close(fd);
 		return -1;
 	}
+	if (!peer_is(fd, master, &uc)) {
+		status_address(master, addr, sizeof addr);
+		log_warn("control: %s is held by pid %d (uid %d), not by its master %d: not asked",
+			 addr, (int)uc.pid, (int)uc.uid, (int)master);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int fetch_start(struct client *cl, pid_t master)
+{
+	struct fetch *f;
+	int fd = fetch_connect(master);
+
+	if (fd < 0)
+		return -1;
+	if (!(f = calloc(1, sizeof *f))) {
+		close(fd);
+		return -1;
+	}
+	f->cl = cl;
+	f->fd = fd;
+	snprintf(f->request, sizeof f->request, "%s\n", cl->fetch_request);
 	ev_io_init(&f->io, fetch_event, f->fd, EV_WRITE);
 	ev_io_start(cl->ctl->e->loop, &f->io);
 	TAILQ_INSERT_TAIL(&cl->fetches, f, link);
 	return 0;
 }
 
-/* The masters asked have CTL_FETCH_TIMEOUT to answer (client_expired); none asked:
- * the answer goes now. */
+/* Starts queued queries until CTL_FETCH_FANOUT are in flight or none is left. */
+static void fetch_next(struct client *cl)
+{
+	int running = 0;
+	struct fetch *f;
+
+	TAILQ_FOREACH(f, &cl->fetches, link)
+		running++;
+	while (running < CTL_FETCH_FANOUT && cl->next_fetch < cl->n_to_fetch)
+		if (fetch_start(cl, cl->to_fetch[cl->next_fetch++]) == 0)
+			running++;
+}
+
+/* Queues a query of master (request: json, text or metrics). */
+static void fetch_queue(struct client *cl, pid_t master, const char *request)
+{
+	pid_t *grown = realloc(cl->to_fetch, (cl->n_to_fetch + 1) * sizeof *grown);
+
+	if (!grown)
+		return;
+	cl->to_fetch = grown;
+	cl->to_fetch[cl->n_to_fetch++] = master;
+	snprintf(cl->fetch_request, sizeof cl->fetch_request, "%s", request);
+}
+
+/* Starts the queued queries; the masters have CTL_FETCH_TIMEOUT in all to answer
+ * (client_expired); none asked: the answer goes now. */
 static void fetch_deadline(struct client *cl)
 {
 	struct ev_loop *loop = cl->ctl->e->loop;
 
+	fetch_next(cl);
 	if (TAILQ_EMPTY(&cl->fetches)) {
 		gathered_all(cl);
 		return;
@@ -440,7 +499,7 @@ static void cmd_status(struct client *cl, const char *name)
 			      v->name, vtable_state_name(v->state), (int)v->child.pid, v->workers_ready,
 			      v->workers_total, v->restarts, v->reloads);
 	if (child_running(&v->child))
-		fetch_start(cl, v->child.pid, cl->json ? "json" : "text");
+		fetch_queue(cl, v->child.pid, cl->json ? "json" : "text");
 	fetch_deadline(cl);
 }
 
@@ -450,7 +509,7 @@ static void cmd_metrics(struct client *cl)
 
 	TAILQ_FOREACH(v, &cl->ctl->e->vassals, link)
 		if (child_running(&v->child) && v->state != VASSAL_STOPPING)
-			fetch_start(cl, v->child.pid, "metrics");
+			fetch_queue(cl, v->child.pid, "metrics");
 	fetch_deadline(cl);
 }
 
@@ -582,6 +641,11 @@ static void client_free(struct client *cl)
 	strbuf_free(&cl->notes);
 	strbuf_free(&cl->gathered);
 	strv_free(cl->waiting_for);
+	free(cl->to_fetch);
+	if (cl->http)
+		cl->ctl->n_http--;
+	else
+		cl->ctl->n_clients--;
 	free(cl);
 }
 
@@ -651,6 +715,11 @@ static void client_event(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	if (n < 0)
 		return;
+	if (memchr(cl->in + cl->in_len, '\0', (size_t)n)) {
+		ev_io_stop(loop, &cl->io);
+		client_answer(cl, false, "a NUL byte in the request");
+		return;
+	}
 	cl->in_len += (size_t)n;
 	cl->in[cl->in_len] = '\0';
 	if (!request_read(cl))
@@ -667,7 +736,9 @@ static void client_expired(struct ev_loop *loop, ev_timer *w, int revents)
 	struct client *cl = container_of(w, struct client, timer);
 
 	(void)loop, (void)revents;
-	if (!TAILQ_EMPTY(&cl->fetches)) { /* some masters did not answer: use what came */
+	if (!TAILQ_EMPTY(&cl->fetches) || cl->next_fetch < cl->n_to_fetch) {
+		/* some masters did not answer in time: use what came */
+		cl->next_fetch = cl->n_to_fetch;
 		while (!TAILQ_EMPTY(&cl->fetches))
 			fetch_free(TAILQ_FIRST(&cl->fetches));
 		gathered_all(cl);
@@ -678,55 +749,85 @@ static void client_expired(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
-/* Only root and our own uid are served (SO_PEERCRED); uc says who it was. */
-static bool peer_allowed(int fd, struct ucred *uc)
+/* Says why before closing, so that the client can tell its user. What the client
+ * already sent is read first: closing with unread input would reset the connection
+ * and could destroy the answer on its way. */
+static void refuse(int fd, const char *answer)
 {
-	socklen_t len = sizeof *uc;
+	char discard[2048];
 
-	uc->pid = 0;
-	uc->uid = (uid_t)-1;
-	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, uc, &len) == 0 &&
-	       (uc->uid == 0 || uc->uid == getuid());
+	if (send(fd, answer, strlen(answer), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+	    errno != EPIPE && errno != ECONNRESET && errno != EAGAIN)
+		log_errno("control: send to a refused client");
+	if (shutdown(fd, SHUT_WR) < 0 && errno != ENOTCONN)
+		log_errno("control: shutdown of a refused client");
+	for (int i = 0; i < 8 && recv(fd, discard, sizeof discard, MSG_DONTWAIT) > 0; i++)
+		;
+	close(fd);
 }
 
-/* Says why before closing, so that the refused client can tell the user. */
-static void refuse(int fd, const struct ucred *uc)
+/* Over the cap: an answer, never a hang. Logged once per spell of refusals. */
+static void refuse_busy(struct control *ctl, int fd, bool http)
 {
-	static const char answer[] = "ERR refused: only root and the emperor's own uid are served\n";
+	char why[96], answer[320];
+	int cap = http ? CTL_MAX_HTTP_CLIENTS : CTL_MAX_CLIENTS;
 
-	log_warn("control: refused a client of uid %d (pid %d): only root and uid %d are served",
-		 (int)uc->uid, (int)uc->pid, (int)getuid());
-	if (send(fd, answer, sizeof answer - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EPIPE)
-		log_errno("control: send to the refused client");
-	close(fd);
+	snprintf(why, sizeof why, "busy: %d %s clients already; try again", cap,
+		 http ? "metrics" : "control");
+	if (http)
+		snprintf(answer, sizeof answer, "HTTP/1.1 503 Service Unavailable\r\n"
+			 "Content-Type: text/plain\r\nContent-Length: %zu\r\nRetry-After: 1\r\n"
+			 "Connection: close\r\n\r\n%s\n", strlen(why) + 1, why);
+	else
+		snprintf(answer, sizeof answer, "ERR %s\n", why);
+	if (!ctl->full_logged)
+		log_warn("control: %d %s clients at once, the cap: refusing more until one is done",
+			 cap, http ? "--metrics" : "control-socket");
+	ctl->full_logged = true;
+	refuse(fd, answer);
+}
+
+static void client_new(struct control *ctl, int fd, bool http)
+{
+	struct client *cl = calloc(1, sizeof *cl);
+
+	if (!cl) {
+		log_errno("control: a client");
+		close(fd);
+		return;
+	}
+	cl->ctl = ctl;
+	cl->fd = fd;
+	cl->http = http;
+	TAILQ_INIT(&cl->fetches);
+	ev_io_init(&cl->io, client_event, fd, EV_READ);
+	ev_io_start(ctl->e->loop, &cl->io);
+	ev_timer_init(&cl->timer, client_expired, CTL_READ_TIMEOUT, 0);
+	ev_timer_start(ctl->e->loop, &cl->timer);
+	TAILQ_INSERT_TAIL(&ctl->clients, cl, link);
+	if (http)
+		ctl->n_http++;
+	else
+		ctl->n_clients++;
 }
 
 static void accept_clients(struct control *ctl, int lfd, bool http)
 {
 	for (int i = 0; i < 32; i++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		struct client *cl;
 		struct ucred uc;
 		if (fd < 0)
 			return;
 		if (!http && !peer_allowed(fd, &uc)) {
-			refuse(fd, &uc);
-			continue;
+			log_warn("control: refused a client of uid %d (pid %d): only root and uid %d are served",
+				 (int)uc.uid, (int)uc.pid, (int)getuid());
+			refuse(fd, "ERR refused: only root and the emperor's own uid are served\n");
+		} else if (http ? ctl->n_http >= CTL_MAX_HTTP_CLIENTS : ctl->n_clients >= CTL_MAX_CLIENTS) {
+			refuse_busy(ctl, fd, http);
+		} else {
+			ctl->full_logged = false;
+			client_new(ctl, fd, http);
 		}
-		if (!(cl = calloc(1, sizeof *cl))) {
-			log_errno("control: a client");
-			close(fd);
-			continue;
-		}
-		cl->ctl = ctl;
-		cl->fd = fd;
-		cl->http = http;
-		TAILQ_INIT(&cl->fetches);
-		ev_io_init(&cl->io, client_event, fd, EV_READ);
-		ev_io_start(ctl->e->loop, &cl->io);
-		ev_timer_init(&cl->timer, client_expired, CTL_READ_TIMEOUT, 0);
-		ev_timer_start(ctl->e->loop, &cl->timer);
-		TAILQ_INSERT_TAIL(&ctl->clients, cl, link);
 	}
 }
 

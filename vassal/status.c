@@ -14,6 +14,8 @@
 
 #include "log.h"
 #include "master.h"
+#include "peer.h"
+#include "status_proto.h"
 #include "util.h"
 #include "workers.h"
 
@@ -36,11 +38,6 @@ static const char *const kind_names[] = {
 };
 
 static const char *const master_states[] = { "starting", "running", "reloading", "stopping" };
-
-void status_address(pid_t master_pid, char *buf, size_t len)
-{
-	snprintf(buf, len, "@emperor-vassal/%d", (int)master_pid);
-}
 
 /* ---- what a reply says ------------------------------------------------------------- */
 
@@ -226,9 +223,12 @@ static void conn_event(struct ev_loop *loop, ev_io *w, int revents)
 				conn_free(c);
 			return;
 		}
-		c->in_len += (size_t)n;
+		if (memchr(c->in + c->in_len, '\0', (size_t)n))
+			c->in_len = 0; /* answered at once as an unknown (empty) request */
+		else
+			c->in_len += (size_t)n;
 		c->in[c->in_len] = '\0';
-		if (strchr(c->in, '\n') || c->in_len == sizeof c->in - 1)
+		if (c->in_len == 0 || strchr(c->in, '\n') || c->in_len == sizeof c->in - 1)
 			conn_answer(c);
 		return;
 	}
@@ -247,15 +247,6 @@ static void conn_expired(struct ev_loop *loop, ev_timer *w, int revents)
 	conn_free(container_of(w, struct status_conn, timer));
 }
 
-static bool peer_allowed(int fd)
-{
-	struct ucred uc;
-	socklen_t len = sizeof uc;
-
-	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0 &&
-	       (uc.uid == 0 || uc.uid == getuid());
-}
-
 static void status_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct master *m = w->data;
@@ -264,9 +255,10 @@ static void status_accept(struct ev_loop *loop, ev_io *w, int revents)
 	for (int i = 0; i < 16; i++) {
 		int fd = accept4(m->status_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		struct status_conn *c;
+		struct ucred uc;
 		if (fd < 0)
 			return;
-		if (!peer_allowed(fd) || !(c = calloc(1, sizeof *c))) {
+		if (!peer_allowed(fd, &uc) || !(c = calloc(1, sizeof *c))) {
 			close(fd);
 			continue;
 		}
@@ -281,17 +273,13 @@ static void status_accept(struct ev_loop *loop, ev_io *w, int revents)
 
 int status_open(struct master *m)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct sockaddr_un sun;
+	socklen_t len = status_sockaddr(getpid(), &sun);
 	char addr[sizeof sun.sun_path];
-	size_t len;
 
 	status_address(getpid(), addr, sizeof addr);
-	len = strlen(addr);
-	memcpy(sun.sun_path, addr, len);
-	sun.sun_path[0] = '\0';
 	m->status_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (m->status_fd < 0 ||
-	    bind(m->status_fd, (struct sockaddr *)&sun, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0 ||
+	if (m->status_fd < 0 || bind(m->status_fd, (struct sockaddr *)&sun, len) < 0 ||
 	    listen(m->status_fd, 64) < 0) {
 		log_errno("status socket %s", addr);
 		if (m->status_fd >= 0)

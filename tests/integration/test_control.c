@@ -716,6 +716,168 @@ static void test_idle_client_delays_nobody(void **state)
 	emperor_stop(f);
 }
 
+/* ---- 4b. caps: clients, metrics clients, masters queried at once ------------------------ */
+
+#define MAX_CLIENTS 64        /* docs/control.md: control-socket clients at once */
+#define MAX_HTTP_CLIENTS 16   /* docs/control.md: --metrics clients at once */
+#define FETCH_FANOUT 8        /* docs/control.md: masters one request queries at once */
+
+static double metric(const char *text, const char *key);
+static void assert_exposition(const char *text);
+
+/* What the control socket says to a raw client that sends line (len bytes). */
+static char *raw_exchange(const char *line, size_t len)
+{
+	int fd = connect_raw();
+	char buf[512];
+	size_t got = 0;
+	ssize_t n;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	assert_int_equal(send(fd, line, len, MSG_NOSIGNAL), (ssize_t)len);
+	while (got < sizeof buf - 1 && poll(&pfd, 1, PROMPT_MS) == 1 &&
+	       (n = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0)
+		got += (size_t)n;
+	buf[got] = '\0';
+	close(fd);
+	return strdup(buf);
+}
+
+static void test_clients_capped(void **state)
+{
+	struct fixture *f = *state;
+	int pa = free_port(), mport = free_port(), idle[MAX_CLIENTS];
+	char addr[64], *text;
+	const char *more[] = { "--metrics", addr, NULL };
+	struct sup_conn *conns[MAX_HTTP_CLIENTS];
+	struct sup_http r;
+	struct ctl_run run;
+	long long t0, deadline;
+	size_t m;
+
+	snprintf(addr, sizeof addr, "127.0.0.1:%d", mport);
+	ctl_emperor_start(f, more);
+	put_ctl_vassal(f, "a.yaml", pa, 1, "ay", NULL);
+	wait_vassal(f, "a", pa, "ay");
+	m = mark(f);
+
+	/* a NUL in the request line: an error at once, not a wait for the deadline */
+	t0 = sup_now_ms();
+	text = raw_exchange("status\0x\n", 9);
+	if (strncmp(text, "ERR a NUL byte", 14) != 0 || sup_now_ms() - t0 >= PROMPT_MS)
+		fail_msg("a request with a NUL: \"%s\" after %lld ms", text, sup_now_ms() - t0);
+	free(text);
+
+	/* the cap of control clients, then an answer, not a hang, to one more */
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		idle[i] = connect_raw();
+	t0 = sup_now_ms();
+	text = raw_exchange("status\n", 7);
+	if (strncmp(text, "ERR busy", 8) != 0 || sup_now_ms() - t0 >= PROMPT_MS)
+		fail_msg("a client over the cap: \"%s\" after %lld ms", text, sup_now_ms() - t0);
+	free(text);
+	CTL_EXPECT(f, 1, "busy", "status");
+	wait_line(f, m, "control: 64 control-socket clients at once, the cap");
+	/* one leaves: served again */
+	close(idle[0]);
+	deadline = sup_now_ms() + T_MS;
+	do {
+		CTL_RUN(f, &run, "status");
+		free(run.out);
+		if (run.rc != 0 && sup_now_ms() > deadline)
+			fail_msg("still busy after a client left");
+	} while (run.rc != 0 && (sup_poll_pause(), 1));
+	for (int i = 1; i < MAX_CLIENTS; i++)
+		close(idle[i]);
+
+	/* the same over HTTP: 503 to one more than the cap, served once one left */
+	for (int i = 0; i < MAX_HTTP_CLIENTS; i++) {
+		conns[i] = sup_conn_open("127.0.0.1", mport, T_MS);
+		assert_non_null(conns[i]);
+	}
+	t0 = sup_now_ms();
+	assert_int_equal(sup_http_get("127.0.0.1", mport, "/metrics", &r, T_MS), 0);
+	if (r.status != 503 || !strstr(r.body, "busy") || sup_now_ms() - t0 >= PROMPT_MS)
+		fail_msg("a metrics client over the cap: %d \"%s\" after %lld ms", r.status, r.body,
+			 sup_now_ms() - t0);
+	sup_http_fini(&r);
+	for (int i = 0; i < MAX_HTTP_CLIENTS; i++)
+		sup_conn_close(conns[i]);
+	deadline = sup_now_ms() + T_MS;
+	for (;;) {
+		assert_int_equal(sup_http_get("127.0.0.1", mport, "/metrics", &r, T_MS), 0);
+		int status = r.status;
+		sup_http_fini(&r);
+		if (status == 200)
+			break;
+		if (sup_now_ms() > deadline)
+			fail_msg("metrics still %d after the clients left", status);
+		sup_poll_pause();
+	}
+	emperor_stop(f);
+}
+
+/* A scrape of many masters queries FETCH_FANOUT of them at a time: with every master
+ * stopped (SIGSTOP: each takes the connection and never answers), the emperor holds
+ * no more sockets than that, and answers at the 2 s deadline. Masters that answer
+ * are all there, also past the fan-out. */
+static void test_fetch_fanout_capped(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = FETCH_FANOUT + 2 };
+	char file[32], name[32], key[128], keys[256], *text;
+	pid_t masters[N];
+	int base, most;
+	struct sup_proc *p;
+	char *out = next_out_path(f), *bin = sup_bin("emperorctl");
+	char *argv[] = { bin, "--control", ctl_path, "metrics", NULL };
+
+	ctl_emperor_start(f, NULL);
+	snprintf(keys, sizeof keys, "daemons: [{name: d, exec: [sleep, \"1000\"], stop-mercy: 1s}]\n");
+	for (int i = 0; i < N; i++) {
+		snprintf(file, sizeof file, "v%d.yaml", i);
+		put_file(f->vdir, file, keys);
+	}
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof name, "v%d", i);
+		wait_ready(f, 0, name);
+		masters[i] = started_pid(f, 0, name);
+	}
+	text = CTL_OK(f, "metrics");
+	assert_exposition(text);
+	for (int i = 0; i < N; i++) {
+		snprintf(key, sizeof key, "emperor_vassal_children{vassal=\"v%d\",kind=\"daemon\"}", i);
+		if (metric(text, key) != 1)
+			fail_msg("no %s 1 in:\n%s", key, text);
+	}
+	free(text);
+
+	base = sup_count_fds(f->proc->pid);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(kill(masters[i], SIGSTOP), 0);
+	p = sup_spawn(argv, NULL, NULL, out);
+	assert_non_null(p);
+	most = base;
+	for (long long deadline = sup_now_ms() + T_MS; waitpid(p->pid, &p->status, WNOHANG) == 0;) {
+		int n = sup_count_fds(f->proc->pid);
+		most = n > most ? n : most;
+		if (sup_now_ms() > deadline)
+			fail_msg("emperorctl metrics: no exit after %d ms", T_MS);
+		sup_poll_pause();
+	}
+	p->exited = 1;
+	for (int i = 0; i < N; i++)
+		assert_int_equal(kill(masters[i], SIGCONT), 0);
+	printf("# emperor fds: %d idle, at most %d during a scrape of %d stopped masters\n",
+	       base, most, N);
+	assert_int_equal(WEXITSTATUS(p->status), 0);
+	assert_true(most - base <= FETCH_FANOUT + 1); /* + emperorctl's own connection */
+	assert_true(most - base >= FETCH_FANOUT);     /* the scrape did ask them */
+	sup_proc_free(p);
+	free(out), free(bin);
+	emperor_stop(f);
+}
+
 /* ---- 5. metrics ---------------------------------------------------------------------- */
 
 /* The Prometheus text exposition format (0.0.4), strictly: what is accepted. */
@@ -1300,6 +1462,8 @@ int main(void)
 		TEST(test_answers_whatever_happens),
 		TEST(test_other_uid_refused),
 		TEST(test_idle_client_delays_nobody),
+		TEST(test_clients_capped),
+		TEST(test_fetch_fanout_capped),
 		cmocka_unit_test(test_exposition_checker),
 		TEST(test_metrics),
 		TEST(test_worker_respawns_counted),
