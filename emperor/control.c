@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "emperor.h"
+#include "jsonout.h"
 #include "log.h"
 #include "notify.h"
 #include "parse.h"
@@ -165,33 +166,58 @@ static const char *uptime_text(double s, char *buf, size_t len)
 }
 
 
+static struct json_object *vassal_json(const struct vassal *v)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "name", jsonout_string(v->name));
+	json_object_object_add(o, "state", json_object_new_string(vtable_state_name(v->state)));
+	json_object_object_add(o, "pid", json_object_new_int((int)v->child.pid));
+	json_object_object_add(o, "uptime", jsonout_fixed(child_uptime(&v->child), 1));
+	json_object_object_add(o, "workers_ready", json_object_new_int(v->workers_ready));
+	json_object_object_add(o, "workers_total", json_object_new_int(v->workers_total));
+	json_object_object_add(o, "restarts", json_object_new_int64(v->restarts));
+	json_object_object_add(o, "reloads", json_object_new_int64(v->reloads));
+	json_object_object_add(o, "last_exit", jsonout_string(v->last_exit));
+	json_object_object_add(o, "config_error", jsonout_string(v->config_error));
+	return o;
+}
+
 static void status_json(struct emperor *e, struct strbuf *b)
 {
+	struct json_object *doc = json_object_new_object(), *me = json_object_new_object();
+	struct json_object *list = json_object_new_array();
 	struct vassal *v;
-	const char *sep = "";
 
-	strbuf_printf(b, "{\"emperor\":{\"pid\":%d,\"dir\":", (int)getpid());
-	strbuf_json(b, e->dir);
-	strbuf_printf(b, ",\"uptime\":%.1f,\"state\":\"%s\"},\"vassals\":[",
-		      mono_now() - e->started_at, e->stopping ? "stopping" : "running");
-	TAILQ_FOREACH(v, &e->vassals, link) {
-		strbuf_printf(b, "%s{\"name\":", sep);
-		strbuf_json(b, v->name);
-		strbuf_printf(b, ",\"state\":\"%s\",\"pid\":%d,\"uptime\":%.1f,"
-			      "\"workers_ready\":%d,\"workers_total\":%d,\"restarts\":%u,"
-			      "\"reloads\":%u,\"last_exit\":", vtable_state_name(v->state),
-			      (int)v->child.pid, child_uptime(&v->child), v->workers_ready,
-			      v->workers_total, v->restarts, v->reloads);
-		strbuf_json(b, v->last_exit);
-		strbuf_printf(b, ",\"config_error\":");
-		if (v->config_error)
-			strbuf_json(b, v->config_error);
-		else
-			strbuf_printf(b, "null");
-		strbuf_printf(b, "}");
-		sep = ",";
+	json_object_object_add(me, "pid", json_object_new_int((int)getpid()));
+	json_object_object_add(me, "dir", jsonout_string(e->dir));
+	json_object_object_add(me, "uptime", jsonout_fixed(mono_now() - e->started_at, 1));
+	json_object_object_add(me, "state", json_object_new_string(e->stopping ? "stopping" : "running"));
+	TAILQ_FOREACH(v, &e->vassals, link)
+		json_object_array_add(list, vassal_json(v));
+	json_object_object_add(doc, "emperor", me);
+	json_object_object_add(doc, "vassals", list);
+	jsonout_append(b, doc);
+}
+
+/* A master's JSON, parsed and written again: only valid JSON (and UTF-8) reaches
+ * the client, whatever the master (maybe running as another user) sent; else null. */
+static void master_json(const struct strbuf *reply, struct strbuf *b)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *o = NULL;
+
+	if (tok && reply->len) {
+		json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+		o = json_tokener_parse_ex(tok, reply->p, (int)reply->len);
+		if (json_tokener_get_error(tok) != json_tokener_success) {
+			json_object_put(o);
+			o = NULL;
+		}
 	}
-	strbuf_printf(b, "]}\n");
+	if (tok)
+		json_tokener_free(tok);
+	jsonout_append(b, o);
 }
 
 static void status_table(struct emperor *e, struct strbuf *b)
@@ -424,9 +450,12 @@ static void gathered_all(struct client *cl)
 	struct emperor *e = cl->ctl->e;
 
 	if (cl->name[0]) { /* status NAME */
-		if (!cl->gathered.len)
-			strbuf_printf(&cl->gathered, cl->json ? "null\n" : "(the master did not answer)\n");
-		strbuf_append(&cl->out, cl->gathered.p, cl->gathered.len);
+		if (cl->json)
+			master_json(&cl->gathered, &cl->out);
+		else if (!cl->gathered.len)
+			strbuf_printf(&cl->out, "(the master did not answer)\n");
+		else
+			strbuf_append(&cl->out, cl->gathered.p, cl->gathered.len);
 		client_answer(cl, true, NULL);
 		return;
 	}

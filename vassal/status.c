@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "jsonout.h"
 #include "log.h"
 #include "master.h"
 #include "peer.h"
@@ -112,33 +113,46 @@ static unsigned worker_respawns(const struct master *m)
 	return n;
 }
 
+static struct json_object *child_json(const struct child *c)
+{
+	struct json_object *o = json_object_new_object();
+	struct proc_usage u;
+
+	usage_of(c->pid, &u);
+	json_object_object_add(o, "kind", json_object_new_string(kind_names[c->kind]));
+	json_object_object_add(o, "name", jsonout_string(c->name));
+	json_object_object_add(o, "pid", json_object_new_int((int)c->pid));
+	json_object_object_add(o, "state", json_object_new_string(child_state_name(c->state)));
+	json_object_object_add(o, "uptime", jsonout_fixed(child_uptime(c), 1));
+	json_object_object_add(o, "respawns", json_object_new_int64(c->respawns));
+	json_object_object_add(o, "rss_kb", json_object_new_int64(u.rss_kb));
+	json_object_object_add(o, "cpu_seconds", jsonout_fixed(u.cpu_s, 2));
+	return o;
+}
+
 static void reply_json(const struct master *m, struct strbuf *b)
 {
+	struct json_object *doc = json_object_new_object(), *workers = json_object_new_object();
+	struct json_object *spooler = json_object_new_object(), *children = json_object_new_array();
 	const struct child *c;
 	int queued, failed;
-	const char *sep = "";
 
 	spool_counts(m, &queued, &failed);
-	strbuf_printf(b, "{\"name\":");
-	strbuf_json(b, m->cfg->name);
-	strbuf_printf(b, ",\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
-		  "\"workers\":{\"ready\":%d,\"total\":%d,\"respawns\":%u},"
-		  "\"spooler\":{\"queued\":%d,\"failed\":%d},\"children\":[",
-		  (int)getpid(), master_states[m->state], m->generation,
-		  workers_ready_count(m), m->cfg->has_workers ? m->cfg->workers.count : 0,
-		  worker_respawns(m), queued, failed);
-	TAILQ_FOREACH(c, &m->children.children, link) {
-		struct proc_usage u;
-		usage_of(c->pid, &u);
-		strbuf_printf(b, "%s{\"kind\":\"%s\",\"name\":", sep, kind_names[c->kind]);
-		strbuf_json(b, c->name);
-		strbuf_printf(b, ",\"pid\":%d,\"state\":\"%s\","
-			  "\"uptime\":%.1f,\"respawns\":%u,\"rss_kb\":%ld,\"cpu_seconds\":%.2f}",
-			  (int)c->pid, child_state_name(c->state),
-			  child_uptime(c), c->respawns, u.rss_kb, u.cpu_s);
-		sep = ",";
-	}
-	strbuf_printf(b, "]}\n");
+	json_object_object_add(doc, "name", jsonout_string(m->cfg->name));
+	json_object_object_add(doc, "pid", json_object_new_int((int)getpid()));
+	json_object_object_add(doc, "state", json_object_new_string(master_states[m->state]));
+	json_object_object_add(doc, "generation", json_object_new_int64(m->generation));
+	json_object_object_add(workers, "ready", json_object_new_int(workers_ready_count(m)));
+	json_object_object_add(workers, "total", json_object_new_int(m->cfg->has_workers ? m->cfg->workers.count : 0));
+	json_object_object_add(workers, "respawns", json_object_new_int64(worker_respawns(m)));
+	json_object_object_add(doc, "workers", workers);
+	json_object_object_add(spooler, "queued", json_object_new_int(queued));
+	json_object_object_add(spooler, "failed", json_object_new_int(failed));
+	json_object_object_add(doc, "spooler", spooler);
+	TAILQ_FOREACH(c, &m->children.children, link)
+		json_object_array_add(children, child_json(c));
+	json_object_object_add(doc, "children", children);
+	jsonout_append(b, doc);
 }
 
 static void reply_text(const struct master *m, struct strbuf *b)

@@ -395,6 +395,29 @@ static void test_status_agrees_with_proc(void **state)
 	emperor_stop(f);
 }
 
+/* A vassal whose file name is not UTF-8 (Latin-1 "café"): its name is the printable
+ * "caf\xE9" everywhere, and every JSON answer is valid UTF-8 (python3 decodes
+ * strictly); lib/jsonout.c replaces whatever invalid byte would still reach it. */
+static void test_json_is_utf8(void **state)
+{
+	struct fixture *f = *state;
+	int port = free_port();
+	char *json, *printed;
+
+	ctl_emperor_start(f, NULL);
+	put_ctl_vassal(f, "caf\xe9.yaml", port, 1, "latin", NULL);
+	wait_ready(f, 0, "caf\\xE9"); /* the log escapes the byte */
+	json = CTL_OK(f, "--json", "status");
+	printed = python_json(f, json, "print([v['name'] == 'caf\\\\xE9' for v in d['vassals']])");
+	assert_string_equal(printed, "[True]\n");
+	free(json), free(printed);
+	json = CTL_OK(f, "--json", "status", "caf\\xE9");
+	printed = python_json(f, json, "print(d['name'] == 'caf\\\\xE9', len(d['children']))");
+	assert_string_equal(printed, "True 1\n");
+	free(json), free(printed);
+	emperor_stop(f);
+}
+
 /* ---- 2. commands answer once done ------------------------------------------------------ */
 
 /* One GET right now: answered by a worker of master that is not in old. */
@@ -1463,6 +1486,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		TEST(test_status_agrees_with_proc),
+		TEST(test_json_is_utf8),
 		TEST(test_commands_answer_once_done),
 		TEST(test_answers_whatever_happens),
 		TEST(test_other_uid_refused),
