@@ -156,6 +156,24 @@ static void ctl_expect(struct fixture *f, int rc, const char *needle, char *cons
 
 #define CTL_EXPECT(f, rc, needle, ...) ctl_expect(f, rc, needle, (char *const[]){ __VA_ARGS__, NULL })
 
+/* emperorctl without our --control: it computes its socket from `dir_opt`
+ * (--dir=DIR), where no emperor listens; it must exit rc with needle in its output. */
+static void ctl_bare(struct fixture *f, int rc, const char *needle, const char *dir_opt)
+{
+	char *out = next_out_path(f), *bin = sup_bin("emperorctl"), *text;
+	char *argv[] = { bin, (char *)dir_opt, "status", NULL };
+	char *env[] = { "EMPEROR_CONTROL", "EMPEROR_DIR", NULL };
+	struct sup_proc *p = sup_spawn(argv, env, NULL, out);
+
+	assert_non_null(p);
+	assert_int_equal(sup_wait_exit(p, CTL_MS), 0);
+	text = sup_read_file(out);
+	if (!WIFEXITED(p->status) || WEXITSTATUS(p->status) != rc || !text || !strstr(text, needle))
+		fail_msg("emperorctl %s status: %s, output: %s", dir_opt, sup_status_str(p->status), text);
+	sup_proc_free(p);
+	free(out), free(bin), free(text);
+}
+
 static int count_in(const char *text, const char *needle)
 {
 	int n = 0;
@@ -512,10 +530,22 @@ static void test_commands_answer_once_done(void **state)
 	CTL_EXPECT(f, 1, "no such vassal 'nope'", "status", "nope");
 	CTL_EXPECT(f, 1, "no such vassal 'nope'", "stop", "nope");
 	CTL_EXPECT(f, 1, "no such vassal 'nope'", "start", "nope");
-	CTL_EXPECT(f, 1, "unknown command", "frobnicate");
+	/* usage errors are told by emperorctl itself, exit 2, before any request */
+	m = mark(f);
+	CTL_EXPECT(f, 2, "unknown command 'frobnicate'", "frobnicate");
 	CTL_EXPECT(f, 2, "usage", "--frob", "status");
+	CTL_EXPECT(f, 2, "reload takes a NAME or --all", "reload");
+	CTL_EXPECT(f, 2, "status takes at most a NAME", "status", "a", "b");
+	CTL_EXPECT(f, 2, "--all goes with reload only", "stop", "--all");
+	CTL_EXPECT(f, 2, "--timeout needs a value", "status", "--timeout");
+	CTL_EXPECT(f, 2, "\"abc\" is not a number", "--timeout=abc", "status");
+	assert_int_equal(count_lines(f, m, "control:"), 0);
+	/* --opt=VALUE anywhere on the line */
+	snprintf(bad, sizeof bad, "--control=%s", ctl_path);
+	free(CTL_OK(f, "status", bad, "--timeout=5"));
 	snprintf(bad, sizeof bad, "%s/none.sock", f->dir);
 	CTL_EXPECT(f, 3, "cannot reach the emperor", "--control", bad, "status");
+	ctl_bare(f, 3, "cannot reach the emperor at /", "--dir=/");
 	assert_string_equal(must_row(table = CTL_OK(f, "status"), "b").state, "ready");
 	free(table);
 	emperor_stop(f);
