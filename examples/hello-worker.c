@@ -2,7 +2,8 @@
  * listening sockets by systemd socket activation (LISTEN_FDS), tells its master it is
  * ready over sd_notify (NOTIFY_SOCKET) and, on SIGTERM or SIGHUP, stops gracefully:
  * it stops accepting, answers the requests in flight, closes idle connections and
- * exits 0. One process, one libev loop, non-blocking sockets. docs/worker.md is the
+ * exits 0. One process, one libev loop, non-blocking sockets, HTTP parsed by
+ * http-parser. docs/worker.md is the
  * contract it demonstrates; the test-only options (--ignore-stop, --fork-sleeper,
  * --exit-after, --fail-start, --fail-if-id, --no-ready) let the tests play a badly
  * behaved worker.
@@ -15,6 +16,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ev.h>
+#include <http_parser.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -37,6 +39,8 @@
 #define LISTEN_FDS_START 3
 #define LISTEN_MAX      64         /* sockets accepted from LISTEN_FDS */
 #define HEAD_MAX        16384      /* request head limit: larger gets 431 */
+#define URL_MAX         2048       /* request target limit: longer gets 414 */
+#define IN_MAX          16384      /* read buffer: pipelined requests wait here */
 #define OUT_MAX         1024       /* one response, head and body */
 #define SLOW_MAX_MS     600000L    /* /slow?ms=N upper bound */
 #define LINGER_S        2.0        /* wait for the client's FIN after our last response */
@@ -68,20 +72,22 @@ struct listener {
 
 enum route { ROUTE_HELLO, ROUTE_SLOW, ROUTE_PID };
 
-/* One parsed request head. status is 200 or the error status to answer with. */
+/* One request, as http-parser reports it. status is 200 or the error to answer. */
 struct request {
 	int status;
 	int head_only;
 	int keep_alive;
 	enum route route;
 	long slow_ms;
-	size_t content_length;
+	size_t url_len;
+	char url[URL_MAX];
+	char detail[160];     /* the body of an error answer, when more than its reason */
 };
 
-/* A connection's life: HEAD (reading a head; idle when nothing is buffered) -> BODY
- * (discarding a Content-Length body) -> DELAY (response timer) -> WRITE -> HEAD again
+/* A connection's life: READ (http-parser fed until a whole request, body included,
+ * is in; idle when none has begun) -> DELAY (response timer) -> WRITE -> READ again
  * on keep-alive, or LINGER (our side shut, waiting for the client's FIN) -> closed. */
-enum conn_state { CONN_HEAD, CONN_BODY, CONN_DELAY, CONN_WRITE, CONN_LINGER };
+enum conn_state { CONN_READ, CONN_DELAY, CONN_WRITE, CONN_LINGER };
 
 struct conn {
 	TAILQ_ENTRY(conn) link;
@@ -90,14 +96,15 @@ struct conn {
 	ev_timer timer;       /* response delay, then linger deadline */
 	int fd;
 	enum conn_state state;
+	http_parser parser;
+	int in_request;       /* a request has begun and is not complete */
+	int complete;         /* the parser paused on a complete request */
 	struct request rq;
-	size_t body_left;
-	size_t in_len;
-	size_t head_scanned;  /* bytes of in[] already searched for the head's end */
+	size_t in_len;        /* bytes of in[] not yet given to the parser */
 	size_t out_len, out_off;
 	int keep_alive;       /* of the response being written */
 	unsigned served;      /* responses written; 0: its first request may be on its way */
-	char in[HEAD_MAX];
+	char in[IN_MAX];
 	char out[OUT_MAX];
 };
 
@@ -410,10 +417,13 @@ static const char *reason(int status)
 	switch (status) {
 	case 200: return "OK";
 	case 400: return "Bad Request";
+	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 414: return "URI Too Long";
 	case 431: return "Request Header Fields Too Large";
-	case 501: return "Not Implemented";
-	default: return "HTTP Version Not Supported";
+	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Internal Server Error";
 	}
 }
 
@@ -422,7 +432,7 @@ static void response_body(const struct conn *c, char *body, size_t size)
 	const struct worker *w = c->w;
 
 	if (c->rq.status != 200)
-		snprintf(body, size, "%s\n", reason(c->rq.status));
+		snprintf(body, size, "%s\n", c->rq.detail[0] ? c->rq.detail : reason(c->rq.status));
 	else if (c->rq.route == ROUTE_PID)
 		snprintf(body, size, "%d\n", (int)w->pid);
 	else
@@ -432,7 +442,7 @@ static void response_body(const struct conn *c, char *body, size_t size)
 static void conn_respond_now(struct conn *c)
 {
 	struct worker *w = c->w;
-	char body[NAME_MAX_LEN * 2 + 64];
+	char body[sizeof c->rq.detail + NAME_MAX_LEN * 2];
 	int n;
 
 	c->keep_alive = c->rq.status == 200 && c->rq.keep_alive && !w->stopping;
@@ -473,7 +483,7 @@ static void conn_after_response(struct conn *c)
 		conn_linger(c);
 		return;
 	}
-	c->state = CONN_HEAD;
+	c->state = CONN_READ;
 	conn_advance(c);
 }
 
@@ -499,24 +509,7 @@ static void conn_write(struct conn *c)
 	conn_after_response(c);
 }
 
-/* ---- request parsing ------------------------------------------------------------ */
-
-/* Length of the head at the start of buf (through its blank line), or 0 if incomplete;
- * searching from byte from on (no blank line ends before it). Accepts CRLF and bare LF. */
-static size_t head_length(const char *buf, size_t len, size_t from)
-{
-	for (size_t i = from; i < len; i++) {
-		size_t j = i + 1;
-
-		if (buf[i] != '\n')
-			continue;
-		if (j < len && buf[j] == '\r')
-			j++;
-		if (j < len && buf[j] == '\n')
-			return j + 1;
-	}
-	return 0;
-}
+/* ---- requests: http-parser ------------------------------------------------------ */
 
 /* "ms=N" among the &-separated parameters of query. */
 static int parse_slow_query(char *query, long *ms)
@@ -534,7 +527,7 @@ static int parse_slow_query(char *query, long *ms)
 }
 
 /* /mule?farm=NAME&msg=TEXT: one datagram to the farm's MULE_<NAME>_SOCKET. */
-static int mule_send(char *query)
+static int mule_send(char *query, struct request *rq)
 {
 	char *save = NULL, *farm = NULL, *msg = NULL, key[96], *addr;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -552,8 +545,11 @@ static int mule_send(char *query)
 	for (char *k = key; *k; k++)
 		*k = *k == '-' ? '_' : (char)toupper((unsigned char)*k);
 	addr = getenv(key);
-	if (!addr || strlen(addr) >= sizeof sun.sun_path)
+	if (!addr || strlen(addr) >= sizeof sun.sun_path) {
+		snprintf(rq->detail, sizeof rq->detail, "no mule farm \"%s\" (no %s in the environment)",
+			 farm, key);
 		return 404;
+	}
 	memcpy(sun.sun_path, addr, strlen(addr));
 	if (addr[0] == '@')
 		sun.sun_path[0] = '\0';
@@ -568,6 +564,7 @@ static int mule_send(char *query)
 	return rc < 0 ? 503 : 200;
 }
 
+/* The route of the request target (in place): 200 or an error status. */
 static int parse_target(char *target, struct request *rq)
 {
 	char *query = strchr(target, '?');
@@ -579,90 +576,72 @@ static int parse_target(char *target, struct request *rq)
 	if (strcmp(target, "/pid") == 0)
 		rq->route = ROUTE_PID;
 	if (strcmp(target, "/mule") == 0)
-		return query ? mule_send(query) : 400;
+		return query ? mule_send(query, rq) : 400;
 	if (strcmp(target, "/slow") != 0)
 		return 200;
 	rq->route = ROUTE_SLOW;
 	return query && parse_slow_query(query, &rq->slow_ms) == 0 ? 200 : 400;
 }
 
-/* "METHOD SP target SP HTTP/1.x": fills rq, returns 200 or an error status. */
-static int parse_request_line(char *line, struct request *rq)
+static int on_message_begin(http_parser *p)
 {
-	char *save = NULL;
-	char *method = strtok_r(line, " ", &save);
-	char *target = strtok_r(NULL, " ", &save);
-	char *version = strtok_r(NULL, " ", &save);
+	struct conn *c = p->data;
 
-	if (!method || !target || !version || strtok_r(NULL, " ", &save))
-		return 400;
-	if (strncmp(version, "HTTP/", 5) != 0)
-		return 400;
-	if (strcmp(version, "HTTP/1.1") == 0)
-		rq->keep_alive = 1;
-	else if (strcmp(version, "HTTP/1.0") != 0)
-		return 505;
-	rq->head_only = strcmp(method, "HEAD") == 0;
-	if (!rq->head_only && strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
-		return 405;
-	return parse_target(target, rq);
+	memset(&c->rq, 0, sizeof c->rq);
+	c->rq.status = 200;
+	c->in_request = 1;
+	return 0;
 }
 
-static void parse_connection(const char *value, struct request *rq)
+static int on_url(http_parser *p, const char *at, size_t len)
 {
-	char copy[256], *save = NULL;
+	struct request *rq = &((struct conn *)p->data)->rq;
 
-	snprintf(copy, sizeof copy, "%s", value);
-	for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
-		if (strcasecmp(t, "close") == 0)
-			rq->keep_alive = 0;
-		else if (strcasecmp(t, "keep-alive") == 0)
-			rq->keep_alive = 1;
+	if (rq->url_len + len >= sizeof rq->url) {
+		rq->status = 414;
+		return 0;
 	}
+	memcpy(rq->url + rq->url_len, at, len);
+	rq->url_len += len;
+	rq->url[rq->url_len] = '\0';
+	return 0;
 }
 
-static int parse_header(char *line, struct request *rq)
+/* The head is in: method, version and target decide the answer. */
+static int on_headers_complete(http_parser *p)
 {
-	char *colon = strchr(line, ':'), *value, *end;
-	unsigned long long n;
+	struct request *rq = &((struct conn *)p->data)->rq;
 
-	if (!colon || colon == line || strcspn(line, " \t") < (size_t)(colon - line))
-		return 400;
-	*colon = '\0';
-	value = colon + 1 + strspn(colon + 1, " \t");
-	if (strcasecmp(line, "Transfer-Encoding") == 0)
-		return 501;
-	if (strcasecmp(line, "Connection") == 0)
-		parse_connection(value, rq);
-	if (strcasecmp(line, "Content-Length") != 0)
-		return 200;
-	errno = 0;
-	n = strtoull(value, &end, 10);
-	end += strspn(end, " \t");
-	if (errno || end == value || *end || value[0] == '-' ||
-	    (rq->content_length && rq->content_length != n) || n > (unsigned long long)SSIZE_MAX)
-		return 400;
-	rq->content_length = (size_t)n;
-	return 200;
+	rq->head_only = p->method == HTTP_HEAD;
+	if (rq->status != 200)
+		return 0;
+	if (p->http_major != 1 || p->http_minor > 1)
+		rq->status = 505;
+	else if (p->method != HTTP_GET && p->method != HTTP_HEAD && p->method != HTTP_POST)
+		rq->status = 405;
+	else
+		rq->status = parse_target(rq->url, rq);
+	return 0;
 }
 
-/* Parses the head in place (len bytes at head, blank line included). */
-static void parse_head(char *head, size_t len, struct request *rq)
+/* A whole request (its body read and dropped): pause, to answer it before the next. */
+static int on_message_complete(http_parser *p)
 {
-	char *save = NULL, *line;
+	struct conn *c = p->data;
 
-	memset(rq, 0, sizeof *rq);
-	rq->status = 400;
-	if (memchr(head, '\0', len))
-		return;
-	head[len - 1] = '\0';
-	line = strtok_r(head, "\r\n", &save);
-	if (!line)
-		return;
-	rq->status = parse_request_line(line, rq);
-	while (rq->status == 200 && (line = strtok_r(NULL, "\r\n", &save)))
-		rq->status = parse_header(line, rq);
+	c->rq.keep_alive = http_should_keep_alive(p);
+	c->in_request = 0;
+	c->complete = 1;
+	http_parser_pause(p, 1);
+	return 0;
 }
+
+static const http_parser_settings parser_settings = {
+	.on_message_begin = on_message_begin,
+	.on_url = on_url,
+	.on_headers_complete = on_headers_complete,
+	.on_message_complete = on_message_complete,
+};
 
 /* ---- input ------------------------------------------------------------------ */
 
@@ -672,56 +651,43 @@ static void conn_consume(struct conn *c, size_t n)
 	c->in_len -= n;
 }
 
-static void conn_reject(struct conn *c, int status)
+/* A request http-parser refused: answered, and the connection closed after. */
+static void conn_reject(struct conn *c, enum http_errno err)
 {
 	memset(&c->rq, 0, sizeof c->rq);
-	c->rq.status = status;
+	c->rq.status = err == HPE_HEADER_OVERFLOW ? 431 : 400;
+	if (c->rq.status == 400)
+		snprintf(c->rq.detail, sizeof c->rq.detail, "Bad Request: %s", http_errno_description(err));
+	c->in_len = 0;
+	c->in_request = 0;
 	conn_respond(c);
 }
 
-/* Reads the next head from the buffer; 1 if one was parsed, 0 if more input is needed
- * or the connection was answered or closed. */
-static int conn_take_head(struct conn *c)
-{
-	size_t len;
-
-	if (c->in_len == 0 && c->w->stopping) {
-		conn_close(c);
-		return 0;
-	}
-	len = head_length(c->in, c->in_len, c->head_scanned);
-	if (len == 0 && c->in_len >= sizeof c->in) {
-		conn_reject(c, 431);
-		return 0;
-	}
-	if (len == 0) {
-		/* Resume the search before the last 2 bytes: they may start "\n\r\n". */
-		c->head_scanned = c->in_len > 2 ? c->in_len - 2 : 0;
-		conn_watch(c, EV_READ);
-		return 0;
-	}
-	c->head_scanned = 0;
-	parse_head(c->in, len, &c->rq);
-	conn_consume(c, len);
-	c->body_left = c->rq.status == 200 ? c->rq.content_length : 0;
-	c->state = CONN_BODY;
-	return 1;
-}
-
-/* Runs the request state machine over what is buffered. */
+/* Gives what is buffered to http-parser; answers once a whole request is in. */
 static void conn_advance(struct conn *c)
 {
-	size_t take;
+	size_t n;
+	enum http_errno err;
 
-	if (c->state == CONN_HEAD && !conn_take_head(c))
+	if (c->in_len == 0 && !c->in_request && c->w->stopping) {
+		conn_close(c);
 		return;
-	take = c->body_left < c->in_len ? c->body_left : c->in_len;
-	conn_consume(c, take);
-	c->body_left -= take;
-	if (c->body_left > 0) {
+	}
+	c->complete = 0;
+	n = http_parser_execute(&c->parser, &parser_settings, c->in, c->in_len);
+	err = HTTP_PARSER_ERRNO(&c->parser);
+	if (err != HPE_OK && err != HPE_PAUSED) {
+		conn_reject(c, err);
+		return;
+	}
+	conn_consume(c, n);
+	if (!c->complete) {
 		conn_watch(c, EV_READ);
 		return;
 	}
+	http_parser_pause(&c->parser, 0);
+	if (c->rq.status != 200)
+		c->rq.keep_alive = 0;
 	conn_respond(c);
 }
 
@@ -765,7 +731,7 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (c->state == CONN_LINGER || c->state == CONN_HEAD)
+	if (c->state == CONN_LINGER || c->state == CONN_READ)
 		conn_close(c);
 	else
 		conn_respond_now(c);
@@ -783,7 +749,9 @@ static void conn_new(struct worker *w, int fd)
 	}
 	c->w = w;
 	c->fd = fd;
-	c->state = CONN_HEAD;
+	c->state = CONN_READ;
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
 	ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
 	ev_timer_init(&c->timer, conn_timer_cb, 0., 0.);
 	TAILQ_INSERT_TAIL(&w->conns, c, link);
@@ -877,7 +845,7 @@ static void exit_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 /* Between two requests on a keep-alive connection: closed by a graceful stop. */
 static int conn_idle(const struct conn *c)
 {
-	return c->state == CONN_HEAD && c->in_len == 0 && c->served > 0;
+	return c->state == CONN_READ && !c->in_request && c->in_len == 0 && c->served > 0;
 }
 
 /* Accepted, nothing read yet: its request may already be on its way, so it is in
@@ -925,7 +893,7 @@ static void worker_stop(struct worker *w, int sig)
 		next = TAILQ_NEXT(c, link);
 		if (conn_idle(c))
 			conn_await_last(c); /* closed by its timer, unless a request comes */
-		else if (c->state == CONN_HEAD && c->in_len == 0)
+		else if (c->state == CONN_READ && !c->in_request && c->in_len == 0)
 			conn_await_first(c);
 	}
 }
@@ -1043,6 +1011,7 @@ int main(int argc, char **argv)
 		log_warn("--fail-if-id %ld: exiting 1", w.opt.fail_if_id);
 		return 1;
 	}
+	http_parser_set_max_header_size(HEAD_MAX);
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		log_fatal("signal(SIGPIPE): %s", strerror(errno));
 	take_listen_fds(&w);
