@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "control.h"
 #include "emperor.h"
 #include "log.h"
 #include "notify.h"

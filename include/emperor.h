@@ -157,15 +157,6 @@ void output_stop(struct vassal *v);
 struct monitor *monitor_open(struct emperor *e, const char *dir);
 void monitor_close(struct monitor *mon);
 
-/* control.c: the control socket (emperorctl) and the metrics. */
-enum ctl_event { CTL_READY, CTL_STOPPED, CTL_FAILED };
-int control_open(struct emperor *e);
-void control_close(struct emperor *e);
-/* A vassal became ready (started or reloaded), stopped, or failed: answers waiting
- * emperorctl requests and records the figures. */
-void control_vassal_event(struct emperor *e, struct vassal *v, enum ctl_event ev);
-/* Records a completed reload's duration (for the metrics). */
-void control_reload_done(struct vassal *v, double seconds);
 /* vtable.c: stop a vassal (or cancel its pending respawn) but keep its record,
  * halted until started again or its file changes. */
 void vtable_halt(struct vassal *v);

@@ -1384,6 +1384,22 @@ static void test_metrics(void **state)
 	sup_http_fini(&r);
 	sup_conn_close(c);
 
+	/* another method: 405; not HTTP: 400; each answered, then closed */
+	static const char *const bad_requests[] = {
+		"POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi", "garbage\r\n\r\n",
+	};
+	static const int bad_status[] = { 405, 400 };
+	for (int i = 0; i < 2; i++) {
+		c = sup_conn_open("127.0.0.1", mport, T_MS);
+		assert_non_null(c);
+		assert_int_equal(sup_conn_send(c, bad_requests[i], strlen(bad_requests[i]), T_MS), 0);
+		assert_int_equal(sup_conn_read_response(c, &r, T_MS), 0);
+		assert_int_equal(r.status, bad_status[i]);
+		assert_int_equal(sup_conn_wait_closed(c, T_MS), 0);
+		sup_http_fini(&r);
+		sup_conn_close(c);
+	}
+
 	/* a master that does not answer is left out after 2 s, not more */
 	pid_t mb = started_pid(f, 0, "b");
 	assert_int_equal(kill(mb, SIGSTOP), 0);
