@@ -23,6 +23,7 @@
 #define CTL_MAX_CLIENTS 64      /* control-socket clients at once; more get "ERR busy" */
 #define CTL_MAX_HTTP_CLIENTS 16 /* --metrics clients at once; more get 503 */
 #define CTL_FETCH_FANOUT 8      /* masters a client queries at once; the rest queue */
+#define CTL_BUCKETS 13          /* reload-duration histogram buckets, 5 ms to 60 s */
 
 struct emperor;
 struct vassal;

@@ -2,12 +2,14 @@
  * JSON (json-c), the Prometheus text (the emperor's families, and the masters'
  * samples merged under theirs), and the reload-duration histogram behind it. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "control_int.h"
 #include "emperor.h"
 #include "jsonout.h"
+#include "prom.h"
 
 static const double bucket_le[CTL_BUCKETS] = {
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
@@ -15,23 +17,34 @@ static const double bucket_le[CTL_BUCKETS] = {
 
 /* ---- figures ------------------------------------------------------------------------ */
 
-static void observe_reload(struct vassal *v, double seconds)
-{
-	v->reloads++;
-	v->reload_seconds_sum += seconds;
-	for (int i = 0; i < CTL_BUCKETS; i++)
-		if (seconds <= bucket_le[i])
-			v->reload_buckets[i]++;
-}
+/* What the control module counts of a vassal, reached from it by one pointer and
+ * allocated at its first reload. */
+struct ctl_figures {
+	unsigned reloads;                     /* reloads completed */
+	unsigned reload_buckets[CTL_BUCKETS]; /* their durations, a cumulative histogram */
+	double reload_seconds_sum;
+};
 
 void control_reload_done(struct vassal *v, double seconds)
 {
-	observe_reload(v, seconds);
+	if (!v->figures && !(v->figures = calloc(1, sizeof *v->figures)))
+		return;
+	v->figures->reloads++;
+	v->figures->reload_seconds_sum += seconds;
+	for (int i = 0; i < CTL_BUCKETS; i++)
+		if (seconds <= bucket_le[i])
+			v->figures->reload_buckets[i]++;
+}
+
+void control_vassal_free(struct vassal *v)
+{
+	free(v->figures);
+	v->figures = NULL;
 }
 
 unsigned ctl_reloads(const struct vassal *v)
 {
-	return v->reloads;
+	return v->figures ? v->figures->reloads : 0;
 }
 
 /* ---- status ------------------------------------------------------------------------- */
@@ -115,7 +128,7 @@ void ctl_render_table(struct emperor *e, struct strbuf *b)
 		strbuf_printf(b, "%-20s %-10s %8d %7s %8s %8u %7u  %-22s %s\n", v->name,
 			      vtable_state_name(v->state), (int)v->child.pid,
 			      child_running(&v->child) ? uptime_text(child_uptime(&v->child), up, sizeof up) : "-",
-			      workers, v->restarts, v->reloads, v->last_exit[0] ? v->last_exit : "-",
+			      workers, v->restarts, ctl_reloads(v), v->last_exit[0] ? v->last_exit : "-",
 			      v->config_error ? v->config_error : "-");
 	}
 }
@@ -129,64 +142,63 @@ void ctl_render_vassal_line(const struct vassal *v, struct strbuf *b)
 
 /* ---- Prometheus ----------------------------------------------------------------------- */
 
-/* Prometheus: families in order, each with HELP and TYPE once. */
-static void metrics_emperor(struct emperor *e, struct strbuf *b)
+static void metrics_vassals(struct emperor *e, struct strbuf *b)
 {
 	static const char *const states[] = { "starting", "ready", "reloading", "stopping", "waiting", "halted" };
 	int counts[VASSAL_HALTED + 1] = { 0 };
+	const char *name = prom_families[PROM_VASSALS].name;
 	struct vassal *v;
-	char name[2 * NAME_MAX + 4];
 
 	TAILQ_FOREACH(v, &e->vassals, link)
 		counts[v->state]++;
-	strbuf_printf(b, "# HELP emperor_vassals Vassals by state.\n# TYPE emperor_vassals gauge\n");
+	prom_header(b, PROM_VASSALS);
 	for (int s = 0; s <= VASSAL_HALTED; s++)
-		strbuf_printf(b, "emperor_vassals{state=\"%s\"} %d\n", states[s], counts[s]);
-	strbuf_printf(b, "# HELP emperor_vassal_restarts_total Respawns after a vassal died unasked.\n"
-		      "# TYPE emperor_vassal_restarts_total counter\n");
-	TAILQ_FOREACH(v, &e->vassals, link)
-		strbuf_printf(b, "emperor_vassal_restarts_total{vassal=\"%s\"} %u\n",
-			      label_escape(v->name, name, sizeof name), v->restarts);
-	strbuf_printf(b, "# HELP emperor_vassal_reload_duration_seconds From the reload request to READY=1.\n"
-		      "# TYPE emperor_vassal_reload_duration_seconds histogram\n");
-	TAILQ_FOREACH(v, &e->vassals, link) {
-		label_escape(v->name, name, sizeof name);
-		for (int i = 0; i < CTL_BUCKETS; i++)
-			strbuf_printf(b, "emperor_vassal_reload_duration_seconds_bucket{vassal=\"%s\",le=\"%g\"} %u\n",
-				      name, bucket_le[i], v->reload_buckets[i]);
-		strbuf_printf(b, "emperor_vassal_reload_duration_seconds_bucket{vassal=\"%s\",le=\"+Inf\"} %u\n"
-			      "emperor_vassal_reload_duration_seconds_sum{vassal=\"%s\"} %.6f\n"
-			      "emperor_vassal_reload_duration_seconds_count{vassal=\"%s\"} %u\n",
-			      name, v->reloads, name, v->reload_seconds_sum, name, ctl_reloads(v));
-	}
+		strbuf_printf(b, "%s{state=\"%s\"} %d\n", name, states[s], counts[s]);
 }
 
-static const struct {
-	const char *family, *type, *help;
-} master_families[] = {
-	{ "emperor_vassal_workers", "gauge", "Workers by state, as the master reports them." },
-	{ "emperor_vassal_workers_configured", "gauge", "workers.count of the running config." },
-	{ "emperor_vassal_worker_respawns_total", "counter", "Worker spawns after the first, this master generation." },
-	{ "emperor_vassal_generation", "gauge", "Graceful reloads since the master started, plus one." },
-	{ "emperor_vassal_children", "gauge", "Running children of the master by kind." },
-	{ "emperor_spool_queued_tasks", "gauge", "Task files waiting in the spool directory." },
-	{ "emperor_spool_failed_tasks", "gauge", "Task files in the spool directory's failed/." },
-};
+static void metrics_reload_histogram(const struct vassal *v, const char *label, struct strbuf *b)
+{
+	static const struct ctl_figures none;
+	const struct ctl_figures *fig = v->figures ? v->figures : &none;
+	const char *name = prom_families[PROM_RELOAD_DURATION].name;
 
-/* Groups the masters' samples by family (a family's samples must be contiguous). */
+	for (int i = 0; i < CTL_BUCKETS; i++)
+		strbuf_printf(b, "%s_bucket{vassal=\"%s\",le=\"%g\"} %u\n", name, label, bucket_le[i],
+			      fig->reload_buckets[i]);
+	strbuf_printf(b, "%s_bucket{vassal=\"%s\",le=\"+Inf\"} %u\n%s_sum{vassal=\"%s\"} %.6f\n"
+		      "%s_count{vassal=\"%s\"} %u\n", name, label, fig->reloads, name, label,
+		      fig->reload_seconds_sum, name, label, fig->reloads);
+}
+
+/* The emperor's families, from its table, each with HELP and TYPE once. */
+static void metrics_emperor(struct emperor *e, struct strbuf *b)
+{
+	struct vassal *v;
+	char label[2 * NAME_MAX + 4];
+
+	metrics_vassals(e, b);
+	prom_header(b, PROM_RESTARTS);
+	TAILQ_FOREACH(v, &e->vassals, link)
+		strbuf_printf(b, "%s{vassal=\"%s\"} %u\n", prom_families[PROM_RESTARTS].name,
+			      prom_label(v->name, label, sizeof label), v->restarts);
+	prom_header(b, PROM_RELOAD_DURATION);
+	TAILQ_FOREACH(v, &e->vassals, link)
+		metrics_reload_histogram(v, prom_label(v->name, label, sizeof label), b);
+}
+
+/* Groups the masters' samples by family (a family's samples must be contiguous),
+ * under the family's HELP and TYPE; a line of no known family is left out. */
 static void metrics_merge(const struct strbuf *gathered, struct strbuf *b)
 {
-	for (size_t f = 0; f < ARRAY_LEN(master_families); f++) {
-		size_t flen = strlen(master_families[f].family);
+	for (int f = PROM_FIRST_MASTER_FAMILY; f < PROM_N_FAMILIES; f++) {
+		size_t flen = strlen(prom_families[f].name);
 		bool header = false;
 		for (char *line = gathered->p; line && *line;) {
 			char *nl = strchr(line, '\n');
 			size_t len = nl ? (size_t)(nl - line) : strlen(line);
-			if (strncmp(line, master_families[f].family, flen) == 0 && line[flen] == '{') {
+			if (strncmp(line, prom_families[f].name, flen) == 0 && line[flen] == '{') {
 				if (!header)
-					strbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", master_families[f].family,
-						      master_families[f].help, master_families[f].family,
-						      master_families[f].type);
+					prom_header(b, (enum prom_family)f);
 				header = true;
 				strbuf_append(b, line, len);
 				strbuf_append(b, "\n", 1);

@@ -503,6 +503,7 @@ void vtable_free(struct vassal *v)
 			vtable_start(x);
 		}
 	drop_cgroup(v);
+	control_vassal_free(v);
 	free(v->config_error);
 	free(v->file);
 	free(v->name);

@@ -40,8 +40,6 @@ struct file_id {
 
 struct emperor;
 
-#define CTL_BUCKETS 13 /* reload-duration histogram buckets (control.c) */
-
 struct vassal {
 	TAILQ_ENTRY(vassal) link;
 	TAILQ_ENTRY(vassal) reload_link; /* in the full-reload queue */
@@ -71,9 +69,7 @@ struct vassal {
 	char reload_why[64];
 	/* what emperorctl and the metrics show */
 	unsigned restarts;          /* respawns after dying unasked */
-	unsigned reloads;           /* reloads completed */
-	unsigned reload_buckets[CTL_BUCKETS]; /* reload durations, cumulative histogram */
-	double reload_seconds_sum;
+	struct ctl_figures *figures; /* control_render.c's: reloads and their durations */
 	char last_exit[64];
 	char *config_error;         /* the first error of the last failed validation */
 	int workers_ready, workers_total; /* from the master's X_WORKERS= */

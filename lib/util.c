@@ -234,16 +234,3 @@ void strbuf_free(struct strbuf *b)
 	b->p = NULL;
 	b->len = b->cap = 0;
 }
-
-const char *label_escape(const char *s, char *buf, size_t len)
-{
-	size_t k = 0;
-
-	for (; *s && k + 3 < len; s++) {
-		if (*s == '\\' || *s == '"' || *s == '\n')
-			buf[k++] = '\\';
-		buf[k++] = *s == '\n' ? 'n' : *s;
-	}
-	buf[k] = '\0';
-	return buf;
-}

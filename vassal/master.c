@@ -355,7 +355,7 @@ static int not_started(struct master *m, int status)
 
 int master_main(const char *path)
 {
-	struct master m = { .emperor_fd = -1, .status_fd = -1, .reported_ready = -1 };
+	struct master m = { .emperor_fd = -1, .reported_ready = -1 };
 	char ident[64];
 
 	m.loop = ev_default_loop(EVFLAG_AUTO);

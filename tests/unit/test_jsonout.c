@@ -1,6 +1,6 @@
 /* test_jsonout.c — unit tests of lib/jsonout.c: what the emperor and the masters
  * write as JSON is valid JSON in valid UTF-8, whatever bytes a vassal's name or an
- * error text holds; and of the Prometheus label escaping beside it. */
+ * error text holds. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -52,21 +52,11 @@ static void test_json_strings(void **state)
 	strbuf_free(&b);
 }
 
-static void test_label_escaping(void **state)
-{
-	char label[64];
-
-	(void)state;
-	assert_string_equal(label_escape("q\"uo\\te\n", label, sizeof label), "q\\\"uo\\\\te\\n");
-	assert_string_equal(label_escape("abcdefgh", label, 6), "abc"); /* bounded */
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_utf8_sanitize),
 		cmocka_unit_test(test_json_strings),
-		cmocka_unit_test(test_label_escaping),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
