@@ -7,6 +7,8 @@
  * ends with the emperor stopped by SIGTERM (exit 0) and no process of ours left. */
 #include "emperor_fixture.h"
 
+#include "status_proto.h"
+
 #include <ctype.h>
 #include <grp.h>
 #include <math.h>
@@ -936,6 +938,81 @@ static void test_fetch_fanout_capped(void **state)
 	emperor_stop(f);
 }
 
+/* ---- 4c. a master's status socket held by someone else ---------------------------------- */
+
+/* The emperor as PID 1 of a new PID namespace (unshare), so that its first master's
+ * pid there is predictable (2): before it starts, the test binds that pid's status
+ * name, "@emperor-vassal/2" (and a few beyond), as anyone on the host could. The
+ * emperor must not take the impostor's answer for the master's. */
+static void test_status_impostor_not_asked(void **state)
+{
+	struct fixture *f = *state;
+	enum { FIRST = 2, N_NAMES = 24 };
+	int names[N_NAMES], port = free_port();
+	char text[512], *log_needle, *out;
+	pid_t emperor = -1, master, answerer;
+	struct sockaddr_un sun;
+
+	for (int i = 0; i < N_NAMES; i++) {
+		socklen_t len = status_sockaddr(FIRST + i, &sun);
+		names[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(names[i] >= 0);
+		if (bind(names[i], (struct sockaddr *)&sun, len) < 0 || listen(names[i], 8) < 0)
+			fail_msg("bind @emperor-vassal/%d: %s", FIRST + i, strerror(errno));
+	}
+	snprintf(text, sizeof text, "sockets: [{name: http, listen: \"127.0.0.1:%d\"}]\n"
+		 "workers: {count: 1, exec: [%s], ready: notify}\n", port, f->worker);
+	put_file(f->vdir, "v.yaml", text);
+	snprintf(ctl_path, sizeof ctl_path, "%s/ctl.sock", f->dir);
+	f->proc = sup_spawn((char *[]){ "unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+					f->emperor, "--control", ctl_path, f->vdir, NULL },
+			    NULL, NULL, f->log);
+	assert_non_null(f->proc);
+	wait_ready(f, 0, "v");
+	master = started_pid(f, 0, "v"); /* as the emperor sees it, in its namespace */
+	if (master < FIRST || master >= FIRST + N_NAMES)
+		fail_msg("the master is pid %d in the namespace, not one of %d..%d", (int)master, FIRST,
+			 FIRST + N_NAMES - 1);
+	wait_line(f, 0, ": status socket @emperor-vassal/");
+
+	/* the impostor answers whoever asks, with a forged sample */
+	answerer = fork();
+	assert_true(answerer >= 0);
+	if (answerer == 0) {
+		struct pollfd pfd = { .fd = names[master - FIRST], .events = POLLIN };
+		static const char forged[] = "emperor_vassal_workers_configured{vassal=\"forged\"} 99\n";
+		for (int i = 0; i < 2 && poll(&pfd, 1, 5000) == 1; i++) {
+			int c = accept(pfd.fd, NULL, NULL);
+			(void)!write(c, forged, sizeof forged - 1);
+			close(c);
+		}
+		_exit(0);
+	}
+	out = CTL_OK(f, "metrics");
+	assert_exposition(out);
+	if (strstr(out, "forged"))
+		fail_msg("the impostor's sample reached the metrics:\n%s", out);
+	free(out);
+	out = CTL_OK(f, "status", "v");
+	assert_non_null(strstr(out, "(the master did not answer)"));
+	free(out);
+	assert_true(asprintf(&log_needle, "control: @emperor-vassal/%d is held by pid 0 (uid 0), not by "
+			     "its master %d: not asked", (int)master, (int)master) > 0);
+	wait_count(f, 0, log_needle, 2, T_MS);
+	free(log_needle);
+	kill(answerer, SIGKILL);
+	waitpid(answerer, NULL, 0);
+
+	/* the emperor (PID 1 there) stops everything and exits 0, and so does unshare */
+	assert_int_equal(kids_of(f->proc->pid, "emperor", &emperor, 1), 1);
+	assert_int_equal(kill(emperor, SIGTERM), 0);
+	assert_int_equal(sup_wait_exit(f->proc, T_MS), 0);
+	assert_true(WIFEXITED(f->proc->status) && WEXITSTATUS(f->proc->status) == 0);
+	for (int i = 0; i < N_NAMES; i++)
+		close(names[i]);
+	assert_int_equal(sup_wait_no_leftovers(5000), 0);
+}
+
 /* ---- 5. metrics ---------------------------------------------------------------------- */
 
 /* The Prometheus text exposition format (0.0.4), strictly: what is accepted. */
@@ -1539,6 +1616,7 @@ int main(void)
 		TEST(test_idle_client_delays_nobody),
 		TEST(test_clients_capped),
 		TEST(test_fetch_fanout_capped),
+		TEST(test_status_impostor_not_asked),
 		cmocka_unit_test(test_exposition_checker),
 		TEST(test_metrics),
 		TEST(test_worker_respawns_counted),
