@@ -27,7 +27,7 @@ void ctl_client_free(struct client *cl)
 {
 	struct ev_loop *loop = cl->ctl->e->loop;
 
-	ctl_fetch_cancel(cl);
+	ctl_fetch_free(cl);
 	ev_io_stop(loop, &cl->io);
 	ev_timer_stop(loop, &cl->timer);
 	close(cl->fd);
@@ -36,7 +36,6 @@ void ctl_client_free(struct client *cl)
 	strbuf_free(&cl->notes);
 	strbuf_free(&cl->gathered);
 	strv_free(cl->waiting_for);
-	free(cl->to_fetch);
 	if (cl->http) {
 		ctl_http_free(cl);
 		cl->ctl->n_http--;

@@ -110,7 +110,7 @@ static void cmd_status(struct client *cl, const char *name)
 	if (!cl->json)
 		ctl_render_vassal_line(v, &cl->out);
 	if (child_running(&v->child))
-		ctl_fetch_queue(cl, v->child.pid, cl->json ? "json" : "text");
+		ctl_fetch_queue(cl, v, cl->json ? "json" : "text");
 	ctl_fetch_start(cl);
 }
 
@@ -120,7 +120,7 @@ void ctl_cmd_metrics(struct client *cl)
 
 	TAILQ_FOREACH(v, &cl->ctl->e->vassals, link)
 		if (child_running(&v->child) && v->state != VASSAL_STOPPING)
-			ctl_fetch_queue(cl, v->child.pid, "metrics");
+			ctl_fetch_queue(cl, v, "metrics");
 	ctl_fetch_start(cl);
 }
 

@@ -24,7 +24,29 @@ static void fetch_free(struct fetch *f)
 	close(f->fd);
 	TAILQ_REMOVE(&f->cl->fetches, f, link);
 	strbuf_free(&f->reply);
+	free(f->vassal);
 	free(f);
+}
+
+/* What a master answered joins the client's gathering, checked: JSON is checked when
+ * the answer is written (control_cmd.c); the rest here. */
+static void fetch_keep(struct fetch *f)
+{
+	struct client *cl = f->cl;
+	int dropped;
+
+	if (!f->reply.len)
+		return;
+	if (strcmp(cl->fetch_request, "metrics") == 0) {
+		dropped = ctl_render_master_samples(f->reply.p, f->reply.len, f->vassal, &cl->gathered);
+		if (dropped)
+			log_warn("control: %s's master answered %d lines that are not samples of its own: "
+				 "left out", f->vassal, dropped);
+	} else if (strcmp(cl->fetch_request, "text") == 0) {
+		ctl_render_master_text(f->reply.p, f->reply.len, &cl->gathered);
+	} else {
+		strbuf_append(&cl->gathered, f->reply.p, f->reply.len);
+	}
 }
 
 static void fetch_event(struct ev_loop *loop, ev_io *w, int revents)
@@ -57,8 +79,7 @@ static void fetch_event(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 done:
-	if (f->reply.len)
-		strbuf_append(&cl->gathered, f->reply.p, f->reply.len);
+	fetch_keep(f);
 	fetch_free(f);
 	fetch_next(cl);
 	if (TAILQ_EMPTY(&cl->fetches))
@@ -91,14 +112,15 @@ static int fetch_connect(pid_t master)
 	return fd;
 }
 
-static int fetch_start(struct client *cl, pid_t master)
+static int fetch_start(struct client *cl, const struct fetch_target *t)
 {
 	struct fetch *f;
-	int fd = fetch_connect(master);
+	int fd = fetch_connect(t->pid);
 
 	if (fd < 0)
 		return -1;
-	if (!(f = calloc(1, sizeof *f))) {
+	if (!(f = calloc(1, sizeof *f)) || !(f->vassal = strdup(t->vassal))) {
+		free(f);
 		close(fd);
 		return -1;
 	}
@@ -120,19 +142,24 @@ static void fetch_next(struct client *cl)
 	TAILQ_FOREACH(f, &cl->fetches, link)
 		running++;
 	while (running < CTL_FETCH_FANOUT && cl->next_fetch < cl->n_to_fetch)
-		if (fetch_start(cl, cl->to_fetch[cl->next_fetch++]) == 0)
+		if (fetch_start(cl, &cl->to_fetch[cl->next_fetch++]) == 0)
 			running++;
 }
 
-/* Queues a query of master (request: json, text or metrics). */
-void ctl_fetch_queue(struct client *cl, pid_t master, const char *request)
+/* Queues a query of v's master (request: json, text or metrics). */
+void ctl_fetch_queue(struct client *cl, const struct vassal *v, const char *request)
 {
-	pid_t *grown = realloc(cl->to_fetch, (cl->n_to_fetch + 1) * sizeof *grown);
+	struct fetch_target *grown = realloc(cl->to_fetch, (cl->n_to_fetch + 1) * sizeof *grown);
+	char *name = strdup(v->name);
 
-	if (!grown)
+	if (!grown || !name) {
+		if (grown)
+			cl->to_fetch = grown;
+		free(name);
 		return;
+	}
 	cl->to_fetch = grown;
-	cl->to_fetch[cl->n_to_fetch++] = master;
+	cl->to_fetch[cl->n_to_fetch++] = (struct fetch_target){ .pid = v->child.pid, .vassal = name };
 	snprintf(cl->fetch_request, sizeof cl->fetch_request, "%s", request);
 }
 
@@ -162,4 +189,14 @@ void ctl_fetch_cancel(struct client *cl)
 	cl->next_fetch = cl->n_to_fetch;
 	while (!TAILQ_EMPTY(&cl->fetches))
 		fetch_free(TAILQ_FIRST(&cl->fetches));
+}
+
+void ctl_fetch_free(struct client *cl)
+{
+	ctl_fetch_cancel(cl);
+	for (size_t i = 0; i < cl->n_to_fetch; i++)
+		free(cl->to_fetch[i].vassal);
+	free(cl->to_fetch);
+	cl->to_fetch = NULL;
+	cl->n_to_fetch = cl->next_fetch = 0;
 }

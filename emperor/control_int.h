@@ -31,6 +31,12 @@ struct client;
 
 enum wait_kind { WAIT_NONE, WAIT_READY, WAIT_STOPPED };
 
+/* A master to query: its pid, and its vassal's name, which its answer must carry. */
+struct fetch_target {
+	pid_t pid;
+	char *vassal;
+};
+
 /* A query to a master's status socket, on behalf of a client. */
 struct fetch {
 	TAILQ_ENTRY(fetch) link;
@@ -39,6 +45,7 @@ struct fetch {
 	ev_io io;
 	char request[16];
 	size_t req_off;
+	char *vassal;               /* the target's, owned */
 	struct strbuf reply;
 };
 TAILQ_HEAD(fetch_list, fetch);
@@ -63,7 +70,7 @@ struct client {
 	struct strbuf notes;        /* per-vassal outcome lines */
 	/* queries to masters (control_fetch.c) */
 	struct fetch_list fetches;
-	pid_t *to_fetch;            /* masters still to query, FANOUT at a time */
+	struct fetch_target *to_fetch; /* masters to query, FANOUT at a time */
 	size_t n_to_fetch, next_fetch;
 	char fetch_request[12];     /* json, text or metrics */
 	struct strbuf gathered;     /* what they answered */
@@ -98,17 +105,25 @@ void ctl_cmd_metrics(struct client *cl);
 void ctl_gathered(struct client *cl);
 
 /* control_fetch.c */
-void ctl_fetch_queue(struct client *cl, pid_t master, const char *request);
+void ctl_fetch_queue(struct client *cl, const struct vassal *v, const char *request);
 /* Starts the queued queries, with CTL_FETCH_TIMEOUT for all; none: ctl_gathered now. */
 void ctl_fetch_start(struct client *cl);
 bool ctl_fetch_pending(const struct client *cl);
 /* Drops every query (answered or not). */
 void ctl_fetch_cancel(struct client *cl);
+/* ... and the queue itself, when the client goes. */
+void ctl_fetch_free(struct client *cl);
 
 /* control_render.c */
 void ctl_render_table(struct emperor *e, struct strbuf *b);
 void ctl_render_json(struct emperor *e, struct strbuf *b);
 void ctl_render_vassal_line(const struct vassal *v, struct strbuf *b);
+/* A master's metrics answer, line by line: only the samples of a master's family
+ * whose first label is vassal="<its own vassal>" are kept; the number dropped. A
+ * master may run as another user: it speaks for its own vassal only. */
+int ctl_render_master_samples(const char *reply, size_t len, const char *vassal, struct strbuf *b);
+/* A master's text answer with every control character but newline shown as '?'. */
+void ctl_render_master_text(const char *reply, size_t len, struct strbuf *b);
 /* A master's JSON answer, checked and written again (null if it is not JSON). */
 void ctl_render_master_json(const struct strbuf *reply, struct strbuf *b);
 /* The emperor's families, then the masters' samples (gathered) under theirs. */

@@ -208,6 +208,55 @@ static void metrics_merge(const struct strbuf *gathered, struct strbuf *b)
 	}
 }
 
+/* One line of a master's metrics: a sample of one of the masters' families whose
+ * first label is vassal="<label>", and nothing but printable bytes. */
+static bool master_sample(const char *line, size_t len, const char *label)
+{
+	size_t llen = strlen(label), at;
+
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			return false;
+	for (int f = PROM_FIRST_MASTER_FAMILY; f < PROM_N_FAMILIES; f++) {
+		size_t flen = strlen(prom_families[f].name);
+		at = flen + sizeof "{vassal=\"" - 1;
+		if (len > at + llen + 1 && strncmp(line, prom_families[f].name, flen) == 0 &&
+		    strncmp(line + flen, "{vassal=\"", at - flen) == 0 &&
+		    strncmp(line + at, label, llen) == 0 && line[at + llen] == '"' &&
+		    (line[at + llen + 1] == ',' || line[at + llen + 1] == '}'))
+			return true;
+	}
+	return false;
+}
+
+int ctl_render_master_samples(const char *reply, size_t len, const char *vassal, struct strbuf *b)
+{
+	char label[2 * NAME_MAX + 4];
+	const char *end = reply + len;
+	int dropped = 0;
+
+	prom_label(vassal, label, sizeof label);
+	for (const char *line = reply; line < end;) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		size_t n = nl ? (size_t)(nl - line) : (size_t)(end - line);
+		if (nl && master_sample(line, n, label)) {
+			strbuf_append(b, line, n + 1);
+		} else if (n > 0) {
+			dropped++;
+		}
+		line += n + 1;
+	}
+	return dropped;
+}
+
+void ctl_render_master_text(const char *reply, size_t len, struct strbuf *b)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)reply[i];
+		strbuf_append(b, (c < 0x20 && c != '\n') || c == 0x7f ? "?" : &reply[i], 1);
+	}
+}
+
 void ctl_render_metrics(struct emperor *e, const struct strbuf *gathered, struct strbuf *b)
 {
 	metrics_emperor(e, b);
