@@ -149,11 +149,50 @@ static void client_expired(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- accepting, within the caps ---------------------------------------------------------- */
 
-/* Says why before closing, so that the client can tell its user. What the client
- * already sent is read first: closing with unread input would reset the connection
- * and could destroy the answer on its way. */
-static void refuse(int fd, const char *answer)
+/* A refused connection, answered and shut for writing, kept until the client closes
+ * its side (at most CTL_LINGER_TIMEOUT): closing with its request unread would
+ * reset the connection, and a reset can destroy the answer before it is read. */
+struct refusal {
+	TAILQ_ENTRY(refusal) link;
+	struct control *ctl;
+	int fd;
+	ev_io io;
+	ev_timer timer;
+};
+
+static void refusal_free(struct refusal *r)
 {
+	ev_io_stop(r->ctl->e->loop, &r->io);
+	ev_timer_stop(r->ctl->e->loop, &r->timer);
+	close(r->fd);
+	TAILQ_REMOVE(&r->ctl->refusals, r, link);
+	r->ctl->n_refusals--;
+	free(r);
+}
+
+static void refusal_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct refusal *r = container_of(w, struct refusal, io);
+	char discard[2048];
+	ssize_t n = recv(r->fd, discard, sizeof discard, MSG_DONTWAIT);
+
+	(void)loop, (void)revents;
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		refusal_free(r);
+}
+
+static void refusal_expired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop, (void)revents;
+	refusal_free(container_of(w, struct refusal, timer));
+}
+
+/* Says why before closing, so that the client can tell its user. Past
+ * CTL_MAX_REFUSALS lingering at once, what the client sent so far is read and the
+ * connection closed at once. */
+static void refuse(struct control *ctl, int fd, const char *answer)
+{
+	struct refusal *r = NULL;
 	char discard[2048];
 
 	if (send(fd, answer, strlen(answer), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
@@ -161,6 +200,17 @@ static void refuse(int fd, const char *answer)
 		log_errno("control: send to a refused client");
 	if (shutdown(fd, SHUT_WR) < 0 && errno != ENOTCONN)
 		log_errno("control: shutdown of a refused client");
+	if (ctl->n_refusals < CTL_MAX_REFUSALS && (r = calloc(1, sizeof *r))) {
+		r->ctl = ctl;
+		r->fd = fd;
+		ev_io_init(&r->io, refusal_readable, fd, EV_READ);
+		ev_io_start(ctl->e->loop, &r->io);
+		ev_timer_init(&r->timer, refusal_expired, CTL_LINGER_TIMEOUT, 0);
+		ev_timer_start(ctl->e->loop, &r->timer);
+		TAILQ_INSERT_TAIL(&ctl->refusals, r, link);
+		ctl->n_refusals++;
+		return;
+	}
 	for (int i = 0; i < 8 && recv(fd, discard, sizeof discard, MSG_DONTWAIT) > 0; i++)
 		;
 	close(fd);
@@ -182,7 +232,7 @@ static void refuse_busy(struct control *ctl, int fd, bool http)
 		log_warn("control: %d %s clients at once, the cap: refusing more until one is done",
 			 cap, http ? "--metrics" : "control-socket");
 	ctl->full_logged = true;
-	refuse(fd, answer);
+	refuse(ctl, fd, answer);
 }
 
 static void client_new(struct control *ctl, int fd, bool http)
@@ -219,7 +269,7 @@ void ctl_accept(struct control *ctl, int lfd, bool http)
 		if (!http && !peer_allowed(fd, &uc)) {
 			log_warn("control: refused a client of uid %d (pid %d): only root and uid %d are served",
 				 (int)uc.uid, (int)uc.pid, (int)getuid());
-			refuse(fd, "ERR refused: only root and the emperor's own uid are served\n");
+			refuse(ctl, fd, "ERR refused: only root and the emperor's own uid are served\n");
 		} else if (http ? ctl->n_http >= CTL_MAX_HTTP_CLIENTS : ctl->n_clients >= CTL_MAX_CLIENTS) {
 			refuse_busy(ctl, fd, http);
 		} else {
@@ -290,6 +340,7 @@ int control_open(struct emperor *e)
 	ctl->e = e;
 	ctl->http_fd = -1;
 	TAILQ_INIT(&ctl->clients);
+	TAILQ_INIT(&ctl->refusals);
 	if (e->opts.control_path)
 		snprintf(ctl->path, sizeof ctl->path, "%s", e->opts.control_path);
 	else
@@ -315,6 +366,8 @@ void control_close(struct emperor *e)
 		return;
 	while (!TAILQ_EMPTY(&ctl->clients))
 		ctl_client_free(TAILQ_FIRST(&ctl->clients));
+	while (!TAILQ_EMPTY(&ctl->refusals))
+		refusal_free(TAILQ_FIRST(&ctl->refusals));
 	if (ctl->fd >= 0) {
 		ev_io_stop(e->loop, &ctl->io);
 		close(ctl->fd);

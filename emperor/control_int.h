@@ -23,6 +23,8 @@
 #define CTL_MAX_CLIENTS 64      /* control-socket clients at once; more get "ERR busy" */
 #define CTL_MAX_HTTP_CLIENTS 16 /* --metrics clients at once; more get 503 */
 #define CTL_FETCH_FANOUT 8      /* masters a client queries at once; the rest queue */
+#define CTL_MAX_REFUSALS 64     /* refused connections kept until their client closes */
+#define CTL_LINGER_TIMEOUT 1.0  /* ... for at most this long */
 #define CTL_BUCKETS 13          /* reload-duration histogram buckets, 5 ms to 60 s */
 
 struct emperor;
@@ -87,6 +89,8 @@ struct control {
 	struct client_list clients;
 	int n_clients, n_http;      /* in clients, by listener */
 	bool full_logged;           /* "busy" logged once per spell of refusals */
+	TAILQ_HEAD(, refusal) refusals; /* control.c: answered, waiting for the client to close */
+	int n_refusals;
 	int http_fd;                /* the --metrics listener, -1 without */
 	ev_io http_io;
 };
