@@ -31,7 +31,10 @@ LIBS     := $(PKG_LIBS) $(EV_LIBS) $(HTTP_PARSER_LIBS) -lm
 LIB_SRC     := $(wildcard lib/*.c)
 EMPEROR_SRC := $(filter-out emperor/main.c,$(wildcard emperor/*.c))
 VASSAL_SRC  := $(filter-out vassal/main.c,$(wildcard vassal/*.c))
-EXAMPLES    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+# hello-worker is linked from several files; the others are one file each
+HELLO_SRC   := examples/hello-worker.c examples/hello_conn.c examples/worker_test_opts.c
+EXAMPLES    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(filter-out $(HELLO_SRC),$(wildcard examples/*.c))) \
+               $(BUILD)/examples/hello-worker
 SUPPORT_SRC := $(wildcard tests/support/*.c)
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(wildcard tests/integration/test_*.c))
@@ -65,6 +68,9 @@ $(BUILD)/emperor: $(call obj,emperor/main.c) $(EMPEROR_A) $(LIB_A)
 $(BUILD)/vassal: $(call obj,vassal/main.c) $(VASSAL_A) $(LIB_A)
 	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(LIBS)
 $(BUILD)/emperorctl: $(call obj,$(wildcard ctl/*.c)) $(LIB_A)
+	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(LIBS)
+$(BUILD)/examples/hello-worker: $(call obj,$(HELLO_SRC)) $(LIB_A)
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(LIBS)
 $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIB_A)
 	@mkdir -p $(dir $@)

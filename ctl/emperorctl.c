@@ -1,10 +1,13 @@
 /* emperorctl.c — the command line for a running emperor. It sends one request line
  * to the emperor's control socket (emperor/control.c) and prints the answer; the
  * emperor does the formatting, so this stays a thin client. `top` repeats `status`
- * every second on a cleared screen.
- * Exit status: 0 done; 1 the emperor answered with an error (unknown vassal, a reload
- * that failed...); 2 usage; 3 cannot reach the emperor; 4 no answer in time. */
+ * every second on a cleared screen. Options are parsed by getopt_long, anywhere on
+ * the line (`--dir=/x status`, `status --json`); the command and its arguments are
+ * checked here, so that a usage error never reaches the emperor.
+ * Exit status: 0 done; 1 refused or failed (the emperor answered with an error, or
+ * gave no answer in time); 2 usage; 3 unreachable (no emperor at the socket). */
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,12 +22,12 @@
 #include "runpath.h"
 #include "version.h"
 
-enum { EXIT_ANSWERED_ERROR = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3, EXIT_TIMEOUT = 4 };
+enum { EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 
 struct opts {
 	const char *control, *dir;
 	double timeout;
-	bool json;
+	bool json, all;
 	int iterations; /* top: 0 = until interrupted */
 };
 
@@ -47,8 +50,11 @@ static void usage(FILE *out)
 		"  --dir DIR             the emperor's watched directory (default vassals.d)\n"
 		"  --timeout SECONDS     how long to wait for an answer (default 130)\n"
 		"  --iterations N        top: stop after N refreshes\n"
+		"  -h, --help            this text;  --version  the version\n"
 		"\n"
-		"Exit status: 0 done, 1 the emperor said no, 2 usage, 3 unreachable, 4 timed out.\n");
+		"Options go anywhere, as --opt VALUE or --opt=VALUE.\n"
+		"Exit status: 0 done; 1 refused or failed (an error answer, or none within\n"
+		"--timeout); 2 usage; 3 unreachable (no emperor at the control socket).\n");
 }
 
 static int connect_control(const char *path, double timeout)
@@ -116,7 +122,7 @@ static int ask(const struct opts *o, const char *path, const char *request, char
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 		fprintf(stderr, "emperorctl: no answer within %.0fs\n", o->timeout);
 		free(buf);
-		return EXIT_TIMEOUT;
+		return EXIT_FAILED;
 	}
 	*out = buf;
 	return 0;
@@ -135,13 +141,13 @@ static int show(const char *answer)
 	if (strncmp(answer, "ERR ", 4) == 0) {
 		fprintf(stderr, "emperorctl: %.*s\n", (int)strcspn(answer + 4, "\n"), answer + 4);
 		fputs(body, stderr);
-		return EXIT_ANSWERED_ERROR;
+		return EXIT_FAILED;
 	}
 	if (!answer[0])
 		fprintf(stderr, "emperorctl: the emperor closed the connection without an answer\n");
 	else
 		fprintf(stderr, "emperorctl: unexpected answer: %.80s\n", answer);
-	return EXIT_ANSWERED_ERROR;
+	return EXIT_FAILED;
 }
 
 static bool use_colour(void)
@@ -190,61 +196,108 @@ static int top(const struct opts *o, const char *path)
 	return 0;
 }
 
-/* An option taking a value: 1 if a was one (the value taken), 0 if not, -1 if its
- * value is missing. */
-static int value_opt(struct opts *o, const char *a, const char *value)
+static const struct command {
+	const char *name;
+	int min_args, max_args;
+} commands[] = {
+	{ "status", 0, 1 }, { "reload", 1, 1 }, { "chain-reload", 1, 1 }, { "stop", 1, 1 },
+	{ "start", 1, 1 }, { "reopen-logs", 0, 0 }, { "metrics", 0, 0 }, { "top", 0, 0 },
+};
+
+/* A number in [min, max] from an option's value, or a usage error. */
+static int number_opt(const char *opt, const char *value, double min, double max, double *out)
 {
-	if (strcmp(a, "--control") != 0 && strcmp(a, "--dir") != 0 &&
-	    strcmp(a, "--timeout") != 0 && strcmp(a, "--iterations") != 0)
-		return 0;
-	if (!value) {
-		fprintf(stderr, "emperorctl: %s needs a value\n", a);
+	char *end;
+
+	errno = 0;
+	*out = strtod(value, &end);
+	if (errno || end == value || *end || !(*out >= min && *out <= max)) {
+		fprintf(stderr, "emperorctl: --%s: \"%s\" is not a number from %g to %g\n", opt,
+			value, min, max);
 		return -1;
 	}
-	if (strcmp(a, "--control") == 0)
-		o->control = value;
-	else if (strcmp(a, "--dir") == 0)
-		o->dir = value;
-	else if (strcmp(a, "--timeout") == 0)
-		o->timeout = atof(value);
-	else
-		o->iterations = atoi(value);
-	return 1;
+	return 0;
 }
 
-/* Options go before or after the command (`top --iterations 2`, `status --json`);
- * after it, an unknown --word is the command's own (`reload --all`). The command and
- * its arguments in words, *n_words of them. */
+/* The command and its arguments must be one of `commands` (`reload --all` is
+ * `reload` with o->all). */
+static int check_command(const struct opts *o, char **words, int n)
+{
+	int args = n - 1 + (o->all ? 1 : 0);
+
+	if (n == 0) {
+		fprintf(stderr, "emperorctl: no command\n");
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+		if (strcmp(words[0], commands[i].name) != 0)
+			continue;
+		if (o->all && strcmp(words[0], "reload") != 0) {
+			fprintf(stderr, "emperorctl: --all goes with reload only\n");
+			return -1;
+		}
+		if (args < commands[i].min_args || args > commands[i].max_args) {
+			fprintf(stderr, "emperorctl: %s takes %s\n", words[0],
+				commands[i].max_args == 0 ? "no argument" :
+				commands[i].min_args == 0 ? "at most a NAME" :
+				strcmp(words[0], "reload") == 0 ? "a NAME or --all" : "a NAME");
+			return -1;
+		}
+		return 0;
+	}
+	fprintf(stderr, "emperorctl: unknown command '%s'\n", words[0]);
+	return -1;
+}
+
+/* Fills o; the command and its arguments in words (*n_words of them). -1 on a usage
+ * error (said on stderr). */
 static int parse_opts(int argc, char **argv, struct opts *o, char **words, int *n_words)
 {
-	*n_words = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		int taken;
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			usage(stdout);
-			exit(0);
-		} else if (strcmp(a, "--version") == 0) {
-			printf("emperorctl %s\n", EMPEROR_VERSION);
-			exit(0);
-		} else if (strcmp(a, "--json") == 0) {
-			o->json = true;
-		} else if ((taken = value_opt(o, a, i + 1 < argc ? argv[i + 1] : NULL)) != 0) {
-			if (taken < 0)
+	enum { O_CONTROL = 256, O_DIR, O_TIMEOUT, O_ITERATIONS, O_JSON, O_ALL, O_VERSION };
+	static const struct option longopts[] = {
+		{ "control", required_argument, NULL, O_CONTROL },
+		{ "dir", required_argument, NULL, O_DIR },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "iterations", required_argument, NULL, O_ITERATIONS },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "all", no_argument, NULL, O_ALL },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	double number;
+	int ch;
+
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case O_CONTROL: o->control = optarg; break;
+		case O_DIR: o->dir = optarg; break;
+		case O_JSON: o->json = true; break;
+		case O_ALL: o->all = true; break;
+		case O_TIMEOUT:
+			if (number_opt("timeout", optarg, 0.001, 86400, &o->timeout) < 0)
 				return -1;
-			i++;
-		} else if (a[0] == '-' && *n_words == 0) {
-			fprintf(stderr, "emperorctl: unknown option '%s'\n", a);
+			break;
+		case O_ITERATIONS:
+			if (number_opt("iterations", optarg, 1, 1e9, &number) < 0 || number != (int)number)
+				return -1;
+			o->iterations = (int)number;
+			break;
+		case 'h': usage(stdout); exit(0);
+		case O_VERSION: printf("emperorctl %s\n", EMPEROR_VERSION); exit(0);
+		case ':':
+			fprintf(stderr, "emperorctl: %s needs a value\n", argv[optind - 1]);
 			return -1;
-		} else {
-			words[(*n_words)++] = argv[i];
+		default:
+			fprintf(stderr, "emperorctl: unknown option '%s'\n", argv[optind - 1]);
+			return -1;
 		}
 	}
-	if (*n_words == 0)
-		fprintf(stderr, "emperorctl: no command\n");
-	if (o->timeout <= 0)
-		fprintf(stderr, "emperorctl: --timeout: expected a number of seconds above 0\n");
-	return *n_words > 0 && o->timeout > 0 ? 0 : -1;
+	*n_words = 0;
+	for (int i = optind; i < argc; i++)
+		words[(*n_words)++] = argv[i];
+	return check_command(o, words, *n_words);
 }
 
 int main(int argc, char **argv)
@@ -280,6 +333,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n_words && used < sizeof request - 1; i++)
 		used += (size_t)snprintf(request + used, sizeof request - used, "%s%s", i > 0 ? " " : "", words[i]);
 	free(words);
+	if (o.all && used < sizeof request - 8)
+		used += (size_t)snprintf(request + used, sizeof request - used, " --all");
 	if (o.json && used < sizeof request - 8)
 		snprintf(request + used, sizeof request - used, " --json");
 	char *answer = NULL;

@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "emperor.h"
 #include "log.h"
 #include "notify.h"

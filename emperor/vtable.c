@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "control.h"
 #include "emperor.h"
 #include "log.h"
 #include "notify.h"
@@ -502,6 +503,7 @@ void vtable_free(struct vassal *v)
 			vtable_start(x);
 		}
 	drop_cgroup(v);
+	control_vassal_free(v);
 	free(v->config_error);
 	free(v->file);
 	free(v->name);

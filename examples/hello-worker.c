@@ -3,9 +3,9 @@
  * ready over sd_notify (NOTIFY_SOCKET) and, on SIGTERM or SIGHUP, stops gracefully:
  * it stops accepting, answers the requests in flight, closes idle connections and
  * exits 0. One process, one libev loop, non-blocking sockets. docs/worker.md is the
- * contract it demonstrates; the test-only options (--ignore-stop, --fork-sleeper,
- * --exit-after, --fail-start, --fail-if-id, --no-ready) let the tests play a badly
- * behaved worker.
+ * contract it demonstrates; this file holds that contract (options, sockets,
+ * readiness, the stop), hello_conn.c the HTTP side, and worker_test_opts.c the
+ * options with which the tests play a badly behaved worker.
  * Exit status: 0 stopped as asked, 1 failure, 2 usage error or no sockets,
  * 128+N on SIGINT/SIGQUIT (N the signal). */
 #ifndef _GNU_SOURCE
@@ -14,7 +14,6 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <ev.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -31,99 +30,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "hello_worker.h"
 #include "log.h"
 
-#define EXIT_USAGE      2
-#define LISTEN_FDS_START 3
-#define LISTEN_MAX      64         /* sockets accepted from LISTEN_FDS */
-#define HEAD_MAX        16384      /* request head limit: larger gets 431 */
-#define OUT_MAX         1024       /* one response, head and body */
-#define SLOW_MAX_MS     600000L    /* /slow?ms=N upper bound */
-#define LINGER_S        2.0        /* wait for the client's FIN after our last response */
-#define IDLE_GRACE_S    0.1        /* on stop, an idle keep-alive connection's last chance */
-#define ACCEPT_PAUSE_S  0.1        /* accept paused this long after EMFILE/ENFILE */
-#define NAME_MAX_LEN    64         /* worker id, greeting, socket name */
-
-#define CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-
-struct options {
-	const char *greeting;
-	long delay_ms;        /* added to every response */
-	int ignore_stop;      /* SIGTERM/SIGHUP are logged and ignored */
-	int fork_sleeper;     /* a child in our process group that pause()s forever */
-	long exit_after_ms;   /* 0 = never */
-	int fail_start;
-	long fail_if_id;      /* exit 1 at once when VASSAL_WORKER_ID is this; 0 = never */
-	int no_ready;
-	long ready_delay_ms;
-};
-
-struct listener {
-	ev_io io;
-	ev_timer pause;       /* accept paused after running out of fds */
-	int fd;
-	char name[NAME_MAX_LEN];
-	struct worker *w;
-};
-
-enum route { ROUTE_HELLO, ROUTE_SLOW, ROUTE_PID };
-
-/* One parsed request head. status is 200 or the error status to answer with. */
-struct request {
-	int status;
-	int head_only;
-	int keep_alive;
-	enum route route;
-	long slow_ms;
-	size_t content_length;
-};
-
-/* A connection's life: HEAD (reading a head; idle when nothing is buffered) -> BODY
- * (discarding a Content-Length body) -> DELAY (response timer) -> WRITE -> HEAD again
- * on keep-alive, or LINGER (our side shut, waiting for the client's FIN) -> closed. */
-enum conn_state { CONN_HEAD, CONN_BODY, CONN_DELAY, CONN_WRITE, CONN_LINGER };
-
-struct conn {
-	TAILQ_ENTRY(conn) link;
-	struct worker *w;
-	ev_io io;
-	ev_timer timer;       /* response delay, then linger deadline */
-	int fd;
-	enum conn_state state;
-	struct request rq;
-	size_t body_left;
-	size_t in_len;
-	size_t head_scanned;  /* bytes of in[] already searched for the head's end */
-	size_t out_len, out_off;
-	int keep_alive;       /* of the response being written */
-	unsigned served;      /* responses written; 0: its first request may be on its way */
-	char in[HEAD_MAX];
-	char out[OUT_MAX];
-};
-
-TAILQ_HEAD(conn_list, conn);
-
-struct worker {
-	struct ev_loop *loop;
-	struct options opt;
-	const char *id;
-	pid_t pid;
-	struct listener *ls;
-	size_t n_ls;
-	struct conn_list conns;
-	size_t n_conns;
-	int stopping;
-	ev_signal sigterm, sighup, sigint, sigquit;
-	ev_timer ready_timer, exit_timer;
-	pid_t sleeper_pid;    /* --fork-sleeper, else 0 */
-	ev_child sleeper;
-};
-
-static void conn_advance(struct conn *c);
-static void conn_write(struct conn *c);
-
 /* Like log_fatal, with the exit status given. */
-__attribute__((format(printf, 2, 3))) static _Noreturn void die(int status, const char *fmt, ...)
+_Noreturn void die(int status, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -141,17 +52,13 @@ static void usage(FILE *f)
 		"usage: hello-worker [options]   (run under a vassal: sockets come by LISTEN_FDS)\n"
 		"  --greeting WORD     first word of the body (default: $GREETING or \"hello\")\n"
 		"  --delay MS          delay every response by MS milliseconds\n"
-		"  --ignore-stop       log and ignore SIGTERM/SIGHUP (tests of the mercy kill)\n"
-		"  --fork-sleeper      fork a child that sleeps forever in our process group\n"
-		"  --exit-after MS     exit 1 after MS milliseconds (crash-loop tests)\n"
-		"  --fail-start        exit 1 at once (crash-loop tests)\n"
-		"  --fail-if-id N      exit 1 at once if VASSAL_WORKER_ID is N (one bad worker)\n"
 		"  --no-ready          never send READY=1 to NOTIFY_SOCKET\n"
 		"  --ready-delay MS    send READY=1 only MS milliseconds after start\n"
 		"  --help              this text\n"
 		"Paths: / and any other answer \"GREETING from pid PID worker ID\"; /slow?ms=N\n"
-		"  /mule?farm=NAME&msg=TEXT sends TEXT to the mule farm NAME (MULE_NAME_SOCKET)\n"
-		"answers after N ms; /pid answers the pid.\n");
+		"answers after N ms; /pid answers the pid; /mule?farm=NAME&msg=TEXT sends TEXT\n"
+		"to the mule farm NAME (MULE_NAME_SOCKET).\n");
+	test_opts_usage(f);
 }
 
 static long parse_ms(const char *opt, const char *s)
@@ -163,18 +70,6 @@ static long parse_ms(const char *opt, const char *s)
 	v = strtol(s, &end, 10);
 	if (errno || end == s || *end || v < 0 || v > 24L * 3600 * 1000)
 		die(EXIT_USAGE, "%s: \"%s\" is not a number of milliseconds", opt, s);
-	return v;
-}
-
-static long parse_id(const char *s)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 1 || v > 1024)
-		die(EXIT_USAGE, "--fail-if-id: \"%s\" is not a worker id (1..1024)", s);
 	return v;
 }
 
@@ -191,33 +86,43 @@ static int header_safe(const char *s)
 	return 1;
 }
 
+/* Our options, then worker_test_opts.c's, in one getopt_long table. */
+static void build_longopts(struct option *all, size_t max)
+{
+	static const struct option ours[] = {
+		{"greeting", required_argument, NULL, 'g'}, {"delay", required_argument, NULL, 'd'},
+		{"no-ready", no_argument, NULL, 'n'}, {"ready-delay", required_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},
+	};
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof ours / sizeof ours[0] && n < max - 1; i++)
+		all[n++] = ours[i];
+	for (size_t i = 0; test_longopts[i].name && n < max - 1; i++)
+		all[n++] = test_longopts[i];
+	all[n] = (struct option){ 0 };
+}
+
 static void parse_options(int argc, char **argv, struct options *o)
 {
-	static const struct option longopts[] = {
-		{"greeting", required_argument, NULL, 'g'}, {"delay", required_argument, NULL, 'd'},
-		{"ignore-stop", no_argument, NULL, 'i'}, {"fork-sleeper", no_argument, NULL, 's'},
-		{"exit-after", required_argument, NULL, 'x'}, {"fail-start", no_argument, NULL, 'f'},
-		{"fail-if-id", required_argument, NULL, 'F'},
-		{"no-ready", no_argument, NULL, 'n'}, {"ready-delay", required_argument, NULL, 'r'},
-		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
-	};
+	struct option longopts[32];
 	const char *greeting = getenv("GREETING");
 	int ch;
 
+	build_longopts(longopts, sizeof longopts / sizeof longopts[0]);
 	o->greeting = greeting && *greeting ? greeting : "hello";
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'g': o->greeting = optarg; break;
 		case 'd': o->delay_ms = parse_ms("--delay", optarg); break;
-		case 'i': o->ignore_stop = 1; break;
-		case 's': o->fork_sleeper = 1; break;
-		case 'x': o->exit_after_ms = parse_ms("--exit-after", optarg); break;
-		case 'f': o->fail_start = 1; break;
-		case 'F': o->fail_if_id = parse_id(optarg); break;
 		case 'n': o->no_ready = 1; break;
 		case 'r': o->ready_delay_ms = parse_ms("--ready-delay", optarg); break;
 		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); exit(EXIT_USAGE);
+		default:
+			if (!test_opts_parse(&o->test, ch, optarg)) {
+				usage(stderr);
+				exit(EXIT_USAGE);
+			}
 		}
 	}
 	if (optind < argc)
@@ -354,441 +259,12 @@ static void take_listen_fds(struct worker *w)
 	free(names);
 }
 
-/* ---- connections -------------------------------------------------------------- */
+/* ---- life: ready, stop --------------------------------------------------------------- */
 
-static void worker_stopped(struct worker *w)
+void worker_stopped(struct worker *w)
 {
 	log_info("stopped");
 	ev_break(w->loop, EVBREAK_ALL);
-}
-
-static void conn_close(struct conn *c)
-{
-	struct worker *w = c->w;
-
-	ev_io_stop(w->loop, &c->io);
-	ev_timer_stop(w->loop, &c->timer);
-	if (close(c->fd) < 0)
-		log_errno("close(connection fd %d)", c->fd);
-	TAILQ_REMOVE(&w->conns, c, link);
-	free(c);
-	w->n_conns--;
-	if (w->stopping && w->n_conns == 0)
-		worker_stopped(w);
-}
-
-/* Watches fd for events (EV_READ, EV_WRITE or 0). */
-static void conn_watch(struct conn *c, int events)
-{
-	if (ev_is_active(&c->io) && (c->io.events & (EV_READ | EV_WRITE)) == events)
-		return;
-	ev_io_stop(c->w->loop, &c->io);
-	if (!events)
-		return;
-	ev_io_set(&c->io, c->fd, events);
-	ev_io_start(c->w->loop, &c->io);
-}
-
-/* After the last response: shut our side and wait (bounded) for the client's FIN, so
- * that unread input does not turn our close into a reset that eats the response. */
-static void conn_linger(struct conn *c)
-{
-	c->state = CONN_LINGER;
-	if (shutdown(c->fd, SHUT_WR) < 0) {
-		conn_close(c);
-		return;
-	}
-	c->in_len = 0;
-	ev_timer_stop(c->w->loop, &c->timer);
-	ev_timer_set(&c->timer, LINGER_S, 0.);
-	ev_timer_start(c->w->loop, &c->timer);
-	conn_watch(c, EV_READ);
-}
-
-static const char *reason(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 405: return "Method Not Allowed";
-	case 431: return "Request Header Fields Too Large";
-	case 501: return "Not Implemented";
-	default: return "HTTP Version Not Supported";
-	}
-}
-
-static void response_body(const struct conn *c, char *body, size_t size)
-{
-	const struct worker *w = c->w;
-
-	if (c->rq.status != 200)
-		snprintf(body, size, "%s\n", reason(c->rq.status));
-	else if (c->rq.route == ROUTE_PID)
-		snprintf(body, size, "%d\n", (int)w->pid);
-	else
-		snprintf(body, size, "%s from pid %d worker %s\n", w->opt.greeting, (int)w->pid, w->id);
-}
-
-static void conn_respond_now(struct conn *c)
-{
-	struct worker *w = c->w;
-	char body[NAME_MAX_LEN * 2 + 64];
-	int n;
-
-	c->keep_alive = c->rq.status == 200 && c->rq.keep_alive && !w->stopping;
-	response_body(c, body, sizeof body);
-	n = snprintf(c->out, sizeof c->out,
-		     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-		     "X-Worker-Pid: %d\r\nX-Worker-Id: %s\r\n%sConnection: %s\r\n\r\n%s",
-		     c->rq.status, reason(c->rq.status), strlen(body), (int)w->pid, w->id,
-		     c->rq.status == 405 ? "Allow: GET, HEAD, POST\r\n" : "",
-		     c->keep_alive ? "keep-alive" : "close", c->rq.head_only ? "" : body);
-	c->out_len = n > 0 && (size_t)n < sizeof c->out ? (size_t)n : 0;
-	c->out_off = 0;
-	c->state = CONN_WRITE;
-	conn_write(c);
-}
-
-/* The request is read in full: answer now or after /slow's and --delay's wait. */
-static void conn_respond(struct conn *c)
-{
-	long ms = c->w->opt.delay_ms + (c->rq.route == ROUTE_SLOW ? c->rq.slow_ms : 0);
-
-	if (c->rq.status != 200 || ms == 0) {
-		conn_respond_now(c);
-		return;
-	}
-	if (c->rq.route == ROUTE_SLOW)
-		log_info("slow request: answering in %ld ms", ms);
-	c->state = CONN_DELAY;
-	conn_watch(c, 0);
-	ev_timer_set(&c->timer, (double)ms / 1000., 0.);
-	ev_timer_start(c->w->loop, &c->timer);
-}
-
-static void conn_after_response(struct conn *c)
-{
-	c->served++;
-	if (!c->keep_alive || c->w->stopping) {
-		conn_linger(c);
-		return;
-	}
-	c->state = CONN_HEAD;
-	conn_advance(c);
-}
-
-static void conn_write(struct conn *c)
-{
-	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			conn_watch(c, EV_WRITE);
-			return;
-		}
-		if (n < 0) {
-			if (errno != EPIPE && errno != ECONNRESET)
-				log_errno("send(connection fd %d)", c->fd);
-			conn_close(c);
-			return;
-		}
-		c->out_off += (size_t)n;
-	}
-	conn_after_response(c);
-}
-
-/* ---- request parsing ------------------------------------------------------------ */
-
-/* Length of the head at the start of buf (through its blank line), or 0 if incomplete;
- * searching from byte from on (no blank line ends before it). Accepts CRLF and bare LF. */
-static size_t head_length(const char *buf, size_t len, size_t from)
-{
-	for (size_t i = from; i < len; i++) {
-		size_t j = i + 1;
-
-		if (buf[i] != '\n')
-			continue;
-		if (j < len && buf[j] == '\r')
-			j++;
-		if (j < len && buf[j] == '\n')
-			return j + 1;
-	}
-	return 0;
-}
-
-/* "ms=N" among the &-separated parameters of query. */
-static int parse_slow_query(char *query, long *ms)
-{
-	char *save = NULL, *end;
-
-	for (char *p = strtok_r(query, "&", &save); p; p = strtok_r(NULL, "&", &save)) {
-		if (strncmp(p, "ms=", 3) != 0)
-			continue;
-		errno = 0;
-		*ms = strtol(p + 3, &end, 10);
-		return errno || end == p + 3 || *end || *ms < 0 || *ms > SLOW_MAX_MS ? -1 : 0;
-	}
-	return -1;
-}
-
-/* /mule?farm=NAME&msg=TEXT: one datagram to the farm's MULE_<NAME>_SOCKET. */
-static int mule_send(char *query)
-{
-	char *save = NULL, *farm = NULL, *msg = NULL, key[96], *addr;
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int fd, rc;
-
-	for (char *p = strtok_r(query, "&", &save); p; p = strtok_r(NULL, "&", &save)) {
-		if (strncmp(p, "farm=", 5) == 0)
-			farm = p + 5;
-		else if (strncmp(p, "msg=", 4) == 0)
-			msg = p + 4;
-	}
-	if (!farm || !msg || strlen(farm) > 64)
-		return 400;
-	snprintf(key, sizeof key, "MULE_%s_SOCKET", farm);
-	for (char *k = key; *k; k++)
-		*k = *k == '-' ? '_' : (char)toupper((unsigned char)*k);
-	addr = getenv(key);
-	if (!addr || strlen(addr) >= sizeof sun.sun_path)
-		return 404;
-	memcpy(sun.sun_path, addr, strlen(addr));
-	if (addr[0] == '@')
-		sun.sun_path[0] = '\0';
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return 503;
-	rc = (int)sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&sun,
-			 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(addr)));
-	if (rc < 0)
-		log_errno("mule message to %s", addr);
-	close(fd);
-	return rc < 0 ? 503 : 200;
-}
-
-static int parse_target(char *target, struct request *rq)
-{
-	char *query = strchr(target, '?');
-
-	if (target[0] != '/')
-		return 400;
-	if (query)
-		*query++ = '\0';
-	if (strcmp(target, "/pid") == 0)
-		rq->route = ROUTE_PID;
-	if (strcmp(target, "/mule") == 0)
-		return query ? mule_send(query) : 400;
-	if (strcmp(target, "/slow") != 0)
-		return 200;
-	rq->route = ROUTE_SLOW;
-	return query && parse_slow_query(query, &rq->slow_ms) == 0 ? 200 : 400;
-}
-
-/* "METHOD SP target SP HTTP/1.x": fills rq, returns 200 or an error status. */
-static int parse_request_line(char *line, struct request *rq)
-{
-	char *save = NULL;
-	char *method = strtok_r(line, " ", &save);
-	char *target = strtok_r(NULL, " ", &save);
-	char *version = strtok_r(NULL, " ", &save);
-
-	if (!method || !target || !version || strtok_r(NULL, " ", &save))
-		return 400;
-	if (strncmp(version, "HTTP/", 5) != 0)
-		return 400;
-	if (strcmp(version, "HTTP/1.1") == 0)
-		rq->keep_alive = 1;
-	else if (strcmp(version, "HTTP/1.0") != 0)
-		return 505;
-	rq->head_only = strcmp(method, "HEAD") == 0;
-	if (!rq->head_only && strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
-		return 405;
-	return parse_target(target, rq);
-}
-
-static void parse_connection(const char *value, struct request *rq)
-{
-	char copy[256], *save = NULL;
-
-	snprintf(copy, sizeof copy, "%s", value);
-	for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
-		if (strcasecmp(t, "close") == 0)
-			rq->keep_alive = 0;
-		else if (strcasecmp(t, "keep-alive") == 0)
-			rq->keep_alive = 1;
-	}
-}
-
-static int parse_header(char *line, struct request *rq)
-{
-	char *colon = strchr(line, ':'), *value, *end;
-	unsigned long long n;
-
-	if (!colon || colon == line || strcspn(line, " \t") < (size_t)(colon - line))
-		return 400;
-	*colon = '\0';
-	value = colon + 1 + strspn(colon + 1, " \t");
-	if (strcasecmp(line, "Transfer-Encoding") == 0)
-		return 501;
-	if (strcasecmp(line, "Connection") == 0)
-		parse_connection(value, rq);
-	if (strcasecmp(line, "Content-Length") != 0)
-		return 200;
-	errno = 0;
-	n = strtoull(value, &end, 10);
-	end += strspn(end, " \t");
-	if (errno || end == value || *end || value[0] == '-' ||
-	    (rq->content_length && rq->content_length != n) || n > (unsigned long long)SSIZE_MAX)
-		return 400;
-	rq->content_length = (size_t)n;
-	return 200;
-}
-
-/* Parses the head in place (len bytes at head, blank line included). */
-static void parse_head(char *head, size_t len, struct request *rq)
-{
-	char *save = NULL, *line;
-
-	memset(rq, 0, sizeof *rq);
-	rq->status = 400;
-	if (memchr(head, '\0', len))
-		return;
-	head[len - 1] = '\0';
-	line = strtok_r(head, "\r\n", &save);
-	if (!line)
-		return;
-	rq->status = parse_request_line(line, rq);
-	while (rq->status == 200 && (line = strtok_r(NULL, "\r\n", &save)))
-		rq->status = parse_header(line, rq);
-}
-
-/* ---- input ------------------------------------------------------------------ */
-
-static void conn_consume(struct conn *c, size_t n)
-{
-	memmove(c->in, c->in + n, c->in_len - n);
-	c->in_len -= n;
-}
-
-static void conn_reject(struct conn *c, int status)
-{
-	memset(&c->rq, 0, sizeof c->rq);
-	c->rq.status = status;
-	conn_respond(c);
-}
-
-/* Reads the next head from the buffer; 1 if one was parsed, 0 if more input is needed
- * or the connection was answered or closed. */
-static int conn_take_head(struct conn *c)
-{
-	size_t len;
-
-	if (c->in_len == 0 && c->w->stopping) {
-		conn_close(c);
-		return 0;
-	}
-	len = head_length(c->in, c->in_len, c->head_scanned);
-	if (len == 0 && c->in_len >= sizeof c->in) {
-		conn_reject(c, 431);
-		return 0;
-	}
-	if (len == 0) {
-		/* Resume the search before the last 2 bytes: they may start "\n\r\n". */
-		c->head_scanned = c->in_len > 2 ? c->in_len - 2 : 0;
-		conn_watch(c, EV_READ);
-		return 0;
-	}
-	c->head_scanned = 0;
-	parse_head(c->in, len, &c->rq);
-	conn_consume(c, len);
-	c->body_left = c->rq.status == 200 ? c->rq.content_length : 0;
-	c->state = CONN_BODY;
-	return 1;
-}
-
-/* Runs the request state machine over what is buffered. */
-static void conn_advance(struct conn *c)
-{
-	size_t take;
-
-	if (c->state == CONN_HEAD && !conn_take_head(c))
-		return;
-	take = c->body_left < c->in_len ? c->body_left : c->in_len;
-	conn_consume(c, take);
-	c->body_left -= take;
-	if (c->body_left > 0) {
-		conn_watch(c, EV_READ);
-		return;
-	}
-	conn_respond(c);
-}
-
-static void conn_read(struct conn *c)
-{
-	char discard[4096];
-	int lingering = c->state == CONN_LINGER;
-	char *buf = lingering ? discard : c->in + c->in_len;
-	size_t room = lingering ? sizeof discard : sizeof c->in - c->in_len;
-	ssize_t n = recv(c->fd, buf, room, 0);
-
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
-	if (n <= 0) {
-		if (n < 0 && errno != ECONNRESET && errno != EPIPE)
-			log_errno("recv(connection fd %d)", c->fd);
-		conn_close(c);
-		return;
-	}
-	if (lingering)
-		return;
-	ev_timer_stop(c->w->loop, &c->timer); /* conn_await_first(): it came */
-	c->in_len += (size_t)n;
-	conn_advance(c);
-}
-
-static void conn_io_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-	struct conn *c = CONTAINER_OF(io, struct conn, io);
-
-	(void)loop;
-	if (revents & EV_WRITE)
-		conn_write(c);
-	else if (revents & EV_READ)
-		conn_read(c);
-}
-
-static void conn_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct conn *c = CONTAINER_OF(t, struct conn, timer);
-
-	(void)loop;
-	(void)revents;
-	if (c->state == CONN_LINGER || c->state == CONN_HEAD)
-		conn_close(c);
-	else
-		conn_respond_now(c);
-}
-
-static void conn_new(struct worker *w, int fd)
-{
-	struct conn *c = calloc(1, sizeof *c);
-
-	if (!c) {
-		log_warn("out of memory: dropping a connection");
-		if (close(fd) < 0)
-			log_errno("close(connection fd %d)", fd);
-		return;
-	}
-	c->w = w;
-	c->fd = fd;
-	c->state = CONN_HEAD;
-	ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
-	ev_timer_init(&c->timer, conn_timer_cb, 0., 0.);
-	TAILQ_INSERT_TAIL(&w->conns, c, link);
-	w->n_conns++;
-	ev_io_start(w->loop, &c->io);
 }
 
 /* ---- listeners ------------------------------------------------------------------ */
@@ -849,8 +325,6 @@ static void listeners_close(struct worker *w)
 	w->n_ls = 0;
 }
 
-/* ---- life: ready, stop, sleeper ------------------------------------------------------ */
-
 static void worker_ready(struct worker *w)
 {
 	log_info("ready: %zu socket%s, sending READY=1", w->n_ls, w->n_ls == 1 ? "" : "s");
@@ -862,40 +336,6 @@ static void ready_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)revents;
 	worker_ready(t->data);
-}
-
-static void exit_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct worker *w = t->data;
-
-	(void)loop;
-	(void)revents;
-	log_warn("--exit-after %ld ms: exiting 1", w->opt.exit_after_ms);
-	exit(1);
-}
-
-/* Between two requests on a keep-alive connection: closed by a graceful stop. */
-static int conn_idle(const struct conn *c)
-{
-	return c->state == CONN_HEAD && c->in_len == 0 && c->served > 0;
-}
-
-/* Accepted, nothing read yet: its request may already be on its way, so it is in
- * flight, not idle. It gets LINGER_S to arrive. */
-static void conn_await_first(struct conn *c)
-{
-	ev_timer_set(&c->timer, LINGER_S, 0.);
-	ev_timer_start(c->w->loop, &c->timer);
-}
-
-/* On stop, an idle keep-alive connection may have a request already on its way:
- * closing it now would fail that request. It gets IDLE_GRACE_S to arrive (and be
- * answered with Connection: close); otherwise the timer closes it. */
-static void conn_await_last(struct conn *c)
-{
-	ev_timer_stop(c->w->loop, &c->timer);
-	ev_timer_set(&c->timer, IDLE_GRACE_S, 0.);
-	ev_timer_start(c->w->loop, &c->timer);
 }
 
 /* Graceful stop: no new connections; idle ones get a last short chance, busy ones
@@ -925,7 +365,7 @@ static void worker_stop(struct worker *w, int sig)
 		next = TAILQ_NEXT(c, link);
 		if (conn_idle(c))
 			conn_await_last(c); /* closed by its timer, unless a request comes */
-		else if (c->state == CONN_HEAD && c->in_len == 0)
+		else if (conn_unread(c))
 			conn_await_first(c);
 	}
 }
@@ -936,10 +376,8 @@ static void stop_signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (w->opt.ignore_stop) {
-		log_info("SIG%s ignored (--ignore-stop)", sigabbrev_np(s->signum));
+	if (test_opts_ignore_stop(&w->opt.test, s->signum))
 		return;
-	}
 	worker_stop(w, s->signum);
 }
 
@@ -951,38 +389,6 @@ static void now_signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 	(void)revents;
 	log_info("SIG%s: exiting at once, dropping %zu connections", sigabbrev_np(s->signum), w->n_conns);
 	exit(128 + s->signum);
-}
-
-static void sleeper_cb(struct ev_loop *loop, ev_child *ch, int revents)
-{
-	(void)revents;
-	log_info("sleeper %d ended (wait status %d)", ch->rpid, ch->rstatus);
-	ev_child_stop(loop, ch);
-}
-
-/* The sleeper holds none of our sockets and, like us, ignores the stop signals when
- * --ignore-stop is given: only a kill of the process group ends it. */
-static _Noreturn void sleeper_main(const struct options *o)
-{
-	if (close_range(LISTEN_FDS_START, ~0U, 0) < 0)
-		log_errno("sleeper: close_range");
-	if (o->ignore_stop && (signal(SIGTERM, SIG_IGN) == SIG_ERR || signal(SIGHUP, SIG_IGN) == SIG_ERR))
-		log_errno("sleeper: signal");
-	for (;;)
-		pause();
-}
-
-/* Forked before the loop exists, so the sleeper inherits no libev state. */
-static pid_t fork_sleeper(const struct options *o)
-{
-	pid_t pid = fork();
-
-	if (pid < 0)
-		log_fatal("fork (--fork-sleeper): %s", strerror(errno));
-	if (pid == 0)
-		sleeper_main(o);
-	log_info("forked sleeper %d in process group %d", (int)pid, (int)getpgrp());
-	return pid;
 }
 
 static void signal_start(struct worker *w, ev_signal *s, void (*cb)(struct ev_loop *, ev_signal *, int),
@@ -1008,12 +414,7 @@ static void worker_start(struct worker *w)
 	signal_start(w, &w->sigint, now_signal_cb, SIGINT);
 	signal_start(w, &w->sigquit, now_signal_cb, SIGQUIT);
 	listeners_start(w);
-	if (w->sleeper_pid > 0) {
-		ev_child_init(&w->sleeper, sleeper_cb, w->sleeper_pid, 0);
-		ev_child_start(w->loop, &w->sleeper);
-	}
-	if (w->opt.exit_after_ms)
-		timer_start(w, &w->exit_timer, exit_timer_cb, w->opt.exit_after_ms);
+	test_opts_start(&w->opt.test, w->loop);
 	log_info("serving %zu socket%s", w->n_ls, w->n_ls == 1 ? "" : "s");
 	if (w->opt.no_ready)
 		log_info("--no-ready: not sending READY=1");
@@ -1035,20 +436,13 @@ int main(int argc, char **argv)
 	snprintf(ident, sizeof ident, "hello-worker %s", w.id);
 	log_init(ident);
 	parse_options(argc, argv, &w.opt);
-	if (w.opt.fail_start) {
-		log_warn("--fail-start: exiting 1");
-		return 1;
-	}
-	if (w.opt.fail_if_id && strtol(w.id, NULL, 10) == w.opt.fail_if_id) {
-		log_warn("--fail-if-id %ld: exiting 1", w.opt.fail_if_id);
-		return 1;
-	}
+	test_opts_fail_early(&w.opt.test, w.id);
+	http_parser_set_max_header_size(HEAD_MAX);
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		log_fatal("signal(SIGPIPE): %s", strerror(errno));
 	take_listen_fds(&w);
 	TAILQ_INIT(&w.conns);
-	if (w.opt.fork_sleeper)
-		w.sleeper_pid = fork_sleeper(&w.opt);
+	test_opts_before_loop(&w.opt.test);
 	w.loop = ev_default_loop(EVFLAG_AUTO);
 	if (!w.loop)
 		log_fatal("cannot initialise libev (bad LIBEV_FLAGS?)");

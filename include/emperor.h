@@ -40,8 +40,6 @@ struct file_id {
 
 struct emperor;
 
-#define CTL_BUCKETS 13 /* reload-duration histogram buckets (control.c) */
-
 struct vassal {
 	TAILQ_ENTRY(vassal) link;
 	TAILQ_ENTRY(vassal) reload_link; /* in the full-reload queue */
@@ -71,9 +69,7 @@ struct vassal {
 	char reload_why[64];
 	/* what emperorctl and the metrics show */
 	unsigned restarts;          /* respawns after dying unasked */
-	unsigned reloads;           /* reloads completed */
-	unsigned reload_buckets[CTL_BUCKETS]; /* reload durations, cumulative histogram */
-	double reload_seconds_sum;
+	struct ctl_figures *figures; /* control_render.c's: reloads and their durations */
 	char last_exit[64];
 	char *config_error;         /* the first error of the last failed validation */
 	int workers_ready, workers_total; /* from the master's X_WORKERS= */
@@ -157,15 +153,6 @@ void output_stop(struct vassal *v);
 struct monitor *monitor_open(struct emperor *e, const char *dir);
 void monitor_close(struct monitor *mon);
 
-/* control.c: the control socket (emperorctl) and the metrics. */
-enum ctl_event { CTL_READY, CTL_STOPPED, CTL_FAILED };
-int control_open(struct emperor *e);
-void control_close(struct emperor *e);
-/* A vassal became ready (started or reloaded), stopped, or failed: answers waiting
- * emperorctl requests and records the figures. */
-void control_vassal_event(struct emperor *e, struct vassal *v, enum ctl_event ev);
-/* Records a completed reload's duration (for the metrics). */
-void control_reload_done(struct vassal *v, double seconds);
 /* vtable.c: stop a vassal (or cancel its pending respawn) but keep its record,
  * halted until started again or its file changes. */
 void vtable_halt(struct vassal *v);

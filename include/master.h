@@ -63,9 +63,8 @@ struct master {
 	struct master_child_hooks child_hooks;
 	ev_timer subscribe_timer;    /* gateway.c: announces subscribe: entries */
 	uint64_t subscribe_failing;  /* gateway.c: entries whose last announce failed */
-	int status_fd;               /* status.c: the status socket */
+	struct status *status;       /* status.c: the status socket */
 	int reported_ready, reported_total; /* X_WORKERS= last sent to the emperor */
-	ev_io status_io;
 };
 
 /* Sends an sd_notify message to the emperor (EMPEROR_FD) and to NOTIFY_SOCKET. */

@@ -35,9 +35,5 @@ struct strbuf {
 void strbuf_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void strbuf_append(struct strbuf *b, const char *s, size_t n);
 void strbuf_free(struct strbuf *b);
-/* Appends s as a JSON string: quoted, with \, " and control characters escaped. */
-void strbuf_json(struct strbuf *b, const char *s);
-/* s as a Prometheus label value (\, " and newline escaped) in buf; returns buf. */
-const char *label_escape(const char *s, char *buf, size_t len);
 
 #endif

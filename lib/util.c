@@ -234,30 +234,3 @@ void strbuf_free(struct strbuf *b)
 	b->p = NULL;
 	b->len = b->cap = 0;
 }
-
-void strbuf_json(struct strbuf *b, const char *s)
-{
-	strbuf_append(b, "\"", 1);
-	for (; s && *s; s++) {
-		if (*s == '"' || *s == '\\')
-			strbuf_printf(b, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			strbuf_printf(b, "\\u%04x", (unsigned char)*s);
-		else
-			strbuf_append(b, s, 1);
-	}
-	strbuf_append(b, "\"", 1);
-}
-
-const char *label_escape(const char *s, char *buf, size_t len)
-{
-	size_t k = 0;
-
-	for (; *s && k + 3 < len; s++) {
-		if (*s == '\\' || *s == '"' || *s == '\n')
-			buf[k++] = '\\';
-		buf[k++] = *s == '\n' ? 'n' : *s;
-	}
-	buf[k] = '\0';
-	return buf;
-}

@@ -376,7 +376,7 @@ static bool debug_wanted(void)
 
 int master_main(const char *path)
 {
-	struct master m = { .emperor_fd = -1, .status_fd = -1, .reported_ready = -1 };
+	struct master m = { .emperor_fd = -1, .reported_ready = -1 };
 	struct reexec_state from;
 	char ident[64];
 

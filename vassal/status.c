@@ -1,4 +1,6 @@
-/* status.c — the master's status socket (see status.h). */
+/* status.c — the master's status socket (see status.h; the protocol is in
+ * status_proto.h, the metric families in prom.h): its own struct, reached from the
+ * master by one pointer, with at most STATUS_MAX_CONNS connections at once. */
 #include "status.h"
 
 #include <dirent.h>
@@ -12,14 +14,21 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "jsonout.h"
 #include "log.h"
 #include "master.h"
+#include "peer.h"
+#include "prom.h"
+#include "status_proto.h"
 #include "util.h"
 #include "workers.h"
 
 #define STATUS_TIMEOUT 2.0
+#define STATUS_MAX_CONNS 32 /* connections at once; more are closed unanswered */
 
 struct status_conn {
+	TAILQ_ENTRY(status_conn) link;
+	struct status *st;
 	struct master *m;
 	int fd;
 	ev_io io;
@@ -30,17 +39,21 @@ struct status_conn {
 	size_t out_len, out_off;
 };
 
+/* The status socket of a master, reached from it by one pointer (m->status). */
+struct status {
+	struct master *m;
+	int fd;
+	ev_io io;
+	TAILQ_HEAD(, status_conn) conns;
+	int n_conns;
+};
+
 static const char *const kind_names[] = {
 	[KIND_WORKER] = "worker", [KIND_MULE] = "mule", [KIND_SPOOLER] = "spooler",
 	[KIND_DAEMON] = "daemon", [KIND_GATEWAY] = "gateway", [KIND_EMPEROR] = "emperor",
 };
 
 static const char *const master_states[] = { "starting", "running", "reloading", "stopping" };
-
-void status_address(pid_t master_pid, char *buf, size_t len)
-{
-	snprintf(buf, len, "@emperor-vassal/%d", (int)master_pid);
-}
 
 /* ---- what a reply says ------------------------------------------------------------- */
 
@@ -115,33 +128,46 @@ static unsigned worker_respawns(const struct master *m)
 	return n;
 }
 
+static struct json_object *child_json(const struct child *c)
+{
+	struct json_object *o = json_object_new_object();
+	struct proc_usage u;
+
+	usage_of(c->pid, &u);
+	json_object_object_add(o, "kind", json_object_new_string(kind_names[c->kind]));
+	json_object_object_add(o, "name", jsonout_string(c->name));
+	json_object_object_add(o, "pid", json_object_new_int((int)c->pid));
+	json_object_object_add(o, "state", json_object_new_string(child_state_name(c->state)));
+	json_object_object_add(o, "uptime", jsonout_fixed(child_uptime(c), 1));
+	json_object_object_add(o, "respawns", json_object_new_int64(c->respawns));
+	json_object_object_add(o, "rss_kb", json_object_new_int64(u.rss_kb));
+	json_object_object_add(o, "cpu_seconds", jsonout_fixed(u.cpu_s, 2));
+	return o;
+}
+
 static void reply_json(const struct master *m, struct strbuf *b)
 {
+	struct json_object *doc = json_object_new_object(), *workers = json_object_new_object();
+	struct json_object *spooler = json_object_new_object(), *children = json_object_new_array();
 	const struct child *c;
 	int queued, failed;
-	const char *sep = "";
 
 	spool_counts(m, &queued, &failed);
-	strbuf_printf(b, "{\"name\":");
-	strbuf_json(b, m->cfg->name);
-	strbuf_printf(b, ",\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
-		  "\"workers\":{\"ready\":%d,\"total\":%d,\"respawns\":%u},"
-		  "\"spooler\":{\"queued\":%d,\"failed\":%d},\"children\":[",
-		  (int)getpid(), master_states[m->state], m->generation,
-		  workers_ready_count(m), m->cfg->has_workers ? m->cfg->workers.count : 0,
-		  worker_respawns(m), queued, failed);
-	TAILQ_FOREACH(c, &m->children.children, link) {
-		struct proc_usage u;
-		usage_of(c->pid, &u);
-		strbuf_printf(b, "%s{\"kind\":\"%s\",\"name\":", sep, kind_names[c->kind]);
-		strbuf_json(b, c->name);
-		strbuf_printf(b, ",\"pid\":%d,\"state\":\"%s\","
-			  "\"uptime\":%.1f,\"respawns\":%u,\"rss_kb\":%ld,\"cpu_seconds\":%.2f}",
-			  (int)c->pid, child_state_name(c->state),
-			  child_uptime(c), c->respawns, u.rss_kb, u.cpu_s);
-		sep = ",";
-	}
-	strbuf_printf(b, "]}\n");
+	json_object_object_add(doc, "name", jsonout_string(m->cfg->name));
+	json_object_object_add(doc, "pid", json_object_new_int((int)getpid()));
+	json_object_object_add(doc, "state", json_object_new_string(master_states[m->state]));
+	json_object_object_add(doc, "generation", json_object_new_int64(m->generation));
+	json_object_object_add(workers, "ready", json_object_new_int(workers_ready_count(m)));
+	json_object_object_add(workers, "total", json_object_new_int(m->cfg->has_workers ? m->cfg->workers.count : 0));
+	json_object_object_add(workers, "respawns", json_object_new_int64(worker_respawns(m)));
+	json_object_object_add(doc, "workers", workers);
+	json_object_object_add(spooler, "queued", json_object_new_int(queued));
+	json_object_object_add(spooler, "failed", json_object_new_int(failed));
+	json_object_object_add(doc, "spooler", spooler);
+	TAILQ_FOREACH(c, &m->children.children, link)
+		json_object_array_add(children, child_json(c));
+	json_object_object_add(doc, "children", children);
+	jsonout_append(b, doc);
 }
 
 static void reply_text(const struct master *m, struct strbuf *b)
@@ -164,21 +190,21 @@ static void reply_metrics(const struct master *m, struct strbuf *b)
 	char v[2 * NAME_MAX + 4];
 	int queued, failed;
 
-	label_escape(m->cfg->name, v, sizeof v);
+	prom_label(m->cfg->name, v, sizeof v);
 	spool_counts(m, &queued, &failed);
-	strbuf_printf(b, "emperor_vassal_workers{vassal=\"%s\",state=\"ready\"} %d\n", v,
-		  workers_ready_count(m));
-	strbuf_printf(b, "emperor_vassal_workers_configured{vassal=\"%s\"} %d\n", v,
-		  m->cfg->has_workers ? m->cfg->workers.count : 0);
-	strbuf_printf(b, "emperor_vassal_worker_respawns_total{vassal=\"%s\"} %u\n", v,
-		  worker_respawns(m));
-	strbuf_printf(b, "emperor_vassal_generation{vassal=\"%s\"} %u\n", v, m->generation);
+	strbuf_printf(b, "%s{vassal=\"%s\",state=\"ready\"} %d\n", prom_families[PROM_WORKERS].name, v,
+		      workers_ready_count(m));
+	strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_WORKERS_CONFIGURED].name, v,
+		      m->cfg->has_workers ? m->cfg->workers.count : 0);
+	strbuf_printf(b, "%s{vassal=\"%s\"} %u\n", prom_families[PROM_WORKER_RESPAWNS].name, v,
+		      worker_respawns(m));
+	strbuf_printf(b, "%s{vassal=\"%s\"} %u\n", prom_families[PROM_GENERATION].name, v, m->generation);
 	for (int k = KIND_WORKER; k <= KIND_EMPEROR; k++)
-		strbuf_printf(b, "emperor_vassal_children{vassal=\"%s\",kind=\"%s\"} %d\n", v,
-			  kind_names[k], child_set_running(&m->children, k));
+		strbuf_printf(b, "%s{vassal=\"%s\",kind=\"%s\"} %d\n", prom_families[PROM_CHILDREN].name, v,
+			      kind_names[k], child_set_running(&m->children, k));
 	if (m->cfg->has_spooler) {
-		strbuf_printf(b, "emperor_spool_queued_tasks{vassal=\"%s\"} %d\n", v, queued);
-		strbuf_printf(b, "emperor_spool_failed_tasks{vassal=\"%s\"} %d\n", v, failed);
+		strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_SPOOL_QUEUED].name, v, queued);
+		strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_SPOOL_FAILED].name, v, failed);
 	}
 }
 
@@ -186,6 +212,8 @@ static void reply_metrics(const struct master *m, struct strbuf *b)
 
 static void conn_free(struct status_conn *c)
 {
+	TAILQ_REMOVE(&c->st->conns, c, link);
+	c->st->n_conns--;
 	ev_io_stop(c->m->loop, &c->io);
 	ev_timer_stop(c->m->loop, &c->timer);
 	close(c->fd);
@@ -226,9 +254,12 @@ static void conn_event(struct ev_loop *loop, ev_io *w, int revents)
 				conn_free(c);
 			return;
 		}
-		c->in_len += (size_t)n;
+		if (memchr(c->in + c->in_len, '\0', (size_t)n))
+			c->in_len = 0; /* answered at once as an unknown (empty) request */
+		else
+			c->in_len += (size_t)n;
 		c->in[c->in_len] = '\0';
-		if (strchr(c->in, '\n') || c->in_len == sizeof c->in - 1)
+		if (c->in_len == 0 || strchr(c->in, '\n') || c->in_len == sizeof c->in - 1)
 			conn_answer(c);
 		return;
 	}
@@ -247,31 +278,27 @@ static void conn_expired(struct ev_loop *loop, ev_timer *w, int revents)
 	conn_free(container_of(w, struct status_conn, timer));
 }
 
-static bool peer_allowed(int fd)
-{
-	struct ucred uc;
-	socklen_t len = sizeof uc;
-
-	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0 &&
-	       (uc.uid == 0 || uc.uid == getuid());
-}
-
 static void status_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct master *m = w->data;
+	struct status *st = container_of(w, struct status, io);
 
 	(void)revents;
 	for (int i = 0; i < 16; i++) {
-		int fd = accept4(m->status_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		int fd = accept4(st->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		struct status_conn *c;
+		struct ucred uc;
 		if (fd < 0)
 			return;
-		if (!peer_allowed(fd) || !(c = calloc(1, sizeof *c))) {
+		if (!peer_allowed(fd, &uc) || st->n_conns >= STATUS_MAX_CONNS ||
+		    !(c = calloc(1, sizeof *c))) {
 			close(fd);
 			continue;
 		}
-		c->m = m;
+		c->st = st;
+		c->m = st->m;
 		c->fd = fd;
+		TAILQ_INSERT_TAIL(&st->conns, c, link);
+		st->n_conns++;
 		ev_io_init(&c->io, conn_event, fd, EV_READ);
 		ev_io_start(loop, &c->io);
 		ev_timer_init(&c->timer, conn_expired, STATUS_TIMEOUT, 0);
@@ -281,35 +308,42 @@ static void status_accept(struct ev_loop *loop, ev_io *w, int revents)
 
 int status_open(struct master *m)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct sockaddr_un sun;
+	socklen_t len = status_sockaddr(getpid(), &sun);
 	char addr[sizeof sun.sun_path];
-	size_t len;
+	struct status *st = calloc(1, sizeof *st);
 
 	status_address(getpid(), addr, sizeof addr);
-	len = strlen(addr);
-	memcpy(sun.sun_path, addr, len);
-	sun.sun_path[0] = '\0';
-	m->status_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (m->status_fd < 0 ||
-	    bind(m->status_fd, (struct sockaddr *)&sun, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0 ||
-	    listen(m->status_fd, 64) < 0) {
+	if (!st) {
 		log_errno("status socket %s", addr);
-		if (m->status_fd >= 0)
-			close(m->status_fd);
-		m->status_fd = -1;
 		return -1;
 	}
-	ev_io_init(&m->status_io, status_accept, m->status_fd, EV_READ);
-	m->status_io.data = m;
-	ev_io_start(m->loop, &m->status_io);
+	st->m = m;
+	TAILQ_INIT(&st->conns);
+	st->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (st->fd < 0 || bind(st->fd, (struct sockaddr *)&sun, len) < 0 || listen(st->fd, 64) < 0) {
+		log_errno("status socket %s", addr);
+		if (st->fd >= 0)
+			close(st->fd);
+		free(st);
+		return -1;
+	}
+	ev_io_init(&st->io, status_accept, st->fd, EV_READ);
+	ev_io_start(m->loop, &st->io);
+	m->status = st;
 	return 0;
 }
 
 void status_close(struct master *m)
 {
-	if (m->status_fd < 0)
+	struct status *st = m->status;
+
+	if (!st)
 		return;
-	ev_io_stop(m->loop, &m->status_io);
-	close(m->status_fd);
-	m->status_fd = -1;
+	while (!TAILQ_EMPTY(&st->conns))
+		conn_free(TAILQ_FIRST(&st->conns));
+	ev_io_stop(m->loop, &st->io);
+	close(st->fd);
+	free(st);
+	m->status = NULL;
 }

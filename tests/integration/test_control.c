@@ -7,6 +7,8 @@
  * ends with the emperor stopped by SIGTERM (exit 0) and no process of ours left. */
 #include "emperor_fixture.h"
 
+#include "status_proto.h"
+
 #include <ctype.h>
 #include <grp.h>
 #include <math.h>
@@ -155,6 +157,24 @@ static void ctl_expect(struct fixture *f, int rc, const char *needle, char *cons
 }
 
 #define CTL_EXPECT(f, rc, needle, ...) ctl_expect(f, rc, needle, (char *const[]){ __VA_ARGS__, NULL })
+
+/* emperorctl without our --control: it computes its socket from `dir_opt`
+ * (--dir=DIR), where no emperor listens; it must exit rc with needle in its output. */
+static void ctl_bare(struct fixture *f, int rc, const char *needle, const char *dir_opt)
+{
+	char *out = next_out_path(f), *bin = sup_bin("emperorctl"), *text;
+	char *argv[] = { bin, (char *)dir_opt, "status", NULL };
+	char *env[] = { "EMPEROR_CONTROL", "EMPEROR_DIR", NULL };
+	struct sup_proc *p = sup_spawn(argv, env, NULL, out);
+
+	assert_non_null(p);
+	assert_int_equal(sup_wait_exit(p, CTL_MS), 0);
+	text = sup_read_file(out);
+	if (!WIFEXITED(p->status) || WEXITSTATUS(p->status) != rc || !text || !strstr(text, needle))
+		fail_msg("emperorctl %s status: %s, output: %s", dir_opt, sup_status_str(p->status), text);
+	sup_proc_free(p);
+	free(out), free(bin), free(text);
+}
 
 static int count_in(const char *text, const char *needle)
 {
@@ -395,6 +415,29 @@ static void test_status_agrees_with_proc(void **state)
 	emperor_stop(f);
 }
 
+/* A vassal whose file name is not UTF-8 (Latin-1 "café"): its name is the printable
+ * "caf\xE9" everywhere, and every JSON answer is valid UTF-8 (python3 decodes
+ * strictly); lib/jsonout.c replaces whatever invalid byte would still reach it. */
+static void test_json_is_utf8(void **state)
+{
+	struct fixture *f = *state;
+	int port = free_port();
+	char *json, *printed;
+
+	ctl_emperor_start(f, NULL);
+	put_ctl_vassal(f, "caf\xe9.yaml", port, 1, "latin", NULL);
+	wait_ready(f, 0, "caf\\xE9"); /* the log escapes the byte */
+	json = CTL_OK(f, "--json", "status");
+	printed = python_json(f, json, "print([v['name'] == 'caf\\\\xE9' for v in d['vassals']])");
+	assert_string_equal(printed, "[True]\n");
+	free(json), free(printed);
+	json = CTL_OK(f, "--json", "status", "caf\\xE9");
+	printed = python_json(f, json, "print(d['name'] == 'caf\\\\xE9', len(d['children']))");
+	assert_string_equal(printed, "True 1\n");
+	free(json), free(printed);
+	emperor_stop(f);
+}
+
 /* ---- 2. commands answer once done ------------------------------------------------------ */
 
 /* One GET right now: answered by a worker of master that is not in old. */
@@ -489,10 +532,22 @@ static void test_commands_answer_once_done(void **state)
 	CTL_EXPECT(f, 1, "no such vassal 'nope'", "status", "nope");
 	CTL_EXPECT(f, 1, "no such vassal 'nope'", "stop", "nope");
 	CTL_EXPECT(f, 1, "no such vassal 'nope'", "start", "nope");
-	CTL_EXPECT(f, 1, "unknown command", "frobnicate");
+	/* usage errors are told by emperorctl itself, exit 2, before any request */
+	m = mark(f);
+	CTL_EXPECT(f, 2, "unknown command 'frobnicate'", "frobnicate");
 	CTL_EXPECT(f, 2, "usage", "--frob", "status");
+	CTL_EXPECT(f, 2, "reload takes a NAME or --all", "reload");
+	CTL_EXPECT(f, 2, "status takes at most a NAME", "status", "a", "b");
+	CTL_EXPECT(f, 2, "--all goes with reload only", "stop", "--all");
+	CTL_EXPECT(f, 2, "--timeout needs a value", "status", "--timeout");
+	CTL_EXPECT(f, 2, "\"abc\" is not a number", "--timeout=abc", "status");
+	assert_int_equal(count_lines(f, m, "control:"), 0);
+	/* --opt=VALUE anywhere on the line */
+	snprintf(bad, sizeof bad, "--control=%s", ctl_path);
+	free(CTL_OK(f, "status", bad, "--timeout=5"));
 	snprintf(bad, sizeof bad, "%s/none.sock", f->dir);
 	CTL_EXPECT(f, 3, "cannot reach the emperor", "--control", bad, "status");
+	ctl_bare(f, 3, "cannot reach the emperor at /", "--dir=/");
 	assert_string_equal(must_row(table = CTL_OK(f, "status"), "b").state, "ready");
 	free(table);
 	emperor_stop(f);
@@ -618,8 +673,7 @@ static void test_other_uid_refused(void **state)
 	struct fixture *f = *state;
 	int pa = free_port();
 	pid_t master, worker;
-	char *log = sup_path(f->dir, "nobody.out"), *bin = sup_bin("emperorctl"), *text, *table;
-	char *argv[] = { bin, "--control", ctl_path, "reload", "a", NULL };
+	char *log = sup_path(f->dir, "nobody.out"), *bin, *text, *table;
 	size_t m;
 	int rc;
 
@@ -628,6 +682,12 @@ static void test_other_uid_refused(void **state)
 	worker = wait_vassal(f, "a", pa, "ay");
 	master = started_pid(f, 0, "a");
 	assert_int_equal(chmod(f->dir, 0711), 0); /* nobody may reach the socket's name */
+	/* nobody runs a copy: the build directory may sit where nobody cannot enter (a
+	 * checkout in root's home) */
+	bin = sup_copy_bin(f->dir, "emperorctl");
+	assert_non_null(bin);
+	assert_int_equal(chmod(bin, 0755), 0);
+	char *argv[] = { bin, "--control", ctl_path, "reload", "a", NULL };
 
 	/* the socket is 0600: connect() itself is refused */
 	m = mark(f);
@@ -714,6 +774,246 @@ static void test_idle_client_delays_nobody(void **state)
 	for (int i = 0; i < 3; i++)
 		close(idle[i]);
 	emperor_stop(f);
+}
+
+/* ---- 4b. caps: clients, metrics clients, masters queried at once ------------------------ */
+
+#define MAX_CLIENTS 64        /* docs/control.md: control-socket clients at once */
+#define MAX_HTTP_CLIENTS 16   /* docs/control.md: --metrics clients at once */
+#define FETCH_FANOUT 8        /* docs/control.md: masters one request queries at once */
+
+static double metric(const char *text, const char *key);
+static void assert_exposition(const char *text);
+
+/* What the control socket says to a raw client that sends line (len bytes). */
+static char *raw_exchange(const char *line, size_t len)
+{
+	int fd = connect_raw();
+	char buf[512];
+	size_t got = 0;
+	ssize_t n;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	/* a client over the cap may be answered and closed before it sends */
+	ssize_t sent = send(fd, line, len, MSG_NOSIGNAL);
+	if (sent != (ssize_t)len && !(sent < 0 && (errno == EPIPE || errno == ECONNRESET)))
+		fail_msg("send to the control socket: %s", strerror(errno));
+	while (got < sizeof buf - 1 && poll(&pfd, 1, PROMPT_MS) == 1 &&
+	       (n = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0)
+		got += (size_t)n;
+	buf[got] = '\0';
+	close(fd);
+	return strdup(buf);
+}
+
+static void test_clients_capped(void **state)
+{
+	struct fixture *f = *state;
+	int pa = free_port(), mport = free_port(), idle[MAX_CLIENTS];
+	char addr[64], *text;
+	const char *more[] = { "--metrics", addr, NULL };
+	struct sup_conn *conns[MAX_HTTP_CLIENTS];
+	struct sup_http r;
+	struct ctl_run run;
+	long long t0, deadline;
+	size_t m;
+
+	snprintf(addr, sizeof addr, "127.0.0.1:%d", mport);
+	ctl_emperor_start(f, more);
+	put_ctl_vassal(f, "a.yaml", pa, 1, "ay", NULL);
+	wait_vassal(f, "a", pa, "ay");
+	m = mark(f);
+
+	/* a NUL in the request line: an error at once, not a wait for the deadline */
+	t0 = sup_now_ms();
+	text = raw_exchange("status\0x\n", 9);
+	if (strncmp(text, "ERR a NUL byte", 14) != 0 || sup_now_ms() - t0 >= PROMPT_MS)
+		fail_msg("a request with a NUL: \"%s\" after %lld ms", text, sup_now_ms() - t0);
+	free(text);
+
+	/* the cap of control clients, then an answer, not a hang, to one more */
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		idle[i] = connect_raw();
+	t0 = sup_now_ms();
+	text = raw_exchange("status\n", 7);
+	if (strncmp(text, "ERR busy", 8) != 0 || sup_now_ms() - t0 >= PROMPT_MS)
+		fail_msg("a client over the cap: \"%s\" after %lld ms", text, sup_now_ms() - t0);
+	free(text);
+	CTL_EXPECT(f, 1, "busy", "status");
+	wait_line(f, m, "control: 64 control-socket clients at once, the cap");
+	/* one leaves: served again */
+	close(idle[0]);
+	deadline = sup_now_ms() + T_MS;
+	do {
+		CTL_RUN(f, &run, "status");
+		free(run.out);
+		if (run.rc != 0 && sup_now_ms() > deadline)
+			fail_msg("still busy after a client left");
+	} while (run.rc != 0 && (sup_poll_pause(), 1));
+	for (int i = 1; i < MAX_CLIENTS; i++)
+		close(idle[i]);
+
+	/* the same over HTTP: 503 to one more than the cap, served once one left */
+	for (int i = 0; i < MAX_HTTP_CLIENTS; i++) {
+		conns[i] = sup_conn_open("127.0.0.1", mport, T_MS);
+		assert_non_null(conns[i]);
+	}
+	t0 = sup_now_ms();
+	assert_int_equal(sup_http_get("127.0.0.1", mport, "/metrics", &r, T_MS), 0);
+	if (r.status != 503 || !strstr(r.body, "busy") || sup_now_ms() - t0 >= PROMPT_MS)
+		fail_msg("a metrics client over the cap: %d \"%s\" after %lld ms", r.status, r.body,
+			 sup_now_ms() - t0);
+	sup_http_fini(&r);
+	for (int i = 0; i < MAX_HTTP_CLIENTS; i++)
+		sup_conn_close(conns[i]);
+	deadline = sup_now_ms() + T_MS;
+	for (;;) {
+		assert_int_equal(sup_http_get("127.0.0.1", mport, "/metrics", &r, T_MS), 0);
+		int status = r.status;
+		sup_http_fini(&r);
+		if (status == 200)
+			break;
+		if (sup_now_ms() > deadline)
+			fail_msg("metrics still %d after the clients left", status);
+		sup_poll_pause();
+	}
+	emperor_stop(f);
+}
+
+/* A scrape of many masters queries FETCH_FANOUT of them at a time: with every master
+ * stopped (SIGSTOP: each takes the connection and never answers), the emperor holds
+ * no more sockets than that, and answers at the 2 s deadline. Masters that answer
+ * are all there, also past the fan-out. */
+static void test_fetch_fanout_capped(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = FETCH_FANOUT + 2 };
+	char file[32], name[32], key[128], keys[256], *text;
+	pid_t masters[N];
+	int base, most;
+	struct sup_proc *p;
+	char *out = next_out_path(f), *bin = sup_bin("emperorctl");
+	char *argv[] = { bin, "--control", ctl_path, "metrics", NULL };
+
+	ctl_emperor_start(f, NULL);
+	snprintf(keys, sizeof keys, "daemons: [{name: d, exec: [sleep, \"1000\"], stop-mercy: 1s}]\n");
+	for (int i = 0; i < N; i++) {
+		snprintf(file, sizeof file, "v%d.yaml", i);
+		put_file(f->vdir, file, keys);
+	}
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof name, "v%d", i);
+		wait_ready(f, 0, name);
+		masters[i] = started_pid(f, 0, name);
+	}
+	text = CTL_OK(f, "metrics");
+	assert_exposition(text);
+	for (int i = 0; i < N; i++) {
+		snprintf(key, sizeof key, "emperor_vassal_children{vassal=\"v%d\",kind=\"daemon\"}", i);
+		if (metric(text, key) != 1)
+			fail_msg("no %s 1 in:\n%s", key, text);
+	}
+	free(text);
+
+	base = sup_count_fds(f->proc->pid);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(kill(masters[i], SIGSTOP), 0);
+	p = sup_spawn(argv, NULL, NULL, out);
+	assert_non_null(p);
+	most = base;
+	for (long long deadline = sup_now_ms() + T_MS; waitpid(p->pid, &p->status, WNOHANG) == 0;) {
+		int n = sup_count_fds(f->proc->pid);
+		most = n > most ? n : most;
+		if (sup_now_ms() > deadline)
+			fail_msg("emperorctl metrics: no exit after %d ms", T_MS);
+		sup_poll_pause();
+	}
+	p->exited = 1;
+	for (int i = 0; i < N; i++)
+		assert_int_equal(kill(masters[i], SIGCONT), 0);
+	printf("# emperor fds: %d idle, at most %d during a scrape of %d stopped masters\n",
+	       base, most, N);
+	assert_int_equal(WEXITSTATUS(p->status), 0);
+	assert_true(most - base <= FETCH_FANOUT + 1); /* + emperorctl's own connection */
+	assert_true(most - base >= FETCH_FANOUT);     /* the scrape did ask them */
+	sup_proc_free(p);
+	free(out), free(bin);
+	emperor_stop(f);
+}
+
+/* ---- 4c. a master's status socket held by someone else ---------------------------------- */
+
+/* The emperor as PID 1 of a new PID namespace (unshare), so that its first master's
+ * pid there is predictable (2): before it starts, the test binds that pid's status
+ * name, "@emperor-vassal/2" (and a few beyond), as anyone on the host could. The
+ * emperor must not take the impostor's answer for the master's. */
+static void test_status_impostor_not_asked(void **state)
+{
+	struct fixture *f = *state;
+	enum { FIRST = 2, N_NAMES = 24 };
+	int names[N_NAMES], port = free_port();
+	char text[512], *log_needle, *out;
+	pid_t emperor = -1, master, answerer;
+	struct sockaddr_un sun;
+
+	for (int i = 0; i < N_NAMES; i++) {
+		socklen_t len = status_sockaddr(FIRST + i, &sun);
+		names[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(names[i] >= 0);
+		if (bind(names[i], (struct sockaddr *)&sun, len) < 0 || listen(names[i], 8) < 0)
+			fail_msg("bind @emperor-vassal/%d: %s", FIRST + i, strerror(errno));
+	}
+	snprintf(text, sizeof text, "sockets: [{name: http, listen: \"127.0.0.1:%d\"}]\n"
+		 "workers: {count: 1, exec: [%s], ready: notify}\n", port, f->worker);
+	put_file(f->vdir, "v.yaml", text);
+	snprintf(ctl_path, sizeof ctl_path, "%s/ctl.sock", f->dir);
+	f->proc = sup_spawn((char *[]){ "unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+					f->emperor, "--control", ctl_path, f->vdir, NULL },
+			    NULL, NULL, f->log);
+	assert_non_null(f->proc);
+	wait_ready(f, 0, "v");
+	master = started_pid(f, 0, "v"); /* as the emperor sees it, in its namespace */
+	if (master < FIRST || master >= FIRST + N_NAMES)
+		fail_msg("the master is pid %d in the namespace, not one of %d..%d", (int)master, FIRST,
+			 FIRST + N_NAMES - 1);
+	wait_line(f, 0, ": status socket @emperor-vassal/");
+
+	/* the impostor answers whoever asks, with a forged sample */
+	answerer = fork();
+	assert_true(answerer >= 0);
+	if (answerer == 0) {
+		struct pollfd pfd = { .fd = names[master - FIRST], .events = POLLIN };
+		static const char forged[] = "emperor_vassal_workers_configured{vassal=\"forged\"} 99\n";
+		for (int i = 0; i < 2 && poll(&pfd, 1, 5000) == 1; i++) {
+			int c = accept(pfd.fd, NULL, NULL);
+			(void)!write(c, forged, sizeof forged - 1);
+			close(c);
+		}
+		_exit(0);
+	}
+	out = CTL_OK(f, "metrics");
+	assert_exposition(out);
+	if (strstr(out, "forged"))
+		fail_msg("the impostor's sample reached the metrics:\n%s", out);
+	free(out);
+	out = CTL_OK(f, "status", "v");
+	assert_non_null(strstr(out, "(the master did not answer)"));
+	free(out);
+	assert_true(asprintf(&log_needle, "control: @emperor-vassal/%d is held by pid 0 (uid 0), not by "
+			     "its master %d: not asked", (int)master, (int)master) > 0);
+	wait_count(f, 0, log_needle, 2, T_MS);
+	free(log_needle);
+	kill(answerer, SIGKILL);
+	waitpid(answerer, NULL, 0);
+
+	/* the emperor (PID 1 there) stops everything and exits 0, and so does unshare */
+	assert_int_equal(kids_of(f->proc->pid, "emperor", &emperor, 1), 1);
+	assert_int_equal(kill(emperor, SIGTERM), 0);
+	assert_int_equal(sup_wait_exit(f->proc, T_MS), 0);
+	assert_true(WIFEXITED(f->proc->status) && WEXITSTATUS(f->proc->status) == 0);
+	for (int i = 0; i < N_NAMES; i++)
+		close(names[i]);
+	assert_int_equal(sup_wait_no_leftovers(5000), 0);
 }
 
 /* ---- 5. metrics ---------------------------------------------------------------------- */
@@ -1164,6 +1464,22 @@ static void test_metrics(void **state)
 	sup_http_fini(&r);
 	sup_conn_close(c);
 
+	/* another method: 405; not HTTP: 400; each answered, then closed */
+	static const char *const bad_requests[] = {
+		"POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi", "garbage\r\n\r\n",
+	};
+	static const int bad_status[] = { 405, 400 };
+	for (int i = 0; i < 2; i++) {
+		c = sup_conn_open("127.0.0.1", mport, T_MS);
+		assert_non_null(c);
+		assert_int_equal(sup_conn_send(c, bad_requests[i], strlen(bad_requests[i]), T_MS), 0);
+		assert_int_equal(sup_conn_read_response(c, &r, T_MS), 0);
+		assert_int_equal(r.status, bad_status[i]);
+		assert_int_equal(sup_conn_wait_closed(c, T_MS), 0);
+		sup_http_fini(&r);
+		sup_conn_close(c);
+	}
+
 	/* a master that does not answer is left out after 2 s, not more */
 	pid_t mb = started_pid(f, 0, "b");
 	assert_int_equal(kill(mb, SIGSTOP), 0);
@@ -1296,10 +1612,14 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		TEST(test_status_agrees_with_proc),
+		TEST(test_json_is_utf8),
 		TEST(test_commands_answer_once_done),
 		TEST(test_answers_whatever_happens),
 		TEST(test_other_uid_refused),
 		TEST(test_idle_client_delays_nobody),
+		TEST(test_clients_capped),
+		TEST(test_fetch_fanout_capped),
+		TEST(test_status_impostor_not_asked),
 		cmocka_unit_test(test_exposition_checker),
 		TEST(test_metrics),
 		TEST(test_worker_respawns_counted),

@@ -586,10 +586,35 @@ static void test_bad_requests_then_serves(void **state)
 	expect_rejected_str(f, "garbage\r\n\r\n", 400);
 	expect_rejected_str(f, "GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400);
 	expect_rejected_str(f, "GET /slow?ms=oops HTTP/1.1\r\n\r\n", 400);
-	expect_rejected_str(f, "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 501);
 	expect_rejected_str(f, "DELETE / HTTP/1.1\r\n\r\n", 405);
 	expect_rejected_str(f, "GET / HTTP/2.0\r\n\r\n", 505);
 	free(big);
+
+	/* an unknown mule farm: 404 Not Found, and the body says which */
+	struct sup_conn *c = sup_conn_open("127.0.0.1", f->port, T_MS);
+	struct sup_http r;
+	assert_non_null(c);
+	send_str(c, "GET /mule?farm=nope&msg=hi HTTP/1.1\r\n\r\n");
+	assert_int_equal(sup_conn_read_response(c, &r, T_MS), 0);
+	assert_int_equal(r.status, 404);
+	assert_non_null(strstr(r.head, "HTTP/1.1 404 Not Found\r\n"));
+	assert_string_equal(r.body, "no mule farm \"nope\" (no MULE_NOPE_SOCKET in the environment)\n");
+	sup_http_fini(&r);
+	sup_conn_close(c);
+
+	/* a chunked body is read (and dropped): the request pipelined after it is answered */
+	c = sup_conn_open("127.0.0.1", f->port, T_MS);
+	assert_non_null(c);
+	send_str(c, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+		    "GET /pid HTTP/1.1\r\nConnection: close\r\n\r\n");
+	assert_int_equal(sup_conn_read_response(c, &r, T_MS), 0);
+	assert_hello(&r, "hello", p->pid, "-");
+	sup_http_fini(&r);
+	assert_int_equal(sup_conn_read_response(c, &r, T_MS), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(atoi(r.body), p->pid);
+	sup_http_fini(&r);
+	sup_conn_close(c);
 
 	get_hello(f, p->pid);
 	assert_int_equal(sup_stop(p, SIGTERM, T_MS), 0);

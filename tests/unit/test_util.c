@@ -101,19 +101,6 @@ static void test_notify_get(void **state)
 	assert_null(notify_get("STATUSX=1", "STATUS", out, sizeof out));
 }
 
-static void test_json_and_label_escaping(void **state)
-{
-	struct strbuf b = { 0 };
-	char label[64];
-
-	(void)state;
-	strbuf_json(&b, "a\"b\\c\nd");
-	assert_string_equal(b.p, "\"a\\\"b\\\\c\\u000ad\"");
-	strbuf_free(&b);
-	assert_string_equal(label_escape("q\"uo\\te\n", label, sizeof label), "q\\\"uo\\\\te\\n");
-	assert_string_equal(label_escape("abcdefgh", label, 6), "abc"); /* bounded */
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -123,7 +110,6 @@ int main(void)
 		cmocka_unit_test(test_strv_dup_is_deep),
 		cmocka_unit_test(test_notify_has_matches_whole_lines),
 		cmocka_unit_test(test_notify_get),
-		cmocka_unit_test(test_json_and_label_escaping),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

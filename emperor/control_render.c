@@ -1,0 +1,264 @@
+/* control_render.c — what the control module shows: the status table, the status
+ * JSON (json-c), the Prometheus text (the emperor's families, and the masters'
+ * samples merged under theirs), and the reload-duration histogram behind it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "control_int.h"
+#include "emperor.h"
+#include "jsonout.h"
+#include "prom.h"
+
+static const double bucket_le[CTL_BUCKETS] = {
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+};
+
+/* ---- figures ------------------------------------------------------------------------ */
+
+/* What the control module counts of a vassal, reached from it by one pointer and
+ * allocated at its first reload. */
+struct ctl_figures {
+	unsigned reloads;                     /* reloads completed */
+	unsigned reload_buckets[CTL_BUCKETS]; /* their durations, a cumulative histogram */
+	double reload_seconds_sum;
+};
+
+void control_reload_done(struct vassal *v, double seconds)
+{
+	if (!v->figures && !(v->figures = calloc(1, sizeof *v->figures)))
+		return;
+	v->figures->reloads++;
+	v->figures->reload_seconds_sum += seconds;
+	for (int i = 0; i < CTL_BUCKETS; i++)
+		if (seconds <= bucket_le[i])
+			v->figures->reload_buckets[i]++;
+}
+
+void control_vassal_free(struct vassal *v)
+{
+	free(v->figures);
+	v->figures = NULL;
+}
+
+unsigned ctl_reloads(const struct vassal *v)
+{
+	return v->figures ? v->figures->reloads : 0;
+}
+
+/* ---- status ------------------------------------------------------------------------- */
+
+static const char *uptime_text(double s, char *buf, size_t len)
+{
+	if (s < 120)
+		snprintf(buf, len, "%.0fs", s);
+	else if (s < 7200)
+		snprintf(buf, len, "%.0fm", s / 60);
+	else if (s < 172800)
+		snprintf(buf, len, "%.1fh", s / 3600);
+	else
+		snprintf(buf, len, "%.1fd", s / 86400);
+	return buf;
+}
+
+static struct json_object *vassal_json(const struct vassal *v)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "name", jsonout_string(v->name));
+	json_object_object_add(o, "state", json_object_new_string(vtable_state_name(v->state)));
+	json_object_object_add(o, "pid", json_object_new_int((int)v->child.pid));
+	json_object_object_add(o, "uptime", jsonout_fixed(child_uptime(&v->child), 1));
+	json_object_object_add(o, "workers_ready", json_object_new_int(v->workers_ready));
+	json_object_object_add(o, "workers_total", json_object_new_int(v->workers_total));
+	json_object_object_add(o, "restarts", json_object_new_int64(v->restarts));
+	json_object_object_add(o, "reloads", json_object_new_int64(ctl_reloads(v)));
+	json_object_object_add(o, "last_exit", jsonout_string(v->last_exit));
+	json_object_object_add(o, "config_error", jsonout_string(v->config_error));
+	return o;
+}
+
+void ctl_render_json(struct emperor *e, struct strbuf *b)
+{
+	struct json_object *doc = json_object_new_object(), *me = json_object_new_object();
+	struct json_object *list = json_object_new_array();
+	struct vassal *v;
+
+	json_object_object_add(me, "pid", json_object_new_int((int)getpid()));
+	json_object_object_add(me, "dir", jsonout_string(e->dir));
+	json_object_object_add(me, "uptime", jsonout_fixed(mono_now() - e->started_at, 1));
+	json_object_object_add(me, "state", json_object_new_string(e->stopping ? "stopping" : "running"));
+	TAILQ_FOREACH(v, &e->vassals, link)
+		json_object_array_add(list, vassal_json(v));
+	json_object_object_add(doc, "emperor", me);
+	json_object_object_add(doc, "vassals", list);
+	jsonout_append(b, doc);
+}
+
+/* A master's JSON, parsed and written again: only valid JSON (and UTF-8) reaches
+ * the client, whatever the master (maybe running as another user) sent; else null. */
+void ctl_render_master_json(const struct strbuf *reply, struct strbuf *b)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *o = NULL;
+
+	if (tok && reply->len) {
+		json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+		o = json_tokener_parse_ex(tok, reply->p, (int)reply->len);
+		if (json_tokener_get_error(tok) != json_tokener_success) {
+			json_object_put(o);
+			o = NULL;
+		}
+	}
+	if (tok)
+		json_tokener_free(tok);
+	jsonout_append(b, o);
+}
+
+void ctl_render_table(struct emperor *e, struct strbuf *b)
+{
+	struct vassal *v;
+	char up[16], workers[24];
+
+	strbuf_printf(b, "%-20s %-10s %8s %7s %8s %8s %7s  %-22s %s\n", "VASSAL", "STATE", "PID",
+		      "UPTIME", "WORKERS", "RESTARTS", "RELOADS", "LAST EXIT", "CONFIG ERROR");
+	TAILQ_FOREACH(v, &e->vassals, link) {
+		snprintf(workers, sizeof workers, "%d/%d", v->workers_ready, v->workers_total);
+		strbuf_printf(b, "%-20s %-10s %8d %7s %8s %8u %7u  %-22s %s\n", v->name,
+			      vtable_state_name(v->state), (int)v->child.pid,
+			      child_running(&v->child) ? uptime_text(child_uptime(&v->child), up, sizeof up) : "-",
+			      workers, v->restarts, ctl_reloads(v), v->last_exit[0] ? v->last_exit : "-",
+			      v->config_error ? v->config_error : "-");
+	}
+}
+
+void ctl_render_vassal_line(const struct vassal *v, struct strbuf *b)
+{
+	strbuf_printf(b, "vassal %s: %s, pid %d, workers %d/%d, restarts %u, reloads %u\n",
+		      v->name, vtable_state_name(v->state), (int)v->child.pid, v->workers_ready,
+		      v->workers_total, v->restarts, ctl_reloads(v));
+}
+
+/* ---- Prometheus ----------------------------------------------------------------------- */
+
+static void metrics_vassals(struct emperor *e, struct strbuf *b)
+{
+	static const char *const states[] = { "starting", "ready", "reloading", "stopping", "waiting", "halted" };
+	int counts[VASSAL_HALTED + 1] = { 0 };
+	const char *name = prom_families[PROM_VASSALS].name;
+	struct vassal *v;
+
+	TAILQ_FOREACH(v, &e->vassals, link)
+		counts[v->state]++;
+	prom_header(b, PROM_VASSALS);
+	for (int s = 0; s <= VASSAL_HALTED; s++)
+		strbuf_printf(b, "%s{state=\"%s\"} %d\n", name, states[s], counts[s]);
+}
+
+static void metrics_reload_histogram(const struct vassal *v, const char *label, struct strbuf *b)
+{
+	static const struct ctl_figures none;
+	const struct ctl_figures *fig = v->figures ? v->figures : &none;
+	const char *name = prom_families[PROM_RELOAD_DURATION].name;
+
+	for (int i = 0; i < CTL_BUCKETS; i++)
+		strbuf_printf(b, "%s_bucket{vassal=\"%s\",le=\"%g\"} %u\n", name, label, bucket_le[i],
+			      fig->reload_buckets[i]);
+	strbuf_printf(b, "%s_bucket{vassal=\"%s\",le=\"+Inf\"} %u\n%s_sum{vassal=\"%s\"} %.6f\n"
+		      "%s_count{vassal=\"%s\"} %u\n", name, label, fig->reloads, name, label,
+		      fig->reload_seconds_sum, name, label, fig->reloads);
+}
+
+/* The emperor's families, from its table, each with HELP and TYPE once. */
+static void metrics_emperor(struct emperor *e, struct strbuf *b)
+{
+	struct vassal *v;
+	char label[2 * NAME_MAX + 4];
+
+	metrics_vassals(e, b);
+	prom_header(b, PROM_RESTARTS);
+	TAILQ_FOREACH(v, &e->vassals, link)
+		strbuf_printf(b, "%s{vassal=\"%s\"} %u\n", prom_families[PROM_RESTARTS].name,
+			      prom_label(v->name, label, sizeof label), v->restarts);
+	prom_header(b, PROM_RELOAD_DURATION);
+	TAILQ_FOREACH(v, &e->vassals, link)
+		metrics_reload_histogram(v, prom_label(v->name, label, sizeof label), b);
+}
+
+/* Groups the masters' samples by family (a family's samples must be contiguous),
+ * under the family's HELP and TYPE; a line of no known family is left out. */
+static void metrics_merge(const struct strbuf *gathered, struct strbuf *b)
+{
+	for (int f = PROM_FIRST_MASTER_FAMILY; f < PROM_N_FAMILIES; f++) {
+		size_t flen = strlen(prom_families[f].name);
+		bool header = false;
+		for (char *line = gathered->p; line && *line;) {
+			char *nl = strchr(line, '\n');
+			size_t len = nl ? (size_t)(nl - line) : strlen(line);
+			if (strncmp(line, prom_families[f].name, flen) == 0 && line[flen] == '{') {
+				if (!header)
+					prom_header(b, (enum prom_family)f);
+				header = true;
+				strbuf_append(b, line, len);
+				strbuf_append(b, "\n", 1);
+			}
+			line = nl ? nl + 1 : NULL;
+		}
+	}
+}
+
+/* One line of a master's metrics: a sample of one of the masters' families whose
+ * first label is vassal="<label>", and nothing but printable bytes. */
+static bool master_sample(const char *line, size_t len, const char *label)
+{
+	size_t llen = strlen(label), at;
+
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			return false;
+	for (int f = PROM_FIRST_MASTER_FAMILY; f < PROM_N_FAMILIES; f++) {
+		size_t flen = strlen(prom_families[f].name);
+		at = flen + sizeof "{vassal=\"" - 1;
+		if (len > at + llen + 1 && strncmp(line, prom_families[f].name, flen) == 0 &&
+		    strncmp(line + flen, "{vassal=\"", at - flen) == 0 &&
+		    strncmp(line + at, label, llen) == 0 && line[at + llen] == '"' &&
+		    (line[at + llen + 1] == ',' || line[at + llen + 1] == '}'))
+			return true;
+	}
+	return false;
+}
+
+int ctl_render_master_samples(const char *reply, size_t len, const char *vassal, struct strbuf *b)
+{
+	char label[2 * NAME_MAX + 4];
+	const char *end = reply + len;
+	int dropped = 0;
+
+	prom_label(vassal, label, sizeof label);
+	for (const char *line = reply; line < end;) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		size_t n = nl ? (size_t)(nl - line) : (size_t)(end - line);
+		if (nl && master_sample(line, n, label)) {
+			strbuf_append(b, line, n + 1);
+		} else if (n > 0) {
+			dropped++;
+		}
+		line += n + 1;
+	}
+	return dropped;
+}
+
+void ctl_render_master_text(const char *reply, size_t len, struct strbuf *b)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)reply[i];
+		strbuf_append(b, (c < 0x20 && c != '\n') || c == 0x7f ? "?" : &reply[i], 1);
+	}
+}
+
+void ctl_render_metrics(struct emperor *e, const struct strbuf *gathered, struct strbuf *b)
+{
+	metrics_emperor(e, b);
+	metrics_merge(gathered, b);
+}

@@ -1,0 +1,41 @@
+/* prom.c — the metric families and the label escaping of our Prometheus text (see
+ * prom.h). The text itself is small enough to write by hand; no library needed. */
+#include "prom.h"
+
+const struct prom_family_info prom_families[PROM_N_FAMILIES] = {
+	[PROM_VASSALS] = { "emperor_vassals", "gauge", "Vassals by state." },
+	[PROM_RESTARTS] = { "emperor_vassal_restarts_total", "counter",
+			    "Respawns after a vassal died unasked." },
+	[PROM_RELOAD_DURATION] = { "emperor_vassal_reload_duration_seconds", "histogram",
+				   "From the reload request to READY=1." },
+	[PROM_WORKERS] = { "emperor_vassal_workers", "gauge", "Workers by state, as the master reports them." },
+	[PROM_WORKERS_CONFIGURED] = { "emperor_vassal_workers_configured", "gauge",
+				      "workers.count of the running config." },
+	[PROM_WORKER_RESPAWNS] = { "emperor_vassal_worker_respawns_total", "counter",
+				   "Worker spawns after the first, this master generation." },
+	[PROM_GENERATION] = { "emperor_vassal_generation", "gauge",
+			      "Graceful reloads since the master started, plus one." },
+	[PROM_CHILDREN] = { "emperor_vassal_children", "gauge", "Running children of the master by kind." },
+	[PROM_SPOOL_QUEUED] = { "emperor_spool_queued_tasks", "gauge", "Task files waiting in the spool directory." },
+	[PROM_SPOOL_FAILED] = { "emperor_spool_failed_tasks", "gauge",
+				"Task files in the spool directory's failed/." },
+};
+
+void prom_header(struct strbuf *b, enum prom_family f)
+{
+	strbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", prom_families[f].name, prom_families[f].help,
+		      prom_families[f].name, prom_families[f].type);
+}
+
+const char *prom_label(const char *s, char *buf, size_t len)
+{
+	size_t k = 0;
+
+	for (; *s && k + 3 < len; s++) {
+		if (*s == '\\' || *s == '"' || *s == '\n')
+			buf[k++] = '\\';
+		buf[k++] = *s == '\n' ? 'n' : *s;
+	}
+	buf[k] = '\0';
+	return buf;
+}
