@@ -71,8 +71,10 @@ static void worker_became_ready(struct worker *w)
 {
 	struct master *m = w->m;
 
-	ev_timer_stop(m->loop, &w->ready_timer);
 	child_set_ready(&w->child);
+	if (w->child.state != CHILD_READY)
+		return; /* its exec failed: its exit will tell */
+	ev_timer_stop(m->loop, &w->ready_timer);
 	log_info("worker %d (pid %d) ready in %.0f ms", w->id, (int)w->child.pid,
 		 (w->child.ready_at - w->child.started_at) * 1000);
 	reload_worker_ready(m, w);
@@ -87,10 +89,6 @@ static void ready_timer_fired(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop, (void)revents;
 	if (w->child.state != CHILD_STARTING)
 		return;
-	if (w->m->cfg->workers.ready == CFG_READY_EXEC) {
-		worker_became_ready(w);
-		return;
-	}
 	/* Stopped, not killed: it may already accept and serve on the shared sockets. */
 	log_warn("worker %d (pid %d) not ready after %.1fs (ready: notify): stopping it", w->id,
 		 (int)w->child.pid, w->m->cfg->workers.ready_timeout);
@@ -128,12 +126,22 @@ static int worker_start(struct worker *w)
 	rc = child_spawn(&w->child, &x);
 	strv_free(env);
 	if (rc == 0) {
-		double after = cw->ready == CFG_READY_EXEC ? 0 : cw->ready_timeout;
 		log_info("worker %d started (pid %d)", w->id, (int)w->child.pid);
-		ev_timer_set(&w->ready_timer, after, 0);
-		ev_timer_start(m->loop, &w->ready_timer);
+		if (cw->ready == CFG_READY_NOTIFY) {
+			ev_timer_set(&w->ready_timer, cw->ready_timeout, 0);
+			ev_timer_start(m->loop, &w->ready_timer);
+		}
 	}
 	return rc;
+}
+
+/* ready: exec — ready as soon as its exec succeeded. */
+static void worker_exec_known(struct child *c)
+{
+	struct worker *w = (struct worker *)c;
+
+	if (!c->exec_errno && w->m->cfg->workers.ready == CFG_READY_EXEC)
+		worker_became_ready(w);
 }
 
 static void worker_schedule(struct worker *w)
@@ -219,6 +227,7 @@ struct worker *workers_spawn(struct master *m, int id)
 	w->m = m;
 	w->id = id;
 	w->child.on_exit = worker_exited;
+	w->child.on_exec = worker_exec_known;
 	w->child.on_respawn = worker_respawn_due;
 	ev_timer_init(&w->ready_timer, ready_timer_fired, 0, 0);
 	worker_launch(w);
