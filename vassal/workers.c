@@ -102,20 +102,18 @@ static int worker_start(struct worker *w)
 {
 	struct master *m = w->m;
 	const struct cfg_workers *cw = &m->cfg->workers;
-	int fds[256];
-	char names[1024];
-	char **env = worker_env(m, w->id);
+	char **env = worker_env(m, w->id), *names = NULL;
+	int *fds = NULL, rc;
+
+	if (!env || vsock_worker_fds(&m->socks, &fds, &names) < 0) {
+		log_errno("worker %d: not started: out of memory", w->id);
+		strv_free(env);
+		return -1;
+	}
 	struct child_exec x = {
 		.argv = cw->prog.argv, .env = env, .cwd = cw->prog.cwd, .fds = fds,
 		.n_fds = (int)m->socks.n_workers, .fdnames = names, .out_fd = -1, .die_with_parent = true,
 	};
-	int rc;
-
-	if (!env || m->socks.n_workers > ARRAY_LEN(fds)) {
-		strv_free(env);
-		return -1;
-	}
-	vsock_fds(&m->socks, fds, names, sizeof names);
 	w->generation = m->generation;
 	w->not_ready_in_time = false;
 	w->failing = false;
@@ -125,6 +123,8 @@ static int worker_start(struct worker *w)
 	w->child.backoff_max = cw->respawn_max;
 	rc = child_spawn(&w->child, &x);
 	strv_free(env);
+	free(fds);
+	free(names);
 	if (rc == 0) {
 		log_info("worker %d started (pid %d)", w->id, (int)w->child.pid);
 		if (cw->ready == CFG_READY_NOTIFY) {

@@ -2,8 +2,8 @@
  * emperor, with the reference worker on loopback sockets: graceful reloads that never
  * refuse a connection nor leak an fd, the request in flight that survives a reload,
  * the no-mercy SIGKILL of a worker's process group, the respawn backoff of a crashing
- * worker, graceful and brutal stops, and the command line (--check, --help, a
- * relative path with chdir:). test_vassal_reload.c holds the reload modes and edits.
+ * worker, graceful and brutal stops, the command line (--check, --help, a relative
+ * path with chdir:, a missing file), and 400 sockets (or an fd limit too low for them). test_vassal_reload.c holds the reload modes and edits.
  * Every test reads like a user's session and ends with nothing left behind. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -306,6 +306,86 @@ static void test_check_help_version(void **state)
 	assert_int_equal(sup_wait_no_leftovers(5000), 0);
 }
 
+/* A vassal file with n unix sockets in the test's dir and a shell worker that reports
+ * what it received, then sleeps (with every fd it got). */
+static void many_sockets_config(struct vt *v, int n)
+{
+	size_t cap = 512 + (size_t)n * (strlen(v->dir) + 64);
+	char *text = malloc(cap), *p = text;
+
+	assert_non_null(text);
+	p += sprintf(p, "sockets:\n");
+	for (int i = 0; i < n; i++)
+		p += sprintf(p, "  - {name: s%d, listen: 'unix:%s/s%d.sock'}\n", i, v->dir, i);
+	sprintf(p, "workers:\n  ready: exec\n  reload-mercy: 2s\n  exec:\n    - /bin/sh\n    - -c\n"
+		   "    - echo \"worker got LISTEN_FDS=$$LISTEN_FDS last=$${LISTEN_FDNAMES##*:}\"; "
+		   "exec sleep 60\n");
+	assert_int_equal(sup_write_file_atomic(v->cfg, text), 0);
+	free(text);
+}
+
+/* 400 sockets: the master binds them all and the worker gets every one on fds 3..402,
+ * named in LISTEN_FDNAMES; the first and the last accept a connection. Before, the
+ * worker's fd table held 256: it failed at once, without a message, respawned forever. */
+static void test_four_hundred_sockets(void **state)
+{
+	struct vt *v = *state;
+	char path[512];
+	pid_t worker;
+	struct sup_conn *c;
+
+	many_sockets_config(v, 400);
+	v->p = vt_spawn(v);
+	assert_int_equal(sup_wait_log(v->p, v->mark, "worker got LISTEN_FDS=400 last=s399", T_MS), 0);
+	assert_int_equal(sup_wait_log(v->p, v->mark, "ready: 1 workers, generation 1", T_MS), 0);
+	vt_workers(v, &worker, 1);
+	assert_true(sup_count_fds(worker) >= 403);
+	for (int i = 0; i < 400; i += 399) {
+		snprintf(path, sizeof path, "%s/s%d.sock", v->dir, i);
+		c = sup_conn_open_unix(path, T_MS);
+		assert_non_null(c);
+		sup_conn_close(c);
+	}
+	assert_int_equal(sup_count_log(v->p, v->mark, "cannot start"), 0);
+	assert_int_equal(sup_count_log(v->p, v->mark, "worker 1 started"), 1); /* no respawn */
+	vt_stop(v, SIGTERM, T_MS);
+}
+
+/* An fd limit that cannot hold the sockets: the master says so and exits, before
+ * binding anything; no worker is started. */
+static void test_fd_limit_too_low_for_sockets(void **state)
+{
+	struct vt *v = *state;
+	char *argv[] = { "/bin/sh", "-c", "ulimit -n 300 && exec \"$0\" \"$1\"", v->vassal, v->cfg,
+			 NULL };
+	struct sup_proc *p;
+
+	many_sockets_config(v, 400);
+	p = sup_spawn(argv, NULL, v->dir, v->log);
+	assert_non_null(p);
+	assert_int_equal(sup_wait_exit(p, T_MS), 0);
+	assert_true(WIFEXITED(p->status));
+	assert_int_equal(WEXITSTATUS(p->status), 1);
+	assert_int_equal(sup_count_file(v->log, 0, "400 listening sockets need about 466 fds, but "
+				       "the fd limit (RLIMIT_NOFILE) is 300 (hard 300): raise it"), 1);
+	assert_int_equal(sup_count_file(v->log, 0, "worker 1 started"), 0);
+	sup_proc_free(p);
+	assert_int_equal(sup_wait_no_leftovers(5000), 0);
+}
+
+/* docs/config.md: a file that cannot be loaded, a missing one included, exits 78. */
+static void test_missing_file_exits_78(void **state)
+{
+	struct vt *v = *state;
+	char *out;
+
+	assert_int_equal(run_vassal(v, "/nonexistent.yaml", NULL, &out), 78);
+	assert_non_null(strstr(out, "/nonexistent.yaml: cannot read the vassal file, not starting "
+				    "(exit 78): No such file or directory"));
+	free(out);
+	assert_int_equal(sup_wait_no_leftovers(5000), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -319,6 +399,9 @@ int main(void)
 		VT_TEST(test_reload_during_stop_is_refused),
 		VT_TEST(test_relative_path_and_chdir),
 		VT_TEST(test_check_help_version),
+		VT_TEST(test_four_hundred_sockets),
+		VT_TEST(test_fd_limit_too_low_for_sockets),
+		VT_TEST(test_missing_file_exits_78),
 	};
 
 	sup_init();
