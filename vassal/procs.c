@@ -13,17 +13,10 @@
 #include "reload.h"
 #include "util.h"
 
-static const char *const internal_env[] = {
-	"EMPEROR_FD", "VASSAL_CONFIG_FD", "VASSAL_GENERATION", "VASSAL_RELOAD_STARTED",
-	"VASSAL_RELOAD_PENDING", "VASSAL_DAEMONS", "LISTEN_FDS", "LISTEN_PID",
-	"LISTEN_FDNAMES", "NOTIFY_SOCKET", NULL,
-};
-
 char **procs_env(const struct master *m, const struct cfg_program *prog, char *const *extra)
 {
 	char *const empty[] = { NULL };
-	char **env = env_build(m->cfg->clear_env ? empty : NULL, prog ? prog->env : NULL,
-			       internal_env);
+	char **env = env_for_child(m->cfg->clear_env ? empty : NULL, prog ? prog->env : NULL);
 	char **farms = mules_env(m);
 
 	for (size_t i = 0; env && farms && farms[i]; i++) {

@@ -16,11 +16,6 @@
 #include "reload.h"
 #include "util.h"
 
-static const char *const worker_env_drop[] = {
-	"EMPEROR_FD", "VASSAL_CONFIG_FD", "VASSAL_GENERATION", "VASSAL_RELOAD_STARTED",
-	"VASSAL_RELOAD_PENDING", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", NULL,
-};
-
 static struct worker *as_worker(struct child *c)
 {
 	return c->kind == KIND_WORKER ? (struct worker *)c : NULL;
@@ -51,7 +46,7 @@ static char **worker_env(const struct master *m, int id)
 		add[i++] = m->cfg->workers.prog.env[k];
 	for (size_t k = 0; k < 3; k++)
 		add[i++] = own[k];
-	env = env_build(m->cfg->clear_env ? empty : NULL, add, worker_env_drop);
+	env = env_for_child(m->cfg->clear_env ? empty : NULL, add);
 out:
 	for (size_t k = 0; k < 3; k++)
 		free(own[k]);

@@ -306,6 +306,88 @@ static void test_check_help_version(void **state)
 	assert_int_equal(sup_wait_no_leftovers(5000), 0);
 }
 
+/* /proc/PID/environ: the environment the process was started with, NUL-separated. */
+static size_t proc_environ(pid_t pid, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	n = read(fd, buf, size - 1);
+	close(fd);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	return (size_t)n;
+}
+
+/* The value of name in an environ block, or NULL. */
+static const char *environ_get(const char *env, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t off = 0; off < len; off += strlen(env + off) + 1)
+		if (strncmp(env + off, name, n) == 0 && env[off + n] == '=')
+			return env + off + n + 1;
+	return NULL;
+}
+
+/* What the master was given for itself (the previous image's daemons, the emperor's
+ * state fd, sockets and a supervisor meant for it) never reaches a worker or a mule:
+ * VASSAL_DAEMONS used to leak into workers, EMPEROR_STATE_FD into every child. */
+static void test_children_get_no_internal_variables(void **state)
+{
+	struct vt *v = *state;
+	char *env_in[] = { "VASSAL_DAEMONS=ghost=1", "EMPEROR_STATE_FD=9", "LISTEN_FDS=5",
+			   "LISTEN_PID=1", "LISTEN_FDNAMES=x", "NOTIFY_SOCKET=@emperor-test-not-ours",
+			   NULL };
+	char *argv[] = { v->vassal, v->cfg, NULL };
+	static char env[65536];
+	pid_t kids[2];
+
+	vt_config(v, &(struct vcfg){ .count = 1, .ready = "exec",
+				     .top = "mules: [{name: m, exec: [sleep, '60']}]\n" });
+	v->mark = sup_file_size(v->log);
+	v->p = sup_spawn(argv, env_in, v->dir, v->log);
+	assert_non_null(v->p);
+	assert_int_equal(sup_wait_log(v->p, v->mark, "ready: 1 workers, generation 1", T_MS), 0);
+	vt_workers(v, kids, 2);
+	for (int i = 0; i < 2; i++) {
+		char *cmd = sup_pid_cmdline(kids[i]);
+		int is_mule = cmd && strncmp(cmd, "sleep", 5) == 0;
+		size_t len = proc_environ(kids[i], env, sizeof env);
+		const char *notify = environ_get(env, len, "NOTIFY_SOCKET");
+
+		free(cmd);
+		for (char **e = env_in; *e; e++) {
+			char name[64];
+			snprintf(name, sizeof name, "%.*s", (int)(strchr(*e, '=') - *e), *e);
+			const char *got = environ_get(env, len, name);
+			if (got && strcmp(*e + strlen(name) + 1, got) == 0)
+				fail_msg("%s (pid %d) has the master's %s", is_mule ? "mule" : "worker",
+					 (int)kids[i], *e);
+		}
+		assert_null(environ_get(env, len, "EMPEROR_FD"));
+		assert_null(environ_get(env, len, "VASSAL_DAEMONS"));
+		assert_null(environ_get(env, len, "EMPEROR_STATE_FD"));
+		assert_non_null(environ_get(env, len, "EMPEROR_TEST_TAG")); /* the rest is kept */
+		if (is_mule) { /* its farm's socket, its own pid */
+			char pid[16];
+			snprintf(pid, sizeof pid, "%d", (int)kids[i]);
+			assert_null(notify);
+			assert_string_equal(environ_get(env, len, "LISTEN_PID"), pid);
+			assert_string_equal(environ_get(env, len, "LISTEN_FDS"), "1");
+		} else { /* a worker: the master's own notify socket and its sockets */
+			assert_non_null(notify);
+			assert_string_equal(environ_get(env, len, "LISTEN_FDS"), "1");
+			assert_string_equal(environ_get(env, len, "LISTEN_FDNAMES"), "http");
+		}
+	}
+	vt_stop(v, SIGTERM, T_MS);
+}
+
 /* A vassal file with n unix sockets in the test's dir and a shell worker that reports
  * what it received, then sleeps (with every fd it got). */
 static void many_sockets_config(struct vt *v, int n)
@@ -400,6 +482,7 @@ int main(void)
 		VT_TEST(test_relative_path_and_chdir),
 		VT_TEST(test_check_help_version),
 		VT_TEST(test_four_hundred_sockets),
+		VT_TEST(test_children_get_no_internal_variables),
 		VT_TEST(test_fd_limit_too_low_for_sockets),
 		VT_TEST(test_missing_file_exits_78),
 	};
