@@ -29,6 +29,8 @@ enum master_kind { KIND_WORKER, KIND_MULE, KIND_SPOOLER, KIND_DAEMON, KIND_GATEW
 
 enum reload_how { RELOAD_AS_CONFIGURED, RELOAD_CHAIN };
 
+struct relay_sink;
+
 struct master {
 	struct ev_loop *loop;
 	char *exe;                  /* absolute path of this binary, for the re-exec */
@@ -50,6 +52,7 @@ struct master {
 	ev_signal sig_hup, sig_term, sig_int, sig_quit, sig_usr1, sig_usr2;
 	struct reload *reload;       /* reload.c's state */
 	struct mule_farms *farms;    /* mules.c's farm sockets */
+	struct relay_sink *out;      /* workers.c: where the workers' output lines go */
 	ev_timer subscribe_timer;    /* gateway.c: announces subscribe: entries */
 	uint64_t subscribe_failing;  /* gateway.c: entries whose last announce failed */
 	int status_fd;               /* status.c: the status socket */

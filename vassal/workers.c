@@ -1,8 +1,9 @@
 /* workers.c — the workers' policy (see workers.h). A worker is any program: it gets
  * the vassal's listening sockets on fds 3.. with LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES,
  * NOTIFY_SOCKET, VASSAL_NAME and VASSAL_WORKER_ID, its configured env and cwd, stdin
- * on /dev/null and the master's stdout/stderr. What happens when one exits depends on
- * why: asked to (reload, stop) or not (crash: respawn with backoff). */
+ * on /dev/null, and stdout/stderr on a pipe of its own whose lines the master relays
+ * to its own stdout whole (relay.c). What happens when one exits depends on why:
+ * asked to (reload, stop) or not (crash: respawn with backoff). */
 #include "workers.h"
 
 #include <signal.h>
@@ -55,8 +56,39 @@ out:
 	return env;
 }
 
+/* The master's output for the workers' lines, opened at the first worker; NULL if it
+ * cannot be (the workers then write to the master's stdout directly, as before). */
+static struct relay_sink *output_sink(struct master *m)
+{
+	static bool failed;
+
+	if (m->out || failed)
+		return m->out;
+	m->out = malloc(sizeof *m->out);
+	if (!m->out || relay_sink_open(m->out, m->loop, STDOUT_FILENO) < 0) {
+		log_warn("workers write to the master's stdout directly: lines may mix");
+		free(m->out);
+		m->out = NULL;
+		failed = true;
+	}
+	return m->out;
+}
+
+/* A pipe of its own for the worker's stdout and stderr: the write end, or -1 (the
+ * master's stdout, inherited). */
+static int output_pipe(struct worker *w)
+{
+	struct relay_sink *sink = output_sink(w->m);
+	int child_end;
+
+	if (!sink || relay_pipe_open(&w->out, sink, &child_end) < 0)
+		return -1;
+	return child_end;
+}
+
 static void worker_free(struct worker *w)
 {
+	relay_pipe_close(&w->out);
 	ev_timer_stop(w->m->loop, &w->ready_timer);
 	child_fini(&w->child);
 	free(w);
@@ -107,7 +139,8 @@ static int worker_start(struct worker *w)
 	}
 	struct child_exec x = {
 		.argv = cw->prog.argv, .env = env, .cwd = cw->prog.cwd, .fds = fds,
-		.n_fds = (int)m->socks.n_workers, .fdnames = names, .out_fd = -1, .die_with_parent = true,
+		.n_fds = (int)m->socks.n_workers, .fdnames = names, .out_fd = output_pipe(w),
+		.die_with_parent = true,
 	};
 	w->generation = m->generation;
 	w->not_ready_in_time = false;
@@ -117,6 +150,8 @@ static int worker_start(struct worker *w)
 	w->child.backoff_min = cw->respawn_min;
 	w->child.backoff_max = cw->respawn_max;
 	rc = child_spawn(&w->child, &x);
+	if (x.out_fd >= 0)
+		close(x.out_fd);
 	strv_free(env);
 	free(fds);
 	free(names);
@@ -189,6 +224,7 @@ static void worker_exited(struct child *c, int status)
 	char how[64];
 
 	ev_timer_stop(m->loop, &w->ready_timer);
+	relay_pipe_close(&w->out); /* its last lines first */
 	if (!c->exec_errno)
 		log_info("worker %d (pid %d) %s after %.2fs%s", w->id, (int)c->child_watcher.rpid,
 			 child_status_text(status, how, sizeof how), c->last_uptime,
@@ -223,6 +259,7 @@ struct worker *workers_spawn(struct master *m, int id)
 	w->id = id;
 	w->child.on_exit = worker_exited;
 	w->child.on_exec = worker_exec_known;
+	relay_pipe_init(&w->out);
 	w->child.on_respawn = worker_respawn_due;
 	ev_timer_init(&w->ready_timer, ready_timer_fired, 0, 0);
 	worker_launch(w);

@@ -388,6 +388,54 @@ static void test_children_get_no_internal_variables(void **state)
 	vt_stop(v, SIGTERM, T_MS);
 }
 
+/* Two workers each print 300 lines of 3000 bytes at once, every line in five
+ * write(2)s: each line reaches the master's output whole, never mixed with the
+ * other's. Before, both workers wrote straight into the master's stdout and their
+ * pieces ran together. */
+static void test_two_workers_long_lines_never_mix(void **state)
+{
+	struct vt *v = *state;
+	const char *script =
+		"workers:\n  count: 2\n  ready: exec\n  reload-mercy: 2s\n  exec:\n    - /bin/sh\n"
+		"    - -c\n    - >-\n"
+		"      p=$$(head -c 1000 /dev/zero | tr '\\0' $$VASSAL_WORKER_ID); i=0;\n"
+		"      while [ $$i -lt 300 ]; do printf 'BEGIN%s ' $$VASSAL_WORKER_ID;\n"
+		"      printf '%s' \"$$p\"; printf '%s' \"$$p\"; printf '%s' \"$$p\";\n"
+		"      printf ' END%s\\n' $$VASSAL_WORKER_ID; i=$$((i+1)); done;\n"
+		"      echo \"worker $$VASSAL_WORKER_ID printed\"; exec sleep 60\n";
+	char *text, *line, *save = NULL, body[3001];
+	int whole[3] = { 0 }, broken = 0;
+
+	assert_int_equal(sup_write_file_atomic(v->cfg, script), 0);
+	v->p = vt_spawn(v);
+	assert_int_equal(sup_wait_log(v->p, v->mark, "worker 1 printed", T_MS), 0);
+	assert_int_equal(sup_wait_log(v->p, v->mark, "worker 2 printed", T_MS), 0);
+	text = sup_read_file(v->log);
+	assert_non_null(text);
+	for (line = strtok_r(text + v->mark, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!strstr(line, "BEGIN") && !strstr(line, "END"))
+			continue;
+		int id = line[0] == 'B' ? line[5] - '0' : 0;
+		if (id == 1 || id == 2) {
+			memset(body, '0' + id, 3000);
+			body[3000] = '\0';
+		}
+		if ((id == 1 || id == 2) && strlen(line) == 3012 && line[6] == ' ' &&
+		    strncmp(line + 7, body, 3000) == 0 && line[3007] == ' ' &&
+		    strncmp(line + 3008, "END", 3) == 0 && line[3011] == '0' + id)
+			whole[id]++;
+		else
+			broken++;
+	}
+	free(text);
+	if (broken)
+		fprintf(stderr, "%d mixed or cut lines\n", broken);
+	assert_int_equal(broken, 0);
+	assert_int_equal(whole[1], 300);
+	assert_int_equal(whole[2], 300);
+	vt_stop(v, SIGTERM, T_MS);
+}
+
 /* A vassal file with n unix sockets in the test's dir and a shell worker that reports
  * what it received, then sleeps (with every fd it got). */
 static void many_sockets_config(struct vt *v, int n)
@@ -481,6 +529,7 @@ int main(void)
 		VT_TEST(test_reload_during_stop_is_refused),
 		VT_TEST(test_relative_path_and_chdir),
 		VT_TEST(test_check_help_version),
+		VT_TEST(test_two_workers_long_lines_never_mix),
 		VT_TEST(test_four_hundred_sockets),
 		VT_TEST(test_children_get_no_internal_variables),
 		VT_TEST(test_fd_limit_too_low_for_sockets),
