@@ -20,6 +20,7 @@
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,7 +59,9 @@ const char *child_status_text(int status, char *buf, size_t len)
 
 /* ---- in the child, between fork and exec ---------------------------------------- */
 
-static void reset_signals(void)
+/* Default dispositions (a signal the C library reserves refuses: harmless), and an
+ * empty mask, which must hold: a program started with SIGTERM blocked never stops. */
+static int reset_signals(void)
 {
 	sigset_t none;
 
@@ -66,7 +69,19 @@ static void reset_signals(void)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			signal(sig, SIG_DFL);
 	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	return sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* One past the highest fd we can have open, for the loops that stand in for
+ * close_range() on a kernel without it. */
+static int fd_bound(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > 1 << 20)
+		return 1 << 20;
+	return (int)rl.rlim_cur;
 }
 
 /* Moves fds[] to 3, 4, ... and everything else of ours >= 3 to close-on-exec. tmp has
@@ -84,12 +99,21 @@ static int place_fds(const struct child_exec *x, int *tmp, int *errfd)
 			return -1;
 	}
 	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		for (int fd = 3; fd < 4096; fd++)
-			fd_set_cloexec(fd, 1);
+		for (int fd = 3, end = fd_bound(); fd < end; fd++)
+			fd_set_cloexec(fd, 1); /* EBADF for the fds not open */
 	for (int i = 0; i < x->n_fds; i++)
 		if (dup2(tmp[i], 3 + i) < 0) /* dup2 clears FD_CLOEXEC on the copy */
 			return -1;
 	return 0;
+}
+
+/* close_range(), or a loop where the kernel lacks it. */
+static void close_from_to(unsigned int from, unsigned int to)
+{
+	if (close_range(from, to, 0) == 0)
+		return;
+	for (unsigned int fd = from, end = (unsigned int)fd_bound(); fd <= to && fd < end; fd++)
+		close((int)fd);
 }
 
 /* Closes every fd above 2 except keep[] (left at their numbers). */
@@ -103,11 +127,11 @@ static void close_all_but(const int *keep, int n)
 			if (keep[i] >= (int)from && (next < 0 || keep[i] < next))
 				next = keep[i];
 		if (next < 0) {
-			close_range(from, ~0U, 0);
+			close_from_to(from, ~0U);
 			return;
 		}
 		if ((unsigned int)next > from)
-			close_range(from, (unsigned int)next - 1, 0);
+			close_from_to(from, (unsigned int)next - 1);
 		from = (unsigned int)next + 1;
 	}
 }
@@ -142,7 +166,7 @@ static int setup_env(const struct child_exec *x)
 
 /* What the child writes on the exec-status pipe when a step before exec fails. */
 enum start_step { STEP_EXEC, STEP_SETPGID, STEP_PDEATHSIG, STEP_NO_NEW_PRIVS, STEP_STDIO,
-		  STEP_FDS, STEP_ENV, STEP_CHDIR };
+		  STEP_FDS, STEP_ENV, STEP_CHDIR, STEP_SIGNALS };
 
 struct start_report {
 	int err;
@@ -157,6 +181,7 @@ static const char *step_name(int step)
 		[STEP_NO_NEW_PRIVS] = "prctl(PR_SET_NO_NEW_PRIVS)",
 		[STEP_STDIO] = "stdin/stdout/stderr", [STEP_FDS] = "placing its fds",
 		[STEP_ENV] = "setenv(LISTEN_*)", [STEP_CHDIR] = "chdir",
+		[STEP_SIGNALS] = "sigprocmask",
 	};
 	return step >= 0 && step < (int)ARRAY_LEN(names) ? names[step] : "?";
 }
@@ -183,7 +208,8 @@ static _Noreturn void child_start(const struct child_set *set, const struct chil
 		start_failed(errfd, STEP_NO_NEW_PRIVS);
 	if (set->in_child)
 		set->in_child(set->in_child_arg);
-	reset_signals();
+	if (reset_signals() < 0)
+		start_failed(errfd, STEP_SIGNALS);
 	if (setup_stdio(x->out_fd) < 0)
 		start_failed(errfd, STEP_STDIO);
 	if (x->run) {

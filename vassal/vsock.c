@@ -145,8 +145,11 @@ static int bind_one(const struct cfg_socket *s, int type)
 		goto fail;
 	if (family == AF_UNIX && unix_finish(s) < 0)
 		goto fail_quiet;
-	if (type == SOCK_DGRAM) /* a subscription server: the sender's uid is checked */
-		return setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0 ? (close(fd), -1) : fd;
+	if (type == SOCK_DGRAM) { /* a subscription server: the sender's uid is checked */
+		if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
+			goto fail;
+		return fd;
+	}
 	if (listen(fd, s->backlog > 0 ? s->backlog : somaxconn()) < 0)
 		goto fail;
 	return fd;
@@ -385,7 +388,8 @@ void vsock_close_all(struct vsock_table *t, bool unlink_unix)
 		if (t->v[i].fd >= 0)
 			close(t->v[i].fd);
 		if (unlink_unix && sun->sun_family == AF_UNIX && sun->sun_path[0]) {
-			unlink(sun->sun_path);
+			if (unlink(sun->sun_path) < 0 && errno != ENOENT)
+				log_errno("socket %s: unlink %s", t->v[i].name, sun->sun_path);
 			if (t->v[i].type == SOCK_DGRAM) { /* a router's saved nodes (router.c) */
 				char nodes[sizeof sun->sun_path + 8];
 				snprintf(nodes, sizeof nodes, "%s.nodes", sun->sun_path);

@@ -7,6 +7,7 @@
 #include "workers.h"
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,20 @@ static struct worker *as_worker(struct child *c)
 	     c_ = TAILQ_NEXT(c_, link))                                               \
 		if (((w) = as_worker(c_)) != NULL)
 
+/* A malloc'd "K=V", or NULL (asprintf leaves its pointer undefined when it fails). */
+static char *kv_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *kv_printf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return n < 0 ? NULL : s;
+}
+
 static char **worker_env(const struct master *m, int id)
 {
 	char **farms = mules_env(m), **add, **env;
@@ -35,9 +50,10 @@ static char **worker_env(const struct master *m, int id)
 	char *own[3] = { NULL };
 
 	add = calloc(n + n_farms + 4, sizeof *add);
-	if (!add || asprintf(&own[0], "VASSAL_NAME=%s", m->cfg->name) < 0 ||
-	    asprintf(&own[1], "VASSAL_WORKER_ID=%d", id) < 0 ||
-	    asprintf(&own[2], "NOTIFY_SOCKET=%s", m->notify.address) < 0) {
+	own[0] = kv_printf("VASSAL_NAME=%s", m->cfg->name);
+	own[1] = kv_printf("VASSAL_WORKER_ID=%d", id);
+	own[2] = kv_printf("NOTIFY_SOCKET=%s", m->notify.address);
+	if (!add || (m->cfg->n_mules && !farms) || !own[0] || !own[1] || !own[2]) {
 		env = NULL;
 		goto out;
 	}
