@@ -16,7 +16,7 @@ struct worker {
 	struct master *m;
 	int id;                     /* VASSAL_WORKER_ID, 1..count */
 	unsigned generation;        /* the master generation whose config it runs */
-	ev_timer ready_timer;       /* exec mode: ready now; notify mode: ready-timeout */
+	ev_timer ready_timer;       /* notify mode: ready-timeout (exec mode: ready at exec) */
 	bool not_ready_in_time;     /* killed for missing its ready-timeout */
 	bool failing;               /* its last run crashed or missed its ready-timeout */
 	bool retire;                /* do not respawn when it exits */

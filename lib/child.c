@@ -297,6 +297,7 @@ static void exec_unwatch(struct child *c)
 /* Arms the exec-status watcher on the pipe's read end (non-blocking). */
 static void exec_watch(struct child *c, int fd, const struct child_exec *x)
 {
+	exec_unwatch(c); /* a previous run's, never left open; to be sure */
 	snprintf(c->program, sizeof c->program, "%s", x->run ? "(in-code)" : x->argv[0]);
 	if (fd_set_nonblock(fd, 1) < 0)
 		log_errno("%s: exec-status pipe: O_NONBLOCK", c->name);
