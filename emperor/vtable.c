@@ -23,12 +23,6 @@
 #include "parse.h"
 #include "util.h"
 
-static const char *const vassal_env_drop[] = {
-	"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "EMPEROR_FD",
-	"EMPEROR_STATE_FD", "VASSAL_CONFIG_FD", "VASSAL_GENERATION", "VASSAL_RELOAD_STARTED",
-	"VASSAL_RELOAD_PENDING", NULL,
-};
-
 const char *vtable_state_name(enum vassal_state st)
 {
 	static const char *const names[] = {
@@ -162,7 +156,7 @@ static void chan_readable(struct ev_loop *loop, ev_io *w, int revents)
 
 static char **vassal_env(void)
 {
-	char **env = env_build(NULL, NULL, vassal_env_drop);
+	char **env = env_for_child(NULL, NULL);
 
 	return env ? env_set(env, "EMPEROR_FD", "3") : NULL;
 }

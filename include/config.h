@@ -15,6 +15,10 @@
 #define CONFIG_MAX_FILE_SIZE (1024 * 1024) /* bytes: larger files are refused */
 #define CONFIG_MAX_NODES     10000         /* YAML events: bounds alias bombs */
 #define CONFIG_EX_CONFIG     78            /* EX_CONFIG: exit status for a bad config */
+/* Listening fds a vassal may hold: sockets + gateway sockets + mule farms. */
+#define CONFIG_MAX_LISTEN_FDS 1024
+/* limits.nofile must leave a worker this many fds above its sockets' count. */
+#define CONFIG_CHILD_FDS_MIN  64
 
 /* A parsed listen address: "127.0.0.1:8000", "[::1]:8000", ":8000", "unix:/path". */
 struct cfg_addr {

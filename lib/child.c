@@ -1,9 +1,11 @@
 /* child.c — the child-process mechanism (see child.h): spawn, reap, curse with mercy,
  * no-mercy SIGKILL of the process group, respawn with capped exponential backoff.
  * Nothing here blocks the loop: a child's exit arrives through its ev_child watcher,
- * deadlines through one mercy timer per set, respawns through a per-child timer.
- * The only wait is the read of the exec-status pipe right after fork, which returns
- * as soon as the child has exec'd (EOF, CLOEXEC) or failed to (an errno). */
+ * deadlines through one mercy timer per set, respawns through a per-child timer, and
+ * the outcome of its exec through an ev_io on the exec-status pipe (EOF: exec'd, the
+ * pipe being close-on-exec; a report: the step that failed and its errno). So the
+ * child's own slow steps before exec (an NSS lookup in initgroups, a cgroup) never
+ * hold up the parent's loop; the child stays STARTING until its exec is known. */
 #include "child.h"
 
 #include <dirent.h>
@@ -11,11 +13,14 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,7 +59,9 @@ const char *child_status_text(int status, char *buf, size_t len)
 
 /* ---- in the child, between fork and exec ---------------------------------------- */
 
-static void reset_signals(void)
+/* Default dispositions (a signal the C library reserves refuses: harmless), and an
+ * empty mask, which must hold: a program started with SIGTERM blocked never stops. */
+static int reset_signals(void)
 {
 	sigset_t none;
 
@@ -62,16 +69,27 @@ static void reset_signals(void)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			signal(sig, SIG_DFL);
 	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	return sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* Moves fds[] to 3, 4, ... and everything else of ours >= 3 to close-on-exec. */
-static int place_fds(const struct child_exec *x, int *errfd)
+/* One past the highest fd we can have open, for the loops that stand in for
+ * close_range() on a kernel without it. */
+static int fd_bound(void)
 {
-	int first_free = 3 + x->n_fds, tmp[64];
+	struct rlimit rl;
 
-	if (x->n_fds > (int)ARRAY_LEN(tmp))
-		return -1;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > 1 << 20)
+		return 1 << 20;
+	return (int)rl.rlim_cur;
+}
+
+/* Moves fds[] to 3, 4, ... and everything else of ours >= 3 to close-on-exec. tmp has
+ * room for n_fds (allocated by the parent before fork: any number of fds). */
+static int place_fds(const struct child_exec *x, int *tmp, int *errfd)
+{
+	int first_free = 3 + x->n_fds;
+
 	*errfd = fcntl(*errfd, F_DUPFD_CLOEXEC, first_free);
 	if (*errfd < 0)
 		return -1;
@@ -81,12 +99,21 @@ static int place_fds(const struct child_exec *x, int *errfd)
 			return -1;
 	}
 	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		for (int fd = 3; fd < 4096; fd++)
-			fd_set_cloexec(fd, 1);
+		for (int fd = 3, end = fd_bound(); fd < end; fd++)
+			fd_set_cloexec(fd, 1); /* EBADF for the fds not open */
 	for (int i = 0; i < x->n_fds; i++)
 		if (dup2(tmp[i], 3 + i) < 0) /* dup2 clears FD_CLOEXEC on the copy */
 			return -1;
 	return 0;
+}
+
+/* close_range(), or a loop where the kernel lacks it. */
+static void close_from_to(unsigned int from, unsigned int to)
+{
+	if (close_range(from, to, 0) == 0)
+		return;
+	for (unsigned int fd = from, end = (unsigned int)fd_bound(); fd <= to && fd < end; fd++)
+		close((int)fd);
 }
 
 /* Closes every fd above 2 except keep[] (left at their numbers). */
@@ -100,11 +127,11 @@ static void close_all_but(const int *keep, int n)
 			if (keep[i] >= (int)from && (next < 0 || keep[i] < next))
 				next = keep[i];
 		if (next < 0) {
-			close_range(from, ~0U, 0);
+			close_from_to(from, ~0U);
 			return;
 		}
 		if ((unsigned int)next > from)
-			close_range(from, (unsigned int)next - 1, 0);
+			close_from_to(from, (unsigned int)next - 1);
 		from = (unsigned int)next + 1;
 	}
 }
@@ -137,21 +164,54 @@ static int setup_env(const struct child_exec *x)
 	return setenv("LISTEN_FDNAMES", x->fdnames, 1);
 }
 
-static _Noreturn void child_start(const struct child_set *set, const struct child_exec *x,
-				  int errfd, pid_t parent)
-{
-	int err;
+/* What the child writes on the exec-status pipe when a step before exec fails. */
+enum start_step { STEP_EXEC, STEP_SETPGID, STEP_PDEATHSIG, STEP_NO_NEW_PRIVS, STEP_STDIO,
+		  STEP_FDS, STEP_ENV, STEP_CHDIR, STEP_SIGNALS };
 
-	setpgid(0, 0);
-	if (x->die_with_parent &&
-	    (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent))
-		_exit(127); /* the parent is already gone */
-	privs_no_new_privs(); /* no exec below this point can gain privileges */
+struct start_report {
+	int err;
+	int step;
+};
+
+static const char *step_name(int step)
+{
+	static const char *const names[] = {
+		[STEP_EXEC] = "exec", [STEP_SETPGID] = "setpgid",
+		[STEP_PDEATHSIG] = "prctl(PR_SET_PDEATHSIG)",
+		[STEP_NO_NEW_PRIVS] = "prctl(PR_SET_NO_NEW_PRIVS)",
+		[STEP_STDIO] = "stdin/stdout/stderr", [STEP_FDS] = "placing its fds",
+		[STEP_ENV] = "setenv(LISTEN_*)", [STEP_CHDIR] = "chdir",
+		[STEP_SIGNALS] = "sigprocmask",
+	};
+	return step >= 0 && step < (int)ARRAY_LEN(names) ? names[step] : "?";
+}
+
+static _Noreturn void start_failed(int errfd, int step)
+{
+	struct start_report r = { .err = errno ? errno : EINVAL, .step = step };
+
+	while (write(errfd, &r, sizeof r) < 0 && errno == EINTR)
+		;
+	_exit(127);
+}
+
+static _Noreturn void child_start(const struct child_set *set, const struct child_exec *x,
+				  int errfd, int *fd_tmp, pid_t parent)
+{
+	if (setpgid(0, 0) < 0)
+		start_failed(errfd, STEP_SETPGID);
+	if (x->die_with_parent && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		start_failed(errfd, STEP_PDEATHSIG);
+	if (x->die_with_parent && getppid() != parent)
+		_exit(127); /* the parent is already gone: nobody to report to */
+	if (privs_no_new_privs() < 0) /* promised: no exec below can gain privileges */
+		start_failed(errfd, STEP_NO_NEW_PRIVS);
 	if (set->in_child)
 		set->in_child(set->in_child_arg);
-	reset_signals();
+	if (reset_signals() < 0)
+		start_failed(errfd, STEP_SIGNALS);
 	if (setup_stdio(x->out_fd) < 0)
-		goto fail;
+		start_failed(errfd, STEP_STDIO);
 	if (x->run) {
 		close(errfd);
 		close_all_but(x->fds, x->n_fds); /* the parent's channels and loop are not ours */
@@ -159,21 +219,95 @@ static _Noreturn void child_start(const struct child_set *set, const struct chil
 			x->in_child(x->in_child_arg);
 		_exit(x->run(x->run_arg));
 	}
-	if (place_fds(x, &errfd) < 0 || setup_env(x) < 0)
-		goto fail;
+	if (place_fds(x, fd_tmp, &errfd) < 0)
+		start_failed(errfd, STEP_FDS);
+	if (setup_env(x) < 0)
+		start_failed(errfd, STEP_ENV);
 	if (x->cwd && chdir(x->cwd) < 0)
-		goto fail;
+		start_failed(errfd, STEP_CHDIR);
 	if (x->in_child)
 		x->in_child(x->in_child_arg);
 	execvp(x->argv[0], x->argv);
-fail:
-	err = errno;
-	while (write(errfd, &err, sizeof err) < 0 && errno == EINTR)
-		;
-	_exit(127);
+	start_failed(errfd, STEP_EXEC);
 }
 
 /* ---- in the parent ------------------------------------------------------------- */
+
+/* The exec's outcome is known: record it, log a failure, tell the policy. */
+static void exec_known(struct child *c, const struct start_report *r)
+{
+	ev_io_stop(c->set->loop, &c->exec_io);
+	close(c->exec_fd);
+	c->exec_fd = -1;
+	c->exec_pending = false;
+	c->exec_errno = r ? r->err : 0;
+	errno = c->exec_errno;
+	if (r && r->step == STEP_EXEC)
+		log_errno("%s: cannot start %s", c->name, c->program);
+	else if (r)
+		log_errno("%s: cannot start %s: %s", c->name, c->program, step_name(r->step));
+	if (!r && c->ready_on_exec)
+		child_set_ready(c);
+	c->ready_on_exec = false;
+	if (c->on_exec)
+		c->on_exec(c);
+}
+
+/* Reads the exec-status pipe: EOF means exec'd (or running in-code), a report means
+ * a step failed. Returns 0 when the outcome is known, -1 when there is nothing yet. */
+static int exec_status_read(struct child *c)
+{
+	struct start_report r;
+	ssize_t n;
+
+	do
+		n = read(c->exec_fd, &r, sizeof r);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return -1;
+	if (n == (ssize_t)sizeof r) {
+		exec_known(c, &r);
+	} else {
+		if (n < 0)
+			log_errno("%s: reading its exec status", c->name);
+		exec_known(c, NULL); /* EOF (or a broken pipe): it got as far as exec */
+	}
+	return 0;
+}
+
+static void exec_status_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct child *c = container_of(w, struct child, exec_io);
+
+	(void)loop, (void)revents;
+	exec_status_read(c);
+}
+
+/* Stops watching for an exec's outcome (the child is being forgotten). */
+static void exec_unwatch(struct child *c)
+{
+	if (c->exec_fd < 0)
+		return;
+	ev_io_stop(c->set->loop, &c->exec_io);
+	close(c->exec_fd);
+	c->exec_fd = -1;
+	c->exec_pending = false;
+}
+
+/* Arms the exec-status watcher on the pipe's read end (non-blocking). */
+static void exec_watch(struct child *c, int fd, const struct child_exec *x)
+{
+	exec_unwatch(c); /* a previous run's, never left open; to be sure */
+	snprintf(c->program, sizeof c->program, "%s", x->run ? "(in-code)" : x->argv[0]);
+	if (fd_set_nonblock(fd, 1) < 0)
+		log_errno("%s: exec-status pipe: O_NONBLOCK", c->name);
+	c->exec_fd = fd;
+	c->exec_pending = true;
+	c->exec_errno = 0;
+	c->ready_on_exec = false;
+	ev_io_init(&c->exec_io, exec_status_readable, fd, EV_READ);
+	ev_io_start(c->set->loop, &c->exec_io);
+}
 
 /* The process is gone: record it, clean up its group, tell the policy. */
 static void child_gone(struct child *c, int status)
@@ -197,6 +331,9 @@ static void child_reaped(struct ev_loop *loop, ev_child *w, int revents)
 
 	(void)revents;
 	ev_child_stop(loop, w);
+	/* Its exit may come before the pipe's event: it wrote everything it will. */
+	if (c->exec_pending && exec_status_read(c) < 0)
+		exec_known(c, NULL); /* not reachable: a dead child's pipe is at EOF */
 	child_gone(c, w->rstatus);
 }
 
@@ -238,26 +375,15 @@ static void respawn_due(struct ev_loop *loop, ev_timer *w, int revents)
 		c->on_respawn(c);
 }
 
-static int wait_exec(int fd)
-{
-	int err = 0;
-	ssize_t n;
-
-	do
-		n = read(fd, &err, sizeof err);
-	while (n < 0 && errno == EINTR);
-	close(fd);
-	return n == (ssize_t)sizeof err ? err : 0;
-}
-
 int child_spawn(struct child *c, const struct child_exec *x)
 {
 	struct ev_loop *loop = c->set->loop;
-	int pfd[2];
+	int pfd[2], *fd_tmp = calloc(x->n_fds > 0 ? (size_t)x->n_fds : 1, sizeof *fd_tmp);
 	pid_t pid, parent = getpid();
 
-	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		log_errno("%s: pipe", c->name);
+	if (!fd_tmp || pipe2(pfd, O_CLOEXEC) < 0) {
+		log_errno("%s: %s", c->name, fd_tmp ? "pipe" : "out of memory");
+		free(fd_tmp);
 		return -1;
 	}
 	pid = fork();
@@ -265,12 +391,17 @@ int child_spawn(struct child *c, const struct child_exec *x)
 		log_errno("%s: fork", c->name);
 		close(pfd[0]);
 		close(pfd[1]);
+		free(fd_tmp);
 		return -1;
 	}
 	if (pid == 0)
-		child_start(c->set, x, pfd[1], parent);
+		child_start(c->set, x, pfd[1], fd_tmp, parent);
+	free(fd_tmp);
 	close(pfd[1]);
-	setpgid(pid, pid); /* also done by the child: whichever runs first wins */
+	/* Also done by the child, whichever runs first wins: EACCES, it has exec'd and did
+	 * it; ESRCH, it is gone already (its exit will tell). */
+	if (setpgid(pid, pid) < 0 && errno != EACCES && errno != ESRCH)
+		log_errno("%s: setpgid(%d)", c->name, (int)pid);
 	if (c->spawned)
 		c->respawns++;
 	c->spawned = true;
@@ -281,18 +412,20 @@ int child_spawn(struct child *c, const struct child_exec *x)
 	c->asked_to_stop = false;
 	ev_child_set(&c->child_watcher, pid, 0);
 	ev_child_start(loop, &c->child_watcher);
-	c->exec_errno = wait_exec(pfd[0]);
-	if (c->exec_errno) {
-		errno = c->exec_errno;
-		log_errno("%s: cannot start %s", c->name, x->run ? "(in-code)" : x->argv[0]);
-		return -1;
-	}
+	exec_watch(c, pfd[0], x);
 	return 0;
 }
 
 void child_set_ready(struct child *c)
 {
 	if (c->state != CHILD_STARTING)
+		return;
+	/* A child that says it is ready has exec'd: the pipe's EOF is there to read. */
+	if (c->exec_pending && exec_status_read(c) < 0) {
+		c->ready_on_exec = true; /* ready once its exec is known to have succeeded */
+		return;
+	}
+	if (c->exec_errno || c->state != CHILD_STARTING)
 		return;
 	c->state = CHILD_READY;
 	c->ready_at = ev_now(c->set->loop);
@@ -379,6 +512,27 @@ static void mercy_rearm(struct child_set *set)
 	ev_timer_start(set->loop, &set->mercy_timer);
 }
 
+/* A uniform double in [0, 1): splitmix64 seeded once per process from getrandom(), so
+ * siblings forked from one parent draw different jitters (random() would repeat the
+ * parent's sequence in each of them). */
+static double jitter_unit(void)
+{
+	static uint64_t state;
+	static pid_t seeded_in;
+	uint64_t z;
+
+	if (seeded_in != getpid()) {
+		if (getrandom(&state, sizeof state, GRND_NONBLOCK) != (ssize_t)sizeof state)
+			state ^= (uint64_t)getpid() << 32 ^ (uint64_t)(mono_now() * 1e9);
+		seeded_in = getpid();
+	}
+	z = (state += 0x9E3779B97F4A7C15ULL);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	z ^= z >> 31;
+	return (double)(z >> 11) / (double)(1ULL << 53);
+}
+
 double child_next_backoff(const struct child *c)
 {
 	double next;
@@ -395,7 +549,7 @@ void child_schedule_respawn(struct child *c)
 
 	c->backoff_cur = delay;
 	if (c->backoff_jitter && delay > 0)
-		delay *= 0.9 + 0.2 * ((double)random() / RAND_MAX);
+		delay *= 0.9 + 0.2 * jitter_unit();
 	c->state = CHILD_WAITING;
 	ev_timer_stop(c->set->loop, &c->respawn_timer);
 	ev_timer_set(&c->respawn_timer, delay, 0);
@@ -445,6 +599,7 @@ void child_set_fini(struct child_set *set)
 	TAILQ_FOREACH(c, &set->children, link) {
 		ev_child_stop(set->loop, &c->child_watcher);
 		ev_timer_stop(set->loop, &c->respawn_timer);
+		exec_unwatch(c);
 	}
 }
 
@@ -456,12 +611,14 @@ void child_init(struct child *c, struct child_set *set, int kind, const char *na
 	snprintf(c->name, sizeof c->name, "%s", name);
 	c->last_status = -1;
 	c->pidfd = -1;
+	c->exec_fd = -1;
 	c->kill_group_on_exit = true;
 	c->backoff_min = 0.1;
 	c->backoff_max = 30;
 	c->stable_after = 10;
 	ev_child_init(&c->child_watcher, child_reaped, 0, 0);
 	ev_timer_init(&c->respawn_timer, respawn_due, 0, 0);
+	ev_io_init(&c->exec_io, exec_status_readable, -1, EV_READ);
 	TAILQ_INSERT_TAIL(&set->children, c, link);
 }
 
@@ -474,6 +631,7 @@ void child_fini(struct child *c)
 	}
 	ev_child_stop(c->set->loop, &c->child_watcher);
 	ev_timer_stop(c->set->loop, &c->respawn_timer);
+	exec_unwatch(c);
 	TAILQ_REMOVE(&c->set->children, c, link);
 	mercy_rearm(c->set);
 }

@@ -399,6 +399,59 @@ static void check_socket_refs(struct config_ctx *ctx, const struct config *cfg,
 		check_gateway_routes(ctx, cfg, root, i);
 }
 
+/* Where the listening fds pass CONFIG_MAX_LISTEN_FDS: the list and item, or NULL. */
+static const char *listen_fds_over(const struct config *cfg, size_t *item)
+{
+	size_t used = cfg->n_sockets;
+
+	if (used > CONFIG_MAX_LISTEN_FDS) {
+		*item = CONFIG_MAX_LISTEN_FDS;
+		return "sockets";
+	}
+	for (size_t i = 0; i < cfg->n_gateways; i++) {
+		used += 1 + cfg->gateways[i].has_subscription_server;
+		if (used > CONFIG_MAX_LISTEN_FDS) {
+			*item = i;
+			return "gateways";
+		}
+	}
+	if (used + cfg->n_mules > CONFIG_MAX_LISTEN_FDS) {
+		*item = CONFIG_MAX_LISTEN_FDS - used;
+		return "mules";
+	}
+	return NULL;
+}
+
+/* Every socket, gateway socket and mule farm is an fd the master holds and hands over
+ * at its re-exec: a bounded number, so a file past it is refused here, not at exec. */
+static void check_fd_counts(struct config_ctx *ctx, const struct config *cfg,
+			    const struct cfg_node *root)
+{
+	size_t total = cfg->n_sockets + cfg->n_mules, item = 0;
+	const char *list = listen_fds_over(cfg, &item);
+	const struct cfg_node *nofile = node_at(root, "limits.nofile");
+
+	for (size_t i = 0; i < cfg->n_gateways; i++)
+		total += 1 + cfg->gateways[i].has_subscription_server;
+	if (list) {
+		config_path_push_key(ctx, list);
+		config_path_push_index(ctx, item);
+		config_error(ctx, config_node_get(root, list)->kids[item]->mark,
+			     "too many listening sockets: sockets, gateways and mule farms need %zu, "
+			     "at most %d", total, CONFIG_MAX_LISTEN_FDS);
+		config_path_pop(ctx, 0);
+	}
+	/* A worker gets the sockets on fds 3.. and needs some of its own besides. */
+	if (nofile && cfg->limits.nofile < (long long)cfg->n_sockets + CONFIG_CHILD_FDS_MIN) {
+		config_path_push_key(ctx, "limits.nofile");
+		config_error(ctx, nofile->mark, "%lld is too low for %zu sockets: a worker gets them "
+			     "on fds 3..%zu and needs room of its own; at least %lld", cfg->limits.nofile,
+			     cfg->n_sockets, cfg->n_sockets + 2,
+			     (long long)cfg->n_sockets + CONFIG_CHILD_FDS_MIN);
+		config_path_pop(ctx, 0);
+	}
+}
+
 static void check_config(struct config_ctx *ctx, const struct config *cfg,
 			 const struct cfg_node *root)
 {
@@ -411,6 +464,7 @@ static void check_config(struct config_ctx *ctx, const struct config *cfg,
 	check_unique_names(ctx, root, "daemons", "daemon");
 	check_addresses(ctx, cfg, root);
 	check_socket_refs(ctx, cfg, root);
+	check_fd_counts(ctx, cfg, root);
 }
 
 /* Loading */

@@ -13,16 +13,18 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "parse.h"
 
+/* A uid or gid: digits only, below (uid_t)-1 (which means "unchanged" to the kernel):
+ * "4294967296" must not wrap to 0 (root), nor "-1" to 4294967295. */
 static int number(const char *s, unsigned long *out)
 {
-	char *end;
+	unsigned long long n;
 
-	if (!s || !*s)
+	if (!s || parse_uint(s, (uid_t)-2, &n, NULL) < 0)
 		return -1;
-	errno = 0;
-	*out = strtoul(s, &end, 10);
-	return errno || *end ? -1 : 0;
+	*out = (unsigned long)n;
+	return 0;
 }
 
 static int resolve_user(const char *user, struct privs *p, char *why, size_t len)
