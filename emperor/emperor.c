@@ -59,7 +59,7 @@ void emperor_status_notify(struct emperor *e)
 
 /* ---- full reload ---------------------------------------------------------------------- */
 
-static void slot_expired(struct ev_loop *loop, ev_timer *w, int revents)
+void emperor_slot_expired(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct vassal *v = container_of(w, struct vassal, slot_timer);
 
@@ -81,7 +81,7 @@ static void reload_pump(struct emperor *e)
 			continue;
 		v->holds_slot = true;
 		e->reloads_running++;
-		ev_timer_init(&v->slot_timer, slot_expired, RELOAD_SLOT_MAX, 0);
+		ev_timer_set(&v->slot_timer, RELOAD_SLOT_MAX, 0);
 		ev_timer_start(e->loop, &v->slot_timer);
 		vtable_reload(v, "SIGHUP");
 	}

@@ -20,6 +20,8 @@ static void usage(FILE *out)
 		"\n"
 		"  --throttle DURATION          first respawn delay of a crashing vassal (1s)\n"
 		"  --max-throttle DURATION      respawn delay cap (3m)\n"
+		"  --throttle-reset DURATION    a vassal up this long respawns at once and its\n"
+		"                               throttle starts over (10s)\n"
 		"  --reload-concurrency N       vassals reloading at once on SIGHUP (8)\n"
 		"  --vassal PATH                the vassal binary (beside this one)\n"
 		"  --control PATH               the control socket for emperorctl\n"
@@ -51,10 +53,11 @@ static const char *default_vassal_bin(void)
 static int parse_args(int argc, char **argv, struct emperor_opts *o)
 {
 	enum { O_THROTTLE = 1, O_MAX_THROTTLE, O_CONCURRENCY, O_VASSAL, O_VERSION, O_CONTROL,
-	       O_METRICS, O_TYRANT, O_TYRANT_ROOT, O_TYRANT_NOFOLLOW };
+	       O_METRICS, O_TYRANT, O_TYRANT_ROOT, O_TYRANT_NOFOLLOW, O_THROTTLE_RESET };
 	static const struct option longopts[] = {
 		{ "throttle", required_argument, NULL, O_THROTTLE },
 		{ "max-throttle", required_argument, NULL, O_MAX_THROTTLE },
+		{ "throttle-reset", required_argument, NULL, O_THROTTLE_RESET },
 		{ "reload-concurrency", required_argument, NULL, O_CONCURRENCY },
 		{ "vassal", required_argument, NULL, O_VASSAL },
 		{ "control", required_argument, NULL, O_CONTROL },
@@ -77,6 +80,10 @@ static int parse_args(int argc, char **argv, struct emperor_opts *o)
 			break;
 		case O_MAX_THROTTLE:
 			if (parse_duration(optarg, &o->max_throttle, &why) < 0)
+				goto bad;
+			break;
+		case O_THROTTLE_RESET:
+			if (parse_duration(optarg, &o->throttle_reset, &why) < 0)
 				goto bad;
 			break;
 		case O_CONCURRENCY:
@@ -126,7 +133,7 @@ int main(int argc, char **argv)
 {
 	struct emperor_opts o = {
 		.dir = "vassals.d", .vassal_bin = default_vassal_bin(),
-		.throttle = 1, .max_throttle = 180, .reload_concurrency = 8,
+		.throttle = 1, .max_throttle = 180, .throttle_reset = 10, .reload_concurrency = 8,
 	};
 
 	if (parse_args(argc, argv, &o) < 0)

@@ -98,6 +98,17 @@ static void close_channel(struct vassal *v)
 	v->chan_fd = -1;
 }
 
+/* Everything a run of the vassal owns in the emperor: its channel, its output pipe
+ * (what is in it now is still passed on), its heartbeat. Called when the run is
+ * reaped, whatever its uptime, and before a spawn, so that no watcher of an old run
+ * is ever re-initialised while active and no fd of it outlives it. */
+static void release_run(struct vassal *v)
+{
+	close_channel(v);
+	output_stop(v);
+	ev_timer_stop(v->e->loop, &v->heartbeat_timer);
+}
+
 static void heartbeat_arm(struct vassal *v)
 {
 	ev_timer_stop(v->e->loop, &v->heartbeat_timer);
@@ -192,8 +203,10 @@ static int spawn(struct vassal *v)
 {
 	int sp[2], out[2], rc;
 	char *argv[] = { (char *)v->e->opts.vassal_bin, v->path, NULL };
-	char **env = vassal_env();
+	char **env;
 
+	release_run(v);
+	env = vassal_env();
 	if (!env || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
 		log_errno("%s: socketpair", v->name);
 		strv_free(env);
@@ -230,8 +243,7 @@ static int spawn(struct vassal *v)
  * tell, so the retry is scheduled here, throttled like a respawn. */
 static void retry_later(struct vassal *v)
 {
-	close_channel(v);
-	output_stop(v);
+	release_run(v);
 	log_warn("%s: not started; next attempt in %.1fs", v->name, child_next_backoff(&v->child));
 	v->state = VASSAL_WAITING;
 	child_schedule_respawn(&v->child);
@@ -282,8 +294,7 @@ static void vassal_exited(struct child *c, int status)
 	struct vassal *v = c->data;
 	char how[64];
 
-	close_channel(v);
-	ev_timer_stop(v->e->loop, &v->heartbeat_timer);
+	release_run(v);
 	emperor_reload_slot_free(v->e, v);
 	if (v->cg_path[0]) /* whatever it left behind goes with its cgroup */
 		cgroup_remove(v->cg_path);
@@ -454,8 +465,9 @@ struct vassal *vtable_add(struct emperor *e, const char *file, const struct file
 	v->child.backoff_min = e->opts.throttle;
 	v->child.backoff_max = e->opts.max_throttle;
 	v->child.backoff_jitter = true;
-	v->child.stable_after = 10;
+	v->child.stable_after = e->opts.throttle_reset;
 	ev_timer_init(&v->heartbeat_timer, heartbeat_missed, 0, 0);
+	ev_timer_init(&v->slot_timer, emperor_slot_expired, 0, 0);
 	TAILQ_INSERT_TAIL(&e->vassals, v, link);
 	return v;
 }
@@ -491,9 +503,7 @@ void vtable_free(struct vassal *v)
 	TAILQ_REMOVE(&e->vassals, v, link);
 	if (v->in_reload_queue)
 		TAILQ_REMOVE(&e->reload_queue, v, reload_link);
-	close_channel(v);
-	output_stop(v);
-	ev_timer_stop(e->loop, &v->heartbeat_timer);
+	release_run(v);
 	ev_timer_stop(e->loop, &v->slot_timer);
 	child_fini(&v->child);
 	TAILQ_FOREACH(x, &e->vassals, link)

@@ -92,6 +92,7 @@ struct emperor_opts {
 	const char *vassal_bin;     /* the vassal binary */
 	double throttle;            /* first respawn delay */
 	double max_throttle;        /* respawn delay cap */
+	double throttle_reset;      /* uptime after which the throttle starts over */
 	int reload_concurrency;     /* vassals reloading at once on SIGHUP */
 	const char *control_path;   /* NULL: the default (control.c) */
 	const char *metrics_addr;   /* NULL: no HTTP metrics listener */
@@ -127,6 +128,8 @@ void emperor_vassal_gone(struct emperor *e);
 /* A vassal finished a reload (READY=1) or can no longer finish it. */
 void emperor_reload_slot_free(struct emperor *e, struct vassal *v);
 void emperor_status_notify(struct emperor *e);
+/* A full-reload slot held too long (the callback of struct vassal's slot_timer). */
+void emperor_slot_expired(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* scan.c: read the directory and reconcile the table with it. */
 void scan_run(struct emperor *e);

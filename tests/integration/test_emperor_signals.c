@@ -4,7 +4,8 @@
  * vassal sees EOF on EMPEROR_FD and stops gracefully); a second SIGINT stops at once;
  * SIGUSR2 re-execs the emperor and keeps every vassal; a crash-looping vassal is
  * respawned with a growing delay while its neighbour serves on; a vassal that stops
- * sending its heartbeat is killed and respawned. Shares emperor_fixture.h with
+ * sending its heartbeat is killed and respawned; a crash after a stable run leaves no
+ * fd or watcher of the old run behind. Shares emperor_fixture.h with
  * test_emperor.c. */
 #include "emperor_fixture.h"
 
@@ -343,6 +344,82 @@ static void test_heartbeat_missed_respawns(void **state)
 	emperor_stop(f);
 }
 
+/* ---- a crash after a stable run ----------------------------------------------------------- */
+
+/* utime + stime of pid in clock ticks, from /proc/PID/stat (fields 14 and 15). */
+static long long cpu_ticks(pid_t pid)
+{
+	char path[64], *text, *after;
+	unsigned long long utime, stime;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	text = sup_read_file(path);
+	assert_non_null(text);
+	after = strrchr(text, ')'); /* the command name may hold spaces */
+	assert_non_null(after);
+	if (sscanf(after + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+		   &stime) != 2)
+		fail_msg("%s: unreadable", path);
+	free(text);
+	return (long long)(utime + stime);
+}
+
+/* Waits until the emperor holds want fds again; fails with the count it has. */
+static void wait_fds(pid_t pid, int want)
+{
+	long long deadline = sup_now_ms() + T_MS;
+	int n;
+
+	while ((n = sup_count_fds(pid)) != want && sup_now_ms() < deadline)
+		sup_poll_pause();
+	if (n != want)
+		fail_msg("the emperor holds %d fds, %d before the crashes", n, want);
+}
+
+/* A master that had stayed up past --throttle-reset is respawned at once, while its
+ * dying workers still hold the old output pipe. That pipe and its watcher went with
+ * the old run: the emperor used to keep them (one fd leaked per crash, its watcher
+ * re-initialised while active), and then spun on the pipe's hang-up at most of a
+ * core. Three such crashes: its CPU time stays near zero afterwards and it holds as
+ * many fds as before. */
+static void test_crash_after_stable_run_releases_everything(void **state)
+{
+	static const char *const args[] = { "--throttle-reset", "200ms", NULL };
+	struct fixture *f = *state;
+	int port = free_port(), fds;
+	long long ticks, window_ms = 1000, tck = sysconf(_SC_CLK_TCK);
+	size_t m = 0;
+
+	emperor_start(f, args);
+	put_vassal(f, "long.yaml", port, "steady");
+	wait_vassal(f, "long", port, "steady");
+	fds = sup_count_fds(f->proc->pid);
+	assert_true(fds > 0);
+	for (int i = 0; i < 3; i++) {
+		pid_t master = started_pid(f, m, "long");
+		long long up_at;
+		wait_line(f, m, " long: ready after ");
+		up_at = sup_now_ms();
+		while (sup_now_ms() < up_at + 300) /* past --throttle-reset: a stable run */
+			sup_poll_pause();
+		m = mark(f);
+		assert_int_equal(kill(master, SIGKILL), 0);
+		wait_line(f, m, " long: died (killed by SIGKILL) after ");
+		wait_line(f, m, "; respawn in 0.0s");
+	}
+	wait_line(f, m, " long: ready after ");
+	wait_serving(port, "steady", T_MS);
+	wait_fds(f->proc->pid, fds);
+	ticks = cpu_ticks(f->proc->pid);
+	for (long long end = sup_now_ms() + window_ms; sup_now_ms() < end;)
+		sup_poll_pause(); /* the window over which the emperor's CPU time is measured */
+	ticks = cpu_ticks(f->proc->pid) - ticks;
+	if (ticks * 1000 > tck * window_ms / 10) /* more than 10 % of a core */
+		fail_msg("the emperor used %lld ticks (%ld/s) of CPU in %lld ms of idleness", ticks,
+			 (long)tck, window_ms);
+	emperor_stop(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -353,6 +430,7 @@ int main(void)
 		TEST(test_sigusr2_upgrade_keeps_vassals),
 		TEST(test_crash_loop_throttled),
 		TEST(test_heartbeat_missed_respawns),
+		TEST(test_crash_after_stable_run_releases_everything),
 	};
 
 	sup_init();
