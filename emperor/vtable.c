@@ -69,24 +69,44 @@ static void keep_cgroup(struct vassal *v, const struct config *cfg)
 	v->cgroup.cpu_max = cfg->cgroup.cpu_max ? strdup(cfg->cgroup.cpu_max) : NULL;
 }
 
+enum validity { VALID, INVALID, REFUSED };
+
+/* In tyrant mode, the file is opened by tyrant_open() and read only if it passes the
+ * owner checks; a refusal is the error shown, never the file's content. */
+static struct config *load(struct vassal *v, struct config_errors *errs, char *why, size_t len)
+{
+	struct config *cfg;
+	int fd;
+
+	if (!v->e->opts.tyrant)
+		return config_load_file(v->path, errs);
+	fd = tyrant_open(v->e, v, &v->owner, why, len);
+	if (fd < 0)
+		return NULL;
+	cfg = config_load_fd(v->path, fd, errs);
+	close(fd);
+	return cfg;
+}
+
 /* Loads the file; logs every error as file:line:col. Keeps what the emperor needs. */
-static bool validate(struct vassal *v)
+static enum validity validate(struct vassal *v)
 {
 	struct config_errors errs = { 0 };
-	struct config *cfg = config_load_file(v->path, &errs);
+	char why[512] = "";
+	struct config *cfg = load(v, &errs, why, sizeof why);
 
 	for (size_t i = 0; i < errs.n; i++)
 		log_warn("%s: config error: %s", v->name, errs.msgs[i]);
 	free(v->config_error);
-	v->config_error = errs.n ? strdup(errs.msgs[0]) : NULL;
+	v->config_error = errs.n ? strdup(errs.msgs[0]) : why[0] ? strdup(why) : NULL;
 	config_errors_fini(&errs);
 	if (!cfg)
-		return false;
+		return why[0] ? REFUSED : INVALID;
 	v->stop_mercy = cfg->stop_mercy;
 	v->heartbeat = cfg->heartbeat;
 	keep_cgroup(v, cfg);
 	config_free(cfg);
-	return true;
+	return VALID;
 }
 
 static void close_channel(struct vassal *v)
@@ -251,22 +271,21 @@ static void retry_later(struct vassal *v)
 
 void vtable_start(struct vassal *v)
 {
+	enum validity valid;
+
 	v->halting = false;
 	if (v->e->stopping)
 		return;
-	if (!validate(v)) {
+	valid = validate(v);
+	if (valid != VALID) {
 		v->state = VASSAL_HALTED;
-		log_warn("%s: not started: invalid config; waiting for the file to change", v->name);
-		return;
-	}
-	if (v->e->opts.tyrant) {
-		char why[512];
-		if (tyrant_owner(v->e, v, &v->owner, why, sizeof why) < 0) {
-			v->state = VASSAL_HALTED;
+		if (valid == REFUSED)
 			log_warn("%s: not started (tyrant mode): %s; waiting for the file to change",
-				 v->name, why);
-			return;
-		}
+				 v->name, v->config_error);
+		else
+			log_warn("%s: not started: invalid config; waiting for the file to change",
+				 v->name);
+		return;
 	}
 	if (spawn(v) < 0 && !child_running(&v->child))
 		retry_later(v);
@@ -361,7 +380,11 @@ void vtable_changed(struct vassal *v, bool content_changed)
 
 	if (v->state == VASSAL_STOPPING)
 		return;
-	if (content_changed && !validate(v)) {
+	enum validity valid = content_changed ? validate(v) : VALID;
+
+	if (valid == REFUSED)
+		log_warn("%s: refused (tyrant mode): %s", v->name, v->config_error);
+	if (valid != VALID) {
 		if (running)
 			log_warn("%s: keeps running its previous config", v->name);
 		return;

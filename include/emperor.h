@@ -173,9 +173,10 @@ void control_reload_done(struct vassal *v, double seconds);
  * halted until started again or its file changes. */
 void vtable_halt(struct vassal *v);
 
-/* tyrant.c: whom a vassal runs as in tyrant mode; -1 with the reason if refused. */
-int tyrant_owner(const struct emperor *e, const struct vassal *v, struct privs *p, char *why,
-		 size_t len);
+/* tyrant.c: opens a vassal's file for the emperor to read once its owner checks pass
+ * (the fd, and in p whom it runs as); -1 with the reason, which quotes no content. */
+int tyrant_open(const struct emperor *e, const struct vassal *v, struct privs *p, char *why,
+		size_t len);
 
 /* upgrade.c: SIGUSR2 — re-exec the emperor binary, handing over the table. */
 void upgrade_exec(struct emperor *e, char **argv);

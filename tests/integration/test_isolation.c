@@ -476,6 +476,58 @@ static void test_tyrant_nofollow_and_allow_root(void **state)
 	emperor_stop(f);
 }
 
+/* `emperorctl --control CTL status`: its output, malloc'd. */
+static char *ctl_status(struct iso *t)
+{
+	char *bin = sup_bin("emperorctl"), *out = sup_path(t->f->dir, "status.out");
+	char *argv[] = { bin, "--control", t->ctl, "status", NULL };
+	struct sup_proc *p = sup_spawn(argv, NULL, NULL, out);
+	char *text;
+
+	assert_non_null(p);
+	assert_int_equal(sup_wait_exit(p, T_MS), 0);
+	text = sup_read_file(out);
+	assert_non_null(text);
+	sup_proc_free(p);
+	free(bin), free(out);
+	return text;
+}
+
+/* A nobody-owned symlink in vassals.d to a root-only file (as /etc/shadow): the
+ * emperor, root, must not read it for nobody. It is refused for its owners, and not
+ * one of the file's lines reaches the log or `emperorctl status`. A root-owned link
+ * to a nobody-owned file still runs as nobody (root placed it). */
+static void test_tyrant_symlink_to_root_file_not_read(void **state)
+{
+	static const char secret[] = "s3cret-marker-4711: [a, b]\nroot:$6$s3cret-hash:19000::\n";
+	struct iso *t = *state;
+	struct fixture *f = t->f;
+	char *target = sup_path(t->f->dir, "shadow"), *link = sup_path(t->stage, "evil.yaml");
+	char *dst = sup_path(f->vdir, "evil.yaml"), *log, *status;
+	int link_port;
+
+	assert_int_equal(sup_write_file(target, secret), 0);
+	assert_int_equal(chmod(target, 0600), 0);
+	iso_emperor(t, "--tyrant", NULL, NULL);
+	assert_int_equal(symlink(target, link), 0);
+	assert_int_equal(lchown(link, NOBODY, NOBODY), 0);
+	assert_int_equal(rename(link, dst), 0);
+	link_port = put_symlinked_vassal(t);
+
+	assert_vassal_runs_as(f, "link", link_port, "linked", NOBODY, NOBODY);
+	wait_line(f, 0, " evil: not started (tyrant mode): ");
+	log = log_text(f, 0);
+	if (!strstr(log, "symlink owned by uid 65534 to a file owned by uid 0"))
+		fail_msg("evil.yaml refused, but not for its link's owner");
+	status = ctl_status(t);
+	if (strstr(log, "s3cret") || strstr(status, "s3cret")) {
+		fprintf(stderr, "%s\n%s\n", log, status);
+		fail_msg("the root-only file's content was quoted");
+	}
+	free(log), free(status), free(target), free(link), free(dst);
+	emperor_stop(f);
+}
+
 /* --tyrant-nofollow or --tyrant-allow-root without --tyrant: a usage error, exit 2.
  * (--tyrant as non-root also exits 2; we run as root, so that is not checked.) */
 static void test_tyrant_options_need_tyrant(void **state)
@@ -673,6 +725,7 @@ int main(void)
 		ISO_TEST(test_tyrant_owner_and_strict_modes),
 		ISO_TEST(test_tyrant_nofollow_and_allow_root),
 		ISO_TEST(test_tyrant_options_need_tyrant),
+		ISO_TEST(test_tyrant_symlink_to_root_file_not_read),
 		ISO_TEST(test_stop_leaves_no_sleeper),
 		ISO_TEST(test_no_mercy_kill_leaves_no_sleeper),
 		ISO_TEST(test_reload_leaves_no_sleeper),
