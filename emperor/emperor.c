@@ -259,6 +259,7 @@ int emperor_main(const struct emperor_opts *opts)
 	e.loop = ev_default_loop(EVFLAG_AUTO);
 	if (!e.loop || resolve_paths(&e) < 0)
 		return 1;
+	output_sink_open(&e); /* without it, stderr is written directly; logged */
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		log_errno("prctl(PR_SET_CHILD_SUBREAPER)");
 	TAILQ_INIT(&e.vassals);

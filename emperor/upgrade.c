@@ -19,7 +19,7 @@
 static void write_record(FILE *f, const struct vassal *v)
 {
 	fprintf(f, "%d\t%d\t%d\t%d\t%.6f\t%llu\t%llu\t%lld\t%lld\t%ld\t%llu\t%s\n",
-		(int)v->child.pid, v->chan_fd, v->out_fd, (int)v->state, v->child.started_at,
+		(int)v->child.pid, v->chan_fd, output_fd(v), (int)v->state, v->child.started_at,
 		(unsigned long long)v->id.dev, (unsigned long long)v->id.ino,
 		(long long)v->id.size, (long long)v->id.mtime.tv_sec, v->id.mtime.tv_nsec,
 		(unsigned long long)v->id.hash, v->file);
@@ -45,8 +45,8 @@ void upgrade_exec(struct emperor *e, char **argv)
 		write_record(f, v);
 		if (v->chan_fd >= 0)
 			fd_set_cloexec(v->chan_fd, 0);
-		if (v->out_fd >= 0)
-			fd_set_cloexec(v->out_fd, 0);
+		if (output_fd(v) >= 0)
+			fd_set_cloexec(output_fd(v), 0);
 	}
 	if (fclose(f) != 0 || lseek(fd, 0, SEEK_SET) < 0) {
 		log_errno("upgrade: cannot save the vassal table; not upgrading");
@@ -58,6 +58,7 @@ void upgrade_exec(struct emperor *e, char **argv)
 	sigfillset(&block);
 	sigprocmask(SIG_BLOCK, &block, NULL);
 	log_info("SIGUSR2: re-exec %s, keeping every vassal", e->exe);
+	output_sink_drain(e, 1000); /* what stderr has not taken yet would be lost */
 	execv(e->exe, argv);
 	log_errno("upgrade: execv %s", e->exe);
 	sigprocmask(SIG_UNBLOCK, &block, NULL);

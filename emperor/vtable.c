@@ -250,8 +250,7 @@ static int spawn(struct vassal *v)
 	fd_set_nonblock(v->chan_fd, 1);
 	ev_io_init(&v->chan_io, chan_readable, v->chan_fd, EV_READ);
 	ev_io_start(v->e->loop, &v->chan_io);
-	v->out_fd = out[0];
-	output_start(v);
+	output_start(v, out[0]);
 	v->state = VASSAL_STARTING;
 	v->spawned_at_mono = mono_now();
 	if (rc == 0)
@@ -477,7 +476,7 @@ struct vassal *vtable_add(struct emperor *e, const char *file, const struct file
 	}
 	v->id = *id;
 	v->state = VASSAL_HALTED;
-	v->chan_fd = v->out_fd = -1;
+	v->chan_fd = -1;
 	v->stop_mercy = 90;
 	snprintf(label, sizeof label, "vassal %s", v->name);
 	child_init(&v->child, &e->children, 0, label);
@@ -510,9 +509,8 @@ struct vassal *vtable_adopt(struct emperor *e, const char *file, const struct fi
 	fd_set_cloexec(chan_fd, 1);
 	ev_io_init(&v->chan_io, chan_readable, chan_fd, EV_READ);
 	ev_io_start(e->loop, &v->chan_io);
-	v->out_fd = out_fd;
 	fd_set_cloexec(out_fd, 1);
-	output_start(v);
+	output_start(v, out_fd);
 	if (v->state == VASSAL_READY)
 		heartbeat_arm(v);
 	return v;

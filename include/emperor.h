@@ -16,6 +16,7 @@
 
 #include "cgroup.h"
 #include "child.h"
+#include "output.h"
 #include "privs.h"
 
 /* A vassal's life as the emperor sees it. Transitions happen in vtable.c only. */
@@ -56,10 +57,7 @@ struct vassal {
 	struct child child;
 	int chan_fd;                /* our end of the EMPEROR_FD socketpair */
 	ev_io chan_io;
-	int out_fd;                 /* read end of the vassal's stdout/stderr */
-	ev_io out_io;
-	char out_buf[4096];
-	size_t out_len;
+	struct output *out;         /* its stdout/stderr pipe, while open (output.c) */
 	double stop_mercy;          /* from its config */
 	double heartbeat;           /* from its config; 0 = none */
 	ev_timer heartbeat_timer;
@@ -115,6 +113,7 @@ struct emperor {
 	int sigint_count;
 	char **ignored;             /* non-regular candidates already logged */
 	struct control *control;    /* control.c */
+	struct output_sink *out_sink; /* our stderr, never blocking (output.c) */
 	double started_at;          /* mono_now() at start */
 	struct cgroup_base cg;      /* usable or not, and why */
 	ev_signal sig_hup, sig_term, sig_int, sig_quit, sig_usr1, sig_usr2;
@@ -152,9 +151,6 @@ const char *vtable_state_name(enum vassal_state st);
 struct vassal *vtable_adopt(struct emperor *e, const char *file, const struct file_id *id,
 			    pid_t pid, int chan_fd, int out_fd, int state, double started);
 
-/* output.c: vassal output, one prefixed line at a time. */
-void output_start(struct vassal *v);
-void output_stop(struct vassal *v);
 
 /* monitor.c: inotify on the directory; calls emperor_schedule_scan(). */
 struct monitor *monitor_open(struct emperor *e, const char *dir);

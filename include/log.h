@@ -4,12 +4,17 @@
 #define EMPEROR_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 /* ident is the prefix of every line, e.g. "emperor" or "vassal hello". */
 void log_init(const char *ident);
 /* Lines go to fd (default 2). The caller keeps ownership of fd. */
 void log_set_fd(int fd);
 int log_get_fd(void);
+/* Lines go to fn instead (each whole, ending in '\n', under PIPE_BUF bytes): the
+ * emperor queues them so that a slow stderr never blocks its loop. NULL: write(2). */
+typedef void log_writer(const char *line, size_t len, void *arg);
+void log_set_writer(log_writer *fn, void *arg);
 
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,7 +1,8 @@
 /* log.c — the logging verbs used everywhere (log_info, log_warn, log_errno,
  * log_fatal). Each line is "YYYY-MM-DD HH:MM:SS.mmm ident[pid]: message", formatted
  * into one buffer and written with one write(2), so concurrent writers to one pipe
- * or O_APPEND file never cut each other's lines. */
+ * or O_APPEND file never cut each other's lines (or handed whole to a writer the
+ * program installs: the emperor queues its lines so that stderr never blocks it). */
 #include "log.h"
 
 #include <errno.h>
@@ -16,6 +17,8 @@
 
 static char log_ident[64] = "emperor";
 static int log_fd = 2;
+static log_writer *log_writer_fn;       /* NULL: write(2) to log_fd */
+static void *log_writer_arg;
 
 void log_init(const char *ident)
 {
@@ -30,6 +33,12 @@ void log_set_fd(int fd)
 int log_get_fd(void)
 {
 	return log_fd;
+}
+
+void log_set_writer(log_writer *fn, void *arg)
+{
+	log_writer_fn = fn;
+	log_writer_arg = arg;
 }
 
 void log_vwrite(const char *level, const char *fmt, va_list ap, int errnum)
@@ -58,6 +67,10 @@ void log_vwrite(const char *level, const char *fmt, va_list ap, int errnum)
 	if (len >= sizeof line - 1)
 		len = sizeof line - 2;
 	line[len++] = '\n';
+	if (log_writer_fn) {
+		log_writer_fn(line, len, log_writer_arg);
+		return;
+	}
 	while (write(log_fd, line, len) < 0 && errno == EINTR)
 		;
 }
