@@ -18,6 +18,7 @@
 #include "emperor.h"
 #include "log.h"
 #include "notify.h"
+#include "upgrade.h"
 #include "util.h"
 
 #define SCAN_SETTLE 0.005   /* lets a burst of inotify events (create, write, close) land */

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "emperor.h"
 
 static int loose(const char *what, const char *path, const struct stat *st, char *why, size_t len)
@@ -124,4 +125,19 @@ int tyrant_open(const struct emperor *e, const struct vassal *v, struct privs *p
 	if (pw)
 		snprintf(p->user, sizeof p->user, "%s", pw->pw_name);
 	return fd;
+}
+
+int tyrant_config_ok(const struct emperor *e, const struct vassal *v, const struct config *cfg,
+		     char *why, size_t len)
+{
+	char reason[400], *shown;
+
+	if (!cfg->has_cgroup || !cfg->cgroup.parent ||
+	    cgroup_parent_check(&e->cg, cfg->cgroup.parent, reason, sizeof reason) == 0)
+		return 0;
+	shown = config_printable(cfg->cgroup.parent);
+	snprintf(why, len, "%s: cgroup.parent \"%.200s\" is refused: %s", v->path,
+		 shown ? shown : "?", reason);
+	free(shown);
+	return -1;
 }

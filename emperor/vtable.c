@@ -7,6 +7,7 @@
  * respawned with a throttle that doubles up to --max-throttle. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "notify.h"
 #include "parse.h"
+#include "upgrade.h"
 #include "util.h"
 
 static const char *const vassal_env_drop[] = {
@@ -85,6 +87,10 @@ static struct config *load(struct vassal *v, struct config_errors *errs, char *w
 		return NULL;
 	cfg = config_load_fd(v->path, fd, errs);
 	close(fd);
+	if (cfg && tyrant_config_ok(v->e, v, cfg, why, len) < 0) {
+		config_free(cfg);
+		return NULL;
+	}
 	return cfg;
 }
 
@@ -203,7 +209,7 @@ static void vassal_in_child(void *arg)
 	struct vassal *v = arg;
 	char why[160];
 
-	if (v->cg_path[0] && cgroup_join(v->cg_path) < 0)
+	if (v->cg_path && cgroup_join(v->cg_path) < 0)
 		_exit(126);
 	if (v->e->opts.tyrant && privs_drop(&v->owner, why, sizeof why) < 0) {
 		dprintf(2, "vassal %s: %s\n", v->name, why);
@@ -215,13 +221,14 @@ static void vassal_cgroup_kill(struct child *c)
 {
 	struct vassal *v = c->data;
 
-	if (v->cg_path[0] && cgroup_kill(v->cg_path) < 0)
+	if (v->cg_path && cgroup_kill(v->cg_path) < 0)
 		log_errno("%s: cgroup.kill in %s", v->name, v->cg_path);
 }
 
 static int spawn(struct vassal *v)
 {
 	int sp[2], out[2], rc;
+	char cg_path[PATH_MAX];
 	char *argv[] = { (char *)v->e->opts.vassal_bin, v->path, NULL };
 	char **env;
 
@@ -239,9 +246,11 @@ static int spawn(struct vassal *v)
 	}
 	struct child_exec x = { .argv = argv, .env = env, .fds = &sp[1], .n_fds = 1, .out_fd = out[1],
 				.in_child = vassal_in_child, .in_child_arg = v };
+	free(v->cg_path);
+	v->cg_path = NULL;
 	if (v->e->cg.usable && cgroup_create(&v->e->cg, v->name, v->has_cgroup ? &v->cgroup : NULL,
-					     v->cg_path, sizeof v->cg_path) < 0)
-		v->cg_path[0] = '\0';
+					     cg_path, sizeof cg_path) == 0)
+		v->cg_path = strdup(cg_path); /* NULL: it runs without (the log said why) */
 	rc = child_spawn(&v->child, &x);
 	close(sp[1]);
 	close(out[1]);
@@ -314,8 +323,10 @@ static void vassal_exited(struct child *c, int status)
 
 	release_run(v);
 	emperor_reload_slot_free(v->e, v);
-	if (v->cg_path[0]) /* whatever it left behind goes with its cgroup */
+	if (v->cg_path) /* whatever it left behind goes with its cgroup */
 		cgroup_remove(v->cg_path);
+	free(v->cg_path);
+	v->cg_path = NULL;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) /* exit 0: it killed its own */
 		child_set_kill_strays(&v->e->children); /* or was adopted by us, a subreaper */
 	child_status_text(status, how, sizeof how);
@@ -388,6 +399,8 @@ void vtable_changed(struct vassal *v, bool content_changed)
 			log_warn("%s: keeps running its previous config", v->name);
 		return;
 	}
+	if (content_changed) /* an edit may be the fix: the throttle starts over */
+		v->child.backoff_cur = 0;
 	if (running) {
 		vtable_reload(v, content_changed ? "changed" : "touched");
 		return;
@@ -403,8 +416,9 @@ static void reload_with(struct vassal *v, int sig, const char *why)
 		return;
 	log_info("%s: %s (%s)", v->name, sig == SIGUSR2 ? "chain reload" : "reloading", why);
 	snprintf(v->reload_why, sizeof v->reload_why, "%s", why);
+	if (v->state != VASSAL_RELOADING) /* merged requests: timed from the first */
+		v->spawned_at_mono = mono_now();
 	v->state = VASSAL_RELOADING;
-	v->spawned_at_mono = mono_now();
 	if (kill(v->child.pid, sig) < 0)
 		log_errno("%s: kill(%d, SIG%s)", v->name, (int)v->child.pid, parse_signal_name(sig));
 }
@@ -494,23 +508,27 @@ struct vassal *vtable_add(struct emperor *e, const char *file, const struct file
 	return v;
 }
 
-struct vassal *vtable_adopt(struct emperor *e, const char *file, const struct file_id *id,
-			    pid_t pid, int chan_fd, int out_fd, int state, double started)
+struct vassal *vtable_adopt(struct emperor *e, const struct upgrade_record *r)
 {
-	struct vassal *v = vtable_add(e, file, id);
+	struct vassal *v = vtable_add(e, r->file, &r->id);
 
 	if (!v)
 		return NULL;
 	validate(v);
-	v->state = (enum vassal_state)state;
+	v->state = (enum vassal_state)r->state;
 	v->spawned_at_mono = mono_now();
-	child_adopt(&v->child, pid, started);
-	v->chan_fd = chan_fd;
-	fd_set_cloexec(chan_fd, 1);
-	ev_io_init(&v->chan_io, chan_readable, chan_fd, EV_READ);
-	ev_io_start(e->loop, &v->chan_io);
-	fd_set_cloexec(out_fd, 1);
-	output_start(v, out_fd);
+	child_adopt(&v->child, r->pid, r->started);
+	v->chan_fd = r->chan_fd;
+	if (v->chan_fd >= 0) {
+		fd_set_cloexec(v->chan_fd, 1);
+		ev_io_init(&v->chan_io, chan_readable, v->chan_fd, EV_READ);
+		ev_io_start(e->loop, &v->chan_io);
+	}
+	if (r->out_fd >= 0) {
+		fd_set_cloexec(r->out_fd, 1);
+		output_start(v, r->out_fd);
+	}
+	v->cg_path = r->cg_path[0] ? strdup(r->cg_path) : NULL;
 	if (v->state == VASSAL_READY)
 		heartbeat_arm(v);
 	return v;
@@ -533,6 +551,7 @@ void vtable_free(struct vassal *v)
 			vtable_start(x);
 		}
 	drop_cgroup(v);
+	free(v->cg_path);
 	free(v->config_error);
 	free(v->file);
 	free(v->name);

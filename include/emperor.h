@@ -80,7 +80,7 @@ struct vassal {
 	struct privs owner;         /* tyrant mode: who it runs as */
 	bool has_cgroup;            /* its config's cgroup: section */
 	struct cfg_cgroup cgroup;   /* copied from its config (strings owned) */
-	char cg_path[600];          /* its cgroup, when cgroups are used */
+	char *cg_path;              /* its cgroup while it runs in one, else NULL */
 };
 
 TAILQ_HEAD(vassal_list, vassal);
@@ -148,8 +148,8 @@ void vtable_kill(struct vassal *v);
 void vtable_free(struct vassal *v);
 const char *vtable_state_name(enum vassal_state st);
 /* Re-attaches a running vassal handed over by the previous emperor image. */
-struct vassal *vtable_adopt(struct emperor *e, const char *file, const struct file_id *id,
-			    pid_t pid, int chan_fd, int out_fd, int state, double started);
+struct upgrade_record;
+struct vassal *vtable_adopt(struct emperor *e, const struct upgrade_record *r);
 
 
 /* monitor.c: inotify on the directory; calls emperor_schedule_scan(). */
@@ -173,9 +173,11 @@ void vtable_halt(struct vassal *v);
  * (the fd, and in p whom it runs as); -1 with the reason, which quotes no content. */
 int tyrant_open(const struct emperor *e, const struct vassal *v, struct privs *p, char *why,
 		size_t len);
+/* What tyrant mode refuses in a config the owner may write: a cgroup.parent outside
+ * the emperor's cgroup. 0, or -1 with the reason naming the file and the value. */
+struct config;
+int tyrant_config_ok(const struct emperor *e, const struct vassal *v, const struct config *cfg,
+		     char *why, size_t len);
 
-/* upgrade.c: SIGUSR2 — re-exec the emperor binary, handing over the table. */
-void upgrade_exec(struct emperor *e, char **argv);
-int upgrade_restore(struct emperor *e);
 
 #endif

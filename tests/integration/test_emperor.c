@@ -460,6 +460,45 @@ static void test_dir_removed_and_back(void **state)
 	emperor_stop(f);
 }
 
+/* A second touch while the first reload runs is merged into it (one more reload
+ * follows in the master); "reloaded in N ms" counts from the first touch. The worker
+ * ignores its stop signal, so the reload lasts its 2s reload-mercy; the second touch
+ * comes 1s in. */
+static void test_merged_touches_timed_from_first(void **state)
+{
+	struct fixture *f = *state;
+	struct vassal_opts o = { .port = free_port(), .greeting = "slow", .args = ", --ignore-stop",
+				 .mercy = "2s" };
+	long long first;
+	char *rest;
+	size_t m;
+
+	emperor_start(f, NULL);
+	put_file(f->vdir, "slow.yaml", vassal_text(f, &o));
+	wait_vassal(f, "slow", o.port, "slow");
+
+	m = mark(f);
+	touch_path(f->vdir, "slow.yaml", 0);
+	wait_line(f, m, " slow: reloading (touched)");
+	first = sup_now_ms();
+	while (sup_now_ms() < first + 1000) /* 1s into a reload that lasts 2s */
+		sup_poll_pause();
+	assert_int_equal(count_lines(f, m, " slow: reloaded ("), 0);
+	touch_path(f->vdir, "slow.yaml", 0);
+	wait_count(f, m, " slow: reloading (touched)", 2, T_MS);
+	wait_line(f, m, " slow: reloaded (touched) in ");
+	long one = log_offset(f, m, " slow: reloading (touched)");
+	long two = one + 1 + log_offset(f, m + (size_t)one + 1, " slow: reloading (touched)");
+	if (log_offset(f, m, " slow: reloaded (touched) in ") < two)
+		fail_msg("the second touch came after the reload had ended: not merged");
+	rest = log_rest_of_line(f, m, " slow: reloaded (touched) in ");
+	assert_non_null(rest);
+	if (atol(rest) < 1800)
+		fail_msg("reloaded in %ld ms, but the first touch was about 2000 ms before", atol(rest));
+	free(rest);
+	emperor_stop(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -474,6 +513,7 @@ int main(void)
 		TEST(test_editor_droppings_ignored),
 		TEST(test_fifty_files_at_once),
 		TEST(test_dir_removed_and_back),
+		TEST(test_merged_touches_timed_from_first),
 		TEST(test_invalid_new_file_not_started),
 	};
 

@@ -512,6 +512,28 @@ static void test_tyrant_symlink_to_root_file_not_read(void **state)
 	emperor_stop(f);
 }
 
+/* Tyrant mode: a file's owner may not move its vassal's cgroup outside the emperor's
+ * (a '..' or an absolute cgroup.parent); the file is refused, naming the value. */
+static void test_tyrant_cgroup_parent_stays_inside(void **state)
+{
+	struct iso *t = *state;
+	struct fixture *f = t->f;
+	struct vassal_opts up = { .port = free_port(), .greeting = "up",
+				  .keys = "cgroup: {parent: \"../../escape\"}\n" };
+	struct vassal_opts abs = { .port = free_port(), .greeting = "abs",
+				   .keys = "cgroup: {parent: /system.slice}\n" };
+
+	iso_emperor(t, "--tyrant", NULL, NULL);
+	put_owned(t, "up.yaml", vassal_text(f, &up), NOBODY, NOBODY, 0644);
+	put_owned(t, "abs.yaml", vassal_text(f, &abs), NOBODY, NOBODY, 0644);
+	assert_refused(f, "up", "cgroup.parent \"../../escape\" is refused: an empty, '.' or '..' "
+		       "component", up.port);
+	assert_refused(f, "abs", "cgroup.parent \"/system.slice\" is refused: an absolute path",
+		       abs.port);
+	assert_int_equal(count_lines(f, 0, ": started (pid "), 0);
+	emperor_stop(f);
+}
+
 /* --tyrant-nofollow or --tyrant-allow-root without --tyrant: a usage error, exit 2.
  * (--tyrant as non-root also exits 2; we run as root, so that is not checked.) */
 static void test_tyrant_options_need_tyrant(void **state)
@@ -710,6 +732,7 @@ int main(void)
 		ISO_TEST(test_tyrant_nofollow_and_allow_root),
 		ISO_TEST(test_tyrant_options_need_tyrant),
 		ISO_TEST(test_tyrant_symlink_to_root_file_not_read),
+		ISO_TEST(test_tyrant_cgroup_parent_stays_inside),
 		ISO_TEST(test_stop_leaves_no_sleeper),
 		ISO_TEST(test_no_mercy_kill_leaves_no_sleeper),
 		ISO_TEST(test_reload_leaves_no_sleeper),
