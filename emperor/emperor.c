@@ -16,6 +16,9 @@
 #include <unistd.h>
 
 #include "emperor.h"
+#include "monitor.h"
+#include "output.h"
+#include "scan.h"
 #include "log.h"
 #include "notify.h"
 #include "upgrade.h"
@@ -154,10 +157,8 @@ static void stop_brutally(struct emperor *e)
 
 	log_warn("second SIGINT: SIGKILL to every vassal's process group");
 	e->brutal = true;
-	TAILQ_FOREACH(v, &e->vassals, link) {
-		v->state = VASSAL_STOPPING;
-		vtable_kill(v);
-	}
+	TAILQ_FOREACH(v, &e->vassals, link)
+		vtable_brutal_stop(v);
 }
 
 static void status_dump(struct emperor *e)
@@ -257,6 +258,8 @@ int emperor_main(const struct emperor_opts *opts)
 
 	e.opts = *opts;
 	log_init("emperor");
+	log_set_debug(e.opts.debug || (getenv("EMPEROR_DEBUG") && *getenv("EMPEROR_DEBUG") &&
+				       strcmp(getenv("EMPEROR_DEBUG"), "0") != 0));
 	e.loop = ev_default_loop(EVFLAG_AUTO);
 	if (!e.loop || resolve_paths(&e) < 0)
 		return 1;

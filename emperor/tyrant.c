@@ -21,6 +21,8 @@
 
 #include "config.h"
 #include "emperor.h"
+#include "privs.h"
+#include "tyrant.h"
 
 static int loose(const char *what, const char *path, const struct stat *st, char *why, size_t len)
 {

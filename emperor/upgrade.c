@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "output.h"
 #include "util.h"
 
 #define CG_FIELD "cg="              /* the cgroup field: "cg=-" or "cg=" + hex */

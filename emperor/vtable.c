@@ -18,9 +18,12 @@
 
 #include "config.h"
 #include "emperor.h"
+#include "output.h"
+#include "tyrant.h"
 #include "log.h"
 #include "notify.h"
 #include "parse.h"
+#include "privs.h"
 #include "upgrade.h"
 #include "util.h"
 
@@ -32,12 +35,7 @@ static const char *const vassal_env_drop[] = {
 
 const char *vtable_state_name(enum vassal_state st)
 {
-	static const char *const names[] = {
-		[VASSAL_STARTING] = "starting", [VASSAL_READY] = "ready",
-		[VASSAL_RELOADING] = "reloading", [VASSAL_STOPPING] = "stopping",
-		[VASSAL_WAITING] = "waiting", [VASSAL_HALTED] = "halted",
-	};
-	return st < ARRAY_LEN(names) ? names[st] : "?";
+	return vstate_name(st);
 }
 
 struct vassal *vtable_find(struct emperor *e, const char *file)
@@ -54,24 +52,35 @@ struct vassal *vtable_find(struct emperor *e, const char *file)
 
 static void drop_cgroup(struct vassal *v)
 {
-	free(v->cgroup.parent);
-	free(v->cgroup.cpu_max);
-	memset(&v->cgroup, 0, sizeof v->cgroup);
-	v->has_cgroup = false;
+	if (!v->cgroup)
+		return;
+	free(v->cgroup->parent);
+	free(v->cgroup->cpu_max);
+	free(v->cgroup);
+	v->cgroup = NULL;
 }
 
 static void keep_cgroup(struct vassal *v, const struct config *cfg)
 {
 	drop_cgroup(v);
-	if (!cfg->has_cgroup)
+	if (!cfg->has_cgroup || !(v->cgroup = malloc(sizeof *v->cgroup)))
 		return;
-	v->has_cgroup = true;
-	v->cgroup = cfg->cgroup;
-	v->cgroup.parent = cfg->cgroup.parent ? strdup(cfg->cgroup.parent) : NULL;
-	v->cgroup.cpu_max = cfg->cgroup.cpu_max ? strdup(cfg->cgroup.cpu_max) : NULL;
+	*v->cgroup = cfg->cgroup;
+	v->cgroup->parent = cfg->cgroup.parent ? strdup(cfg->cgroup.parent) : NULL;
+	v->cgroup->cpu_max = cfg->cgroup.cpu_max ? strdup(cfg->cgroup.cpu_max) : NULL;
 }
 
 enum validity { VALID, INVALID, REFUSED };
+
+/* What an event's action needs besides the record. */
+struct vctx {
+	const char *why;            /* a reload's or a stop's reason; a refusal's */
+	const char *how;            /* an exit, as text */
+	int sig;                    /* the reload signal: SIGHUP, SIGUSR2 (chain) */
+	int status;                 /* a spawn's result: 0, or -1 if its exec failed */
+};
+
+static void fire(struct vassal *v, enum vstate_event ev, const struct vctx *x);
 
 /* In tyrant mode, the file is opened by tyrant_open() and read only if it passes the
  * owner checks; a refusal is the error shown, never the file's content. */
@@ -82,7 +91,11 @@ static struct config *load(struct vassal *v, struct config_errors *errs, char *w
 
 	if (!v->e->opts.tyrant)
 		return config_load_file(v->path, errs);
-	fd = tyrant_open(v->e, v, &v->owner, why, len);
+	if (!v->owner && !(v->owner = calloc(1, sizeof *v->owner))) {
+		snprintf(why, len, "out of memory");
+		return NULL;
+	}
+	fd = tyrant_open(v->e, v, v->owner, why, len);
 	if (fd < 0)
 		return NULL;
 	cfg = config_load_fd(v->path, fd, errs);
@@ -147,34 +160,16 @@ static void heartbeat_arm(struct vassal *v)
 
 static void on_message(struct vassal *v, const char *msg)
 {
-	double took = (mono_now() - v->spawned_at_mono) * 1000;
-
 	char workers[32];
 
 	if (notify_has(msg, "WATCHDOG=1"))
 		heartbeat_arm(v);
 	if (notify_get(msg, "X_WORKERS", workers, sizeof workers))
 		sscanf(workers, "%d/%d", &v->workers_ready, &v->workers_total);
-	if (notify_has(msg, "RELOADING=1") && v->state == VASSAL_READY) {
-		v->state = VASSAL_RELOADING;
-		v->spawned_at_mono = mono_now();
-		snprintf(v->reload_why, sizeof v->reload_why, "by itself");
-	}
-	if (!notify_has(msg, "READY=1"))
-		return;
-	if (v->state == VASSAL_STARTING) {
-		log_info("%s: ready after %.0f ms", v->name, took);
-	} else if (v->state == VASSAL_RELOADING) {
-		log_info("%s: reloaded (%s) in %.0f ms", v->name, v->reload_why, took);
-		control_reload_done(v, took / 1000);
-	} else {
-		return;
-	}
-	v->state = VASSAL_READY;
-	heartbeat_arm(v);
-	emperor_reload_slot_free(v->e, v);
-	emperor_status_notify(v->e);
-	control_vassal_event(v->e, v, CTL_READY);
+	if (notify_has(msg, "RELOADING=1"))
+		fire(v, VEV_RELOADING_MSG, NULL);
+	if (notify_has(msg, "READY=1"))
+		fire(v, VEV_READY_MSG, NULL);
 }
 
 static void chan_readable(struct ev_loop *loop, ev_io *w, int revents)
@@ -211,7 +206,7 @@ static void vassal_in_child(void *arg)
 
 	if (v->cg_path && cgroup_join(v->cg_path) < 0)
 		_exit(126);
-	if (v->e->opts.tyrant && privs_drop(&v->owner, why, sizeof why) < 0) {
+	if (v->owner && privs_drop(v->owner, why, sizeof why) < 0) {
 		dprintf(2, "vassal %s: %s\n", v->name, why);
 		_exit(126);
 	}
@@ -248,7 +243,7 @@ static int spawn(struct vassal *v)
 				.in_child = vassal_in_child, .in_child_arg = v };
 	free(v->cg_path);
 	v->cg_path = NULL;
-	if (v->e->cg.usable && cgroup_create(&v->e->cg, v->name, v->has_cgroup ? &v->cgroup : NULL,
+	if (v->e->cg.usable && cgroup_create(&v->e->cg, v->name, v->cgroup,
 					     cg_path, sizeof cg_path) == 0)
 		v->cg_path = strdup(cg_path); /* NULL: it runs without (the log said why) */
 	rc = child_spawn(&v->child, &x);
@@ -260,46 +255,30 @@ static int spawn(struct vassal *v)
 	ev_io_init(&v->chan_io, chan_readable, v->chan_fd, EV_READ);
 	ev_io_start(v->e->loop, &v->chan_io);
 	output_start(v, out[0]);
-	v->state = VASSAL_STARTING;
-	v->spawned_at_mono = mono_now();
-	if (rc == 0)
-		log_info("%s: started (pid %d)", v->name, (int)v->child.pid);
 	return rc;
-}
-
-/* No process came of the spawn (no socketpair, pipe or fork): nothing will exit to
- * tell, so the retry is scheduled here, throttled like a respawn. */
-static void retry_later(struct vassal *v)
-{
-	release_run(v);
-	log_warn("%s: not started; next attempt in %.1fs", v->name, child_next_backoff(&v->child));
-	v->state = VASSAL_WAITING;
-	child_schedule_respawn(&v->child);
 }
 
 void vtable_start(struct vassal *v)
 {
 	enum validity valid;
+	int rc;
 
 	v->halting = false;
 	if (v->e->stopping)
 		return;
 	valid = validate(v);
 	if (valid != VALID) {
-		v->state = VASSAL_HALTED;
-		if (valid == REFUSED)
-			log_warn("%s: not started (tyrant mode): %s; waiting for the file to change",
-				 v->name, v->config_error);
-		else
-			log_warn("%s: not started: invalid config; waiting for the file to change",
-				 v->name);
+		fire(v, VEV_REFUSED, &(struct vctx){ .why = valid == REFUSED ? v->config_error : NULL });
 		return;
 	}
-	if (spawn(v) < 0 && !child_running(&v->child))
-		retry_later(v);
+	rc = spawn(v);
+	/* No process came of it (no socketpair, pipe or fork): nothing will exit to tell,
+	 * so the retry is scheduled now, throttled like a respawn. */
+	fire(v, child_running(&v->child) ? VEV_SPAWNED : VEV_SPAWN_FAILED,
+	     &(struct vctx){ .status = rc });
 }
 
-/* ---- events --------------------------------------------------------------------------- */
+/* ---- the machine ---------------------------------------------------------------------- */
 
 /* The record goes; the emperor may exit if it was the last one of a stop. */
 static void forget(struct vassal *v)
@@ -310,15 +289,157 @@ static void forget(struct vassal *v)
 	emperor_vassal_gone(e);
 }
 
-static void halt(struct vassal *v, const char *why)
+/* The one place a vassal's state is assigned, logged at debug level. */
+static void set_state(struct vassal *v, enum vassal_state next, const char *via)
 {
-	v->state = VASSAL_HALTED;
-	log_warn("%s: %s", v->name, why);
+	log_debug("%s: %s -> %s (%s)", v->name, vstate_name(v->state), vstate_name(next), via);
+	if (next != VASSAL_GONE)
+		v->state = next;
+}
+
+/* READY=1 after a start or a reload. */
+static void now_ready(struct vassal *v)
+{
+	heartbeat_arm(v);
+	emperor_reload_slot_free(v->e, v);
+	emperor_status_notify(v->e);
+	control_vassal_event(v->e, v, CTL_READY);
+}
+
+/* Its process is gone unasked and no respawn follows at once, or one does. */
+static void exit_told(struct vassal *v, const char *warning)
+{
+	if (warning)
+		log_warn("%s: %s", v->name, warning);
+	control_vassal_event(v->e, v, CTL_FAILED);
+	emperor_status_notify(v->e);
+}
+
+static void signal_reload(struct vassal *v, const struct vctx *x, bool first)
+{
+	log_info("%s: %s (%s)", v->name, x->sig == SIGUSR2 ? "chain reload" : "reloading", x->why);
+	snprintf(v->reload_why, sizeof v->reload_why, "%s", x->why);
+	if (first) /* merged requests: timed from the first */
+		v->spawned_at_mono = mono_now();
+	if (kill(v->child.pid, x->sig) < 0)
+		log_errno("%s: kill(%d, SIG%s)", v->name, (int)v->child.pid, parse_signal_name(x->sig));
+}
+
+/* The actions that start, ready or reload it. */
+static void act_on_life(struct vassal *v, enum vstate_action a, const struct vctx *x)
+{
+	double took = (mono_now() - v->spawned_at_mono) * 1000;
+
+	switch (a) {
+	case VA_STARTED:
+		v->spawned_at_mono = mono_now();
+		if (x->status == 0)
+			log_info("%s: started (pid %d)", v->name, (int)v->child.pid);
+		break;
+	case VA_RETRY:
+		release_run(v);
+		log_warn("%s: not started; next attempt in %.1fs", v->name,
+			 child_next_backoff(&v->child));
+		child_schedule_respawn(&v->child);
+		break;
+	case VA_HALT_INVALID:
+		if (x->why)
+			log_warn("%s: not started (tyrant mode): %s; waiting for the file to change",
+				 v->name, x->why);
+		else
+			log_warn("%s: not started: invalid config; waiting for the file to change",
+				 v->name);
+		break;
+	case VA_ANNOUNCE_READY:
+		log_info("%s: ready after %.0f ms", v->name, took);
+		now_ready(v);
+		break;
+	case VA_ANNOUNCE_RELOADED:
+		log_info("%s: reloaded (%s) in %.0f ms", v->name, v->reload_why, took);
+		control_reload_done(v, took / 1000);
+		now_ready(v);
+		break;
+	case VA_NOTE_SELF_RELOAD:
+		v->spawned_at_mono = mono_now();
+		snprintf(v->reload_why, sizeof v->reload_why, "by itself");
+		break;
+	case VA_SIGNAL_RELOAD:
+	case VA_SIGNAL_MORE:
+		signal_reload(v, x, a == VA_SIGNAL_RELOAD);
+		break;
+	default:
+		break;
+	}
+}
+
+/* The actions that stop it or follow its exit. v may be freed on return. */
+static void act_on_end(struct vassal *v, enum vstate_action a, const struct vctx *x)
+{
+	switch (a) {
+	case VA_CURSE:
+		log_info("%s: stopping (%s), SIGKILL after %.0fs", v->name, x->why, v->stop_mercy);
+		emperor_reload_slot_free(v->e, v);
+		child_curse(&v->child, SIGTERM, v->stop_mercy);
+		break;
+	case VA_FORGET:
+		log_info("%s: removed (%s)", v->name, x->why);
+		forget(v);
+		break;
+	case VA_CANCEL_RESPAWN:
+		child_cancel_respawn(&v->child);
+		break;
+	case VA_KILL:
+		child_kill(&v->child);
+		break;
+	case VA_STOPPED:
+		log_info("%s: stopped (%s)", v->name, x->how);
+		control_vassal_event(v->e, v, CTL_STOPPED);
+		forget(v);
+		break;
+	case VA_STOPPED_KEEP:
+		log_info("%s: stopped (%s); halted until started again", v->name, x->how);
+		control_vassal_event(v->e, v, CTL_STOPPED);
+		emperor_status_notify(v->e);
+		break;
+	case VA_HALT_EXIT0:
+		exit_told(v, "exited 0: stays stopped until its file changes or the emperor gets SIGHUP");
+		break;
+	case VA_HALT_BAD_CONFIG:
+		exit_told(v, "bad config (exit 78): waiting for the file to change");
+		break;
+	case VA_RESPAWN:
+		log_warn("%s: died (%s) after %.1fs; respawn in %.1fs", v->name, x->how,
+			 v->child.last_uptime, child_next_backoff(&v->child));
+		v->restarts++;
+		child_schedule_respawn(&v->child);
+		exit_told(v, NULL);
+		break;
+	default:
+		act_on_life(v, a, x);
+		break;
+	}
+}
+
+/* An event: the table's next state, then its action. */
+static void fire(struct vassal *v, enum vstate_event ev, const struct vctx *x)
+{
+	static const struct vctx none = { .why = "", .how = "", .sig = SIGHUP };
+	struct vstate_step s = vstate_next(v->state, ev);
+
+	if (s.action == VA_IMPOSSIBLE) {
+		log_warn("%s: event %s while %s cannot happen: ignored", v->name,
+			 vstate_event_name(ev), vstate_name(v->state));
+		return;
+	}
+	if (s.next != v->state || s.action != VA_IGNORE)
+		set_state(v, s.next, vstate_event_name(ev));
+	act_on_end(v, s.action, x ? x : &none);
 }
 
 static void vassal_exited(struct child *c, int status)
 {
 	struct vassal *v = c->data;
+	enum vstate_event ev = VEV_EXIT_FAILED;
 	char how[64];
 
 	release_run(v);
@@ -331,33 +452,13 @@ static void vassal_exited(struct child *c, int status)
 		child_set_kill_strays(&v->e->children); /* or was adopted by us, a subreaper */
 	child_status_text(status, how, sizeof how);
 	snprintf(v->last_exit, sizeof v->last_exit, "%.*s", (int)sizeof v->last_exit - 1, how);
-	if (v->halting && !v->e->stopping) {
-		log_info("%s: stopped (%s); halted until started again", v->name, how);
-		v->state = VASSAL_HALTED;
-		control_vassal_event(v->e, v, CTL_STOPPED);
-		emperor_status_notify(v->e);
-		return;
-	}
-	if (v->state == VASSAL_STOPPING || v->e->stopping) {
-		log_info("%s: stopped (%s)", v->name, how);
-		control_vassal_event(v->e, v, CTL_STOPPED);
-		forget(v);
-		return;
-	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == CONFIG_EX_CONFIG)
-		halt(v, "bad config (exit 78): waiting for the file to change");
+	if (v->halting && !v->e->stopping)
+		ev = VEV_EXIT_HALTED;
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == CONFIG_EX_CONFIG)
+		ev = VEV_EXIT_CONFIG;
 	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		halt(v, "exited 0: stays stopped until its file changes or the emperor gets SIGHUP");
-	else {
-		double delay = child_next_backoff(c);
-		log_warn("%s: died (%s) after %.1fs; respawn in %.1fs", v->name, how,
-			 c->last_uptime, delay);
-		v->state = VASSAL_WAITING;
-		v->restarts++;
-		child_schedule_respawn(c);
-	}
-	control_vassal_event(v->e, v, CTL_FAILED);
-	emperor_status_notify(v->e);
+		ev = VEV_EXIT_OK;
+	fire(v, ev, &(struct vctx){ .how = how });
 }
 
 static void vassal_respawn_due(struct child *c)
@@ -410,64 +511,39 @@ void vtable_changed(struct vassal *v, bool content_changed)
 }
 
 /* SIGHUP: a reload in the vassal's configured mode; SIGUSR2: a chain reload. */
-static void reload_with(struct vassal *v, int sig, const char *why)
-{
-	if (!child_running(&v->child) || v->state == VASSAL_STOPPING)
-		return;
-	log_info("%s: %s (%s)", v->name, sig == SIGUSR2 ? "chain reload" : "reloading", why);
-	snprintf(v->reload_why, sizeof v->reload_why, "%s", why);
-	if (v->state != VASSAL_RELOADING) /* merged requests: timed from the first */
-		v->spawned_at_mono = mono_now();
-	v->state = VASSAL_RELOADING;
-	if (kill(v->child.pid, sig) < 0)
-		log_errno("%s: kill(%d, SIG%s)", v->name, (int)v->child.pid, parse_signal_name(sig));
-}
-
 void vtable_reload(struct vassal *v, const char *why)
 {
-	reload_with(v, SIGHUP, why);
+	if (child_running(&v->child))
+		fire(v, VEV_RELOAD, &(struct vctx){ .why = why, .sig = SIGHUP });
 }
 
 void vtable_chain_reload(struct vassal *v, const char *why)
 {
-	reload_with(v, SIGUSR2, why);
+	if (child_running(&v->child))
+		fire(v, VEV_RELOAD, &(struct vctx){ .why = why, .sig = SIGUSR2 });
 }
 
 void vtable_stop(struct vassal *v, const char *why)
 {
-	if (v->state == VASSAL_STOPPING)
-		return;
-	if (!child_running(&v->child)) {
-		log_info("%s: removed (%s)", v->name, why);
-		forget(v);
-		return;
-	}
-	log_info("%s: stopping (%s), SIGKILL after %.0fs", v->name, why, v->stop_mercy);
-	v->state = VASSAL_STOPPING;
-	emperor_reload_slot_free(v->e, v);
-	child_curse(&v->child, SIGTERM, v->stop_mercy);
+	fire(v, VEV_STOP, &(struct vctx){ .why = why });
 }
 
 void vtable_halt(struct vassal *v)
 {
-	if (!child_running(&v->child)) { /* halted already, or waiting to respawn: no more */
-		child_cancel_respawn(&v->child);
-		v->halting = true;
-		v->state = VASSAL_HALTED;
+	if (child_running(&v->child) && v->halting)
 		return;
-	}
-	if (v->halting)
-		return;
-	log_info("%s: stopping (emperorctl), SIGKILL after %.0fs", v->name, v->stop_mercy);
 	v->halting = true;
-	v->state = VASSAL_STOPPING;
-	emperor_reload_slot_free(v->e, v);
-	child_curse(&v->child, SIGTERM, v->stop_mercy);
+	fire(v, VEV_HALT, &(struct vctx){ .why = "emperorctl" });
 }
 
 void vtable_kill(struct vassal *v)
 {
-	child_kill(&v->child);
+	fire(v, VEV_KILL, NULL);
+}
+
+void vtable_brutal_stop(struct vassal *v)
+{
+	fire(v, VEV_BRUTAL_STOP, NULL);
 }
 
 /* ---- records ---------------------------------------------------------------------------- */
@@ -489,7 +565,7 @@ struct vassal *vtable_add(struct emperor *e, const char *file, const struct file
 		return NULL;
 	}
 	v->id = *id;
-	v->state = VASSAL_HALTED;
+	v->state = VASSAL_HALTED; /* a new record: nothing runs yet */
 	v->chan_fd = -1;
 	v->stop_mercy = 90;
 	snprintf(label, sizeof label, "vassal %s", v->name);
@@ -515,7 +591,8 @@ struct vassal *vtable_adopt(struct emperor *e, const struct upgrade_record *r)
 	if (!v)
 		return NULL;
 	validate(v);
-	v->state = (enum vassal_state)r->state;
+	set_state(v, (unsigned)r->state <= VASSAL_HALTED ? (enum vassal_state)r->state : VASSAL_READY,
+		  "handed across");
 	v->spawned_at_mono = mono_now();
 	child_adopt(&v->child, r->pid, r->started);
 	v->chan_fd = r->chan_fd;
@@ -551,6 +628,7 @@ void vtable_free(struct vassal *v)
 			vtable_start(x);
 		}
 	drop_cgroup(v);
+	free(v->owner);
 	free(v->cg_path);
 	free(v->config_error);
 	free(v->file);

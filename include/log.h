@@ -16,6 +16,10 @@ int log_get_fd(void);
 typedef void log_writer(const char *line, size_t len, void *arg);
 void log_set_writer(log_writer *fn, void *arg);
 
+/* Debug lines ("debug: ...") are dropped unless turned on (emperor --debug). */
+void log_set_debug(int on);
+int log_debug_enabled(void);
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Appends ": strerror(errno)" (errno as it was on entry). */

@@ -1,8 +1,9 @@
-/* log.c — the logging verbs used everywhere (log_info, log_warn, log_errno,
- * log_fatal). Each line is "YYYY-MM-DD HH:MM:SS.mmm ident[pid]: message", formatted
- * into one buffer and written with one write(2), so concurrent writers to one pipe
- * or O_APPEND file never cut each other's lines (or handed whole to a writer the
- * program installs: the emperor queues its lines so that stderr never blocks it). */
+/* log.c — the logging verbs used everywhere (log_debug, log_info, log_warn, log_errno,
+ * log_fatal); debug lines only once log_set_debug(1). Each line is
+ * "YYYY-MM-DD HH:MM:SS.mmm ident[pid]: message", formatted into one buffer and written
+ * with one write(2), so concurrent writers to one pipe or O_APPEND file never cut each
+ * other's lines (or handed whole to a writer the program installs: the emperor queues
+ * its lines so that stderr never blocks it). */
 #include "log.h"
 
 #include <errno.h>
@@ -17,6 +18,7 @@
 
 static char log_ident[64] = "emperor";
 static int log_fd = 2;
+static int log_debug_on;
 static log_writer *log_writer_fn;       /* NULL: write(2) to log_fd */
 static void *log_writer_arg;
 
@@ -33,6 +35,16 @@ void log_set_fd(int fd)
 int log_get_fd(void)
 {
 	return log_fd;
+}
+
+void log_set_debug(int on)
+{
+	log_debug_on = on;
+}
+
+int log_debug_enabled(void)
+{
+	return log_debug_on;
 }
 
 void log_set_writer(log_writer *fn, void *arg)
@@ -82,6 +94,19 @@ void log_info(const char *fmt, ...)
 
 	va_start(ap, fmt);
 	log_vwrite("", fmt, ap, 0);
+	va_end(ap);
+	errno = saved;
+}
+
+void log_debug(const char *fmt, ...)
+{
+	va_list ap;
+	int saved = errno;
+
+	if (!log_debug_on)
+		return;
+	va_start(ap, fmt);
+	log_vwrite("debug: ", fmt, ap, 0);
 	va_end(ap);
 	errno = saved;
 }

@@ -499,6 +499,30 @@ static void test_merged_touches_timed_from_first(void **state)
 	emperor_stop(f);
 }
 
+/* --debug: every transition of a vassal's machine is one debug line; without it, none. */
+static void test_debug_logs_transitions(void **state)
+{
+	static const char *const args[] = { "--debug", NULL };
+	struct fixture *f = *state;
+	int port = free_port();
+	size_t m;
+
+	emperor_start(f, args);
+	put_vassal(f, "a.yaml", port, "dbg");
+	wait_vassal(f, "a", port, "dbg");
+	wait_line(f, 0, "debug: a: halted -> starting (spawned)");
+	wait_line(f, 0, "debug: a: starting -> ready (READY=1)");
+	m = mark(f);
+	touch_path(f->vdir, "a.yaml", 0);
+	wait_line(f, m, "debug: a: ready -> reloading (reload)");
+	wait_line(f, m, "debug: a: reloading -> ready (READY=1)");
+	remove_file(f->vdir, "a.yaml");
+	wait_line(f, m, "debug: a: ready -> stopping (stop)");
+	wait_line(f, m, "debug: a: stopping -> gone (exit-0)");
+	assert_int_equal(count_lines(f, 0, "cannot happen"), 0);
+	emperor_stop(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -514,6 +538,7 @@ int main(void)
 		TEST(test_fifty_files_at_once),
 		TEST(test_dir_removed_and_back),
 		TEST(test_merged_touches_timed_from_first),
+		TEST(test_debug_logs_transitions),
 		TEST(test_invalid_new_file_not_started),
 	};
 
