@@ -33,8 +33,8 @@ struct output {                         /* a vassal's pipe, while it is open */
 	struct vassal *v;
 	int fd;
 	ev_io io;
-	size_t len;
-	char buf[OUTPUT_LINE_MAX];
+	size_t len;                         /* bytes of an unfinished line */
+	char *partial;                      /* they, while there are some (malloc'd) */
 };
 
 struct output_sink {                    /* the emperor's stderr */
@@ -249,29 +249,54 @@ static void emit(const struct vassal *v, const char *line, size_t len)
 	} while (len > 0);
 }
 
-static void flush_lines(struct output *o, bool all)
+/* A line read whole is passed on from here: only a vassal that leaves a line
+ * unfinished holds a buffer of its own until the line ends. */
+static char scratch[OUTPUT_LINE_MAX];
+
+/* Passes on the whole lines of buf[0..o->len) (all of it if `all`, or a full buffer
+ * without a newline) and moves the rest to the front. */
+static void flush_lines(struct output *o, char *buf, bool all)
 {
 	size_t start = 0;
 
 	for (size_t i = 0; i < o->len; i++)
-		if (o->buf[i] == '\n') {
-			emit(o->v, o->buf + start, i - start);
+		if (buf[i] == '\n') {
+			emit(o->v, buf + start, i - start);
 			start = i + 1;
 		}
-	if (all || (start == 0 && o->len == sizeof o->buf)) {
+	if (all || (start == 0 && o->len == OUTPUT_LINE_MAX)) {
 		if (o->len > start)
-			emit(o->v, o->buf + start, o->len - start);
+			emit(o->v, buf + start, o->len - start);
 		start = o->len;
 	}
-	memmove(o->buf, o->buf + start, o->len - start);
+	memmove(buf, buf + start, o->len - start);
 	o->len -= start;
+}
+
+/* After a flush of buf: an unfinished line moves into (or stays in) o->partial. */
+static void keep_partial(struct output *o, char *buf)
+{
+	if (o->len == 0) {
+		free(o->partial);
+		o->partial = NULL;
+		return;
+	}
+	if (o->partial)
+		return; /* buf is o->partial */
+	o->partial = malloc(OUTPUT_LINE_MAX);
+	if (!o->partial) {
+		flush_lines(o, buf, true); /* no memory to wait for its end: pass it on cut */
+		return;
+	}
+	memcpy(o->partial, buf, o->len);
 }
 
 /* Reads what is there (at most a full pipe); 0 on EOF or error (the pipe is done). */
 static int drain(struct output *o)
 {
 	for (int round = 0; round < 16; round++) {
-		ssize_t n = read(o->fd, o->buf + o->len, sizeof o->buf - o->len);
+		char *buf = o->partial ? o->partial : scratch;
+		ssize_t n = read(o->fd, buf + o->len, OUTPUT_LINE_MAX - o->len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -279,7 +304,8 @@ static int drain(struct output *o)
 		if (n == 0)
 			return 0;
 		o->len += (size_t)n;
-		flush_lines(o, false);
+		flush_lines(o, buf, false);
+		keep_partial(o, buf);
 	}
 	return 1;
 }
@@ -307,6 +333,7 @@ void output_start(struct vassal *v, int fd)
 	o->v = v;
 	o->fd = fd;
 	o->len = 0;
+	o->partial = NULL;
 	fd_set_nonblock(fd, 1);
 	ev_io_init(&o->io, out_readable, fd, EV_READ);
 	ev_io_start(v->e->loop, &o->io);
@@ -320,9 +347,11 @@ void output_stop(struct vassal *v)
 	if (!o)
 		return;
 	drain(o);
-	flush_lines(o, true);
+	if (o->partial)
+		flush_lines(o, o->partial, true);
 	ev_io_stop(v->e->loop, &o->io);
 	close(o->fd);
+	free(o->partial);
 	free(o);
 	v->out = NULL;
 }

@@ -1,6 +1,7 @@
 /* output.h — vassal output in the emperor (emperor/output.c): each vassal's
- * stdout/stderr pipe is read into a line buffer of its own (allocated while the pipe
- * is open) and every line leaves on the emperor's stderr prefixed "[name] ". The
+ * stdout/stderr pipe is watched while open (a small struct of its own; a line buffer
+ * only while one of its lines is unfinished) and every line leaves on the emperor's
+ * stderr prefixed "[name] ". The
  * emperor's stderr is written without ever blocking the loop: what it cannot take at
  * once waits in one bounded queue per emperor (its own log lines go through it too,
  * in order); vassal lines that do not fit are dropped, counted, and reported in one

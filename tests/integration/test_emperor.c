@@ -523,6 +523,40 @@ static void test_debug_logs_transitions(void **state)
 	emperor_stop(f);
 }
 
+/* A vassal's output reaches the emperor's stderr line by line, prefixed: a line
+ * written in two parts (a pause between them) comes out whole; a line longer than the
+ * line buffer (4 KiB) comes out in prefixed pieces, each one write(2) of at most
+ * PIPE_BUF bytes (atomic on a pipe), that add up to it. */
+static void test_output_lines_whole_and_prefixed(void **state)
+{
+	struct fixture *f = *state;
+	char text[1024], *log, *save = NULL;
+	size_t xs = 0;
+	int pieces = 0;
+
+	emperor_start(f, NULL);
+	snprintf(text, sizeof text,
+		 "workers: {count: 1, ready: exec, exec: [sh, -c, \"printf 'first half, '; "
+		 "sleep 0.2; echo second half; i=0; while [ $i -lt 100 ]; do "
+		 "printf %%s xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; "
+		 "echo; echo done writing; exec sleep 300\"]}\nstop-mercy: 1s\n");
+	put_file(f->vdir, "out.yaml", text);
+	wait_line(f, 0, "[out] done writing");
+	wait_line(f, 0, "[out] first half, second half\n");
+	log = log_text(f, 0);
+	for (char *line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (strncmp(line, "[out] x", 7) == 0) {
+			pieces++;
+			xs += strspn(line + 6, "x");
+			assert_true(strlen(line) + 1 <= PIPE_BUF);
+			assert_int_equal(line[6 + strspn(line + 6, "x")], '\0');
+		}
+	free(log);
+	assert_true(pieces >= 2);
+	assert_int_equal(xs, 5000);
+	emperor_stop(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -539,6 +573,7 @@ int main(void)
 		TEST(test_dir_removed_and_back),
 		TEST(test_merged_touches_timed_from_first),
 		TEST(test_debug_logs_transitions),
+		TEST(test_output_lines_whole_and_prefixed),
 		TEST(test_invalid_new_file_not_started),
 	};
 
