@@ -1,10 +1,12 @@
-/* vtable.c — the vassal table: one record per vassal file and its life (the state
- * machine of enum vassal_state). A vassal is a `vassal FILE` process in its own
- * process group, with stdin on /dev/null, stdout/stderr on a pipe to output.c, and
- * one end of a SOCK_SEQPACKET socketpair as EMPEROR_FD (fd 3) carrying sd_notify
- * messages both ways; its EOF tells each side that the other is gone. Exit status:
- * 0 stays stopped, 78 (bad config) waits for the file to change, anything else is
- * respawned with a throttle that doubles up to --max-throttle. */
+/* vtable.c — the vassal table: one record per vassal file and its life. Its state
+ * changes only in fire(): the event goes through the table of vstate.c, set_state()
+ * assigns the next state, and the action is carried out here. A vassal is a
+ * `vassal FILE` process in its own process group, with stdin on /dev/null,
+ * stdout/stderr on a pipe to output.c, and one end of a SOCK_SEQPACKET socketpair as
+ * EMPEROR_FD (fd 3) carrying sd_notify messages both ways; its EOF tells each side
+ * that the other is gone. Exit status: 0 stays stopped, 78 (bad config) waits for the
+ * file to change, anything else is respawned with a throttle that doubles up to
+ * --max-throttle. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,12 +20,12 @@
 
 #include "config.h"
 #include "emperor.h"
-#include "output.h"
-#include "tyrant.h"
 #include "log.h"
 #include "notify.h"
+#include "output.h"
 #include "parse.h"
 #include "privs.h"
+#include "tyrant.h"
 #include "upgrade.h"
 #include "util.h"
 
