@@ -163,6 +163,9 @@ struct config_errors {
 /* Loads and validates path. Returns a new config, or NULL with errs filled (one or
  * more messages, each naming file:line:col). errs may be NULL. */
 struct config *config_load_file(const char *path, struct config_errors *errs);
+/* The same from a file already opened (and checked) by the caller; fd stays open.
+ * path names the file in messages. */
+struct config *config_load_fd(const char *path, int fd, struct config_errors *errs);
 /* The same from a buffer; name is the path used in messages and for the vassal name. */
 struct config *config_load_buffer(const char *name, const char *buf, size_t len,
 				  struct config_errors *errs);

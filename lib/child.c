@@ -32,6 +32,7 @@
 extern char **environ;
 
 static void mercy_rearm(struct child_set *set);
+static void strays_reaped(struct ev_loop *loop, ev_child *w, int revents);
 
 const char *child_state_name(enum child_state st)
 {
@@ -589,6 +590,7 @@ void child_set_init(struct child_set *set, struct ev_loop *loop)
 	set->loop = loop;
 	TAILQ_INIT(&set->children);
 	ev_timer_init(&set->mercy_timer, mercy_expired, 0, 0);
+	ev_child_init(&set->strays_watcher, strays_reaped, 0, 0);
 }
 
 void child_set_fini(struct child_set *set)
@@ -596,6 +598,7 @@ void child_set_fini(struct child_set *set)
 	struct child *c;
 
 	ev_timer_stop(set->loop, &set->mercy_timer);
+	ev_child_stop(set->loop, &set->strays_watcher);
 	TAILQ_FOREACH(c, &set->children, link) {
 		ev_child_stop(set->loop, &c->child_watcher);
 		ev_timer_stop(set->loop, &c->respawn_timer);
@@ -703,12 +706,24 @@ static pid_t *set_pids(const struct child_set *set, size_t *n)
 	return v;
 }
 
+/* A stray that dies between the read of our children and the read of its own hands
+ * its children to us unseen by that sweep. Its children are ours before we reap it,
+ * so every exit reaped after a sweep that found strays sweeps again, until a sweep
+ * finds none. */
+static void strays_reaped(struct ev_loop *loop, ev_child *w, int revents)
+{
+	struct child_set *set = container_of(w, struct child_set, strays_watcher);
+
+	(void)loop, (void)revents;
+	child_set_kill_strays(set);
+}
+
 /* Our children that are not in the set (orphans we adopted), then, level by level,
  * their descendants: an orphan still dying (a worker whose master was just killed)
  * hands its own children (a setsid'd sleeper) to us only later, so they go now with
  * it. Only our own subtree is read: the cost does not grow with the host's
  * processes. */
-int child_set_kill_strays(const struct child_set *set)
+int child_set_kill_strays(struct child_set *set)
 {
 	static pid_t found[STRAYS_MAX];
 	size_t n_known;
@@ -735,5 +750,9 @@ int child_set_kill_strays(const struct child_set *set)
 			log_warn("killed pid %d: %s", (int)found[i], i < orphans ? "an orphan we "
 				 "adopted, not one of our children" : "a descendant of an orphan we adopted");
 	}
+	if (strays > 0)
+		ev_child_start(set->loop, &set->strays_watcher);
+	else
+		ev_child_stop(set->loop, &set->strays_watcher);
 	return strays;
 }

@@ -582,28 +582,21 @@ static const char *file_kind(mode_t mode)
 	return "of an unknown type";
 }
 
-/* The file's bytes, or NULL after reporting; the size is checked before reading. Only
- * a regular file is read: opening a FIFO would wait for a writer (O_NONBLOCK keeps
- * that open from blocking), and a device could be read forever. */
-static char *read_file(struct config_ctx *ctx, const char *path, size_t *len)
+/* The opened file's bytes, or NULL after reporting; the size is checked before
+ * reading. Only a regular file is read: opening a FIFO would wait for a writer
+ * (O_NONBLOCK keeps that open from blocking), and a device could be read forever. */
+static char *read_opened(struct config_ctx *ctx, int fd, size_t *len)
 {
 	struct cfg_mark nowhere = { 0, 0 };
 	struct stat st;
 	char *buf;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), err;
+	int err;
 
-	if (fd < 0) {
-		config_error(ctx, nowhere, "cannot open: %s", strerror(errno));
-		return NULL;
-	}
 	if (fstat(fd, &st) < 0) {
-		err = errno;
-		close(fd);
-		config_error(ctx, nowhere, "cannot stat: %s", strerror(err));
+		config_error(ctx, nowhere, "cannot stat: %s", strerror(errno));
 		return NULL;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_FILE_SIZE) {
-		close(fd);
 		if (!S_ISREG(st.st_mode))
 			config_error(ctx, nowhere, "not a regular file: %s", file_kind(st.st_mode));
 		else
@@ -612,7 +605,6 @@ static char *read_file(struct config_ctx *ctx, const char *path, size_t *len)
 	}
 	buf = read_fd(fd, len);
 	err = errno;
-	close(fd);
 	if (!buf)
 		config_error(ctx, nowhere, "cannot read: %s", strerror(err));
 	else if (*len > CONFIG_MAX_FILE_SIZE)
@@ -624,7 +616,7 @@ static char *read_file(struct config_ctx *ctx, const char *path, size_t *len)
 	return buf;
 }
 
-struct config *config_load_file(const char *path, struct config_errors *errs)
+struct config *config_load_fd(const char *path, int fd, struct config_errors *errs)
 {
 	struct config_errors local = { 0 };
 	struct config_ctx ctx = { .file = path, .errs = errs ? errs : &local };
@@ -633,7 +625,31 @@ struct config *config_load_file(const char *path, struct config_errors *errs)
 	char *buf;
 
 	*ctx.errs = (struct config_errors){ 0 };
-	buf = read_file(&ctx, path, &len);
+	buf = read_opened(&ctx, fd, &len);
+	if (buf)
+		cfg = config_load_buffer(path, buf, len, errs);
+	free(buf);
+	config_errors_fini(&local);
+	return cfg;
+}
+
+struct config *config_load_file(const char *path, struct config_errors *errs)
+{
+	struct config_errors local = { 0 };
+	struct config_ctx ctx = { .file = path, .errs = errs ? errs : &local };
+	struct config *cfg = NULL;
+	struct cfg_mark nowhere = { 0, 0 };
+	size_t len;
+	char *buf = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	*ctx.errs = (struct config_errors){ 0 };
+	if (fd < 0) {
+		config_error(&ctx, nowhere, "cannot open: %s", strerror(errno));
+	} else {
+		buf = read_opened(&ctx, fd, &len);
+		close(fd);
+	}
 	if (buf)
 		cfg = config_load_buffer(path, buf, len, errs);
 	free(buf);
