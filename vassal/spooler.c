@@ -11,6 +11,8 @@
  *   exit 0           the task file is removed (unlink + fsync of the directory)
  *   exit 75, signal  run again after retry-backoff * 2^(attempts-1), up to max-attempts
  *   anything else    moved to failed/ with failed/<id>.note saying why
+ * An outcome that cannot be written (a full spool file system) is kept in memory
+ * (struct deferred) with the task's lock, so the backoff and the attempts still hold.
  * On its stop signal the spooler takes no new task, lets the running one finish,
  * and exits; the master's mercy (or `stop: kill`) bounds that. */
 #include <dirent.h>
@@ -37,6 +39,22 @@
 #include "util.h"
 
 #define RETRY_DELAY_MAX 86400.0   /* the doubling retry delay stops growing at a day */
+#define DEFERRED_LOCKS_MAX 256    /* deferred tasks whose lock is held (one fd each) */
+
+/* A task whose outcome could not be written down (its retry's rewrite or its move to
+ * failed/ failed: a full or read-only spool file system). Its backoff and attempts
+ * are kept here instead, in memory, and its lock stays held (fd) so that no other
+ * spooler process runs it meanwhile; the file itself is left as it was, so nothing
+ * is lost. When it is due, it is run (or moved) again from here. */
+struct deferred {
+	TAILQ_ENTRY(deferred) link;
+	char file[256];
+	int fd;                     /* the task file, flock'ed; -1 past DEFERRED_LOCKS_MAX */
+	double not_before;          /* wall clock */
+	int attempts;               /* attempts so far, counted here since the file is stale */
+	char failed_why[200];       /* non-empty: it goes to failed/ (the move failed) */
+};
+TAILQ_HEAD(deferred_list, deferred);
 
 struct spooler {
 	struct ev_loop *loop;
@@ -47,6 +65,8 @@ struct spooler {
 	ev_io ino_io, sig_io, task_io;
 	ev_timer wake;
 	bool stopping;
+	struct deferred_list deferred;
+	int n_deferred_locks;
 	/* the task being run */
 	pid_t task_pid;
 	int task_pidfd, lock_fd;
@@ -65,8 +85,6 @@ static double wall_now(void)
 
 static void schedule_scan(struct spooler *s, double after);
 
-/* ---- outcomes ------------------------------------------------------------------------ */
-
 static void write_note(struct spooler *s, const char *file, const char *why)
 {
 	char note[300], text[600];
@@ -80,41 +98,106 @@ static void write_note(struct spooler *s, const char *file, const char *why)
 	}
 	n = snprintf(text, sizeof text, "%s\nfailed at %.3f after %d attempts\n", why, wall_now(),
 		     s->task.attempts);
-	if (write(fd, text, (size_t)n) < 0 || fsync(fd) < 0)
+	if (fd_write_all(fd, text, (size_t)n) < 0 || fsync(fd) < 0)
 		log_errno("spooler: %s", note);
 	close(fd);
 }
 
-static void fail_task(struct spooler *s, const char *file, const char *why)
+/* ---- deferred outcomes ---------------------------------------------------------------- */
+
+static struct deferred *deferred_find(struct spooler *s, const char *file)
+{
+	struct deferred *d;
+
+	TAILQ_FOREACH(d, &s->deferred, link)
+		if (strcmp(d->file, file) == 0)
+			return d;
+	return NULL;
+}
+
+static void deferred_free(struct spooler *s, struct deferred *d)
+{
+	TAILQ_REMOVE(&s->deferred, d, link);
+	if (d->fd >= 0) {
+		close(d->fd);
+		s->n_deferred_locks--;
+	}
+	free(d);
+}
+
+/* The outcome of the claimed task could not be written: keep it in memory, with its
+ * lock, until not_before. Without memory the lock is let go: the task runs again (as
+ * after a spooler's death), but it is not lost. */
+static void defer_task(struct spooler *s, double not_before, int attempts, const char *failed_why)
+{
+	struct deferred *d = calloc(1, sizeof *d);
+
+	if (!d) {
+		log_errno("spooler: cannot keep task %s back", s->file);
+		return;
+	}
+	snprintf(d->file, sizeof d->file, "%s", s->file);
+	d->not_before = not_before;
+	d->attempts = attempts;
+	snprintf(d->failed_why, sizeof d->failed_why, "%s", failed_why ? failed_why : "");
+	d->fd = -1;
+	if (s->n_deferred_locks < DEFERRED_LOCKS_MAX) {
+		d->fd = s->lock_fd; /* release_task() will not close it now */
+		s->lock_fd = -1;
+		s->n_deferred_locks += d->fd >= 0;
+	}
+	TAILQ_INSERT_TAIL(&s->deferred, d, link);
+}
+
+/* ---- outcomes ------------------------------------------------------------------------ */
+
+/* Backoff before run n+1 (n runs so far ended in a retry). */
+static double retry_delay(const struct spooler *s, int n)
+{
+	return fmin(s->cfg->retry_backoff * pow(2, n - 1), RETRY_DELAY_MAX);
+}
+
+/* Moves the claimed task (s->file) to failed/. If it cannot be moved, it is kept back
+ * in memory and the move is tried again after a retry-backoff: it is never run again
+ * at once. */
+static void fail_task(struct spooler *s, const char *why)
 {
 	char dest[300];
 
 	if (mkdirat(s->dirfd, "failed", 0750) < 0 && errno != EEXIST)
 		log_errno("spooler: mkdir failed/");
-	snprintf(dest, sizeof dest, "failed/%s", file);
-	write_note(s, file, why);
-	if (renameat(s->dirfd, file, s->dirfd, dest) < 0)
-		log_errno("spooler: move %s to failed/", file);
-	fsync(s->dirfd);
-	log_warn("task %s failed: %s", file, why);
+	snprintf(dest, sizeof dest, "failed/%s", s->file);
+	write_note(s, s->file, why);
+	if (renameat(s->dirfd, s->file, s->dirfd, dest) < 0) {
+		log_errno("spooler: move %s to failed/ (trying again in %.1fs)", s->file,
+			  retry_delay(s, 1));
+		defer_task(s, wall_now() + retry_delay(s, 1), s->task.attempts, why);
+		return;
+	}
+	if (fsync(s->dirfd) < 0)
+		log_errno("spooler: fsync %s", s->dir);
+	log_warn("task %s failed: %s", s->file, why);
 }
 
 static void retry_task(struct spooler *s, const char *why)
 {
 	int attempts = s->task.attempts + 1;
-	double delay = fmin(s->cfg->retry_backoff * pow(2, attempts - 1), RETRY_DELAY_MAX);
+	double delay = retry_delay(s, attempts);
 
 	if (attempts >= s->cfg->max_attempts) {
 		char full[200];
 		snprintf(full, sizeof full, "%s; gave up after %d attempts", why, attempts);
 		s->task.attempts = attempts;
-		fail_task(s, s->file, full);
+		fail_task(s, full);
 		return;
 	}
-	if (spool_rewrite(s->dirfd, s->file, &s->task, wall_now() + delay, attempts) < 0)
-		log_errno("spooler: rewrite %s for a retry", s->file);
-	else
+	if (spool_rewrite(s->dirfd, s->file, &s->task, wall_now() + delay, attempts) == 0) {
 		log_info("task %s: %s; retry %d in %.1fs", s->file, why, attempts, delay);
+		return;
+	}
+	log_errno("task %s: %s; retry %d in %.1fs, kept in memory: cannot rewrite the task file",
+		  s->file, why, attempts, delay);
+	defer_task(s, wall_now() + delay, attempts, NULL);
 }
 
 static void task_done(struct spooler *s, int status)
@@ -128,7 +211,7 @@ static void task_done(struct spooler *s, int status)
 			log_info("task %s done", s->file);
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) != SPOOL_EX_RETRY) {
 		snprintf(why, sizeof why, "the task program exited %d", WEXITSTATUS(status));
-		fail_task(s, s->file, why);
+		fail_task(s, why);
 	} else {
 		if (WIFSIGNALED(status))
 			snprintf(why, sizeof why, "the task program was killed by signal %d", WTERMSIG(status));
@@ -264,50 +347,99 @@ static char *read_task(int fd, size_t *len)
 	return buf;
 }
 
-/* Locks and parses file. 1: claimed and due; 0: not ours or not due (*next_at);
- * -1: malformed (moved to failed/). */
-static int claim(struct spooler *s, const char *file, double *next_at)
+/* Opens and locks file, if it is still the file under that name: not done (unlinked),
+ * retried (renamed over) or failed (moved) by another spooler since we opened it. The
+ * locked fd, or -1 (another spooler's, or gone). */
+static int lock_task(struct spooler *s, const char *file, int fd)
 {
-	int fd = openat(s->dirfd, file, O_RDONLY | O_CLOEXEC);
 	struct stat st, now_st;
-	char why[160];
-	size_t len;
 
 	if (fd < 0)
-		return 0;
-	/* Locked, and still the file under that name: not done (unlinked), retried
-	 * (renamed over) or failed (moved) by another spooler since we opened it. */
+		fd = openat(s->dirfd, file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &st) < 0 ||
 	    fstatat(s->dirfd, file, &now_st, 0) < 0 || st.st_ino != now_st.st_ino ||
-	    st.st_dev != now_st.st_dev) {
+	    st.st_dev != now_st.st_dev || lseek(fd, 0, SEEK_SET) < 0) {
 		close(fd);
-		return 0;
+		return -1;
 	}
+	return fd;
+}
+
+/* Reads and parses the task s->lock_fd (s->file). 1: due; 0: not due (*next_at, the
+ * task released); -1: malformed (moved to failed/). */
+static int load_task(struct spooler *s, double *next_at)
+{
+	char why[160], full[200];
+	size_t len;
+
 	memset(&s->task, 0, sizeof s->task);
-	s->text = read_task(fd, &len);
+	s->text = read_task(s->lock_fd, &len);
 	if (!s->text || len > SPOOL_MAX_TASK ||
 	    spool_parse(s->text, len, &s->task, why, sizeof why) < 0) {
 		if (!s->text || len > SPOOL_MAX_TASK)
 			snprintf(why, sizeof why, "unreadable or larger than %d bytes", SPOOL_MAX_TASK);
-		snprintf(s->file, sizeof s->file, "%s", file);
-		char full[200];
 		snprintf(full, sizeof full, "malformed task: %s", why);
-		fail_task(s, file, full);
-		free(s->text);
-		s->text = NULL;
-		close(fd);
+		fail_task(s, full);
+		release_task(s);
 		return -1;
 	}
 	if (s->task.at > wall_now()) {
 		if (s->task.at < *next_at)
 			*next_at = s->task.at;
 		release_task(s);
-		close(fd);
 		return 0;
 	}
-	s->lock_fd = fd;
-	snprintf(s->file, sizeof s->file, "%s", file);
 	return 1;
+}
+
+/* A task kept back in memory (d): not yet due, due to run, or due to be moved to
+ * failed/ once more. Same results as claim(). */
+static int claim_deferred(struct spooler *s, struct deferred *d, double *next_at)
+{
+	int attempts = d->attempts, rc;
+	char why[sizeof d->failed_why];
+
+	if (d->not_before > wall_now()) {
+		if (d->not_before < *next_at)
+			*next_at = d->not_before;
+		return 0;
+	}
+	s->lock_fd = lock_task(s, d->file, d->fd);
+	if (d->fd >= 0) {
+		d->fd = -1; /* now s->lock_fd, or closed */
+		s->n_deferred_locks--;
+	}
+	snprintf(s->file, sizeof s->file, "%s", d->file);
+	snprintf(why, sizeof why, "%s", d->failed_why);
+	deferred_free(s, d);
+	if (s->lock_fd < 0)
+		return 0; /* removed by hand meanwhile, or (unlocked) another spooler's now */
+	rc = load_task(s, next_at);
+	if (rc == 1 && s->task.attempts < attempts)
+		s->task.attempts = attempts; /* the file could not record them */
+	if (rc == 1 && why[0]) {
+		fail_task(s, why);
+		release_task(s);
+		return -1;
+	}
+	return rc;
+}
+
+/* Locks and parses file. 1: claimed and due; 0: not ours or not due (*next_at);
+ * -1: malformed or failed (moved to failed/). */
+static int claim(struct spooler *s, const char *file, double *next_at)
+{
+	struct deferred *d = deferred_find(s, file);
+
+	if (d)
+		return claim_deferred(s, d, next_at);
+	s->lock_fd = lock_task(s, file, -1);
+	if (s->lock_fd < 0)
+		return 0;
+	snprintf(s->file, sizeof s->file, "%s", file);
+	return load_task(s, next_at);
 }
 
 struct candidate {
@@ -381,6 +513,18 @@ static struct candidate *list_tasks(struct spooler *s, size_t *n)
 	return v;
 }
 
+/* Forgets deferred tasks whose file was removed (by hand) meanwhile. */
+static void deferred_prune(struct spooler *s)
+{
+	struct deferred *d = TAILQ_FIRST(&s->deferred), *next;
+
+	for (; d; d = next) {
+		next = TAILQ_NEXT(d, link);
+		if (faccessat(s->dirfd, d->file, F_OK, 0) < 0 && errno == ENOENT)
+			deferred_free(s, d);
+	}
+}
+
 static void scan(struct spooler *s)
 {
 	double next_at = INFINITY;
@@ -389,6 +533,7 @@ static void scan(struct spooler *s)
 
 	if (s->task_pid || s->stopping)
 		return;
+	deferred_prune(s);
 	v = list_tasks(s, &n);
 	for (size_t i = 0; i < n; i++) {
 		if (claim(s, v[i].name, &next_at) != 1)
@@ -479,6 +624,8 @@ static int spooler_main(void *arg)
 {
 	struct proc *p = arg;
 	struct spooler s = { .cfg = &p->m->cfg->spooler, .task_pidfd = -1, .lock_fd = -1 };
+
+	TAILQ_INIT(&s.deferred);
 	char ident[96];
 
 	snprintf(ident, sizeof ident, "vassal %s spooler %d", p->m->cfg->name, p->instance);

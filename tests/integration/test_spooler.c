@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <sys/mount.h>
+
 #include "children_fixture.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -564,6 +566,152 @@ static void test_spooler_stop_kill(void **state)
 	stop(t);
 }
 
+/* ---- a full spool file system (issue 13) ---------------------------------------------- */
+
+/* The spool dir is a 256 KiB tmpfs of the test's own (tests run as root), so that it
+ * can be filled up; unmounted by the teardown, whatever the test's outcome. */
+static void mount_tiny_spool(struct ct *t)
+{
+	const char *spool = in_dir(t, "spool");
+
+	assert_int_equal(mkdir(spool, 0750), 0);
+	if (mount("tmpfs", spool, "tmpfs", 0, "size=256k,mode=0750") < 0) {
+		fprintf(stderr, "mount tmpfs on %s: %s (the test needs root)\n", spool, strerror(errno));
+		fail();
+	}
+}
+
+static int full_teardown(void **state)
+{
+	struct ct *t = *state;
+
+	if (umount2(in_dir(t, "spool"), MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+		fprintf(stderr, "umount %s: %s\n", in_dir(t, "spool"), strerror(errno));
+	return ct_teardown(state);
+}
+
+/* Fills the file system of dir with the hidden file dir/.fill until ENOSPC. */
+static void fill_up(const char *dir)
+{
+	char path[512], block[4096] = { 0 };
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof path, "%s/.fill", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	assert_true(fd >= 0);
+	for (int i = 0; i < 1024 && (n = write(fd, block, sizeof block)) > 0; i++)
+		;
+	assert_int_equal(write(fd, block, sizeof block), -1);
+	assert_int_equal(errno, ENOSPC);
+	close(fd);
+}
+
+/* Lines of path that start with prefix. */
+static int count_prefixed(const char *path, const char *prefix)
+{
+	char *text = sup_read_file(path);
+	int n = 0;
+
+	for (char *p = text; p && *p;) {
+		n += strncmp(p, prefix, strlen(prefix)) == 0;
+		p = strchr(p, '\n');
+		p = p ? p + 1 : NULL;
+	}
+	free(text);
+	return n;
+}
+
+#define FULL_TASK_PROGRAM \
+	"  exec: [sh, -c, 'echo \"$SPOOL_NAME-$SPOOL_ATTEMPT $(date +%%s.%%N)\" >> %s; " \
+	"[ \"$SPOOL_NAME\" = retry ] && exit 75; exit 0']\n"
+
+/* A task asking for a retry on a full spool file system (its rewrite fails) is still
+ * retried after the backoff, its attempts counted up to max-attempts, while the other
+ * tasks run; it ends in failed/ with its file intact. Before the fix it ran again at
+ * once, hundreds of times a second, and the other task never ran. */
+static void test_spooler_full_disk_backs_off(void **state)
+{
+	struct ct *t = *state;
+	char *results = strdup(in_dir(t, "results")), *spool = strdup(in_dir(t, "spool"));
+	char retry_text[8300], *kept;
+	double r1, r2, r3, r4, ok;
+
+	/* A body of 8 KiB: its rewrite needs more room than the other task's removal
+	 * frees (a page), so the spool stays too full for it throughout. */
+	snprintf(retry_text, sizeof retry_text, "@priority=5\nNAME=retry\n\n%08192d\n", 0);
+	mount_tiny_spool(t);
+	write_fmt(in_dir(t, "spool/a.task"), "%s", retry_text);
+	write_fmt(in_dir(t, "spool/b.task"), "NAME=ok\n\n");
+	fill_up(spool);
+	write_fmt(t->cfg, "spooler:\n  dir: ./spool\n  retry-backoff: 300ms\n  max-attempts: 4\n"
+		  FULL_TASK_PROGRAM, results);
+	start(t, 0);
+	assert_int_equal(sup_wait_log(t->p, 0, "gave up after 4 attempts", T_MS), 0);
+	assert_int_equal(sup_wait_log(t->p, 0, "kept in memory", T_MS), 0);
+	r1 = wait_ran(results, "retry-1", NULL);
+	r2 = wait_ran(results, "retry-2", NULL);
+	r3 = wait_ran(results, "retry-3", NULL);
+	r4 = wait_ran(results, "retry-4", NULL);
+	ok = wait_ran(results, "ok-1", NULL);
+	printf("full spool: retry gaps %.3f s, %.3f s, %.3f s (backoff 300ms doubling); "
+	       "runs of the retried task: %d\n", r2 - r1, r3 - r2, r4 - r3,
+	       count_prefixed(results, "retry-"));
+	assert_int_equal(count_prefixed(results, "retry-"), 4);
+	assert_true(r2 - r1 >= 0.29 && r3 - r2 >= 0.59 && r4 - r3 >= 1.19);
+	assert_true(ok < r2); /* the other task ran during the first backoff */
+	assert_int_equal(count_prefixed(results, "ok-"), 1);
+	/* Not lost: moved to failed/ as it was (its attempts could not be written). */
+	kept = sup_read_file(in_dir(t, "spool/failed/a.task"));
+	assert_non_null(kept);
+	assert_string_equal(kept, retry_text);
+	assert_int_equal(access(in_dir(t, "spool/a.task"), F_OK), -1);
+	free(kept);
+	free(results), free(spool);
+	stop(t);
+}
+
+/* A task kept back in memory stays queued through a stop: its file is untouched, and
+ * it runs when the vassal starts again (here with room to record its retry). */
+static void test_spooler_full_disk_keeps_task(void **state)
+{
+	struct ct *t = *state;
+	char *results = strdup(in_dir(t, "results")), *spool = strdup(in_dir(t, "spool"));
+	const char *retry_text = "NAME=retry\n\n";
+	char *kept;
+	size_t mark;
+
+	mount_tiny_spool(t);
+	write_fmt(in_dir(t, "spool/a.task"), "%s", retry_text);
+	fill_up(spool);
+	write_fmt(t->cfg, "spooler:\n  dir: ./spool\n  retry-backoff: 1h\n  max-attempts: 4\n"
+		  FULL_TASK_PROGRAM, results);
+	start(t, 0);
+	assert_int_equal(sup_wait_log(t->p, 0, "retry 1 in 3600.0s, kept in memory", T_MS), 0);
+	stop(t);
+	kept = sup_read_file(in_dir(t, "spool/a.task"));
+	assert_non_null(kept);
+	assert_string_equal(kept, retry_text);
+	free(kept);
+	assert_int_equal(count_prefixed(results, "retry-"), 1);
+
+	/* Room again: it runs, and its retry is written to its file this time. */
+	assert_int_equal(unlink(in_dir(t, "spool/.fill")), 0);
+	sup_proc_free(t->p);
+	t->p = NULL;
+	free(t->log);
+	t->log = sup_path(t->dir, "vassal2.log"); /* the first one is appended to */
+	mark = 0;
+	start(t, 0);
+	assert_int_equal(sup_wait_log(t->p, mark, "asked for a retry (exit 75); retry 1 in 3600.0s", T_MS), 0);
+	kept = sup_read_file(in_dir(t, "spool/a.task"));
+	assert_non_null(kept);
+	assert_non_null(strstr(kept, "@attempts=1\n"));
+	free(kept);
+	free(results), free(spool);
+	stop(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -572,6 +720,8 @@ int main(void)
 		CT_TEST(test_spooler_at_and_priority),
 		CT_TEST(test_spooler_stop_graceful),
 		CT_TEST(test_spooler_stop_kill),
+		cmocka_unit_test_setup_teardown(test_spooler_full_disk_backs_off, ct_setup, full_teardown),
+		cmocka_unit_test_setup_teardown(test_spooler_full_disk_keeps_task, ct_setup, full_teardown),
 	};
 
 	sup_init();
