@@ -29,6 +29,7 @@
 #define SUB_PERIOD 5.0            /* seconds between a subscriber's announcements */
 #define SUB_EXPIRE_PERIODS 3
 #define SUB_NODE_DOWN 5.0         /* a node that refused a connection is skipped this long */
+#define SUB_SAVE_INTERVAL 0.2     /* the router writes its state file at most this often */
 
 struct sub_node {
 	TAILQ_ENTRY(sub_node) link;
@@ -54,8 +55,11 @@ struct sub_table {
 	struct sub_key_list keys;
 	enum cfg_balance balance;
 	const char *who;              /* for the log: "gateway 1" */
-	char *state_path;             /* NULL, or where the nodes are saved on every change */
+	char *state_path;             /* NULL, or where the nodes are saved on a change */
 	struct sub_node_list retired; /* dropped nodes some connection still points at */
+	/* NULL: every change is saved at once; else called instead, and the owner saves
+	 * when it likes (the router: at most every SUB_SAVE_INTERVAL, and at its exit) */
+	void (*on_change)(struct sub_table *t);
 };
 
 void sub_table_init(struct sub_table *t, enum cfg_balance balance, const char *who);

@@ -92,6 +92,8 @@ struct router {
 	int n_conns, listen_fd, sub_fd, sig_fd;
 	ev_io listen_io, sub_io, sig_io;
 	ev_timer expire_timer;
+	ev_timer save_timer;         /* the state file, debounced (SUB_SAVE_INTERVAL) */
+	ev_tstamp saved_at;
 	bool stopping, done;
 	uid_t uid;
 	char who[32];
@@ -970,6 +972,43 @@ static void subscription_ready(struct ev_loop *loop, ev_io *w, int revents)
 	expiry_rearm(r);
 }
 
+/* ---- the state file: at most every SUB_SAVE_INTERVAL, and at exit ---------------------- */
+
+static void save_nodes(struct router *r)
+{
+	ev_timer_stop(r->loop, &r->save_timer);
+	r->saved_at = ev_now(r->loop);
+	sub_table_save(&r->table);
+}
+
+static void save_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop, (void)revents;
+	save_nodes(container_of(w, struct router, save_timer));
+}
+
+static void nodes_changed(struct sub_table *t)
+{
+	struct router *r = container_of(t, struct router, table);
+	ev_tstamp wait = r->saved_at + SUB_SAVE_INTERVAL - ev_now(r->loop);
+
+	if (ev_is_active(&r->save_timer))
+		return;
+	if (wait <= 0) {
+		save_nodes(r);
+		return;
+	}
+	ev_timer_set(&r->save_timer, wait, 0);
+	ev_timer_start(r->loop, &r->save_timer);
+}
+
+/* A change not written yet is written before the router goes. */
+static void save_pending(struct router *r)
+{
+	if (ev_is_active(&r->save_timer))
+		save_nodes(r);
+}
+
 static void expire_due(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct router *r = container_of(w, struct router, expire_timer);
@@ -988,8 +1027,10 @@ static void stop_signal(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	if (read(r->sig_fd, &si, sizeof si) != (ssize_t)sizeof si)
 		return;
-	if (si.ssi_signo == SIGINT)
+	if (si.ssi_signo == SIGINT) {
+		save_pending(r);
 		_exit(0);
+	}
 	if (r->stopping)
 		return;
 	r->stopping = true;
@@ -1067,9 +1108,11 @@ int router_main(void *arg)
 	fd_set_nonblock(r.listen_fd, 1); /* our own dup: the flag is on a shared description, */
 	ev_io_init(&r.listen_io, accept_ready, r.listen_fd, EV_READ); /* only routers use it */
 	ev_io_start(r.loop, &r.listen_io);
+	ev_timer_init(&r.save_timer, save_due, 0, 0);
 	if (r.sub_fd >= 0) {
 		state_path(&r);
 		sub_table_restore(&r.table, ev_now(r.loop));
+		r.table.on_change = nodes_changed;
 		ev_io_init(&r.sub_io, subscription_ready, r.sub_fd, EV_READ);
 		ev_io_start(r.loop, &r.sub_io);
 		ev_timer_init(&r.expire_timer, expire_due, 0, 0);
@@ -1078,6 +1121,7 @@ int router_main(void *arg)
 	log_info("%s: routing on %s (%d static nodes, %d subscribed)", r.who, r.gw->listen.text,
 		 n_static, sub_table_count(&r.table) - n_static);
 	ev_run(r.loop, 0);
+	save_pending(&r);
 	sub_table_fini(&r.table);
 	ev_loop_destroy(r.loop);
 	return r.done ? 0 : 1;

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -430,6 +431,41 @@ static void subscribe_by_hand(const char *sock, const char *key, const char *add
 	send_datagram(sock, msg, (size_t)len);
 }
 
+/* Waits until path holds exactly text. */
+static void wait_file_text(const char *path, const char *text)
+{
+	long long deadline = sup_now_ms() + T_MS;
+	char *got = NULL;
+
+	do {
+		free(got);
+		got = sup_read_file(path);
+		if (got && strcmp(got, text) == 0)
+			break;
+		sup_poll_pause();
+	} while (sup_now_ms() < deadline);
+	if (!got || strcmp(got, text) != 0)
+		fail_msg("%s: \"%.200s\", expected \"%.200s\"", path, got ? got : "(absent)", text);
+	free(got);
+}
+
+/* Lines of path holding needle. */
+static int lines_with(const char *path, const char *needle)
+{
+	char *text = sup_read_file(path);
+	int n = 0;
+
+	for (char *p = text; p && *p;) {
+		char *nl = strchr(p, '\n');
+		if (nl)
+			*nl = '\0';
+		n += strstr(p, needle) != NULL;
+		p = nl ? nl + 1 : NULL;
+	}
+	free(text);
+	return n;
+}
+
 /* ---- the tests --------------------------------------------------------------------------- */
 
 static void test_routes_by_host(void **state)
@@ -583,16 +619,13 @@ static void test_router_reloads_under_load(void **state)
 	int rport = sup_free_port(), pa = sup_free_port(), pids;
 	struct vassal *r = start_router(f, rport, "      backend-timeout: 10s\n");
 	const char *const keys[] = { "127.0.0.1", NULL };
-	char *nodes = sup_path(f->dir, "router.sock.nodes"), *text, line[128];
+	char *nodes = sup_path(f->dir, "router.sock.nodes"), line[128];
 	struct loads l;
 
 	start_app(f, "app", pa, "alpha", keys, NULL);
 	wait_node(r, 0, "127.0.0.1", pa);
-	text = sup_read_file(nodes);
 	snprintf(line, sizeof line, "127.0.0.1 127.0.0.1:%d 1\n", pa);
-	assert_non_null(text);
-	assert_string_equal(text, line);
-	free(text);
+	wait_file_text(nodes, line); /* written within SUB_SAVE_INTERVAL */
 	loads_start(&l, rport);
 	for (int i = 0; i < 5; i++) {
 		size_t mark = sup_log_size(r->p);
@@ -859,6 +892,52 @@ static void test_subscription_security(void **state)
 	stop_all(f);
 }
 
+/* A burst of 200 subscriptions is written to the state file a few times, not once per
+ * datagram (it was one fsync'ed write per change, in the router's loop); all of it
+ * is there, and a change just before a reload is written at the router's exit. */
+static void test_state_file_debounced(void **state)
+{
+	struct fixture *f = *state;
+	int rport = sup_free_port(), ino, renames = 0;
+	struct vassal *r = start_router(f, rport, NULL);
+	char *nodes = sup_path(f->dir, "router.sock.nodes"), addr[32], buf[4096];
+	long long deadline;
+	ssize_t n;
+
+	ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	assert_true(ino >= 0);
+	/* IN_CREATE too (of the temporary file): identical events in a row would be
+	 * merged into one by the kernel. */
+	assert_true(inotify_add_watch(ino, f->dir, IN_CREATE | IN_MOVED_TO) >= 0);
+	for (int i = 0; i < 200; i++) {
+		snprintf(addr, sizeof addr, "127.0.0.1:%d", 20000 + i);
+		subscribe_by_hand(f->sock, "burst.localhost", addr);
+	}
+	deadline = sup_now_ms() + T_MS;
+	while (lines_with(nodes, "burst.localhost") != 200 && sup_now_ms() < deadline)
+		sup_poll_pause();
+	assert_int_equal(lines_with(nodes, "burst.localhost"), 200);
+	while ((n = read(ino, buf, sizeof buf)) > 0)
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+			renames += (ev->mask & IN_MOVED_TO) && ev->len &&
+				   strcmp(ev->name, "router.sock.nodes") == 0;
+			p += sizeof *ev + ev->len;
+		}
+	close(ino);
+	printf("200 subscriptions: the state file written %d times\n", renames);
+	assert_true(renames >= 1 && renames <= 20);
+
+	/* The last change before a reload is not lost: the new router restores it. */
+	size_t mark = sup_log_size(r->p);
+	subscribe_by_hand(f->sock, "last.localhost", "127.0.0.1:20999");
+	assert_int_equal(sup_wait_log(r->p, mark, "node added: last.localhost", T_MS), 0);
+	reload_vassal(r);
+	assert_int_equal(sup_wait_log(r->p, mark, "gateway 1: 201 nodes restored from", T_MS), 0);
+	stop_all(f);
+	free(nodes);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -871,6 +950,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_router_error_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keepalive_chunked_continue_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscription_security, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_file_debounced, setup, teardown),
 	};
 
 	sup_init();
