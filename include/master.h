@@ -53,6 +53,7 @@ struct master {
 	ev_timer subscribe_timer;    /* gateway.c: announces subscribe: entries */
 	uint64_t subscribe_failing;  /* gateway.c: entries whose last announce failed */
 	int status_fd;               /* status.c: the status socket */
+	struct spool_gauge *spool_gauge; /* spooler.c: the spool's task counts, for status.c */
 	int reported_ready, reported_total; /* X_WORKERS= last sent to the emperor */
 	ev_io status_io;
 };

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "procs.h"
 #include "spool.h"
+#include "spool_gauge.h"
 #include "util.h"
 
 #define RETRY_DELAY_MAX 86400.0   /* the doubling retry delay stops growing at a day */
@@ -668,6 +669,8 @@ int spooler_start(struct master *m)
 {
 	if (!m->cfg->has_spooler)
 		return 0;
+	if (!m->spool_gauge) /* the master's status counts tasks through it */
+		m->spool_gauge = spool_gauge_new(m->loop, m->cfg->spooler.dir);
 	for (int k = 1; k <= m->cfg->spooler.processes; k++) {
 		char name[64];
 		snprintf(name, sizeof name, "spooler %d", k);

@@ -1,7 +1,6 @@
 /* status.c — the master's status socket (see status.h). */
 #include "status.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -14,6 +13,7 @@
 
 #include "log.h"
 #include "master.h"
+#include "spool_gauge.h"
 #include "util.h"
 #include "workers.h"
 
@@ -75,33 +75,12 @@ static void usage_of(pid_t pid, struct proc_usage *u)
 	fclose(f);
 }
 
-static int count_tasks(const char *dir)
-{
-	DIR *d = dir ? opendir(dir) : NULL;
-	struct dirent *de;
-	int n = 0;
-
-	if (!d)
-		return 0;
-	while ((de = readdir(d)) != NULL) {
-		size_t len = strlen(de->d_name);
-		if (de->d_name[0] != '.' && len > 5 && strcmp(de->d_name + len - 5, ".task") == 0)
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
+/* O(1): the spooler module keeps the counts (spool_gauge.h), no scan per request. */
 static void spool_counts(const struct master *m, int *queued, int *failed)
 {
-	char path[4096];
-
 	*queued = *failed = 0;
-	if (!m->cfg->has_spooler)
-		return;
-	*queued = count_tasks(m->cfg->spooler.dir);
-	snprintf(path, sizeof path, "%s/failed", m->cfg->spooler.dir);
-	*failed = count_tasks(path);
+	if (m->cfg->has_spooler && m->spool_gauge)
+		spool_gauge_counts(m->spool_gauge, queued, failed);
 }
 
 static unsigned worker_respawns(const struct master *m)

@@ -12,6 +12,8 @@
 #include <cmocka.h>
 
 #include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "children_fixture.h"
 
@@ -566,6 +568,88 @@ static void test_spooler_stop_kill(void **state)
 	stop(t);
 }
 
+/* ---- the counts in the master's metrics ------------------------------------------------ */
+
+/* The master's status socket answer to "metrics" (status.h), malloc'd. */
+static char *master_metrics(pid_t master)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), len;
+	struct timeval tv = { .tv_sec = 5 };
+	char *out = calloc(1, 65536);
+	size_t got = 0;
+	ssize_t n;
+
+	assert_true(fd >= 0 && out);
+	len = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "emperor-vassal/%d", (int)master);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa,
+				 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len)), 0);
+	assert_int_equal(write(fd, "metrics\n", 8), 8);
+	while (got < 65535 && (n = read(fd, out + got, 65535 - got)) > 0)
+		got += (size_t)n;
+	close(fd);
+	return out;
+}
+
+static long metric_value(const char *text, const char *name)
+{
+	const char *p = strstr(text, name);
+
+	return p ? strtol(p + strlen(name), NULL, 10) : -1;
+}
+
+/* Waits until the master reports queued and failed tasks. */
+static void wait_counts(const struct ct *t, long queued, long failed)
+{
+	long long deadline = sup_now_ms() + T_MS;
+	long q = -1, f = -1;
+
+	do {
+		char *text = master_metrics(t->p->pid);
+		q = metric_value(text, "emperor_spool_queued_tasks{vassal=\"v\"} ");
+		f = metric_value(text, "emperor_spool_failed_tasks{vassal=\"v\"} ");
+		free(text);
+		if (q == queued && f == failed)
+			return;
+		sup_poll_pause();
+	} while (sup_now_ms() < deadline);
+	fail_msg("spool counts: %ld queued, %ld failed; expected %ld, %ld", q, f, queued, failed);
+}
+
+/* The queued/failed gauges follow enqueues, failures, a retry's rewrite (the same task,
+ * counted once), a task done and a failed file removed by hand, without a directory
+ * scan per scrape (spool_gauge.c). */
+static void test_spooler_counts_in_metrics(void **state)
+{
+	struct ct *t = *state;
+	char *spool = strdup(in_dir(t, "spool")), *note;
+
+	write_fmt(t->cfg, "spooler:\n  dir: ./spool\n  retry-backoff: 1h\n"
+		  "  exec: [sh, -c, 'case \"$SPOOL_NAME\" in fatal) exit 3;; retry) exit 75;; esac']\n");
+	start(t, 0);
+	wait_counts(t, 0, 0);
+	for (int i = 0; i < 5; i++)
+		spool_cli(t, spool, "--at", "+1h", "NAME=later", NULL);
+	wait_counts(t, 5, 0);
+	spool_cli(t, spool, "NAME=fatal", NULL, NULL, NULL);
+	spool_cli(t, spool, "NAME=fatal", NULL, NULL, NULL);
+	wait_counts(t, 5, 2);
+	spool_cli(t, spool, "NAME=retry", NULL, NULL, NULL);
+	assert_int_equal(sup_wait_log(t->p, 0, "retry 1 in 3600.0s", T_MS), 0);
+	wait_counts(t, 6, 2);
+	spool_cli(t, spool, "NAME=ok", NULL, NULL, NULL);
+	assert_int_equal(sup_wait_log(t->p, 0, ".task done", T_MS), 0);
+	wait_counts(t, 6, 2);
+	note = first_file(in_dir(t, "spool/failed"), ".task");
+	assert_non_null(note);
+	assert_int_equal(unlink(note), 0);
+	wait_counts(t, 6, 1);
+	free(note);
+	free(spool);
+	stop(t);
+}
+
 /* ---- a full spool file system (issue 13) ---------------------------------------------- */
 
 /* The spool dir is a 256 KiB tmpfs of the test's own (tests run as root), so that it
@@ -720,6 +804,7 @@ int main(void)
 		CT_TEST(test_spooler_at_and_priority),
 		CT_TEST(test_spooler_stop_graceful),
 		CT_TEST(test_spooler_stop_kill),
+		CT_TEST(test_spooler_counts_in_metrics),
 		cmocka_unit_test_setup_teardown(test_spooler_full_disk_backs_off, ct_setup, full_teardown),
 		cmocka_unit_test_setup_teardown(test_spooler_full_disk_keeps_task, ct_setup, full_teardown),
 	};
