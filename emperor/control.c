@@ -244,6 +244,8 @@ static const struct {
 	{ "emperor_vassal_children", "gauge", "Running children of the master by kind." },
 	{ "emperor_spool_queued_tasks", "gauge", "Task files waiting in the spool directory." },
 	{ "emperor_spool_failed_tasks", "gauge", "Task files in the spool directory's failed/." },
+	{ "emperor_gateway_requests_total", "counter", "Requests a gateway's router answered, by status class." },
+	{ "emperor_gateway_key_requests_total", "counter", "Requests a gateway's router answered, by routing key and status class." },
 };
 
 /* Groups the masters' samples by family (a family's samples must be contiguous). */

@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "gateway.h"
 #include "log.h"
 #include "master.h"
 #include "spool_gauge.h"
@@ -159,6 +160,7 @@ static void reply_metrics(const struct master *m, struct strbuf *b)
 		strbuf_printf(b, "emperor_spool_queued_tasks{vassal=\"%s\"} %d\n", v, queued);
 		strbuf_printf(b, "emperor_spool_failed_tasks{vassal=\"%s\"} %d\n", v, failed);
 	}
+	gateways_metrics(m, b, v);
 }
 
 /* ---- connections --------------------------------------------------------------------- */

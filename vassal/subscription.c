@@ -1,6 +1,6 @@
 /* subscription.c — the router's node table (keys → nodes, balancing, expiry), its
  * state file (written on a change, or when the owner's on_change says: the router
- * debounces it), and the subscription protocol's datagrams, both ends (gateway.h). */
+ * debounces it), and the subscription protocol's datagrams, both ends (subscription.h). */
 #include <ctype.h>
 #include <limits.h>
 #include <errno.h>
@@ -11,7 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "gateway.h"
+#include "subscription.h"
 #include "log.h"
 #include "parse.h"
 

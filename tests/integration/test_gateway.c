@@ -33,7 +33,7 @@
 #include "../support/support.h"
 
 /* The subscription datagrams exactly as a vassal sends them (sub_format). */
-#include "gateway.h"
+#include "subscription.h"
 
 #define T_MS 10000           /* bound of every wait that should succeed at once */
 #define MAX_VASSALS 6
