@@ -24,14 +24,23 @@ struct http_head {
 	bool keep_alive;              /* the client keeps the connection (not an upgrade) */
 	bool complete;                /* no body: the request ended with its head */
 	bool idempotent;              /* may be sent again when a backend said nothing */
+	/* where things are in the head, for http_head_rewrite() */
+	bool absolute;                /* the target is in absolute form */
+	size_t target_off, target_len;/* the request target */
+	size_t origin_off;            /* absolute: where its "/path?query" starts (at the
+				       * target's end when it has none: "/") */
+	size_t host_line_off, host_line_len; /* the Host line (or the empty line, length 0) */
 };
 
 /* 0 with h->len 0: no complete head yet; 0: a request, h filled; -1: a malformed one
  * (h->len is still its length, h->why says what is wrong). */
 int http_head_parse(struct http_parser *p, const char *buf, size_t len, struct http_head *h);
-/* A head delimited by http_head_parse(), its empty line replaced by X-Forwarded-For:
- * peer and X-Forwarded-Proto: http. malloc'd, *out_len bytes; NULL with errno. */
-char *http_head_rewrite(const char *head, size_t len, const char *peer, size_t *out_len);
+/* The head h that http_head_parse() accepted in head, for the backend: its empty line
+ * replaced by X-Forwarded-For: peer and X-Forwarded-Proto: http; an absolute-form
+ * request in origin form, with a Host line made from its target in place of the
+ * client's. malloc'd, *out_len bytes; NULL with errno. */
+char *http_head_rewrite(const struct http_head *h, const char *head, const char *peer,
+			size_t *out_len);
 /* RFC 9110 §9.2.2: a request that may be sent again when its first attempt got no
  * answer (GET, HEAD, OPTIONS, TRACE, PUT, DELETE). */
 bool http_method_idempotent(unsigned method);

@@ -18,20 +18,18 @@ bool http_method_idempotent(unsigned method)
 
 struct head_parse {            /* p->data while http_head_parse() runs */
 	struct http_head *h;
+	const char *buf;             /* what is parsed: offsets are into it */
 	bool in_host, headers_done;
 	int hosts, host_values;      /* Host fields, pieces of their values */
-	char url[512];               /* the request target's start: enough for its host */
-	size_t url_len;
 };
 
 static int head_url(http_parser *p, const char *at, size_t len)
 {
 	struct head_parse *hp = p->data;
-	size_t room = sizeof hp->url - 1 - hp->url_len;
 
-	memcpy(hp->url + hp->url_len, at, len < room ? len : room);
-	hp->url_len += len < room ? len : room;
-	hp->url[hp->url_len] = '\0';
+	if (!hp->h->target_len)
+		hp->h->target_off = (size_t)(at - hp->buf);
+	hp->h->target_len += len; /* the pieces are contiguous: one buffer */
 	return 0;
 }
 
@@ -41,6 +39,8 @@ static int head_field(http_parser *p, const char *at, size_t len)
 
 	hp->in_host = len == 4 && strncasecmp(at, "host", 4) == 0;
 	hp->hosts += hp->in_host;
+	if (hp->in_host)
+		hp->h->host_line_off = (size_t)(at - hp->buf);
 	return 0;
 }
 
@@ -107,18 +107,27 @@ static bool has_folded_line(const char *buf, size_t len)
 	return false;
 }
 
-/* An absolute-form target ("http://host:port/path"): its host[:port] into out. 1 when
- * it is one, 0 when not (origin-form "/path"), -1 when it is one without a host. */
-static int absolute_host(const char *url, size_t len, char *out, size_t outlen)
+/* An absolute-form target ("http://host:port/path?q"): its host[:port] into out, and
+ * where its origin form ("/path?q") starts in h. 1 when it is one, 0 when not
+ * (origin-form "/path"), -1 when it is one without a host. */
+static int absolute_host(struct http_head *h, const char *url, size_t len, char *out,
+			 size_t outlen)
 {
 	struct http_parser_url u;
 	const char *scheme_end = memchr(url, ':', len);
 
-	if (!scheme_end || len < 3 || url[0] == '/' || strncmp(scheme_end, "://", 3) != 0)
+	if (!scheme_end || len < 3 || url[0] == '/' || (size_t)(scheme_end - url) + 3 > len ||
+	    strncmp(scheme_end, "://", 3) != 0)
 		return 0;
 	http_parser_url_init(&u);
 	if (http_parser_parse_url(url, len, 0, &u) != 0 || !(u.field_set & (1 << UF_HOST)))
 		return -1;
+	h->absolute = true;
+	h->origin_off = h->target_off + h->target_len; /* no path: "/" */
+	if (u.field_set & (1 << UF_PATH))
+		h->origin_off = h->target_off + u.field_data[UF_PATH].off;
+	else if (u.field_set & (1 << UF_QUERY)) /* "http://h?q": "/?q" */
+		h->origin_off = h->target_off + u.field_data[UF_QUERY].off - 1;
 	const char *host = url + u.field_data[UF_HOST].off;
 	int hlen = u.field_data[UF_HOST].len;
 	bool v6 = memchr(host, ':', (size_t)hlen) != NULL; /* the parser drops the brackets */
@@ -146,7 +155,13 @@ static int head_check(http_parser *p, const char *buf, struct head_parse *hp)
 		h->why = "an HTTP/1.1 request without a Host header";
 	if (h->why)
 		return -1;
-	absolute = absolute_host(hp->url, hp->url_len, h->host, sizeof h->host);
+	if (hp->hosts) { /* the whole line, its CRLF included: the rewrite may replace it */
+		const char *nl = memchr(buf + h->host_line_off, '\n', h->len - h->host_line_off);
+		h->host_line_len = (size_t)(nl - buf) + 1 - h->host_line_off;
+	} else {
+		h->host_line_off = h->len - (buf[h->len - 2] == '\r' ? 2 : 1); /* the empty line */
+	}
+	absolute = absolute_host(h, buf + h->target_off, h->target_len, h->host, sizeof h->host);
 	if (absolute < 0) {
 		h->why = "an absolute request target without a host";
 		return -1;
@@ -159,7 +174,7 @@ static int head_check(http_parser *p, const char *buf, struct head_parse *hp)
 
 int http_head_parse(http_parser *p, const char *buf, size_t len, struct http_head *h)
 {
-	struct head_parse hp = { .h = h };
+	struct head_parse hp = { .h = h, .buf = buf };
 	enum http_errno err;
 	size_t n;
 
@@ -191,22 +206,45 @@ int http_head_parse(http_parser *p, const char *buf, size_t len, struct http_hea
 	return head_check(p, buf, &hp);
 }
 
-char *http_head_rewrite(const char *head, size_t len, const char *peer, size_t *out_len)
+/* An absolute-form request goes out in origin form with a Host made from its target
+ * (RFC 9112 §3.2.2: what a proxy forwarding it must do): not every backend takes the
+ * absolute form, and none may see a Host that differs from what routed it. */
+static void put_absolute(FILE *f, const struct http_head *h, const char *head, size_t body)
 {
-	size_t body = len - (head[len - 2] == '\r' ? 2 : 1); /* drop the empty line */
-	char extra[160], *out;
-	int n = snprintf(extra, sizeof extra, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\n\r\n",
-			 peer);
+	size_t target_end = h->target_off + h->target_len;
+	size_t host_end = h->host_line_off + h->host_line_len;
 
-	if (n < 0 || (size_t)n >= sizeof extra) {
+	fwrite(head, 1, h->target_off, f);
+	if (h->origin_off >= target_end || head[h->origin_off] != '/')
+		fputc('/', f); /* no path: "/", or "/?query" */
+	if (h->origin_off < target_end)
+		fwrite(head + h->origin_off, 1, target_end - h->origin_off, f);
+	fwrite(head + target_end, 1, h->host_line_off - target_end, f);
+	fwrite(head + host_end, 1, body > host_end ? body - host_end : 0, f);
+	fprintf(f, "Host: %s\r\n", h->host);
+}
+
+char *http_head_rewrite(const struct http_head *h, const char *head, const char *peer,
+			size_t *out_len)
+{
+	size_t body = h->len - (head[h->len - 2] == '\r' ? 2 : 1); /* drop the empty line */
+	char *out = NULL;
+	FILE *f;
+
+	if (strlen(peer) > 64) {
 		errno = EINVAL;
 		return NULL;
 	}
-	out = malloc(body + (size_t)n);
-	if (!out)
+	if (!(f = open_memstream(&out, out_len)))
 		return NULL;
-	memcpy(out, head, body);
-	memcpy(out + body, extra, (size_t)n);
-	*out_len = body + (size_t)n;
+	if (h->absolute)
+		put_absolute(f, h, head, body);
+	else
+		fwrite(head, 1, body, f);
+	fprintf(f, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\n\r\n", peer);
+	if (fclose(f) != 0) {
+		free(out);
+		return NULL;
+	}
 	return out;
 }

@@ -123,7 +123,7 @@ static void start_exchange(struct rconn *c, const struct http_head *h)
 	c->idempotent = h->idempotent;
 	free(c->head);
 	c->head_len = c->head_off = 0;
-	c->head = http_head_rewrite(c->cbuf, h->len, c->peer, &c->head_len);
+	c->head = http_head_rewrite(h, c->cbuf, c->peer, &c->head_len);
 	if (!c->head) {
 		log_errno("%s: request from %s", c->r->who, c->peer);
 		rconn_reply_error(c, 500, "Internal Server Error");

@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!h.len || rc < 0)
 		return 0;
 	check_head_end(buf, h.len);
-	out = http_head_rewrite(buf, h.len, "192.0.2.1", &out_len);
+	out = http_head_rewrite(&h, buf, "192.0.2.1", &out_len);
 	if (!out)
 		abort();
 	if (out_len < 4 || memcmp(out + out_len - 4, "\r\n\r\n", 4) != 0)

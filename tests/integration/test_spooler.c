@@ -12,8 +12,6 @@
 #include <cmocka.h>
 
 #include <sys/mount.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 
 #include "children_fixture.h"
 
@@ -570,35 +568,6 @@ static void test_spooler_stop_kill(void **state)
 
 /* ---- the counts in the master's metrics ------------------------------------------------ */
 
-/* The master's status socket answer to "metrics" (status.h), malloc'd. */
-static char *master_metrics(pid_t master)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), len;
-	struct timeval tv = { .tv_sec = 5 };
-	char *out = calloc(1, 65536);
-	size_t got = 0;
-	ssize_t n;
-
-	assert_true(fd >= 0 && out);
-	len = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "emperor-vassal/%d", (int)master);
-	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa,
-				 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len)), 0);
-	assert_int_equal(write(fd, "metrics\n", 8), 8);
-	while (got < 65535 && (n = read(fd, out + got, 65535 - got)) > 0)
-		got += (size_t)n;
-	close(fd);
-	return out;
-}
-
-static long metric_value(const char *text, const char *name)
-{
-	const char *p = strstr(text, name);
-
-	return p ? strtol(p + strlen(name), NULL, 10) : -1;
-}
-
 /* Waits until the master reports queued and failed tasks. */
 static void wait_counts(const struct ct *t, long queued, long failed)
 {
@@ -606,9 +575,10 @@ static void wait_counts(const struct ct *t, long queued, long failed)
 	long q = -1, f = -1;
 
 	do {
-		char *text = master_metrics(t->p->pid);
-		q = metric_value(text, "emperor_spool_queued_tasks{vassal=\"v\"} ");
-		f = metric_value(text, "emperor_spool_failed_tasks{vassal=\"v\"} ");
+		char *text = sup_master_status(t->p->pid, "metrics");
+		assert_non_null(text);
+		q = (long)sup_metric(text, "emperor_spool_queued_tasks{vassal=\"v\"}");
+		f = (long)sup_metric(text, "emperor_spool_failed_tasks{vassal=\"v\"}");
 		free(text);
 		if (q == queued && f == failed)
 			return;

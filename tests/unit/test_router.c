@@ -135,26 +135,50 @@ static void test_too_long_host_is_none(void **state)
 	assert_head(text, "", true);
 }
 
-static void test_rewrite(void **state)
+/* The head as the backend gets it from the router. */
+static void assert_rewritten(const char *text, const char *peer, const char *want)
 {
-	static const char crlf[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-	static const char lf[] = "GET / HTTP/1.1\nHost: a\n\n";
+	struct http_head h;
+	http_parser p;
 	size_t len;
 	char *out;
 
+	assert_int_equal(parse(text, &p, &h), 0);
+	out = http_head_rewrite(&h, text, peer, &len);
+	assert_non_null(out);
+	if (len != strlen(want) || memcmp(out, want, len) != 0)
+		fail_msg("\"%s\" became \"%.*s\", expected \"%s\"", text, (int)len, out, want);
+	free(out);
+}
+
+static void test_rewrite(void **state)
+{
 	(void)state;
-	out = http_head_rewrite(crlf, strlen(crlf), "192.0.2.1", &len);
-	assert_non_null(out);
-	assert_int_equal(len, strlen("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.1\r\n"
-				     "X-Forwarded-Proto: http\r\n\r\n"));
-	assert_memory_equal(out, "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.1\r\n"
-				 "X-Forwarded-Proto: http\r\n\r\n", len);
-	free(out);
-	out = http_head_rewrite(lf, strlen(lf), "2001:db8::1", &len);
-	assert_non_null(out);
-	assert_memory_equal(out, "GET / HTTP/1.1\nHost: a\nX-Forwarded-For: 2001:db8::1\r\n"
-				 "X-Forwarded-Proto: http\r\n\r\n", len);
-	free(out);
+	assert_rewritten("GET / HTTP/1.1\r\nHost: a\r\n\r\n", "192.0.2.1",
+			 "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.1\r\n"
+			 "X-Forwarded-Proto: http\r\n\r\n");
+	assert_rewritten("GET / HTTP/1.1\nHost: a\n\n", "2001:db8::1",
+			 "GET / HTTP/1.1\nHost: a\nX-Forwarded-For: 2001:db8::1\r\n"
+			 "X-Forwarded-Proto: http\r\n\r\n");
+}
+
+/* An absolute-form request goes to the backend in origin form with the Host of its
+ * target (the client's Host dropped): what routed it is what the backend serves. */
+static void test_rewrite_absolute_form(void **state)
+{
+	(void)state;
+	assert_rewritten("GET http://app.example:81/p?q=1 HTTP/1.1\r\nA: 1\r\nHost: other\r\nB: 2\r\n\r\n",
+			 "192.0.2.1", "GET /p?q=1 HTTP/1.1\r\nA: 1\r\nB: 2\r\nHost: app.example:81\r\n"
+			 "X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\n\r\n");
+	assert_rewritten("GET http://app.example HTTP/1.1\r\nHost: other\r\n\r\n", "p",
+			 "GET / HTTP/1.1\r\nHost: app.example\r\nX-Forwarded-For: p\r\n"
+			 "X-Forwarded-Proto: http\r\n\r\n");
+	assert_rewritten("GET http://app.example?x HTTP/1.0\r\n\r\n", "p",
+			 "GET /?x HTTP/1.0\r\nHost: app.example\r\nX-Forwarded-For: p\r\n"
+			 "X-Forwarded-Proto: http\r\n\r\n");
+	assert_rewritten("GET http://[::1]:8/ HTTP/1.1\nHost: x\n\n", "p",
+			 "GET / HTTP/1.1\nHost: [::1]:8\r\nX-Forwarded-For: p\r\n"
+			 "X-Forwarded-Proto: http\r\n\r\n");
 }
 
 /* Found by the fuzzer: http-parser (lenient) ends the headers at a bare CR followed by
@@ -244,6 +268,7 @@ int main(void)
 		cmocka_unit_test(test_body_parsed_on),
 		cmocka_unit_test(test_too_long_host_is_none),
 		cmocka_unit_test(test_rewrite),
+		cmocka_unit_test(test_rewrite_absolute_form),
 		cmocka_unit_test(test_bare_cr_ending_headers_refused),
 		cmocka_unit_test(test_ambiguous_heads_refused),
 		cmocka_unit_test(test_http11_without_host_refused),
