@@ -82,6 +82,10 @@ struct child_exec {
 	int (*run)(void *arg);      /* in-code child: exit(run(arg)) instead of exec */
 	void *run_arg;
 	bool die_with_parent;       /* PR_SET_PDEATHSIG SIGKILL: no orphan if we crash */
+	bool keep_group;            /* stay in our process group instead of leading its own
+				     * (a spooler's task: the SIGKILL of the spooler's group
+				     * takes it and what it started); set the child's
+				     * kill_group_on_exit to false with it */
 	/* Every child also gets PR_SET_NO_NEW_PRIVS and its set's in_child hook. */
 	void (*in_child)(void *arg);/* hook run in the child before exec/run (rlimits...) */
 	void *in_child_arg;
@@ -98,7 +102,9 @@ void child_fini(struct child *c);
 
 /* Forks and execs (or runs). Returns 0 when the child runs its program, -1 when fork
  * failed or exec failed (logged once with argv[0] and errno; the failed process is
- * reaped as usual and c->exec_errno is set). The state becomes CHILD_STARTING. */
+ * reaped as usual and c->exec_errno is set). The state becomes CHILD_STARTING.
+ * In the default loop the exit comes through an ev_child watcher; libev has those
+ * nowhere else, so in another loop (a forked spooler's own) through a pidfd. */
 int child_spawn(struct child *c, const struct child_exec *x);
 void child_set_ready(struct child *c);
 /* Takes over a running process (our child) handed over by a previous image. */

@@ -7,7 +7,8 @@
  * spooler was killed is simply run again (at-least-once). The task program runs in
  * the spooler's process group, so the SIGKILL of that group (no mercy, `stop: kill`,
  * the spooler's own death) takes it and whatever it started; PR_SET_PDEATHSIG covers a
- * spooler that dies alone. It is watched through a pidfd.
+ * spooler that dies alone. It is spawned and reaped by lib/child.c like every child
+ * (a set of one, in the spooler's own loop: reaped through a pidfd).
  *   exit 0           the task file is removed (unlink + fsync of the directory)
  *   exit 75, signal  run again after retry-backoff * 2^(attempts-1), up to max-attempts
  *   anything else    moved to failed/ with failed/<id>.note saying why
@@ -25,7 +26,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
-#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -63,14 +63,15 @@ struct spooler {
 	char *dir;                  /* cfg->dir made absolute: the task program may chdir */
 	char **env;                 /* the vassal's child environment */
 	int dirfd, inofd, sigfd;
-	ev_io ino_io, sig_io, task_io;
+	ev_io ino_io, sig_io;
 	ev_timer wake;
 	bool stopping;
 	struct deferred_list deferred;
 	int n_deferred_locks;
-	/* the task being run */
-	pid_t task_pid;
-	int task_pidfd, lock_fd;
+	/* the task being run: its program is a child of lib/child.c's, in our own set */
+	struct child_set procs;
+	struct child proc;
+	int lock_fd;
 	char file[256];
 	char *text;
 	struct spool_task task;
@@ -232,22 +233,21 @@ static void release_task(struct spooler *s)
 	spool_task_fini(&s->task);
 	free(s->text);
 	s->text = NULL;
-	s->task_pid = 0;
 }
 
-static void task_exited(struct ev_loop *loop, ev_io *w, int revents)
+/* The task program is gone (reaped by lib/child.c): its outcome, then the next task. */
+static void task_exited(struct child *c, int status)
 {
-	struct spooler *s = container_of(w, struct spooler, task_io);
-	siginfo_t si = { 0 };
-	int status;
+	struct spooler *s = container_of(c, struct spooler, proc);
+	char why[160];
 
-	(void)revents;
-	ev_io_stop(loop, w);
-	if (waitid(P_PIDFD, (id_t)s->task_pidfd, &si, WEXITED) < 0)
-		log_errno("spooler: waitid");
-	close(s->task_pidfd);
-	status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0) : si.si_status & 0x7f;
-	task_done(s, status);
+	if (c->exec_errno) {
+		snprintf(why, sizeof why, "the task program could not be started (%s)",
+			 strerror(c->exec_errno));
+		retry_task(s, why);
+	} else {
+		task_done(s, status);
+	}
 	release_task(s);
 	if (s->stopping) {
 		log_info("spooler stopped");
@@ -256,76 +256,56 @@ static void task_exited(struct ev_loop *loop, ev_io *w, int revents)
 	schedule_scan(s, 0);
 }
 
-static _Noreturn void exec_task(struct spooler *s, pid_t parent, int errfd)
+/* argv: the program's, then the task file's absolute path. */
+static char **task_argv(const struct spooler *s, char *path)
 {
-	char path[512], **argv, **env = strv_dup(s->env);
 	size_t n = strv_len(s->cfg->prog.argv);
-	int e;
+	char **argv = calloc(n + 2, sizeof *argv);
 
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-		_exit(127);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* Only stdio and errfd (CLOEXEC) reach the program, not the master's fds. */
-	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		for (int fd = 3; fd < 4096; fd++)
-			fd_set_cloexec(fd, 1);
-	snprintf(path, sizeof path, "%s/%s", s->dir, s->file);
-	argv = calloc(n + 2, sizeof *argv);
 	for (size_t i = 0; argv && i < n; i++)
 		argv[i] = s->cfg->prog.argv[i];
 	if (argv)
 		argv[n] = path;
+	return argv;
+}
+
+/* The vassal's child environment, SPOOL_<KEY> for each key, SPOOL_ATTEMPT. */
+static char **task_env(const struct spooler *s)
+{
+	char **env = strv_dup(s->env), num[16];
+
 	for (size_t i = 0; env && s->task.env[i]; i++) {
 		char *eq = strchr(s->task.env[i], '=');
 		*eq = '\0';
 		env = env_set(env, s->task.env[i], eq + 1);
 		*eq = '=';
 	}
-	if (env) {
-		char num[16];
-		snprintf(num, sizeof num, "%d", s->task.attempts + 1);
-		env = env_set(env, "SPOOL_ATTEMPT", num);
-	}
-	if (argv && env && (!s->cfg->prog.cwd || chdir(s->cfg->prog.cwd) == 0))
-		execvpe(argv[0], argv, env);
-	e = errno;
-	while (write(errfd, &e, sizeof e) < 0 && errno == EINTR)
-		;
-	_exit(127);
+	snprintf(num, sizeof num, "%d", s->task.attempts + 1);
+	return env ? env_set(env, "SPOOL_ATTEMPT", num) : NULL;
 }
 
+/* Starts the task program through lib/child.c, in our process group (the SIGKILL of
+ * the group takes it) and with PR_SET_PDEATHSIG. 0: it runs (or its exec failed:
+ * task_exited() will say); -1: it could not be forked. */
 static int start_task(struct spooler *s)
 {
-	int pfd[2], err = 0;
-	pid_t parent = getpid();
+	char path[PATH_MAX + 256], **argv, **env;
+	int rc = -1;
 
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return -1;
-	s->task_pid = fork();
-	if (s->task_pid == 0)
-		exec_task(s, parent, pfd[1]);
-	close(pfd[1]);
-	if (s->task_pid < 0 || read(pfd[0], &err, sizeof err) > 0) {
-		close(pfd[0]);
-		errno = err ? err : errno;
-		log_errno("spooler: cannot run %s for %s", s->cfg->prog.argv[0], s->file);
-		if (s->task_pid > 0)
-			waitpid(s->task_pid, NULL, 0); /* it has already exited 127 */
-		return -1;
+	snprintf(path, sizeof path, "%s/%s", s->dir, s->file);
+	argv = task_argv(s, path);
+	env = task_env(s);
+	if (argv && env) {
+		struct child_exec x = { .argv = argv, .env = env, .cwd = s->cfg->prog.cwd,
+					.out_fd = -1, .die_with_parent = true, .keep_group = true };
+		rc = child_spawn(&s->proc, &x);
 	}
-	close(pfd[0]);
-	s->task_pidfd = pidfd_open(s->task_pid, 0);
-	if (s->task_pidfd < 0) {
-		log_errno("spooler: pidfd_open");
-		return -1;
-	}
-	ev_io_init(&s->task_io, task_exited, s->task_pidfd, EV_READ);
-	ev_io_start(s->loop, &s->task_io);
-	log_info("task %s: running (pid %d, attempt %d)", s->file, (int)s->task_pid,
-		 s->task.attempts + 1);
-	return 0;
+	free(argv);
+	strv_free(env);
+	if (rc == 0)
+		log_info("task %s: running (pid %d, attempt %d)", s->file, (int)s->proc.pid,
+			 s->task.attempts + 1);
+	return rc == 0 || child_running(&s->proc) ? 0 : -1;
 }
 
 /* ---- choosing a task ------------------------------------------------------------------- */
@@ -532,7 +512,7 @@ static void scan(struct spooler *s)
 	size_t n;
 	struct candidate *v;
 
-	if (s->task_pid || s->stopping)
+	if (child_running(&s->proc) || s->stopping)
 		return;
 	deferred_prune(s);
 	v = list_tasks(s, &n);
@@ -590,7 +570,7 @@ static void signalled(struct ev_loop *loop, ev_io *w, int revents)
 	if (read(s->sigfd, &si, sizeof si) != (ssize_t)sizeof si)
 		return;
 	s->stopping = true;
-	if (!s->task_pid) {
+	if (!child_running(&s->proc)) {
 		log_info("spooler stopped");
 		exit(0);
 	}
@@ -624,7 +604,7 @@ static int open_watches(struct spooler *s)
 static int spooler_main(void *arg)
 {
 	struct proc *p = arg;
-	struct spooler s = { .cfg = &p->m->cfg->spooler, .task_pidfd = -1, .lock_fd = -1 };
+	struct spooler s = { .cfg = &p->m->cfg->spooler, .lock_fd = -1 };
 
 	TAILQ_INIT(&s.deferred);
 	char ident[96];
@@ -642,6 +622,10 @@ static int spooler_main(void *arg)
 		log_errno("spooler: cannot watch %s", s.cfg->dir);
 		return 1;
 	}
+	child_set_init(&s.procs, s.loop);
+	child_init(&s.proc, &s.procs, 0, "task program");
+	s.proc.kill_group_on_exit = false; /* the group is ours (keep_group) */
+	s.proc.on_exit = task_exited;
 	log_info("spooler ready on %s", s.cfg->dir);
 	schedule_scan(&s, 0);
 	ev_run(s.loop, 0);

@@ -566,6 +566,27 @@ static void test_spooler_stop_kill(void **state)
 	stop(t);
 }
 
+/* A task program that cannot be exec'd (started through lib/child.c): a retry, with
+ * the reason, until max-attempts sends the task to failed/. */
+static void test_spooler_exec_failure_retried(void **state)
+{
+	struct ct *t = *state;
+	char *failed = strdup(in_dir(t, "spool/failed")), *note;
+
+	write_fmt(t->cfg, "spooler:\n  dir: ./spool\n  retry-backoff: 100ms\n  max-attempts: 2\n"
+		  "  exec: [./no-such-task-program]\n");
+	start(t, 0);
+	spool_cli(t, in_dir(t, "spool"), "NAME=x", NULL, NULL, NULL);
+	wait_files(failed, ".note", 1);
+	assert_int_equal(sup_wait_log(t->p, 0, "could not be started (No such file or directory); "
+				      "retry 1 in 0.1s", T_MS), 0);
+	note = first_file(failed, ".note");
+	assert_note(note, "gave up after 2 attempts");
+	free(note);
+	free(failed);
+	stop(t);
+}
+
 /* ---- the counts in the master's metrics ------------------------------------------------ */
 
 /* Waits until the master reports queued and failed tasks. */
@@ -774,6 +795,7 @@ int main(void)
 		CT_TEST(test_spooler_at_and_priority),
 		CT_TEST(test_spooler_stop_graceful),
 		CT_TEST(test_spooler_stop_kill),
+		CT_TEST(test_spooler_exec_failure_retried),
 		CT_TEST(test_spooler_counts_in_metrics),
 		cmocka_unit_test_setup_teardown(test_spooler_full_disk_backs_off, ct_setup, full_teardown),
 		cmocka_unit_test_setup_teardown(test_spooler_full_disk_keeps_task, ct_setup, full_teardown),
