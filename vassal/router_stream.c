@@ -202,6 +202,8 @@ static void exchange_done(struct rconn *c)
 		return;
 	}
 	c->state = R_HEAD;
+	c->answered = false; /* the next head's refusal (400, 408, 431) is counted */
+	c->key[0] = '\0';
 	rconn_arm_timer(c, c->r->gw->header_timeout);
 	rconn_watch(c, &c->bio, c->bfd, EV_READ); /* a kept backend connection: notice its close */
 	rconn_watch(c, &c->cio, c->cfd, EV_READ);

@@ -992,14 +992,22 @@ static void test_rfc9112_musts_and_counters(void **state)
 	assert_true(strncmp(resp.body, "alpha ", 6) == 0);
 	sup_http_fini(&resp);
 	assert_int_equal(get_host(rport, "nowhere.localhost", "/", NULL, 0), 404);
+	/* A refusal after an answered request on a keep-alive connection counts too. */
+	int fd = raw_connect(rport);
+	raw_exchange(fd, "GET /k HTTP/1.1\r\nHost: e.localhost\r\n\r\n",
+		     "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\necho GET /k\n");
+	raw_transfer(fd, "garbage\r\n\r\n", 11, "HTTP/1.1 400 ", 13);
+	close(fd);
 
-	assert_true(router_metric(r, REQS("4xx")) == 4);
-	assert_true(router_metric(r, REQS("2xx")) == 1);
+	assert_true(router_metric(r, REQS("4xx")) == 5);
+	assert_true(router_metric(r, REQS("2xx")) == 2);
 	assert_true(router_metric(r, REQS("5xx")) == 0);
 	assert_true(router_metric(r, "emperor_gateway_key_requests_total{vassal=\"router\","
 				  "gateway=\"1\",key=\"a.localhost\",class=\"2xx\"}") == 1);
 	assert_true(router_metric(r, "emperor_gateway_key_requests_total{vassal=\"router\","
 				  "gateway=\"1\",key=\"e.localhost\",class=\"4xx\"}") == 1);
+	assert_true(router_metric(r, "emperor_gateway_key_requests_total{vassal=\"router\","
+				  "gateway=\"1\",key=\"e.localhost\",class=\"2xx\"}") == 1);
 	stop_all(f);
 }
 
