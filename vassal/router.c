@@ -402,7 +402,8 @@ int router_main(void *arg)
 	snprintf(r.who, sizeof r.who, "gateway %zu", p->index + 1);
 	snprintf(ident, sizeof ident, "vassal %s", p->m->cfg->name);
 	log_init(ident);
-	prctl(PR_SET_NAME, "vassal-router");
+	if (prctl(PR_SET_NAME, "vassal-router") < 0) /* what ps and pgrep show */
+		log_errno("prctl(PR_SET_NAME)");
 	TAILQ_INIT(&r.conns);
 	sub_table_init(&r.table, r.gw->balance, r.who);
 	add_static_nodes(&r, p->m->cfg);

@@ -83,7 +83,8 @@ void rconn_backend_close(struct rconn *c)
 void rconn_linger(struct rconn *c)
 {
 	rconn_backend_close(c);
-	shutdown(c->cfd, SHUT_WR);
+	if (shutdown(c->cfd, SHUT_WR) < 0 && errno != ENOTCONN) /* ENOTCONN: reset already */
+		log_errno("%s: shutdown of %s's connection", c->r->who, c->peer);
 	c->state = R_LINGER;
 	c->clen = c->coff = c->c_fwd = 0;
 	rconn_watch(c, &c->cio, c->cfd, EV_READ);

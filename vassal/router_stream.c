@@ -210,18 +210,22 @@ static void exchange_done(struct rconn *c)
 	rconn_read_head(c);
 }
 
+/* Passes a FIN on; a peer that has reset meanwhile (ENOTCONN) is no news. */
+static void pass_fin(struct rconn *c, int fd, bool *shut)
+{
+	if (shutdown(fd, SHUT_WR) < 0 && errno != ENOTCONN)
+		log_errno("%s: shutdown in a tunnel of %s", c->r->who, c->peer);
+	*shut = true;
+}
+
 /* A tunnel passes each end's FIN on once what came before it has gone; it is over
  * when both have. Returns -1 when it closed the connection. */
 static int tunnel_ends(struct rconn *c)
 {
-	if (c->c_eof && !c->b_shut && c->c_fwd == 0 && c->coff == c->clen) {
-		shutdown(c->bfd, SHUT_WR);
-		c->b_shut = true;
-	}
-	if (c->b_eof && !c->c_shut && c->b_fwd == 0 && c->boff == c->blen) {
-		shutdown(c->cfd, SHUT_WR);
-		c->c_shut = true;
-	}
+	if (c->c_eof && !c->b_shut && c->c_fwd == 0 && c->coff == c->clen)
+		pass_fin(c, c->bfd, &c->b_shut);
+	if (c->b_eof && !c->c_shut && c->b_fwd == 0 && c->boff == c->blen)
+		pass_fin(c, c->cfd, &c->c_shut);
 	if (c->b_shut && c->c_shut) {
 		rconn_close(c);
 		return -1;

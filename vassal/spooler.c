@@ -611,7 +611,8 @@ static int spooler_main(void *arg)
 
 	snprintf(ident, sizeof ident, "vassal %s spooler %d", p->m->cfg->name, p->instance);
 	log_init(ident);
-	prctl(PR_SET_NAME, "vassal-spooler"); /* what ps and pgrep show */
+	if (prctl(PR_SET_NAME, "vassal-spooler") < 0) /* what ps and pgrep show */
+		log_errno("prctl(PR_SET_NAME)");
 	if (mkdir(s.cfg->dir, 0750) < 0 && errno != EEXIST)
 		log_errno("spooler: mkdir %s", s.cfg->dir);
 	s.dir = realpath(s.cfg->dir, NULL);
