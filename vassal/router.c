@@ -163,27 +163,33 @@ static void refuse_client(struct router *r, int fd, const char *peer)
 			 more ? " (and others, not logged)" : "");
 }
 
-/* The accepted fd becomes a connection, unless its client has too many already. */
+/* The accepted fd becomes a connection, unless its client has too many already. Unix
+ * socket clients have no address to tell them apart: they are not limited one by one. */
 static void take_connection(struct router *r, int fd)
 {
 	char peer[INET6_ADDRSTRLEN];
-	struct peer_count *pc;
+	struct peer_count *pc = NULL;
 	struct rconn *c;
 
 	peer_text(fd, peer, sizeof peer);
-	pc = peer_get(r, peer);
+	if (strcmp(peer, "unix") != 0 && !(pc = peer_get(r, peer))) {
+		log_errno("%s: connection from %s", r->who, peer);
+		close(fd);
+		return;
+	}
 	if (pc && pc->n >= r->max_per_client) {
 		refuse_client(r, fd, peer);
 		return;
 	}
-	if (!pc || !(c = rconn_new(r, fd, peer))) {
+	if (!(c = rconn_new(r, fd, peer))) {
 		log_errno("%s: connection from %s", r->who, peer);
-		if (pc && pc->n == 0)
+		if (pc && pc->n == 0) /* made for this one: not kept at 0 */
 			peer_put((pc->n = 1, pc));
 		close(fd);
 		return;
 	}
-	pc->n++;
+	if (pc)
+		pc->n++;
 	c->peer_count = pc;
 	ev_io_start(r->loop, &c->cio);
 	rconn_arm_timer(c, r->gw->header_timeout);
