@@ -152,9 +152,15 @@ static void refuse_client(struct router *r, int fd, const char *peer)
 				     "Too many connections from you now\n";
 	unsigned more;
 
+	char drain[4096];
+
 	if (send(fd, answer, sizeof answer - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 &&
 	    errno != EAGAIN && errno != EPIPE && errno != ECONNRESET)
 		log_errno("%s: reply 429 to %s", r->who, peer);
+	/* What the client already sent is read first: a close with unread bytes would be
+	 * a reset, which may reach the client before it has read the 429. */
+	for (int i = 0; i < 4 && recv(fd, drain, sizeof drain, MSG_DONTWAIT) > 0; i++)
+		;
 	close(fd);
 	router_count(r, NULL, 429);
 	if (log_allowed(r, &r->refused_clients, &more))
