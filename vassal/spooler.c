@@ -42,18 +42,21 @@
 #define RETRY_DELAY_MAX 86400.0   /* the doubling retry delay stops growing at a day */
 #define DEFERRED_LOCKS_MAX 256    /* deferred tasks whose lock is held (one fd each) */
 
-/* A task whose outcome could not be written down (its retry's rewrite or its move to
- * failed/ failed: a full or read-only spool file system). Its backoff and attempts
- * are kept here instead, in memory, and its lock stays held (fd) so that no other
- * spooler process runs it meanwhile; the file itself is left as it was, so nothing
- * is lost. When it is due, it is run (or moved) again from here. */
+/* A task whose outcome could not be written down (its retry's rewrite, its move to
+ * failed/ or its removal failed: a full or read-only spool file system). Its backoff
+ * and attempts are kept here instead, in memory, and its lock stays held (fd) so that
+ * no other spooler process runs it meanwhile; the file itself is left as it was, so
+ * nothing is lost. When it is due, what is owed is done from here: run it again, or
+ * try the move or the removal again. */
+enum deferred_outcome { DEFER_RUN, DEFER_FAIL, DEFER_REMOVE };
 struct deferred {
 	TAILQ_ENTRY(deferred) link;
 	char file[256];
 	int fd;                     /* the task file, flock'ed; -1 past DEFERRED_LOCKS_MAX */
 	double not_before;          /* wall clock */
+	enum deferred_outcome owed;
 	int attempts;               /* attempts so far, counted here since the file is stale */
-	char failed_why[200];       /* non-empty: it goes to failed/ (the move failed) */
+	char failed_why[200];       /* DEFER_FAIL: why it goes to failed/ */
 };
 TAILQ_HEAD(deferred_list, deferred);
 
@@ -130,7 +133,8 @@ static void deferred_free(struct spooler *s, struct deferred *d)
 /* The outcome of the claimed task could not be written: keep it in memory, with its
  * lock, until not_before. Without memory the lock is let go: the task runs again (as
  * after a spooler's death), but it is not lost. */
-static void defer_task(struct spooler *s, double not_before, int attempts, const char *failed_why)
+static void defer_task(struct spooler *s, double not_before, enum deferred_outcome owed,
+		       int attempts, const char *failed_why)
 {
 	struct deferred *d = calloc(1, sizeof *d);
 
@@ -140,6 +144,7 @@ static void defer_task(struct spooler *s, double not_before, int attempts, const
 	}
 	snprintf(d->file, sizeof d->file, "%s", s->file);
 	d->not_before = not_before;
+	d->owed = owed;
 	d->attempts = attempts;
 	snprintf(d->failed_why, sizeof d->failed_why, "%s", failed_why ? failed_why : "");
 	d->fd = -1;
@@ -149,6 +154,7 @@ static void defer_task(struct spooler *s, double not_before, int attempts, const
 		s->n_deferred_locks += d->fd >= 0;
 	}
 	TAILQ_INSERT_TAIL(&s->deferred, d, link);
+	schedule_scan(s, not_before - wall_now()); /* deferred from within a scan too */
 }
 
 /* ---- outcomes ------------------------------------------------------------------------ */
@@ -173,7 +179,7 @@ static void fail_task(struct spooler *s, const char *why)
 	if (renameat(s->dirfd, s->file, s->dirfd, dest) < 0) {
 		log_errno("spooler: move %s to failed/ (trying again in %.1fs)", s->file,
 			  retry_delay(s, 1));
-		defer_task(s, wall_now() + retry_delay(s, 1), s->task.attempts, why);
+		defer_task(s, wall_now() + retry_delay(s, 1), DEFER_FAIL, s->task.attempts, why);
 		return;
 	}
 	if (fsync(s->dirfd) < 0)
@@ -199,7 +205,22 @@ static void retry_task(struct spooler *s, const char *why)
 	}
 	log_errno("task %s: %s; retry %d in %.1fs, kept in memory: cannot rewrite the task file",
 		  s->file, why, attempts, delay);
-	defer_task(s, wall_now() + delay, attempts, NULL);
+	defer_task(s, wall_now() + delay, DEFER_RUN, attempts, NULL);
+}
+
+/* The task succeeded: its file goes. If it cannot (a read-only file system), it is
+ * kept back and the removal tried again after a retry-backoff: never run again. */
+static void remove_task(struct spooler *s)
+{
+	if (unlinkat(s->dirfd, s->file, 0) < 0) {
+		log_errno("task %s: done, but cannot remove it (trying again in %.1fs)", s->file,
+			  retry_delay(s, 1));
+		defer_task(s, wall_now() + retry_delay(s, 1), DEFER_REMOVE, s->task.attempts, NULL);
+		return;
+	}
+	if (fsync(s->dirfd) < 0)
+		log_errno("spooler: fsync %s", s->dir);
+	log_info("task %s done", s->file);
 }
 
 static void task_done(struct spooler *s, int status)
@@ -207,10 +228,7 @@ static void task_done(struct spooler *s, int status)
 	char why[96];
 
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		if (unlinkat(s->dirfd, s->file, 0) < 0 || fsync(s->dirfd) < 0)
-			log_errno("spooler: remove %s", s->file);
-		else
-			log_info("task %s done", s->file);
+		remove_task(s);
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) != SPOOL_EX_RETRY) {
 		snprintf(why, sizeof why, "the task program exited %d", WEXITSTATUS(status));
 		fail_task(s, why);
@@ -380,6 +398,7 @@ static int load_task(struct spooler *s, double *next_at)
 static int claim_deferred(struct spooler *s, struct deferred *d, double *next_at)
 {
 	int attempts = d->attempts, rc;
+	enum deferred_outcome owed = d->owed;
 	char why[sizeof d->failed_why];
 
 	if (d->not_before > wall_now()) {
@@ -397,10 +416,17 @@ static int claim_deferred(struct spooler *s, struct deferred *d, double *next_at
 	deferred_free(s, d);
 	if (s->lock_fd < 0)
 		return 0; /* removed by hand meanwhile, or (unlocked) another spooler's now */
+	if (owed == DEFER_REMOVE) {
+		memset(&s->task, 0, sizeof s->task);
+		s->task.attempts = attempts;
+		remove_task(s);
+		release_task(s);
+		return -1;
+	}
 	rc = load_task(s, next_at);
 	if (rc == 1 && s->task.attempts < attempts)
 		s->task.attempts = attempts; /* the file could not record them */
-	if (rc == 1 && why[0]) {
+	if (rc == 1 && owed == DEFER_FAIL) {
 		fail_task(s, why);
 		release_task(s);
 		return -1;

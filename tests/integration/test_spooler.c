@@ -787,6 +787,34 @@ static void test_spooler_full_disk_keeps_task(void **state)
 	stop(t);
 }
 
+/* A task that succeeded on a spool file system that went read-only meanwhile cannot be
+ * removed: it is not run again (it was, at once and over and over); the removal is
+ * tried again after a backoff, and succeeds once the file system is writable. */
+static void test_spooler_read_only_spool_done_once(void **state)
+{
+	struct ct *t = *state;
+	char *results = strdup(in_dir(t, "results")), *spool = strdup(in_dir(t, "spool"));
+
+	mount_tiny_spool(t);
+	write_fmt(in_dir(t, "spool/a.task"), "NAME=ro\n\n");
+	write_fmt(t->cfg, "spooler:\n  dir: ./spool\n  retry-backoff: 300ms\n"
+		  "  exec: [sh, -c, 'echo \"$SPOOL_NAME-$SPOOL_ATTEMPT\" >> %s; "
+		  "mount -o remount,ro %s']\n", results, spool);
+	start(t, 0);
+	assert_int_equal(sup_wait_log(t->p, 0, "done, but cannot remove it", T_MS), 0);
+	wait_count(t, 0, "done, but cannot remove it", 2); /* tried again, still read-only */
+	assert_int_equal(count_prefixed(results, "ro-"), 1);
+	if (mount("tmpfs", spool, "tmpfs", MS_REMOUNT, "size=256k,mode=0750") < 0) {
+		fprintf(stderr, "remount %s read-write: %s\n", spool, strerror(errno));
+		fail();
+	}
+	assert_int_equal(sup_wait_log(t->p, 0, "task a.task done", T_MS), 0);
+	assert_int_equal(access(in_dir(t, "spool/a.task"), F_OK), -1);
+	assert_int_equal(count_prefixed(results, "ro-"), 1);
+	free(results), free(spool);
+	stop(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -799,6 +827,8 @@ int main(void)
 		CT_TEST(test_spooler_counts_in_metrics),
 		cmocka_unit_test_setup_teardown(test_spooler_full_disk_backs_off, ct_setup, full_teardown),
 		cmocka_unit_test_setup_teardown(test_spooler_full_disk_keeps_task, ct_setup, full_teardown),
+		cmocka_unit_test_setup_teardown(test_spooler_read_only_spool_done_once, ct_setup,
+						full_teardown),
 	};
 
 	sup_init();
