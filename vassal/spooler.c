@@ -71,6 +71,8 @@ struct spooler {
 	bool stopping;
 	struct deferred_list deferred;
 	int n_deferred_locks;
+	struct candidate *known;     /* the last scan's tasks, by name: their priorities */
+	size_t n_known;
 	/* the task being run: its program is a child of lib/child.c's, in our own set */
 	struct child_set procs;
 	struct child proc;
@@ -451,8 +453,14 @@ static int claim(struct spooler *s, const char *file, double *next_at)
 
 struct candidate {
 	char name[256];
+	ino_t ino;                  /* as readdir() says: a rewrite (rename over) changes it */
 	int priority;
 };
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct candidate *)a)->name, ((const struct candidate *)b)->name);
+}
 
 static int by_priority_then_name(const void *a, const void *b)
 {
@@ -463,8 +471,9 @@ static int by_priority_then_name(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* Priority comes from the file's header; read cheaply (the first 511 bytes only). A bad
- * value counts as 0 here: claim() sends such a file to failed/. */
+/* Priority comes from the file's header; read cheaply (the first 511 bytes only), and
+ * once per file (task_priority). A bad value counts as 0 here: claim() sends such a
+ * file to failed/. */
 static int peek_priority(int dirfd, const char *file)
 {
 	char head[512] = { 0 };
@@ -486,6 +495,33 @@ static int peek_priority(int dirfd, const char *file)
 		line = nl + 1;
 	}
 	return 0;
+}
+
+/* A task's priority: the last scan's if the file is the same (same inode), else read. */
+static int task_priority(struct spooler *s, const struct dirent *de)
+{
+	struct candidate key;
+	const struct candidate *k;
+
+	snprintf(key.name, sizeof key.name, "%s", de->d_name);
+	k = s->n_known ? bsearch(&key, s->known, s->n_known, sizeof key, by_name) : NULL;
+	if (k && k->ino == de->d_ino)
+		return k->priority;
+	return peek_priority(s->dirfd, de->d_name);
+}
+
+/* Remembers v (n tasks) as the known ones, for the next scan's priorities. */
+static void remember_tasks(struct spooler *s, const struct candidate *v, size_t n)
+{
+	struct candidate *copy = n ? malloc(n * sizeof *copy) : NULL;
+
+	free(s->known);
+	s->known = copy;
+	s->n_known = copy ? n : 0;
+	if (!copy)
+		return;
+	memcpy(copy, v, n * sizeof *copy);
+	qsort(copy, n, sizeof *copy, by_name);
 }
 
 static struct candidate *list_tasks(struct spooler *s, size_t *n)
@@ -512,9 +548,11 @@ static struct candidate *list_tasks(struct spooler *s, size_t *n)
 			v = grown;
 		}
 		snprintf(v[*n].name, sizeof v[*n].name, "%s", de->d_name);
-		v[(*n)++].priority = peek_priority(s->dirfd, de->d_name);
+		v[*n].ino = de->d_ino;
+		v[(*n)++].priority = task_priority(s, de);
 	}
 	closedir(d);
+	remember_tasks(s, v, *n);
 	if (*n > 1) /* v is NULL when the directory holds no task */
 		qsort(v, *n, sizeof *v, by_priority_then_name);
 	return v;
