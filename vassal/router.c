@@ -189,8 +189,10 @@ static void take_connection(struct router *r, int fd)
 	}
 	if (!(c = rconn_new(r, fd, peer))) {
 		log_errno("%s: connection from %s", r->who, peer);
-		if (pc && pc->n == 0) /* made for this one: not kept at 0 */
-			peer_put((pc->n = 1, pc));
+		if (pc && pc->n == 0) { /* made for this one: not kept at 0 */
+			pc->n = 1;
+			peer_put(pc);
+		}
 		close(fd);
 		return;
 	}
