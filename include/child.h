@@ -91,6 +91,10 @@ struct child_exec {
 	int (*run)(void *arg);      /* in-code child: exit(run(arg)) instead of exec */
 	void *run_arg;
 	bool die_with_parent;       /* PR_SET_PDEATHSIG SIGKILL: no orphan if we crash */
+	bool keep_group;            /* stay in our process group instead of leading its own
+				     * (a spooler's task: the SIGKILL of the spooler's group
+				     * takes it and what it started); set the child's
+				     * kill_group_on_exit to false with it */
 	/* Every child also gets PR_SET_NO_NEW_PRIVS and its set's in_child hook. */
 	void (*in_child)(void *arg);/* hook run in the child before exec/run (rlimits...) */
 	void *in_child_arg;
@@ -111,7 +115,9 @@ void child_fini(struct child *c);
  * loop. A failure (exec, or a step before it: setpgid, PR_SET_NO_NEW_PRIVS, fds,
  * chdir...) is logged once as "NAME: cannot start ARGV0: [step: ]error", sets
  * c->exec_errno and calls on_exec; the failed process exits 127 and is reaped as
- * usual. Any number of fds. */
+ * usual. Any number of fds.
+ * In the default loop the exit comes through an ev_child watcher; libev has those
+ * nowhere else, so in another loop (a forked spooler's own) through a pidfd. */
 int child_spawn(struct child *c, const struct child_exec *x);
 /* STARTING -> READY; asked while the exec is pending, it happens once the exec is
  * known to have succeeded (never if it failed). */

@@ -92,6 +92,8 @@ struct cfg_gateway {
 	int max_connections;          /* default 10000 */
 	double header_timeout;        /* default 10s */
 	double backend_timeout;       /* default 60s */
+	double tunnel_timeout;        /* default 10m: an idle upgraded connection is closed */
+	int max_connections_per_client; /* default 0: max_connections / 10, at least 1 */
 	double reload_mercy;          /* default 30s */
 	size_t max_header_size;       /* default 8K */
 };

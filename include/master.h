@@ -66,6 +66,7 @@ struct master {
 	ev_timer subscribe_timer;    /* gateway.c: announces subscribe: entries */
 	uint64_t subscribe_failing;  /* gateway.c: entries whose last announce failed */
 	struct status *status;       /* status.c: the status socket */
+	struct spool_gauge *spool_gauge; /* spooler.c: the spool's task counts, for status.c */
 	int reported_ready, reported_total; /* X_WORKERS= last sent to the emperor */
 };
 

@@ -199,7 +199,7 @@ static _Noreturn void start_failed(int errfd, int step)
 static _Noreturn void child_start(const struct child_set *set, const struct child_exec *x,
 				  int errfd, int *fd_tmp, pid_t parent)
 {
-	if (setpgid(0, 0) < 0)
+	if (!x->keep_group && setpgid(0, 0) < 0)
 		start_failed(errfd, STEP_SETPGID);
 	if (x->die_with_parent && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		start_failed(errfd, STEP_PDEATHSIG);
@@ -350,6 +350,53 @@ static void foreign_gone(struct ev_loop *loop, ev_io *w, int revents)
 	child_gone(c, -1);
 }
 
+/* A wait status from what waitid() says. */
+static int wait_status(const siginfo_t *si)
+{
+	if (si->si_code == CLD_EXITED)
+		return W_EXITCODE(si->si_status, 0);
+	return (si->si_status & 0x7f) | (si->si_code == CLD_DUMPED ? 0x80 : 0);
+}
+
+/* Our own child, watched through a pidfd (not the default loop): reaped here. */
+static void pidfd_child_gone(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct child *c = container_of(w, struct child, pidfd_io);
+	siginfo_t si = { 0 };
+
+	(void)revents;
+	if (waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED | WNOHANG) < 0) {
+		log_errno("%s: waitid", c->name);
+		si.si_code = CLD_KILLED;
+		si.si_status = SIGKILL;
+	} else if (si.si_pid == 0) {
+		return; /* readable before it can be reaped: the next event */
+	}
+	ev_io_stop(loop, w);
+	close(c->pidfd);
+	c->pidfd = -1;
+	c->child_watcher.rpid = c->pid;
+	child_gone(c, wait_status(&si));
+}
+
+/* Watches c->pid's exit: ev_child in the default loop, a pidfd in any other. */
+static int watch_exit(struct child *c, struct ev_loop *loop)
+{
+	if (ev_is_default_loop(loop)) {
+		ev_child_set(&c->child_watcher, c->pid, 0);
+		ev_child_start(loop, &c->child_watcher);
+		return 0;
+	}
+	c->pidfd = pidfd_open(c->pid, 0);
+	if (c->pidfd < 0) {
+		log_errno("%s: pidfd_open(%d)", c->name, (int)c->pid);
+		return -1;
+	}
+	ev_io_init(&c->pidfd_io, pidfd_child_gone, c->pidfd, EV_READ);
+	ev_io_start(loop, &c->pidfd_io);
+	return 0;
+}
+
 int child_adopt_foreign(struct child *c, pid_t pid)
 {
 	int fd = pidfd_open(pid, 0);
@@ -401,7 +448,7 @@ int child_spawn(struct child *c, const struct child_exec *x)
 	close(pfd[1]);
 	/* Also done by the child, whichever runs first wins: EACCES, it has exec'd and did
 	 * it; ESRCH, it is gone already (its exit will tell). */
-	if (setpgid(pid, pid) < 0 && errno != EACCES && errno != ESRCH)
+	if (!x->keep_group && setpgid(pid, pid) < 0 && errno != EACCES && errno != ESRCH)
 		log_errno("%s: setpgid(%d)", c->name, (int)pid);
 	if (c->spawned)
 		c->respawns++;
@@ -411,8 +458,14 @@ int child_spawn(struct child *c, const struct child_exec *x)
 	c->started_at = ev_now(loop);
 	c->ready_at = c->cursed_at = c->no_mercy_at = 0;
 	c->asked_to_stop = false;
-	ev_child_set(&c->child_watcher, pid, 0);
-	ev_child_start(loop, &c->child_watcher);
+	if (watch_exit(c, loop) < 0) { /* unwatched, it could never be reaped: killed now */
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(pfd[0]);
+		c->pid = 0;
+		c->state = CHILD_STOPPED;
+		return -1;
+	}
 	exec_watch(c, pfd[0], x);
 	return 0;
 }

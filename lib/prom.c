@@ -19,6 +19,10 @@ const struct prom_family_info prom_families[PROM_N_FAMILIES] = {
 	[PROM_SPOOL_QUEUED] = { "emperor_spool_queued_tasks", "gauge", "Task files waiting in the spool directory." },
 	[PROM_SPOOL_FAILED] = { "emperor_spool_failed_tasks", "gauge",
 				"Task files in the spool directory's failed/." },
+	[PROM_GATEWAY_REQUESTS] = { "emperor_gateway_requests_total", "counter",
+				    "Requests a gateway's router answered, by status class." },
+	[PROM_GATEWAY_KEY_REQUESTS] = { "emperor_gateway_key_requests_total", "counter",
+					"Requests a gateway's router answered, by routing key and status class." },
 };
 
 void prom_header(struct strbuf *b, enum prom_family f)
