@@ -7,8 +7,8 @@
  * child's own slow steps before exec (an NSS lookup in initgroups, a cgroup) never
  * hold up the parent's loop; the child stays STARTING until its exec is known. */
 #include "child.h"
+#include "child_internal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -18,9 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,10 +27,7 @@
 #include "privs.h"
 #include "util.h"
 
-extern char **environ;
-
 static void mercy_rearm(struct child_set *set);
-static void strays_reaped(struct ev_loop *loop, ev_child *w, int revents);
 
 const char *child_state_name(enum child_state st)
 {
@@ -58,180 +53,6 @@ const char *child_status_text(int status, char *buf, size_t len)
 	return buf;
 }
 
-/* ---- in the child, between fork and exec ---------------------------------------- */
-
-/* Default dispositions (a signal the C library reserves refuses: harmless), and an
- * empty mask, which must hold: a program started with SIGTERM blocked never stops. */
-static int reset_signals(void)
-{
-	sigset_t none;
-
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			signal(sig, SIG_DFL);
-	sigemptyset(&none);
-	return sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
-/* One past the highest fd we can have open, for the loops that stand in for
- * close_range() on a kernel without it. */
-static int fd_bound(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
-	    rl.rlim_cur > 1 << 20)
-		return 1 << 20;
-	return (int)rl.rlim_cur;
-}
-
-/* Moves fds[] to 3, 4, ... and everything else of ours >= 3 to close-on-exec. tmp has
- * room for n_fds (allocated by the parent before fork: any number of fds). */
-static int place_fds(const struct child_exec *x, int *tmp, int *errfd)
-{
-	int first_free = 3 + x->n_fds;
-
-	*errfd = fcntl(*errfd, F_DUPFD_CLOEXEC, first_free);
-	if (*errfd < 0)
-		return -1;
-	for (int i = 0; i < x->n_fds; i++) {
-		tmp[i] = fcntl(x->fds[i], F_DUPFD_CLOEXEC, first_free);
-		if (tmp[i] < 0)
-			return -1;
-	}
-	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		for (int fd = 3, end = fd_bound(); fd < end; fd++)
-			fd_set_cloexec(fd, 1); /* EBADF for the fds not open */
-	for (int i = 0; i < x->n_fds; i++)
-		if (dup2(tmp[i], 3 + i) < 0) /* dup2 clears FD_CLOEXEC on the copy */
-			return -1;
-	return 0;
-}
-
-/* close_range(), or a loop where the kernel lacks it. */
-static void close_from_to(unsigned int from, unsigned int to)
-{
-	if (close_range(from, to, 0) == 0)
-		return;
-	for (unsigned int fd = from, end = (unsigned int)fd_bound(); fd <= to && fd < end; fd++)
-		close((int)fd);
-}
-
-/* Closes every fd above 2 except keep[] (left at their numbers). */
-static void close_all_but(const int *keep, int n)
-{
-	unsigned int from = 3;
-
-	for (;;) {
-		int next = -1; /* the lowest kept fd >= from */
-		for (int i = 0; i < n; i++)
-			if (keep[i] >= (int)from && (next < 0 || keep[i] < next))
-				next = keep[i];
-		if (next < 0) {
-			close_from_to(from, ~0U);
-			return;
-		}
-		if ((unsigned int)next > from)
-			close_from_to(from, (unsigned int)next - 1);
-		from = (unsigned int)next + 1;
-	}
-}
-
-static int setup_stdio(int out_fd)
-{
-	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-	if (null < 0 || dup2(null, 0) < 0)
-		return -1;
-	if (out_fd >= 0 && (dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0))
-		return -1;
-	return 0;
-}
-
-static int setup_env(const struct child_exec *x)
-{
-	char buf[32];
-
-	if (x->env)
-		environ = (char **)x->env;
-	if (!x->fdnames)
-		return 0;
-	snprintf(buf, sizeof buf, "%d", x->n_fds);
-	if (setenv("LISTEN_FDS", buf, 1) < 0)
-		return -1;
-	snprintf(buf, sizeof buf, "%d", (int)getpid());
-	if (setenv("LISTEN_PID", buf, 1) < 0)
-		return -1;
-	return setenv("LISTEN_FDNAMES", x->fdnames, 1);
-}
-
-/* What the child writes on the exec-status pipe when a step before exec fails. */
-enum start_step { STEP_EXEC, STEP_SETPGID, STEP_PDEATHSIG, STEP_NO_NEW_PRIVS, STEP_STDIO,
-		  STEP_FDS, STEP_ENV, STEP_CHDIR, STEP_SIGNALS };
-
-struct start_report {
-	int err;
-	int step;
-};
-
-static const char *step_name(int step)
-{
-	static const char *const names[] = {
-		[STEP_EXEC] = "exec", [STEP_SETPGID] = "setpgid",
-		[STEP_PDEATHSIG] = "prctl(PR_SET_PDEATHSIG)",
-		[STEP_NO_NEW_PRIVS] = "prctl(PR_SET_NO_NEW_PRIVS)",
-		[STEP_STDIO] = "stdin/stdout/stderr", [STEP_FDS] = "placing its fds",
-		[STEP_ENV] = "setenv(LISTEN_*)", [STEP_CHDIR] = "chdir",
-		[STEP_SIGNALS] = "sigprocmask",
-	};
-	return step >= 0 && step < (int)ARRAY_LEN(names) ? names[step] : "?";
-}
-
-static _Noreturn void start_failed(int errfd, int step)
-{
-	struct start_report r = { .err = errno ? errno : EINVAL, .step = step };
-
-	while (write(errfd, &r, sizeof r) < 0 && errno == EINTR)
-		;
-	_exit(127);
-}
-
-static _Noreturn void child_start(const struct child_set *set, const struct child_exec *x,
-				  int errfd, int *fd_tmp, pid_t parent)
-{
-	if (!x->keep_group && setpgid(0, 0) < 0)
-		start_failed(errfd, STEP_SETPGID);
-	if (x->die_with_parent && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-		start_failed(errfd, STEP_PDEATHSIG);
-	if (x->die_with_parent && getppid() != parent)
-		_exit(127); /* the parent is already gone: nobody to report to */
-	if (privs_no_new_privs() < 0) /* promised: no exec below can gain privileges */
-		start_failed(errfd, STEP_NO_NEW_PRIVS);
-	if (set->in_child)
-		set->in_child(set->in_child_arg);
-	if (reset_signals() < 0)
-		start_failed(errfd, STEP_SIGNALS);
-	if (setup_stdio(x->out_fd) < 0)
-		start_failed(errfd, STEP_STDIO);
-	if (x->run) {
-		close(errfd);
-		close_all_but(x->fds, x->n_fds); /* the parent's channels and loop are not ours */
-		if (x->in_child)
-			x->in_child(x->in_child_arg);
-		_exit(x->run(x->run_arg));
-	}
-	if (place_fds(x, fd_tmp, &errfd) < 0)
-		start_failed(errfd, STEP_FDS);
-	if (setup_env(x) < 0)
-		start_failed(errfd, STEP_ENV);
-	if (x->cwd && chdir(x->cwd) < 0)
-		start_failed(errfd, STEP_CHDIR);
-	if (x->in_child)
-		x->in_child(x->in_child_arg);
-	execvp(x->argv[0], x->argv);
-	start_failed(errfd, STEP_EXEC);
-}
-
 /* ---- in the parent ------------------------------------------------------------- */
 
 /* The exec's outcome is known: record it, log a failure, tell the policy. */
@@ -246,7 +67,7 @@ static void exec_known(struct child *c, const struct start_report *r)
 	if (r && r->step == STEP_EXEC)
 		log_errno("%s: cannot start %s", c->name, c->program);
 	else if (r)
-		log_errno("%s: cannot start %s: %s", c->name, c->program, step_name(r->step));
+		log_errno("%s: cannot start %s: %s", c->name, c->program, child_step_name(r->step));
 	if (!r && c->ready_on_exec)
 		child_set_ready(c);
 	c->ready_on_exec = false;
@@ -643,7 +464,7 @@ void child_set_init(struct child_set *set, struct ev_loop *loop)
 	set->loop = loop;
 	TAILQ_INIT(&set->children);
 	ev_timer_init(&set->mercy_timer, mercy_expired, 0, 0);
-	ev_child_init(&set->strays_watcher, strays_reaped, 0, 0);
+	ev_child_init(&set->strays_watcher, child_strays_reaped, 0, 0);
 }
 
 void child_set_fini(struct child_set *set)
@@ -690,122 +511,4 @@ void child_fini(struct child *c)
 	exec_unwatch(c);
 	TAILQ_REMOVE(&c->set->children, c, link);
 	mercy_rearm(c->set);
-}
-
-
-/* Its parent and state from /proc/PID/stat; -1 if it is gone. */
-#define STRAYS_MAX 4096
-
-/* Appends the children of pid (every thread's /proc/PID/task/TID/children) to out;
- * returns the new count, or -1 if the kernel does not list children. */
-static int children_of(pid_t pid, pid_t *out, int n, int max)
-{
-	char path[320], buf[8192];
-	struct dirent *de;
-	DIR *tasks;
-
-	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-	if (!(tasks = opendir(path)))
-		return errno == ENOENT ? n : -1; /* gone already: no children to list */
-	while ((de = readdir(tasks)) != NULL && n < max) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof path, "/proc/%d/task/%s/children", (int)pid, de->d_name);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			if (errno != ENOENT)
-				continue;
-			closedir(tasks);
-			return -1; /* no CONFIG_PROC_CHILDREN */
-		}
-		ssize_t len = read(fd, buf, sizeof buf - 1);
-		close(fd);
-		buf[len > 0 ? len : 0] = '\0';
-		for (char *p = buf, *end; n < max; p = end) {
-			long child = strtol(p, &end, 10);
-			if (end == p)
-				break;
-			out[n++] = (pid_t)child;
-		}
-	}
-	closedir(tasks);
-	return n;
-}
-
-static int pid_cmp(const void *a, const void *b)
-{
-	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* The set's pids, sorted for bsearch: the emperor's set may hold a thousand. */
-static pid_t *set_pids(const struct child_set *set, size_t *n)
-{
-	const struct child *c;
-	size_t k = 0;
-	pid_t *v;
-
-	TAILQ_FOREACH(c, &set->children, link)
-		k++;
-	v = calloc(k ? k : 1, sizeof *v);
-	k = 0;
-	TAILQ_FOREACH(c, &set->children, link)
-		if (v && c->pid > 0)
-			v[k++] = c->pid;
-	if (v)
-		qsort(v, k, sizeof *v, pid_cmp);
-	*n = k;
-	return v;
-}
-
-/* A stray that dies between the read of our children and the read of its own hands
- * its children to us unseen by that sweep. Its children are ours before we reap it,
- * so every exit reaped after a sweep that found strays sweeps again, until a sweep
- * finds none. */
-static void strays_reaped(struct ev_loop *loop, ev_child *w, int revents)
-{
-	struct child_set *set = container_of(w, struct child_set, strays_watcher);
-
-	(void)loop, (void)revents;
-	child_set_kill_strays(set);
-}
-
-/* Our children that are not in the set (orphans we adopted), then, level by level,
- * their descendants: an orphan still dying (a worker whose master was just killed)
- * hands its own children (a setsid'd sleeper) to us only later, so they go now with
- * it. Only our own subtree is read: the cost does not grow with the host's
- * processes. */
-int child_set_kill_strays(struct child_set *set)
-{
-	static pid_t found[STRAYS_MAX];
-	size_t n_known;
-	pid_t *known = set_pids(set, &n_known);
-	int n = children_of(getpid(), found, 0, STRAYS_MAX), strays = 0;
-
-	if (!known || n < 0) {
-		free(known);
-		return 0;
-	}
-	for (int i = 0; i < n; i++) /* keep the strays among our children */
-		if (!bsearch(&found[i], known, n_known, sizeof *known, pid_cmp))
-			found[strays++] = found[i];
-	free(known);
-	int orphans = strays;
-	for (int i = 0; i < strays; i++) { /* each stray's children are strays too */
-		int more = children_of(found[i], found, strays, STRAYS_MAX);
-		if (more > strays)
-			strays = more;
-	}
-	for (int i = 0; i < strays; i++) {
-		kill(-found[i], SIGKILL); /* its group too: a setsid'd stray leads one */
-		if (kill(found[i], SIGKILL) == 0)
-			log_warn("killed pid %d: %s", (int)found[i], i < orphans ? "an orphan we "
-				 "adopted, not one of our children" : "a descendant of an orphan we adopted");
-	}
-	if (strays > 0)
-		ev_child_start(set->loop, &set->strays_watcher);
-	else
-		ev_child_stop(set->loop, &set->strays_watcher);
-	return strays;
 }
