@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -119,13 +118,11 @@ int tyrant_open(const struct emperor *e, const struct vassal *v, struct privs *p
 		close(fd);
 		return -1;
 	}
-	struct passwd *pw = getpwuid(st.st_uid);
 	memset(p, 0, sizeof *p);
 	p->uid = st.st_uid;
 	p->gid = st.st_gid;
+	p->user_of_uid = true; /* its name (for initgroups) is looked up in the child */
 	p->set = true;
-	if (pw)
-		snprintf(p->user, sizeof p->user, "%s", pw->pw_name);
 	return fd;
 }
 

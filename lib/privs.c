@@ -82,7 +82,11 @@ int privs_drop(const struct privs *p, char *why, size_t len)
 			 (int)p->gid);
 		return -1;
 	}
-	if ((p->user[0] ? initgroups(p->user, p->gid) : setgroups(1, &p->gid)) < 0 ||
+	const char *user = p->user[0] ? p->user : NULL;
+	struct passwd *pw = !user && p->user_of_uid ? getpwuid(p->uid) : NULL;
+	if (pw)
+		user = pw->pw_name;
+	if ((user ? initgroups(user, p->gid) : setgroups(1, &p->gid)) < 0 ||
 	    setgid(p->gid) < 0 || setuid(p->uid) < 0) {
 		snprintf(why, len, "cannot become uid %d gid %d: %s", (int)p->uid, (int)p->gid,
 			 strerror(errno));
