@@ -255,7 +255,19 @@ int child_spawn(struct child *c, const struct child_exec *x)
 		free(fd_tmp);
 		return -1;
 	}
+	/* Every signal blocked across the fork: one sent to the child before it reset its
+	 * dispositions (a curse right after the spawn) would otherwise run the parent's
+	 * handler in the child (libev's, which swallows it) and be lost. Blocked, it waits
+	 * until child_start() has put back the defaults, and then acts. */
+	sigset_t all, old;
+	sigfillset(&all);
+	if (sigprocmask(SIG_SETMASK, &all, &old) < 0)
+		log_errno("%s: sigprocmask before fork", c->name);
 	pid = fork();
+	if (pid == 0)
+		child_start(c->set, x, pfd[1], fd_tmp, parent);
+	if (sigprocmask(SIG_SETMASK, &old, NULL) < 0)
+		log_errno("%s: sigprocmask after fork", c->name);
 	if (pid < 0) {
 		log_errno("%s: fork", c->name);
 		close(pfd[0]);
@@ -263,8 +275,6 @@ int child_spawn(struct child *c, const struct child_exec *x)
 		free(fd_tmp);
 		return -1;
 	}
-	if (pid == 0)
-		child_start(c->set, x, pfd[1], fd_tmp, parent);
 	free(fd_tmp);
 	close(pfd[1]);
 	/* Also done by the child, whichever runs first wins: EACCES, it has exec'd and did

@@ -215,6 +215,41 @@ static void test_slow_pre_exec_step_never_blocks_the_loop(void **state)
 	close(gate[1]);
 }
 
+/* A stop signal that reaches the child before its exec (a curse right after the spawn,
+ * as a reload does to a mule just started) must not be lost. Before the fix, the
+ * parent's handler (a libev ev_signal, here for SIGTERM) ran in the child, swallowed
+ * the signal, and the program then ran on, never told to stop. */
+static void slow_hook(void *arg)
+{
+	(void)arg;
+	poll(NULL, 0, 300); /* the curse arrives meanwhile */
+}
+
+static void ignore_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop, (void)w, (void)revents;
+}
+
+static void test_signal_before_exec_not_lost(void **state)
+{
+	struct fixture *f = *state;
+	char *argv[] = { "sleep", "30", NULL };
+	struct child_exec x = { .argv = argv, .out_fd = -1 };
+	ev_signal term;
+
+	ev_signal_init(&term, ignore_signal, SIGTERM);
+	ev_signal_start(f->loop, &term);
+	f->set.in_child = slow_hook;
+	assert_int_equal(child_spawn(&f->c, &x), 0);
+	child_curse(&f->c, SIGTERM, 20);
+	run_until_exit(f, 10);
+	f->set.in_child = NULL;
+	ev_signal_stop(f->loop, &term);
+	assert_int_equal(f->exits, 1);
+	assert_true(WIFSIGNALED(f->status));
+	assert_int_equal(WTERMSIG(f->status), SIGTERM);
+}
+
 static void test_fds_arrive_at_3_with_listen_env(void **state)
 {
 	struct fixture *f = *state;
@@ -390,6 +425,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_spawn_and_reap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_signal_before_exec_not_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_failure_reports_errno, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chdir_failure_aborts_exec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_pre_exec_step_never_blocks_the_loop, setup,
