@@ -9,7 +9,7 @@ const net = require('net');
 const { execFile } = require('child_process');
 
 const GREETING = process.env.GREETING || 'hello';
-const IDLE_GRACE_MS = 100;   // a request already on its way on an idle connection
+const IDLE_GRACE_MS = 100;   // idle this long during a stop: no request is on its way
 const SD_LISTEN_FDS_START = 3;
 
 // The sockets: fds 3 .. 3+LISTEN_FDS-1, for this pid only. The variables are removed
@@ -63,9 +63,30 @@ function notifyReady() {
 	});
 }
 
+// Every open connection, with its requests in flight and since when it is idle.
+const conns = new Set();
+
+function track(server) {
+	server.on('connection', (sock) => {
+		sock.inFlight = 0;
+		sock.idleSince = Date.now();
+		conns.add(sock);
+		sock.on('close', () => conns.delete(sock));
+	});
+	server.on('request', (req, res) => {
+		const sock = req.socket;
+		sock.inFlight++;
+		res.on('close', () => {
+			sock.inFlight--;
+			sock.idleSince = Date.now();
+		});
+	});
+}
+
 const servers = takeSockets().map((fd) => {
 	const s = http.createServer(handle);
 	s.keepAliveTimeout = 5000;
+	track(s);
 	// Node calls listen() again on the inherited socket, with a backlog of 511
 	// whatever the vassal file says (the backlog option is ignored for an fd).
 	s.listen({ fd });
@@ -79,12 +100,15 @@ servers.forEach((s) => s.on('listening', () => {
 	}
 }));
 
-// The graceful stop: stop accepting, give idle keep-alive connections a short grace
-// (a request may already be on its way), then close every connection as soon as it
-// has no request in flight, and exit 0 when none is left. http.Server.close() alone
-// is not enough: before Node 19 it waits for idle keep-alive clients (up to
-// keepAliveTimeout, and a busy client never lets it end); from Node 19 on it closes
-// them at once, under a request that may be on its way.
+// The graceful stop: stop accepting; from then on every answer says Connection:
+// close (and Node closes its connection after it); a connection with no request in
+// flight is closed once it has been idle for IDLE_GRACE_MS (a client's next request
+// may be on its way: closing under it would fail that request); exit 0 when no
+// connection is left. A keep-alive client that keeps sending is thus closed after
+// its next answer, never under a request. http.Server.close() alone is not enough:
+// before Node 19 it waits for idle keep-alive connections (up to keepAliveTimeout,
+// forever under a busy client); from Node 19 on it closes idle ones at once, under
+// a request that may be on its way.
 function stop(signal) {
 	if (stopping)
 		return;
@@ -95,11 +119,14 @@ function stop(signal) {
 		if (--open === 0)
 			process.exit(0);
 	}));
-	setTimeout(() => {
-		const closeIdle = () => servers.forEach((s) => s.closeIdleConnections());
-		closeIdle();
-		setInterval(closeIdle, IDLE_GRACE_MS).unref();
-	}, IDLE_GRACE_MS).unref();
+	const closeIdle = () => {
+		const now = Date.now();
+		for (const sock of conns)
+			if (sock.inFlight === 0 && now - sock.idleSince >= IDLE_GRACE_MS)
+				sock.destroy();
+	};
+	closeIdle();
+	setInterval(closeIdle, IDLE_GRACE_MS / 4).unref();
 }
 
 process.on('SIGTERM', () => stop('SIGTERM'));

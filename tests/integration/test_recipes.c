@@ -196,18 +196,44 @@ static void progress(struct sup_load *const loads[2], long n)
 			vt_load_progress(loads[i], n);
 }
 
+/* A keep-alive connection that got one answer and then stays idle. */
+static struct sup_conn *idle_keepalive(struct vt *v)
+{
+	struct sup_conn *c = sup_conn_open("127.0.0.1", v->port, T_MS);
+	struct sup_http r;
+
+	assert_non_null(c);
+	assert_int_equal(sup_conn_get(c, "/", &r, T_MS), 0);
+	assert_int_equal(r.status, 200);
+	assert_null(strcasestr(r.head, "Connection: close"));
+	sup_http_fini(&r);
+	return c;
+}
+
 /* Graceful reloads (the file's reload: set to graceful), then chain reloads (the
- * file as written, reload: chain; SIGUSR2 where it says graceful). */
+ * file as written, reload: chain; SIGUSR2 where it says graceful). With keep-alive,
+ * an idle connection open across the first graceful reload is closed by the
+ * server's stop (which must not wait for the client to leave: the reload would take
+ * the server's keep-alive timeout, or forever). */
 static void reload_phases(struct vt *v, const struct recipe *r, const char *yaml,
 			  struct sup_load *const loads[2], pid_t *workers, int n)
 {
 	struct figures g = { 0 }, c = { 0 };
+	struct sup_conn *idle = NULL;
 	int file_chains = strstr(yaml, "\nreload: chain") != NULL;
 
 	if (file_chains)
 		write_config(v, yaml, "graceful");
+	if (r->keepalive)
+		idle = idle_keepalive(v);
 	for (int i = 0; i < r->graceful; i++) {
 		long ms = reload(v, SIGHUP, "graceful reload of generation", &g);
+
+		if (idle) { /* its worker is gone: it closed the connection, not waited */
+			assert_int_equal(sup_conn_wait_closed(idle, T_MS), 0);
+			sup_conn_close(idle);
+			idle = NULL;
+		}
 
 		if (r->max_graceful_ms > 0 && ms > r->max_graceful_ms) {
 			fprintf(stderr, "%s: graceful reload took %ld ms, expected at most %ld\n",
@@ -314,7 +340,7 @@ static void test_lighttpd(void **state)
 	run_recipe(state, &(struct recipe){
 		.name = "lighttpd", .files = { "lighttpd.conf", "lighttpd-htdocs/index.html" },
 		.needs = { "/usr/sbin/lighttpd" }, .debs = "lighttpd", .count = 2, .graceful = 2,
-		.chain = 3, .keepalive = 1, .body = "hello from lighttpd" });
+		.chain = 3, .keepalive = 1, .max_graceful_ms = 4000, .body = "hello from lighttpd" });
 }
 
 int main(void)
