@@ -44,10 +44,12 @@ function handle(req, res) {
 		});
 		res.end(body);
 	};
-	if (url.pathname === '/slow')
+	if (url.pathname === '/slow') {
+		console.log(`slow request started in pid ${process.pid}`);
 		setTimeout(reply, Math.min(parseInt(url.searchParams.get('ms') || '1000', 10), 60000));
-	else
+	} else {
 		reply();
+	}
 }
 
 // READY=1: Node has no AF_UNIX datagram socket, so systemd-notify sends it. The

@@ -61,6 +61,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path == "/slow":
             ms = int(parse_qs(url.query).get("ms", ["1000"])[0])
+            print("slow request started in pid %d" % os.getpid(), file=sys.stderr, flush=True)
             time.sleep(min(ms, 60000) / 1000)
         body = ("%s from pid %d\n" % (GREETING, os.getpid())).encode()
         self.send_response(200)

@@ -33,6 +33,8 @@ struct recipe {
 	int pid_header;                   /* answers carry X-Worker-Pid */
 	int keepalive;                    /* also a keep-alive client */
 	long max_graceful_ms;             /* > 0: bound of a graceful reload's duration */
+	int slow;                         /* GET /slow?ms=N answers late, logging "slow request started" */
+	int accept_race;                  /* a stop may drop the connection just accepted (uWSGI) */
 	const char *body;                 /* in every answer */
 };
 
@@ -173,16 +175,24 @@ static void print_figures(const struct recipe *r, const char *kind, const struct
 			kind, f->min_ms, f->max_ms, f->sum_ms / f->n);
 }
 
+/* Stops the load: no request failed (with accept_race, at most one per stop of a
+ * worker, each the connection that worker accepted as its stop arrived). */
 static void stop_load(const struct recipe *r, struct sup_load *l, const char *label, int min_pids)
 {
 	struct sup_load_stats s;
 	char name[64];
+	long max_lost = r->accept_race ? (long)r->count * (r->graceful + r->chain) : 0;
 
 	sup_load_stop(l, &s);
 	snprintf(name, sizeof name, "%s %s", r->name, label);
 	sup_load_print(name, &s);
 	assert_int_equal(s.connect_errors, 0);
-	assert_int_equal(s.io_errors, 0);
+	if (s.io_errors > max_lost) {
+		fprintf(stderr, "%s: %ld failed requests, at most %ld expected (the load client "
+			"gives up on a request after 5 s: compare with the reload durations above, "
+			"on an overloaded machine)\n", name, s.io_errors, max_lost);
+		fail();
+	}
 	assert_int_equal(s.non200, 0);
 	assert_true(s.ok > 0);
 	assert_true(s.n_pids >= min_pids);
@@ -194,6 +204,33 @@ static void progress(struct sup_load *const loads[2], long n)
 	for (int i = 0; i < 2; i++)
 		if (loads[i])
 			vt_load_progress(loads[i], n);
+}
+
+/* A request the server has begun (it logged so) and answers in 1 s. */
+static struct sup_conn *slow_request(struct vt *v)
+{
+	size_t mark = sup_log_size(v->p);
+	struct sup_conn *c = sup_conn_open("127.0.0.1", v->port, T_MS);
+
+	assert_non_null(c);
+	vt_send(c, "GET /slow?ms=1000 HTTP/1.1\r\nHost: recipes\r\nConnection: close\r\n\r\n");
+	assert_int_equal(sup_wait_log(v->p, mark, "slow request started", T_MS), 0);
+	return c;
+}
+
+/* The slow request got its answer: the stop let it finish. */
+static void slow_answered(const struct recipe *r, struct sup_conn *c, const char *kind)
+{
+	struct sup_http resp;
+
+	if (sup_conn_read_response(c, &resp, T_MS) != 0) {
+		fprintf(stderr, "%s: a request in flight was cut by a %s reload\n", r->name, kind);
+		fail();
+	}
+	assert_int_equal(resp.status, 200);
+	assert_non_null(strstr(resp.body, r->body));
+	sup_http_fini(&resp);
+	sup_conn_close(c);
 }
 
 /* A keep-alive connection that got one answer and then stays idle. */
@@ -227,7 +264,11 @@ static void reload_phases(struct vt *v, const struct recipe *r, const char *yaml
 	if (r->keepalive)
 		idle = idle_keepalive(v);
 	for (int i = 0; i < r->graceful; i++) {
+		struct sup_conn *slow = r->slow && i == 0 ? slow_request(v) : NULL;
 		long ms = reload(v, SIGHUP, "graceful reload of generation", &g);
+
+		if (slow)
+			slow_answered(r, slow, "graceful");
 
 		if (idle) { /* its worker is gone: it closed the connection, not waited */
 			assert_int_equal(sup_conn_wait_closed(idle, T_MS), 0);
@@ -245,7 +286,11 @@ static void reload_phases(struct vt *v, const struct recipe *r, const char *yaml
 	}
 	write_config(v, yaml, NULL);
 	for (int i = 0; i < r->chain; i++) {
+		struct sup_conn *slow = r->slow && i == 0 ? slow_request(v) : NULL;
+
 		reload(v, file_chains ? SIGHUP : SIGUSR2, "chain reload of generation", &c);
+		if (slow)
+			slow_answered(r, slow, "chain");
 		n = replaced_workers(v, r, workers, n);
 		progress(loads, 10);
 	}
@@ -304,16 +349,17 @@ static void test_gunicorn(void **state)
 {
 	run_recipe(state, &(struct recipe){
 		.name = "gunicorn", .files = { "wsgi_app.py", "gunicorn.conf.py" }, .needs = { "gunicorn" },
-		.debs = "gunicorn", .count = 1, .graceful = 2, .chain = 3, .pid_header = 1,
+		.debs = "gunicorn", .count = 1, .graceful = 2, .chain = 3, .pid_header = 1, .slow = 1,
 		.body = "hello from pid" });
 }
 
 static void test_uwsgi(void **state)
 {
 	run_recipe(state, &(struct recipe){
-		.name = "uwsgi", .files = { "wsgi_app.py" }, .needs = { "uwsgi", "/usr/lib/uwsgi/plugins/python3_plugin.so" },
-		.debs = "uwsgi-core uwsgi-plugin-python3", .count = 1, .graceful = 2, .chain = 3,
-		.pid_header = 1, .body = "hello from pid" });
+		.name = "uwsgi", .files = { "wsgi_app.py", "uwsgi.ini" },
+		.needs = { "uwsgi", "/usr/lib/uwsgi/plugins/python3_plugin.so", "systemd-notify" },
+		.debs = "uwsgi-core uwsgi-plugin-python3 systemd", .count = 2, .graceful = 2, .chain = 3,
+		.pid_header = 1, .slow = 1, .accept_race = 1, .body = "hello from pid" });
 }
 
 /* Keep-alive clients: the stop drains them instead of waiting for them (a reload
@@ -323,14 +369,14 @@ static void test_node(void **state)
 	run_recipe(state, &(struct recipe){
 		.name = "node", .files = { "node-server.js" }, .needs = { "node", "systemd-notify" },
 		.debs = "nodejs systemd", .count = 2, .graceful = 2, .chain = 3, .pid_header = 1,
-		.keepalive = 1, .max_graceful_ms = 4000, .body = "hello from pid" });
+		.keepalive = 1, .max_graceful_ms = 4000, .slow = 1, .body = "hello from pid" });
 }
 
 static void test_python(void **state)
 {
 	run_recipe(state, &(struct recipe){
 		.name = "python", .files = { "python-server.py" }, .needs = { "python3" },
-		.debs = "python3", .count = 2, .graceful = 2, .chain = 3, .pid_header = 1,
+		.debs = "python3", .count = 2, .graceful = 2, .chain = 3, .pid_header = 1, .slow = 1,
 		.body = "hello from pid" });
 }
 
