@@ -269,13 +269,11 @@ static void reload_phases(struct vt *v, const struct recipe *r, const char *yaml
 
 		if (slow)
 			slow_answered(r, slow, "graceful");
-
 		if (idle) { /* its worker is gone: it closed the connection, not waited */
 			assert_int_equal(sup_conn_wait_closed(idle, T_MS), 0);
 			sup_conn_close(idle);
 			idle = NULL;
 		}
-
 		if (r->max_graceful_ms > 0 && ms > r->max_graceful_ms) {
 			fprintf(stderr, "%s: graceful reload took %ld ms, expected at most %ld\n",
 				r->name, ms, r->max_graceful_ms);
