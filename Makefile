@@ -87,6 +87,8 @@ $(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) $(SUPPORT_A) $(V
 # Debian packages the build and the tests need; `deps` installs only what is absent.
 DEB_PKGS := gcc libc6-dev make pkg-config libev-dev libyaml-dev libcmocka-dev libhttp-parser-dev \
             libcurl4-openssl-dev libjson-c-dev etcd-server etcd-client openssl
+# The servers of docs/recipes/, which tests/integration/test_recipes.c runs.
+DEB_PKGS += python3 gunicorn uwsgi-core uwsgi-plugin-python3 nodejs systemd lighttpd
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
