@@ -121,6 +121,9 @@ void subscriptions_start(struct master *m);
  * with unsubscribe-on-reload). Without: the announcements go on (a reload that keeps
  * its subscriptions: they stop with the re-exec, and the new image starts again). */
 void subscriptions_stop(struct master *m, bool unsubscribe);
+/* The entries with `legion: legion`: announced now (lord) or withdrawn (no longer lord);
+ * the periodic announcement includes them only while this vassal is lord. */
+void subscriptions_legion(struct master *m, const char *legion, bool lord);
 /* The router process's entry point (an in-code child). */
 struct proc;
 int router_main(void *proc);

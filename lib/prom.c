@@ -19,6 +19,10 @@ const struct prom_family_info prom_families[PROM_N_FAMILIES] = {
 	[PROM_SPOOL_QUEUED] = { "emperor_spool_queued_tasks", "gauge", "Task files waiting in the spool directory." },
 	[PROM_SPOOL_FAILED] = { "emperor_spool_failed_tasks", "gauge",
 				"Task files in the spool directory's failed/." },
+	[PROM_LEGION_LORD] = { "emperor_legion_lord", "gauge",
+			       "1 while this vassal is the lord of the legion." },
+	[PROM_LEGION_TRANSITIONS] = { "emperor_legion_transitions_total", "counter",
+				      "Times this master became lord of the legion or stopped being it." },
 };
 
 void prom_header(struct strbuf *b, enum prom_family f)

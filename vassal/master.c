@@ -21,8 +21,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cron.h"
 #include "daemons.h"
 #include "gateway.h"
+#include "legion.h"
 #include "log.h"
 #include "mules.h"
 #include "nested.h"
@@ -364,6 +366,8 @@ static void start_children(struct master *m, const struct reexec_state *from)
 	start_kind("daemons", daemons_start(m, from->daemons));
 	start_kind("gateways", gateways_start(m));
 	start_kind("nested emperor", nested_start(m));
+	start_kind("crons", cron_start(m));
+	start_kind("legions", legion_start(m));
 	subscriptions_start(m);
 }
 
