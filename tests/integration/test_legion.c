@@ -1,0 +1,426 @@
+/* test_legion.c — three `vassal` masters in one legion on a real etcd (loopback),
+ * valors 1, 2 and 3, each with a lord-only daemon that appends "start"/"stop" lines
+ * (wall time, vassal, pid, LEGION_TOKEN) to one record file, and a lord-only cron
+ * `every: 1s`. Forced handovers: a graceful reload of the lord, SIGKILL of the lord's
+ * master, etcd killed and started again. After each: exactly one daemon runs, the
+ * highest valor's, and no two daemons' intervals ever overlap. The handover times are
+ * printed. Also: a cron still running at its next tick is skipped and logged. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../support/support.h"
+
+#define T_MS 10000
+#define TTL 2.0          /* the legion's lease TTL, s */
+#define N_MEMBERS 3
+#define MAX_IV 64
+
+struct member {
+	char name[8];        /* m1, m2, m3: the vassal's name; valor = its number */
+	char *cfg, *log;
+	struct sup_proc *p;
+};
+
+struct iv {              /* one run of the lord-only daemon, from the record */
+	char who[8];
+	int pid;
+	double start, stop;  /* wall seconds; stop 0 = still running */
+	long long token;
+};
+
+static struct sup_etcd *etcd;
+static char *top, *record, *ticks, *vassal_bin;
+static struct member mb[N_MEMBERS];
+static double handover_ms[16];
+static int n_handovers;
+
+static double wall_now(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static void write_config(int i)
+{
+	char text[2048];
+
+	snprintf(text, sizeof text,
+		 "legions:\n  - name: billing\n    valor: %d\n    ttl: 2s\n    etcd: [%s]\n"
+		 "daemons:\n  - name: invoicer\n    exec: [sh, %s/daemon.sh]\n    legion: billing\n"
+		 "    stop-mercy: 3s\n    env: {RECORD: %s}\n"
+		 "crons:\n  - name: tick\n    every: 1s\n    legion: billing\n"
+		 "    exec: [sh, -c, 'echo \"tick $VASSAL_NAME $LEGION_TOKEN\" >> %s']\n%s",
+		 i + 1, etcd->endpoints[0], top, record, ticks,
+		 i == 0 ? "  - name: long\n    every: 1s\n    exec: [sleep, \"2.5\"]\n" : "");
+	assert_int_equal(sup_write_file_atomic(mb[i].cfg, text), 0);
+}
+
+static void spawn_member(int i)
+{
+	char *argv[] = { vassal_bin, mb[i].cfg, NULL };
+
+	mb[i].p = sup_spawn(argv, NULL, top, mb[i].log);
+	assert_non_null(mb[i].p);
+}
+
+/* The record as intervals; a "stop" closes the open run of that pid. */
+static int intervals(struct iv *out)
+{
+	char *text = sup_read_file(record), *save = NULL;
+	int n = 0;
+
+	for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char kind[8], who[8];
+		double t;
+		int pid;
+		long long token = 0;
+		if (sscanf(line, "%7s %lf %7s %d %lld", kind, &t, who, &pid, &token) < 4)
+			continue;
+		if (strcmp(kind, "start") == 0 && n < MAX_IV) {
+			out[n] = (struct iv){ .pid = pid, .start = t, .token = token };
+			snprintf(out[n++].who, sizeof out->who, "%s", who);
+			continue;
+		}
+		for (int k = 0; k < n; k++)
+			if (out[k].pid == pid && out[k].stop == 0)
+				out[k].stop = t;
+	}
+	free(text);
+	return n;
+}
+
+/* Runs still open, and the one that is (the last of them) in *who. */
+static int open_runs(char *who)
+{
+	struct iv iv[MAX_IV];
+	int n = intervals(iv), open = 0;
+
+	for (int k = 0; k < n; k++)
+		if (iv[k].stop == 0) {
+			open++;
+			strcpy(who, iv[k].who);
+		}
+	return open;
+}
+
+/* No run starts before the one before it has stopped; tokens grow. */
+static void assert_no_overlap(void)
+{
+	struct iv iv[MAX_IV];
+	int n = intervals(iv);
+
+	for (int k = 1; k < n; k++) {
+		if (iv[k - 1].stop == 0 || iv[k].start < iv[k - 1].stop)
+			fprintf(stderr, "overlap: %s pid %d [%.3f, %.3f] and %s pid %d from %.3f\n",
+				iv[k - 1].who, iv[k - 1].pid, iv[k - 1].start, iv[k - 1].stop,
+				iv[k].who, iv[k].pid, iv[k].start);
+		assert_true(iv[k - 1].stop > 0);
+		assert_true(iv[k].start >= iv[k - 1].stop);
+		assert_true(iv[k].token > iv[k - 1].token);
+	}
+}
+
+/* Waits until run number `index` (0-based) has started; its interval in *out. */
+static void wait_run(int index, struct iv *out)
+{
+	long long deadline = sup_now_ms() + T_MS;
+	struct iv iv[MAX_IV];
+	int n;
+
+	while ((n = intervals(iv)) <= index && sup_now_ms() < deadline)
+		sup_poll_pause();
+	if (n <= index)
+		for (int i = 0; i < N_MEMBERS; i++)
+			sup_print_tail(mb[i].log, 15);
+	assert_true(n > index);
+	*out = iv[index];
+}
+
+/* Exactly one run open, by want, and none ever overlapped. */
+static void assert_one_lord(const char *want)
+{
+	char who[8] = "";
+
+	assert_int_equal(open_runs(who), 1);
+	assert_string_equal(who, want);
+	assert_no_overlap();
+}
+
+static void note_handover(const char *what, double ms)
+{
+	printf("handover (%s): %.0f ms\n", what, ms);
+	if (n_handovers < 16)
+		handover_ms[n_handovers++] = ms;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* ---- set-up ------------------------------------------------------------------------- */
+
+static int group_setup(void **state)
+{
+	char *daemon;
+	const char *script =
+		"echo \"start $(date +%s.%N) $VASSAL_NAME $$ $LEGION_TOKEN\" >> \"$RECORD\"\n"
+		"trap 'echo \"stop $(date +%s.%N) $VASSAL_NAME $$\" >> \"$RECORD\"; exit 0' TERM\n"
+		"while :; do sleep 0.05; done\n";
+
+	(void)state;
+	etcd = sup_etcd_start(&(struct sup_etcd_opts){ .members = 1 });
+	assert_non_null(etcd);
+	top = sup_tmpdir();
+	assert_non_null(top);
+	record = sup_path(top, "record");
+	ticks = sup_path(top, "ticks");
+	daemon = sup_path(top, "daemon.sh");
+	assert_int_equal(sup_write_file(daemon, script), 0);
+	free(daemon);
+	vassal_bin = sup_copy_bin(top, "vassal");
+	for (int i = 0; i < N_MEMBERS; i++) {
+		char file[32];
+		snprintf(mb[i].name, sizeof mb[i].name, "m%d", i + 1);
+		snprintf(file, sizeof file, "m%d.yaml", i + 1);
+		mb[i].cfg = sup_path(top, file);
+		snprintf(file, sizeof file, "m%d.log", i + 1);
+		mb[i].log = sup_path(top, file);
+		write_config(i);
+	}
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	for (int i = 0; i < N_MEMBERS; i++) {
+		if (mb[i].p && !mb[i].p->exited)
+			sup_stop(mb[i].p, SIGTERM, T_MS);
+		sup_proc_free(mb[i].p);
+		free(mb[i].cfg), free(mb[i].log);
+	}
+	sup_etcd_stop(etcd);
+	if (getenv("EMPEROR_TEST_KEEP"))
+		fprintf(stderr, "kept %s\n", top);
+	else
+		sup_rmtree(top);
+	free(record), free(ticks), free(vassal_bin), free(top);
+	if (n_handovers) {
+		qsort(handover_ms, (size_t)n_handovers, sizeof handover_ms[0], cmp_double);
+		printf("handovers: %d, p50 %.0f ms, max %.0f ms\n", n_handovers,
+		       handover_ms[n_handovers / 2], handover_ms[n_handovers - 1]);
+	}
+	assert_int_equal(sup_wait_no_leftovers(5000), 0);
+	return 0;
+}
+
+/* ---- the tests ------------------------------------------------------------------------ */
+
+/* m1 and m2 first: m2 leads; then m3 joins and m2 hands over to it. */
+static void test_highest_valor_leads(void **state)
+{
+	struct iv first, second;
+
+	(void)state;
+	spawn_member(0);
+	spawn_member(1);
+	wait_run(0, &first);
+	if (strcmp(first.who, "m1") == 0) { /* m1 was alone for a moment: m2 takes over */
+		wait_run(1, &second);
+		first = second;
+	}
+	assert_string_equal(first.who, "m2");
+	spawn_member(2);
+	long long deadline = sup_now_ms() + T_MS;
+	char who[8] = "";
+	while (!(open_runs(who) == 1 && strcmp(who, "m3") == 0) && sup_now_ms() < deadline)
+		sup_poll_pause();
+	assert_one_lord("m3");
+	struct iv iv[MAX_IV];
+	int n = intervals(iv);
+	note_handover("outranked: m2's daemon stopped -> m3's started",
+		      (iv[n - 1].start - iv[n - 2].stop) * 1000);
+}
+
+/* A graceful reload of the lord: its daemon stops, the lease is revoked, m2 leads at
+ * once; the new image joins again and, of higher valor, takes it back. */
+static void test_graceful_reload_hands_over(void **state)
+{
+	struct iv iv[MAX_IV], to_m2, back;
+	int before = intervals(iv);
+
+	(void)state;
+	assert_int_equal(kill(mb[2].p->pid, SIGHUP), 0);
+	wait_run(before, &to_m2);
+	assert_string_equal(to_m2.who, "m2");
+	wait_run(before + 1, &back);
+	assert_string_equal(back.who, "m3");
+	int n = intervals(iv);
+	note_handover("reload of the lord: m3's daemon stopped -> m2's started",
+		      (iv[before].start - iv[before - 1].stop) * 1000);
+	note_handover("m3 back: m2's daemon stopped -> m3's started",
+		      (iv[n - 1].start - iv[n - 2].stop) * 1000);
+	assert_one_lord("m3");
+}
+
+/* SIGKILL of the lord's master: its daemon dies with it (PDEATHSIG); m2 leads once
+ * the lease expires, within ttl + 0.5 s (+ load slack). */
+static void test_sigkill_of_the_lord(void **state)
+{
+	struct iv iv[MAX_IV], next;
+	int before = intervals(iv);
+	double killed;
+	char line[128];
+
+	(void)state;
+	killed = wall_now();
+	assert_int_equal(kill(mb[2].p->pid, SIGKILL), 0);
+	assert_int_equal(sup_wait_exit(mb[2].p, T_MS), 0);
+	assert_int_equal(sup_wait_pid_dead(iv[before - 1].pid, T_MS), 0);
+	/* the daemon was killed, not stopped: its end is when we saw it dead */
+	snprintf(line, sizeof line, "stop %.6f m3 %d\n", wall_now(), iv[before - 1].pid);
+	char *text = sup_read_file(record);
+	assert_non_null(text);
+	size_t len = strlen(text) + strlen(line) + 1;
+	char *more = malloc(len);
+	snprintf(more, len, "%s%s", text, line);
+	assert_int_equal(sup_write_file(record, more), 0);
+	free(text), free(more);
+	wait_run(before, &next);
+	assert_string_equal(next.who, "m2");
+	double ms = (next.start - killed) * 1000;
+	note_handover("SIGKILL of the lord's master -> m2's daemon started", ms);
+	assert_true(ms < (TTL + 1.5) * 1000);
+	assert_one_lord("m2");
+	sup_proc_free(mb[2].p);
+	spawn_member(2);
+	wait_run(before + 1, &next);
+	assert_string_equal(next.who, "m3");
+	assert_one_lord("m3");
+}
+
+/* etcd killed: the lord fences itself (its daemon stops before the lease could
+ * expire); the others are not lords either; with etcd back, m3 leads again. */
+static void test_etcd_restart(void **state)
+{
+	struct iv iv[MAX_IV], back;
+	int before = intervals(iv);
+	char who[8];
+	double killed, restarted;
+	long long deadline;
+
+	size_t marks[N_MEMBERS];
+
+	(void)state;
+	for (int i = 0; i < N_MEMBERS; i++)
+		marks[i] = sup_file_size(mb[i].log);
+	killed = wall_now();
+	assert_int_equal(sup_etcd_kill(etcd, 0), 0);
+	deadline = sup_now_ms() + T_MS;
+	while (open_runs(who) != 0 && sup_now_ms() < deadline)
+		sup_poll_pause();
+	assert_int_equal(open_runs(who), 0);
+	intervals(iv);
+	printf("etcd killed -> lord fenced (daemon stopped) in %.0f ms\n",
+	       (iv[before - 1].stop - killed) * 1000);
+	assert_true(iv[before - 1].stop - killed < TTL);
+	restarted = wall_now();
+	assert_int_equal(sup_etcd_restart(etcd, 0, 1), 0);
+	wait_run(before, &back);
+	assert_string_equal(back.who, "m3");
+	note_handover("etcd restarted -> m3's daemon started", (back.start - restarted) * 1000);
+	assert_one_lord("m3");
+	/* One loss each: a lease granted while etcd came back (the grant waited out the
+	 * outage) is renewed at once, not lost before its first renewal. */
+	for (int i = 0; i < N_MEMBERS; i++)
+		assert_int_equal(sup_count_file(mb[i].log, marks[i], "legion billing: lease lost"), 1);
+}
+
+/* Between two starts of a cron (lines with start) its exit (a line with end) comes. */
+static void assert_no_second_run(const char *log, const char *start, const char *end)
+{
+	char *text = sup_read_file(log), *save = NULL;
+	int running = 0, starts = 0;
+
+	assert_non_null(text);
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (strstr(line, start)) {
+			assert_int_equal(running, 0);
+			running = 1;
+			starts++;
+		} else if (strstr(line, end)) {
+			running = 0;
+		}
+	}
+	free(text);
+	assert_true(starts >= 1);
+}
+
+/* The lord-only cron runs on the lord only; a cron still running at its tick is
+ * skipped, and that is logged. */
+static void test_crons(void **state)
+{
+	size_t mark = sup_file_size(ticks);
+	long long deadline = sup_now_ms() + T_MS;
+	int n = 0;
+
+	(void)state;
+	while ((n = sup_count_file(ticks, mark, "tick")) < 2 && sup_now_ms() < deadline)
+		sup_poll_pause();
+	assert_true(n >= 2);
+	assert_int_equal(sup_count_file(ticks, mark, "tick m3"), sup_count_file(ticks, mark, "tick"));
+	assert_int_equal(sup_wait_file(mb[0].log, 0, "cron long: still running", T_MS), 0);
+	assert_no_second_run(mb[0].log, "cron long started", "cron long (pid");
+}
+
+/* SIGTERM of the lord: the same death announcement as a reload; m2 leads. */
+static void test_stop_of_the_lord(void **state)
+{
+	struct iv iv[MAX_IV], next;
+	int before = intervals(iv);
+
+	(void)state;
+	assert_int_equal(kill(mb[2].p->pid, SIGTERM), 0);
+	wait_run(before, &next);
+	assert_string_equal(next.who, "m2");
+	intervals(iv);
+	note_handover("stop of the lord: m3's daemon stopped -> m2's started",
+		      (iv[before].start - iv[before - 1].stop) * 1000);
+	assert_int_equal(sup_wait_exit(mb[2].p, T_MS), 0);
+	assert_true(WIFEXITED(mb[2].p->status) && WEXITSTATUS(mb[2].p->status) == 0);
+	assert_one_lord("m2");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_highest_valor_leads),
+		cmocka_unit_test(test_graceful_reload_hands_over),
+		cmocka_unit_test(test_sigkill_of_the_lord),
+		cmocka_unit_test(test_etcd_restart),
+		cmocka_unit_test(test_crons),
+		cmocka_unit_test(test_stop_of_the_lord),
+	};
+
+	sup_init();
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
