@@ -98,6 +98,10 @@ static int read_field(const struct field *f, const char *text, uint64_t *bits, c
 	memcpy(buf, text, len);
 	buf[len] = '\0';
 	*bits = 0;
+	if (buf[0] == ',' || (len && buf[len - 1] == ',') || strstr(buf, ",,")) {
+		snprintf(err, errlen, "%s: an empty item in '%s'", f->what, buf);
+		return -1;
+	}
 	for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save))
 		if (read_item(f, item, bits, err, errlen) < 0)
 			return -1;
