@@ -549,8 +549,10 @@ static struct etcd_client *client_for(struct master *m, const struct cfg_legion 
 			 "vassal is never its lord", c->name);
 		return NULL;
 	}
+	/* Short budgets: a lease's renewal must get through well within ttl - margin, and
+	 * after an outage the client retries (and the keeper renews) within 0.5 s. */
 	struct etcd_client *cl = etcd_client_new(m->loop, &(struct etcd_opts){
-		.endpoints = eps, .n_endpoints = n, .request_timeout = 2, .backoff_max = 1 });
+		.endpoints = eps, .n_endpoints = n, .request_timeout = 2, .backoff_max = 0.5 });
 	free(copy);
 	return cl;
 }
