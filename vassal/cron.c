@@ -29,7 +29,11 @@ struct cron_job {
 	unsigned runs, skipped;
 	void (*done)(void *arg);    /* told when this run has been reaped */
 	void *done_arg;
+	ev_timer deadline;          /* a hook run: HOOK_TIMEOUT, then cursed */
 };
+
+#define HOOK_TIMEOUT 10.0   /* s a hook may run before it is stopped (mercy HOOK_MERCY) */
+#define HOOK_MERCY 1.0
 
 struct crons {
 	struct master *m;
@@ -50,6 +54,7 @@ static void job_exited(struct child *c, int status)
 	procs_log_exit(c, status);
 	j->done = NULL;
 	if (!j->cfg) {
+		ev_timer_stop(m->loop, &j->deadline);
 		child_fini(&j->child);
 		free(j);
 	}
@@ -207,6 +212,17 @@ int cron_legion_stop(struct master *m, const char *legion, double max_mercy,
 	return running;
 }
 
+static void hook_overdue(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct cron_job *j = container_of(w, struct cron_job, deadline);
+
+	(void)loop, (void)revents;
+	if (!child_running(&j->child) || j->child.state == CHILD_CURSED)
+		return;
+	log_warn("%s: still running after %.0fs; stopping it", j->child.name, HOOK_TIMEOUT);
+	child_curse(&j->child, SIGTERM, HOOK_MERCY);
+}
+
 int cron_run_hook(struct master *m, const char *name, char *const *argv, char *const *env,
 		  void (*done)(void *arg), void *arg)
 {
@@ -220,9 +236,11 @@ int cron_run_hook(struct master *m, const char *name, char *const *argv, char *c
 		log_errno("%s: calloc", label);
 	} else {
 		job_init(m->crons, j, label);
+		ev_timer_init(&j->deadline, hook_overdue, HOOK_TIMEOUT, 0);
 		if (job_spawn(j, &prog, env) == 0) {
 			j->done = done;
 			j->done_arg = arg;
+			ev_timer_start(m->loop, &j->deadline);
 			return 0;
 		}
 		if (!child_running(&j->child)) {
