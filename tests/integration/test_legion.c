@@ -32,7 +32,7 @@
 #define MAX_IV 64
 
 struct member {
-	char name[8];        /* m1, m2, m3: the vassal's name; valor = its number */
+	char name[16];       /* m1, m2, m3: the vassal's name; valor = its number */
 	char *cfg, *log;
 	struct sup_proc *p;
 };
