@@ -20,10 +20,11 @@ struct legion_member {
 	int64_t id;          /* its lease */
 	int valor;
 	int64_t create_rev;  /* when it joined: the longest-standing has the lowest */
+	bool ready;          /* its master runs with every worker ready */
 };
 
-/* The member that should lead: the highest valor; among equals the longest-standing.
- * NULL when n is 0. */
+/* The ready member that should lead: the highest valor; among equals the
+ * longest-standing. NULL when none is ready. */
 const struct legion_member *legion_best(const struct legion_member *m, size_t n);
 
 enum legion_verdict {
@@ -31,7 +32,9 @@ enum legion_verdict {
 	LV_CAMPAIGN,   /* no lord and we are the best member: take the lord key */
 	LV_STEP_DOWN,  /* we lead but a member of higher valor is there, or the key is not ours */
 };
-/* self: our id; lord: the lord key's holder (0: none); leading: we act as lord. */
+/* self: our id; lord: the lord key's holder (0: none); leading: we act as lord. A
+ * member that is not ready never campaigns; a lord hands over to a ready member of
+ * higher valor only. */
 enum legion_verdict legion_decide(const struct legion_member *m, size_t n, int64_t self,
 				  int64_t lord, bool leading);
 
@@ -90,6 +93,9 @@ int legion_start(struct master *m);
  * done(arg) when all have (at once if there is nothing to do). Returns 0 if done
  * already, 1 if done() will be called. */
 int legion_announce_death(struct master *m, void (*done)(void *arg), void *arg);
+/* The master is ready (started or reloaded, every worker ready) or not: members say
+ * so in their member key, and only a ready member leads. */
+void legion_set_ready(struct master *m, bool ready);
 /* True while this vassal is lord of legion; its fencing token in *token. */
 bool legion_is_lord(const struct master *m, const char *legion, int64_t *token);
 /* The status socket's lines, JSON and metrics. */

@@ -57,6 +57,7 @@ struct legions {
 	struct legion *l;
 	size_t n;
 	size_t leaving;             /* legions whose leave is not done yet */
+	bool ready;                 /* what our member keys say (legion_set_ready) */
 	void (*left)(void *arg);
 	void *left_arg;
 };
@@ -105,6 +106,8 @@ static void member_put(struct legion *l, const struct etcd_kv *kv, int64_t id)
 
 	if (doc && json_object_object_get_ex(doc, "valor", &v))
 		mb.valor = json_object_get_int(v);
+	if (doc && json_object_object_get_ex(doc, "ready", &v))
+		mb.ready = json_object_get_boolean(v);
 	json_object_put(doc);
 	member_remove(l, id);
 	if (l->n_members < LEGION_MAX_MEMBERS)
@@ -127,13 +130,33 @@ static void learn_kv(struct legion *l, const struct etcd_kv *kv, bool deleted)
 	}
 }
 
+/* EMPEROR_DEBUG=1: what a decision was made from. */
+static void log_view(const struct legion *l, enum legion_verdict v)
+{
+	static const char *const verdicts[] = { "wait", "campaign", "step down" };
+	char buf[512];
+	size_t k = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < l->n_members && k + 64 < sizeof buf; i++)
+		k += (size_t)snprintf(buf + k, sizeof buf - k, " %llx:%d%s@%lld",
+				      (unsigned long long)l->members[i].id, l->members[i].valor,
+				      l->members[i].ready ? "" : "(not ready)",
+				      (long long)l->members[i].create_rev);
+	log_debug("legion %s: %s; we are %llx, lord %llx, members%s", l->cfg->name, verdicts[v],
+		  (unsigned long long)l->id, (unsigned long long)l->lord, buf);
+}
+
 static void evaluate(struct legion *l)
 {
 	bool leading = l->state == LG_LORD;
+	enum legion_verdict v;
 
 	if (l->state != LG_MEMBER && l->state != LG_LORD)
 		return;
-	switch (legion_decide(l->members, l->n_members, l->id, l->lord, leading)) {
+	v = legion_decide(l->members, l->n_members, l->id, l->lord, leading);
+	log_view(l, v);
+	switch (v) {
 	case LV_CAMPAIGN:
 		/* Not while our last lordship's children are still stopping, nor once the
 		 * master tears down. */
@@ -227,8 +250,8 @@ static void join(struct legion *l)
 		log_errno("legion %s: member key", l->cfg->name);
 		return;
 	}
-	n = snprintf(value, sizeof value, "{\"valor\":%d,\"vassal\":\"%s\",\"pid\":%d}",
-		     l->cfg->valor, m->cfg->name, (int)getpid());
+	n = snprintf(value, sizeof value, "{\"valor\":%d,\"ready\":%s,\"vassal\":\"%s\",\"pid\":%d}",
+		     l->cfg->valor, l->all->ready ? "true" : "false", m->cfg->name, (int)getpid());
 	forget_req(l);
 	l->req = etcd_put(l->etcd, l->member_key, value, (size_t)n, l->id, put_answer, l);
 }
@@ -622,6 +645,22 @@ int legion_announce_death(struct master *m, void (*done)(void *arg), void *arg)
 	if (--all->leaving == 0)
 		return 0;
 	return 1;
+}
+
+/* Our member key says whether we are ready: put again (same key, same create
+ * revision: still as long-standing) when that changes. */
+void legion_set_ready(struct master *m, bool ready)
+{
+	struct legions *all = m->legions;
+
+	if (!all || all->ready == ready)
+		return;
+	all->ready = ready;
+	for (size_t i = 0; i < all->n; i++) {
+		struct legion *l = &all->l[i];
+		if (l->state == LG_JOINING || l->state == LG_MEMBER || l->state == LG_LORD)
+			join(l); /* puts the key, reads the legion, evaluates */
+	}
 }
 
 static const struct legion *find(const struct master *m, const char *name)

@@ -31,8 +31,8 @@ const struct legion_member *legion_best(const struct legion_member *m, size_t n)
 	const struct legion_member *best = NULL;
 
 	for (size_t i = 0; i < n; i++)
-		if (!best || m[i].valor > best->valor ||
-		    (m[i].valor == best->valor && m[i].create_rev < best->create_rev))
+		if (m[i].ready && (!best || m[i].valor > best->valor ||
+				   (m[i].valor == best->valor && m[i].create_rev < best->create_rev)))
 			best = &m[i];
 	return best;
 }

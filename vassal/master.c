@@ -59,10 +59,17 @@ static void report_workers(struct master *m)
 		log_errno("emperor channel: send");
 }
 
+/* A legion member is ready (may lead) while the master runs with every worker ready. */
+static void legion_readiness(struct master *m)
+{
+	legion_set_ready(m, m->state == MASTER_RUNNING && workers_all_ready(m));
+}
+
 void master_worker_ready(struct master *m)
 {
 	report_workers(m);
 	reload_workers_ready(m);
+	legion_readiness(m);
 }
 
 /* reload.c's hooks. */
@@ -402,6 +409,7 @@ int master_main(const char *path)
 	start_children(&m, &from);
 	reexec_state_fini(&from);
 	reload_workers_ready(&m);
+	legion_readiness(&m);
 	ev_run(m.loop, 0);
 	return 1;
 }

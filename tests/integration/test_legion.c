@@ -81,7 +81,9 @@ static void spawn_member(int i)
 {
 	char *argv[] = { vassal_bin, mb[i].cfg, NULL };
 
-	mb[i].p = sup_spawn(argv, NULL, top, mb[i].log);
+	char *env[] = { "EMPEROR_DEBUG=1", NULL }; /* the legion's decisions in the log */
+
+	mb[i].p = sup_spawn(argv, env, top, mb[i].log);
 	assert_non_null(mb[i].p);
 }
 

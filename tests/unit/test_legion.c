@@ -12,7 +12,7 @@
 
 #include "legion.h"
 
-#define M(id, valor, rev) { (id), (valor), (rev) }
+#define M(id, valor, rev) { (id), (valor), (rev), true }
 
 static void test_best_is_highest_valor_then_oldest(void **state)
 {
@@ -36,6 +36,25 @@ static void test_member_campaigns_only_when_best_and_no_lord(void **state)
 	assert_int_equal(legion_decide(m, 3, 3, 1, false), LV_WAIT);  /* a lord is there */
 	assert_int_equal(legion_decide(m, 3, 9, 0, false), LV_WAIT);  /* we are not seen yet */
 	assert_int_equal(legion_decide(m, 1, 1, 0, false), LV_CAMPAIGN); /* alone */
+}
+
+/* A member that is not ready (its workers not all ready yet) neither leads nor makes
+ * a lord hand over. */
+static void test_only_ready_members_count(void **state)
+{
+	struct legion_member m[] = { M(1, 10, 5), M(2, 30, 9), M(3, 20, 7) };
+
+	(void)state;
+	m[1].ready = false;
+	assert_int_equal(legion_best(m, 3)->id, 3);
+	assert_int_equal(legion_decide(m, 3, 2, 0, false), LV_WAIT);
+	assert_int_equal(legion_decide(m, 3, 3, 0, false), LV_CAMPAIGN);
+	assert_int_equal(legion_decide(m, 3, 3, 3, true), LV_WAIT); /* 30 is not ready */
+	m[1].ready = true;
+	assert_int_equal(legion_decide(m, 3, 3, 3, true), LV_STEP_DOWN);
+	m[0].ready = m[1].ready = m[2].ready = false;
+	assert_null(legion_best(m, 3));
+	assert_int_equal(legion_decide(m, 3, 1, 0, false), LV_WAIT);
 }
 
 static void test_lord_hands_over_to_higher_valor_only(void **state)
@@ -133,6 +152,7 @@ int main(void)
 		cmocka_unit_test(test_best_is_highest_valor_then_oldest),
 		cmocka_unit_test(test_member_campaigns_only_when_best_and_no_lord),
 		cmocka_unit_test(test_lord_hands_over_to_higher_valor_only),
+		cmocka_unit_test(test_only_ready_members_count),
 		cmocka_unit_test(test_every_pair),
 		cmocka_unit_test(test_handover_walk),
 	};
