@@ -31,10 +31,14 @@ enum legion_verdict {
 	LV_WAIT,       /* nothing to do */
 	LV_CAMPAIGN,   /* no lord and we are the best member: take the lord key */
 	LV_STEP_DOWN,  /* we lead but a member of higher valor is there, or the key is not ours */
+	LV_RELEASE,    /* the key is ours though we do not lead (a retried txn took it) and
+			* another member is better: delete it */
 };
 /* self: our id; lord: the lord key's holder (0: none); leading: we act as lord. A
  * member that is not ready never campaigns; a lord hands over to a ready member of
- * higher valor only. */
+ * higher valor only. A member that holds the key without leading (its txn was applied
+ * but the answer lost) campaigns again if it is the best — the txn's failure branch
+ * shows the key is its own: it leads — and releases the key otherwise. */
 enum legion_verdict legion_decide(const struct legion_member *m, size_t n, int64_t self,
 				  int64_t lord, bool leading);
 

@@ -130,10 +130,23 @@ static void learn_kv(struct legion *l, const struct etcd_kv *kv, bool deleted)
 	}
 }
 
+static void ignore_answer(void *arg, const struct etcd_result *r);
+
+/* The lord key is ours though we never led (our campaign's txn was applied, its answer
+ * lost) and a better member waits: delete it, guarded by our lease; the watch tells. */
+static void release_stale(struct legion *l)
+{
+	const struct etcd_cmp cmp = { l->lord_key, ETCD_CMP_LEASE, ETCD_CMP_EQUAL, l->id, NULL };
+	const struct etcd_op del = { .type = ETCD_OP_DELETE, .key = l->lord_key };
+
+	log_info("legion %s: releasing the lord key our lost campaign took", l->cfg->name);
+	etcd_txn(l->etcd, &(struct etcd_txn){ &cmp, 1, &del, NULL, 1, 0 }, ignore_answer, NULL);
+}
+
 /* EMPEROR_DEBUG=1: what a decision was made from. */
 static void log_view(const struct legion *l, enum legion_verdict v)
 {
-	static const char *const verdicts[] = { "wait", "campaign", "step down" };
+	static const char *const verdicts[] = { "wait", "campaign", "step down", "release" };
 	char buf[512];
 	size_t k = 0;
 
@@ -164,6 +177,7 @@ static void evaluate(struct legion *l)
 			fire(l, LE_CAMPAIGN);
 		break;
 	case LV_STEP_DOWN: fire(l, LE_OUTRANKED); break;
+	case LV_RELEASE: release_stale(l); break;
 	case LV_WAIT: break;
 	}
 }
@@ -331,6 +345,13 @@ static void campaign_answer(void *arg, const struct etcd_result *r)
 			log_warn("legion %s: taking the lord key: %s", l->cfg->name, r->error);
 		for (size_t i = 0; !r->error && i < r->n_kvs; i++)
 			learn_kv(l, &r->kvs[i], false);
+		if (!r->error && l->lord == l->id) {
+			/* an earlier attempt of ours took it (its answer was lost) */
+			log_info("legion %s: the lord key is already ours (token %lld)", l->cfg->name,
+				 (long long)l->token);
+			fire(l, LE_WON);
+			return;
+		}
 		fire(l, LE_BEATEN);
 		if (r->error) {
 			ev_timer_set(&l->retry, LEGION_RETRY, 0);

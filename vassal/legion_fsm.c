@@ -51,6 +51,8 @@ enum legion_verdict legion_decide(const struct legion_member *m, size_t n, int64
 		/* Equal valor: the lord keeps it, however long the other has been there. */
 		return me && best && best->valor > me->valor ? LV_STEP_DOWN : LV_WAIT;
 	}
+	if (lord == self && self != 0)
+		return best == me ? LV_CAMPAIGN : LV_RELEASE;
 	if (lord != 0 || !me || best != me)
 		return LV_WAIT;
 	return LV_CAMPAIGN;

@@ -28,7 +28,7 @@
 
 #define T_MS 10000
 #define TTL 3.0          /* the legion's lease TTL, s */
-#define N_MEMBERS 3
+#define N_MEMBERS 4      /* m4 (valor 4) only joins in test_not_ready_does_not_lead */
 #define MAX_IV 64
 
 struct member {
@@ -74,6 +74,9 @@ static void write_config(int i)
 		 i + 1, etcd->endpoints[0], top, record, ticks,
 		 i == 0 ? "  - name: long\n    every: 1s\n    exec: [sleep, \"2.5\"]\n" : "",
 		 record, record);
+	if (i == 3) /* a worker that never says READY=1: m4 is never ready */
+		strcat(text, "workers:\n  exec: [sleep, \"60\"]\n  ready: notify\n  ready-timeout: 1h\n"
+			     "  reload-mercy: 1s\n");
 	assert_int_equal(sup_write_file_atomic(mb[i].cfg, text), 0);
 }
 
@@ -399,6 +402,7 @@ static void test_sigkill_of_the_lord(void **state)
 
 	(void)state;
 	assert_true(before > 0);
+	assert_one_lord("m3");
 	killed = wall_now();
 	assert_int_equal(kill(mb[2].p->pid, SIGKILL), 0);
 	assert_int_equal(sup_wait_exit(mb[2].p, T_MS), 0);
@@ -460,7 +464,7 @@ static void test_etcd_restart(void **state)
 	 * machine a grant that waited out the outage in the client's queue counts from
 	 * when it was queued and may be given up once more: a figure, not a rule. */
 	printf("lease losses across the etcd restart:");
-	for (int i = 0; i < N_MEMBERS; i++) {
+	for (int i = 0; i < 3; i++) {
 		int n = sup_count_file(mb[i].log, marks[i], "legion billing: lease lost");
 		printf(" %s %d", mb[i].name, n);
 		assert_true(n >= 1);
@@ -523,6 +527,33 @@ static void test_crons(void **state)
 }
 
 /* SIGTERM of the lord: the same death announcement as a reload; m2 leads. */
+/* m4, of the highest valor, joins but its worker never gets ready: it does not lead,
+ * and the lord (m3), which sees it (not ready) in its view, keeps the lordship. */
+static void test_not_ready_does_not_lead(void **state)
+{
+	char needle[64], *text, *at;
+	long long id = 0;
+	struct iv lord;
+
+	(void)state;
+	wait_lord("m3", &lord);
+	spawn_member(3);
+	assert_int_equal(sup_wait_file(mb[3].log, 0, "legion billing: wait; we are ", T_MS), 0);
+	text = sup_read_file(mb[3].log);
+	assert_non_null(text);
+	at = strstr(text, "legion billing: wait; we are ");
+	id = strtoll(at + strlen("legion billing: wait; we are "), NULL, 16);
+	free(text);
+	assert_true(id > 0);
+	snprintf(needle, sizeof needle, " %llx:4(not ready)@", (unsigned long long)id);
+	assert_int_equal(sup_wait_file(mb[2].log, 0, needle, T_MS), 0);
+	assert_one_lord("m3");
+	assert_int_equal(sup_count_file(mb[3].log, 0, "campaigning"), 0);
+	assert_int_equal(sup_stop(mb[3].p, SIGTERM, T_MS), 0);
+	assert_true(WIFEXITED(mb[3].p->status) && WEXITSTATUS(mb[3].p->status) == 0);
+	assert_one_lord("m3");
+}
+
 static void test_stop_of_the_lord(void **state)
 {
 	struct iv iv[MAX_IV], next;
@@ -549,6 +580,7 @@ int main(void)
 		cmocka_unit_test(test_sigkill_of_the_lord),
 		cmocka_unit_test(test_etcd_restart),
 		cmocka_unit_test(test_crons),
+		cmocka_unit_test(test_not_ready_does_not_lead),
 		cmocka_unit_test(test_stop_of_the_lord),
 	};
 

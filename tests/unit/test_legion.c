@@ -57,6 +57,19 @@ static void test_only_ready_members_count(void **state)
 	assert_int_equal(legion_decide(m, 3, 1, 0, false), LV_WAIT);
 }
 
+/* A campaign's txn applied while its answer was lost: the key is ours, we do not lead.
+ * The best member takes it up (campaigns again, and finds it its own); another one
+ * releases it so that the best can lead. */
+static void test_key_held_without_leading(void **state)
+{
+	const struct legion_member m[] = { M(1, 10, 5), M(2, 30, 9), M(3, 20, 7) };
+
+	(void)state;
+	assert_int_equal(legion_decide(m, 3, 2, 2, false), LV_CAMPAIGN);
+	assert_int_equal(legion_decide(m, 3, 3, 3, false), LV_RELEASE);
+	assert_int_equal(legion_decide(m, 3, 0, 0, false), LV_WAIT); /* no lease yet */
+}
+
 static void test_lord_hands_over_to_higher_valor_only(void **state)
 {
 	const struct legion_member m[] = { M(1, 10, 5), M(2, 30, 9), M(3, 30, 7) };
@@ -153,6 +166,7 @@ int main(void)
 		cmocka_unit_test(test_member_campaigns_only_when_best_and_no_lord),
 		cmocka_unit_test(test_lord_hands_over_to_higher_valor_only),
 		cmocka_unit_test(test_only_ready_members_count),
+		cmocka_unit_test(test_key_held_without_leading),
 		cmocka_unit_test(test_every_pair),
 		cmocka_unit_test(test_handover_walk),
 	};
