@@ -545,7 +545,10 @@ static void act(struct legion *l, enum legion_action a, enum legion_state was)
 	case LA_JOIN: join(l); break;
 	case LA_EVALUATE: evaluate(l); break;
 	case LA_CAMPAIGN: campaign(l); break;
-	case LA_ENTHRONE: enthrone(l); break;
+	case LA_ENTHRONE:
+		enthrone(l);
+		evaluate(l); /* a better member may have joined while we campaigned */
+		break;
 	case LA_STEP_DOWN: stop_lord_children(l, 1e9); break;
 	case LA_FENCE: stop_lord_children(l, margin(l) / 2); drop_lease(l); break;
 	case LA_REJOIN: drop_lease(l); break;
