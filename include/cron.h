@@ -13,7 +13,8 @@
  * there is no cron: the hooks use it). -1 if out of memory (logged). */
 int cron_start(struct master *m);
 /* Stops for good the runs of the crons with `legion: legion` (mercy at most
- * max_mercy); done(arg) is called as each one is reaped. Returns how many still run. */
+ * max_mercy; a second call may shorten it); done(arg) is called as each one is
+ * reaped. Returns how many it began to stop. */
 int cron_legion_stop(struct master *m, const char *legion, double max_mercy,
 		     void (*done)(void *arg), void *arg);
 /* Runs argv once now, with env ("K=V") added, as "hook NAME"; done(arg) when it has

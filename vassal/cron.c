@@ -202,12 +202,13 @@ int cron_legion_stop(struct master *m, const char *legion, double max_mercy,
 		struct cron_job *j = cs->jobs[i];
 		if (!j->cfg->legion || strcmp(j->cfg->legion, legion) != 0 || !child_running(&j->child))
 			continue;
-		j->done = done;
-		j->done_arg = arg;
-		running++;
-		if (j->child.state != CHILD_CURSED)
-			child_curse(&j->child, j->child.stop_signal,
-				    j->child.mercy < max_mercy ? j->child.mercy : max_mercy);
+		if (!j->done) { /* counted once; asked again, only the mercy shortens */
+			j->done = done;
+			j->done_arg = arg;
+			running++;
+		}
+		child_curse(&j->child, j->child.stop_signal,
+			    j->child.mercy < max_mercy ? j->child.mercy : max_mercy);
 	}
 	return running;
 }

@@ -196,12 +196,13 @@ int daemons_legion_stop(struct master *m, const char *legion, double max_mercy,
 			procs_free(p);
 			continue;
 		}
-		p->retire = true;
-		p->retired = retired;
-		p->retired_arg = arg;
-		running++;
-		if (c->state != CHILD_CURSED)
-			child_curse(c, c->stop_signal, c->mercy < max_mercy ? c->mercy : max_mercy);
+		if (!p->retire) { /* counted once; asked again, only the mercy shortens */
+			p->retire = true;
+			p->retired = retired;
+			p->retired_arg = arg;
+			running++;
+		}
+		child_curse(c, c->stop_signal, c->mercy < max_mercy ? c->mercy : max_mercy);
 	}
 	return running;
 }

@@ -271,6 +271,7 @@ static void join(struct legion *l)
 }
 
 static void retry_due(struct ev_loop *loop, ev_timer *w, int revents);
+static void released(struct legion *l);
 
 /* ---- the lease -------------------------------------------------------------------------- */
 
@@ -330,7 +331,7 @@ static void retry_due(struct ev_loop *loop, ev_timer *w, int revents)
 	else if (l->state == LG_MEMBER || l->state == LG_LORD)
 		reread(l);
 	else if (l->state == LG_STEPPING_DOWN && !l->unlording)
-		fire(l, LE_OUTRANKED); /* the key's deletion failed: again */
+		released(l); /* the key's deletion failed: again */
 }
 
 /* ---- lordship ------------------------------------------------------------------------- */
@@ -462,24 +463,27 @@ static void child_retired(void *arg)
 }
 
 /* Stops what only the lord runs; max_mercy bounds each one's mercy. The on-unlord hook
- * follows when they are gone (child_retired), then released(). */
+ * follows when they are gone (child_retired), then released(). Called again while a
+ * step-down is under way (the lease lost meanwhile), it only shortens the mercies. */
 static void stop_lord_children(struct legion *l, double max_mercy)
 {
 	struct master *m = l->all->m;
-	int n;
+	bool again = l->unlording;
 
-	if (l->transitions && l->lord_since > 0)
-		log_info("legion %s: no longer lord after %.1fs", l->cfg->name,
-			 ev_now(m->loop) - l->lord_since);
-	l->lord_since = 0;
-	l->transitions++;
-	subscriptions_legion(m, l->cfg->name, false);
-	l->unlording = true;
+	if (!again) {
+		if (l->lord_since > 0)
+			log_info("legion %s: no longer lord after %.1fs", l->cfg->name,
+				 ev_now(m->loop) - l->lord_since);
+		l->lord_since = 0;
+		l->transitions++;
+		subscriptions_legion(m, l->cfg->name, false);
+		l->unlording = true;
+	}
 	l->stopping++; /* held while the counts are taken */
-	n = daemons_legion_stop(m, l->cfg->name, max_mercy, child_retired, l);
-	n += cron_legion_stop(m, l->cfg->name, max_mercy, child_retired, l);
-	l->stopping += n;
-	child_retired(l);
+	l->stopping += daemons_legion_stop(m, l->cfg->name, max_mercy, child_retired, l);
+	l->stopping += cron_legion_stop(m, l->cfg->name, max_mercy, child_retired, l);
+	if (--l->stopping == 0 && !again)
+		hook(l, m->cfg->hooks.on_unlord, "on-unlord", unlord_hook_done);
 }
 
 /* ---- leaving (the teardown) ------------------------------------------------------------- */
