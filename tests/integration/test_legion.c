@@ -45,7 +45,8 @@ struct iv {              /* one run of the lord-only daemon, from the record */
 };
 
 static struct sup_etcd *etcd;
-static char *top, *record, *ticks, *vassal_bin;
+static char *top, *record, *ticks, *vassal_bin, *router;
+static int router_fd = -1;      /* we play the subscription server: a datagram socket */
 static struct member mb[N_MEMBERS];
 static double handover_ms[16];
 static int n_handovers;
@@ -68,12 +69,14 @@ static void write_config(int i)
 		 "    stop-mercy: 3s\n    env: {RECORD: %s}\n"
 		 "crons:\n  - name: tick\n    every: 1s\n    legion: billing\n"
 		 "    exec: [sh, -c, 'echo \"tick $VASSAL_NAME $LEGION_TOKEN\" >> %s']\n%s"
+		 "sockets: [{name: http, listen: 'unix:./m%d.sock'}]\n"
+		 "subscribe: [{server: 'unix:%s', key: billing.localhost, socket: http, legion: billing}]\n"
 		 "hooks:\n"
 		 "  on-lord: [sh, -c, 'echo \"onlord $(date +%%s.%%N) $VASSAL_NAME $LEGION_TOKEN\" >> %s']\n"
 		 "  on-unlord: [sh, -c, 'echo \"onunlord $(date +%%s.%%N) $VASSAL_NAME $LEGION_TOKEN\" >> %s']\n",
 		 i + 1, etcd->endpoints[0], top, record, ticks,
 		 i == 0 ? "  - name: long\n    every: 1s\n    exec: [sleep, \"2.5\"]\n" : "",
-		 record, record);
+		 i + 1, router, record, record);
 	if (i == 3) /* a worker that never says READY=1: m4 is never ready */
 		strcat(text, "workers:\n  exec: [sleep, \"60\"]\n  ready: notify\n  ready-timeout: 1h\n"
 			     "  reload-mercy: 1s\n");
@@ -260,6 +263,40 @@ static char *status_of(pid_t master, const char *request)
 	return out;
 }
 
+/* Drops the datagrams received so far. */
+static void router_drain(void)
+{
+	char buf[1024];
+
+	while (recv(router_fd, buf, sizeof buf, 0) > 0)
+		;
+}
+
+/* Waits for a datagram with kind ("subscribe"/"unsubscribe") as its first line and
+ * from in its address; every subscribe seen on the way must come from want_from. */
+static void router_wait(const char *kind, const char *from, const char *want_from)
+{
+	long long deadline = sup_now_ms() + T_MS;
+	char buf[1024], first[16];
+
+	while (sup_now_ms() < deadline) {
+		ssize_t n = recv(router_fd, buf, sizeof buf - 1, 0);
+		if (n <= 0) {
+			sup_poll_pause();
+			continue;
+		}
+		buf[n] = '\0';
+		sscanf(buf, "%15s", first);
+		if (strcmp(first, "subscribe") == 0 && !strstr(buf, want_from))
+			fprintf(stderr, "a subscription from a member not lord: %s\n", buf);
+		if (strcmp(first, "subscribe") == 0)
+			assert_non_null(strstr(buf, want_from));
+		if (strcmp(first, kind) == 0 && strstr(buf, from) && strstr(buf, "key=billing.localhost"))
+			return;
+	}
+	fail_msg("no %s from %s within %d ms", kind, from, T_MS);
+}
+
 static void note_handover(const char *what, double ms)
 {
 	printf("handover (%s): %.0f ms\n", what, ms);
@@ -291,6 +328,12 @@ static int group_setup(void **state)
 	assert_non_null(top);
 	record = sup_path(top, "record");
 	ticks = sup_path(top, "ticks");
+	router = sup_path(top, "router.sock");
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", router);
+	router_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	assert_true(router_fd >= 0);
+	assert_int_equal(bind(router_fd, (struct sockaddr *)&sun, sizeof sun), 0);
 	daemon = sup_path(top, "daemon.sh");
 	assert_int_equal(sup_write_file(daemon, script), 0);
 	free(daemon);
@@ -321,7 +364,9 @@ static int group_teardown(void **state)
 		fprintf(stderr, "kept %s\n", top);
 	else
 		sup_rmtree(top);
-	free(record), free(ticks), free(vassal_bin), free(top);
+	if (router_fd >= 0)
+		close(router_fd);
+	free(record), free(ticks), free(vassal_bin), free(top), free(router);
 	if (n_handovers) {
 		qsort(handover_ms, (size_t)n_handovers, sizeof handover_ms[0], cmp_double);
 		printf("handovers: %d, p50 %.0f ms, max %.0f ms\n", n_handovers,
@@ -530,7 +575,6 @@ static void test_crons(void **state)
 	assert_no_second_run(mb[0].log, "cron long started", "cron long (pid");
 }
 
-/* SIGTERM of the lord: the same death announcement as a reload; m2 leads. */
 /* m4, of the highest valor, joins but its worker never gets ready: it does not lead,
  * and the lord (m3), which sees it (not ready) in its view, keeps the lordship. */
 static void test_not_ready_does_not_lead(void **state)
@@ -559,6 +603,8 @@ static void test_not_ready_does_not_lead(void **state)
 	assert_one_lord("m3");
 }
 
+/* SIGTERM of the lord: the same death announcement as a reload; m2 leads, and the
+ * lord-only subscription moves from m3 to m2. */
 static void test_stop_of_the_lord(void **state)
 {
 	struct iv iv[MAX_IV], next;
@@ -567,7 +613,11 @@ static void test_stop_of_the_lord(void **state)
 	(void)state;
 	assert_non_null(mb[2].p); /* m3 runs (an earlier test may have failed) */
 	assert_true(before > 0);
+	router_drain();
 	assert_int_equal(kill(mb[2].p->pid, SIGTERM), 0);
+	/* the lord-only subscription: withdrawn by m3, then announced by m2 alone */
+	router_wait("unsubscribe", "/m3.sock", "/m3.sock");
+	router_wait("subscribe", "/m2.sock", "/m2.sock");
 	wait_run(before, &next);
 	assert_string_equal(next.who, "m2");
 	intervals(iv);
