@@ -1,10 +1,13 @@
 /* test_legion.c — three `vassal` masters in one legion on a real etcd (loopback),
- * valors 1, 2 and 3, each with a lord-only daemon that appends "start"/"stop" lines
- * (wall time, vassal, pid, LEGION_TOKEN) to one record file, and a lord-only cron
- * `every: 1s`. Forced handovers: a graceful reload of the lord, SIGKILL of the lord's
- * master, etcd killed and started again. After each: exactly one daemon runs, the
- * highest valor's, and no two daemons' intervals ever overlap. The handover times are
- * printed. Also: a cron still running at its next tick is skipped and logged. */
+ * valors 1, 2 and 3 (m2 finds etcd in EMPEROR_ETCD, the others in their file), each
+ * with a lord-only daemon that appends "start"/"stop" lines (wall time, vassal, pid,
+ * LEGION_TOKEN) to one record file, a lord-only cron `every: 1s`, hooks and a lord-only
+ * subscription. Forced handovers: a graceful reload of the lord, SIGKILL of the lord's
+ * master, etcd killed and started again, a stop of the lord. After each: exactly one
+ * daemon runs, the highest valor's, and no two daemons' intervals ever overlap. The
+ * handover times are printed. Also: a cron still running at its next tick is skipped
+ * and logged; a fourth member of the highest valor whose worker is never ready does
+ * not lead. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -64,7 +67,7 @@ static void write_config(int i)
 	char text[2048];
 
 	snprintf(text, sizeof text,
-		 "legions:\n  - name: billing\n    valor: %d\n    ttl: 3s\n    etcd: [%s]\n"
+		 "legions:\n  - name: billing\n    valor: %d\n    ttl: 3s\n%s%s%s"
 		 "daemons:\n  - name: invoicer\n    exec: [sh, %s/daemon.sh]\n    legion: billing\n"
 		 "    stop-mercy: 3s\n    env: {RECORD: %s}\n"
 		 "crons:\n  - name: tick\n    every: 1s\n    legion: billing\n"
@@ -74,7 +77,8 @@ static void write_config(int i)
 		 "hooks:\n"
 		 "  on-lord: [sh, -c, 'echo \"onlord $(date +%%s.%%N) $VASSAL_NAME $LEGION_TOKEN\" >> %s']\n"
 		 "  on-unlord: [sh, -c, 'echo \"onunlord $(date +%%s.%%N) $VASSAL_NAME $LEGION_TOKEN\" >> %s']\n",
-		 i + 1, etcd->endpoints[0], top, record, ticks,
+		 i + 1, i == 1 ? "" : "    etcd: [", i == 1 ? "" : etcd->endpoints[0],
+		 i == 1 ? "" : "]\n", top, record, ticks,
 		 i == 0 ? "  - name: long\n    every: 1s\n    exec: [sleep, \"2.5\"]\n" : "",
 		 i + 1, router, record, record);
 	if (i == 3) /* a worker that never says READY=1: m4 is never ready */
@@ -87,7 +91,11 @@ static void spawn_member(int i)
 {
 	char *argv[] = { vassal_bin, mb[i].cfg, NULL };
 
-	char *env[] = { "EMPEROR_DEBUG=1", NULL }; /* the legion's decisions in the log */
+	char etcd_env[96];
+	/* the legion's decisions in the log; m2 has no etcd: and finds it in EMPEROR_ETCD */
+	char *env[] = { "EMPEROR_DEBUG=1", etcd_env, NULL };
+
+	snprintf(etcd_env, sizeof etcd_env, "EMPEROR_ETCD=%s", etcd->endpoints[0]);
 
 	mb[i].p = sup_spawn(argv, env, top, mb[i].log);
 	assert_non_null(mb[i].p);
