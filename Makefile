@@ -213,7 +213,7 @@ FUZZ_BINS    := $(addprefix $(BUILD)/fuzz/,$(FUZZ_NAMES))
 FUZZ_SRC_fuzz_config       := lib/config.c lib/config_kinds.c lib/config_yaml.c lib/parse.c
 FUZZ_SRC_fuzz_spool        := vassal/spool.c lib/util.c lib/parse.c
 FUZZ_SRC_fuzz_subscription := vassal/subscription.c lib/log.c lib/parse.c
-FUZZ_SRC_fuzz_router_head  := $(LIB_SRC) $(VASSAL_SRC)
+FUZZ_SRC_fuzz_router_head  := vassal/http_head.c vassal/subscription.c lib/log.c lib/parse.c
 FUZZ_DEB_PKGS := clang libclang-rt-14-dev
 
 .PHONY: fuzz fuzz-deps fuzz-build

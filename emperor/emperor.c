@@ -17,9 +17,13 @@
 
 #include "control.h"
 #include "emperor.h"
+#include "monitor.h"
+#include "output.h"
+#include "scan.h"
 #include "log.h"
 #include "notify.h"
 #include "signals.h"
+#include "upgrade.h"
 #include "util.h"
 
 #define SCAN_SETTLE 0.005   /* lets a burst of inotify events (create, write, close) land */
@@ -61,7 +65,7 @@ void emperor_status_notify(struct emperor *e)
 
 /* ---- full reload ---------------------------------------------------------------------- */
 
-static void slot_expired(struct ev_loop *loop, ev_timer *w, int revents)
+void emperor_slot_expired(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct vassal *v = container_of(w, struct vassal, slot_timer);
 
@@ -83,7 +87,7 @@ static void reload_pump(struct emperor *e)
 			continue;
 		v->holds_slot = true;
 		e->reloads_running++;
-		ev_timer_init(&v->slot_timer, slot_expired, RELOAD_SLOT_MAX, 0);
+		ev_timer_set(&v->slot_timer, RELOAD_SLOT_MAX, 0);
 		ev_timer_start(e->loop, &v->slot_timer);
 		vtable_reload(v, "SIGHUP");
 	}
@@ -155,10 +159,8 @@ static void stop_brutally(struct emperor *e)
 
 	log_warn("second SIGINT: SIGKILL to every vassal's process group");
 	e->brutal = true;
-	TAILQ_FOREACH(v, &e->vassals, link) {
-		v->state = VASSAL_STOPPING;
-		vtable_kill(v);
-	}
+	TAILQ_FOREACH(v, &e->vassals, link)
+		vtable_brutal_stop(v);
 }
 
 static void status_dump(struct emperor *e)
@@ -248,9 +250,12 @@ int emperor_main(const struct emperor_opts *opts)
 
 	e.opts = *opts;
 	log_init("emperor");
+	log_set_debug(e.opts.debug || (getenv("EMPEROR_DEBUG") && *getenv("EMPEROR_DEBUG") &&
+				       strcmp(getenv("EMPEROR_DEBUG"), "0") != 0));
 	e.loop = ev_default_loop(EVFLAG_AUTO);
 	if (!e.loop || resolve_paths(&e) < 0)
 		return 1;
+	output_sink_open(&e); /* without it, stderr is written directly; logged */
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		log_errno("prctl(PR_SET_CHILD_SUBREAPER)");
 	TAILQ_INIT(&e.vassals);

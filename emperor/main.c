@@ -20,6 +20,8 @@ static void usage(FILE *out)
 		"\n"
 		"  --throttle DURATION          first respawn delay of a crashing vassal (1s)\n"
 		"  --max-throttle DURATION      respawn delay cap (3m)\n"
+		"  --throttle-reset DURATION    a vassal up this long respawns at once and its\n"
+		"                               throttle starts over (10s)\n"
 		"  --reload-concurrency N       vassals reloading at once on SIGHUP (8)\n"
 		"  --vassal PATH                the vassal binary (beside this one)\n"
 		"  --control PATH               the control socket for emperorctl\n"
@@ -28,6 +30,8 @@ static void usage(FILE *out)
 		"  --tyrant                     run each vassal as the owner of its file (root only)\n"
 		"  --tyrant-allow-root          tyrant mode: accept root-owned files\n"
 		"  --tyrant-nofollow            tyrant mode: refuse symlinked files\n"
+		"  --debug                      log every vassal state transition (also\n"
+		"                               EMPEROR_DEBUG=1)\n"
 		"  -h, --help                   this text\n"
 		"  --version                    the version\n"
 		"\n"
@@ -51,10 +55,11 @@ static const char *default_vassal_bin(void)
 static int parse_args(int argc, char **argv, struct emperor_opts *o)
 {
 	enum { O_THROTTLE = 1, O_MAX_THROTTLE, O_CONCURRENCY, O_VASSAL, O_VERSION, O_CONTROL,
-	       O_METRICS, O_TYRANT, O_TYRANT_ROOT, O_TYRANT_NOFOLLOW };
+	       O_METRICS, O_TYRANT, O_TYRANT_ROOT, O_TYRANT_NOFOLLOW, O_THROTTLE_RESET, O_DEBUG };
 	static const struct option longopts[] = {
 		{ "throttle", required_argument, NULL, O_THROTTLE },
 		{ "max-throttle", required_argument, NULL, O_MAX_THROTTLE },
+		{ "throttle-reset", required_argument, NULL, O_THROTTLE_RESET },
 		{ "reload-concurrency", required_argument, NULL, O_CONCURRENCY },
 		{ "vassal", required_argument, NULL, O_VASSAL },
 		{ "control", required_argument, NULL, O_CONTROL },
@@ -62,6 +67,7 @@ static int parse_args(int argc, char **argv, struct emperor_opts *o)
 		{ "tyrant", no_argument, NULL, O_TYRANT },
 		{ "tyrant-allow-root", no_argument, NULL, O_TYRANT_ROOT },
 		{ "tyrant-nofollow", no_argument, NULL, O_TYRANT_NOFOLLOW },
+		{ "debug", no_argument, NULL, O_DEBUG },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -79,6 +85,10 @@ static int parse_args(int argc, char **argv, struct emperor_opts *o)
 			if (parse_duration(optarg, &o->max_throttle, &why) < 0)
 				goto bad;
 			break;
+		case O_THROTTLE_RESET:
+			if (parse_duration(optarg, &o->throttle_reset, &why) < 0)
+				goto bad;
+			break;
 		case O_CONCURRENCY:
 			o->reload_concurrency = atoi(optarg);
 			if (o->reload_concurrency < 1 || o->reload_concurrency > 10000) {
@@ -92,6 +102,7 @@ static int parse_args(int argc, char **argv, struct emperor_opts *o)
 		case O_TYRANT: o->tyrant = true; break;
 		case O_TYRANT_ROOT: o->tyrant_allow_root = true; break;
 		case O_TYRANT_NOFOLLOW: o->tyrant_nofollow = true; break;
+		case O_DEBUG: o->debug = true; break;
 		case 'h': usage(stdout); exit(0);
 		case O_VERSION: printf("emperor %s\n", EMPEROR_VERSION); exit(0);
 		default: usage(stderr); return -1;
@@ -126,7 +137,7 @@ int main(int argc, char **argv)
 {
 	struct emperor_opts o = {
 		.dir = "vassals.d", .vassal_bin = default_vassal_bin(),
-		.throttle = 1, .max_throttle = 180, .reload_concurrency = 8,
+		.throttle = 1, .max_throttle = 180, .throttle_reset = 10, .reload_concurrency = 8,
 	};
 
 	if (parse_args(argc, argv, &o) < 0)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "emperor.h"
+#include "monitor.h"
 #include "log.h"
 #include "util.h"
 

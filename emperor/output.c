@@ -1,86 +1,362 @@
 /* output.c — a vassal's stdout/stderr reach the emperor through a pipe and leave on
  * the emperor's stderr one whole line at a time, prefixed with the vassal's name and
- * written with one write(2): lines are never cut or interleaved. A line longer than
- * the buffer is flushed in pieces, each piece prefixed. */
+ * written with one write(2) of at most PIPE_BUF bytes: lines are never cut or
+ * interleaved (a longer line is passed on in pieces, each prefixed). The emperor's
+ * stderr (a pipe to journald, a terminal) may be slow: it is written without
+ * blocking, through our own non-blocking open file description of it (or send
+ * MSG_DONTWAIT to a socket), and what it cannot take waits in one bounded queue,
+ * flushed when it is writable. The emperor's own log lines take the same queue, so
+ * the order holds. Vassal lines that would overflow it are dropped and counted; once
+ * the queue is empty again one line says how many. */
+#include "output.h"
+
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "emperor.h"
 #include "log.h"
 #include "util.h"
 
-static void emit(const struct vassal *v, const char *line, size_t len)
-{
-	char out[sizeof v->out_buf + 128];
-	int n = snprintf(out, sizeof out, "[%s] %.*s\n", v->name, (int)len, line);
+#define OUTPUT_LINE_MAX 4096            /* a vassal's line buffer */
+#define SINK_MAX (1024 * 1024)          /* bytes queued for stderr, at most */
+#define SINK_VASSAL_MAX (256 * 1024)    /* a vassal line is dropped past this much */
 
-	if (n > (int)sizeof out)
-		n = (int)sizeof out;
-	while (n > 0 && write(log_get_fd(), out, (size_t)n) < 0 && errno == EINTR)
-		;
+struct output {                         /* a vassal's pipe, while it is open */
+	struct vassal *v;
+	int fd;
+	ev_io io;
+	size_t len;                         /* bytes of an unfinished line */
+	char *partial;                      /* they, while there are some (malloc'd) */
+};
+
+struct output_sink {                    /* the emperor's stderr */
+	struct ev_loop *loop;
+	int fd;
+	int is_socket;
+	pid_t pid;                          /* a forked child writes directly */
+	ev_io io;                           /* EV_WRITE while something is queued */
+	char *q;                            /* records, each ending in '\n' */
+	size_t head, len;                   /* q[head..len) is still to be written */
+	unsigned long long dropped;         /* since the last report */
+	unsigned long long dropped_total;
+	unsigned long long dropped_own;     /* the emperor's own lines (queue full) */
+};
+
+/* The sink the atexit handler drains: there is one emperor per process. */
+static struct output_sink *exiting_sink;
+
+/* ---- the emperor's stderr --------------------------------------------------------------- */
+
+static ssize_t sink_write(struct output_sink *s, const char *p, size_t n)
+{
+	ssize_t w;
+
+	do
+		w = s->is_socket ? send(s->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL)
+				 : write(s->fd, p, n);
+	while (w < 0 && errno == EINTR);
+	return w;
 }
 
-static void flush_lines(struct vassal *v, bool all)
+static size_t record_len(const char *p, size_t n)
+{
+	const char *nl = memchr(p, '\n', n);
+
+	return nl ? (size_t)(nl - p) + 1 : n;
+}
+
+static void sink_report_drops(struct output_sink *s)
+{
+	unsigned long long n = s->dropped, own = s->dropped_own;
+
+	s->dropped = s->dropped_own = 0;
+	if (own)
+		log_warn("dropped %llu lines of vassal output and %llu of our own: stderr could "
+			 "not keep up", n, own);
+	else
+		log_warn("dropped %llu lines of vassal output: stderr could not keep up", n);
+}
+
+/* Writes queued records, one write(2) each, until the queue is empty or stderr would
+ * block (then its EV_WRITE watcher calls again). */
+static void sink_flush(struct output_sink *s)
+{
+	while (s->head < s->len) {
+		ssize_t w = sink_write(s, s->q + s->head, record_len(s->q + s->head, s->len - s->head));
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		s->head = w < 0 ? s->len : s->head + (size_t)w; /* stderr gone: nowhere to go */
+	}
+	if (s->head < s->len) {
+		ev_io_start(s->loop, &s->io);
+		return;
+	}
+	s->head = s->len = 0;
+	ev_io_stop(s->loop, &s->io);
+	if (s->dropped || s->dropped_own)
+		sink_report_drops(s);
+}
+
+static void sink_writable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop, (void)revents;
+	sink_flush(container_of(w, struct output_sink, io));
+}
+
+/* One record (ending in '\n', at most PIPE_BUF bytes): written now if nothing waits
+ * and stderr takes it, else queued, else dropped and counted. */
+static void sink_put(struct output_sink *s, const char *rec, size_t n, int from_vassal)
+{
+	if (s->head == s->len) {
+		ssize_t w = sink_write(s, rec, n);
+		if (w == (ssize_t)n || (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+			return;
+		if (w > 0) /* a socket took part of it: the rest goes first */
+			rec += w, n -= (size_t)w;
+	}
+	if (s->len - s->head + n > (from_vassal ? SINK_VASSAL_MAX : SINK_MAX)) {
+		if (from_vassal)
+			s->dropped++, s->dropped_total++;
+		else
+			s->dropped_own++;
+		return;
+	}
+	if (s->len + n > SINK_MAX) {
+		memmove(s->q, s->q + s->head, s->len - s->head);
+		s->len -= s->head;
+		s->head = 0;
+	}
+	memcpy(s->q + s->len, rec, n);
+	s->len += n;
+	ev_io_start(s->loop, &s->io);
+}
+
+static void sink_log_line(const char *line, size_t len, void *arg)
+{
+	struct output_sink *s = arg;
+
+	if (getpid() != s->pid) { /* a forked child, before its exec */
+		while (write(s->fd, line, len) < 0 && errno == EINTR)
+			;
+		return;
+	}
+	sink_put(s, line, len, 0);
+}
+
+/* Our own description of stderr, non-blocking, that leaves the one we share with our
+ * parent as it is. A socket takes send(MSG_DONTWAIT); a regular file never waits. */
+static int sink_fd(struct output_sink *s, int fd)
+{
+	struct stat st;
+	char path[64];
+	int own;
+
+	s->fd = fd;
+	if (fstat(fd, &st) < 0)
+		return -1;
+	s->is_socket = S_ISSOCK(st.st_mode);
+	if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
+		return 0;
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	own = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (own < 0)
+		return -1;
+	s->fd = own;
+	return 0;
+}
+
+/* Waits (poll, at most timeout_ms in all) until the queue is written. */
+static void sink_drain(struct output_sink *s, int timeout_ms)
+{
+	double deadline = mono_now() + timeout_ms / 1000.0;
+
+	sink_flush(s);
+	while (s->head < s->len) {
+		struct pollfd p = { .fd = s->fd, .events = POLLOUT };
+		int left = (int)((deadline - mono_now()) * 1000);
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			return;
+		sink_flush(s);
+	}
+}
+
+static void sink_at_exit(void)
+{
+	if (exiting_sink && exiting_sink->pid == getpid())
+		sink_drain(exiting_sink, 1000);
+}
+
+int output_sink_open(struct emperor *e)
+{
+	struct output_sink *s = calloc(1, sizeof *s);
+
+	if (!s || !(s->q = malloc(SINK_MAX))) {
+		free(s);
+		log_errno("output: no memory for the stderr queue; writing it directly");
+		return -1;
+	}
+	s->loop = e->loop;
+	s->pid = getpid();
+	if (sink_fd(s, log_get_fd()) < 0)
+		log_errno("output: cannot open stderr again non-blocking; writes may wait");
+	ev_io_init(&s->io, sink_writable, s->fd, EV_WRITE);
+	e->out_sink = s;
+	exiting_sink = s;
+	atexit(sink_at_exit);
+	log_set_writer(sink_log_line, s);
+	return 0;
+}
+
+void output_sink_drain(struct emperor *e, int timeout_ms)
+{
+	if (e->out_sink)
+		sink_drain(e->out_sink, timeout_ms);
+}
+
+unsigned long long output_dropped(const struct emperor *e)
+{
+	return e->out_sink ? e->out_sink->dropped_total : 0;
+}
+
+/* ---- a vassal's pipe ------------------------------------------------------------------- */
+
+/* One line as "[name] line\n" records of at most PIPE_BUF bytes each. */
+static void emit(const struct vassal *v, const char *line, size_t len)
+{
+	char rec[PIPE_BUF];
+	int prefix = snprintf(rec, sizeof rec, "[%.200s] ", v->name);
+	size_t room = sizeof rec - (size_t)prefix - 1;
+
+	do {
+		size_t n = len < room ? len : room;
+		memcpy(rec + prefix, line, n);
+		rec[(size_t)prefix + n] = '\n';
+		if (v->e->out_sink)
+			sink_put(v->e->out_sink, rec, (size_t)prefix + n + 1, 1);
+		else
+			while (write(log_get_fd(), rec, (size_t)prefix + n + 1) < 0 && errno == EINTR)
+				;
+		line += n;
+		len -= n;
+	} while (len > 0);
+}
+
+/* A line read whole is passed on from here: only a vassal that leaves a line
+ * unfinished holds a buffer of its own until the line ends. */
+static char scratch[OUTPUT_LINE_MAX];
+
+/* Passes on the whole lines of buf[0..o->len) (all of it if `all`, or a full buffer
+ * without a newline) and moves the rest to the front. */
+static void flush_lines(struct output *o, char *buf, bool all)
 {
 	size_t start = 0;
 
-	for (size_t i = 0; i < v->out_len; i++)
-		if (v->out_buf[i] == '\n') {
-			emit(v, v->out_buf + start, i - start);
+	for (size_t i = 0; i < o->len; i++)
+		if (buf[i] == '\n') {
+			emit(o->v, buf + start, i - start);
 			start = i + 1;
 		}
-	if (all || (start == 0 && v->out_len == sizeof v->out_buf)) {
-		if (v->out_len > start)
-			emit(v, v->out_buf + start, v->out_len - start);
-		start = v->out_len;
+	if (all || (start == 0 && o->len == OUTPUT_LINE_MAX)) {
+		if (o->len > start)
+			emit(o->v, buf + start, o->len - start);
+		start = o->len;
 	}
-	memmove(v->out_buf, v->out_buf + start, v->out_len - start);
-	v->out_len -= start;
+	memmove(buf, buf + start, o->len - start);
+	o->len -= start;
 }
 
-/* Reads what is there; returns 0 on EOF or error (the pipe is done), 1 otherwise. */
-static int drain(struct vassal *v)
+/* After a flush of buf: an unfinished line moves into (or stays in) o->partial. */
+static void keep_partial(struct output *o, char *buf)
+{
+	if (o->len == 0) {
+		free(o->partial);
+		o->partial = NULL;
+		return;
+	}
+	if (o->partial)
+		return; /* buf is o->partial */
+	o->partial = malloc(OUTPUT_LINE_MAX);
+	if (!o->partial) {
+		flush_lines(o, buf, true); /* no memory to wait for its end: pass it on cut */
+		return;
+	}
+	memcpy(o->partial, buf, o->len);
+}
+
+/* Reads what is there (at most a full pipe); 0 on EOF or error (the pipe is done). */
+static int drain(struct output *o)
 {
 	for (int round = 0; round < 16; round++) {
-		ssize_t n = read(v->out_fd, v->out_buf + v->out_len, sizeof v->out_buf - v->out_len);
+		char *buf = o->partial ? o->partial : scratch;
+		ssize_t n = read(o->fd, buf + o->len, OUTPUT_LINE_MAX - o->len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return errno == EAGAIN ? 1 : 0;
 		if (n == 0)
 			return 0;
-		v->out_len += (size_t)n;
-		flush_lines(v, false);
+		o->len += (size_t)n;
+		flush_lines(o, buf, false);
+		keep_partial(o, buf);
 	}
 	return 1;
 }
 
 static void out_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct vassal *v = container_of(w, struct vassal, out_io);
+	struct output *o = container_of(w, struct output, io);
 
 	(void)loop, (void)revents;
-	if (drain(v) == 0)
-		output_stop(v);
+	if (drain(o) == 0)
+		output_stop(o->v);
 }
 
-void output_start(struct vassal *v)
+void output_start(struct vassal *v, int fd)
 {
-	fd_set_nonblock(v->out_fd, 1);
-	v->out_len = 0;
-	ev_io_init(&v->out_io, out_readable, v->out_fd, EV_READ);
-	ev_io_start(v->e->loop, &v->out_io);
+	struct output *o;
+
+	output_stop(v);
+	o = malloc(sizeof *o);
+	if (!o) {
+		log_errno("%s: no memory for its output; it is not passed on", v->name);
+		close(fd);
+		return;
+	}
+	o->v = v;
+	o->fd = fd;
+	o->len = 0;
+	o->partial = NULL;
+	fd_set_nonblock(fd, 1);
+	ev_io_init(&o->io, out_readable, fd, EV_READ);
+	ev_io_start(v->e->loop, &o->io);
+	v->out = o;
 }
 
 void output_stop(struct vassal *v)
 {
-	if (v->out_fd < 0)
+	struct output *o = v->out;
+
+	if (!o)
 		return;
-	drain(v);
-	flush_lines(v, true);
-	ev_io_stop(v->e->loop, &v->out_io);
-	close(v->out_fd);
-	v->out_fd = -1;
+	drain(o);
+	if (o->partial)
+		flush_lines(o, o->partial, true);
+	ev_io_stop(v->e->loop, &o->io);
+	close(o->fd);
+	free(o->partial);
+	free(o);
+	v->out = NULL;
+}
+
+int output_fd(const struct vassal *v)
+{
+	return v->out ? v->out->fd : -1;
 }

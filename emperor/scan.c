@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "emperor.h"
+#include "scan.h"
 #include "log.h"
 #include "util.h"
 

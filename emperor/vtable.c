@@ -1,12 +1,15 @@
-/* vtable.c — the vassal table: one record per vassal file and its life (the state
- * machine of enum vassal_state). A vassal is a `vassal FILE` process in its own
- * process group, with stdin on /dev/null, stdout/stderr on a pipe to output.c, and
- * one end of a SOCK_SEQPACKET socketpair as EMPEROR_FD (fd 3) carrying sd_notify
- * messages both ways; its EOF tells each side that the other is gone. Exit status:
- * 0 stays stopped, 78 (bad config) waits for the file to change, anything else is
- * respawned with a throttle that doubles up to --max-throttle. */
+/* vtable.c — the vassal table: one record per vassal file and its life. Its state
+ * changes only in fire(): the event goes through the table of vstate.c, set_state()
+ * assigns the next state, and the action is carried out here. A vassal is a
+ * `vassal FILE` process in its own process group, with stdin on /dev/null,
+ * stdout/stderr on a pipe to output.c, and one end of a SOCK_SEQPACKET socketpair as
+ * EMPEROR_FD (fd 3) carrying sd_notify messages both ways; its EOF tells each side
+ * that the other is gone. Exit status: 0 stays stopped, 78 (bad config) waits for the
+ * file to change, anything else is respawned with a throttle that doubles up to
+ * --max-throttle. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,23 +23,16 @@
 #include "emperor.h"
 #include "log.h"
 #include "notify.h"
+#include "output.h"
 #include "parse.h"
+#include "privs.h"
+#include "tyrant.h"
+#include "upgrade.h"
 #include "util.h"
-
-static const char *const vassal_env_drop[] = {
-	"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "EMPEROR_FD",
-	"EMPEROR_STATE_FD", "VASSAL_CONFIG_FD", "VASSAL_GENERATION", "VASSAL_RELOAD_STARTED",
-	"VASSAL_RELOAD_PENDING", NULL,
-};
 
 const char *vtable_state_name(enum vassal_state st)
 {
-	static const char *const names[] = {
-		[VASSAL_STARTING] = "starting", [VASSAL_READY] = "ready",
-		[VASSAL_RELOADING] = "reloading", [VASSAL_STOPPING] = "stopping",
-		[VASSAL_WAITING] = "waiting", [VASSAL_HALTED] = "halted",
-	};
-	return st < ARRAY_LEN(names) ? names[st] : "?";
+	return vstate_name(st);
 }
 
 struct vassal *vtable_find(struct emperor *e, const char *file)
@@ -53,41 +49,80 @@ struct vassal *vtable_find(struct emperor *e, const char *file)
 
 static void drop_cgroup(struct vassal *v)
 {
-	free(v->cgroup.parent);
-	free(v->cgroup.cpu_max);
-	memset(&v->cgroup, 0, sizeof v->cgroup);
-	v->has_cgroup = false;
+	if (!v->cgroup)
+		return;
+	free(v->cgroup->parent);
+	free(v->cgroup->cpu_max);
+	free(v->cgroup);
+	v->cgroup = NULL;
 }
 
 static void keep_cgroup(struct vassal *v, const struct config *cfg)
 {
 	drop_cgroup(v);
-	if (!cfg->has_cgroup)
+	if (!cfg->has_cgroup || !(v->cgroup = malloc(sizeof *v->cgroup)))
 		return;
-	v->has_cgroup = true;
-	v->cgroup = cfg->cgroup;
-	v->cgroup.parent = cfg->cgroup.parent ? strdup(cfg->cgroup.parent) : NULL;
-	v->cgroup.cpu_max = cfg->cgroup.cpu_max ? strdup(cfg->cgroup.cpu_max) : NULL;
+	*v->cgroup = cfg->cgroup;
+	v->cgroup->parent = cfg->cgroup.parent ? strdup(cfg->cgroup.parent) : NULL;
+	v->cgroup->cpu_max = cfg->cgroup.cpu_max ? strdup(cfg->cgroup.cpu_max) : NULL;
+}
+
+enum validity { VALID, INVALID, REFUSED };
+
+/* What an event's action needs besides the record. */
+struct vctx {
+	const char *why;            /* a reload's or a stop's reason; a refusal's */
+	const char *how;            /* an exit, as text */
+	int sig;                    /* the reload signal: SIGHUP, SIGUSR2 (chain) */
+	int status;                 /* a spawn's result: 0, or -1 if its exec failed */
+};
+
+static void fire(struct vassal *v, enum vstate_event ev, const struct vctx *x);
+
+/* In tyrant mode, the file is opened by tyrant_open() and read only if it passes the
+ * owner checks; a refusal is the error shown, never the file's content. */
+static struct config *load(struct vassal *v, struct config_errors *errs, char *why, size_t len)
+{
+	struct config *cfg;
+	int fd;
+
+	if (!v->e->opts.tyrant)
+		return config_load_file(v->path, errs);
+	if (!v->owner && !(v->owner = calloc(1, sizeof *v->owner))) {
+		snprintf(why, len, "out of memory");
+		return NULL;
+	}
+	fd = tyrant_open(v->e, v, v->owner, why, len);
+	if (fd < 0)
+		return NULL;
+	cfg = config_load_fd(v->path, fd, errs);
+	close(fd);
+	if (cfg && tyrant_config_ok(v->e, v, cfg, why, len) < 0) {
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
 }
 
 /* Loads the file; logs every error as file:line:col. Keeps what the emperor needs. */
-static bool validate(struct vassal *v)
+static enum validity validate(struct vassal *v)
 {
 	struct config_errors errs = { 0 };
-	struct config *cfg = config_load_file(v->path, &errs);
+	char why[512] = "";
+	struct config *cfg = load(v, &errs, why, sizeof why);
 
 	for (size_t i = 0; i < errs.n; i++)
 		log_warn("%s: config error: %s", v->name, errs.msgs[i]);
 	free(v->config_error);
-	v->config_error = errs.n ? strdup(errs.msgs[0]) : NULL;
+	v->config_error = errs.n ? strdup(errs.msgs[0]) : why[0] ? strdup(why) : NULL;
 	config_errors_fini(&errs);
 	if (!cfg)
-		return false;
+		return why[0] ? REFUSED : INVALID;
 	v->stop_mercy = cfg->stop_mercy;
 	v->heartbeat = cfg->heartbeat;
 	keep_cgroup(v, cfg);
 	config_free(cfg);
-	return true;
+	return VALID;
 }
 
 static void close_channel(struct vassal *v)
@@ -97,6 +132,17 @@ static void close_channel(struct vassal *v)
 	ev_io_stop(v->e->loop, &v->chan_io);
 	close(v->chan_fd);
 	v->chan_fd = -1;
+}
+
+/* Everything a run of the vassal owns in the emperor: its channel, its output pipe
+ * (what is in it now is still passed on), its heartbeat. Called when the run is
+ * reaped, whatever its uptime, and before a spawn, so that no watcher of an old run
+ * is ever re-initialised while active and no fd of it outlives it. */
+static void release_run(struct vassal *v)
+{
+	close_channel(v);
+	output_stop(v);
+	ev_timer_stop(v->e->loop, &v->heartbeat_timer);
 }
 
 static void heartbeat_arm(struct vassal *v)
@@ -111,34 +157,16 @@ static void heartbeat_arm(struct vassal *v)
 
 static void on_message(struct vassal *v, const char *msg)
 {
-	double took = (mono_now() - v->spawned_at_mono) * 1000;
-
 	char workers[32];
 
 	if (notify_has(msg, "WATCHDOG=1"))
 		heartbeat_arm(v);
 	if (notify_get(msg, "X_WORKERS", workers, sizeof workers))
 		sscanf(workers, "%d/%d", &v->workers_ready, &v->workers_total);
-	if (notify_has(msg, "RELOADING=1") && v->state == VASSAL_READY) {
-		v->state = VASSAL_RELOADING;
-		v->spawned_at_mono = mono_now();
-		snprintf(v->reload_why, sizeof v->reload_why, "by itself");
-	}
-	if (!notify_has(msg, "READY=1"))
-		return;
-	if (v->state == VASSAL_STARTING) {
-		log_info("%s: ready after %.0f ms", v->name, took);
-	} else if (v->state == VASSAL_RELOADING) {
-		log_info("%s: reloaded (%s) in %.0f ms", v->name, v->reload_why, took);
-		control_reload_done(v, took / 1000);
-	} else {
-		return;
-	}
-	v->state = VASSAL_READY;
-	heartbeat_arm(v);
-	emperor_reload_slot_free(v->e, v);
-	emperor_status_notify(v->e);
-	control_vassal_event(v->e, v, CTL_READY);
+	if (notify_has(msg, "RELOADING=1"))
+		fire(v, VEV_RELOADING_MSG, NULL);
+	if (notify_has(msg, "READY=1"))
+		fire(v, VEV_READY_MSG, NULL);
 }
 
 static void chan_readable(struct ev_loop *loop, ev_io *w, int revents)
@@ -162,7 +190,7 @@ static void chan_readable(struct ev_loop *loop, ev_io *w, int revents)
 
 static char **vassal_env(void)
 {
-	char **env = env_build(NULL, NULL, vassal_env_drop);
+	char **env = env_for_child(NULL, NULL);
 
 	return env ? env_set(env, "EMPEROR_FD", "3") : NULL;
 }
@@ -173,9 +201,9 @@ static void vassal_in_child(void *arg)
 	struct vassal *v = arg;
 	char why[160];
 
-	if (v->cg_path[0] && cgroup_join(v->cg_path) < 0)
+	if (v->cg_path && cgroup_join(v->cg_path) < 0)
 		_exit(126);
-	if (v->e->opts.tyrant && privs_drop(&v->owner, why, sizeof why) < 0) {
+	if (v->owner && privs_drop(v->owner, why, sizeof why) < 0) {
 		dprintf(2, "vassal %s: %s\n", v->name, why);
 		_exit(126);
 	}
@@ -185,16 +213,19 @@ static void vassal_cgroup_kill(struct child *c)
 {
 	struct vassal *v = c->data;
 
-	if (v->cg_path[0] && cgroup_kill(v->cg_path) < 0)
+	if (v->cg_path && cgroup_kill(v->cg_path) < 0)
 		log_errno("%s: cgroup.kill in %s", v->name, v->cg_path);
 }
 
 static int spawn(struct vassal *v)
 {
 	int sp[2], out[2], rc;
+	char cg_path[PATH_MAX];
 	char *argv[] = { (char *)v->e->opts.vassal_bin, v->path, NULL };
-	char **env = vassal_env();
+	char **env;
 
+	release_run(v);
+	env = vassal_env();
 	if (!env || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
 		log_errno("%s: socketpair", v->name);
 		strv_free(env);
@@ -207,9 +238,11 @@ static int spawn(struct vassal *v)
 	}
 	struct child_exec x = { .argv = argv, .env = env, .fds = &sp[1], .n_fds = 1, .out_fd = out[1],
 				.in_child = vassal_in_child, .in_child_arg = v };
-	if (v->e->cg.usable && cgroup_create(&v->e->cg, v->name, v->has_cgroup ? &v->cgroup : NULL,
-					     v->cg_path, sizeof v->cg_path) < 0)
-		v->cg_path[0] = '\0';
+	free(v->cg_path);
+	v->cg_path = NULL;
+	if (v->e->cg.usable && cgroup_create(&v->e->cg, v->name, v->cgroup,
+					     cg_path, sizeof cg_path) == 0)
+		v->cg_path = strdup(cg_path); /* NULL: it runs without (the log said why) */
 	rc = child_spawn(&v->child, &x);
 	close(sp[1]);
 	close(out[1]);
@@ -218,50 +251,31 @@ static int spawn(struct vassal *v)
 	fd_set_nonblock(v->chan_fd, 1);
 	ev_io_init(&v->chan_io, chan_readable, v->chan_fd, EV_READ);
 	ev_io_start(v->e->loop, &v->chan_io);
-	v->out_fd = out[0];
-	output_start(v);
-	v->state = VASSAL_STARTING;
-	v->spawned_at_mono = mono_now();
-	if (rc == 0)
-		log_info("%s: started (pid %d)", v->name, (int)v->child.pid);
+	output_start(v, out[0]);
 	return rc;
-}
-
-/* No process came of the spawn (no socketpair, pipe or fork): nothing will exit to
- * tell, so the retry is scheduled here, throttled like a respawn. */
-static void retry_later(struct vassal *v)
-{
-	close_channel(v);
-	output_stop(v);
-	log_warn("%s: not started; next attempt in %.1fs", v->name, child_next_backoff(&v->child));
-	v->state = VASSAL_WAITING;
-	child_schedule_respawn(&v->child);
 }
 
 void vtable_start(struct vassal *v)
 {
+	enum validity valid;
+	int rc;
+
 	v->halting = false;
 	if (v->e->stopping)
 		return;
-	if (!validate(v)) {
-		v->state = VASSAL_HALTED;
-		log_warn("%s: not started: invalid config; waiting for the file to change", v->name);
+	valid = validate(v);
+	if (valid != VALID) {
+		fire(v, VEV_REFUSED, &(struct vctx){ .why = valid == REFUSED ? v->config_error : NULL });
 		return;
 	}
-	if (v->e->opts.tyrant) {
-		char why[512];
-		if (tyrant_owner(v->e, v, &v->owner, why, sizeof why) < 0) {
-			v->state = VASSAL_HALTED;
-			log_warn("%s: not started (tyrant mode): %s; waiting for the file to change",
-				 v->name, why);
-			return;
-		}
-	}
-	if (spawn(v) < 0 && !child_running(&v->child))
-		retry_later(v);
+	rc = spawn(v);
+	/* No process came of it (no socketpair, pipe or fork): nothing will exit to tell,
+	 * so the retry is scheduled now, throttled like a respawn. */
+	fire(v, child_running(&v->child) ? VEV_SPAWNED : VEV_SPAWN_FAILED,
+	     &(struct vctx){ .status = rc });
 }
 
-/* ---- events --------------------------------------------------------------------------- */
+/* ---- the machine ---------------------------------------------------------------------- */
 
 /* The record goes; the emperor may exit if it was the last one of a stop. */
 static void forget(struct vassal *v)
@@ -272,53 +286,176 @@ static void forget(struct vassal *v)
 	emperor_vassal_gone(e);
 }
 
-static void halt(struct vassal *v, const char *why)
+/* The one place a vassal's state is assigned, logged at debug level. */
+static void set_state(struct vassal *v, enum vassal_state next, const char *via)
 {
-	v->state = VASSAL_HALTED;
-	log_warn("%s: %s", v->name, why);
+	log_debug("%s: %s -> %s (%s)", v->name, vstate_name(v->state), vstate_name(next), via);
+	if (next != VASSAL_GONE)
+		v->state = next;
+}
+
+/* READY=1 after a start or a reload. */
+static void now_ready(struct vassal *v)
+{
+	heartbeat_arm(v);
+	emperor_reload_slot_free(v->e, v);
+	emperor_status_notify(v->e);
+	control_vassal_event(v->e, v, CTL_READY);
+}
+
+/* Its process is gone unasked and no respawn follows at once, or one does. */
+static void exit_told(struct vassal *v, const char *warning)
+{
+	if (warning)
+		log_warn("%s: %s", v->name, warning);
+	control_vassal_event(v->e, v, CTL_FAILED);
+	emperor_status_notify(v->e);
+}
+
+static void signal_reload(struct vassal *v, const struct vctx *x, bool first)
+{
+	log_info("%s: %s (%s)", v->name, x->sig == SIGUSR2 ? "chain reload" : "reloading", x->why);
+	snprintf(v->reload_why, sizeof v->reload_why, "%s", x->why);
+	if (first) /* merged requests: timed from the first */
+		v->spawned_at_mono = mono_now();
+	if (kill(v->child.pid, x->sig) < 0)
+		log_errno("%s: kill(%d, SIG%s)", v->name, (int)v->child.pid, parse_signal_name(x->sig));
+}
+
+/* The actions that start, ready or reload it. */
+static void act_on_life(struct vassal *v, enum vstate_action a, const struct vctx *x)
+{
+	double took = (mono_now() - v->spawned_at_mono) * 1000;
+
+	switch (a) {
+	case VA_STARTED:
+		v->spawned_at_mono = mono_now();
+		if (x->status == 0)
+			log_info("%s: started (pid %d)", v->name, (int)v->child.pid);
+		break;
+	case VA_RETRY:
+		release_run(v);
+		log_warn("%s: not started; next attempt in %.1fs", v->name,
+			 child_next_backoff(&v->child));
+		child_schedule_respawn(&v->child);
+		break;
+	case VA_HALT_INVALID:
+		if (x->why)
+			log_warn("%s: not started (tyrant mode): %s; waiting for the file to change",
+				 v->name, x->why);
+		else
+			log_warn("%s: not started: invalid config; waiting for the file to change",
+				 v->name);
+		break;
+	case VA_ANNOUNCE_READY:
+		log_info("%s: ready after %.0f ms", v->name, took);
+		now_ready(v);
+		break;
+	case VA_ANNOUNCE_RELOADED:
+		log_info("%s: reloaded (%s) in %.0f ms", v->name, v->reload_why, took);
+		control_reload_done(v, took / 1000);
+		now_ready(v);
+		break;
+	case VA_NOTE_SELF_RELOAD:
+		v->spawned_at_mono = mono_now();
+		snprintf(v->reload_why, sizeof v->reload_why, "by itself");
+		break;
+	case VA_SIGNAL_RELOAD:
+	case VA_SIGNAL_MORE:
+		signal_reload(v, x, a == VA_SIGNAL_RELOAD);
+		break;
+	default:
+		break;
+	}
+}
+
+/* The actions that stop it or follow its exit. v may be freed on return. */
+static void act_on_end(struct vassal *v, enum vstate_action a, const struct vctx *x)
+{
+	switch (a) {
+	case VA_CURSE:
+		log_info("%s: stopping (%s), SIGKILL after %.0fs", v->name, x->why, v->stop_mercy);
+		emperor_reload_slot_free(v->e, v);
+		child_curse(&v->child, SIGTERM, v->stop_mercy);
+		break;
+	case VA_FORGET:
+		log_info("%s: removed (%s)", v->name, x->why);
+		forget(v);
+		break;
+	case VA_CANCEL_RESPAWN:
+		child_cancel_respawn(&v->child);
+		break;
+	case VA_KILL:
+		child_kill(&v->child);
+		break;
+	case VA_STOPPED:
+		log_info("%s: stopped (%s)", v->name, x->how);
+		control_vassal_event(v->e, v, CTL_STOPPED);
+		forget(v);
+		break;
+	case VA_STOPPED_KEEP:
+		log_info("%s: stopped (%s); halted until started again", v->name, x->how);
+		control_vassal_event(v->e, v, CTL_STOPPED);
+		emperor_status_notify(v->e);
+		break;
+	case VA_HALT_EXIT0:
+		exit_told(v, "exited 0: stays stopped until its file changes or the emperor gets SIGHUP");
+		break;
+	case VA_HALT_BAD_CONFIG:
+		exit_told(v, "bad config (exit 78): waiting for the file to change");
+		break;
+	case VA_RESPAWN:
+		log_warn("%s: died (%s) after %.1fs; respawn in %.1fs", v->name, x->how,
+			 v->child.last_uptime, child_next_backoff(&v->child));
+		v->restarts++;
+		child_schedule_respawn(&v->child);
+		exit_told(v, NULL);
+		break;
+	default:
+		act_on_life(v, a, x);
+		break;
+	}
+}
+
+/* An event: the table's next state, then its action. */
+static void fire(struct vassal *v, enum vstate_event ev, const struct vctx *x)
+{
+	static const struct vctx none = { .why = "", .how = "", .sig = SIGHUP };
+	struct vstate_step s = vstate_next(v->state, ev);
+
+	if (s.action == VA_IMPOSSIBLE) {
+		log_warn("%s: event %s while %s cannot happen: ignored", v->name,
+			 vstate_event_name(ev), vstate_name(v->state));
+		return;
+	}
+	if (s.next != v->state || s.action != VA_IGNORE)
+		set_state(v, s.next, vstate_event_name(ev));
+	act_on_end(v, s.action, x ? x : &none);
 }
 
 static void vassal_exited(struct child *c, int status)
 {
 	struct vassal *v = c->data;
+	enum vstate_event ev = VEV_EXIT_FAILED;
 	char how[64];
 
-	close_channel(v);
-	ev_timer_stop(v->e->loop, &v->heartbeat_timer);
+	release_run(v);
 	emperor_reload_slot_free(v->e, v);
-	if (v->cg_path[0]) /* whatever it left behind goes with its cgroup */
+	if (v->cg_path) /* whatever it left behind goes with its cgroup */
 		cgroup_remove(v->cg_path);
+	free(v->cg_path);
+	v->cg_path = NULL;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) /* exit 0: it killed its own */
 		child_set_kill_strays(&v->e->children); /* or was adopted by us, a subreaper */
 	child_status_text(status, how, sizeof how);
 	snprintf(v->last_exit, sizeof v->last_exit, "%.*s", (int)sizeof v->last_exit - 1, how);
-	if (v->halting && !v->e->stopping) {
-		log_info("%s: stopped (%s); halted until started again", v->name, how);
-		v->state = VASSAL_HALTED;
-		control_vassal_event(v->e, v, CTL_STOPPED);
-		emperor_status_notify(v->e);
-		return;
-	}
-	if (v->state == VASSAL_STOPPING || v->e->stopping) {
-		log_info("%s: stopped (%s)", v->name, how);
-		control_vassal_event(v->e, v, CTL_STOPPED);
-		forget(v);
-		return;
-	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == CONFIG_EX_CONFIG)
-		halt(v, "bad config (exit 78): waiting for the file to change");
+	if (v->halting && !v->e->stopping)
+		ev = VEV_EXIT_HALTED;
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == CONFIG_EX_CONFIG)
+		ev = VEV_EXIT_CONFIG;
 	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		halt(v, "exited 0: stays stopped until its file changes or the emperor gets SIGHUP");
-	else {
-		double delay = child_next_backoff(c);
-		log_warn("%s: died (%s) after %.1fs; respawn in %.1fs", v->name, how,
-			 c->last_uptime, delay);
-		v->state = VASSAL_WAITING;
-		v->restarts++;
-		child_schedule_respawn(c);
-	}
-	control_vassal_event(v->e, v, CTL_FAILED);
-	emperor_status_notify(v->e);
+		ev = VEV_EXIT_OK;
+	fire(v, ev, &(struct vctx){ .how = how });
 }
 
 static void vassal_respawn_due(struct child *c)
@@ -351,11 +488,17 @@ void vtable_changed(struct vassal *v, bool content_changed)
 
 	if (v->state == VASSAL_STOPPING)
 		return;
-	if (content_changed && !validate(v)) {
+	enum validity valid = content_changed ? validate(v) : VALID;
+
+	if (valid == REFUSED)
+		log_warn("%s: refused (tyrant mode): %s", v->name, v->config_error);
+	if (valid != VALID) {
 		if (running)
 			log_warn("%s: keeps running its previous config", v->name);
 		return;
 	}
+	if (content_changed) /* an edit may be the fix: the throttle starts over */
+		v->child.backoff_cur = 0;
 	if (running) {
 		vtable_reload(v, content_changed ? "changed" : "touched");
 		return;
@@ -365,63 +508,39 @@ void vtable_changed(struct vassal *v, bool content_changed)
 }
 
 /* SIGHUP: a reload in the vassal's configured mode; SIGUSR2: a chain reload. */
-static void reload_with(struct vassal *v, int sig, const char *why)
-{
-	if (!child_running(&v->child) || v->state == VASSAL_STOPPING)
-		return;
-	log_info("%s: %s (%s)", v->name, sig == SIGUSR2 ? "chain reload" : "reloading", why);
-	snprintf(v->reload_why, sizeof v->reload_why, "%s", why);
-	v->state = VASSAL_RELOADING;
-	v->spawned_at_mono = mono_now();
-	if (kill(v->child.pid, sig) < 0)
-		log_errno("%s: kill(%d, SIG%s)", v->name, (int)v->child.pid, parse_signal_name(sig));
-}
-
 void vtable_reload(struct vassal *v, const char *why)
 {
-	reload_with(v, SIGHUP, why);
+	if (child_running(&v->child))
+		fire(v, VEV_RELOAD, &(struct vctx){ .why = why, .sig = SIGHUP });
 }
 
 void vtable_chain_reload(struct vassal *v, const char *why)
 {
-	reload_with(v, SIGUSR2, why);
+	if (child_running(&v->child))
+		fire(v, VEV_RELOAD, &(struct vctx){ .why = why, .sig = SIGUSR2 });
 }
 
 void vtable_stop(struct vassal *v, const char *why)
 {
-	if (v->state == VASSAL_STOPPING)
-		return;
-	if (!child_running(&v->child)) {
-		log_info("%s: removed (%s)", v->name, why);
-		forget(v);
-		return;
-	}
-	log_info("%s: stopping (%s), SIGKILL after %.0fs", v->name, why, v->stop_mercy);
-	v->state = VASSAL_STOPPING;
-	emperor_reload_slot_free(v->e, v);
-	child_curse(&v->child, SIGTERM, v->stop_mercy);
+	fire(v, VEV_STOP, &(struct vctx){ .why = why });
 }
 
 void vtable_halt(struct vassal *v)
 {
-	if (!child_running(&v->child)) { /* halted already, or waiting to respawn: no more */
-		child_cancel_respawn(&v->child);
-		v->halting = true;
-		v->state = VASSAL_HALTED;
+	if (child_running(&v->child) && v->halting)
 		return;
-	}
-	if (v->halting)
-		return;
-	log_info("%s: stopping (emperorctl), SIGKILL after %.0fs", v->name, v->stop_mercy);
 	v->halting = true;
-	v->state = VASSAL_STOPPING;
-	emperor_reload_slot_free(v->e, v);
-	child_curse(&v->child, SIGTERM, v->stop_mercy);
+	fire(v, VEV_HALT, &(struct vctx){ .why = "emperorctl" });
 }
 
 void vtable_kill(struct vassal *v)
 {
-	child_kill(&v->child);
+	fire(v, VEV_KILL, NULL);
+}
+
+void vtable_brutal_stop(struct vassal *v)
+{
+	fire(v, VEV_BRUTAL_STOP, NULL);
 }
 
 /* ---- records ---------------------------------------------------------------------------- */
@@ -443,8 +562,8 @@ struct vassal *vtable_add(struct emperor *e, const char *file, const struct file
 		return NULL;
 	}
 	v->id = *id;
-	v->state = VASSAL_HALTED;
-	v->chan_fd = v->out_fd = -1;
+	v->state = VASSAL_HALTED; /* a new record: nothing runs yet */
+	v->chan_fd = -1;
 	v->stop_mercy = 90;
 	snprintf(label, sizeof label, "vassal %s", v->name);
 	child_init(&v->child, &e->children, 0, label);
@@ -455,30 +574,35 @@ struct vassal *vtable_add(struct emperor *e, const char *file, const struct file
 	v->child.backoff_min = e->opts.throttle;
 	v->child.backoff_max = e->opts.max_throttle;
 	v->child.backoff_jitter = true;
-	v->child.stable_after = 10;
+	v->child.stable_after = e->opts.throttle_reset;
 	ev_timer_init(&v->heartbeat_timer, heartbeat_missed, 0, 0);
+	ev_timer_init(&v->slot_timer, emperor_slot_expired, 0, 0);
 	TAILQ_INSERT_TAIL(&e->vassals, v, link);
 	return v;
 }
 
-struct vassal *vtable_adopt(struct emperor *e, const char *file, const struct file_id *id,
-			    pid_t pid, int chan_fd, int out_fd, int state, double started)
+struct vassal *vtable_adopt(struct emperor *e, const struct upgrade_record *r)
 {
-	struct vassal *v = vtable_add(e, file, id);
+	struct vassal *v = vtable_add(e, r->file, &r->id);
 
 	if (!v)
 		return NULL;
 	validate(v);
-	v->state = (enum vassal_state)state;
+	set_state(v, (unsigned)r->state <= VASSAL_HALTED ? (enum vassal_state)r->state : VASSAL_READY,
+		  "handed across");
 	v->spawned_at_mono = mono_now();
-	child_adopt(&v->child, pid, started);
-	v->chan_fd = chan_fd;
-	fd_set_cloexec(chan_fd, 1);
-	ev_io_init(&v->chan_io, chan_readable, chan_fd, EV_READ);
-	ev_io_start(e->loop, &v->chan_io);
-	v->out_fd = out_fd;
-	fd_set_cloexec(out_fd, 1);
-	output_start(v);
+	child_adopt(&v->child, r->pid, r->started);
+	v->chan_fd = r->chan_fd;
+	if (v->chan_fd >= 0) {
+		fd_set_cloexec(v->chan_fd, 1);
+		ev_io_init(&v->chan_io, chan_readable, v->chan_fd, EV_READ);
+		ev_io_start(e->loop, &v->chan_io);
+	}
+	if (r->out_fd >= 0) {
+		fd_set_cloexec(r->out_fd, 1);
+		output_start(v, r->out_fd);
+	}
+	v->cg_path = r->cg_path[0] ? strdup(r->cg_path) : NULL;
 	if (v->state == VASSAL_READY)
 		heartbeat_arm(v);
 	return v;
@@ -492,9 +616,7 @@ void vtable_free(struct vassal *v)
 	TAILQ_REMOVE(&e->vassals, v, link);
 	if (v->in_reload_queue)
 		TAILQ_REMOVE(&e->reload_queue, v, reload_link);
-	close_channel(v);
-	output_stop(v);
-	ev_timer_stop(e->loop, &v->heartbeat_timer);
+	release_run(v);
 	ev_timer_stop(e->loop, &v->slot_timer);
 	child_fini(&v->child);
 	TAILQ_FOREACH(x, &e->vassals, link)
@@ -504,6 +626,8 @@ void vtable_free(struct vassal *v)
 		}
 	drop_cgroup(v);
 	control_vassal_free(v);
+	free(v->owner);
+	free(v->cg_path);
 	free(v->config_error);
 	free(v->file);
 	free(v->name);

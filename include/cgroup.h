@@ -29,6 +29,10 @@ int cgroup_prepare(struct cgroup_base *b);
  * once per vassal start, the vassal still runs). 0, or -1 if it cannot exist. */
 int cgroup_create(const struct cgroup_base *b, const char *name, const struct cfg_cgroup *cfg,
 		  char *path, size_t len);
+/* Whether a vassal's `cgroup.parent` (relative to the cgroup2 root) stays inside the
+ * emperor's own cgroup: relative, no empty, "." or ".." component, and below the
+ * emperor's cgroup when cgroups are in use. 0, or -1 with why (tyrant mode). */
+int cgroup_parent_check(const struct cgroup_base *b, const char *parent, char *why, size_t len);
 /* In the child, before exec: join the cgroup at path. */
 int cgroup_join(const char *path);
 /* Kills every process in it (cgroup.kill). */

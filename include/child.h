@@ -16,7 +16,7 @@
 enum child_state {
 	CHILD_STOPPED,  /* no process, nothing scheduled */
 	CHILD_WAITING,  /* no process, respawn timer armed */
-	CHILD_STARTING, /* running, not ready yet */
+	CHILD_STARTING, /* running, not ready yet (its exec may not be known yet) */
 	CHILD_READY,    /* running and ready */
 	CHILD_CURSED,   /* running, asked to stop; killed at no_mercy_at */
 };
@@ -36,6 +36,11 @@ struct child {
 	int last_status;            /* wait status of the last exit, -1 = none */
 	double last_uptime;         /* how long the last run lasted */
 	int exec_errno;             /* non-zero: the last exec failed with this */
+	bool exec_pending;          /* forked; whether its exec succeeded is not known yet */
+	bool ready_on_exec;         /* child_set_ready() came while exec_pending */
+	int exec_fd;                /* the exec-status pipe while exec_pending, else -1 */
+	ev_io exec_io;
+	char program[64];           /* argv[0] or "(in-code)", for the exec-failure message */
 	bool kill_group_on_exit;    /* SIGKILL what is left of the group after exit */
 	bool asked_to_stop;         /* the last exit was asked for (curse / kill) */
 	int stop_signal;            /* what a graceful stop sends (policy sets it) */
@@ -48,6 +53,9 @@ struct child {
 	bool backoff_jitter;
 	ev_child child_watcher;
 	ev_timer respawn_timer;
+	/* policy: called once the exec is known, succeeded (exec_errno 0) or failed (the
+	 * failure already logged); before on_exit if it died meanwhile. NULL = none */
+	void (*on_exec)(struct child *c);
 	/* policy: called after the process is reaped (pid already 0) */
 	void (*on_exit)(struct child *c, int status);
 	/* policy: called when the respawn delay has passed */
@@ -63,6 +71,7 @@ struct child_set {
 	struct ev_loop *loop;
 	struct child_list children;
 	ev_timer mercy_timer;       /* armed at the earliest no_mercy_at */
+	ev_child strays_watcher;    /* any exit: sweep strays again (child_set_kill_strays) */
 	void *data;
 	/* run in every child of the set before its exec/run (a vassal's limits) */
 	void (*in_child)(void *arg);
@@ -82,6 +91,10 @@ struct child_exec {
 	int (*run)(void *arg);      /* in-code child: exit(run(arg)) instead of exec */
 	void *run_arg;
 	bool die_with_parent;       /* PR_SET_PDEATHSIG SIGKILL: no orphan if we crash */
+	bool keep_group;            /* stay in our process group instead of leading its own
+				     * (a spooler's task: the SIGKILL of the spooler's group
+				     * takes it and what it started); set the child's
+				     * kill_group_on_exit to false with it */
 	/* Every child also gets PR_SET_NO_NEW_PRIVS and its set's in_child hook. */
 	void (*in_child)(void *arg);/* hook run in the child before exec/run (rlimits...) */
 	void *in_child_arg;
@@ -96,10 +109,18 @@ void child_init(struct child *c, struct child_set *set, int kind, const char *na
 /* Removes c from its set and stops its watchers. c must not be running. */
 void child_fini(struct child *c);
 
-/* Forks and execs (or runs). Returns 0 when the child runs its program, -1 when fork
- * failed or exec failed (logged once with argv[0] and errno; the failed process is
- * reaped as usual and c->exec_errno is set). The state becomes CHILD_STARTING. */
+/* Forks and execs (or runs). Returns 0 when there is a process, -1 when none could be
+ * made (pipe, fork, memory; logged). Never waits for the child: the state becomes
+ * CHILD_STARTING with exec_pending set, and the outcome of its exec arrives on the
+ * loop. A failure (exec, or a step before it: setpgid, PR_SET_NO_NEW_PRIVS, fds,
+ * chdir...) is logged once as "NAME: cannot start ARGV0: [step: ]error", sets
+ * c->exec_errno and calls on_exec; the failed process exits 127 and is reaped as
+ * usual. Any number of fds.
+ * In the default loop the exit comes through an ev_child watcher; libev has those
+ * nowhere else, so in another loop (a forked spooler's own) through a pidfd. */
 int child_spawn(struct child *c, const struct child_exec *x);
+/* STARTING -> READY; asked while the exec is pending, it happens once the exec is
+ * known to have succeeded (never if it failed). */
 void child_set_ready(struct child *c);
 /* Takes over a running process (our child) handed over by a previous image. */
 void child_adopt(struct child *c, pid_t pid, ev_tstamp started_at);
@@ -118,9 +139,11 @@ void child_cancel_respawn(struct child *c);
 bool child_running(const struct child *c);
 double child_uptime(const struct child *c);
 /* SIGKILLs every process whose parent is us but that is not one of the set's children:
- * orphans we adopted as a subreaper (a worker's setsid'd grandchild). Returns how
- * many. Called at a final stop and before a re-exec. */
-int child_set_kill_strays(const struct child_set *set);
+ * orphans we adopted as a subreaper (a worker's setsid'd grandchild), and their
+ * descendants. Returns how many. While it finds some, every exit we reap sweeps
+ * again (a dying stray hands its children to us only as it dies). Called at a final
+ * stop and before a re-exec. */
+int child_set_kill_strays(struct child_set *set);
 /* Counts running children of a kind (kind < 0: all). */
 int child_set_running(const struct child_set *set, int kind);
 /* "exited 0", "exited 3", "killed by SIGKILL" */

@@ -15,6 +15,10 @@
 #define CONFIG_MAX_FILE_SIZE (1024 * 1024) /* bytes: larger files are refused */
 #define CONFIG_MAX_NODES     10000         /* YAML events: bounds alias bombs */
 #define CONFIG_EX_CONFIG     78            /* EX_CONFIG: exit status for a bad config */
+/* Listening fds a vassal may hold: sockets + gateway sockets + mule farms. */
+#define CONFIG_MAX_LISTEN_FDS 1024
+/* limits.nofile must leave a worker this many fds above its sockets' count. */
+#define CONFIG_CHILD_FDS_MIN  64
 
 /* A parsed listen address: "127.0.0.1:8000", "[::1]:8000", ":8000", "unix:/path". */
 struct cfg_addr {
@@ -89,6 +93,8 @@ struct cfg_gateway {
 	int max_connections;          /* default 10000 */
 	double header_timeout;        /* default 10s */
 	double backend_timeout;       /* default 60s */
+	double tunnel_timeout;        /* default 10m: an idle upgraded connection is closed */
+	int max_connections_per_client; /* default 0: max_connections / 10, at least 1 */
 	double reload_mercy;          /* default 30s */
 	size_t max_header_size;       /* default 8K */
 };
@@ -186,6 +192,9 @@ struct config_errors {
 /* Loads and validates path. Returns a new config, or NULL with errs filled (one or
  * more messages, each naming file:line:col). errs may be NULL. */
 struct config *config_load_file(const char *path, struct config_errors *errs);
+/* The same from a file already opened (and checked) by the caller; fd stays open.
+ * path names the file in messages. */
+struct config *config_load_fd(const char *path, int fd, struct config_errors *errs);
 /* The same from a buffer; name is the path used in messages and for the vassal name. */
 struct config *config_load_buffer(const char *name, const char *buf, size_t len,
 				  struct config_errors *errs);

@@ -1,97 +1,32 @@
-/* emperor.h — the emperor: one per watched directory. It owns the vassal table (one
- * record per .yaml/.yml file), the directory monitor, the reload queue of a full
- * reload, and the shutdown. The modules of emperor/ share these structs; each owns
- * its part: monitor.c (inotify), scan.c (directory → table), vtable.c (a vassal's
- * life), output.c (vassal output lines), emperor.c (signals, reload-all, shutdown,
- * upgrade). */
+/* emperor.h — the emperor: one per watched directory, and emperor/emperor.c, which
+ * owns its start-up, signals, the full reload (--reload-concurrency) and the
+ * shutdown. Each module of emperor/ has its own header: vtable.h (the vassal table
+ * and a vassal's record), vstate.h (a vassal's machine), scan.h (directory → table),
+ * monitor.h (inotify), output.h (vassal output, our stderr), upgrade.h (SIGUSR2),
+ * tyrant.h (tyrant mode), control.h (emperorctl, metrics). */
 #ifndef EMPEROR_EMPEROR_H
 #define EMPEROR_EMPEROR_H
 
 #include <ev.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <sys/queue.h>
-#include <sys/types.h>
-#include <time.h>
 
 #include "cgroup.h"
 #include "child.h"
-#include "privs.h"
-
-/* A vassal's life as the emperor sees it. Transitions happen in vtable.c only. */
-enum vassal_state {
-	VASSAL_STARTING,  /* spawned, no READY=1 yet */
-	VASSAL_READY,     /* READY=1 received */
-	VASSAL_RELOADING, /* SIGHUP sent, or RELOADING=1 received; waiting for READY=1 */
-	VASSAL_STOPPING,  /* SIGTERM sent; the record goes when the process is reaped */
-	VASSAL_WAITING,   /* died unasked; respawn throttled */
-	VASSAL_HALTED,    /* not running until its file changes: bad config or exit 0 */
-};
-
-struct file_id {
-	dev_t dev;
-	ino_t ino;
-	struct timespec btime; /* birth time: tells a new file from a recycled inode
-				* number; 0 when the file system keeps none */
-	off_t size;
-	struct timespec mtime;
-	uint64_t hash;     /* FNV-1a of the content */
-};
-
-struct emperor;
-
-struct vassal {
-	TAILQ_ENTRY(vassal) link;
-	TAILQ_ENTRY(vassal) reload_link; /* in the full-reload queue */
-	bool in_reload_queue;
-	struct emperor *e;
-	char *name;                 /* file name without extension */
-	char *file;                 /* file name within the directory */
-	char *path;                 /* dir/file */
-	struct file_id id;
-	bool seen;                  /* found by the current scan */
-	enum vassal_state state;
-	struct child child;
-	int chan_fd;                /* our end of the EMPEROR_FD socketpair */
-	ev_io chan_io;
-	int out_fd;                 /* read end of the vassal's stdout/stderr */
-	ev_io out_io;
-	char out_buf[4096];
-	size_t out_len;
-	double stop_mercy;          /* from its config */
-	double heartbeat;           /* from its config; 0 = none */
-	ev_timer heartbeat_timer;
-	int heartbeat_misses;
-	ev_timer slot_timer;        /* bounds a full-reload slot */
-	bool holds_slot;            /* counts against reload-concurrency */
-	struct vassal *waits_for;   /* a renamed file starts when its old name stopped */
-	double spawned_at_mono;
-	char reload_why[64];
-	/* what emperorctl and the metrics show */
-	unsigned restarts;          /* respawns after dying unasked */
-	struct ctl_figures *figures; /* control_render.c's: reloads and their durations */
-	char last_exit[64];
-	char *config_error;         /* the first error of the last failed validation */
-	int workers_ready, workers_total; /* from the master's X_WORKERS= */
-	bool halting;               /* `emperorctl stop`: keep the record, halted */
-	/* isolation */
-	struct privs owner;         /* tyrant mode: who it runs as */
-	bool has_cgroup;            /* its config's cgroup: section */
-	struct cfg_cgroup cgroup;   /* copied from its config (strings owned) */
-	char cg_path[600];          /* its cgroup, when cgroups are used */
-};
-
-TAILQ_HEAD(vassal_list, vassal);
+#include "control.h"
+#include "vtable.h"
 
 struct emperor_opts {
 	const char *dir;
 	const char *vassal_bin;     /* the vassal binary */
 	double throttle;            /* first respawn delay */
 	double max_throttle;        /* respawn delay cap */
+	double throttle_reset;      /* uptime after which the throttle starts over */
 	int reload_concurrency;     /* vassals reloading at once on SIGHUP */
 	const char *control_path;   /* NULL: the default (control.c) */
 	const char *metrics_addr;   /* NULL: no HTTP metrics listener */
 	bool tyrant, tyrant_allow_root, tyrant_nofollow;
+	bool debug;                 /* log_debug lines: every vassal state transition */
 	char **argv;                /* the command line, re-exec'd by SIGUSR2 */
 };
 
@@ -110,6 +45,7 @@ struct emperor {
 	int sigint_count;
 	char **ignored;             /* non-regular candidates already logged */
 	struct control *control;    /* control.c */
+	struct output_sink *out_sink; /* our stderr, never blocking (output.c) */
 	double started_at;          /* mono_now() at start */
 	struct cgroup_base cg;      /* usable or not, and why */
 	ev_signal sig_hup, sig_term, sig_int, sig_quit, sig_usr1, sig_usr2;
@@ -123,46 +59,7 @@ void emperor_vassal_gone(struct emperor *e);
 /* A vassal finished a reload (READY=1) or can no longer finish it. */
 void emperor_reload_slot_free(struct emperor *e, struct vassal *v);
 void emperor_status_notify(struct emperor *e);
-
-/* scan.c: read the directory and reconcile the table with it. */
-void scan_run(struct emperor *e);
-bool scan_is_candidate(const char *file);
-int scan_file_id(int dirfd, const char *file, struct file_id *id, bool with_hash);
-
-/* vtable.c */
-struct vassal *vtable_find(struct emperor *e, const char *file);
-struct vassal *vtable_add(struct emperor *e, const char *file, const struct file_id *id);
-/* File appeared or changed (content_changed: not just touched). */
-void vtable_start(struct vassal *v);
-void vtable_changed(struct vassal *v, bool content_changed);
-void vtable_stop(struct vassal *v, const char *why);
-void vtable_reload(struct vassal *v, const char *why);
-void vtable_chain_reload(struct vassal *v, const char *why);
-void vtable_kill(struct vassal *v);
-void vtable_free(struct vassal *v);
-const char *vtable_state_name(enum vassal_state st);
-/* Re-attaches a running vassal handed over by the previous emperor image. */
-struct vassal *vtable_adopt(struct emperor *e, const char *file, const struct file_id *id,
-			    pid_t pid, int chan_fd, int out_fd, int state, double started);
-
-/* output.c: vassal output, one prefixed line at a time. */
-void output_start(struct vassal *v);
-void output_stop(struct vassal *v);
-
-/* monitor.c: inotify on the directory; calls emperor_schedule_scan(). */
-struct monitor *monitor_open(struct emperor *e, const char *dir);
-void monitor_close(struct monitor *mon);
-
-/* vtable.c: stop a vassal (or cancel its pending respawn) but keep its record,
- * halted until started again or its file changes. */
-void vtable_halt(struct vassal *v);
-
-/* tyrant.c: whom a vassal runs as in tyrant mode; -1 with the reason if refused. */
-int tyrant_owner(const struct emperor *e, const struct vassal *v, struct privs *p, char *why,
-		 size_t len);
-
-/* upgrade.c: SIGUSR2 — re-exec the emperor binary, handing over the table. */
-void upgrade_exec(struct emperor *e, char **argv);
-int upgrade_restore(struct emperor *e);
+/* A full-reload slot held too long (the callback of struct vassal's slot_timer). */
+void emperor_slot_expired(struct ev_loop *loop, ev_timer *w, int revents);
 
 #endif

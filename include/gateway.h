@@ -1,116 +1,31 @@
-/* gateway.h — the HTTP router (a gateway) and its subscriptions.
- *
- * A gateway is a router process forked by the master (in-code, its own libev loop).
- * Its listening socket and its subscription socket are bound by the master and kept
- * across the router's restarts and the vassal's reloads (vsock.c). It routes each
- * request by Host to the nodes subscribed under that key (exact, then *.domain), or
- * to the vassal's own sockets named in `to:`.
- *
- * Subscription protocol: one unix datagram per message, text lines:
- *     subscribe|unsubscribe\n key=HOST\n address=ADDR\n weight=N\n
- * ADDR is a listen address as in the config ("127.0.0.1:8001", "[::1]:8001",
- * "unix:/path"). The router checks the sender's uid (SO_PASSCRED). A node not heard
- * from for SUB_EXPIRE_PERIODS subscription periods is dropped. docs/gateway.md is the
- * user's reference.
- *
- * A connection of the router points at the node it talks to (sub_node_hold); a node
- * dropped from the table meanwhile stays allocated, off every key, until the last
- * such connection lets go of it (sub_node_release). */
+/* gateway.h — gateways, the master's side: the router processes it forks (in-code
+ * children, router.c) on the gateway sockets it binds (vsock.c), their request
+ * counters for the metrics, and the `subscribe:` announcements to subscription
+ * servers. The router's own modules: router.h (its process and connections),
+ * http_head.h (the request head), subscription.h (the node table, the datagrams). */
 #ifndef EMPEROR_GATEWAY_H
 #define EMPEROR_GATEWAY_H
 
-#include <ev.h>
 #include <stdbool.h>
-#include <sys/queue.h>
-#include <sys/types.h>
+#include <stdint.h>
 
-#include "config.h"
+struct strbuf;
 
-#define SUB_PERIOD 5.0            /* seconds between a subscriber's announcements */
-#define SUB_EXPIRE_PERIODS 3
-#define SUB_NODE_DOWN 5.0         /* a node that refused a connection is skipped this long */
-
-struct sub_node {
-	TAILQ_ENTRY(sub_node) link;
-	struct cfg_addr addr;
-	int weight;
-	ev_tstamp last_seen;          /* 0: static (a `to:` socket), never expires */
-	ev_tstamp down_until;
-	int active;                   /* exchanges in flight (least-conn) */
-	int rr_credit;                /* smooth weighted round robin */
-	int refs;                     /* connections pointing at it (sub_node_hold) */
-	bool retired;                 /* dropped while referenced: on sub_table.retired */
+/* A gateway's request counters, by status class, in total and per node-table key.
+ * They live in a MAP_SHARED page the master maps before it first forks the router,
+ * so they outlive the router's restarts (not the master's re-exec): the router adds
+ * (its only writer, atomically), the master's status reads. */
+#define GW_STATS_KEYS 32               /* keys counted one by one; later ones only in total */
+#define GW_STATS_CLASSES 6             /* [1]..[5]: 1xx..5xx; [0]: anything else */
+struct gw_key_stats {
+	char key[64];
+	uint64_t requests[GW_STATS_CLASSES];
 };
-TAILQ_HEAD(sub_node_list, sub_node);
-
-struct sub_key {
-	TAILQ_ENTRY(sub_key) link;
-	char *key;                    /* "app.example.com", "*.example.com", "" (default) */
-	struct sub_node_list nodes;
+struct gw_stats {
+	uint64_t requests[GW_STATS_CLASSES];
+	unsigned n_keys;                   /* written after the key's name (release) */
+	struct gw_key_stats keys[GW_STATS_KEYS];
 };
-TAILQ_HEAD(sub_key_list, sub_key);
-
-struct sub_table {
-	struct sub_key_list keys;
-	enum cfg_balance balance;
-	const char *who;              /* for the log: "gateway 1" */
-	char *state_path;             /* NULL, or where the nodes are saved on every change */
-	struct sub_node_list retired; /* dropped nodes some connection still points at */
-};
-
-void sub_table_init(struct sub_table *t, enum cfg_balance balance, const char *who);
-void sub_table_fini(struct sub_table *t);
-/* Adds or refreshes a node (last_seen = now, or 0 for a static one). */
-void sub_table_add(struct sub_table *t, const char *key, const struct cfg_addr *addr,
-		   int weight, ev_tstamp now);
-void sub_table_remove(struct sub_table *t, const char *key, const struct cfg_addr *addr);
-/* Drops nodes not heard from in time; returns how many. */
-int sub_table_expire(struct sub_table *t, ev_tstamp now);
-/* When the next node will have to go if not heard from again; 0 if none can expire. */
-ev_tstamp sub_table_next_expiry(const struct sub_table *t);
-/* The nodes for a Host ("name[:port]"): exact key, then *.parent domains, then the
- * default key ""; NULL if none. */
-struct sub_key *sub_table_lookup(struct sub_table *t, const char *host);
-/* Picks a node of k that is not down and not in skip[]; NULL if none. */
-struct sub_node *sub_pick(struct sub_table *t, struct sub_key *k, ev_tstamp now,
-			  struct sub_node *const *skip, int n_skip);
-int sub_table_count(const struct sub_table *t);
-/* A connection starts / stops pointing at n; a retired node is freed at the last. */
-void sub_node_hold(struct sub_node *n);
-void sub_node_release(struct sub_table *t, struct sub_node *n);
-/* Saves the subscribed nodes to t->state_path (atomically), or restores them from
- * it as if just heard from: a restarted router keeps routing. */
-int sub_table_save(const struct sub_table *t);
-int sub_table_restore(struct sub_table *t, ev_tstamp now);
-
-/* Parses one datagram. Returns 1 subscribe, 0 unsubscribe, -1 malformed (why set).
- * The key is lowercased; it must be 1..keylen-1 printable characters without spaces.
- * A missing, malformed or out-of-range (1..1000) weight is 1. */
-int sub_parse(const char *msg, char *key, size_t keylen, struct cfg_addr *addr, int *weight,
-	      const char **why);
-/* Formats one datagram into buf; returns its length. */
-int sub_format(char *buf, size_t len, bool subscribe, const char *key, const char *addr,
-	       int weight);
-/* Sends one datagram to a subscription server (non-blocking, fire and forget). */
-int sub_send(const struct cfg_addr *server, const char *msg, int len);
-
-/* The router's request-head handling, apart from its sockets (tests/fuzz/ fuzzes it).
- * router_parse_head() finds the end of the head in buf[0..len) and parses it with p,
- * which it initialises and leaves where the head ends (a body is parsed on with it;
- * p->data is NULL). Returns 0 with h->len 0: no complete head yet; 0: a request, h
- * filled; -1: a malformed one (h->len is still its length). */
-struct http_parser;
-struct router_head {
-	size_t len;                   /* bytes of the head, its empty line included */
-	char host[256];               /* the Host header's value; "" if absent or too long */
-	bool head_only;               /* a HEAD request: the answer has no body */
-	bool keep_alive;              /* the client keeps the connection (not an upgrade) */
-	bool complete;                /* no body: the request ended with its head */
-};
-int router_parse_head(struct http_parser *p, const char *buf, size_t len, struct router_head *h);
-/* A head delimited by router_parse_head(), its empty line replaced by X-Forwarded-For:
- * peer and X-Forwarded-Proto: http. malloc'd, *out_len bytes; NULL with errno. */
-char *router_rewrite_head(const char *head, size_t len, const char *peer, size_t *out_len);
 
 struct master;
 /* Master side. */
@@ -124,6 +39,9 @@ void subscriptions_stop(struct master *m, bool unsubscribe);
 /* The entries with `legion: legion`: announced now (lord) or withdrawn (no longer lord);
  * the periodic announcement includes them only while this vassal is lord. */
 void subscriptions_legion(struct master *m, const char *legion, bool lord);
+/* Appends the Prometheus samples of m's gateways (emperor_gateway_requests_total,
+ * emperor_gateway_key_requests_total) to b; vassal is the escaped label value. */
+void gateways_metrics(const struct master *m, struct strbuf *b, const char *vassal);
 /* The router process's entry point (an in-code child). */
 struct proc;
 int router_main(void *proc);

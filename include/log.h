@@ -5,15 +5,21 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 /* ident is the prefix of every line, e.g. "emperor" or "vassal hello". */
 void log_init(const char *ident);
 /* Lines go to fd (default 2). The caller keeps ownership of fd. */
 void log_set_fd(int fd);
 int log_get_fd(void);
+/* Lines go to fn instead (each whole, ending in '\n', under PIPE_BUF bytes): the
+ * emperor queues them so that a slow stderr never blocks its loop. NULL: write(2). */
+typedef void log_writer(const char *line, size_t len, void *arg);
+void log_set_writer(log_writer *fn, void *arg);
 
-/* log_debug() lines are written only after log_set_debug(true) (off by default). */
-void log_set_debug(bool on);
+/* Debug lines ("debug: ...") are dropped unless turned on (emperor --debug). */
+void log_set_debug(int on);
+int log_debug_enabled(void);
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -42,6 +42,7 @@ struct master_child_hooks {
 	/* a child exited for good and its record is freed: the teardown may move on */
 	void (*gone)(struct master *m);
 };
+struct relay_sink;
 
 struct master {
 	struct ev_loop *loop;
@@ -62,11 +63,13 @@ struct master {
 	struct reload *reload;       /* reload.c's machine */
 	struct mules *mules;         /* mules.c's farm sockets */
 	struct master_child_hooks child_hooks;
+	struct relay_sink *out;      /* workers.c: where the workers' output lines go */
 	ev_timer subscribe_timer;    /* gateway.c: announces subscribe: entries */
 	uint64_t subscribe_failing;  /* gateway.c: entries whose last announce failed */
 	struct status *status;       /* status.c: the status socket */
 	struct legions *legions;     /* legion.c: the legions this vassal is a member of */
 	struct crons *crons;         /* cron.c: scheduled programs and hook runs */
+	struct spool_gauge *spool_gauge; /* spooler.c: the spool's task counts, for status.c */
 	int reported_ready, reported_total; /* X_WORKERS= last sent to the emperor */
 };
 

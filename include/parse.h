@@ -7,9 +7,12 @@
 
 #include "config.h"
 
-/* "500ms", "30s", "2m", "1h", "1.5s"; a bare number is seconds. >= 0. */
+/* Decimal digits only (no sign, no space), at most max: a longer or larger number is
+ * refused before it can wrap ("number out of range"). Counts, ids, fds, pids. */
+int parse_uint(const char *s, unsigned long long max, unsigned long long *out, const char **why);
+/* "500ms", "30s", "2m", "1h", "1.5s"; a bare number is seconds. 0..1e9 seconds. */
 int parse_duration(const char *s, double *out, const char **why);
-/* "4096", "64K", "512M", "2G" (powers of 1024). >= 0. */
+/* "4096", "64K", "512M", "2G" (powers of 1024). 0..LLONG_MAX, overflow refused. */
 int parse_size(const char *s, long long *out, const char **why);
 /* "TERM", "SIGTERM", "15" (case-insensitive names). */
 int parse_signal(const char *s, int *out, const char **why);

@@ -13,6 +13,9 @@ struct privs {
 	uid_t uid;
 	gid_t gid;
 	char user[64];              /* for initgroups(); empty for a bare uid */
+	bool user_of_uid;           /* user[] empty: initgroups() for uid's name, looked up
+				     * by privs_drop() in the child (the emperor's loop never
+				     * waits on NSS) */
 	bool set;                   /* user: or group: was given */
 };
 

@@ -20,11 +20,21 @@ double mono_now(void);
 size_t strv_len(char *const *v);
 char **strv_dup(char *const *v);
 void strv_free(char **v);
-/* Builds an environment: base (NULL = environ) with each "K=V" of add set (added or
- * replaced) and each name in del removed. Result is malloc'd (strv_free). */
+/* Builds an environment: base (NULL = environ) with each name in del removed, then
+ * each "K=V" of add set (added or replaced). Result is malloc'd (strv_free); NULL if
+ * out of memory. */
 char **env_build(char *const *base, char *const *add, const char *const *del);
-/* Returns v with "K=V" set (replacing K), reallocating; v must come from env_build. */
+/* Returns v with "K=V" set (replacing K), reallocating; v must come from env_build.
+ * Out of memory (or v NULL): v is freed and NULL returned, so a chain of calls needs
+ * one check at its end. */
 char **env_set(char **v, const char *key, const char *value);
+/* The variables the emperor and the vassal master use among themselves (EMPEROR_FD,
+ * VASSAL_*, their own LISTEN_* and NOTIFY_SOCKET...): the one list; NULL-terminated. */
+extern const char *const env_internal[];
+/* A child's environment: base (NULL = ours; an empty vector for clear-env) without any
+ * env_internal variable, then add applied. As env_build. Every kind of child gets its
+ * environment from here (workers, mules, spooler, daemons, nested emperor, vassals). */
+char **env_for_child(char *const *base, char *const *add);
 
 /* A growing string; out of memory or past STRBUF_MAX truncates, never fails. */
 #define STRBUF_MAX (4 * 1024 * 1024)

@@ -25,11 +25,18 @@ struct vsock_table {
 	size_t n, n_workers;
 };
 
-/* Takes the LISTEN_FDS sockets (if LISTEN_PID is ours), matches them to cfg by
- * address, binds the others, closes inherited ones the config no longer names.
+/* Checks the fd limit can hold every socket (raising the soft limit if it must), takes
+ * the LISTEN_FDS sockets (if LISTEN_PID is ours), matches them to cfg by address,
+ * binds the others, closes inherited ones the config no longer names.
  * Returns 0, or -1 after logging which socket failed and why. */
 int vsock_setup(struct vsock_table *t, const struct config *cfg);
-/* The workers' sockets: "http:admin" for LISTEN_FDNAMES; fds[] in the same order. */
+/* The workers' sockets (every socket: vsock_every_fd), any number of them: fds and
+ * "http:admin" for LISTEN_FDNAMES in the same order, both malloc'd (free them).
+ * 0, or -1 when out of memory. */
+int vsock_worker_fds(const struct vsock_table *t, int **fds, char **names);
+int vsock_every_fd(const struct vsock_table *t, int **fds, char **names);
+/* The same into the caller's arrays: fds has room for every socket; names is cut at
+ * len (prefer the two above). */
 void vsock_fds(const struct vsock_table *t, int *fds, char *names, size_t len);
 /* Every socket (workers' and gateways'), for the re-exec. */
 void vsock_all_fds(const struct vsock_table *t, int *fds, char *names, size_t len);

@@ -1,23 +1,26 @@
 /* workers.h — the workers' policy on top of child.c: spawn worker N with the sockets
  * (socket activation) and the vassal's env, readiness (exec, or READY=1 on the
  * master's NOTIFY_SOCKET within ready-timeout), respawn with backoff when one dies
- * unasked. Workers live in the master's child set with kind KIND_WORKER. */
+ * unasked. Each worker writes into a pipe of its own, relayed to the master's stdout
+ * one whole line at a time (relay.h), so two workers' lines never run together. Workers live in the master's child set with kind KIND_WORKER. */
 #ifndef EMPEROR_WORKERS_H
 #define EMPEROR_WORKERS_H
 
 #include <stdbool.h>
 
 #include "master.h"
+#include "relay.h"
 
 struct worker {
 	struct child child;         /* first: a struct child * is a struct worker * */
 	struct master *m;
 	int id;                     /* VASSAL_WORKER_ID, 1..count */
 	unsigned generation;        /* the master generation whose config it runs */
-	ev_timer ready_timer;       /* exec mode: ready now; notify mode: ready-timeout */
+	ev_timer ready_timer;       /* notify mode: ready-timeout (exec mode: ready at exec) */
 	bool not_ready_in_time;     /* killed for missing its ready-timeout */
 	bool failing;               /* its last run crashed or missed its ready-timeout */
 	bool retire;                /* do not respawn when it exits */
+	struct relay_pipe out;      /* its stdout and stderr, relayed a line at a time */
 };
 
 /* Spawns the missing workers 1..count of the current generation. */

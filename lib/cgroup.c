@@ -128,3 +128,30 @@ void cgroup_remove(const char *path)
 	else
 		log_errno("cgroups: rmdir %s", path);
 }
+
+int cgroup_parent_check(const struct cgroup_base *b, const char *parent, char *why, size_t len)
+{
+	const char *mine = b->usable ? b->path + strlen(CGROUP_ROOT) : "";
+	size_t n;
+
+	if (parent[0] == '/') {
+		snprintf(why, len, "an absolute path");
+		return -1;
+	}
+	for (const char *p = parent; ; p += n + 1) {
+		n = strcspn(p, "/");
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) {
+			snprintf(why, len, "an empty, '.' or '..' component");
+			return -1;
+		}
+		if (!p[n])
+			break;
+	}
+	mine += strspn(mine, "/");
+	n = strlen(mine);
+	if (n && (strncmp(parent, mine, n) != 0 || (parent[n] != '/' && parent[n] != '\0'))) {
+		snprintf(why, len, "outside the emperor's cgroup %.300s", mine);
+		return -1;
+	}
+	return 0;
+}

@@ -1,21 +1,24 @@
 /* child.c — the child-process mechanism (see child.h): spawn, reap, curse with mercy,
  * no-mercy SIGKILL of the process group, respawn with capped exponential backoff.
  * Nothing here blocks the loop: a child's exit arrives through its ev_child watcher,
- * deadlines through one mercy timer per set, respawns through a per-child timer.
- * The only wait is the read of the exec-status pipe right after fork, which returns
- * as soon as the child has exec'd (EOF, CLOEXEC) or failed to (an errno). */
+ * deadlines through one mercy timer per set, respawns through a per-child timer, and
+ * the outcome of its exec through an ev_io on the exec-status pipe (EOF: exec'd, the
+ * pipe being close-on-exec; a report: the step that failed and its errno). So the
+ * child's own slow steps before exec (an NSS lookup in initgroups, a cgroup) never
+ * hold up the parent's loop; the child stays STARTING until its exec is known. */
 #include "child.h"
+#include "child_internal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
-#include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,8 +26,6 @@
 #include "parse.h"
 #include "privs.h"
 #include "util.h"
-
-extern char **environ;
 
 static void mercy_rearm(struct child_set *set);
 
@@ -52,128 +53,83 @@ const char *child_status_text(int status, char *buf, size_t len)
 	return buf;
 }
 
-/* ---- in the child, between fork and exec ---------------------------------------- */
-
-static void reset_signals(void)
-{
-	sigset_t none;
-
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			signal(sig, SIG_DFL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
-/* Moves fds[] to 3, 4, ... and everything else of ours >= 3 to close-on-exec. */
-static int place_fds(const struct child_exec *x, int *errfd)
-{
-	int first_free = 3 + x->n_fds, tmp[64];
-
-	if (x->n_fds > (int)ARRAY_LEN(tmp))
-		return -1;
-	*errfd = fcntl(*errfd, F_DUPFD_CLOEXEC, first_free);
-	if (*errfd < 0)
-		return -1;
-	for (int i = 0; i < x->n_fds; i++) {
-		tmp[i] = fcntl(x->fds[i], F_DUPFD_CLOEXEC, first_free);
-		if (tmp[i] < 0)
-			return -1;
-	}
-	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		for (int fd = 3; fd < 4096; fd++)
-			fd_set_cloexec(fd, 1);
-	for (int i = 0; i < x->n_fds; i++)
-		if (dup2(tmp[i], 3 + i) < 0) /* dup2 clears FD_CLOEXEC on the copy */
-			return -1;
-	return 0;
-}
-
-/* Closes every fd above 2 except keep[] (left at their numbers). */
-static void close_all_but(const int *keep, int n)
-{
-	unsigned int from = 3;
-
-	for (;;) {
-		int next = -1; /* the lowest kept fd >= from */
-		for (int i = 0; i < n; i++)
-			if (keep[i] >= (int)from && (next < 0 || keep[i] < next))
-				next = keep[i];
-		if (next < 0) {
-			close_range(from, ~0U, 0);
-			return;
-		}
-		if ((unsigned int)next > from)
-			close_range(from, (unsigned int)next - 1, 0);
-		from = (unsigned int)next + 1;
-	}
-}
-
-static int setup_stdio(int out_fd)
-{
-	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-	if (null < 0 || dup2(null, 0) < 0)
-		return -1;
-	if (out_fd >= 0 && (dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0))
-		return -1;
-	return 0;
-}
-
-static int setup_env(const struct child_exec *x)
-{
-	char buf[32];
-
-	if (x->env)
-		environ = (char **)x->env;
-	if (!x->fdnames)
-		return 0;
-	snprintf(buf, sizeof buf, "%d", x->n_fds);
-	if (setenv("LISTEN_FDS", buf, 1) < 0)
-		return -1;
-	snprintf(buf, sizeof buf, "%d", (int)getpid());
-	if (setenv("LISTEN_PID", buf, 1) < 0)
-		return -1;
-	return setenv("LISTEN_FDNAMES", x->fdnames, 1);
-}
-
-static _Noreturn void child_start(const struct child_set *set, const struct child_exec *x,
-				  int errfd, pid_t parent)
-{
-	int err;
-
-	setpgid(0, 0);
-	if (x->die_with_parent &&
-	    (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent))
-		_exit(127); /* the parent is already gone */
-	privs_no_new_privs(); /* no exec below this point can gain privileges */
-	if (set->in_child)
-		set->in_child(set->in_child_arg);
-	reset_signals();
-	if (setup_stdio(x->out_fd) < 0)
-		goto fail;
-	if (x->run) {
-		close(errfd);
-		close_all_but(x->fds, x->n_fds); /* the parent's channels and loop are not ours */
-		if (x->in_child)
-			x->in_child(x->in_child_arg);
-		_exit(x->run(x->run_arg));
-	}
-	if (place_fds(x, &errfd) < 0 || setup_env(x) < 0)
-		goto fail;
-	if (x->cwd && chdir(x->cwd) < 0)
-		goto fail;
-	if (x->in_child)
-		x->in_child(x->in_child_arg);
-	execvp(x->argv[0], x->argv);
-fail:
-	err = errno;
-	while (write(errfd, &err, sizeof err) < 0 && errno == EINTR)
-		;
-	_exit(127);
-}
-
 /* ---- in the parent ------------------------------------------------------------- */
+
+/* The exec's outcome is known: record it, log a failure, tell the policy. */
+static void exec_known(struct child *c, const struct start_report *r)
+{
+	ev_io_stop(c->set->loop, &c->exec_io);
+	close(c->exec_fd);
+	c->exec_fd = -1;
+	c->exec_pending = false;
+	c->exec_errno = r ? r->err : 0;
+	errno = c->exec_errno;
+	if (r && r->step == STEP_EXEC)
+		log_errno("%s: cannot start %s", c->name, c->program);
+	else if (r)
+		log_errno("%s: cannot start %s: %s", c->name, c->program, child_step_name(r->step));
+	if (!r && c->ready_on_exec)
+		child_set_ready(c);
+	c->ready_on_exec = false;
+	if (c->on_exec)
+		c->on_exec(c);
+}
+
+/* Reads the exec-status pipe: EOF means exec'd (or running in-code), a report means
+ * a step failed. Returns 0 when the outcome is known, -1 when there is nothing yet. */
+static int exec_status_read(struct child *c)
+{
+	struct start_report r;
+	ssize_t n;
+
+	do
+		n = read(c->exec_fd, &r, sizeof r);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return -1;
+	if (n == (ssize_t)sizeof r) {
+		exec_known(c, &r);
+	} else {
+		if (n < 0)
+			log_errno("%s: reading its exec status", c->name);
+		exec_known(c, NULL); /* EOF (or a broken pipe): it got as far as exec */
+	}
+	return 0;
+}
+
+static void exec_status_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct child *c = container_of(w, struct child, exec_io);
+
+	(void)loop, (void)revents;
+	exec_status_read(c);
+}
+
+/* Stops watching for an exec's outcome (the child is being forgotten). */
+static void exec_unwatch(struct child *c)
+{
+	if (c->exec_fd < 0)
+		return;
+	ev_io_stop(c->set->loop, &c->exec_io);
+	close(c->exec_fd);
+	c->exec_fd = -1;
+	c->exec_pending = false;
+}
+
+/* Arms the exec-status watcher on the pipe's read end (non-blocking). */
+static void exec_watch(struct child *c, int fd, const struct child_exec *x)
+{
+	exec_unwatch(c); /* a previous run's, never left open; to be sure */
+	snprintf(c->program, sizeof c->program, "%s", x->run ? "(in-code)" : x->argv[0]);
+	if (fd_set_nonblock(fd, 1) < 0)
+		log_errno("%s: exec-status pipe: O_NONBLOCK", c->name);
+	c->exec_fd = fd;
+	c->exec_pending = true;
+	c->exec_errno = 0;
+	c->ready_on_exec = false;
+	ev_io_init(&c->exec_io, exec_status_readable, fd, EV_READ);
+	ev_io_start(c->set->loop, &c->exec_io);
+}
 
 /* The process is gone: record it, clean up its group, tell the policy. */
 static void child_gone(struct child *c, int status)
@@ -197,6 +153,9 @@ static void child_reaped(struct ev_loop *loop, ev_child *w, int revents)
 
 	(void)revents;
 	ev_child_stop(loop, w);
+	/* Its exit may come before the pipe's event: it wrote everything it will. */
+	if (c->exec_pending && exec_status_read(c) < 0)
+		exec_known(c, NULL); /* not reachable: a dead child's pipe is at EOF */
 	child_gone(c, w->rstatus);
 }
 
@@ -210,6 +169,53 @@ static void foreign_gone(struct ev_loop *loop, ev_io *w, int revents)
 	c->pidfd = -1;
 	c->child_watcher.rpid = c->pid;
 	child_gone(c, -1);
+}
+
+/* A wait status from what waitid() says. */
+static int wait_status(const siginfo_t *si)
+{
+	if (si->si_code == CLD_EXITED)
+		return W_EXITCODE(si->si_status, 0);
+	return (si->si_status & 0x7f) | (si->si_code == CLD_DUMPED ? 0x80 : 0);
+}
+
+/* Our own child, watched through a pidfd (not the default loop): reaped here. */
+static void pidfd_child_gone(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct child *c = container_of(w, struct child, pidfd_io);
+	siginfo_t si = { 0 };
+
+	(void)revents;
+	if (waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED | WNOHANG) < 0) {
+		log_errno("%s: waitid", c->name);
+		si.si_code = CLD_KILLED;
+		si.si_status = SIGKILL;
+	} else if (si.si_pid == 0) {
+		return; /* readable before it can be reaped: the next event */
+	}
+	ev_io_stop(loop, w);
+	close(c->pidfd);
+	c->pidfd = -1;
+	c->child_watcher.rpid = c->pid;
+	child_gone(c, wait_status(&si));
+}
+
+/* Watches c->pid's exit: ev_child in the default loop, a pidfd in any other. */
+static int watch_exit(struct child *c, struct ev_loop *loop)
+{
+	if (ev_is_default_loop(loop)) {
+		ev_child_set(&c->child_watcher, c->pid, 0);
+		ev_child_start(loop, &c->child_watcher);
+		return 0;
+	}
+	c->pidfd = pidfd_open(c->pid, 0);
+	if (c->pidfd < 0) {
+		log_errno("%s: pidfd_open(%d)", c->name, (int)c->pid);
+		return -1;
+	}
+	ev_io_init(&c->pidfd_io, pidfd_child_gone, c->pidfd, EV_READ);
+	ev_io_start(loop, &c->pidfd_io);
+	return 0;
 }
 
 int child_adopt_foreign(struct child *c, pid_t pid)
@@ -238,39 +244,43 @@ static void respawn_due(struct ev_loop *loop, ev_timer *w, int revents)
 		c->on_respawn(c);
 }
 
-static int wait_exec(int fd)
-{
-	int err = 0;
-	ssize_t n;
-
-	do
-		n = read(fd, &err, sizeof err);
-	while (n < 0 && errno == EINTR);
-	close(fd);
-	return n == (ssize_t)sizeof err ? err : 0;
-}
-
 int child_spawn(struct child *c, const struct child_exec *x)
 {
 	struct ev_loop *loop = c->set->loop;
-	int pfd[2];
+	int pfd[2], *fd_tmp = calloc(x->n_fds > 0 ? (size_t)x->n_fds : 1, sizeof *fd_tmp);
 	pid_t pid, parent = getpid();
 
-	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		log_errno("%s: pipe", c->name);
+	if (!fd_tmp || pipe2(pfd, O_CLOEXEC) < 0) {
+		log_errno("%s: %s", c->name, fd_tmp ? "pipe" : "out of memory");
+		free(fd_tmp);
 		return -1;
 	}
+	/* Every signal blocked across the fork: one sent to the child before it reset its
+	 * dispositions (a curse right after the spawn) would otherwise run the parent's
+	 * handler in the child (libev's, which swallows it) and be lost. Blocked, it waits
+	 * until child_start() has put back the defaults, and then acts. */
+	sigset_t all, old;
+	sigfillset(&all);
+	if (sigprocmask(SIG_SETMASK, &all, &old) < 0)
+		log_errno("%s: sigprocmask before fork", c->name);
 	pid = fork();
+	if (pid == 0)
+		child_start(c->set, x, pfd[1], fd_tmp, parent);
+	if (sigprocmask(SIG_SETMASK, &old, NULL) < 0)
+		log_errno("%s: sigprocmask after fork", c->name);
 	if (pid < 0) {
 		log_errno("%s: fork", c->name);
 		close(pfd[0]);
 		close(pfd[1]);
+		free(fd_tmp);
 		return -1;
 	}
-	if (pid == 0)
-		child_start(c->set, x, pfd[1], parent);
+	free(fd_tmp);
 	close(pfd[1]);
-	setpgid(pid, pid); /* also done by the child: whichever runs first wins */
+	/* Also done by the child, whichever runs first wins: EACCES, it has exec'd and did
+	 * it; ESRCH, it is gone already (its exit will tell). */
+	if (!x->keep_group && setpgid(pid, pid) < 0 && errno != EACCES && errno != ESRCH)
+		log_errno("%s: setpgid(%d)", c->name, (int)pid);
 	if (c->spawned)
 		c->respawns++;
 	c->spawned = true;
@@ -279,20 +289,28 @@ int child_spawn(struct child *c, const struct child_exec *x)
 	c->started_at = ev_now(loop);
 	c->ready_at = c->cursed_at = c->no_mercy_at = 0;
 	c->asked_to_stop = false;
-	ev_child_set(&c->child_watcher, pid, 0);
-	ev_child_start(loop, &c->child_watcher);
-	c->exec_errno = wait_exec(pfd[0]);
-	if (c->exec_errno) {
-		errno = c->exec_errno;
-		log_errno("%s: cannot start %s", c->name, x->run ? "(in-code)" : x->argv[0]);
+	if (watch_exit(c, loop) < 0) { /* unwatched, it could never be reaped: killed now */
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(pfd[0]);
+		c->pid = 0;
+		c->state = CHILD_STOPPED;
 		return -1;
 	}
+	exec_watch(c, pfd[0], x);
 	return 0;
 }
 
 void child_set_ready(struct child *c)
 {
 	if (c->state != CHILD_STARTING)
+		return;
+	/* A child that says it is ready has exec'd: the pipe's EOF is there to read. */
+	if (c->exec_pending && exec_status_read(c) < 0) {
+		c->ready_on_exec = true; /* ready once its exec is known to have succeeded */
+		return;
+	}
+	if (c->exec_errno || c->state != CHILD_STARTING)
 		return;
 	c->state = CHILD_READY;
 	c->ready_at = ev_now(c->set->loop);
@@ -379,6 +397,27 @@ static void mercy_rearm(struct child_set *set)
 	ev_timer_start(set->loop, &set->mercy_timer);
 }
 
+/* A uniform double in [0, 1): splitmix64 seeded once per process from getrandom(), so
+ * siblings forked from one parent draw different jitters (random() would repeat the
+ * parent's sequence in each of them). */
+static double jitter_unit(void)
+{
+	static uint64_t state;
+	static pid_t seeded_in;
+	uint64_t z;
+
+	if (seeded_in != getpid()) {
+		if (getrandom(&state, sizeof state, GRND_NONBLOCK) != (ssize_t)sizeof state)
+			state ^= (uint64_t)getpid() << 32 ^ (uint64_t)(mono_now() * 1e9);
+		seeded_in = getpid();
+	}
+	z = (state += 0x9E3779B97F4A7C15ULL);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	z ^= z >> 31;
+	return (double)(z >> 11) / (double)(1ULL << 53);
+}
+
 double child_next_backoff(const struct child *c)
 {
 	double next;
@@ -395,7 +434,7 @@ void child_schedule_respawn(struct child *c)
 
 	c->backoff_cur = delay;
 	if (c->backoff_jitter && delay > 0)
-		delay *= 0.9 + 0.2 * ((double)random() / RAND_MAX);
+		delay *= 0.9 + 0.2 * jitter_unit();
 	c->state = CHILD_WAITING;
 	ev_timer_stop(c->set->loop, &c->respawn_timer);
 	ev_timer_set(&c->respawn_timer, delay, 0);
@@ -435,6 +474,7 @@ void child_set_init(struct child_set *set, struct ev_loop *loop)
 	set->loop = loop;
 	TAILQ_INIT(&set->children);
 	ev_timer_init(&set->mercy_timer, mercy_expired, 0, 0);
+	ev_child_init(&set->strays_watcher, child_strays_reaped, 0, 0);
 }
 
 void child_set_fini(struct child_set *set)
@@ -442,9 +482,11 @@ void child_set_fini(struct child_set *set)
 	struct child *c;
 
 	ev_timer_stop(set->loop, &set->mercy_timer);
+	ev_child_stop(set->loop, &set->strays_watcher);
 	TAILQ_FOREACH(c, &set->children, link) {
 		ev_child_stop(set->loop, &c->child_watcher);
 		ev_timer_stop(set->loop, &c->respawn_timer);
+		exec_unwatch(c);
 	}
 }
 
@@ -456,12 +498,14 @@ void child_init(struct child *c, struct child_set *set, int kind, const char *na
 	snprintf(c->name, sizeof c->name, "%s", name);
 	c->last_status = -1;
 	c->pidfd = -1;
+	c->exec_fd = -1;
 	c->kill_group_on_exit = true;
 	c->backoff_min = 0.1;
 	c->backoff_max = 30;
 	c->stable_after = 10;
 	ev_child_init(&c->child_watcher, child_reaped, 0, 0);
 	ev_timer_init(&c->respawn_timer, respawn_due, 0, 0);
+	ev_io_init(&c->exec_io, exec_status_readable, -1, EV_READ);
 	TAILQ_INSERT_TAIL(&set->children, c, link);
 }
 
@@ -474,108 +518,7 @@ void child_fini(struct child *c)
 	}
 	ev_child_stop(c->set->loop, &c->child_watcher);
 	ev_timer_stop(c->set->loop, &c->respawn_timer);
+	exec_unwatch(c);
 	TAILQ_REMOVE(&c->set->children, c, link);
 	mercy_rearm(c->set);
-}
-
-
-/* Its parent and state from /proc/PID/stat; -1 if it is gone. */
-#define STRAYS_MAX 4096
-
-/* Appends the children of pid (every thread's /proc/PID/task/TID/children) to out;
- * returns the new count, or -1 if the kernel does not list children. */
-static int children_of(pid_t pid, pid_t *out, int n, int max)
-{
-	char path[320], buf[8192];
-	struct dirent *de;
-	DIR *tasks;
-
-	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-	if (!(tasks = opendir(path)))
-		return errno == ENOENT ? n : -1; /* gone already: no children to list */
-	while ((de = readdir(tasks)) != NULL && n < max) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof path, "/proc/%d/task/%s/children", (int)pid, de->d_name);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			if (errno != ENOENT)
-				continue;
-			closedir(tasks);
-			return -1; /* no CONFIG_PROC_CHILDREN */
-		}
-		ssize_t len = read(fd, buf, sizeof buf - 1);
-		close(fd);
-		buf[len > 0 ? len : 0] = '\0';
-		for (char *p = buf, *end; n < max; p = end) {
-			long child = strtol(p, &end, 10);
-			if (end == p)
-				break;
-			out[n++] = (pid_t)child;
-		}
-	}
-	closedir(tasks);
-	return n;
-}
-
-static int pid_cmp(const void *a, const void *b)
-{
-	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* The set's pids, sorted for bsearch: the emperor's set may hold a thousand. */
-static pid_t *set_pids(const struct child_set *set, size_t *n)
-{
-	const struct child *c;
-	size_t k = 0;
-	pid_t *v;
-
-	TAILQ_FOREACH(c, &set->children, link)
-		k++;
-	v = calloc(k ? k : 1, sizeof *v);
-	k = 0;
-	TAILQ_FOREACH(c, &set->children, link)
-		if (v && c->pid > 0)
-			v[k++] = c->pid;
-	if (v)
-		qsort(v, k, sizeof *v, pid_cmp);
-	*n = k;
-	return v;
-}
-
-/* Our children that are not in the set (orphans we adopted), then, level by level,
- * their descendants: an orphan still dying (a worker whose master was just killed)
- * hands its own children (a setsid'd sleeper) to us only later, so they go now with
- * it. Only our own subtree is read: the cost does not grow with the host's
- * processes. */
-int child_set_kill_strays(const struct child_set *set)
-{
-	static pid_t found[STRAYS_MAX];
-	size_t n_known;
-	pid_t *known = set_pids(set, &n_known);
-	int n = children_of(getpid(), found, 0, STRAYS_MAX), strays = 0;
-
-	if (!known || n < 0) {
-		free(known);
-		return 0;
-	}
-	for (int i = 0; i < n; i++) /* keep the strays among our children */
-		if (!bsearch(&found[i], known, n_known, sizeof *known, pid_cmp))
-			found[strays++] = found[i];
-	free(known);
-	int orphans = strays;
-	for (int i = 0; i < strays; i++) { /* each stray's children are strays too */
-		int more = children_of(found[i], found, strays, STRAYS_MAX);
-		if (more > strays)
-			strays = more;
-	}
-	for (int i = 0; i < strays; i++) {
-		kill(-found[i], SIGKILL); /* its group too: a setsid'd stray leads one */
-		if (kill(found[i], SIGKILL) == 0)
-			log_warn("killed pid %d: %s", (int)found[i], i < orphans ? "an orphan we "
-				 "adopted, not one of our children" : "a descendant of an orphan we adopted");
-	}
-	return strays;
 }

@@ -123,6 +123,9 @@ static const struct config_field gateway_fields[] = {
 	F("max-connections", int, max_connections, .arg = RANGE(1, 1000000), .def = "10000"),
 	F("header-timeout", duration, header_timeout, .arg = &dur_positive, .def = "10s"),
 	F("backend-timeout", duration, backend_timeout, .arg = &dur_positive, .def = "60s"),
+	F("tunnel-timeout", duration, tunnel_timeout, .arg = &dur_positive, .def = "10m"),
+	F("max-connections-per-client", int, max_connections_per_client,
+	  .arg = RANGE(0, 1000000), .def = "0"),
 	F("reload-mercy", duration, reload_mercy, .arg = &dur_any, .def = "30s"),
 	F("max-header-size", size, max_header_size, .arg = RANGE(1024, 1048576), .def = "8K"),
 	{ .key = NULL },
@@ -497,6 +500,59 @@ static void check_legion_refs(struct config_ctx *ctx, const struct config *cfg,
 			item_error(ctx, root, "subscribe", i, "legion", msg);
 }
 
+/* Where the listening fds pass CONFIG_MAX_LISTEN_FDS: the list and item, or NULL. */
+static const char *listen_fds_over(const struct config *cfg, size_t *item)
+{
+	size_t used = cfg->n_sockets;
+
+	if (used > CONFIG_MAX_LISTEN_FDS) {
+		*item = CONFIG_MAX_LISTEN_FDS;
+		return "sockets";
+	}
+	for (size_t i = 0; i < cfg->n_gateways; i++) {
+		used += 1 + cfg->gateways[i].has_subscription_server;
+		if (used > CONFIG_MAX_LISTEN_FDS) {
+			*item = i;
+			return "gateways";
+		}
+	}
+	if (used + cfg->n_mules > CONFIG_MAX_LISTEN_FDS) {
+		*item = CONFIG_MAX_LISTEN_FDS - used;
+		return "mules";
+	}
+	return NULL;
+}
+
+/* Every socket, gateway socket and mule farm is an fd the master holds and hands over
+ * at its re-exec: a bounded number, so a file past it is refused here, not at exec. */
+static void check_fd_counts(struct config_ctx *ctx, const struct config *cfg,
+			    const struct cfg_node *root)
+{
+	size_t total = cfg->n_sockets + cfg->n_mules, item = 0;
+	const char *list = listen_fds_over(cfg, &item);
+	const struct cfg_node *nofile = node_at(root, "limits.nofile");
+
+	for (size_t i = 0; i < cfg->n_gateways; i++)
+		total += 1 + cfg->gateways[i].has_subscription_server;
+	if (list) {
+		config_path_push_key(ctx, list);
+		config_path_push_index(ctx, item);
+		config_error(ctx, config_node_get(root, list)->kids[item]->mark,
+			     "too many listening sockets: sockets, gateways and mule farms need %zu, "
+			     "at most %d", total, CONFIG_MAX_LISTEN_FDS);
+		config_path_pop(ctx, 0);
+	}
+	/* A worker gets the sockets on fds 3.. and needs some of its own besides. */
+	if (nofile && cfg->limits.nofile < (long long)cfg->n_sockets + CONFIG_CHILD_FDS_MIN) {
+		config_path_push_key(ctx, "limits.nofile");
+		config_error(ctx, nofile->mark, "%lld is too low for %zu sockets: a worker gets them "
+			     "on fds 3..%zu and needs room of its own; at least %lld", cfg->limits.nofile,
+			     cfg->n_sockets, cfg->n_sockets + 2,
+			     (long long)cfg->n_sockets + CONFIG_CHILD_FDS_MIN);
+		config_path_pop(ctx, 0);
+	}
+}
+
 static void check_config(struct config_ctx *ctx, const struct config *cfg,
 			 const struct cfg_node *root)
 {
@@ -512,6 +568,7 @@ static void check_config(struct config_ctx *ctx, const struct config *cfg,
 	check_unique_names(ctx, root, "daemons", "daemon");
 	check_addresses(ctx, cfg, root);
 	check_socket_refs(ctx, cfg, root);
+	check_fd_counts(ctx, cfg, root);
 }
 
 /* Loading */
@@ -629,28 +686,21 @@ static const char *file_kind(mode_t mode)
 	return "of an unknown type";
 }
 
-/* The file's bytes, or NULL after reporting; the size is checked before reading. Only
- * a regular file is read: opening a FIFO would wait for a writer (O_NONBLOCK keeps
- * that open from blocking), and a device could be read forever. */
-static char *read_file(struct config_ctx *ctx, const char *path, size_t *len)
+/* The opened file's bytes, or NULL after reporting; the size is checked before
+ * reading. Only a regular file is read: opening a FIFO would wait for a writer
+ * (O_NONBLOCK keeps that open from blocking), and a device could be read forever. */
+static char *read_opened(struct config_ctx *ctx, int fd, size_t *len)
 {
 	struct cfg_mark nowhere = { 0, 0 };
 	struct stat st;
 	char *buf;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), err;
+	int err;
 
-	if (fd < 0) {
-		config_error(ctx, nowhere, "cannot open: %s", strerror(errno));
-		return NULL;
-	}
 	if (fstat(fd, &st) < 0) {
-		err = errno;
-		close(fd);
-		config_error(ctx, nowhere, "cannot stat: %s", strerror(err));
+		config_error(ctx, nowhere, "cannot stat: %s", strerror(errno));
 		return NULL;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_FILE_SIZE) {
-		close(fd);
 		if (!S_ISREG(st.st_mode))
 			config_error(ctx, nowhere, "not a regular file: %s", file_kind(st.st_mode));
 		else
@@ -659,7 +709,6 @@ static char *read_file(struct config_ctx *ctx, const char *path, size_t *len)
 	}
 	buf = read_fd(fd, len);
 	err = errno;
-	close(fd);
 	if (!buf)
 		config_error(ctx, nowhere, "cannot read: %s", strerror(err));
 	else if (*len > CONFIG_MAX_FILE_SIZE)
@@ -671,7 +720,7 @@ static char *read_file(struct config_ctx *ctx, const char *path, size_t *len)
 	return buf;
 }
 
-struct config *config_load_file(const char *path, struct config_errors *errs)
+struct config *config_load_fd(const char *path, int fd, struct config_errors *errs)
 {
 	struct config_errors local = { 0 };
 	struct config_ctx ctx = { .file = path, .errs = errs ? errs : &local };
@@ -680,7 +729,31 @@ struct config *config_load_file(const char *path, struct config_errors *errs)
 	char *buf;
 
 	*ctx.errs = (struct config_errors){ 0 };
-	buf = read_file(&ctx, path, &len);
+	buf = read_opened(&ctx, fd, &len);
+	if (buf)
+		cfg = config_load_buffer(path, buf, len, errs);
+	free(buf);
+	config_errors_fini(&local);
+	return cfg;
+}
+
+struct config *config_load_file(const char *path, struct config_errors *errs)
+{
+	struct config_errors local = { 0 };
+	struct config_ctx ctx = { .file = path, .errs = errs ? errs : &local };
+	struct config *cfg = NULL;
+	struct cfg_mark nowhere = { 0, 0 };
+	size_t len;
+	char *buf = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	*ctx.errs = (struct config_errors){ 0 };
+	if (fd < 0) {
+		config_error(&ctx, nowhere, "cannot open: %s", strerror(errno));
+	} else {
+		buf = read_opened(&ctx, fd, &len);
+		close(fd);
+	}
 	if (buf)
 		cfg = config_load_buffer(path, buf, len, errs);
 	free(buf);

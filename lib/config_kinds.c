@@ -335,21 +335,25 @@ static int read_addr(struct config_ctx *ctx, const struct cfg_node *v, void *obj
 	return 0;
 }
 
-/* cgroup v2 cpu.max: "max", "max PERIOD" or "QUOTA PERIOD", in microseconds. */
+/* cgroup v2 cpu.max: "max", "max PERIOD" or "QUOTA PERIOD", in microseconds; the
+ * kernel takes a quota up to 2^44 - 1 and a period of 1ms..1s. */
 static bool cpu_max_valid(const char *s)
 {
-	long long quota = 0, period;
-	char tail;
-	int n;
+	const char *space = strchr(s, ' ');
+	unsigned long long quota, period;
+	char head[24];
 
 	if (strcmp(s, "max") == 0)
 		return true;
-	if (strncmp(s, "max ", 4) == 0)
-		n = sscanf(s + 4, "%lld%c", &period, &tail) + 1;
-	else
-		n = sscanf(s, "%lld %lld%c", &quota, &period, &tail);
-	return n == 2 && (quota == 0 ? strncmp(s, "max ", 4) == 0 : quota >= 1000) &&
-	       period >= 1000 && period <= 1000000;
+	if (!space || (size_t)(space - s) >= sizeof head)
+		return false;
+	memcpy(head, s, (size_t)(space - s));
+	head[space - s] = '\0';
+	if (parse_uint(space + 1, 1000000, &period, NULL) < 0 || period < 1000)
+		return false;
+	if (strcmp(head, "max") == 0)
+		return true;
+	return parse_uint(head, (1ULL << 44) - 1, &quota, NULL) == 0 && quota >= 1000;
 }
 
 static int read_cpu_max(struct config_ctx *ctx, const struct cfg_node *v, void *obj,

@@ -1,7 +1,9 @@
-/* log.c — the logging verbs used everywhere (log_info, log_warn, log_errno,
- * log_fatal, and log_debug when log_set_debug(true) turned it on). Each line is "YYYY-MM-DD HH:MM:SS.mmm ident[pid]: message", formatted
- * into one buffer and written with one write(2), so concurrent writers to one pipe
- * or O_APPEND file never cut each other's lines. */
+/* log.c — the logging verbs used everywhere (log_debug, log_info, log_warn, log_errno,
+ * log_fatal); debug lines only once log_set_debug(1). Each line is
+ * "YYYY-MM-DD HH:MM:SS.mmm ident[pid]: message", formatted into one buffer and written
+ * with one write(2), so concurrent writers to one pipe or O_APPEND file never cut each
+ * other's lines (or handed whole to a writer the program installs: the emperor queues
+ * its lines so that stderr never blocks it). */
 #include "log.h"
 
 #include <errno.h>
@@ -17,7 +19,9 @@
 
 static char log_ident[64] = "emperor";
 static int log_fd = 2;
-static bool log_debug_on;
+static int log_debug_on;
+static log_writer *log_writer_fn;       /* NULL: write(2) to log_fd */
+static void *log_writer_arg;
 
 void log_init(const char *ident)
 {
@@ -32,6 +36,22 @@ void log_set_fd(int fd)
 int log_get_fd(void)
 {
 	return log_fd;
+}
+
+void log_set_debug(int on)
+{
+	log_debug_on = on;
+}
+
+int log_debug_enabled(void)
+{
+	return log_debug_on;
+}
+
+void log_set_writer(log_writer *fn, void *arg)
+{
+	log_writer_fn = fn;
+	log_writer_arg = arg;
 }
 
 void log_vwrite(const char *level, const char *fmt, va_list ap, int errnum)
@@ -60,6 +80,10 @@ void log_vwrite(const char *level, const char *fmt, va_list ap, int errnum)
 	if (len >= sizeof line - 1)
 		len = sizeof line - 2;
 	line[len++] = '\n';
+	if (log_writer_fn) {
+		log_writer_fn(line, len, log_writer_arg);
+		return;
+	}
 	while (write(log_fd, line, len) < 0 && errno == EINTR)
 		;
 }
@@ -73,11 +97,6 @@ void log_info(const char *fmt, ...)
 	log_vwrite("", fmt, ap, 0);
 	va_end(ap);
 	errno = saved;
-}
-
-void log_set_debug(bool on)
-{
-	log_debug_on = on;
 }
 
 void log_debug(const char *fmt, ...)

@@ -1,12 +1,16 @@
 /* notify.c — sd_notify sender and receiver (see notify.h). The receiver's socket lives
- * in the abstract namespace, so there is no file to clean up, and SO_PASSCRED makes
- * the kernel attach the sender's pid to every datagram. */
+ * in the abstract namespace, so there is no file to clean up; its name ends in 64
+ * bits from getrandom(2), so no other process can guess and take it first. SO_PASSCRED
+ * makes the kernel attach the sender's pid to every datagram. The sender never
+ * waits: a full receiver loses the message (logged), not the sender's loop. */
 #include "notify.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -47,8 +51,14 @@ int notify_parent(const char *msg)
 		log_errno("notify: socket");
 		return -1;
 	}
-	rc = (int)sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sun, len);
-	if (rc < 0)
+	/* Never waits: a parent that does not read its socket (its queue full) loses the
+	 * message, not our loop. */
+	rc = (int)sendto(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&sun,
+			 len);
+	if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		log_warn("notify: %s does not take messages now (its queue is full): dropped \"%.40s\"",
+			 path, msg);
+	else if (rc < 0)
 		log_errno("notify: sendto %s", path);
 	close(fd);
 	return rc < 0 ? -1 : 0;
@@ -145,14 +155,21 @@ int notify_server_open(struct notify_server *ns, struct ev_loop *loop, const cha
 {
 	struct sockaddr_un sun;
 	socklen_t len;
+	uint64_t nonce;
 	int one = 1;
 
 	memset(ns, 0, sizeof *ns);
+	ns->fd = -1;
 	ns->loop = loop;
 	ns->cb = cb;
 	ns->data = data;
-	snprintf(ns->address, sizeof ns->address, "@emperor/%s/%d/%lx", tag, (int)getpid(),
-		 (unsigned long)random());
+	if (getrandom(&nonce, sizeof nonce, GRND_NONBLOCK) != (ssize_t)sizeof nonce) {
+		log_errno("notify: getrandom");
+		return -1;
+	}
+	/* The nonce before the tag: a long vassal name is what gets cut, never the nonce. */
+	snprintf(ns->address, sizeof ns->address, "@emperor/%d/%016llx/%s", (int)getpid(),
+		 (unsigned long long)nonce, tag);
 	ns->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (ns->fd < 0) {
 		log_errno("notify: socket");

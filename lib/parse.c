@@ -2,8 +2,9 @@
  * durations ("500ms", "30s", "2m", "1h", a bare number of seconds), sizes ("64K",
  * "512M", powers of 1024), signal names and numbers, and listen addresses
  * ("127.0.0.1:8000", "[::1]:8000", ":8000", "unix:/path", "unix:@abstract").
- * Each parser is strict (no trailing junk, no DNS) and fills its output only on
- * success; on failure it points *why at a static sentence saying what was expected. */
+ * Each parser is strict (no trailing junk, no DNS), checks overflow and range before
+ * any arithmetic can wrap, and fills its output only on success; on failure it points
+ * *why at a static sentence saying what was expected (the caller quotes the value). */
 #include "parse.h"
 
 #include <arpa/inet.h>
@@ -18,6 +19,7 @@
 #include <sys/un.h>
 
 #define PARSE_SIGNAL_MAX 64 /* SIGRTMAX on Linux */
+#define PARSE_DURATION_MAX 1e9 /* seconds: any conversion to ms still fits 64 bits */
 
 static int fail(const char **why, const char *reason)
 {
@@ -33,6 +35,28 @@ static size_t digits_span(const char *s)
 	while (isdigit((unsigned char)s[n]))
 		n++;
 	return n;
+}
+
+/* Decimal numbers */
+
+int parse_uint(const char *s, unsigned long long max, unsigned long long *out, const char **why)
+{
+	unsigned long long value = 0;
+	size_t n;
+
+	if (!s || !*s)
+		return fail(why, "expected a decimal number, got nothing");
+	n = digits_span(s);
+	if (n == 0 || s[n] != '\0')
+		return fail(why, "expected a decimal number (digits only)");
+	for (size_t i = 0; i < n; i++) {
+		unsigned d = (unsigned)(s[i] - '0');
+		if (value > (max - d) / 10) /* value * 10 + d would pass max (or wrap) */
+			return fail(why, "number out of range");
+		value = value * 10 + d;
+	}
+	*out = value;
+	return 0;
 }
 
 /* Durations */
@@ -90,8 +114,8 @@ int parse_duration(const char *s, double *out, const char **why)
 	if (i == sizeof duration_units / sizeof duration_units[0])
 		return fail(why, expected);
 	value *= duration_units[i].seconds;
-	if (!isfinite(value))
-		return fail(why, "duration too large");
+	if (!isfinite(value) || value > PARSE_DURATION_MAX)
+		return fail(why, "duration too large (at most 1000000000s, about 31 years)");
 	*out = value;
 	return 0;
 }
@@ -133,13 +157,14 @@ int parse_size(const char *s, long long *out, const char **why)
 	n = digits_span(s);
 	if (n == 0 || size_multiplier(s + n, &mult) < 0)
 		return fail(why, expected);
-	for (i = 0; i < n; i++) {
-		value = value * 10 + (unsigned)(s[i] - '0');
-		if (value > LLONG_MAX)
-			return fail(why, "size too large");
+	for (i = 0; i < n; i++) { /* checked before each step: never wraps */
+		unsigned d = (unsigned)(s[i] - '0');
+		if (value > ((unsigned long long)LLONG_MAX - d) / 10)
+			return fail(why, "size too large (at most 9223372036854775807 bytes, 8E - 1)");
+		value = value * 10 + d;
 	}
 	if (value > (unsigned long long)(LLONG_MAX / mult))
-		return fail(why, "size too large");
+		return fail(why, "size too large (at most 9223372036854775807 bytes, 8E - 1)");
 	*out = (long long)value * mult;
 	return 0;
 }
@@ -178,9 +203,9 @@ int parse_signal(const char *s, int *out, const char **why)
 		return fail(why, expected);
 	n = digits_span(s);
 	if (n > 0) {
-		long value = n <= 3 && s[n] == '\0' ? strtol(s, NULL, 10) : 0;
+		unsigned long long value;
 
-		if (value < 1 || value > PARSE_SIGNAL_MAX)
+		if (parse_uint(s, PARSE_SIGNAL_MAX, &value, NULL) < 0 || value < 1)
 			return fail(why, expected);
 		*out = (int)value;
 		return 0;
@@ -232,13 +257,9 @@ static int addr_unix(const char *path, struct cfg_addr *a, const char **why)
 
 static int parse_port(const char *s, in_port_t *port)
 {
-	size_t n = digits_span(s);
-	long value;
+	unsigned long long value;
 
-	if (n == 0 || n > 5 || s[n] != '\0')
-		return -1;
-	value = strtol(s, NULL, 10);
-	if (value > 65535)
+	if (parse_uint(s, 65535, &value, NULL) < 0)
 		return -1;
 	*port = htons((in_port_t)value);
 	return 0;

@@ -13,16 +13,18 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "parse.h"
 
+/* A uid or gid: digits only, below (uid_t)-1 (which means "unchanged" to the kernel):
+ * "4294967296" must not wrap to 0 (root), nor "-1" to 4294967295. */
 static int number(const char *s, unsigned long *out)
 {
-	char *end;
+	unsigned long long n;
 
-	if (!s || !*s)
+	if (!s || parse_uint(s, (uid_t)-2, &n, NULL) < 0)
 		return -1;
-	errno = 0;
-	*out = strtoul(s, &end, 10);
-	return errno || *end ? -1 : 0;
+	*out = (unsigned long)n;
+	return 0;
 }
 
 static int resolve_user(const char *user, struct privs *p, char *why, size_t len)
@@ -80,7 +82,11 @@ int privs_drop(const struct privs *p, char *why, size_t len)
 			 (int)p->gid);
 		return -1;
 	}
-	if ((p->user[0] ? initgroups(p->user, p->gid) : setgroups(1, &p->gid)) < 0 ||
+	const char *user = p->user[0] ? p->user : NULL;
+	struct passwd *pw = !user && p->user_of_uid ? getpwuid(p->uid) : NULL;
+	if (pw)
+		user = pw->pw_name;
+	if ((user ? initgroups(user, p->gid) : setgroups(1, &p->gid)) < 0 ||
 	    setgid(p->gid) < 0 || setuid(p->uid) < 0) {
 		snprintf(why, len, "cannot become uid %d gid %d: %s", (int)p->uid, (int)p->gid,
 			 strerror(errno));

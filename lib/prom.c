@@ -23,6 +23,10 @@ const struct prom_family_info prom_families[PROM_N_FAMILIES] = {
 			       "1 while this vassal is the lord of the legion." },
 	[PROM_LEGION_TRANSITIONS] = { "emperor_legion_transitions_total", "counter",
 				      "Times this master became lord of the legion or stopped being it." },
+	[PROM_GATEWAY_REQUESTS] = { "emperor_gateway_requests_total", "counter",
+				    "Requests a gateway's router answered, by status class." },
+	[PROM_GATEWAY_KEY_REQUESTS] = { "emperor_gateway_key_requests_total", "counter",
+					"Requests a gateway's router answered, by routing key and status class." },
 };
 
 void prom_header(struct strbuf *b, enum prom_family f)

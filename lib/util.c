@@ -1,4 +1,6 @@
-/* util.c — fd flags, monotonic time and string-vector helpers shared by every module. */
+/* util.c — fd flags, monotonic time, string vectors, and the environment of a child:
+ * env_build/env_set, and the one list of the variables the emperor and the master use
+ * among themselves (env_internal), which no program they run ever inherits. */
 #include "util.h"
 
 #include <errno.h>
@@ -127,14 +129,30 @@ static long env_find(char **v, const char *key, size_t klen)
 	return -1;
 }
 
+const char *const env_internal[] = {
+	"EMPEROR_FD",            /* the emperor's channel to a vassal master */
+	"EMPEROR_STATE_FD",      /* the emperor's table across its own re-exec */
+	"VASSAL_CONFIG_FD",      /* a master's config across its re-exec ... */
+	"VASSAL_RELOAD_STATE",   /* ... and its reload state */
+	"VASSAL_DAEMONS",        /* daemons handed over at a re-exec */
+	"LISTEN_FDS",            /* socket activation of the parent itself: a child that */
+	"LISTEN_PID",            /* gets sockets has its own set */
+	"LISTEN_FDNAMES",
+	"NOTIFY_SOCKET",         /* the parent's own supervisor: a worker gets the master's */
+	NULL,
+};
+
 char **env_set(char **v, const char *key, const char *value)
 {
 	size_t klen = strlen(key), n = strv_len(v);
-	char *kv = malloc(klen + strlen(value) + 2);
+	char *kv = v ? malloc(klen + strlen(value) + 2) : NULL;
+	char **grown;
 	long at;
 
-	if (!kv)
-		return v;
+	if (!kv) {
+		strv_free(v);
+		return NULL;
+	}
 	sprintf(kv, "%s=%s", key, value);
 	at = env_find(v, key, klen);
 	if (at >= 0) {
@@ -142,10 +160,10 @@ char **env_set(char **v, const char *key, const char *value)
 		v[at] = kv;
 		return v;
 	}
-	char **grown = realloc(v, (n + 2) * sizeof *v);
-	if (!grown) {
+	if (!(grown = realloc(v, (n + 2) * sizeof *v))) {
 		free(kv);
-		return v;
+		strv_free(v);
+		return NULL;
 	}
 	grown[n] = kv;
 	grown[n + 1] = NULL;
@@ -165,14 +183,22 @@ char **env_build(char *const *base, char *const *add, const char *const *del)
 	}
 	for (size_t i = 0; v && add && add[i]; i++) {
 		size_t klen = env_key_len(add[i]);
-		char key[256];
-		if (klen >= sizeof key || !add[i][klen])
-			continue;
-		memcpy(key, add[i], klen);
-		key[klen] = '\0';
+		char *key;
+		if (!add[i][klen])
+			continue; /* no '=': not a variable */
+		if (!(key = strndup(add[i], klen))) {
+			strv_free(v);
+			return NULL;
+		}
 		v = env_set(v, key, add[i] + klen + 1);
+		free(key);
 	}
 	return v;
+}
+
+char **env_for_child(char *const *base, char *const *add)
+{
+	return env_build(base, add, env_internal);
 }
 
 static int strbuf_reserve(struct strbuf *b, size_t more)

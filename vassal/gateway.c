@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -16,7 +17,9 @@
 #include "gateway.h"
 #include "legion.h"
 #include "log.h"
+#include "prom.h"
 #include "procs.h"
+#include "subscription.h"
 #include "util.h"
 
 int router_fds(struct proc *p, int *listen_fd, int *sub_fd)
@@ -30,6 +33,23 @@ int router_fds(struct proc *p, int *listen_fd, int *sub_fd)
 	return *listen_fd >= 0 ? 0 : -1;
 }
 
+/* The gateway's counters: mapped once per proc, shared with each router it forks. */
+static struct gw_stats *router_stats(struct proc *p)
+{
+	void *page;
+
+	if (p->child.data)
+		return p->child.data;
+	page = mmap(NULL, sizeof(struct gw_stats), PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (page == MAP_FAILED) {
+		log_errno("%s: no request counters", p->child.name);
+		return NULL;
+	}
+	p->child.data = page; /* a gateway's only use of data; unmapped with the image */
+	return page;
+}
+
 static int router_start(struct proc *p)
 {
 	const struct cfg_gateway *g = &p->m->cfg->gateways[p->index];
@@ -37,6 +57,7 @@ static int router_start(struct proc *p)
 
 	if (router_fds(p, &keep[0], &keep[1]) < 0)
 		return -1;
+	router_stats(p);
 	struct child_exec x = { .run = router_main, .run_arg = p, .out_fd = -1,
 				.die_with_parent = true, .fds = keep, .n_fds = keep[1] >= 0 ? 2 : 1 };
 
@@ -61,6 +82,41 @@ int gateways_start(struct master *m)
 		procs_launch(p);
 	}
 	return 0;
+}
+
+static const char *const class_names[GW_STATS_CLASSES] = {
+	"other", "1xx", "2xx", "3xx", "4xx", "5xx",
+};
+
+static void gateway_metrics(const struct gw_stats *s, size_t index, struct strbuf *b,
+			    const char *v)
+{
+	unsigned n_keys = __atomic_load_n(&s->n_keys, __ATOMIC_ACQUIRE);
+	char key[2 * sizeof s->keys[0].key + 4];
+
+	for (int k = 0; k < GW_STATS_CLASSES; k++)
+		strbuf_printf(b, "%s{vassal=\"%s\",gateway=\"%zu\",class=\"%s\"} %llu\n",
+			      prom_families[PROM_GATEWAY_REQUESTS].name, v, index + 1, class_names[k],
+			      (unsigned long long)__atomic_load_n(&s->requests[k], __ATOMIC_RELAXED));
+	for (unsigned i = 0; i < n_keys && i < GW_STATS_KEYS; i++) {
+		prom_label(s->keys[i].key, key, sizeof key);
+		for (int k = 1; k < GW_STATS_CLASSES; k++)
+			strbuf_printf(b, "%s{vassal=\"%s\",gateway=\"%zu\",key=\"%s\",class=\"%s\"} %llu\n",
+				      prom_families[PROM_GATEWAY_KEY_REQUESTS].name, v,
+				      index + 1, key, class_names[k], (unsigned long long)
+				      __atomic_load_n(&s->keys[i].requests[k], __ATOMIC_RELAXED));
+	}
+}
+
+void gateways_metrics(const struct master *m, struct strbuf *b, const char *vassal)
+{
+	const struct child *c;
+
+	TAILQ_FOREACH(c, &m->children.children, link) {
+		const struct proc *p = (const struct proc *)c;
+		if (c->kind == KIND_GATEWAY && c->data)
+			gateway_metrics(c->data, p->index, b, vassal);
+	}
 }
 
 /* The socket's address as another process can reach it (relative paths made whole). */

@@ -1,7 +1,9 @@
 /* main.c — the vassal command line: run one vassal (`vassal FILE`), check files
  * (`vassal --check FILE...`), --help, --version. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -68,6 +70,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vassal: unexpected argument '%s'\n", argv[argc > 2 ? 2 : 1]);
 		usage(stderr);
 		return 2;
+	}
+	/* A missing or unreadable file is a bad config (docs/config.md): 78, and the
+	 * emperor waits for the file to change. A re-exec reads the config its previous
+	 * image validated (VASSAL_CONFIG_FD), so only a first start checks. */
+	if (!getenv("VASSAL_CONFIG_FD") && access(argv[1], R_OK) < 0) {
+		log_errno("%s: cannot read the vassal file, not starting (exit %d)", argv[1],
+			  MASTER_EX_CONFIG);
+		return MASTER_EX_CONFIG;
 	}
 	return master_main(argv[1]);
 }

@@ -14,18 +14,10 @@
 #include "mules.h"
 #include "util.h"
 
-/* The master's own variables (reexec.h: the new image removes them at once; this is
- * the second line of defence) and the workers' protocol variables. */
-static const char *const internal_env[] = {
-	"EMPEROR_FD", "VASSAL_CONFIG_FD", "VASSAL_RELOAD_STATE", "VASSAL_DAEMONS",
-	"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", NULL,
-};
-
 char **procs_env(const struct master *m, const struct cfg_program *prog, char *const *extra)
 {
 	char *const empty[] = { NULL };
-	char **env = env_build(m->cfg->clear_env ? empty : NULL, prog ? prog->env : NULL,
-			       internal_env);
+	char **env = env_for_child(m->cfg->clear_env ? empty : NULL, prog ? prog->env : NULL);
 	char **farms = mules_env(m);
 
 	if (!farms) {

@@ -1,821 +1,79 @@
-/* router.c — the HTTP router process of a gateway (see gateway.h, docs/gateway.md).
- * One libev loop (its own: the master's loop still owns libev's signal slots, so
- * signals come through a signalfd). A client connection is a sequence of exchanges:
- *   HEAD      read the request head (max-header-size: 431; malformed: 400; slow:
- *             408), parsed by http-parser; pick a node by Host (none: 404)
- *   CONNECT   non-blocking connect; a refusing node is skipped for a while and the
- *             next is tried (all down: 502)
- *   EXCHANGE  the head goes out with X-Forwarded-For/-Proto added; the request body
- *             and the response are streamed both ways as they arrive, never buffered
- *             whole (one buffer per direction; reading stops while the other side
- *             cannot take more); http-parser finds where each message ends, so
- *             keep-alive works on both sides, chunked bodies and 100-continue pass
- *             through, and the backend has backend-timeout to answer (504). A backend
- *             connection that fails before any byte of the answer (a kept-alive one
- *             the backend closed meanwhile, a node dying) is retried on a new one if
- *             no byte of the request body went out and the method is idempotent.
- *   TUNNEL    after a 101 answer to an upgrade request: bytes both ways until both
- *             sides have ended (each end's FIN passed on as a shutdown)
- *   LINGER    after the router's own error answer, or a last response: our side shut,
- *             the client's remaining bytes read and dropped until its FIN (or a few
- *             seconds), so that closing never resets the answer away
+/* router.c — the router process of a gateway (router.h; docs/gateway.md). One libev
+ * loop (its own: the master's loop still owns libev's signal slots, so signals come
+ * through a signalfd). It accepts client connections (router_conn.c runs each), at
+ * most max-connections at once and max-connections-per-client from one address; it
+ * takes subscriptions on the subscription socket into the node table
+ * (subscription.c) and keeps the table's state file (debounced: at most every
+ * SUB_SAVE_INTERVAL, and at exit); it counts answers by status class and key in the
+ * counters it shares with the master (gateway.h). What it logs about refused
+ * subscription senders and clients is limited to a line per second.
  * On its stop signal the router stops accepting, closes idle connections, lets
  * exchanges in flight finish, and exits when none is left (the master's mercy
  * bounds that). */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <http_parser.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "gateway.h"
 #include "log.h"
 #include "procs.h"
+#include "router.h"
 #include "util.h"
 
-#define RBUF 16384          /* bytes buffered from the backend; from the client, at least */
-#define MAX_ATTEMPTS 8      /* connections tried for one request */
-#define LINGER_S 2.0        /* after our last byte, how long the client has to close */
+/* ---- what it logs about refusals ------------------------------------------------------- */
 
-enum rstate { R_HEAD, R_CONNECT, R_EXCHANGE, R_TUNNEL, R_LINGER };
-
-/* What pump_out() could do. */
-enum pump { PUMP_CLIENT_FAILED = -2, PUMP_BACKEND_FAILED = -1, PUMP_BLOCKED = 0, PUMP_DONE = 1 };
-
-struct router;
-
-struct rconn {
-	TAILQ_ENTRY(rconn) link;
-	struct router *r;
-	enum rstate state;
-	int cfd, bfd;
-	ev_io cio, bio;
-	ev_timer timer;
-	http_parser reqp, resp;
-	char peer[INET6_ADDRSTRLEN];
-	char host[256];
-	bool head_only, client_keepalive, req_done, resp_done, resp_started;
-	bool counted;                /* this exchange is counted in node->active */
-	bool reused;                 /* bfd was kept alive from an earlier exchange */
-	bool body_sent;              /* a byte of the request body went to the backend */
-	bool b_any, c_sent;          /* a byte came from the backend / went to the client */
-	bool c_eof, b_eof;           /* the client / the backend has sent its FIN */
-	bool c_shut, b_shut;         /* we shut down our writing side to it (tunnel) */
-	struct sub_node *node;       /* the node bfd is connected to (held) */
-	struct sub_node *tried[MAX_ATTEMPTS]; /* skipped for this request */
-	int n_tried, attempts;
-	unsigned served;             /* exchanges completed */
-	char *head;                  /* the rewritten request head */
-	size_t head_len, head_off;
-	size_t blen, boff, b_fwd;    /* bbuf: [boff, blen) not yet handled; b_fwd: bytes at */
-	size_t clen, coff, c_fwd;    /*   boff being written to the client. cbuf: the same, */
-	size_t ccap;                 /*   from the client, ccap bytes */
-	char bbuf[RBUF];
-	char cbuf[];
-};
-TAILQ_HEAD(rconn_list, rconn);
-
-struct router {
-	struct ev_loop *loop;
-	const struct cfg_gateway *gw;
-	struct sub_table table;
-	struct rconn_list conns;
-	int n_conns, listen_fd, sub_fd, sig_fd;
-	ev_io listen_io, sub_io, sig_io;
-	ev_timer expire_timer;
-	bool stopping, done;
-	uid_t uid;
-	char who[32];
-};
-
-static void conn_close(struct rconn *c);
-static void conn_pump(struct rconn *c);
-static void conn_connect(struct rconn *c);
-
-/* ---- watchers and the node --------------------------------------------------------------- */
-
-static void watch(struct rconn *c, ev_io *w, int fd, int events)
+/* True when a line may be logged now (at most one a second); otherwise the event is
+ * counted, and the next line says how many were not logged. */
+static bool log_allowed(struct router *r, struct log_limit *l, unsigned *suppressed)
 {
-	if (w->fd == fd && (w->events & (EV_READ | EV_WRITE)) == events && ev_is_active(w))
-		return;
-	ev_io_stop(c->r->loop, w);
-	if (!events || fd < 0)
-		return;
-	ev_io_set(w, fd, events);
-	ev_io_start(c->r->loop, w);
-}
+	ev_tstamp now = ev_now(r->loop);
 
-static void arm_timer(struct rconn *c, double seconds)
-{
-	ev_timer_stop(c->r->loop, &c->timer);
-	ev_timer_set(&c->timer, seconds, 0);
-	ev_timer_start(c->r->loop, &c->timer);
-}
-
-static void set_node(struct rconn *c, struct sub_node *n)
-{
-	if (c->node)
-		sub_node_release(&c->r->table, c->node);
-	c->node = n;
-	if (n)
-		sub_node_hold(n);
-}
-
-/* The exchange no longer counts as in flight on its node (least-conn). */
-static void exchange_uncount(struct rconn *c)
-{
-	if (c->counted && c->node)
-		c->node->active--;
-	c->counted = false;
-}
-
-static void backend_close(struct rconn *c)
-{
-	exchange_uncount(c);
-	watch(c, &c->bio, -1, 0);
-	if (c->bfd >= 0)
-		close(c->bfd);
-	c->bfd = -1;
-	c->reused = false;
-	set_node(c, NULL);
-}
-
-/* ---- ending a connection ------------------------------------------------------------------ */
-
-/* Our side is done: shut it, then drop what the client still sends until its FIN. */
-static void conn_linger(struct rconn *c)
-{
-	backend_close(c);
-	shutdown(c->cfd, SHUT_WR);
-	c->state = R_LINGER;
-	c->clen = c->coff = c->c_fwd = 0;
-	watch(c, &c->cio, c->cfd, EV_READ);
-	arm_timer(c, LINGER_S);
-}
-
-static void reply_error(struct rconn *c, int status, const char *reason)
-{
-	char msg[256];
-	int n = snprintf(msg, sizeof msg,
-			 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-			 "Connection: close\r\n\r\n%s\n", status, reason, strlen(reason) + 1, reason);
-
-	if (send(c->cfd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EPIPE &&
-	    errno != ECONNRESET)
-		log_errno("%s: reply %d to %s", c->r->who, status, c->peer);
-	conn_linger(c);
-}
-
-/* ---- parsers ------------------------------------------------------------------------------ */
-
-static int on_req_complete(http_parser *p)
-{
-	struct rconn *c = p->data;
-
-	c->req_done = true;
-	http_parser_pause(p, 1); /* what follows is the next request */
-	return 0;
-}
-
-static int on_resp_headers(http_parser *p)
-{
-	struct rconn *c = p->data;
-
-	c->resp_started = true;
-	return c->head_only && p->status_code >= 200 ? 1 : 0; /* 1: no body to a HEAD */
-}
-
-static int on_resp_complete(http_parser *p)
-{
-	struct rconn *c = p->data;
-
-	if (p->status_code >= 100 && p->status_code < 200 && p->status_code != 101)
-		return 0; /* 100 Continue and friends: the final answer follows */
-	c->resp_done = true;
-	http_parser_pause(p, 1);
-	return 0;
-}
-
-static const http_parser_settings req_settings = { /* after the head: the body */
-	.on_message_complete = on_req_complete,
-};
-static const http_parser_settings resp_settings = {
-	.on_headers_complete = on_resp_headers, .on_message_complete = on_resp_complete,
-};
-
-/* Methods a request may be sent again for when its first attempt got no answer. */
-static bool idempotent(unsigned method)
-{
-	return method == HTTP_GET || method == HTTP_HEAD || method == HTTP_OPTIONS ||
-	       method == HTTP_TRACE || method == HTTP_PUT || method == HTTP_DELETE;
-}
-
-/* ---- the request head (router_parse_head: see gateway.h) -------------------------------- */
-
-struct head_parse {            /* p->data while router_parse_head() runs */
-	struct router_head *h;
-	bool in_host, headers_done;
-	int hosts, host_values;      /* Host fields, pieces of their values */
-};
-
-static int head_field(http_parser *p, const char *at, size_t len)
-{
-	struct head_parse *hp = p->data;
-
-	hp->in_host = len == 4 && strncasecmp(at, "host", 4) == 0;
-	hp->hosts += hp->in_host;
-	return 0;
-}
-
-static int head_value(http_parser *p, const char *at, size_t len)
-{
-	struct head_parse *hp = p->data;
-
-	hp->host_values += hp->in_host;
-	while (len > 0 && (at[len - 1] == ' ' || at[len - 1] == '\t'))
-		len--; /* http-parser keeps the whitespace after a value */
-	if (hp->in_host && len < sizeof hp->h->host) {
-		memcpy(hp->h->host, at, len);
-		hp->h->host[len] = '\0';
+	if (now - l->last < 1.0) {
+		l->suppressed++;
+		return false;
 	}
-	return 0;
+	l->last = now;
+	*suppressed = l->suppressed;
+	l->suppressed = 0;
+	return true;
 }
 
-static int head_parsed(http_parser *p)
+/* ---- counters (shared with the master) ----------------------------------------------------- */
+
+static struct gw_key_stats *key_stats(struct gw_stats *s, const char *key)
 {
-	struct head_parse *hp = p->data;
+	unsigned n = __atomic_load_n(&s->n_keys, __ATOMIC_ACQUIRE);
 
-	hp->headers_done = true;
-	http_parser_pause(p, 1); /* to see where the parser ends the head */
-	return 0;
-}
-
-static int head_complete(http_parser *p)
-{
-	struct head_parse *hp = p->data;
-
-	hp->h->complete = true;
-	http_parser_pause(p, 1); /* what follows is the next request */
-	return 0;
-}
-
-static const http_parser_settings head_settings = {
-	.on_header_field = head_field, .on_header_value = head_value,
-	.on_headers_complete = head_parsed, .on_message_complete = head_complete,
-};
-
-static size_t head_end(const char *buf, size_t len)
-{
-	const char *lf = memchr(buf, '\n', len);
-
-	for (size_t i = lf ? (size_t)(lf - buf) : len; i + 1 < len; i++) {
-		if (buf[i] != '\n')
-			continue;
-		if (buf[i + 1] == '\n')
-			return i + 2;
-		if (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n')
-			return i + 3;
-	}
-	return 0;
-}
-
-int router_parse_head(http_parser *p, const char *buf, size_t len, struct router_head *h)
-{
-	struct head_parse hp = { .h = h };
-	enum http_errno err;
-	size_t n;
-
-	memset(h, 0, sizeof *h);
-	h->len = head_end(buf, len);
-	if (!h->len)
-		return 0;
-	http_parser_init(p, HTTP_REQUEST);
-	p->data = &hp;
-	n = http_parser_execute(p, &head_settings, buf, h->len);
-	if (hp.headers_done && n == h->len - 1 && HTTP_PARSER_ERRNO(p) == HPE_PAUSED) {
-		http_parser_pause(p, 0); /* at the head's last byte, as it should: go on */
-		n += http_parser_execute(p, &head_settings, buf + n, 1);
-	}
-	p->data = NULL;
-	err = HTTP_PARSER_ERRNO(p);
-	/* Where the parser ends the head is where the empty line does, or the parser and
-	 * the backend disagree on the request: a lenient bare CR ending the headers early
-	 * puts the rest in the body, empty lines before the request line end it before
-	 * any header. A second Host, or one folded on two lines, could be routed by one
-	 * value and served by another. */
-	if ((err != HPE_OK && err != HPE_PAUSED) || !hp.headers_done || n != h->len ||
-	    hp.hosts > 1 || hp.host_values > 1)
-		return -1;
-	h->head_only = p->method == HTTP_HEAD;
-	h->keep_alive = http_should_keep_alive(p) && !p->upgrade;
-	return 0;
-}
-
-char *router_rewrite_head(const char *head, size_t len, const char *peer, size_t *out_len)
-{
-	size_t body = len - (head[len - 2] == '\r' ? 2 : 1); /* drop the empty line */
-	char extra[160], *out;
-	int n = snprintf(extra, sizeof extra, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\n\r\n",
-			 peer);
-
-	if (n < 0 || (size_t)n >= sizeof extra) {
-		errno = EINVAL;
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(s->keys[i].key, key) == 0)
+			return &s->keys[i];
+	if (n >= GW_STATS_KEYS || strlen(key) >= sizeof s->keys[n].key)
 		return NULL;
-	}
-	out = malloc(body + (size_t)n);
-	if (!out)
-		return NULL;
-	memcpy(out, head, body);
-	memcpy(out + body, extra, (size_t)n);
-	*out_len = body + (size_t)n;
-	return out;
+	snprintf(s->keys[n].key, sizeof s->keys[n].key, "%s", key);
+	__atomic_store_n(&s->n_keys, n + 1, __ATOMIC_RELEASE); /* the name first */
+	return &s->keys[n];
 }
 
-static void start_exchange(struct rconn *c, const struct router_head *h)
+void router_count(struct router *r, const char *key, int status)
 {
-	c->reqp.data = c;
-	memcpy(c->host, h->host, sizeof c->host);
-	c->req_done = h->complete;
-	c->head_only = h->head_only;
-	c->client_keepalive = h->keep_alive;
-	free(c->head);
-	c->head_len = c->head_off = 0;
-	c->head = router_rewrite_head(c->cbuf, h->len, c->peer, &c->head_len);
-	if (!c->head) {
-		log_errno("%s: request from %s", c->r->who, c->peer);
-		reply_error(c, 500, "Internal Server Error");
+	int cls = status >= 100 && status < 600 ? status / 100 : 0;
+	struct gw_key_stats *k;
+
+	if (!r->stats)
 		return;
-	}
-	c->coff += h->len;
-	c->n_tried = c->attempts = 0;
-	c->body_sent = false;
-	conn_connect(c);
+	__atomic_fetch_add(&r->stats->requests[cls], 1, __ATOMIC_RELAXED);
+	if (key && (key[0] || status != 404) && (k = key_stats(r->stats, key)))
+		__atomic_fetch_add(&k->requests[cls], 1, __ATOMIC_RELAXED);
 }
 
-static void read_head(struct rconn *c)
-{
-	size_t max = c->r->gw->max_header_size;
-	struct router_head h;
-	int rc;
-
-	if (c->coff > 0) { /* what a pipelining client sent after the last request */
-		memmove(c->cbuf, c->cbuf + c->coff, c->clen - c->coff);
-		c->clen -= c->coff;
-		c->coff = 0;
-	}
-	rc = router_parse_head(&c->reqp, c->cbuf, c->clen, &h);
-	if (h.len > max || (!h.len && c->clen >= max)) {
-		reply_error(c, 431, "Request Header Fields Too Large");
-		return;
-	}
-	if (!h.len)
-		return;
-	if (rc < 0)
-		reply_error(c, 400, "Bad Request");
-	else
-		start_exchange(c, &h);
-}
-
-/* ---- connecting to a node ----------------------------------------------------------------- */
-
-static bool node_in_key(const struct sub_node *node, const struct sub_key *k)
-{
-	const struct sub_node *n;
-
-	TAILQ_FOREACH(n, &k->nodes, link)
-		if (n == node)
-			return true;
-	return false;
-}
-
-static void connected(struct rconn *c)
-{
-	c->state = R_EXCHANGE;
-	c->node->active++;
-	c->counted = true;
-	http_parser_init(&c->resp, HTTP_RESPONSE);
-	c->resp.data = c;
-	c->blen = c->boff = c->b_fwd = 0;
-	c->resp_started = c->resp_done = c->b_any = c->c_sent = c->b_eof = false;
-	arm_timer(c, c->r->gw->backend_timeout);
-	conn_pump(c);
-}
-
-static void skip_node(struct rconn *c)
-{
-	if (c->node && c->n_tried < MAX_ATTEMPTS)
-		c->tried[c->n_tried++] = c->node;
-}
-
-static void connect_failed(struct rconn *c, int err)
-{
-	if (err == EAGAIN) { /* a unix socket's backlog is full: busy, not down */
-		log_warn("%s: node %s is busy (%s): trying another", c->r->who, c->node->addr.text,
-			 strerror(err));
-	} else {
-		log_warn("%s: node %s refused (%s): skipped for %.0fs", c->r->who,
-			 c->node->addr.text, strerror(err), SUB_NODE_DOWN);
-		c->node->down_until = ev_now(c->r->loop) + SUB_NODE_DOWN;
-	}
-	skip_node(c);
-	backend_close(c);
-	conn_connect(c);
-}
-
-/* The backend connection ended (or failed) before a byte of the answer came. */
-static void backend_failed(struct rconn *c, int err)
-{
-	bool retry = !c->body_sent && idempotent(c->reqp.method) && c->attempts < MAX_ATTEMPTS;
-
-	log_warn("%s: %s %s before answering (%s)%s", c->r->who, c->node->addr.text,
-		 c->reused ? "closed a kept-alive connection" : "closed the connection",
-		 err ? strerror(err) : "EOF", retry ? ": sending the request again" : "");
-	if (!c->reused)
-		skip_node(c); /* a fresh connection dropped: try the others first */
-	backend_close(c);
-	if (!retry) {
-		reply_error(c, 502, "Bad Gateway: the node closed the connection");
-		return;
-	}
-	c->head_off = 0;
-	conn_connect(c);
-}
-
-static void conn_connect(struct rconn *c)
-{
-	struct sub_key *k = sub_table_lookup(&c->r->table, c->host);
-	struct sub_node *n;
-
-	if (!k) {
-		reply_error(c, 404, "No such host here");
-		return;
-	}
-	if (c->bfd >= 0 && node_in_key(c->node, k)) {
-		c->reused = true;
-		connected(c); /* keep-alive to the same node */
-		return;
-	}
-	backend_close(c);
-	n = c->attempts < MAX_ATTEMPTS ? sub_pick(&c->r->table, k, ev_now(c->r->loop), c->tried,
-						  c->n_tried) : NULL;
-	if (!n) {
-		reply_error(c, 502, "Bad Gateway: no node answers");
-		return;
-	}
-	set_node(c, n);
-	c->attempts++;
-	c->bfd = socket(n->addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (c->bfd < 0) {
-		log_errno("%s: socket for %s", c->r->who, n->addr.text);
-		reply_error(c, 502, "Bad Gateway");
-		return;
-	}
-	if (connect(c->bfd, (struct sockaddr *)&n->addr.ss, n->addr.len) == 0) {
-		connected(c);
-	} else if (errno == EINPROGRESS) {
-		c->state = R_CONNECT;
-		watch(c, &c->cio, -1, 0);
-		watch(c, &c->bio, c->bfd, EV_WRITE);
-		arm_timer(c, c->r->gw->backend_timeout);
-	} else {
-		connect_failed(c, errno);
-	}
-}
-
-/* ---- streaming ---------------------------------------------------------------------------- */
-
-/* Writes buf[*off..len) to fd; 1 when all written, 0 when it would block, -1 on error. */
-static int flush(int fd, const char *buf, size_t len, size_t *off)
-{
-	while (*off < len) {
-		ssize_t n = send(fd, buf + *off, len - *off, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
-		*off += (size_t)n;
-	}
-	return 1;
-}
-
-/* Request bytes the parser accepts (up to the end of the message) go to the backend.
- * -1 when the connection was closed. */
-static int feed_request(struct rconn *c)
-{
-	if (c->c_fwd || c->coff == c->clen)
-		return 0;
-	if (c->state == R_TUNNEL) {
-		c->c_fwd = c->clen - c->coff;
-		return 0;
-	}
-	if (c->req_done)
-		return 0;
-	size_t n = http_parser_execute(&c->reqp, &req_settings, c->cbuf + c->coff, c->clen - c->coff);
-	if (HTTP_PARSER_ERRNO(&c->reqp) != HPE_OK && HTTP_PARSER_ERRNO(&c->reqp) != HPE_PAUSED) {
-		log_warn("%s: bad request body from %s: %s", c->r->who, c->peer,
-			 http_errno_description(HTTP_PARSER_ERRNO(&c->reqp)));
-		conn_close(c);
-		return -1;
-	}
-	c->c_fwd = n;
-	return 0;
-}
-
-static void tunnel_begins(struct rconn *c)
-{
-	c->state = R_TUNNEL;
-	ev_timer_stop(c->r->loop, &c->timer); /* a tunnel lasts as long as its ends want */
-}
-
-static int feed_response(struct rconn *c)
-{
-	if (c->b_fwd || c->boff == c->blen)
-		return 0;
-	if (c->state == R_TUNNEL) {
-		c->b_fwd = c->blen - c->boff;
-		return 0;
-	}
-	if (c->resp_done)
-		return 0;
-	size_t n = http_parser_execute(&c->resp, &resp_settings, c->bbuf + c->boff, c->blen - c->boff);
-	if (HTTP_PARSER_ERRNO(&c->resp) != HPE_OK && HTTP_PARSER_ERRNO(&c->resp) != HPE_PAUSED) {
-		log_warn("%s: bad response from %s: %s", c->r->who, c->node->addr.text,
-			 http_errno_description(HTTP_PARSER_ERRNO(&c->resp)));
-		if (c->c_sent)
-			conn_close(c);
-		else
-			reply_error(c, 502, "Bad Gateway: bad response");
-		return -1;
-	}
-	c->b_fwd = n;
-	if (c->resp_done && c->resp.status_code == 101 && c->reqp.upgrade)
-		tunnel_begins(c);
-	return 0;
-}
-
-/* Moves what can move, both ways. */
-static enum pump pump_out(struct rconn *c)
-{
-	enum pump result = PUMP_DONE;
-	size_t off;
-	int rc;
-
-	if (c->head_off < c->head_len) {
-		rc = flush(c->bfd, c->head, c->head_len, &c->head_off);
-		if (rc <= 0)
-			return rc < 0 ? PUMP_BACKEND_FAILED : PUMP_BLOCKED;
-	}
-	if (c->c_fwd) {
-		off = 0;
-		rc = flush(c->bfd, c->cbuf + c->coff, c->c_fwd, &off);
-		c->coff += off;
-		c->c_fwd -= off;
-		c->body_sent |= off > 0;
-		if (rc < 0)
-			return PUMP_BACKEND_FAILED;
-		if (rc == 0)
-			result = PUMP_BLOCKED;
-	}
-	if (c->b_fwd) {
-		off = 0;
-		rc = flush(c->cfd, c->bbuf + c->boff, c->b_fwd, &off);
-		c->boff += off;
-		c->b_fwd -= off;
-		c->c_sent |= off > 0;
-		if (rc < 0)
-			return PUMP_CLIENT_FAILED;
-		if (rc == 0)
-			result = PUMP_BLOCKED;
-	}
-	return result;
-}
-
-static void exchange_done(struct rconn *c)
-{
-	bool keepalive = http_should_keep_alive(&c->resp);
-
-	exchange_uncount(c);
-	c->served++;
-	if (!keepalive || c->boff != c->blen || c->b_eof)
-		backend_close(c);
-	if (!c->client_keepalive || !keepalive || c->r->stopping || c->c_eof) {
-		conn_linger(c);
-		return;
-	}
-	c->state = R_HEAD;
-	arm_timer(c, c->r->gw->header_timeout);
-	watch(c, &c->bio, c->bfd, EV_READ); /* a kept backend connection: notice its close */
-	watch(c, &c->cio, c->cfd, EV_READ);
-	read_head(c);
-}
-
-/* A tunnel passes each end's FIN on once what came before it has gone; it is over
- * when both have. Returns -1 when it closed the connection. */
-static int tunnel_ends(struct rconn *c)
-{
-	if (c->c_eof && !c->b_shut && c->c_fwd == 0 && c->coff == c->clen) {
-		shutdown(c->bfd, SHUT_WR);
-		c->b_shut = true;
-	}
-	if (c->b_eof && !c->c_shut && c->b_fwd == 0 && c->boff == c->blen) {
-		shutdown(c->cfd, SHUT_WR);
-		c->c_shut = true;
-	}
-	if (c->b_shut && c->c_shut) {
-		conn_close(c);
-		return -1;
-	}
-	return 0;
-}
-
-static void pump_failed(struct rconn *c, enum pump failure)
-{
-	if (failure == PUMP_BACKEND_FAILED && c->state == R_EXCHANGE && !c->b_any) {
-		backend_failed(c, errno);
-		return;
-	}
-	conn_close(c);
-}
-
-static void conn_pump(struct rconn *c)
-{
-	enum rstate before;
-	enum pump out;
-
-	do { /* again when a tunnel began: the bytes that waited for it may move now */
-		before = c->state;
-		if (feed_request(c) < 0 || feed_response(c) < 0)
-			return;
-		out = pump_out(c);
-		if (out < 0) {
-			pump_failed(c, out);
-			return;
-		}
-		if (c->coff == c->clen)
-			c->coff = c->clen = 0;
-		if (c->boff == c->blen)
-			c->boff = c->blen = 0;
-	} while (c->state != before && out == PUMP_DONE);
-	if (c->state == R_EXCHANGE && out == PUMP_DONE && c->req_done && c->resp_done) {
-		exchange_done(c);
-		return;
-	}
-	if (c->state == R_TUNNEL && tunnel_ends(c) < 0)
-		return;
-	bool want_c = !c->c_eof && c->c_fwd == 0 && c->clen < c->ccap;
-	bool want_b = !c->b_eof && c->b_fwd == 0 && c->head_off == c->head_len &&
-		      (c->state == R_TUNNEL || !c->resp_done);
-	watch(c, &c->cio, c->cfd, (want_c ? EV_READ : 0) | (c->b_fwd ? EV_WRITE : 0));
-	watch(c, &c->bio, c->bfd, (want_b ? EV_READ : 0) |
-				  (c->c_fwd || c->head_off < c->head_len ? EV_WRITE : 0));
-}
-
-/* ---- events ------------------------------------------------------------------------------- */
-
-static ssize_t fill(int fd, char *buf, size_t *len, size_t cap)
-{
-	ssize_t n;
-
-	do
-		n = recv(fd, buf + *len, cap - *len, MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	if (n > 0)
-		*len += (size_t)n;
-	return n;
-}
-
-static void client_ended(struct rconn *c, bool reset)
-{
-	if (reset || c->state == R_HEAD || c->state == R_LINGER ||
-	    (c->state == R_EXCHANGE && !c->req_done)) {
-		conn_close(c);
-		return;
-	}
-	c->c_eof = true; /* a half-close: the answer still goes back */
-	conn_pump(c);
-}
-
-static void client_event(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct rconn *c = container_of(w, struct rconn, cio);
-
-	(void)loop;
-	if (c->state == R_LINGER) {
-		c->clen = 0; /* dropped */
-		ssize_t n = fill(c->cfd, c->cbuf, &c->clen, c->ccap);
-		if (n == 0 || (n < 0 && errno != EAGAIN))
-			conn_close(c);
-		return;
-	}
-	if ((revents & EV_READ) && c->clen < c->ccap) {
-		ssize_t n = fill(c->cfd, c->cbuf, &c->clen, c->ccap);
-		if (n == 0 || (n < 0 && errno != EAGAIN)) {
-			client_ended(c, n < 0);
-			return;
-		}
-		if (n > 0 && c->state == R_EXCHANGE && !c->req_done)
-			arm_timer(c, c->r->gw->backend_timeout); /* an upload in progress */
-		if (c->state == R_HEAD) {
-			read_head(c);
-			return;
-		}
-	}
-	if (c->state == R_EXCHANGE || c->state == R_TUNNEL)
-		conn_pump(c);
-}
-
-static void backend_ended(struct rconn *c, int err)
-{
-	if (c->state == R_EXCHANGE && !c->b_any) {
-		backend_failed(c, err);
-		return;
-	}
-	c->b_eof = true;
-	if (c->state == R_EXCHANGE && !c->resp_done) { /* a body that ends at EOF, or cut */
-		http_parser_execute(&c->resp, &resp_settings, NULL, 0);
-		if (!c->resp_done) {
-			log_warn("%s: %s closed in the middle of a response", c->r->who,
-				 c->node->addr.text);
-			conn_close(c);
-			return;
-		}
-	}
-	conn_pump(c);
-}
-
-static void backend_event(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct rconn *c = container_of(w, struct rconn, bio);
-
-	(void)loop;
-	if (c->state == R_CONNECT) {
-		int err = 0;
-		socklen_t len = sizeof err;
-		getsockopt(c->bfd, SOL_SOCKET, SO_ERROR, &err, &len);
-		if (err)
-			connect_failed(c, err);
-		else
-			connected(c);
-		return;
-	}
-	if (c->state != R_EXCHANGE && c->state != R_TUNNEL) {
-		backend_close(c); /* an idle kept connection closed (or spoke out of turn) */
-		return;
-	}
-	if (revents & EV_READ) {
-		ssize_t n = fill(c->bfd, c->bbuf, &c->blen, sizeof c->bbuf);
-		if (n == 0 || (n < 0 && errno != EAGAIN)) {
-			backend_ended(c, n < 0 ? errno : 0);
-			return;
-		}
-		c->b_any |= n > 0;
-		if (n > 0 && c->state == R_EXCHANGE)
-			arm_timer(c, c->r->gw->backend_timeout);
-	}
-	conn_pump(c);
-}
-
-static void timer_fired(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct rconn *c = container_of(w, struct rconn, timer);
-
-	(void)loop, (void)revents;
-	switch (c->state) {
-	case R_HEAD:
-		if (c->clen > c->coff)
-			reply_error(c, 408, "Request Timeout");
-		else
-			conn_close(c); /* an idle keep-alive connection */
-		break;
-	case R_CONNECT:
-		connect_failed(c, ETIMEDOUT);
-		break;
-	case R_EXCHANGE:
-		log_warn("%s: %s did not answer within %.0fs", c->r->who, c->node->addr.text,
-			 c->r->gw->backend_timeout);
-		if (c->c_sent)
-			conn_close(c); /* a response that stalled midway */
-		else
-			reply_error(c, 504, "Gateway Timeout");
-		break;
-	case R_TUNNEL:
-		break;
-	case R_LINGER:
-		conn_close(c);
-		break;
-	}
-}
-
-/* ---- connections -------------------------------------------------------------------------- */
+/* ---- connections, and how many per client address -------------------------------------- */
 
 static void router_done(struct router *r)
 {
@@ -826,17 +84,42 @@ static void router_done(struct router *r)
 	ev_break(r->loop, EVBREAK_ALL);
 }
 
-static void conn_close(struct rconn *c)
+static struct peer_bucket *peer_bucket(struct router *r, const char *addr)
 {
-	struct router *r = c->r;
+	unsigned h = 2166136261u; /* FNV-1a */
 
-	backend_close(c);
-	ev_io_stop(r->loop, &c->cio);
-	ev_timer_stop(r->loop, &c->timer);
-	close(c->cfd);
-	TAILQ_REMOVE(&r->conns, c, link);
-	free(c->head);
-	free(c);
+	for (const char *p = addr; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return &r->peers[h % PEER_BUCKETS];
+}
+
+/* The count of addr's connections, created at 0; NULL without memory. */
+static struct peer_count *peer_get(struct router *r, const char *addr)
+{
+	struct peer_bucket *b = peer_bucket(r, addr);
+	struct peer_count *pc;
+
+	LIST_FOREACH(pc, b, link)
+		if (strcmp(pc->addr, addr) == 0)
+			return pc;
+	if (!(pc = calloc(1, sizeof *pc)))
+		return NULL;
+	snprintf(pc->addr, sizeof pc->addr, "%s", addr);
+	LIST_INSERT_HEAD(b, pc, link);
+	return pc;
+}
+
+static void peer_put(struct peer_count *pc)
+{
+	if (pc && --pc->n <= 0) {
+		LIST_REMOVE(pc, link);
+		free(pc);
+	}
+}
+
+void router_conn_gone(struct router *r, struct peer_count *pc)
+{
+	peer_put(pc);
 	r->n_conns--;
 	if (r->stopping && r->n_conns == 0)
 		router_done(r);
@@ -860,24 +143,66 @@ static void peer_text(int fd, char *out, size_t len)
 		snprintf(out, len, "unix");
 }
 
-static struct rconn *conn_new(struct router *r, int fd)
+/* A client at its max-connections-per-client: a 429 and the connection closed, so
+ * that one client cannot take every connection the router has. */
+static void refuse_client(struct router *r, int fd, const char *peer)
 {
-	size_t ccap = r->gw->max_header_size > RBUF ? r->gw->max_header_size : RBUF;
-	struct rconn *c = malloc(sizeof *c + ccap);
+	static const char answer[] = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\n"
+				     "Content-Length: 35\r\nConnection: close\r\n\r\n"
+				     "Too many connections from you now\n";
+	unsigned more;
 
-	if (!c)
-		return NULL;
-	memset(c, 0, offsetof(struct rconn, bbuf)); /* the buffers need no zeroing */
-	c->r = r;
-	c->cfd = fd;
-	c->bfd = -1;
-	c->ccap = ccap;
-	c->state = R_HEAD;
-	peer_text(fd, c->peer, sizeof c->peer);
-	ev_io_init(&c->cio, client_event, fd, EV_READ);
-	ev_io_init(&c->bio, backend_event, -1, EV_READ);
-	ev_timer_init(&c->timer, timer_fired, 0, 0);
-	return c;
+	char drain[4096];
+
+	if (send(fd, answer, sizeof answer - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 &&
+	    errno != EAGAIN && errno != EPIPE && errno != ECONNRESET)
+		log_errno("%s: reply 429 to %s", r->who, peer);
+	/* What the client already sent is read first: a close with unread bytes would be
+	 * a reset, which may reach the client before it has read the 429. */
+	for (int i = 0; i < 4 && recv(fd, drain, sizeof drain, MSG_DONTWAIT) > 0; i++)
+		;
+	close(fd);
+	router_count(r, NULL, 429);
+	if (log_allowed(r, &r->refused_clients, &more))
+		log_warn("%s: %s has %d connections open (max-connections-per-client): "
+			 "refused%s", r->who, peer, r->max_per_client,
+			 more ? " (and others, not logged)" : "");
+}
+
+/* The accepted fd becomes a connection, unless its client has too many already. Unix
+ * socket clients have no address to tell them apart: they are not limited one by one. */
+static void take_connection(struct router *r, int fd)
+{
+	char peer[INET6_ADDRSTRLEN];
+	struct peer_count *pc = NULL;
+	struct rconn *c;
+
+	peer_text(fd, peer, sizeof peer);
+	if (strcmp(peer, "unix") != 0 && !(pc = peer_get(r, peer))) {
+		log_errno("%s: connection from %s", r->who, peer);
+		close(fd);
+		return;
+	}
+	if (pc && pc->n >= r->max_per_client) {
+		refuse_client(r, fd, peer);
+		return;
+	}
+	if (!(c = rconn_new(r, fd, peer))) {
+		log_errno("%s: connection from %s", r->who, peer);
+		if (pc && pc->n == 0) { /* made for this one: not kept at 0 */
+			pc->n = 1;
+			peer_put(pc);
+		}
+		close(fd);
+		return;
+	}
+	if (pc)
+		pc->n++;
+	c->peer_count = pc;
+	ev_io_start(r->loop, &c->cio);
+	rconn_arm_timer(c, r->gw->header_timeout);
+	TAILQ_INSERT_TAIL(&r->conns, c, link);
+	r->n_conns++;
 }
 
 static void accept_ready(struct ev_loop *loop, ev_io *w, int revents)
@@ -892,16 +217,7 @@ static void accept_ready(struct ev_loop *loop, ev_io *w, int revents)
 				log_errno("%s: accept", r->who);
 			break;
 		}
-		struct rconn *c = conn_new(r, fd);
-		if (!c) {
-			log_errno("%s: connection from fd %d", r->who, fd);
-			close(fd);
-			break;
-		}
-		ev_io_start(loop, &c->cio);
-		arm_timer(c, r->gw->header_timeout);
-		TAILQ_INSERT_TAIL(&r->conns, c, link);
-		r->n_conns++;
+		take_connection(r, fd);
 	}
 	if (r->n_conns >= r->gw->max_connections)
 		ev_io_stop(loop, &r->listen_io);
@@ -954,7 +270,10 @@ static void subscription_ready(struct ev_loop *loop, ev_io *w, int revents)
 		if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_CREDENTIALS)
 			memcpy(&uc, CMSG_DATA(cm), sizeof uc);
 		if (!sender_allowed(r, uc.uid)) {
-			log_warn("%s: subscription from uid %d (pid %d) refused", r->who, (int)uc.uid, (int)uc.pid);
+			unsigned more;
+			if (log_allowed(r, &r->refused_senders, &more))
+				log_warn("%s: subscription from uid %d (pid %d) refused%s", r->who,
+					 (int)uc.uid, (int)uc.pid, more ? " (and others, not logged)" : "");
 			continue;
 		}
 		cmd = (mh.msg_flags & MSG_TRUNC) ? -1 : sub_parse(buf, key, sizeof key, &addr, &weight, &why);
@@ -968,6 +287,43 @@ static void subscription_ready(struct ev_loop *loop, ev_io *w, int revents)
 			sub_table_remove(&r->table, key, &addr);
 	}
 	expiry_rearm(r);
+}
+
+/* ---- the state file: at most every SUB_SAVE_INTERVAL, and at exit ---------------------- */
+
+static void save_nodes(struct router *r)
+{
+	ev_timer_stop(r->loop, &r->save_timer);
+	r->saved_at = ev_now(r->loop);
+	sub_table_save(&r->table);
+}
+
+static void save_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop, (void)revents;
+	save_nodes(container_of(w, struct router, save_timer));
+}
+
+static void nodes_changed(struct sub_table *t)
+{
+	struct router *r = container_of(t, struct router, table);
+	ev_tstamp wait = r->saved_at + SUB_SAVE_INTERVAL - ev_now(r->loop);
+
+	if (ev_is_active(&r->save_timer))
+		return;
+	if (wait <= 0) {
+		save_nodes(r);
+		return;
+	}
+	ev_timer_set(&r->save_timer, wait, 0);
+	ev_timer_start(r->loop, &r->save_timer);
+}
+
+/* A change not written yet is written before the router goes. */
+static void save_pending(struct router *r)
+{
+	if (ev_is_active(&r->save_timer))
+		save_nodes(r);
 }
 
 static void expire_due(struct ev_loop *loop, ev_timer *w, int revents)
@@ -988,8 +344,10 @@ static void stop_signal(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	if (read(r->sig_fd, &si, sizeof si) != (ssize_t)sizeof si)
 		return;
-	if (si.ssi_signo == SIGINT)
+	if (si.ssi_signo == SIGINT) {
+		save_pending(r);
 		_exit(0);
+	}
 	if (r->stopping)
 		return;
 	r->stopping = true;
@@ -999,8 +357,8 @@ static void stop_signal(struct ev_loop *loop, ev_io *w, int revents)
 		next = TAILQ_NEXT(c, link);
 		/* Idle between requests. A new connection's first request may be on its way:
 		 * it gets header-timeout to arrive, and is answered. */
-		if (c->state == R_HEAD && c->clen == c->coff && c->served > 0)
-			conn_close(c);
+		if (rconn_idle(c))
+			rconn_close(c);
 	}
 	if (r->n_conns == 0)
 		router_done(r);
@@ -1047,13 +405,19 @@ static void add_static_nodes(struct router *r, const struct config *cfg)
 int router_main(void *arg)
 {
 	struct proc *p = arg;
-	struct router r = { .gw = &p->m->cfg->gateways[p->index], .uid = getuid() };
+	struct router r = { .gw = &p->m->cfg->gateways[p->index], .uid = getuid(),
+			    .stats = p->child.data };
 	char ident[96];
+
+	r.max_per_client = r.gw->max_connections_per_client;
+	if (r.max_per_client == 0) /* default: a tenth of max-connections */
+		r.max_per_client = r.gw->max_connections >= 10 ? r.gw->max_connections / 10 : 1;
 
 	snprintf(r.who, sizeof r.who, "gateway %zu", p->index + 1);
 	snprintf(ident, sizeof ident, "vassal %s", p->m->cfg->name);
 	log_init(ident);
-	prctl(PR_SET_NAME, "vassal-router");
+	if (prctl(PR_SET_NAME, "vassal-router") < 0) /* what ps and pgrep show */
+		log_errno("prctl(PR_SET_NAME)");
 	TAILQ_INIT(&r.conns);
 	sub_table_init(&r.table, r.gw->balance, r.who);
 	add_static_nodes(&r, p->m->cfg);
@@ -1064,12 +428,19 @@ int router_main(void *arg)
 		log_errno("%s: cannot start", r.who);
 		return 1;
 	}
-	fd_set_nonblock(r.listen_fd, 1); /* our own dup: the flag is on a shared description, */
-	ev_io_init(&r.listen_io, accept_ready, r.listen_fd, EV_READ); /* only routers use it */
+	/* The flag is on the description the master shares: only routers accept on it. A
+	 * blocking accept would stall the loop once the backlog is drained. */
+	if (fd_set_nonblock(r.listen_fd, 1) < 0) {
+		log_errno("%s: cannot make %s non-blocking", r.who, r.gw->listen.text);
+		return 1;
+	}
+	ev_io_init(&r.listen_io, accept_ready, r.listen_fd, EV_READ);
 	ev_io_start(r.loop, &r.listen_io);
+	ev_timer_init(&r.save_timer, save_due, 0, 0);
 	if (r.sub_fd >= 0) {
 		state_path(&r);
 		sub_table_restore(&r.table, ev_now(r.loop));
+		r.table.on_change = nodes_changed;
 		ev_io_init(&r.sub_io, subscription_ready, r.sub_fd, EV_READ);
 		ev_io_start(r.loop, &r.sub_io);
 		ev_timer_init(&r.expire_timer, expire_due, 0, 0);
@@ -1078,6 +449,7 @@ int router_main(void *arg)
 	log_info("%s: routing on %s (%d static nodes, %d subscribed)", r.who, r.gw->listen.text,
 		 n_static, sub_table_count(&r.table) - n_static);
 	ev_run(r.loop, 0);
+	save_pending(&r);
 	sub_table_fini(&r.table);
 	ev_loop_destroy(r.loop);
 	return r.done ? 0 : 1;

@@ -7,10 +7,13 @@
  * spooler was killed is simply run again (at-least-once). The task program runs in
  * the spooler's process group, so the SIGKILL of that group (no mercy, `stop: kill`,
  * the spooler's own death) takes it and whatever it started; PR_SET_PDEATHSIG covers a
- * spooler that dies alone. It is watched through a pidfd.
+ * spooler that dies alone. It is spawned and reaped by lib/child.c like every child
+ * (a set of one, in the spooler's own loop: reaped through a pidfd).
  *   exit 0           the task file is removed (unlink + fsync of the directory)
  *   exit 75, signal  run again after retry-backoff * 2^(attempts-1), up to max-attempts
  *   anything else    moved to failed/ with failed/<id>.note saying why
+ * An outcome that cannot be written (a full spool file system) is kept in memory
+ * (struct deferred) with the task's lock, so the backoff and the attempts still hold.
  * On its stop signal the spooler takes no new task, lets the running one finish,
  * and exits; the master's mercy (or `stop: kill`) bounds that. */
 #include <dirent.h>
@@ -23,7 +26,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
-#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -35,9 +37,29 @@
 #include "procs.h"
 #include "spooler.h"
 #include "spool.h"
+#include "spool_gauge.h"
 #include "util.h"
 
 #define RETRY_DELAY_MAX 86400.0   /* the doubling retry delay stops growing at a day */
+#define DEFERRED_LOCKS_MAX 256    /* deferred tasks whose lock is held (one fd each) */
+
+/* A task whose outcome could not be written down (its retry's rewrite, its move to
+ * failed/ or its removal failed: a full or read-only spool file system). Its backoff
+ * and attempts are kept here instead, in memory, and its lock stays held (fd) so that
+ * no other spooler process runs it meanwhile; the file itself is left as it was, so
+ * nothing is lost. When it is due, what is owed is done from here: run it again, or
+ * try the move or the removal again. */
+enum deferred_outcome { DEFER_RUN, DEFER_FAIL, DEFER_REMOVE };
+struct deferred {
+	TAILQ_ENTRY(deferred) link;
+	char file[256];
+	int fd;                     /* the task file, flock'ed; -1 past DEFERRED_LOCKS_MAX */
+	double not_before;          /* wall clock */
+	enum deferred_outcome owed;
+	int attempts;               /* attempts so far, counted here since the file is stale */
+	char failed_why[200];       /* DEFER_FAIL: why it goes to failed/ */
+};
+TAILQ_HEAD(deferred_list, deferred);
 
 struct spooler {
 	struct ev_loop *loop;
@@ -45,12 +67,17 @@ struct spooler {
 	char *dir;                  /* cfg->dir made absolute: the task program may chdir */
 	char **env;                 /* the vassal's child environment */
 	int dirfd, inofd, sigfd;
-	ev_io ino_io, sig_io, task_io;
+	ev_io ino_io, sig_io;
 	ev_timer wake;
 	bool stopping;
-	/* the task being run */
-	pid_t task_pid;
-	int task_pidfd, lock_fd;
+	struct deferred_list deferred;
+	int n_deferred_locks;
+	struct candidate *known;     /* the last scan's tasks, by name: their priorities */
+	size_t n_known;
+	/* the task being run: its program is a child of lib/child.c's, in our own set */
+	struct child_set procs;
+	struct child proc;
+	int lock_fd;
 	char file[256];
 	char *text;
 	struct spool_task task;
@@ -66,8 +93,6 @@ static double wall_now(void)
 
 static void schedule_scan(struct spooler *s, double after);
 
-/* ---- outcomes ------------------------------------------------------------------------ */
-
 static void write_note(struct spooler *s, const char *file, const char *why)
 {
 	char note[300], text[600];
@@ -81,41 +106,124 @@ static void write_note(struct spooler *s, const char *file, const char *why)
 	}
 	n = snprintf(text, sizeof text, "%s\nfailed at %.3f after %d attempts\n", why, wall_now(),
 		     s->task.attempts);
-	if (write(fd, text, (size_t)n) < 0 || fsync(fd) < 0)
+	if (fd_write_all(fd, text, (size_t)n) < 0 || fsync(fd) < 0)
 		log_errno("spooler: %s", note);
 	close(fd);
 }
 
-static void fail_task(struct spooler *s, const char *file, const char *why)
+/* ---- deferred outcomes ---------------------------------------------------------------- */
+
+static struct deferred *deferred_find(struct spooler *s, const char *file)
+{
+	struct deferred *d;
+
+	TAILQ_FOREACH(d, &s->deferred, link)
+		if (strcmp(d->file, file) == 0)
+			return d;
+	return NULL;
+}
+
+static void deferred_free(struct spooler *s, struct deferred *d)
+{
+	TAILQ_REMOVE(&s->deferred, d, link);
+	if (d->fd >= 0) {
+		close(d->fd);
+		s->n_deferred_locks--;
+	}
+	free(d);
+}
+
+/* The outcome of the claimed task could not be written: keep it in memory, with its
+ * lock, until not_before. Without memory the lock is let go: the task runs again (as
+ * after a spooler's death), but it is not lost. */
+static void defer_task(struct spooler *s, double not_before, enum deferred_outcome owed,
+		       int attempts, const char *failed_why)
+{
+	struct deferred *d = calloc(1, sizeof *d);
+
+	if (!d) {
+		log_errno("spooler: cannot keep task %s back", s->file);
+		return;
+	}
+	snprintf(d->file, sizeof d->file, "%s", s->file);
+	d->not_before = not_before;
+	d->owed = owed;
+	d->attempts = attempts;
+	snprintf(d->failed_why, sizeof d->failed_why, "%s", failed_why ? failed_why : "");
+	d->fd = -1;
+	if (s->n_deferred_locks < DEFERRED_LOCKS_MAX) {
+		d->fd = s->lock_fd; /* release_task() will not close it now */
+		s->lock_fd = -1;
+		s->n_deferred_locks += d->fd >= 0;
+	}
+	TAILQ_INSERT_TAIL(&s->deferred, d, link);
+	schedule_scan(s, not_before - wall_now()); /* deferred from within a scan too */
+}
+
+/* ---- outcomes ------------------------------------------------------------------------ */
+
+/* Backoff before run n+1 (n runs so far ended in a retry). */
+static double retry_delay(const struct spooler *s, int n)
+{
+	return fmin(s->cfg->retry_backoff * pow(2, n - 1), RETRY_DELAY_MAX);
+}
+
+/* Moves the claimed task (s->file) to failed/. If it cannot be moved, it is kept back
+ * in memory and the move is tried again after a retry-backoff: it is never run again
+ * at once. */
+static void fail_task(struct spooler *s, const char *why)
 {
 	char dest[300];
 
 	if (mkdirat(s->dirfd, "failed", 0750) < 0 && errno != EEXIST)
 		log_errno("spooler: mkdir failed/");
-	snprintf(dest, sizeof dest, "failed/%s", file);
-	write_note(s, file, why);
-	if (renameat(s->dirfd, file, s->dirfd, dest) < 0)
-		log_errno("spooler: move %s to failed/", file);
-	fsync(s->dirfd);
-	log_warn("task %s failed: %s", file, why);
+	snprintf(dest, sizeof dest, "failed/%s", s->file);
+	write_note(s, s->file, why);
+	if (renameat(s->dirfd, s->file, s->dirfd, dest) < 0) {
+		log_errno("spooler: move %s to failed/ (trying again in %.1fs)", s->file,
+			  retry_delay(s, 1));
+		defer_task(s, wall_now() + retry_delay(s, 1), DEFER_FAIL, s->task.attempts, why);
+		return;
+	}
+	if (fsync(s->dirfd) < 0)
+		log_errno("spooler: fsync %s", s->dir);
+	log_warn("task %s failed: %s", s->file, why);
 }
 
 static void retry_task(struct spooler *s, const char *why)
 {
 	int attempts = s->task.attempts + 1;
-	double delay = fmin(s->cfg->retry_backoff * pow(2, attempts - 1), RETRY_DELAY_MAX);
+	double delay = retry_delay(s, attempts);
 
 	if (attempts >= s->cfg->max_attempts) {
 		char full[200];
 		snprintf(full, sizeof full, "%s; gave up after %d attempts", why, attempts);
 		s->task.attempts = attempts;
-		fail_task(s, s->file, full);
+		fail_task(s, full);
 		return;
 	}
-	if (spool_rewrite(s->dirfd, s->file, &s->task, wall_now() + delay, attempts) < 0)
-		log_errno("spooler: rewrite %s for a retry", s->file);
-	else
+	if (spool_rewrite(s->dirfd, s->file, &s->task, wall_now() + delay, attempts) == 0) {
 		log_info("task %s: %s; retry %d in %.1fs", s->file, why, attempts, delay);
+		return;
+	}
+	log_errno("task %s: %s; retry %d in %.1fs, kept in memory: cannot rewrite the task file",
+		  s->file, why, attempts, delay);
+	defer_task(s, wall_now() + delay, DEFER_RUN, attempts, NULL);
+}
+
+/* The task succeeded: its file goes. If it cannot (a read-only file system), it is
+ * kept back and the removal tried again after a retry-backoff: never run again. */
+static void remove_task(struct spooler *s)
+{
+	if (unlinkat(s->dirfd, s->file, 0) < 0) {
+		log_errno("task %s: done, but cannot remove it (trying again in %.1fs)", s->file,
+			  retry_delay(s, 1));
+		defer_task(s, wall_now() + retry_delay(s, 1), DEFER_REMOVE, s->task.attempts, NULL);
+		return;
+	}
+	if (fsync(s->dirfd) < 0)
+		log_errno("spooler: fsync %s", s->dir);
+	log_info("task %s done", s->file);
 }
 
 static void task_done(struct spooler *s, int status)
@@ -123,13 +231,10 @@ static void task_done(struct spooler *s, int status)
 	char why[96];
 
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		if (unlinkat(s->dirfd, s->file, 0) < 0 || fsync(s->dirfd) < 0)
-			log_errno("spooler: remove %s", s->file);
-		else
-			log_info("task %s done", s->file);
+		remove_task(s);
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) != SPOOL_EX_RETRY) {
 		snprintf(why, sizeof why, "the task program exited %d", WEXITSTATUS(status));
-		fail_task(s, s->file, why);
+		fail_task(s, why);
 	} else {
 		if (WIFSIGNALED(status))
 			snprintf(why, sizeof why, "the task program was killed by signal %d", WTERMSIG(status));
@@ -149,22 +254,21 @@ static void release_task(struct spooler *s)
 	spool_task_fini(&s->task);
 	free(s->text);
 	s->text = NULL;
-	s->task_pid = 0;
 }
 
-static void task_exited(struct ev_loop *loop, ev_io *w, int revents)
+/* The task program is gone (reaped by lib/child.c): its outcome, then the next task. */
+static void task_exited(struct child *c, int status)
 {
-	struct spooler *s = container_of(w, struct spooler, task_io);
-	siginfo_t si = { 0 };
-	int status;
+	struct spooler *s = container_of(c, struct spooler, proc);
+	char why[160];
 
-	(void)revents;
-	ev_io_stop(loop, w);
-	if (waitid(P_PIDFD, (id_t)s->task_pidfd, &si, WEXITED) < 0)
-		log_errno("spooler: waitid");
-	close(s->task_pidfd);
-	status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0) : si.si_status & 0x7f;
-	task_done(s, status);
+	if (c->exec_errno) {
+		snprintf(why, sizeof why, "the task program could not be started (%s)",
+			 strerror(c->exec_errno));
+		retry_task(s, why);
+	} else {
+		task_done(s, status);
+	}
 	release_task(s);
 	if (s->stopping) {
 		log_info("spooler stopped");
@@ -173,76 +277,56 @@ static void task_exited(struct ev_loop *loop, ev_io *w, int revents)
 	schedule_scan(s, 0);
 }
 
-static _Noreturn void exec_task(struct spooler *s, pid_t parent, int errfd)
+/* argv: the program's, then the task file's absolute path. */
+static char **task_argv(const struct spooler *s, char *path)
 {
-	char path[512], **argv, **env = strv_dup(s->env);
 	size_t n = strv_len(s->cfg->prog.argv);
-	int e;
+	char **argv = calloc(n + 2, sizeof *argv);
 
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-		_exit(127);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* Only stdio and errfd (CLOEXEC) reach the program, not the master's fds. */
-	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		for (int fd = 3; fd < 4096; fd++)
-			fd_set_cloexec(fd, 1);
-	snprintf(path, sizeof path, "%s/%s", s->dir, s->file);
-	argv = calloc(n + 2, sizeof *argv);
 	for (size_t i = 0; argv && i < n; i++)
 		argv[i] = s->cfg->prog.argv[i];
 	if (argv)
 		argv[n] = path;
+	return argv;
+}
+
+/* The vassal's child environment, SPOOL_<KEY> for each key, SPOOL_ATTEMPT. */
+static char **task_env(const struct spooler *s)
+{
+	char **env = strv_dup(s->env), num[16];
+
 	for (size_t i = 0; env && s->task.env[i]; i++) {
 		char *eq = strchr(s->task.env[i], '=');
 		*eq = '\0';
 		env = env_set(env, s->task.env[i], eq + 1);
 		*eq = '=';
 	}
-	if (env) {
-		char num[16];
-		snprintf(num, sizeof num, "%d", s->task.attempts + 1);
-		env = env_set(env, "SPOOL_ATTEMPT", num);
-	}
-	if (argv && env && (!s->cfg->prog.cwd || chdir(s->cfg->prog.cwd) == 0))
-		execvpe(argv[0], argv, env);
-	e = errno;
-	while (write(errfd, &e, sizeof e) < 0 && errno == EINTR)
-		;
-	_exit(127);
+	snprintf(num, sizeof num, "%d", s->task.attempts + 1);
+	return env ? env_set(env, "SPOOL_ATTEMPT", num) : NULL;
 }
 
+/* Starts the task program through lib/child.c, in our process group (the SIGKILL of
+ * the group takes it) and with PR_SET_PDEATHSIG. 0: it runs (or its exec failed:
+ * task_exited() will say); -1: it could not be forked. */
 static int start_task(struct spooler *s)
 {
-	int pfd[2], err = 0;
-	pid_t parent = getpid();
+	char path[PATH_MAX + 256], **argv, **env;
+	int rc = -1;
 
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return -1;
-	s->task_pid = fork();
-	if (s->task_pid == 0)
-		exec_task(s, parent, pfd[1]);
-	close(pfd[1]);
-	if (s->task_pid < 0 || read(pfd[0], &err, sizeof err) > 0) {
-		close(pfd[0]);
-		errno = err ? err : errno;
-		log_errno("spooler: cannot run %s for %s", s->cfg->prog.argv[0], s->file);
-		if (s->task_pid > 0)
-			waitpid(s->task_pid, NULL, 0); /* it has already exited 127 */
-		return -1;
+	snprintf(path, sizeof path, "%s/%s", s->dir, s->file);
+	argv = task_argv(s, path);
+	env = task_env(s);
+	if (argv && env) {
+		struct child_exec x = { .argv = argv, .env = env, .cwd = s->cfg->prog.cwd,
+					.out_fd = -1, .die_with_parent = true, .keep_group = true };
+		rc = child_spawn(&s->proc, &x);
 	}
-	close(pfd[0]);
-	s->task_pidfd = pidfd_open(s->task_pid, 0);
-	if (s->task_pidfd < 0) {
-		log_errno("spooler: pidfd_open");
-		return -1;
-	}
-	ev_io_init(&s->task_io, task_exited, s->task_pidfd, EV_READ);
-	ev_io_start(s->loop, &s->task_io);
-	log_info("task %s: running (pid %d, attempt %d)", s->file, (int)s->task_pid,
-		 s->task.attempts + 1);
-	return 0;
+	free(argv);
+	strv_free(env);
+	if (rc == 0)
+		log_info("task %s: running (pid %d, attempt %d)", s->file, (int)s->proc.pid,
+			 s->task.attempts + 1);
+	return rc == 0 || child_running(&s->proc) ? 0 : -1;
 }
 
 /* ---- choosing a task ------------------------------------------------------------------- */
@@ -265,56 +349,119 @@ static char *read_task(int fd, size_t *len)
 	return buf;
 }
 
-/* Locks and parses file. 1: claimed and due; 0: not ours or not due (*next_at);
- * -1: malformed (moved to failed/). */
-static int claim(struct spooler *s, const char *file, double *next_at)
+/* Opens and locks file, if it is still the file under that name: not done (unlinked),
+ * retried (renamed over) or failed (moved) by another spooler since we opened it. The
+ * locked fd, or -1 (another spooler's, or gone). */
+static int lock_task(struct spooler *s, const char *file, int fd)
 {
-	int fd = openat(s->dirfd, file, O_RDONLY | O_CLOEXEC);
 	struct stat st, now_st;
-	char why[160];
-	size_t len;
 
 	if (fd < 0)
-		return 0;
-	/* Locked, and still the file under that name: not done (unlinked), retried
-	 * (renamed over) or failed (moved) by another spooler since we opened it. */
+		fd = openat(s->dirfd, file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &st) < 0 ||
 	    fstatat(s->dirfd, file, &now_st, 0) < 0 || st.st_ino != now_st.st_ino ||
-	    st.st_dev != now_st.st_dev) {
+	    st.st_dev != now_st.st_dev || lseek(fd, 0, SEEK_SET) < 0) {
 		close(fd);
-		return 0;
+		return -1;
 	}
+	return fd;
+}
+
+/* Reads and parses the task s->lock_fd (s->file). 1: due; 0: not due (*next_at, the
+ * task released); -1: malformed (moved to failed/). */
+static int load_task(struct spooler *s, double *next_at)
+{
+	char why[160], full[200];
+	size_t len;
+
 	memset(&s->task, 0, sizeof s->task);
-	s->text = read_task(fd, &len);
+	s->text = read_task(s->lock_fd, &len);
 	if (!s->text || len > SPOOL_MAX_TASK ||
 	    spool_parse(s->text, len, &s->task, why, sizeof why) < 0) {
 		if (!s->text || len > SPOOL_MAX_TASK)
 			snprintf(why, sizeof why, "unreadable or larger than %d bytes", SPOOL_MAX_TASK);
-		snprintf(s->file, sizeof s->file, "%s", file);
-		char full[200];
 		snprintf(full, sizeof full, "malformed task: %s", why);
-		fail_task(s, file, full);
-		free(s->text);
-		s->text = NULL;
-		close(fd);
+		fail_task(s, full);
+		release_task(s);
 		return -1;
 	}
 	if (s->task.at > wall_now()) {
 		if (s->task.at < *next_at)
 			*next_at = s->task.at;
 		release_task(s);
-		close(fd);
 		return 0;
 	}
-	s->lock_fd = fd;
-	snprintf(s->file, sizeof s->file, "%s", file);
 	return 1;
+}
+
+/* A task kept back in memory (d): not yet due, due to run, or due to be moved to
+ * failed/ once more. Same results as claim(). */
+static int claim_deferred(struct spooler *s, struct deferred *d, double *next_at)
+{
+	int attempts = d->attempts, rc;
+	enum deferred_outcome owed = d->owed;
+	char why[sizeof d->failed_why];
+
+	if (d->not_before > wall_now()) {
+		if (d->not_before < *next_at)
+			*next_at = d->not_before;
+		return 0;
+	}
+	s->lock_fd = lock_task(s, d->file, d->fd);
+	if (d->fd >= 0) {
+		d->fd = -1; /* now s->lock_fd, or closed */
+		s->n_deferred_locks--;
+	}
+	snprintf(s->file, sizeof s->file, "%s", d->file);
+	snprintf(why, sizeof why, "%s", d->failed_why);
+	deferred_free(s, d);
+	if (s->lock_fd < 0)
+		return 0; /* removed by hand meanwhile, or (unlocked) another spooler's now */
+	if (owed == DEFER_REMOVE) {
+		memset(&s->task, 0, sizeof s->task);
+		s->task.attempts = attempts;
+		remove_task(s);
+		release_task(s);
+		return -1;
+	}
+	rc = load_task(s, next_at);
+	if (rc == 1 && s->task.attempts < attempts)
+		s->task.attempts = attempts; /* the file could not record them */
+	if (rc == 1 && owed == DEFER_FAIL) {
+		fail_task(s, why);
+		release_task(s);
+		return -1;
+	}
+	return rc;
+}
+
+/* Locks and parses file. 1: claimed and due; 0: not ours or not due (*next_at);
+ * -1: malformed or failed (moved to failed/). */
+static int claim(struct spooler *s, const char *file, double *next_at)
+{
+	struct deferred *d = deferred_find(s, file);
+
+	if (d)
+		return claim_deferred(s, d, next_at);
+	s->lock_fd = lock_task(s, file, -1);
+	if (s->lock_fd < 0)
+		return 0;
+	snprintf(s->file, sizeof s->file, "%s", file);
+	return load_task(s, next_at);
 }
 
 struct candidate {
 	char name[256];
+	ino_t ino;                  /* as readdir() says: a rewrite (rename over) changes it */
 	int priority;
 };
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct candidate *)a)->name, ((const struct candidate *)b)->name);
+}
 
 static int by_priority_then_name(const void *a, const void *b)
 {
@@ -325,8 +472,9 @@ static int by_priority_then_name(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* Priority comes from the file's header; read cheaply (the first 511 bytes only). A bad
- * value counts as 0 here: claim() sends such a file to failed/. */
+/* Priority comes from the file's header; read cheaply (the first 511 bytes only), and
+ * once per file (task_priority). A bad value counts as 0 here: claim() sends such a
+ * file to failed/. */
 static int peek_priority(int dirfd, const char *file)
 {
 	char head[512] = { 0 };
@@ -348,6 +496,33 @@ static int peek_priority(int dirfd, const char *file)
 		line = nl + 1;
 	}
 	return 0;
+}
+
+/* A task's priority: the last scan's if the file is the same (same inode), else read. */
+static int task_priority(struct spooler *s, const struct dirent *de)
+{
+	struct candidate key;
+	const struct candidate *k;
+
+	snprintf(key.name, sizeof key.name, "%s", de->d_name);
+	k = s->n_known ? bsearch(&key, s->known, s->n_known, sizeof key, by_name) : NULL;
+	if (k && k->ino == de->d_ino)
+		return k->priority;
+	return peek_priority(s->dirfd, de->d_name);
+}
+
+/* Remembers v (n tasks) as the known ones, for the next scan's priorities. */
+static void remember_tasks(struct spooler *s, const struct candidate *v, size_t n)
+{
+	struct candidate *copy = n ? malloc(n * sizeof *copy) : NULL;
+
+	free(s->known);
+	s->known = copy;
+	s->n_known = copy ? n : 0;
+	if (!copy)
+		return;
+	memcpy(copy, v, n * sizeof *copy);
+	qsort(copy, n, sizeof *copy, by_name);
 }
 
 static struct candidate *list_tasks(struct spooler *s, size_t *n)
@@ -374,12 +549,26 @@ static struct candidate *list_tasks(struct spooler *s, size_t *n)
 			v = grown;
 		}
 		snprintf(v[*n].name, sizeof v[*n].name, "%s", de->d_name);
-		v[(*n)++].priority = peek_priority(s->dirfd, de->d_name);
+		v[*n].ino = de->d_ino;
+		v[(*n)++].priority = task_priority(s, de);
 	}
 	closedir(d);
+	remember_tasks(s, v, *n);
 	if (*n > 1) /* v is NULL when the directory holds no task */
 		qsort(v, *n, sizeof *v, by_priority_then_name);
 	return v;
+}
+
+/* Forgets deferred tasks whose file was removed (by hand) meanwhile. */
+static void deferred_prune(struct spooler *s)
+{
+	struct deferred *d = TAILQ_FIRST(&s->deferred), *next;
+
+	for (; d; d = next) {
+		next = TAILQ_NEXT(d, link);
+		if (faccessat(s->dirfd, d->file, F_OK, 0) < 0 && errno == ENOENT)
+			deferred_free(s, d);
+	}
 }
 
 static void scan(struct spooler *s)
@@ -388,8 +577,9 @@ static void scan(struct spooler *s)
 	size_t n;
 	struct candidate *v;
 
-	if (s->task_pid || s->stopping)
+	if (child_running(&s->proc) || s->stopping)
 		return;
+	deferred_prune(s);
 	v = list_tasks(s, &n);
 	for (size_t i = 0; i < n; i++) {
 		if (claim(s, v[i].name, &next_at) != 1)
@@ -445,7 +635,7 @@ static void signalled(struct ev_loop *loop, ev_io *w, int revents)
 	if (read(s->sigfd, &si, sizeof si) != (ssize_t)sizeof si)
 		return;
 	s->stopping = true;
-	if (!s->task_pid) {
+	if (!child_running(&s->proc)) {
 		log_info("spooler stopped");
 		exit(0);
 	}
@@ -479,12 +669,15 @@ static int open_watches(struct spooler *s)
 static int spooler_main(void *arg)
 {
 	struct proc *p = arg;
-	struct spooler s = { .cfg = &p->m->cfg->spooler, .task_pidfd = -1, .lock_fd = -1 };
+	struct spooler s = { .cfg = &p->m->cfg->spooler, .lock_fd = -1 };
+
+	TAILQ_INIT(&s.deferred);
 	char ident[96];
 
 	snprintf(ident, sizeof ident, "vassal %s spooler %d", p->m->cfg->name, p->instance);
 	log_init(ident);
-	prctl(PR_SET_NAME, "vassal-spooler"); /* what ps and pgrep show */
+	if (prctl(PR_SET_NAME, "vassal-spooler") < 0) /* what ps and pgrep show */
+		log_errno("prctl(PR_SET_NAME)");
 	if (mkdir(s.cfg->dir, 0750) < 0 && errno != EEXIST)
 		log_errno("spooler: mkdir %s", s.cfg->dir);
 	s.dir = realpath(s.cfg->dir, NULL);
@@ -495,6 +688,10 @@ static int spooler_main(void *arg)
 		log_errno("spooler: cannot watch %s", s.cfg->dir);
 		return 1;
 	}
+	child_set_init(&s.procs, s.loop);
+	child_init(&s.proc, &s.procs, 0, "task program");
+	s.proc.kill_group_on_exit = false; /* the group is ours (keep_group) */
+	s.proc.on_exit = task_exited;
 	log_info("spooler ready on %s", s.cfg->dir);
 	schedule_scan(&s, 0);
 	ev_run(s.loop, 0);
@@ -522,6 +719,8 @@ int spooler_start(struct master *m)
 {
 	if (!m->cfg->has_spooler)
 		return 0;
+	if (!m->spool_gauge) /* the master's status counts tasks through it */
+		m->spool_gauge = spool_gauge_new(m->loop, m->cfg->spooler.dir);
 	for (int k = 1; k <= m->cfg->spooler.processes; k++) {
 		char name[64];
 		snprintf(name, sizeof name, "spooler %d", k);

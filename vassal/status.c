@@ -3,7 +3,6 @@
  * master by one pointer, with at most STATUS_MAX_CONNS connections at once. */
 #include "status.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -15,12 +14,14 @@
 #include <unistd.h>
 
 #include "cron.h"
+#include "gateway.h"
 #include "jsonout.h"
 #include "legion.h"
 #include "log.h"
 #include "master.h"
 #include "peer.h"
 #include "prom.h"
+#include "spool_gauge.h"
 #include "status_proto.h"
 #include "util.h"
 #include "workers.h"
@@ -91,33 +92,12 @@ static void usage_of(pid_t pid, struct proc_usage *u)
 	fclose(f);
 }
 
-static int count_tasks(const char *dir)
-{
-	DIR *d = dir ? opendir(dir) : NULL;
-	struct dirent *de;
-	int n = 0;
-
-	if (!d)
-		return 0;
-	while ((de = readdir(d)) != NULL) {
-		size_t len = strlen(de->d_name);
-		if (de->d_name[0] != '.' && len > 5 && strcmp(de->d_name + len - 5, ".task") == 0)
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
+/* O(1): the spooler module keeps the counts (spool_gauge.h), no scan per request. */
 static void spool_counts(const struct master *m, int *queued, int *failed)
 {
-	char path[4096];
-
 	*queued = *failed = 0;
-	if (!m->cfg->has_spooler)
-		return;
-	*queued = count_tasks(m->cfg->spooler.dir);
-	snprintf(path, sizeof path, "%s/failed", m->cfg->spooler.dir);
-	*failed = count_tasks(path);
+	if (m->cfg->has_spooler && m->spool_gauge)
+		spool_gauge_counts(m->spool_gauge, queued, failed);
 }
 
 static unsigned worker_respawns(const struct master *m)
@@ -213,6 +193,7 @@ static void reply_metrics(const struct master *m, struct strbuf *b)
 		strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_SPOOL_FAILED].name, v, failed);
 	}
 	legion_metrics(m, b, v);
+	gateways_metrics(m, b, v);
 }
 
 /* ---- connections --------------------------------------------------------------------- */

@@ -1,5 +1,6 @@
-/* subscription.c — the router's node table (keys → nodes, balancing, expiry) and the
- * subscription protocol's datagrams, both ends (see gateway.h). */
+/* subscription.c — the router's node table (keys → nodes, balancing, expiry), its
+ * state file (written on a change, or when the owner's on_change says: the router
+ * debounces it), and the subscription protocol's datagrams, both ends (subscription.h). */
 #include <ctype.h>
 #include <limits.h>
 #include <errno.h>
@@ -10,7 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "gateway.h"
+#include "subscription.h"
 #include "log.h"
 #include "parse.h"
 
@@ -21,6 +22,18 @@ void sub_table_init(struct sub_table *t, enum cfg_balance balance, const char *w
 	t->balance = balance;
 	t->who = who;
 	t->state_path = NULL;
+	t->on_change = NULL;
+}
+
+/* The nodes changed: saved now, or when the owner's on_change decides (debounced). */
+static void table_changed(struct sub_table *t)
+{
+	if (!t->state_path)
+		return;
+	if (t->on_change)
+		t->on_change(t);
+	else
+		sub_table_save(t);
 }
 
 void sub_node_hold(struct sub_node *n)
@@ -109,7 +122,7 @@ void sub_table_add(struct sub_table *t, const char *key, const struct cfg_addr *
 				n->weight = weight;
 				log_info("%s: node %s -> %s: weight %d", t->who, *key ? key : "(default)",
 					 addr->text, weight);
-				sub_table_save(t);
+				table_changed(t);
 			}
 			return;
 		}
@@ -120,8 +133,8 @@ void sub_table_add(struct sub_table *t, const char *key, const struct cfg_addr *
 	n->weight = weight > 0 ? weight : 1;
 	n->last_seen = now;
 	TAILQ_INSERT_TAIL(&k->nodes, n, link);
-	if (now > 0) /* saved before it is logged: the line means the file has it */
-		sub_table_save(t);
+	if (now > 0)
+		table_changed(t);
 	log_info("%s: node added: %s -> %s (weight %d)", t->who, *key ? key : "(default)",
 		 addr->text, n->weight);
 }
@@ -143,7 +156,7 @@ void sub_table_remove(struct sub_table *t, const char *key, const struct cfg_add
 		return;
 	if (TAILQ_EMPTY(&k->nodes))
 		key_free(t, k);
-	sub_table_save(t);
+	table_changed(t);
 }
 
 int sub_table_expire(struct sub_table *t, ev_tstamp now)
@@ -167,7 +180,7 @@ int sub_table_expire(struct sub_table *t, ev_tstamp now)
 			key_free(t, k);
 	}
 	if (dropped)
-		sub_table_save(t);
+		table_changed(t);
 	return dropped;
 }
 
@@ -205,7 +218,9 @@ int sub_table_save(const struct sub_table *t)
 		TAILQ_FOREACH(n, &k->nodes, link)
 			if (n->last_seen > 0) /* static `to:` nodes come from the config */
 				fprintf(f, "%s %s %d\n", k->key, n->addr.text, n->weight);
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+	/* No fsync: the file serves a restarted router (the page cache has it); after a
+	 * crash of the machine the nodes announce themselves again within SUB_PERIOD. */
+	if (fflush(f) != 0 || ferror(f)) {
 		log_errno("%s: cannot save the nodes: %s", t->who, tmp);
 		fclose(f);
 		unlink(tmp);

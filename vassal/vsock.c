@@ -6,11 +6,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -21,6 +23,7 @@
 #include "util.h"
 
 #define LISTEN_FDS_START 3
+#define VSOCK_FD_MARGIN 64 /* the master's own fds: log, notify, channels, status, inotify */
 
 static int somaxconn(void)
 {
@@ -142,8 +145,11 @@ static int bind_one(const struct cfg_socket *s, int type)
 		goto fail;
 	if (family == AF_UNIX && unix_finish(s) < 0)
 		goto fail_quiet;
-	if (type == SOCK_DGRAM) /* a subscription server: the sender's uid is checked */
-		return setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0 ? (close(fd), -1) : fd;
+	if (type == SOCK_DGRAM) { /* a subscription server: the sender's uid is checked */
+		if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
+			goto fail;
+		return fd;
+	}
 	if (listen(fd, s->backlog > 0 ? s->backlog : somaxconn()) < 0)
 		goto fail;
 	return fd;
@@ -154,20 +160,30 @@ fail_quiet:
 	return -1;
 }
 
-/* The fds handed to us by socket activation, or 0 if none are ours. */
-static int inherited_fds(int *fds, int max)
+/* The fds handed to us by socket activation (malloc'd, *n of them), or NULL with *n 0
+ * if none are ours. As many as LISTEN_FDS says, up to what our fd limit can hold. */
+static int *inherited_fds(int *n)
 {
-	const char *pid_s = getenv("LISTEN_PID"), *n_s = getenv("LISTEN_FDS");
-	int n;
+	const char *pid_s = getenv("LISTEN_PID"), *n_s = getenv("LISTEN_FDS"), *why;
+	unsigned long long pid, count;
+	struct rlimit rl;
+	int *fds;
 
-	if (!pid_s || !n_s || atoi(pid_s) != (int)getpid())
-		return 0;
-	n = atoi(n_s);
-	if (n < 0 || n > max) {
-		log_warn("LISTEN_FDS=%s: ignored (expected 0..%d)", n_s, max);
-		return 0;
+	*n = 0;
+	if (!pid_s || !n_s || parse_uint(pid_s, INT_MAX, &pid, NULL) < 0 || (pid_t)pid != getpid())
+		return NULL;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur > INT_MAX)
+		rl.rlim_cur = INT_MAX;
+	if (parse_uint(n_s, rl.rlim_cur - LISTEN_FDS_START, &count, &why) < 0) {
+		log_warn("LISTEN_FDS=%s: ignored (%s: expected 0..%d, the fd limit)", n_s, why,
+			 (int)rl.rlim_cur - LISTEN_FDS_START);
+		return NULL;
 	}
-	for (int i = 0; i < n; i++) {
+	if (!(fds = calloc(count ? count : 1, sizeof *fds))) {
+		log_errno("LISTEN_FDS=%s: ignored", n_s);
+		return NULL;
+	}
+	for (int i = 0; i < (int)count; i++) {
 		fds[i] = LISTEN_FDS_START + i;
 		if (fd_set_cloexec(fds[i], 1) < 0) {
 			log_errno("LISTEN_FDS: fd %d", fds[i]);
@@ -177,7 +193,36 @@ static int inherited_fds(int *fds, int max)
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_FDNAMES");
-	return n;
+	*n = (int)count;
+	return fds;
+}
+
+/* The master holds every listening socket plus its own channels, and a worker gets
+ * them all on fds 3..: check the fd limit fits them before binding, raising the soft
+ * limit up to the hard one if that is enough, else say what to do. */
+static int check_fd_limit(size_t n_sockets, size_t n_workers)
+{
+	rlim_t need = (rlim_t)(n_sockets + VSOCK_FD_MARGIN + 2 * n_workers);
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_errno("getrlimit(RLIMIT_NOFILE)");
+		return -1;
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+		return 0;
+	if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 4 * need ? 4 * need
+										     : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			return 0;
+		log_errno("setrlimit(RLIMIT_NOFILE, %llu)", (unsigned long long)rl.rlim_cur);
+	}
+	log_warn("%zu listening sockets need about %llu fds, but the fd limit (RLIMIT_NOFILE) "
+		 "is %llu (hard %llu): raise it (ulimit -n, LimitNOFILE=) or use fewer sockets",
+		 n_sockets, (unsigned long long)need, (unsigned long long)rl.rlim_cur,
+		 (unsigned long long)rl.rlim_max);
+	return -1;
 }
 
 static int add_one(struct vsock_table *t, const struct cfg_socket *s, int type, int *given,
@@ -186,6 +231,10 @@ static int add_one(struct vsock_table *t, const struct cfg_socket *s, int type, 
 	struct vsock *v = &t->v[t->n];
 
 	v->name = strdup(s->name);
+	if (!v->name) {
+		log_errno("socket %s", s->name);
+		return -1;
+	}
 	v->addr = s->addr;
 	v->type = type;
 	v->fd = take_inherited(given, n_given, &s->addr, type);
@@ -242,12 +291,19 @@ static int add_mule_farms(struct vsock_table *t, const struct config *cfg, int *
 
 int vsock_setup(struct vsock_table *t, const struct config *cfg)
 {
-	int given[256], n_given = inherited_fds(given, (int)ARRAY_LEN(given)), rc = 0;
+	size_t total = cfg->n_sockets + 2 * cfg->n_gateways + cfg->n_mules;
+	int n_given, *given, rc = 0;
 
 	t->n = 0;
-	t->v = calloc(cfg->n_sockets + 2 * cfg->n_gateways + cfg->n_mules + 1, sizeof *t->v);
-	if (!t->v)
+	if (check_fd_limit(total, cfg->has_workers ? (size_t)cfg->workers.count : 0) < 0)
 		return -1;
+	given = inherited_fds(&n_given);
+	t->v = calloc(total + 1, sizeof *t->v);
+	if (!t->v) {
+		log_errno("sockets: out of memory");
+		free(given);
+		return -1;
+	}
 	for (size_t i = 0; rc == 0 && i < cfg->n_sockets; i++)
 		rc = add_one(t, &cfg->sockets[i], SOCK_STREAM, given, n_given);
 	t->n_workers = t->n;
@@ -262,6 +318,7 @@ int vsock_setup(struct vsock_table *t, const struct config *cfg)
 					 given[k]);
 			close(given[k]);
 		}
+	free(given);
 	return rc;
 }
 
@@ -276,6 +333,34 @@ static void fds_of(const struct vsock_table *t, size_t n, int *fds, char *names,
 		if (k > 0 && (size_t)k < len - used)
 			used += (size_t)k;
 	}
+}
+
+/* The first n sockets' fds and "a:b:c" names, malloc'd; -1 when out of memory. */
+static int fds_alloc(const struct vsock_table *t, size_t n, int **fds, char **names)
+{
+	size_t len = 1;
+
+	for (size_t i = 0; i < n; i++)
+		len += strlen(t->v[i].name) + 1;
+	*fds = calloc(n ? n : 1, sizeof **fds);
+	*names = malloc(len);
+	if (!*fds || !*names) {
+		free(*fds), free(*names);
+		*fds = NULL, *names = NULL;
+		return -1;
+	}
+	fds_of(t, n, *fds, *names, len);
+	return 0;
+}
+
+int vsock_worker_fds(const struct vsock_table *t, int **fds, char **names)
+{
+	return fds_alloc(t, t->n_workers, fds, names);
+}
+
+int vsock_every_fd(const struct vsock_table *t, int **fds, char **names)
+{
+	return fds_alloc(t, t->n, fds, names);
 }
 
 void vsock_fds(const struct vsock_table *t, int *fds, char *names, size_t len)
@@ -303,7 +388,8 @@ void vsock_close_all(struct vsock_table *t, bool unlink_unix)
 		if (t->v[i].fd >= 0)
 			close(t->v[i].fd);
 		if (unlink_unix && sun->sun_family == AF_UNIX && sun->sun_path[0]) {
-			unlink(sun->sun_path);
+			if (unlink(sun->sun_path) < 0 && errno != ENOENT)
+				log_errno("socket %s: unlink %s", t->v[i].name, sun->sun_path);
 			if (t->v[i].type == SOCK_DGRAM) { /* a router's saved nodes (router.c) */
 				char nodes[sizeof sun->sun_path + 8];
 				snprintf(nodes, sizeof nodes, "%s.nodes", sun->sun_path);

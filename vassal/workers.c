@@ -1,11 +1,13 @@
 /* workers.c — the workers' policy (see workers.h). A worker is any program: it gets
  * the vassal's listening sockets on fds 3.. with LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES,
  * NOTIFY_SOCKET, VASSAL_NAME and VASSAL_WORKER_ID, its configured env and cwd, stdin
- * on /dev/null and the master's stdout/stderr. What happens when one exits depends on
- * why: asked to (reload, stop) or not (crash: respawn with backoff). */
+ * on /dev/null, and stdout/stderr on a pipe of its own whose lines the master relays
+ * to its own stdout whole (relay.c). What happens when one exits depends on why:
+ * asked to (reload, stop) or not (crash: respawn with backoff). */
 #include "workers.h"
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +19,6 @@
 #include "reload.h"
 #include "util.h"
 
-static const char *const worker_env_drop[] = {
-	"EMPEROR_FD", "VASSAL_CONFIG_FD", "VASSAL_RELOAD_STATE", "VASSAL_DAEMONS",
-	"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", NULL,
-};
-
 static struct worker *as_worker(struct child *c)
 {
 	return c->kind == KIND_WORKER ? (struct worker *)c : NULL;
@@ -32,6 +29,20 @@ static struct worker *as_worker(struct child *c)
 	     c_ = TAILQ_NEXT(c_, link))                                               \
 		if (((w) = as_worker(c_)) != NULL)
 
+/* A malloc'd "K=V", or NULL (asprintf leaves its pointer undefined when it fails). */
+static char *kv_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *kv_printf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return n < 0 ? NULL : s;
+}
+
 static char **worker_env(const struct master *m, int id)
 {
 	char **farms = mules_env(m), **add, **env;
@@ -40,9 +51,10 @@ static char **worker_env(const struct master *m, int id)
 	char *own[3] = { NULL };
 
 	add = calloc(n + n_farms + 4, sizeof *add);
-	if (!add || asprintf(&own[0], "VASSAL_NAME=%s", m->cfg->name) < 0 ||
-	    asprintf(&own[1], "VASSAL_WORKER_ID=%d", id) < 0 ||
-	    asprintf(&own[2], "NOTIFY_SOCKET=%s", m->notify.address) < 0) {
+	own[0] = kv_printf("VASSAL_NAME=%s", m->cfg->name);
+	own[1] = kv_printf("VASSAL_WORKER_ID=%d", id);
+	own[2] = kv_printf("NOTIFY_SOCKET=%s", m->notify.address);
+	if (!add || (m->cfg->n_mules && !farms) || !own[0] || !own[1] || !own[2]) {
 		env = NULL;
 		goto out;
 	}
@@ -52,7 +64,7 @@ static char **worker_env(const struct master *m, int id)
 		add[i++] = m->cfg->workers.prog.env[k];
 	for (size_t k = 0; k < 3; k++)
 		add[i++] = own[k];
-	env = env_build(m->cfg->clear_env ? empty : NULL, add, worker_env_drop);
+	env = env_for_child(m->cfg->clear_env ? empty : NULL, add);
 out:
 	for (size_t k = 0; k < 3; k++)
 		free(own[k]);
@@ -61,8 +73,39 @@ out:
 	return env;
 }
 
+/* The master's output for the workers' lines, opened at the first worker; NULL if it
+ * cannot be (the workers then write to the master's stdout directly, as before). */
+static struct relay_sink *output_sink(struct master *m)
+{
+	static bool failed;
+
+	if (m->out || failed)
+		return m->out;
+	m->out = malloc(sizeof *m->out);
+	if (!m->out || relay_sink_open(m->out, m->loop, STDOUT_FILENO) < 0) {
+		log_warn("workers write to the master's stdout directly: lines may mix");
+		free(m->out);
+		m->out = NULL;
+		failed = true;
+	}
+	return m->out;
+}
+
+/* A pipe of its own for the worker's stdout and stderr: the write end, or -1 (the
+ * master's stdout, inherited). */
+static int output_pipe(struct worker *w)
+{
+	struct relay_sink *sink = output_sink(w->m);
+	int child_end;
+
+	if (!sink || relay_pipe_open(&w->out, sink, &child_end) < 0)
+		return -1;
+	return child_end;
+}
+
 static void worker_free(struct worker *w)
 {
+	relay_pipe_close(&w->out);
 	ev_timer_stop(w->m->loop, &w->ready_timer);
 	child_fini(&w->child);
 	free(w);
@@ -72,8 +115,10 @@ static void worker_became_ready(struct worker *w)
 {
 	struct master *m = w->m;
 
-	ev_timer_stop(m->loop, &w->ready_timer);
 	child_set_ready(&w->child);
+	if (w->child.state != CHILD_READY)
+		return; /* its exec failed: its exit will tell */
+	ev_timer_stop(m->loop, &w->ready_timer);
 	log_info("worker %d (pid %d) ready in %.0f ms", w->id, (int)w->child.pid,
 		 (w->child.ready_at - w->child.started_at) * 1000);
 	reload_worker_ready(m, w);
@@ -88,10 +133,6 @@ static void ready_timer_fired(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop, (void)revents;
 	if (w->child.state != CHILD_STARTING)
 		return;
-	if (w->m->cfg->workers.ready == CFG_READY_EXEC) {
-		worker_became_ready(w);
-		return;
-	}
 	/* Stopped, not killed: it may already accept and serve on the shared sockets. */
 	log_warn("worker %d (pid %d) not ready after %.1fs (ready: notify): stopping it", w->id,
 		 (int)w->child.pid, w->m->cfg->workers.ready_timeout);
@@ -105,20 +146,19 @@ static int worker_start(struct worker *w)
 {
 	struct master *m = w->m;
 	const struct cfg_workers *cw = &m->cfg->workers;
-	int fds[256];
-	char names[1024];
-	char **env = worker_env(m, w->id);
-	struct child_exec x = {
-		.argv = cw->prog.argv, .env = env, .cwd = cw->prog.cwd, .fds = fds,
-		.n_fds = (int)m->socks.n_workers, .fdnames = names, .out_fd = -1, .die_with_parent = true,
-	};
-	int rc;
+	char **env = worker_env(m, w->id), *names = NULL;
+	int *fds = NULL, rc;
 
-	if (!env || m->socks.n_workers > ARRAY_LEN(fds)) {
+	if (!env || vsock_worker_fds(&m->socks, &fds, &names) < 0) {
+		log_errno("worker %d: not started: out of memory", w->id);
 		strv_free(env);
 		return -1;
 	}
-	vsock_fds(&m->socks, fds, names, sizeof names);
+	struct child_exec x = {
+		.argv = cw->prog.argv, .env = env, .cwd = cw->prog.cwd, .fds = fds,
+		.n_fds = (int)m->socks.n_workers, .fdnames = names, .out_fd = output_pipe(w),
+		.die_with_parent = true,
+	};
 	w->generation = m->generation;
 	w->not_ready_in_time = false;
 	w->failing = false;
@@ -127,14 +167,28 @@ static int worker_start(struct worker *w)
 	w->child.backoff_min = cw->respawn_min;
 	w->child.backoff_max = cw->respawn_max;
 	rc = child_spawn(&w->child, &x);
+	if (x.out_fd >= 0)
+		close(x.out_fd);
 	strv_free(env);
+	free(fds);
+	free(names);
 	if (rc == 0) {
-		double after = cw->ready == CFG_READY_EXEC ? 0 : cw->ready_timeout;
 		log_info("worker %d started (pid %d)", w->id, (int)w->child.pid);
-		ev_timer_set(&w->ready_timer, after, 0);
-		ev_timer_start(m->loop, &w->ready_timer);
+		if (cw->ready == CFG_READY_NOTIFY) {
+			ev_timer_set(&w->ready_timer, cw->ready_timeout, 0);
+			ev_timer_start(m->loop, &w->ready_timer);
+		}
 	}
 	return rc;
+}
+
+/* ready: exec — ready as soon as its exec succeeded. */
+static void worker_exec_known(struct child *c)
+{
+	struct worker *w = (struct worker *)c;
+
+	if (!c->exec_errno && w->m->cfg->workers.ready == CFG_READY_EXEC)
+		worker_became_ready(w);
 }
 
 static void worker_schedule(struct worker *w)
@@ -181,6 +235,7 @@ static void worker_exited(struct child *c, int status)
 	struct master *m = w->m;
 
 	ev_timer_stop(m->loop, &w->ready_timer);
+	relay_pipe_close(&w->out); /* its last lines first */
 	procs_log_exit(c, status);
 	if (!c->asked_to_stop || w->not_ready_in_time)
 		worker_failed(w, status);
@@ -211,6 +266,8 @@ struct worker *workers_spawn(struct master *m, int id)
 	w->m = m;
 	w->id = id;
 	w->child.on_exit = worker_exited;
+	w->child.on_exec = worker_exec_known;
+	relay_pipe_init(&w->out);
 	w->child.on_respawn = worker_respawn_due;
 	ev_timer_init(&w->ready_timer, ready_timer_fired, 0, 0);
 	worker_launch(w);

@@ -1,6 +1,6 @@
 /* fuzz_router_head.c — libFuzzer target: the HTTP router's request-head handling, as
- * the router runs it on what a client sent: router_parse_head() (the end of the head,
- * http-parser, the Host header), router_rewrite_head() (X-Forwarded-* added) and the
+ * the router runs it on what a client sent: http_head_parse() (the end of the head,
+ * http-parser, the Host header), http_head_rewrite() (X-Forwarded-* added) and the
  * node table's lookup by that Host. Checks beyond memory safety: the head ends where
  * an empty line does; the rewritten head is what a backend parses as the same request
  * (same Host, nothing before or after it), so what was routed is what is served. */
@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway.h"
+#include "http_head.h"
+#include "subscription.h"
 #include "log.h"
 #include "parse.h"
 
@@ -45,12 +46,12 @@ static void check_head_end(const char *buf, size_t len)
 }
 
 /* What a backend makes of the rewritten head: the same request. */
-static void check_rewritten(const struct router_head *h, const char *out, size_t out_len)
+static void check_rewritten(const struct http_head *h, const char *out, size_t out_len)
 {
-	struct router_head again;
+	struct http_head again;
 	http_parser p;
 
-	if (router_parse_head(&p, out, out_len, &again) < 0 || again.len != out_len ||
+	if (http_head_parse(&p, out, out_len, &again) < 0 || again.len != out_len ||
 	    strcmp(again.host, h->host) != 0 || again.head_only != h->head_only ||
 	    again.complete != h->complete) {
 		fprintf(stderr, "the rewritten head (%zu bytes, host \"%s\") is another request "
@@ -62,18 +63,18 @@ static void check_rewritten(const struct router_head *h, const char *out, size_t
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *buf = (const char *)data;
-	struct router_head h;
+	struct http_head h;
 	http_parser p;
 	size_t out_len;
 	char *out;
-	int rc = router_parse_head(&p, buf, size, &h);
+	int rc = http_head_parse(&p, buf, size, &h);
 
 	if (h.len > size || memchr(h.host, '\0', sizeof h.host) == NULL)
 		abort();
 	if (!h.len || rc < 0)
 		return 0;
 	check_head_end(buf, h.len);
-	out = router_rewrite_head(buf, h.len, "192.0.2.1", &out_len);
+	out = http_head_rewrite(&h, buf, "192.0.2.1", &out_len);
 	if (!out)
 		abort();
 	if (out_len < 4 || memcmp(out + out_len - 4, "\r\n\r\n", 4) != 0)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -213,7 +214,26 @@ static int farm_total_lines(const struct ct *t)
 	return total;
 }
 
-/* The value of key in /proc/PID/environ (malloc'd), NULL if absent. */
+/* Waits (5 s at most) until pid has exec'd its own program: until then it is a copy
+ * of the master, and /proc/PID/environ shows the master's original environment. */
+static void wait_exec_done(pid_t pid)
+{
+	char path[64], exe[4096];
+	long long deadline = sup_now_ms() + 5000;
+	ssize_t n;
+
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+	while ((n = readlink(path, exe, sizeof exe - 1)) > 0) {
+		exe[n] = '\0';
+		if (strcmp(strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe, "vassal") != 0)
+			return;
+		assert_true(sup_now_ms() < deadline);
+		poll(NULL, 0, 5);
+	}
+}
+
+/* The value of key in /proc/PID/environ (malloc'd), NULL if absent, once pid has
+ * exec'd. */
 static char *proc_env(pid_t pid, const char *key)
 {
 	char path[64], buf[65536], *value = NULL;
@@ -221,6 +241,7 @@ static char *proc_env(pid_t pid, const char *key)
 	ssize_t n;
 	int fd;
 
+	wait_exec_done(pid);
 	snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
@@ -613,7 +634,8 @@ static void test_handover_not_inherited(void **state)
 /* ---- one kind failing to start ------------------------------------------------------------ */
 
 /* A mule whose program is missing is logged and retried; the daemon, the spooler and
- * the worker start all the same. */
+ * the worker start all the same. (An exec's failure is known only after the spawn,
+ * on the loop: the mule kind itself "started".) */
 static void test_failing_kind_does_not_stop_others(void **state)
 {
 	struct ct *t = *state;
@@ -630,7 +652,6 @@ static void test_failing_kind_does_not_stop_others(void **state)
 	assert_true(sup_pid_alive(started_pid(t, 0, "spooler 1")));
 	/* retried with backoff (100 ms, then 200 ms ...): once or more by now */
 	assert_true(sup_count_log(t->p, 0, "mule broken 1: cannot start ./no-such-mule") >= 1);
-	assert_int_equal(sup_count_log(t->p, 0, "mules: not every one could be started"), 1);
 	stop(t);
 }
 

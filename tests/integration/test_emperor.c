@@ -460,6 +460,103 @@ static void test_dir_removed_and_back(void **state)
 	emperor_stop(f);
 }
 
+/* A second touch while the first reload runs is merged into it (one more reload
+ * follows in the master); "reloaded in N ms" counts from the first touch. The worker
+ * ignores its stop signal, so the reload lasts its 2s reload-mercy; the second touch
+ * comes 1s in. */
+static void test_merged_touches_timed_from_first(void **state)
+{
+	struct fixture *f = *state;
+	struct vassal_opts o = { .port = free_port(), .greeting = "slow", .args = ", --ignore-stop",
+				 .mercy = "2s" };
+	long long first;
+	char *rest;
+	size_t m;
+
+	emperor_start(f, NULL);
+	put_file(f->vdir, "slow.yaml", vassal_text(f, &o));
+	wait_vassal(f, "slow", o.port, "slow");
+
+	m = mark(f);
+	touch_path(f->vdir, "slow.yaml", 0);
+	wait_line(f, m, " slow: reloading (touched)");
+	first = sup_now_ms();
+	while (sup_now_ms() < first + 1000) /* 1s into a reload that lasts 2s */
+		sup_poll_pause();
+	assert_int_equal(count_lines(f, m, " slow: reloaded ("), 0);
+	touch_path(f->vdir, "slow.yaml", 0);
+	wait_count(f, m, " slow: reloading (touched)", 2, T_MS);
+	wait_line(f, m, " slow: reloaded (touched) in ");
+	long one = log_offset(f, m, " slow: reloading (touched)");
+	long two = one + 1 + log_offset(f, m + (size_t)one + 1, " slow: reloading (touched)");
+	if (log_offset(f, m, " slow: reloaded (touched) in ") < two)
+		fail_msg("the second touch came after the reload had ended: not merged");
+	rest = log_rest_of_line(f, m, " slow: reloaded (touched) in ");
+	assert_non_null(rest);
+	if (atol(rest) < 1800)
+		fail_msg("reloaded in %ld ms, but the first touch was about 2000 ms before", atol(rest));
+	free(rest);
+	emperor_stop(f);
+}
+
+/* --debug: every transition of a vassal's machine is one debug line; without it, none. */
+static void test_debug_logs_transitions(void **state)
+{
+	static const char *const args[] = { "--debug", NULL };
+	struct fixture *f = *state;
+	int port = free_port();
+	size_t m;
+
+	emperor_start(f, args);
+	put_vassal(f, "a.yaml", port, "dbg");
+	wait_vassal(f, "a", port, "dbg");
+	wait_line(f, 0, "debug: a: halted -> starting (spawned)");
+	wait_line(f, 0, "debug: a: starting -> ready (READY=1)");
+	m = mark(f);
+	touch_path(f->vdir, "a.yaml", 0);
+	wait_line(f, m, "debug: a: ready -> reloading (reload)");
+	wait_line(f, m, "debug: a: reloading -> ready (READY=1)");
+	remove_file(f->vdir, "a.yaml");
+	wait_line(f, m, "debug: a: ready -> stopping (stop)");
+	wait_line(f, m, "debug: a: stopping -> gone (exit-0)");
+	assert_int_equal(count_lines(f, 0, "cannot happen"), 0);
+	emperor_stop(f);
+}
+
+/* A vassal's output reaches the emperor's stderr line by line, prefixed: a line
+ * written in two parts (a pause between them) comes out whole; a line longer than the
+ * line buffer (4 KiB) comes out in prefixed pieces, each one write(2) of at most
+ * PIPE_BUF bytes (atomic on a pipe), that add up to it. */
+static void test_output_lines_whole_and_prefixed(void **state)
+{
+	struct fixture *f = *state;
+	char text[1024], *log, *save = NULL;
+	size_t xs = 0;
+	int pieces = 0;
+
+	emperor_start(f, NULL);
+	snprintf(text, sizeof text,
+		 "workers: {count: 1, ready: exec, exec: [sh, -c, \"printf 'first half, '; "
+		 "sleep 0.2; echo second half; i=0; while [ $i -lt 100 ]; do "
+		 "printf %%s xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; "
+		 "echo; echo done writing; exec sleep 300\"]}\nstop-mercy: 1s\n");
+	put_file(f->vdir, "out.yaml", text);
+	wait_line(f, 0, "[out] done writing");
+	wait_line(f, 0, "[out] first half, second half\n");
+	log = log_text(f, 0);
+	for (char *line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (strncmp(line, "[out] x", 7) == 0) {
+			pieces++;
+			xs += strspn(line + 6, "x");
+			assert_true(strlen(line) + 1 <= PIPE_BUF);
+			assert_int_equal(line[6 + strspn(line + 6, "x")], '\0');
+		}
+	free(log);
+	assert_true(pieces >= 2);
+	assert_int_equal(xs, 5000);
+	emperor_stop(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -474,6 +571,9 @@ int main(void)
 		TEST(test_editor_droppings_ignored),
 		TEST(test_fifty_files_at_once),
 		TEST(test_dir_removed_and_back),
+		TEST(test_merged_touches_timed_from_first),
+		TEST(test_debug_logs_transitions),
+		TEST(test_output_lines_whole_and_prefixed),
 		TEST(test_invalid_new_file_not_started),
 	};
 

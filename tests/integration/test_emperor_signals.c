@@ -4,9 +4,12 @@
  * vassal sees EOF on EMPEROR_FD and stops gracefully); a second SIGINT stops at once;
  * SIGUSR2 re-execs the emperor and keeps every vassal; a crash-looping vassal is
  * respawned with a growing delay while its neighbour serves on; a vassal that stops
- * sending its heartbeat is killed and respawned. Shares emperor_fixture.h with
+ * sending its heartbeat is killed and respawned; a crash after a stable run leaves no
+ * fd or watcher of the old run behind. Shares emperor_fixture.h with
  * test_emperor.c. */
 #include "emperor_fixture.h"
+
+#include <dirent.h>
 
 /* ---- SIGHUP ------------------------------------------------------------------------- */
 
@@ -343,6 +346,188 @@ static void test_heartbeat_missed_respawns(void **state)
 	emperor_stop(f);
 }
 
+/* ---- a crash after a stable run ----------------------------------------------------------- */
+
+/* utime + stime of pid in clock ticks, from /proc/PID/stat (fields 14 and 15). */
+static long long cpu_ticks(pid_t pid)
+{
+	char path[64], *text, *after;
+	unsigned long long utime, stime;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	text = sup_read_file(path);
+	assert_non_null(text);
+	after = strrchr(text, ')'); /* the command name may hold spaces */
+	assert_non_null(after);
+	if (sscanf(after + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+		   &stime) != 2)
+		fail_msg("%s: unreadable", path);
+	free(text);
+	return (long long)(utime + stime);
+}
+
+/* Waits until the emperor holds want fds again; fails with the count it has. */
+static void wait_fds(pid_t pid, int want)
+{
+	long long deadline = sup_now_ms() + T_MS;
+	int n;
+
+	while ((n = sup_count_fds(pid)) != want && sup_now_ms() < deadline)
+		sup_poll_pause();
+	if (n != want)
+		fail_msg("the emperor holds %d fds, %d before the crashes", n, want);
+}
+
+/* A master that had stayed up past --throttle-reset is respawned at once, while its
+ * dying workers still hold the old output pipe. That pipe and its watcher went with
+ * the old run: the emperor used to keep them (one fd leaked per crash, its watcher
+ * re-initialised while active), and then spun on the pipe's hang-up at most of a
+ * core. Three such crashes: its CPU time stays near zero afterwards and it holds as
+ * many fds as before. */
+static void test_crash_after_stable_run_releases_everything(void **state)
+{
+	static const char *const args[] = { "--throttle-reset", "200ms", NULL };
+	struct fixture *f = *state;
+	int port = free_port(), fds;
+	long long ticks, window_ms = 1000, tck = sysconf(_SC_CLK_TCK);
+	size_t m = 0;
+
+	emperor_start(f, args);
+	put_vassal(f, "long.yaml", port, "steady");
+	wait_vassal(f, "long", port, "steady");
+	fds = sup_count_fds(f->proc->pid);
+	assert_true(fds > 0);
+	for (int i = 0; i < 3; i++) {
+		pid_t master = started_pid(f, m, "long");
+		long long up_at;
+		wait_line(f, m, " long: ready after ");
+		up_at = sup_now_ms();
+		while (sup_now_ms() < up_at + 300) /* past --throttle-reset: a stable run */
+			sup_poll_pause();
+		m = mark(f);
+		assert_int_equal(kill(master, SIGKILL), 0);
+		wait_line(f, m, " long: died (killed by SIGKILL) after ");
+		wait_line(f, m, "; respawn in 0.0s");
+	}
+	wait_line(f, m, " long: ready after ");
+	wait_serving(port, "steady", T_MS);
+	wait_fds(f->proc->pid, fds);
+	ticks = cpu_ticks(f->proc->pid);
+	for (long long end = sup_now_ms() + window_ms; sup_now_ms() < end;)
+		sup_poll_pause(); /* the window over which the emperor's CPU time is measured */
+	ticks = cpu_ticks(f->proc->pid) - ticks;
+	if (ticks * 1000 > tck * window_ms / 10) /* more than 10 % of a core */
+		fail_msg("the emperor used %lld ticks (%ld/s) of CPU in %lld ms of idleness", ticks,
+			 (long)tck, window_ms);
+	emperor_stop(f);
+}
+
+/* ---- a failed upgrade ----------------------------------------------------------------------- */
+
+/* Every fd of pid above 2 is close-on-exec (O_CLOEXEC in /proc/PID/fdinfo/N). */
+static void assert_all_cloexec(pid_t pid)
+{
+	char path[320], *text;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		unsigned long flags = 0;
+		const char *at;
+		if (de->d_name[0] == '.' || atoi(de->d_name) <= 2)
+			continue;
+		snprintf(path, sizeof path, "/proc/%d/fdinfo/%s", (int)pid, de->d_name);
+		text = sup_read_file(path);
+		if (!text)
+			continue; /* closed meanwhile */
+		at = strstr(text, "flags:");
+		if (!at || sscanf(at, "flags: %lo", &flags) != 1)
+			fail_msg("%s: no flags", path);
+		free(text);
+		if (!(flags & O_CLOEXEC)) {
+			closedir(d);
+			fail_msg("the emperor's fd %s is not close-on-exec after a failed upgrade",
+				 de->d_name);
+		}
+	}
+	closedir(d);
+}
+
+/* SIGUSR2 while the emperor's binary is gone: the exec fails, the emperor goes on as
+ * it was: every fd it opened close-on-exec again (a vassal started later must not
+ * inherit another's channel or output pipe), no fd more, its signals and vassals as
+ * before. */
+static void test_sigusr2_failed_exec_puts_everything_back(void **state)
+{
+	struct fixture *f = *state;
+	char *vassal_bin = sup_bin("vassal");
+	const char *args[] = { "--vassal", vassal_bin, NULL };
+	int pa = free_port(), pb = free_port(), fds;
+	pid_t wa;
+	size_t m;
+
+	free(f->emperor);
+	f->emperor = sup_copy_bin(f->dir, "emperor");
+	assert_non_null(f->emperor);
+	emperor_start(f, args);
+	put_vassal(f, "a.yaml", pa, "ay");
+	wa = wait_vassal(f, "a", pa, "ay");
+	fds = sup_count_fds(f->proc->pid);
+	assert_int_equal(unlink(f->emperor), 0);
+
+	m = mark(f);
+	assert_int_equal(kill(f->proc->pid, SIGUSR2), 0);
+	wait_line(f, m, "upgrade: execv ");
+	assert_all_cloexec(f->proc->pid);
+	assert_int_equal(sup_count_fds(f->proc->pid), fds);
+	assert_serves(pa, "ay", wa);
+	put_vassal(f, "b.yaml", pb, "bee"); /* the loop, its signals and spawns go on */
+	wait_serving(pb, "bee", T_MS);
+	touch_path(f->vdir, "a.yaml", 0);
+	wait_line(f, m, " a: reloaded (touched) in ");
+	free(vassal_bin);
+	emperor_stop(f);
+}
+
+/* ---- an edit resets the throttle ------------------------------------------------------------ */
+
+/* A vassal crash-looping on a port someone else holds: its delay grew to 0.8s. An
+ * edit of its file may be the fix: it starts at once, and if it dies again its delay
+ * starts over from --throttle. */
+static void test_edit_resets_the_throttle(void **state)
+{
+	struct fixture *f = *state;
+	int port = free_port();
+	char *rest;
+	size_t m;
+
+	emperor_start(f, NULL);
+	f->held_fd = sup_listen_tcp("127.0.0.1", port, NULL);
+	assert_true(f->held_fd >= 0);
+	m = mark(f);
+	put_vassal(f, "crashy.yaml", port, "one");
+	wait_line(f, m, " crashy: died (exited 1) after ");
+	wait_line(f, m, "; respawn in 0.8s");
+
+	m = mark(f);
+	put_vassal(f, "crashy.yaml", port, "two");
+	wait_line(f, m, " crashy: started (pid ");
+	wait_line(f, m, " crashy: died (exited 1) after ");
+	rest = log_rest_of_line(f, m, "; respawn in ");
+	assert_non_null(rest);
+	if (strtod(rest, NULL) > 0.11)
+		fail_msg("after the edit: respawn in %s, expected 0.1s (--throttle)", rest);
+	free(rest);
+	close(f->held_fd);
+	f->held_fd = -1;
+	wait_line(f, m, " crashy: ready after ");
+	wait_serving(port, "two", T_MS);
+	emperor_stop(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -353,6 +538,9 @@ int main(void)
 		TEST(test_sigusr2_upgrade_keeps_vassals),
 		TEST(test_crash_loop_throttled),
 		TEST(test_heartbeat_missed_respawns),
+		TEST(test_crash_after_stable_run_releases_everything),
+		TEST(test_sigusr2_failed_exec_puts_everything_back),
+		TEST(test_edit_resets_the_throttle),
 	};
 
 	sup_init();

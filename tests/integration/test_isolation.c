@@ -476,6 +476,64 @@ static void test_tyrant_nofollow_and_allow_root(void **state)
 	emperor_stop(f);
 }
 
+/* A nobody-owned symlink in vassals.d to a root-only file (as /etc/shadow): the
+ * emperor, root, must not read it for nobody. It is refused for its owners, and not
+ * one of the file's lines reaches the log or `emperorctl status`. A root-owned link
+ * to a nobody-owned file still runs as nobody (root placed it). */
+static void test_tyrant_symlink_to_root_file_not_read(void **state)
+{
+	static const char secret[] = "s3cret-marker-4711: [a, b]\nroot:$6$s3cret-hash:19000::\n";
+	struct iso *t = *state;
+	struct fixture *f = t->f;
+	char *target = sup_path(t->f->dir, "shadow"), *link = sup_path(t->stage, "evil.yaml");
+	char *dst = sup_path(f->vdir, "evil.yaml"), *log, *status;
+	int link_port;
+
+	assert_int_equal(sup_write_file(target, secret), 0);
+	assert_int_equal(chmod(target, 0600), 0);
+	iso_emperor(t, "--tyrant", NULL, NULL);
+	assert_int_equal(symlink(target, link), 0);
+	assert_int_equal(lchown(link, NOBODY, NOBODY), 0);
+	assert_int_equal(rename(link, dst), 0);
+	link_port = put_symlinked_vassal(t);
+
+	assert_vassal_runs_as(f, "link", link_port, "linked", NOBODY, NOBODY);
+	wait_line(f, 0, " evil: not started (tyrant mode): ");
+	log = log_text(f, 0);
+	if (!strstr(log, "symlink owned by uid 65534 to a file owned by uid 0"))
+		fail_msg("evil.yaml refused, but not for its link's owner");
+	status = emperorctl(f, t->ctl, "status", T_MS);
+	assert_non_null(status);
+	if (strstr(log, "s3cret") || strstr(status, "s3cret")) {
+		fprintf(stderr, "%s\n%s\n", log, status);
+		fail_msg("the root-only file's content was quoted");
+	}
+	free(log), free(status), free(target), free(link), free(dst);
+	emperor_stop(f);
+}
+
+/* Tyrant mode: a file's owner may not move its vassal's cgroup outside the emperor's
+ * (a '..' or an absolute cgroup.parent); the file is refused, naming the value. */
+static void test_tyrant_cgroup_parent_stays_inside(void **state)
+{
+	struct iso *t = *state;
+	struct fixture *f = t->f;
+	struct vassal_opts up = { .port = free_port(), .greeting = "up",
+				  .keys = "cgroup: {parent: \"../../escape\"}\n" };
+	struct vassal_opts abs = { .port = free_port(), .greeting = "abs",
+				   .keys = "cgroup: {parent: /system.slice}\n" };
+
+	iso_emperor(t, "--tyrant", NULL, NULL);
+	put_owned(t, "up.yaml", vassal_text(f, &up), NOBODY, NOBODY, 0644);
+	put_owned(t, "abs.yaml", vassal_text(f, &abs), NOBODY, NOBODY, 0644);
+	assert_refused(f, "up", "cgroup.parent \"../../escape\" is refused: an empty, '.' or '..' "
+		       "component", up.port);
+	assert_refused(f, "abs", "cgroup.parent \"/system.slice\" is refused: an absolute path",
+		       abs.port);
+	assert_int_equal(count_lines(f, 0, ": started (pid "), 0);
+	emperor_stop(f);
+}
+
 /* --tyrant-nofollow or --tyrant-allow-root without --tyrant: a usage error, exit 2.
  * (--tyrant as non-root also exits 2; we run as root, so that is not checked.) */
 static void test_tyrant_options_need_tyrant(void **state)
@@ -673,6 +731,8 @@ int main(void)
 		ISO_TEST(test_tyrant_owner_and_strict_modes),
 		ISO_TEST(test_tyrant_nofollow_and_allow_root),
 		ISO_TEST(test_tyrant_options_need_tyrant),
+		ISO_TEST(test_tyrant_symlink_to_root_file_not_read),
+		ISO_TEST(test_tyrant_cgroup_parent_stays_inside),
 		ISO_TEST(test_stop_leaves_no_sleeper),
 		ISO_TEST(test_no_mercy_kill_leaves_no_sleeper),
 		ISO_TEST(test_reload_leaves_no_sleeper),

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <sys/mount.h>
+
 #include "children_fixture.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -564,6 +566,255 @@ static void test_spooler_stop_kill(void **state)
 	stop(t);
 }
 
+/* A task program that cannot be exec'd (started through lib/child.c): a retry, with
+ * the reason, until max-attempts sends the task to failed/. */
+static void test_spooler_exec_failure_retried(void **state)
+{
+	struct ct *t = *state;
+	char *failed = strdup(in_dir(t, "spool/failed")), *note;
+
+	write_fmt(t->cfg, "spooler:\n  dir: ./spool\n  retry-backoff: 100ms\n  max-attempts: 2\n"
+		  "  exec: [./no-such-task-program]\n");
+	start(t, 0);
+	spool_cli(t, in_dir(t, "spool"), "NAME=x", NULL, NULL, NULL);
+	wait_files(failed, ".note", 1);
+	assert_int_equal(sup_wait_log(t->p, 0, "could not be started (No such file or directory); "
+				      "retry 1 in 0.1s", T_MS), 0);
+	note = first_file(failed, ".note");
+	assert_note(note, "gave up after 2 attempts");
+	free(note);
+	free(failed);
+	stop(t);
+}
+
+/* ---- the counts in the master's metrics ------------------------------------------------ */
+
+/* Waits until the master reports queued and failed tasks. */
+static void wait_counts(const struct ct *t, long queued, long failed)
+{
+	long long deadline = sup_now_ms() + T_MS;
+	long q = -1, f = -1;
+
+	do {
+		char *text = sup_master_status(t->p->pid, "metrics");
+		assert_non_null(text);
+		q = (long)sup_metric(text, "emperor_spool_queued_tasks{vassal=\"v\"}");
+		f = (long)sup_metric(text, "emperor_spool_failed_tasks{vassal=\"v\"}");
+		free(text);
+		if (q == queued && f == failed)
+			return;
+		sup_poll_pause();
+	} while (sup_now_ms() < deadline);
+	fail_msg("spool counts: %ld queued, %ld failed; expected %ld, %ld", q, f, queued, failed);
+}
+
+/* The queued/failed gauges follow enqueues, failures, a retry's rewrite (the same task,
+ * counted once), a task done and a failed file removed by hand, without a directory
+ * scan per scrape (spool_gauge.c). */
+static void test_spooler_counts_in_metrics(void **state)
+{
+	struct ct *t = *state;
+	char *spool = strdup(in_dir(t, "spool")), *note;
+
+	write_fmt(t->cfg, "spooler:\n  dir: ./spool\n  retry-backoff: 1h\n"
+		  "  exec: [sh, -c, 'case \"$SPOOL_NAME\" in fatal) exit 3;; retry) exit 75;; esac']\n");
+	start(t, 0);
+	wait_counts(t, 0, 0);
+	for (int i = 0; i < 5; i++)
+		spool_cli(t, spool, "--at", "+1h", "NAME=later", NULL);
+	wait_counts(t, 5, 0);
+	spool_cli(t, spool, "NAME=fatal", NULL, NULL, NULL);
+	spool_cli(t, spool, "NAME=fatal", NULL, NULL, NULL);
+	wait_counts(t, 5, 2);
+	spool_cli(t, spool, "NAME=retry", NULL, NULL, NULL);
+	assert_int_equal(sup_wait_log(t->p, 0, "retry 1 in 3600.0s", T_MS), 0);
+	wait_counts(t, 6, 2);
+	spool_cli(t, spool, "NAME=ok", NULL, NULL, NULL);
+	assert_int_equal(sup_wait_log(t->p, 0, ".task done", T_MS), 0);
+	wait_counts(t, 6, 2);
+	note = first_file(in_dir(t, "spool/failed"), ".task");
+	assert_non_null(note);
+	assert_int_equal(unlink(note), 0);
+	wait_counts(t, 6, 1);
+	free(note);
+	free(spool);
+	stop(t);
+}
+
+/* ---- a full spool file system (issue 13) ---------------------------------------------- */
+
+/* The spool dir is a 256 KiB tmpfs of the test's own (tests run as root), so that it
+ * can be filled up; unmounted by the teardown, whatever the test's outcome. */
+static void mount_tiny_spool(struct ct *t)
+{
+	const char *spool = in_dir(t, "spool");
+
+	assert_int_equal(mkdir(spool, 0750), 0);
+	if (mount("tmpfs", spool, "tmpfs", 0, "size=256k,mode=0750") < 0) {
+		fprintf(stderr, "mount tmpfs on %s: %s (the test needs root)\n", spool, strerror(errno));
+		fail();
+	}
+}
+
+static int full_teardown(void **state)
+{
+	struct ct *t = *state;
+
+	if (umount2(in_dir(t, "spool"), MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+		fprintf(stderr, "umount %s: %s\n", in_dir(t, "spool"), strerror(errno));
+	return ct_teardown(state);
+}
+
+/* Fills the file system of dir with the hidden file dir/.fill until ENOSPC. */
+static void fill_up(const char *dir)
+{
+	char path[512], block[4096] = { 0 };
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof path, "%s/.fill", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	assert_true(fd >= 0);
+	for (int i = 0; i < 1024 && (n = write(fd, block, sizeof block)) > 0; i++)
+		;
+	assert_int_equal(write(fd, block, sizeof block), -1);
+	assert_int_equal(errno, ENOSPC);
+	close(fd);
+}
+
+/* Lines of path that start with prefix. */
+static int count_prefixed(const char *path, const char *prefix)
+{
+	char *text = sup_read_file(path);
+	int n = 0;
+
+	for (char *p = text; p && *p;) {
+		n += strncmp(p, prefix, strlen(prefix)) == 0;
+		p = strchr(p, '\n');
+		p = p ? p + 1 : NULL;
+	}
+	free(text);
+	return n;
+}
+
+#define FULL_TASK_PROGRAM \
+	"  exec: [sh, -c, 'echo \"$SPOOL_NAME-$SPOOL_ATTEMPT $(date +%%s.%%N)\" >> %s; " \
+	"[ \"$SPOOL_NAME\" = retry ] && exit 75; exit 0']\n"
+
+/* A task asking for a retry on a full spool file system (its rewrite fails) is still
+ * retried after the backoff, its attempts counted up to max-attempts, while the other
+ * tasks run; it ends in failed/ with its file intact. Before the fix it ran again at
+ * once, hundreds of times a second, and the other task never ran. */
+static void test_spooler_full_disk_backs_off(void **state)
+{
+	struct ct *t = *state;
+	char *results = strdup(in_dir(t, "results")), *spool = strdup(in_dir(t, "spool"));
+	char retry_text[8300], *kept;
+	double r1, r2, r3, r4, ok;
+
+	/* A body of 8 KiB: its rewrite needs more room than the other task's removal
+	 * frees (a page), so the spool stays too full for it throughout. */
+	snprintf(retry_text, sizeof retry_text, "@priority=5\nNAME=retry\n\n%08192d\n", 0);
+	mount_tiny_spool(t);
+	write_fmt(in_dir(t, "spool/a.task"), "%s", retry_text);
+	write_fmt(in_dir(t, "spool/b.task"), "NAME=ok\n\n");
+	fill_up(spool);
+	write_fmt(t->cfg, "spooler:\n  dir: ./spool\n  retry-backoff: 300ms\n  max-attempts: 4\n"
+		  FULL_TASK_PROGRAM, results);
+	start(t, 0);
+	assert_int_equal(sup_wait_log(t->p, 0, "gave up after 4 attempts", T_MS), 0);
+	assert_int_equal(sup_wait_log(t->p, 0, "kept in memory", T_MS), 0);
+	r1 = wait_ran(results, "retry-1", NULL);
+	r2 = wait_ran(results, "retry-2", NULL);
+	r3 = wait_ran(results, "retry-3", NULL);
+	r4 = wait_ran(results, "retry-4", NULL);
+	ok = wait_ran(results, "ok-1", NULL);
+	printf("full spool: retry gaps %.3f s, %.3f s, %.3f s (backoff 300ms doubling); "
+	       "runs of the retried task: %d\n", r2 - r1, r3 - r2, r4 - r3,
+	       count_prefixed(results, "retry-"));
+	assert_int_equal(count_prefixed(results, "retry-"), 4);
+	assert_true(r2 - r1 >= 0.29 && r3 - r2 >= 0.59 && r4 - r3 >= 1.19);
+	assert_true(ok < r2); /* the other task ran during the first backoff */
+	assert_int_equal(count_prefixed(results, "ok-"), 1);
+	/* Not lost: moved to failed/ as it was (its attempts could not be written). */
+	kept = sup_read_file(in_dir(t, "spool/failed/a.task"));
+	assert_non_null(kept);
+	assert_string_equal(kept, retry_text);
+	assert_int_equal(access(in_dir(t, "spool/a.task"), F_OK), -1);
+	free(kept);
+	free(results), free(spool);
+	stop(t);
+}
+
+/* A task kept back in memory stays queued through a stop: its file is untouched, and
+ * it runs when the vassal starts again (here with room to record its retry). */
+static void test_spooler_full_disk_keeps_task(void **state)
+{
+	struct ct *t = *state;
+	char *results = strdup(in_dir(t, "results")), *spool = strdup(in_dir(t, "spool"));
+	const char *retry_text = "NAME=retry\n\n";
+	char *kept;
+	size_t mark;
+
+	mount_tiny_spool(t);
+	write_fmt(in_dir(t, "spool/a.task"), "%s", retry_text);
+	fill_up(spool);
+	write_fmt(t->cfg, "spooler:\n  dir: ./spool\n  retry-backoff: 1h\n  max-attempts: 4\n"
+		  FULL_TASK_PROGRAM, results);
+	start(t, 0);
+	assert_int_equal(sup_wait_log(t->p, 0, "retry 1 in 3600.0s, kept in memory", T_MS), 0);
+	stop(t);
+	kept = sup_read_file(in_dir(t, "spool/a.task"));
+	assert_non_null(kept);
+	assert_string_equal(kept, retry_text);
+	free(kept);
+	assert_int_equal(count_prefixed(results, "retry-"), 1);
+
+	/* Room again: it runs, and its retry is written to its file this time. */
+	assert_int_equal(unlink(in_dir(t, "spool/.fill")), 0);
+	sup_proc_free(t->p);
+	t->p = NULL;
+	free(t->log);
+	t->log = sup_path(t->dir, "vassal2.log"); /* the first one is appended to */
+	mark = 0;
+	start(t, 0);
+	assert_int_equal(sup_wait_log(t->p, mark, "asked for a retry (exit 75); retry 1 in 3600.0s", T_MS), 0);
+	kept = sup_read_file(in_dir(t, "spool/a.task"));
+	assert_non_null(kept);
+	assert_non_null(strstr(kept, "@attempts=1\n"));
+	free(kept);
+	free(results), free(spool);
+	stop(t);
+}
+
+/* A task that succeeded on a spool file system that went read-only meanwhile cannot be
+ * removed: it is not run again (it was, at once and over and over); the removal is
+ * tried again after a backoff, and succeeds once the file system is writable. */
+static void test_spooler_read_only_spool_done_once(void **state)
+{
+	struct ct *t = *state;
+	char *results = strdup(in_dir(t, "results")), *spool = strdup(in_dir(t, "spool"));
+
+	mount_tiny_spool(t);
+	write_fmt(in_dir(t, "spool/a.task"), "NAME=ro\n\n");
+	write_fmt(t->cfg, "spooler:\n  dir: ./spool\n  retry-backoff: 300ms\n"
+		  "  exec: [sh, -c, 'echo \"$SPOOL_NAME-$SPOOL_ATTEMPT\" >> %s; "
+		  "mount -o remount,ro %s']\n", results, spool);
+	start(t, 0);
+	assert_int_equal(sup_wait_log(t->p, 0, "done, but cannot remove it", T_MS), 0);
+	wait_count(t, 0, "done, but cannot remove it", 2); /* tried again, still read-only */
+	assert_int_equal(count_prefixed(results, "ro-"), 1);
+	if (mount("tmpfs", spool, "tmpfs", MS_REMOUNT, "size=256k,mode=0750") < 0) {
+		fprintf(stderr, "remount %s read-write: %s\n", spool, strerror(errno));
+		fail();
+	}
+	assert_int_equal(sup_wait_log(t->p, 0, "task a.task done", T_MS), 0);
+	assert_int_equal(access(in_dir(t, "spool/a.task"), F_OK), -1);
+	assert_int_equal(count_prefixed(results, "ro-"), 1);
+	free(results), free(spool);
+	stop(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -572,6 +823,12 @@ int main(void)
 		CT_TEST(test_spooler_at_and_priority),
 		CT_TEST(test_spooler_stop_graceful),
 		CT_TEST(test_spooler_stop_kill),
+		CT_TEST(test_spooler_exec_failure_retried),
+		CT_TEST(test_spooler_counts_in_metrics),
+		cmocka_unit_test_setup_teardown(test_spooler_full_disk_backs_off, ct_setup, full_teardown),
+		cmocka_unit_test_setup_teardown(test_spooler_full_disk_keeps_task, ct_setup, full_teardown),
+		cmocka_unit_test_setup_teardown(test_spooler_read_only_spool_done_once, ct_setup,
+						full_teardown),
 	};
 
 	sup_init();

@@ -2,8 +2,8 @@
  * emperor, with the reference worker on loopback sockets: graceful reloads that never
  * refuse a connection nor leak an fd, the request in flight that survives a reload,
  * the no-mercy SIGKILL of a worker's process group, the respawn backoff of a crashing
- * worker, graceful and brutal stops, and the command line (--check, --help, a
- * relative path with chdir:). test_vassal_reload.c holds the reload modes and edits.
+ * worker, graceful and brutal stops, the command line (--check, --help, a relative
+ * path with chdir:, a missing file), and 400 sockets (or an fd limit too low for them). test_vassal_reload.c holds the reload modes and edits.
  * Every test reads like a user's session and ends with nothing left behind. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -306,6 +306,216 @@ static void test_check_help_version(void **state)
 	assert_int_equal(sup_wait_no_leftovers(5000), 0);
 }
 
+/* /proc/PID/environ: the environment the process was started with, NUL-separated. */
+static size_t proc_environ(pid_t pid, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	n = read(fd, buf, size - 1);
+	close(fd);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	return (size_t)n;
+}
+
+/* The value of name in an environ block, or NULL. */
+static const char *environ_get(const char *env, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t off = 0; off < len; off += strlen(env + off) + 1)
+		if (strncmp(env + off, name, n) == 0 && env[off + n] == '=')
+			return env + off + n + 1;
+	return NULL;
+}
+
+/* What the master was given for itself (the previous image's daemons, the emperor's
+ * state fd, sockets and a supervisor meant for it) never reaches a worker or a mule:
+ * VASSAL_DAEMONS used to leak into workers, EMPEROR_STATE_FD into every child. */
+static void test_children_get_no_internal_variables(void **state)
+{
+	struct vt *v = *state;
+	char *env_in[] = { "VASSAL_DAEMONS=ghost=1", "EMPEROR_STATE_FD=9", "LISTEN_FDS=5",
+			   "LISTEN_PID=1", "LISTEN_FDNAMES=x", "NOTIFY_SOCKET=@emperor-test-not-ours",
+			   NULL };
+	char *argv[] = { v->vassal, v->cfg, NULL };
+	static char env[65536];
+	pid_t kids[2];
+
+	vt_config(v, &(struct vcfg){ .count = 1, .ready = "exec",
+				     .top = "mules: [{name: m, exec: [sleep, '60']}]\n" });
+	v->mark = sup_file_size(v->log);
+	v->p = sup_spawn(argv, env_in, v->dir, v->log);
+	assert_non_null(v->p);
+	assert_int_equal(sup_wait_log(v->p, v->mark, "ready: 1 workers, generation 1", T_MS), 0);
+	vt_workers(v, kids, 2);
+	for (int i = 0; i < 2; i++) {
+		char *cmd = sup_pid_cmdline(kids[i]);
+		int is_mule = cmd && strncmp(cmd, "sleep", 5) == 0;
+		size_t len = proc_environ(kids[i], env, sizeof env);
+		const char *notify = environ_get(env, len, "NOTIFY_SOCKET");
+
+		free(cmd);
+		for (char **e = env_in; *e; e++) {
+			char name[64];
+			snprintf(name, sizeof name, "%.*s", (int)(strchr(*e, '=') - *e), *e);
+			const char *got = environ_get(env, len, name);
+			if (got && strcmp(*e + strlen(name) + 1, got) == 0)
+				fail_msg("%s (pid %d) has the master's %s", is_mule ? "mule" : "worker",
+					 (int)kids[i], *e);
+		}
+		assert_null(environ_get(env, len, "EMPEROR_FD"));
+		assert_null(environ_get(env, len, "VASSAL_DAEMONS"));
+		assert_null(environ_get(env, len, "EMPEROR_STATE_FD"));
+		assert_non_null(environ_get(env, len, "EMPEROR_TEST_TAG")); /* the rest is kept */
+		if (is_mule) { /* its farm's socket, its own pid */
+			char pid[16];
+			snprintf(pid, sizeof pid, "%d", (int)kids[i]);
+			assert_null(notify);
+			assert_string_equal(environ_get(env, len, "LISTEN_PID"), pid);
+			assert_string_equal(environ_get(env, len, "LISTEN_FDS"), "1");
+		} else { /* a worker: the master's own notify socket and its sockets */
+			assert_non_null(notify);
+			assert_string_equal(environ_get(env, len, "LISTEN_FDS"), "1");
+			assert_string_equal(environ_get(env, len, "LISTEN_FDNAMES"), "http");
+		}
+	}
+	vt_stop(v, SIGTERM, T_MS);
+}
+
+/* Two workers each print 300 lines of 3000 bytes at once, every line in five
+ * write(2)s: each line reaches the master's output whole, never mixed with the
+ * other's. Before, both workers wrote straight into the master's stdout and their
+ * pieces ran together. */
+static void test_two_workers_long_lines_never_mix(void **state)
+{
+	struct vt *v = *state;
+	const char *script =
+		"workers:\n  count: 2\n  ready: exec\n  reload-mercy: 2s\n  exec:\n    - /bin/sh\n"
+		"    - -c\n    - >-\n"
+		"      p=$$(head -c 1000 /dev/zero | tr '\\0' $$VASSAL_WORKER_ID); i=0;\n"
+		"      while [ $$i -lt 300 ]; do printf 'BEGIN%s ' $$VASSAL_WORKER_ID;\n"
+		"      printf '%s' \"$$p\"; printf '%s' \"$$p\"; printf '%s' \"$$p\";\n"
+		"      printf ' END%s\\n' $$VASSAL_WORKER_ID; i=$$((i+1)); done;\n"
+		"      echo \"worker $$VASSAL_WORKER_ID printed\"; exec sleep 60\n";
+	char *text, *line, *save = NULL, body[3001];
+	int whole[3] = { 0 }, broken = 0;
+
+	assert_int_equal(sup_write_file_atomic(v->cfg, script), 0);
+	v->p = vt_spawn(v);
+	assert_int_equal(sup_wait_log(v->p, v->mark, "worker 1 printed", T_MS), 0);
+	assert_int_equal(sup_wait_log(v->p, v->mark, "worker 2 printed", T_MS), 0);
+	text = sup_read_file(v->log);
+	assert_non_null(text);
+	for (line = strtok_r(text + v->mark, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!strstr(line, "BEGIN") && !strstr(line, "END"))
+			continue;
+		int id = line[0] == 'B' ? line[5] - '0' : 0;
+		if (id == 1 || id == 2) {
+			memset(body, '0' + id, 3000);
+			body[3000] = '\0';
+		}
+		if ((id == 1 || id == 2) && strlen(line) == 3012 && line[6] == ' ' &&
+		    strncmp(line + 7, body, 3000) == 0 && line[3007] == ' ' &&
+		    strncmp(line + 3008, "END", 3) == 0 && line[3011] == '0' + id)
+			whole[id]++;
+		else
+			broken++;
+	}
+	free(text);
+	if (broken)
+		fprintf(stderr, "%d mixed or cut lines\n", broken);
+	assert_int_equal(broken, 0);
+	assert_int_equal(whole[1], 300);
+	assert_int_equal(whole[2], 300);
+	vt_stop(v, SIGTERM, T_MS);
+}
+
+/* A vassal file with n unix sockets in the test's dir and a shell worker that reports
+ * what it received, then sleeps (with every fd it got). */
+static void many_sockets_config(struct vt *v, int n)
+{
+	size_t cap = 512 + (size_t)n * (strlen(v->dir) + 64);
+	char *text = malloc(cap), *p = text;
+
+	assert_non_null(text);
+	p += sprintf(p, "sockets:\n");
+	for (int i = 0; i < n; i++)
+		p += sprintf(p, "  - {name: s%d, listen: 'unix:%s/s%d.sock'}\n", i, v->dir, i);
+	sprintf(p, "workers:\n  ready: exec\n  reload-mercy: 2s\n  exec:\n    - /bin/sh\n    - -c\n"
+		   "    - echo \"worker got LISTEN_FDS=$$LISTEN_FDS last=$${LISTEN_FDNAMES##*:}\"; "
+		   "exec sleep 60\n");
+	assert_int_equal(sup_write_file_atomic(v->cfg, text), 0);
+	free(text);
+}
+
+/* 400 sockets: the master binds them all and the worker gets every one on fds 3..402,
+ * named in LISTEN_FDNAMES; the first and the last accept a connection. Before, the
+ * worker's fd table held 256: it failed at once, without a message, respawned forever. */
+static void test_four_hundred_sockets(void **state)
+{
+	struct vt *v = *state;
+	char path[512];
+	pid_t worker;
+	struct sup_conn *c;
+
+	many_sockets_config(v, 400);
+	v->p = vt_spawn(v);
+	assert_int_equal(sup_wait_log(v->p, v->mark, "worker got LISTEN_FDS=400 last=s399", T_MS), 0);
+	assert_int_equal(sup_wait_log(v->p, v->mark, "ready: 1 workers, generation 1", T_MS), 0);
+	vt_workers(v, &worker, 1);
+	assert_true(sup_count_fds(worker) >= 403);
+	for (int i = 0; i < 400; i += 399) {
+		snprintf(path, sizeof path, "%s/s%d.sock", v->dir, i);
+		c = sup_conn_open_unix(path, T_MS);
+		assert_non_null(c);
+		sup_conn_close(c);
+	}
+	assert_int_equal(sup_count_log(v->p, v->mark, "cannot start"), 0);
+	assert_int_equal(sup_count_log(v->p, v->mark, "worker 1 started"), 1); /* no respawn */
+	vt_stop(v, SIGTERM, T_MS);
+}
+
+/* An fd limit that cannot hold the sockets: the master says so and exits, before
+ * binding anything; no worker is started. */
+static void test_fd_limit_too_low_for_sockets(void **state)
+{
+	struct vt *v = *state;
+	char *argv[] = { "/bin/sh", "-c", "ulimit -n 300 && exec \"$0\" \"$1\"", v->vassal, v->cfg,
+			 NULL };
+	struct sup_proc *p;
+
+	many_sockets_config(v, 400);
+	p = sup_spawn(argv, NULL, v->dir, v->log);
+	assert_non_null(p);
+	assert_int_equal(sup_wait_exit(p, T_MS), 0);
+	assert_true(WIFEXITED(p->status));
+	assert_int_equal(WEXITSTATUS(p->status), 1);
+	assert_int_equal(sup_count_file(v->log, 0, "400 listening sockets need about 466 fds, but "
+				       "the fd limit (RLIMIT_NOFILE) is 300 (hard 300): raise it"), 1);
+	assert_int_equal(sup_count_file(v->log, 0, "worker 1 started"), 0);
+	sup_proc_free(p);
+	assert_int_equal(sup_wait_no_leftovers(5000), 0);
+}
+
+/* docs/config.md: a file that cannot be loaded, a missing one included, exits 78. */
+static void test_missing_file_exits_78(void **state)
+{
+	struct vt *v = *state;
+	char *out;
+
+	assert_int_equal(run_vassal(v, "/nonexistent.yaml", NULL, &out), 78);
+	assert_non_null(strstr(out, "/nonexistent.yaml: cannot read the vassal file, not starting "
+				    "(exit 78): No such file or directory"));
+	free(out);
+	assert_int_equal(sup_wait_no_leftovers(5000), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -319,6 +529,11 @@ int main(void)
 		VT_TEST(test_reload_during_stop_is_refused),
 		VT_TEST(test_relative_path_and_chdir),
 		VT_TEST(test_check_help_version),
+		VT_TEST(test_two_workers_long_lines_never_mix),
+		VT_TEST(test_four_hundred_sockets),
+		VT_TEST(test_children_get_no_internal_variables),
+		VT_TEST(test_fd_limit_too_low_for_sockets),
+		VT_TEST(test_missing_file_exits_78),
 	};
 
 	sup_init();

@@ -15,12 +15,14 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -605,4 +607,41 @@ void sup_http_fini(struct sup_http *r)
 	free(r->head);
 	free(r->body);
 	memset(r, 0, sizeof *r);
+}
+
+char *sup_master_status(pid_t master, const char *request)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 5 };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), len;
+	size_t got = 0, cap = 65536;
+	char *out = calloc(1, cap), line[64];
+	ssize_t n;
+
+	len = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "emperor-vassal/%d", (int)master);
+	n = snprintf(line, sizeof line, "%s\n", request);
+	if (fd < 0 || !out || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0 ||
+	    connect(fd, (struct sockaddr *)&sa,
+		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len)) < 0 ||
+	    write(fd, line, (size_t)n) != n) {
+		if (fd >= 0)
+			close(fd);
+		free(out);
+		return NULL;
+	}
+	while (got < cap - 1 && (n = read(fd, out + got, cap - 1 - got)) > 0)
+		got += (size_t)n;
+	close(fd);
+	return out;
+}
+
+double sup_metric(const char *text, const char *series)
+{
+	size_t len = strlen(series);
+
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (strncmp(p, series, len) == 0 && p[len] == ' ')
+			return strtod(p + len + 1, NULL);
+	return -1;
 }

@@ -128,6 +128,12 @@ int sup_free_port(void);             /* a port free on 127.0.0.1 right now */
 /* A listening TCP socket (CLOEXEC) on host ("127.0.0.1", "::1") and port (0 = any);
  * the bound port in *port_out if not NULL. */
 int sup_listen_tcp(const char *host, int port, int *port_out);
+/* A vassal master's answer to request ("json", "text", "metrics") on its status socket
+ * (@emperor-vassal/PID, vassal/status.h); malloc'd, NULL on failure (5 s at most). */
+char *sup_master_status(pid_t master, const char *request);
+/* The value of the first sample of text whose name and labels are exactly series
+ * ("name{labels}"), or -1. */
+double sup_metric(const char *text, const char *series);
 int sup_listen_unix(const char *path); /* path may be "@name" (abstract) */
 /* 0 once a connection to host:port succeeds. */
 int sup_wait_port(const char *host, int port, int timeout_ms);

@@ -1,6 +1,8 @@
 /* test_child.c — tests of lib/child.c, the mechanism every kind of child uses: spawn
- * and reap, exec failure reported with its errno, the mercy deadline ending in SIGKILL
- * of the whole process group, and the respawn backoff. Real (tiny) processes; every
+ * and reap, exec failure reported with its errno (and the step that failed) without the
+ * parent ever waiting for the child's steps before exec, any number of fds, the mercy
+ * deadline ending in SIGKILL of the whole process group, and the respawn backoff and
+ * its jitter. Real (tiny) processes; every
  * loop run is bounded by a timer. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,14 +11,18 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "child.h"
+#include "util.h"
 
 struct fixture {
 	struct ev_loop *loop;
@@ -24,8 +30,20 @@ struct fixture {
 	struct child c;
 	int exits;
 	int status;
+	int execs;              /* on_exec calls */
+	int exec_errno_seen;    /* c->exec_errno at the last on_exec */
+	int exits_at_exec;      /* exits seen when on_exec came */
 	ev_timer guard;
 };
+
+static void on_exec_cb(struct child *c)
+{
+	struct fixture *f = c->data;
+
+	f->execs++;
+	f->exec_errno_seen = c->exec_errno;
+	f->exits_at_exec = f->exits;
+}
 
 static void on_exit_cb(struct child *c, int status)
 {
@@ -59,6 +77,7 @@ static int setup(void **state)
 	child_init(&f.c, &f.set, 0, "test child");
 	f.c.data = &f;
 	f.c.on_exit = on_exit_cb;
+	f.c.on_exec = on_exec_cb;
 	*state = &f;
 	return 0;
 }
@@ -97,11 +116,138 @@ static void test_exec_failure_reports_errno(void **state)
 	char *argv[] = { "/nonexistent/program", NULL };
 	struct child_exec x = { .argv = argv, .out_fd = -1 };
 
-	assert_int_equal(child_spawn(&f->c, &x), -1);
-	assert_int_equal(f->c.exec_errno, ENOENT);
+	assert_int_equal(child_spawn(&f->c, &x), 0); /* a process was made */
+	assert_true(f->c.exec_pending);
+	assert_int_equal(f->c.state, CHILD_STARTING);
+	child_set_ready(&f->c); /* deferred: it never becomes ready */
 	run_until_exit(f, 5); /* the failed process is still reaped */
+	assert_int_equal(f->execs, 1);
+	assert_int_equal(f->exec_errno_seen, ENOENT);
+	assert_int_equal(f->exits_at_exec, 0); /* known before its exit is reported */
+	assert_int_equal(f->c.exec_errno, ENOENT);
+	assert_false(f->c.exec_pending);
 	assert_int_equal(f->exits, 1);
 	assert_int_equal(WEXITSTATUS(f->status), 127);
+	assert_true(f->c.ready_at == 0);
+}
+
+/* A step before exec that fails aborts the exec: the program never runs. */
+static void test_chdir_failure_aborts_exec(void **state)
+{
+	struct fixture *f = *state;
+	char *dir = strdup("/tmp/emperor-test-child.XXXXXX"), *mark;
+	char *argv[] = { "sh", "-c", "touch ran", NULL };
+
+	assert_non_null(dir);
+	assert_non_null(mkdtemp(dir));
+	assert_true(asprintf(&mark, "%s/ran", dir) > 0);
+	struct child_exec x = { .argv = argv, .out_fd = -1, .cwd = "/nonexistent/dir" };
+	assert_int_equal(child_spawn(&f->c, &x), 0);
+	run_until_exit(f, 5);
+	assert_int_equal(f->execs, 1);
+	assert_int_equal(f->exec_errno_seen, ENOENT);
+	assert_int_equal(WEXITSTATUS(f->status), 127);
+	assert_int_equal(access(mark, F_OK), -1);
+	rmdir(dir);
+	free(mark);
+	free(dir);
+}
+
+/* The set's in-child hook (where a vassal's user is resolved and initgroups runs)
+ * waits on a gate that only the parent's loop opens: the parent must not be waiting
+ * for the child meanwhile. Before the fix child_spawn() read the exec-status pipe
+ * synchronously and returned only when the gate timed out (3 s). */
+static int gate_fd = -1;
+
+static void wait_for_gate(void *arg)
+{
+	struct pollfd p = { .fd = gate_fd, .events = POLLIN };
+
+	(void)arg;
+	poll(&p, 1, 3000);
+}
+
+struct gate_timer {
+	ev_timer t;
+	int fd;
+	struct fixture *f;
+	int fired_while_pending;
+};
+
+static void open_gate(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct gate_timer *g = container_of(w, struct gate_timer, t);
+
+	(void)loop, (void)revents;
+	g->fired_while_pending = g->f->c.exec_pending && g->f->c.state == CHILD_STARTING &&
+				 g->f->execs == 0;
+	assert_int_equal(write(g->fd, "x", 1), 1);
+}
+
+static void test_slow_pre_exec_step_never_blocks_the_loop(void **state)
+{
+	struct fixture *f = *state;
+	char *argv[] = { "sh", "-c", "exit 0", NULL };
+	struct child_exec x = { .argv = argv, .out_fd = -1 };
+	struct gate_timer g = { .f = f };
+	int gate[2];
+
+	assert_int_equal(pipe(gate), 0);
+	gate_fd = gate[0];
+	g.fd = gate[1];
+	f->set.in_child = wait_for_gate;
+	ev_tstamp t0 = ev_time();
+	assert_int_equal(child_spawn(&f->c, &x), 0);
+	assert_true(ev_time() - t0 < 1.0); /* not waiting for the child's hook */
+	child_set_ready(&f->c);
+	assert_int_equal(f->c.state, CHILD_STARTING);
+	ev_timer_init(&g.t, open_gate, 0.05, 0);
+	ev_timer_start(f->loop, &g.t);
+	run_until_exit(f, 5);
+	assert_true(g.fired_while_pending); /* the loop served a timer meanwhile */
+	assert_true(ev_time() - t0 < 2.5);  /* the gate, not its timeout, let it go */
+	assert_int_equal(f->execs, 1);
+	assert_int_equal(f->exec_errno_seen, 0);
+	assert_true(f->c.ready_at > 0); /* ready once the exec was known */
+	assert_int_equal(WEXITSTATUS(f->status), 0);
+	f->set.in_child = NULL;
+	close(gate[0]);
+	close(gate[1]);
+}
+
+/* A stop signal that reaches the child before its exec (a curse right after the spawn,
+ * as a reload does to a mule just started) must not be lost. Before the fix, the
+ * parent's handler (a libev ev_signal, here for SIGTERM) ran in the child, swallowed
+ * the signal, and the program then ran on, never told to stop. */
+static void slow_hook(void *arg)
+{
+	(void)arg;
+	poll(NULL, 0, 300); /* the curse arrives meanwhile */
+}
+
+static void ignore_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop, (void)w, (void)revents;
+}
+
+static void test_signal_before_exec_not_lost(void **state)
+{
+	struct fixture *f = *state;
+	char *argv[] = { "sleep", "30", NULL };
+	struct child_exec x = { .argv = argv, .out_fd = -1 };
+	ev_signal term;
+
+	ev_signal_init(&term, ignore_signal, SIGTERM);
+	ev_signal_start(f->loop, &term);
+	f->set.in_child = slow_hook;
+	assert_int_equal(child_spawn(&f->c, &x), 0);
+	child_curse(&f->c, SIGTERM, 20);
+	run_until_exit(f, 10);
+	f->set.in_child = NULL;
+	ev_signal_stop(f->loop, &term);
+	assert_int_equal(f->exits, 1);
+	assert_true(WIFSIGNALED(f->status));
+	assert_int_equal(WTERMSIG(f->status), SIGTERM);
 }
 
 static void test_fds_arrive_at_3_with_listen_env(void **state)
@@ -199,11 +345,93 @@ static void test_backoff_grows_and_resets(void **state)
 	assert_true(child_next_backoff(&f->c) == 0);
 }
 
+/* More fds than any fixed table held (64 here, 256 in the worker): all arrive. */
+static void test_hundreds_of_fds(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 400 };
+	int fds[N], null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	char *argv[] = { "sh", "-c", "[ \"$LISTEN_FDS\" = 400 ] && [ -e /proc/$$/fd/402 ] && "
+			 "[ ! -e /proc/$$/fd/403 ]", NULL };
+	struct rlimit rl;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 3 * N) {
+		skip();
+	}
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 4096 ? 4096 : rl.rlim_max;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	assert_true(null >= 0);
+	for (int i = 0; i < N; i++)
+		assert_true((fds[i] = fcntl(null, F_DUPFD_CLOEXEC, 3)) >= 0);
+	struct child_exec x = { .argv = argv, .out_fd = -1, .fds = fds, .n_fds = N,
+				.fdnames = "many" };
+	assert_int_equal(child_spawn(&f->c, &x), 0);
+	run_until_exit(f, 5);
+	assert_int_equal(f->exec_errno_seen, 0);
+	assert_true(WIFEXITED(f->status));
+	assert_int_equal(WEXITSTATUS(f->status), 0);
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+	close(null);
+}
+
+/* The jittered delay drawn in a process forked from us (a sibling of another). */
+static double jitter_in_fork(struct fixture *f)
+{
+	int p[2];
+	double d = -1;
+	pid_t pid;
+
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		child_schedule_respawn(&f->c);
+		d = ev_timer_remaining(f->loop, &f->c.respawn_timer);
+		_exit(write(p[1], &d, sizeof d) == sizeof d ? 0 : 1);
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &d, sizeof d), (ssize_t)sizeof d);
+	close(p[0]);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	return d;
+}
+
+/* Sibling processes must not draw the same jitter (random() unseeded, or seeded
+ * before a fork, gives every sibling one sequence: they respawn in lockstep). */
+static void test_jitter_differs_between_siblings(void **state)
+{
+	struct fixture *f = *state;
+	double a, b;
+	int same = 0;
+
+	f->c.backoff_min = 10;
+	f->c.backoff_max = 10;
+	f->c.backoff_jitter = true;
+	f->c.last_uptime = 0;
+	child_schedule_respawn(&f->c); /* the parent draws first: seeded here */
+	child_cancel_respawn(&f->c);
+	for (int i = 0; i < 3; i++) {
+		a = jitter_in_fork(f);
+		b = jitter_in_fork(f);
+		assert_true(a >= 9 - 0.1 && a <= 11);
+		same += a == b;
+	}
+	assert_true(same < 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_spawn_and_reap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_signal_before_exec_not_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_failure_reports_errno, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chdir_failure_aborts_exec, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_pre_exec_step_never_blocks_the_loop, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_hundreds_of_fds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_jitter_differs_between_siblings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fds_arrive_at_3_with_listen_env, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mercy_kills_the_whole_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backoff_grows_and_resets, setup, teardown),

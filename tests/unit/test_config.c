@@ -959,6 +959,120 @@ static void test_nul_byte(void **state)
 	assert_error(MINIMAL "log: \"a\\0b\"\n", "t.yaml:2:6: NUL characters are not allowed");
 }
 
+/* Overflow: every numeric kind refuses a number past 2^64 with the value in the
+ * message, instead of wrapping it into range (2e19 bytes used to be 1.5e18). */
+static void test_numbers_never_wrap(void **state)
+{
+	(void)state;
+	assert_error("gateways: [{http: {listen: ':1', subscription-server: 'unix:@r', "
+		     "max-header-size: 20000000000000000000}}]\n",
+		     "t.yaml:1:83: gateways[0].http.max-header-size: invalid size "
+		     "'20000000000000000000': size too large (at most 9223372036854775807 bytes, "
+		     "8E - 1)");
+	assert_error(MINIMAL "cgroup: {memory-max: 20000000000000000000}\n",
+		     "t.yaml:2:22: cgroup.memory-max: invalid size '20000000000000000000': size "
+		     "too large (at most 9223372036854775807 bytes, 8E - 1)");
+	assert_error(MINIMAL "limits: {as: 18446744073709551617K}\n",
+		     "t.yaml:2:14: limits.as: invalid size '18446744073709551617K': size too "
+		     "large (at most 9223372036854775807 bytes, 8E - 1)");
+	assert_error(MINIMAL "limits: {nofile: 18446744073709551616}\n",
+		     "t.yaml:2:18: limits.nofile: 18446744073709551616 is out of range "
+		     "(0..9223372036854775806)");
+	assert_error(MINIMAL "cgroup: {pids-max: 18446744073709551617}\n",
+		     "t.yaml:2:20: cgroup.pids-max: 18446744073709551617 is out of range "
+		     "(1..4194304)");
+	assert_error(MINIMAL "sockets: [{name: a, listen: ':18446744073709559617'}]\n",
+		     "t.yaml:2:29: sockets[0].listen: invalid address ':18446744073709559617': "
+		     "expected a port 0..65535 after ':'");
+	assert_error("workers: {exec: [w], stop-signal: 18446744073709551631}\n",
+		     "t.yaml:1:35: workers.stop-signal: invalid signal '18446744073709551631': "
+		     "expected a signal like TERM, HUP, KILL or a number 1..64");
+	assert_error("workers: {exec: [w], reload-mercy: 99999999999999999999999h}\n",
+		     "t.yaml:1:36: workers.reload-mercy: invalid duration "
+		     "'99999999999999999999999h': duration too large (at most 1000000000s, about "
+		     "31 years)");
+	assert_error(MINIMAL "sockets: [{name: a, listen: 'unix:@a', mode: 01000000000000000000666}]\n",
+		     "t.yaml:2:46: sockets[0].mode: '01000000000000000000666' is out of range "
+		     "(0..07777)");
+	assert_error(MINIMAL "umask: 01000000000000000000022\n",
+		     "t.yaml:2:8: umask: '01000000000000000000022' is out of range (0..0777)");
+	assert_error("gateways: [{http: {listen: ':1', subscription-server: 'unix:@r', "
+		     "subscribers: [4294967296]}}]\n",
+		     "t.yaml:1:80: gateways[0].http.subscribers[0]: 4294967296 is out of range "
+		     "(0..4294967294)");
+	assert_error(MINIMAL "cgroup: {cpu-max: 18446744073709551617 100000}\n",
+		     "t.yaml:2:19: cgroup.cpu-max: expected \"max\" or \"QUOTA PERIOD\" in "
+		     "microseconds, like \"50000 100000\", got '18446744073709551617 100000'");
+	assert_error(MINIMAL "cgroup: {cpu-max: max 18446744073709551617}\n",
+		     "t.yaml:2:19: cgroup.cpu-max: expected \"max\" or \"QUOTA PERIOD\" in "
+		     "microseconds, like \"50000 100000\", got 'max 18446744073709551617'");
+	config_free(load_ok(MINIMAL "cgroup: {cpu-max: max 100000}\n"));
+	config_free(load_ok(MINIMAL "cgroup: {cpu-max: 17592186044415 1000000}\n"));
+}
+
+/* A file with n sockets on 127.0.0.1 ports 1.. (in flow style, one per line), then tail. */
+static char *many_sockets(size_t n, const char *tail)
+{
+	char *yaml = malloc(64 + n * 64 + strlen(tail)), *p = yaml;
+
+	assert_non_null(yaml);
+	p += sprintf(p, MINIMAL "sockets:\n");
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "  - {name: s%zu, listen: '127.0.0.1:%zu'}\n", i, i + 1);
+	strcpy(p, tail);
+	return yaml;
+}
+
+/* CONFIG_MAX_LISTEN_FDS: the item past it is named with its line and column. */
+static void test_listen_fd_cap(void **state)
+{
+	char *yaml, want[256];
+	struct config *cfg;
+
+	(void)state;
+	yaml = many_sockets(CONFIG_MAX_LISTEN_FDS, "");
+	cfg = load_ok(yaml);
+	assert_int_equal(cfg->n_sockets, CONFIG_MAX_LISTEN_FDS);
+	config_free(cfg);
+	free(yaml);
+	yaml = many_sockets(CONFIG_MAX_LISTEN_FDS + 1, "");
+	snprintf(want, sizeof want, "t.yaml:%d:5: sockets[%d]: too many listening sockets: "
+		 "sockets, gateways and mule farms need %d, at most %d", CONFIG_MAX_LISTEN_FDS + 3,
+		 CONFIG_MAX_LISTEN_FDS, CONFIG_MAX_LISTEN_FDS + 1, CONFIG_MAX_LISTEN_FDS);
+	assert_error(yaml, want);
+	free(yaml);
+	/* the gateway's two sockets are what passes it */
+	yaml = many_sockets(CONFIG_MAX_LISTEN_FDS - 1,
+			    "gateways: [{http: {listen: ':1', subscription-server: 'unix:@r'}}]\n");
+	snprintf(want, sizeof want, "t.yaml:%d:12: gateways[0]: too many listening sockets: "
+		 "sockets, gateways and mule farms need %d, at most %d", CONFIG_MAX_LISTEN_FDS + 2,
+		 CONFIG_MAX_LISTEN_FDS + 1, CONFIG_MAX_LISTEN_FDS);
+	assert_error(yaml, want);
+	free(yaml);
+	yaml = many_sockets(CONFIG_MAX_LISTEN_FDS - 1,
+			    "mules: [{name: a, exec: [m]}, {name: b, exec: [m]}]\n");
+	snprintf(want, sizeof want, "t.yaml:%d:31: mules[1]: too many listening sockets: "
+		 "sockets, gateways and mule farms need %d, at most %d", CONFIG_MAX_LISTEN_FDS + 2,
+		 CONFIG_MAX_LISTEN_FDS + 1, CONFIG_MAX_LISTEN_FDS);
+	assert_error(yaml, want);
+	free(yaml);
+}
+
+/* limits.nofile must hold the sockets a worker gets on fds 3.. and some of its own. */
+static void test_nofile_below_sockets(void **state)
+{
+	char *yaml;
+
+	(void)state;
+	yaml = many_sockets(100, "limits: {nofile: 150}\n");
+	assert_error(yaml, "t.yaml:103:18: limits.nofile: 150 is too low for 100 sockets: a "
+			   "worker gets them on fds 3..102 and needs room of its own; at least 164");
+	free(yaml);
+	yaml = many_sockets(100, "limits: {nofile: 164}\n");
+	config_free(load_ok(yaml));
+	free(yaml);
+}
+
 /* One node past CONFIG_MAX_NODES: the item on its own line is where the message points. */
 static void test_too_many_nodes(void **state)
 {
@@ -1220,6 +1334,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_file_cannot_open, make_dir, remove_dir),
 		cmocka_unit_test_setup_teardown(test_file_size_limit, make_dir, remove_dir),
 		cmocka_unit_test(test_messages_are_one_line),
+		cmocka_unit_test(test_numbers_never_wrap),
+		cmocka_unit_test(test_listen_fd_cap),
+		cmocka_unit_test(test_nofile_below_sockets),
 		cmocka_unit_test(test_vassal_name_printable),
 		cmocka_unit_test_setup_teardown(test_file_not_regular, make_dir, remove_dir),
 	};

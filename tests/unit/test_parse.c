@@ -1,5 +1,6 @@
-/* test_parse.c — unit tests of lib/parse.c: durations, sizes, signals and listen
- * addresses, each good and bad, including the reason given for a refusal. */
+/* test_parse.c — unit tests of lib/parse.c: decimal numbers, durations, sizes, signals
+ * and listen addresses, each good and bad (overflow past 2^64 included), with the
+ * reason given for a refusal. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -62,7 +63,7 @@ static void test_duration_bad(void **state)
 	huge[sizeof huge - 2] = 'h';
 	huge[sizeof huge - 1] = '\0';
 	assert_int_equal(parse_duration(huge, &d, &why), -1);
-	assert_string_equal(why, "duration too large");
+	assert_string_equal(why, "duration too large (at most 1000000000s, about 31 years)");
 	assert_true(d == 42); /* untouched on failure */
 }
 
@@ -109,10 +110,89 @@ static void test_size_bad(void **state)
 	assert_int_equal(parse_size("", &v, &why), -1);
 	assert_non_null(strstr(why, "empty size"));
 	assert_int_equal(parse_size("9223372036854775808", &v, &why), -1);
-	assert_string_equal(why, "size too large");
+	assert_string_equal(why, "size too large (at most 9223372036854775807 bytes, 8E - 1)");
 	assert_int_equal(parse_size("9000000000T", &v, &why), -1);
-	assert_string_equal(why, "size too large");
+	assert_string_equal(why, "size too large (at most 9223372036854775807 bytes, 8E - 1)");
 	assert_int_equal(v, 7);
+}
+
+/* Numbers past 2^64 used to wrap before the check: 2e19 became 1553255926290448384. */
+static void test_size_overflow_never_wraps(void **state)
+{
+	static const char *const huge[] = {
+		"20000000000000000000", "18446744073709551616", "18446744073709551615",
+		"36893488147419103232", "99999999999999999999999999999", "20000000000000000000K",
+		"9223372036854775807K", "8388608T", "18446744073709551616T",
+	};
+	long long v = 7;
+	const char *why;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+		why = NULL;
+		if (parse_size(huge[i], &v, &why) == 0)
+			fail_msg("'%s' accepted as %lld", huge[i], v);
+		assert_non_null(strstr(why, "size too large"));
+	}
+	assert_int_equal(v, 7);
+	assert_int_equal(parse_size("8388607T", &v, NULL), 0); /* the largest in T */
+	assert_int_equal(v, 8388607LL << 40);
+}
+
+static void test_duration_range(void **state)
+{
+	double d = 0;
+	const char *why;
+
+	(void)state;
+	assert_int_equal(parse_duration("1000000000s", &d, NULL), 0);
+	assert_true(d == 1e9);
+	assert_int_equal(parse_duration("1000000001", &d, &why), -1);
+	assert_non_null(strstr(why, "duration too large"));
+	assert_int_equal(parse_duration("277778h", &d, &why), -1);
+	assert_int_equal(parse_duration("99999999999999999999999999ms", &d, &why), -1);
+	assert_true(d == 1e9);
+}
+
+static void test_uint(void **state)
+{
+	static const char *const junk[] = { "", "-1", "+1", " 1", "1 ", "0x10", "1e3", "1.0" };
+	unsigned long long v = 7;
+	const char *why;
+
+	(void)state;
+	assert_int_equal(parse_uint("0", 10, &v, NULL), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(parse_uint("10", 10, &v, NULL), 0);
+	assert_int_equal(v, 10);
+	assert_int_equal(parse_uint("18446744073709551615", ULLONG_MAX, &v, NULL), 0);
+	assert_true(v == ULLONG_MAX);
+	v = 7;
+	assert_int_equal(parse_uint("11", 10, &v, &why), -1);
+	assert_string_equal(why, "number out of range");
+	assert_int_equal(parse_uint("18446744073709551616", ULLONG_MAX, &v, &why), -1);
+	assert_string_equal(why, "number out of range");
+	assert_int_equal(parse_uint("4294967296", 4294967294ULL, &v, &why), -1);
+	for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
+		assert_int_equal(parse_uint(junk[i], ULLONG_MAX, &v, NULL), -1);
+	assert_int_equal(v, 7);
+}
+
+static void test_signal_and_port_overflow(void **state)
+{
+	struct cfg_addr a;
+	const char *why;
+	int sig = 3;
+
+	(void)state;
+	assert_int_equal(parse_signal("18446744073709551631", &sig, &why), -1); /* 2^64 + 15 */
+	assert_int_equal(parse_signal("4294967311", &sig, &why), -1);           /* 2^32 + 15 */
+	assert_int_equal(sig, 3);
+	assert_int_equal(parse_addr("127.0.0.1:65536", &a, &why), -1);
+	assert_string_equal(why, "expected a port 0..65535 after ':'");
+	assert_int_equal(parse_addr("127.0.0.1:18446744073709559617", &a, &why), -1);
+	assert_int_equal(parse_addr("[::1]:4294975297", &a, &why), -1);
+	assert_int_equal(parse_addr("127.0.0.1:-1", &a, &why), -1);
 }
 
 static void test_signal_good(void **state)
@@ -290,6 +370,10 @@ int main(void)
 		cmocka_unit_test(test_signal_name),   cmocka_unit_test(test_addr_ipv4),
 		cmocka_unit_test(test_addr_ipv6),     cmocka_unit_test(test_addr_unix),
 		cmocka_unit_test(test_addr_bad),
+		cmocka_unit_test(test_size_overflow_never_wraps),
+		cmocka_unit_test(test_duration_range),
+		cmocka_unit_test(test_uint),
+		cmocka_unit_test(test_signal_and_port_overflow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,7 @@
-/* test_router.c — unit tests of the router's request-head handling (vassal/router.c,
+/* test_router.c — unit tests of the router's request-head handling (vassal/http_head.c,
  * the part that reads what a client sent before any socket is involved):
- * router_parse_head() finds the end of the head, parses it with http-parser and takes
- * the Host; router_rewrite_head() adds the X-Forwarded-* headers. The refusals at the
+ * http_head_parse() finds the end of the head, parses it with http-parser and takes
+ * the Host; http_head_rewrite() adds the X-Forwarded-* headers. The refusals at the
  * end are what tests/fuzz/fuzz_router_head found (tests/fuzz/regressions/): heads the
  * parser would end elsewhere than the empty line, so the router would route one
  * request and the backend read another. The router's sockets are tested for real in
@@ -17,17 +17,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway.h"
+#include "http_head.h"
 
-static int parse(const char *text, http_parser *p, struct router_head *h)
+static int parse(const char *text, http_parser *p, struct http_head *h)
 {
-	return router_parse_head(p, text, strlen(text), h);
+	return http_head_parse(p, text, strlen(text), h);
+}
+
+/* The reason a malformed head is refused with (the 400's body) holds want. */
+static void assert_refused_for(const char *text, const char *want)
+{
+	struct http_head h;
+	http_parser p;
+
+	if (parse(text, &p, &h) != -1)
+		fail_msg("accepted: \"%s\"", text);
+	assert_non_null(h.why);
+	if (!strstr(h.why, want))
+		fail_msg("\"%s\": refused for \"%s\", expected \"%s\"", text, h.why, want);
 }
 
 /* text must be a whole head (nothing after it) and a well-formed one. */
 static void assert_head(const char *text, const char *host, bool complete)
 {
-	struct router_head h;
+	struct http_head h;
 	http_parser p;
 
 	assert_int_equal(parse(text, &p, &h), 0);
@@ -39,7 +52,7 @@ static void assert_head(const char *text, const char *host, bool complete)
 
 static void assert_malformed(const char *text)
 {
-	struct router_head h;
+	struct http_head h;
 	http_parser p;
 
 	if (parse(text, &p, &h) != -1)
@@ -49,7 +62,7 @@ static void assert_malformed(const char *text)
 
 static void test_incomplete_head_waits(void **state)
 {
-	struct router_head h;
+	struct http_head h;
 	http_parser p;
 
 	(void)state;
@@ -57,20 +70,21 @@ static void test_incomplete_head_waits(void **state)
 	assert_int_equal(h.len, 0);
 	assert_int_equal(parse("GET / HTTP/1.1\r\nHost: a\r\n\r", &p, &h), 0);
 	assert_int_equal(h.len, 0);
-	assert_int_equal(router_parse_head(&p, "", 0, &h), 0);
+	assert_int_equal(http_head_parse(&p, "", 0, &h), 0);
 	assert_int_equal(h.len, 0);
 }
 
 static void test_heads(void **state)
 {
-	struct router_head h;
+	struct http_head h;
 	http_parser p;
 
 	(void)state;
 	assert_head("GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n", "app.example.com", true);
 	assert_head("GET / HTTP/1.1\r\nhOsT:  [::1]:8080 \r\n\r\n", "[::1]:8080", true);
 	assert_head("GET / HTTP/1.0\nHost: lf.only\n\n", "lf.only", true);
-	assert_head("GET / HTTP/1.1\r\nX-Host: no\r\n\r\n", "", true);
+	assert_head("GET / HTTP/1.0\r\nX-Host: no\r\n\r\n", "", true); /* 1.0: Host optional */
+	assert_head("GET / HTTP/1.1\r\nHost:\r\n\r\n", "", true); /* empty: the default key */
 	assert_head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", "a", false);
 	assert_head("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", "a", false);
 
@@ -99,7 +113,7 @@ static void test_body_parsed_on(void **state)
 {
 	static const char req[] = "POST /f HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET";
 	const http_parser_settings settings = { .on_message_complete = count_done };
-	struct router_head h;
+	struct http_head h;
 	http_parser p;
 
 	(void)state;
@@ -121,26 +135,50 @@ static void test_too_long_host_is_none(void **state)
 	assert_head(text, "", true);
 }
 
-static void test_rewrite(void **state)
+/* The head as the backend gets it from the router. */
+static void assert_rewritten(const char *text, const char *peer, const char *want)
 {
-	static const char crlf[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-	static const char lf[] = "GET / HTTP/1.1\nHost: a\n\n";
+	struct http_head h;
+	http_parser p;
 	size_t len;
 	char *out;
 
+	assert_int_equal(parse(text, &p, &h), 0);
+	out = http_head_rewrite(&h, text, peer, &len);
+	assert_non_null(out);
+	if (len != strlen(want) || memcmp(out, want, len) != 0)
+		fail_msg("\"%s\" became \"%.*s\", expected \"%s\"", text, (int)len, out, want);
+	free(out);
+}
+
+static void test_rewrite(void **state)
+{
 	(void)state;
-	out = router_rewrite_head(crlf, strlen(crlf), "192.0.2.1", &len);
-	assert_non_null(out);
-	assert_int_equal(len, strlen("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.1\r\n"
-				     "X-Forwarded-Proto: http\r\n\r\n"));
-	assert_memory_equal(out, "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.1\r\n"
-				 "X-Forwarded-Proto: http\r\n\r\n", len);
-	free(out);
-	out = router_rewrite_head(lf, strlen(lf), "2001:db8::1", &len);
-	assert_non_null(out);
-	assert_memory_equal(out, "GET / HTTP/1.1\nHost: a\nX-Forwarded-For: 2001:db8::1\r\n"
-				 "X-Forwarded-Proto: http\r\n\r\n", len);
-	free(out);
+	assert_rewritten("GET / HTTP/1.1\r\nHost: a\r\n\r\n", "192.0.2.1",
+			 "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.1\r\n"
+			 "X-Forwarded-Proto: http\r\n\r\n");
+	assert_rewritten("GET / HTTP/1.1\nHost: a\n\n", "2001:db8::1",
+			 "GET / HTTP/1.1\nHost: a\nX-Forwarded-For: 2001:db8::1\r\n"
+			 "X-Forwarded-Proto: http\r\n\r\n");
+}
+
+/* An absolute-form request goes to the backend in origin form with the Host of its
+ * target (the client's Host dropped): what routed it is what the backend serves. */
+static void test_rewrite_absolute_form(void **state)
+{
+	(void)state;
+	assert_rewritten("GET http://app.example:81/p?q=1 HTTP/1.1\r\nA: 1\r\nHost: other\r\nB: 2\r\n\r\n",
+			 "192.0.2.1", "GET /p?q=1 HTTP/1.1\r\nA: 1\r\nB: 2\r\nHost: app.example:81\r\n"
+			 "X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\n\r\n");
+	assert_rewritten("GET http://app.example HTTP/1.1\r\nHost: other\r\n\r\n", "p",
+			 "GET / HTTP/1.1\r\nHost: app.example\r\nX-Forwarded-For: p\r\n"
+			 "X-Forwarded-Proto: http\r\n\r\n");
+	assert_rewritten("GET http://app.example?x HTTP/1.0\r\n\r\n", "p",
+			 "GET /?x HTTP/1.0\r\nHost: app.example\r\nX-Forwarded-For: p\r\n"
+			 "X-Forwarded-Proto: http\r\n\r\n");
+	assert_rewritten("GET http://[::1]:8/ HTTP/1.1\nHost: x\n\n", "p",
+			 "GET / HTTP/1.1\nHost: [::1]:8\r\nX-Forwarded-For: p\r\n"
+			 "X-Forwarded-Proto: http\r\n\r\n");
 }
 
 /* Found by the fuzzer: http-parser (lenient) ends the headers at a bare CR followed by
@@ -169,6 +207,59 @@ static void test_ambiguous_heads_refused(void **state)
 	assert_malformed("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n");
 }
 
+/* RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host (it
+ * was routed to the default key, or answered 404). */
+static void test_http11_without_host_refused(void **state)
+{
+	(void)state;
+	assert_refused_for("GET / HTTP/1.1\r\nX-Host: no\r\n\r\n", "without a Host header");
+	assert_refused_for("GET http://a.example/ HTTP/1.1\r\n\r\n", "without a Host header");
+}
+
+/* RFC 9112 §5.2: obs-fold is refused (it was forwarded as is, to a backend that may
+ * read the folded line as a header of its own); §2.2: so is whitespace before the
+ * first header. */
+static void test_obs_fold_refused(void **state)
+{
+	(void)state;
+	assert_refused_for("GET / HTTP/1.1\r\nHost: a\r\nX-A: one\r\n two\r\n\r\n", "obs-fold");
+	assert_refused_for("GET / HTTP/1.1\r\nHost: a\r\nX-A: one\r\n\ttwo\r\n\r\n", "obs-fold");
+	assert_refused_for("GET / HTTP/1.1\r\n X-A: one\r\nHost: a\r\n\r\n", "obs-fold");
+	assert_head("GET / HTTP/1.1\r\nHost: a\r\nX-A: one two\r\n\r\n", "a", true);
+}
+
+/* RFC 9112 §3.2.2: the absolute form routes by the URI's host, the Host header
+ * ignored (it was routed by Host). */
+static void test_absolute_form_routes_by_uri(void **state)
+{
+	(void)state;
+	assert_head("GET http://app.example.com/x?y HTTP/1.1\r\nHost: other\r\n\r\n",
+		    "app.example.com", true);
+	assert_head("GET http://App.Example.com:8080/ HTTP/1.1\r\nHost: other\r\n\r\n",
+		    "App.Example.com:8080", true);
+	assert_head("GET http://[::1]:8080/ HTTP/1.1\r\nHost: other\r\n\r\n", "[::1]:8080", true);
+	assert_head("GET https://secure.example/ HTTP/1.1\r\nHost: x\r\n\r\n", "secure.example", true);
+	assert_head("GET /http://not.absolute/ HTTP/1.1\r\nHost: a\r\n\r\n", "a", true);
+	assert_refused_for("GET http:/// HTTP/1.1\r\nHost: a\r\n\r\n", "");
+}
+
+/* Which requests may be sent again on a new backend connection. */
+static void test_idempotent(void **state)
+{
+	struct http_head h;
+	http_parser p;
+
+	(void)state;
+	assert_int_equal(parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &p, &h), 0);
+	assert_true(h.idempotent);
+	assert_int_equal(parse("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", &p, &h), 0);
+	assert_true(h.idempotent);
+	assert_int_equal(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", &p, &h), 0);
+	assert_false(h.idempotent);
+	assert_int_equal(parse("PATCH / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", &p, &h), 0);
+	assert_false(h.idempotent);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -177,8 +268,13 @@ int main(void)
 		cmocka_unit_test(test_body_parsed_on),
 		cmocka_unit_test(test_too_long_host_is_none),
 		cmocka_unit_test(test_rewrite),
+		cmocka_unit_test(test_rewrite_absolute_form),
 		cmocka_unit_test(test_bare_cr_ending_headers_refused),
 		cmocka_unit_test(test_ambiguous_heads_refused),
+		cmocka_unit_test(test_http11_without_host_refused),
+		cmocka_unit_test(test_obs_fold_refused),
+		cmocka_unit_test(test_absolute_form_routes_by_uri),
+		cmocka_unit_test(test_idempotent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

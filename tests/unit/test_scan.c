@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "emperor.h"
+#include "scan.h"
 
 static void test_vassal_files(void **state)
 {

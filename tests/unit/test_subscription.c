@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gateway.h"
+#include "subscription.h"
 #include "parse.h"
 #include "../support/support.h"
 

@@ -65,6 +65,49 @@ static void test_env_set_value_with_equals(void **state)
 	strv_free(env);
 }
 
+/* A variable name of any length is kept (a 256-byte table used to drop it silently). */
+static void test_env_build_long_name(void **state)
+{
+	char *empty[] = { NULL }, name[600], *add[] = { name, NULL };
+	char **env;
+
+	(void)state;
+	memset(name, 'N', 500);
+	strcpy(name + 500, "=v");
+	env = env_build(empty, add, NULL);
+	assert_int_equal(strv_len(env), 1);
+	assert_string_equal(env[0], name);
+	strv_free(env);
+}
+
+/* One list of internal variables: none reaches a child, whatever its kind. */
+static void test_env_for_child_drops_every_internal_variable(void **state)
+{
+	char *base[] = { "PATH=/bin", "EMPEROR_FD=3", "EMPEROR_STATE_FD=9", "VASSAL_DAEMONS=a=1",
+			 "VASSAL_CONFIG_FD=5", "VASSAL_RELOAD_STATE=generation=2 started=1.5 pending=0",
+			 "LISTEN_FDS=2", "LISTEN_PID=1",
+			 "LISTEN_FDNAMES=a:b", "NOTIFY_SOCKET=@x", "VASSAL_OWN=kept", NULL };
+	char *add[] = { "NOTIFY_SOCKET=@mine", NULL };
+	char **env = env_for_child(base, add);
+
+	(void)state;
+	assert_non_null(env);
+	for (size_t i = 0; env_internal[i]; i++)
+		if (strcmp(env_internal[i], "NOTIFY_SOCKET") != 0)
+			assert_null(env_get(env, env_internal[i]));
+	assert_string_equal(env_get(env, "NOTIFY_SOCKET"), "@mine"); /* what the child is given */
+	assert_string_equal(env_get(env, "PATH"), "/bin");
+	assert_string_equal(env_get(env, "VASSAL_OWN"), "kept");
+	assert_int_equal(strv_len(env), 3);
+	strv_free(env);
+}
+
+static void test_env_set_null_stays_null(void **state)
+{
+	(void)state;
+	assert_null(env_set(NULL, "K", "v")); /* an earlier failure carries through */
+}
+
 static void test_strv_dup_is_deep(void **state)
 {
 	char a[] = "x", *v[] = { a, NULL };
@@ -107,6 +150,9 @@ int main(void)
 		cmocka_unit_test(test_env_build_adds_replaces_and_drops),
 		cmocka_unit_test(test_env_build_empty_base),
 		cmocka_unit_test(test_env_set_value_with_equals),
+		cmocka_unit_test(test_env_build_long_name),
+		cmocka_unit_test(test_env_for_child_drops_every_internal_variable),
+		cmocka_unit_test(test_env_set_null_stays_null),
 		cmocka_unit_test(test_strv_dup_is_deep),
 		cmocka_unit_test(test_notify_has_matches_whole_lines),
 		cmocka_unit_test(test_notify_get),
