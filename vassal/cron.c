@@ -23,7 +23,9 @@
 struct cron_job {
 	struct child child;         /* first: the child set's entry is the job */
 	struct crons *crons;
-	const struct cfg_cron *cfg; /* NULL for a hook run */
+	bool hook;                  /* a hook run, else a cron: */
+	size_t index;               /* m->cfg->crons[index] (the config may be replaced by a
+				     * workers or chain reload; the entry is equal) */
 	struct cronexpr expr;
 	double next_at;             /* ev_now() time of the next tick */
 	unsigned runs, skipped;
@@ -34,6 +36,8 @@ struct cron_job {
 
 #define HOOK_TIMEOUT 10.0   /* s a hook may run before it is stopped (mercy HOOK_MERCY) */
 #define HOOK_MERCY 1.0
+
+#define JCFG(j) (&(j)->crons->m->cfg->crons[(j)->index])
 
 struct crons {
 	struct master *m;
@@ -53,7 +57,7 @@ static void job_exited(struct child *c, int status)
 
 	procs_log_exit(c, status);
 	j->done = NULL;
-	if (!j->cfg) {
+	if (j->hook) {
 		ev_timer_stop(m->loop, &j->deadline);
 		child_fini(&j->child);
 		free(j);
@@ -94,7 +98,7 @@ static void job_init(struct crons *cs, struct cron_job *j, const char *name)
 /* A tick of j: run it, unless the last run still goes or we are not the lord. */
 static void tick(struct cron_job *j)
 {
-	const struct cfg_cron *c = j->cfg;
+	const struct cfg_cron *c = JCFG(j);
 	int64_t token = 0;
 	char tok[48], lname[96];
 	char *env[] = { tok, lname, NULL };
@@ -119,9 +123,9 @@ static double next_tick(const struct cron_job *j, double now)
 {
 	time_t wall = time(NULL), at;
 
-	if (j->cfg->every > 0)
-		return j->next_at > 0 && j->next_at + j->cfg->every > now ? j->next_at + j->cfg->every
-									 : now + j->cfg->every;
+	if (JCFG(j)->every > 0)
+		return j->next_at > 0 && j->next_at + JCFG(j)->every > now ? j->next_at + JCFG(j)->every
+									 : now + JCFG(j)->every;
 	at = cronexpr_next(&j->expr, wall);
 	return at < 0 ? INFINITY : now + (double)(at - wall);
 }
@@ -182,7 +186,7 @@ int cron_start(struct master *m)
 		}
 		snprintf(name, sizeof name, "cron %s", c->name);
 		job_init(cs, j, name);
-		j->cfg = c;
+		j->index = i;
 		j->next_at = next_tick(j, ev_now(m->loop));
 		cs->jobs[cs->n++] = j;
 	}
@@ -200,7 +204,7 @@ int cron_legion_stop(struct master *m, const char *legion, double max_mercy,
 
 	for (size_t i = 0; cs && i < cs->n; i++) {
 		struct cron_job *j = cs->jobs[i];
-		if (!j->cfg->legion || strcmp(j->cfg->legion, legion) != 0 || !child_running(&j->child))
+		if (!JCFG(j)->legion || strcmp(JCFG(j)->legion, legion) != 0 || !child_running(&j->child))
 			continue;
 		if (!j->done) { /* counted once; asked again, only the mercy shortens */
 			j->done = done;
@@ -237,6 +241,7 @@ int cron_run_hook(struct master *m, const char *name, char *const *argv, char *c
 		log_errno("%s: calloc", label);
 	} else {
 		job_init(m->crons, j, label);
+		j->hook = true;
 		ev_timer_init(&j->deadline, hook_overdue, HOOK_TIMEOUT, 0);
 		if (job_spawn(j, &prog, env) == 0) {
 			j->done = done;
@@ -262,7 +267,7 @@ void cron_status_text(const struct master *m, struct strbuf *b)
 
 	for (size_t i = 0; cs && i < cs->n; i++) {
 		const struct cron_job *j = cs->jobs[i];
-		strbuf_printf(b, "cron %s: %s, next in %.0fs, %u runs, %u skipped", j->cfg->name,
+		strbuf_printf(b, "cron %s: %s, next in %.0fs, %u runs, %u skipped", JCFG(j)->name,
 			      child_running(&j->child) ? "running" : "idle", j->next_at - now,
 			      j->runs, j->skipped);
 		if (j->child.last_status >= 0 && j->runs)

@@ -31,7 +31,8 @@
 
 struct legion {
 	struct legions *all;
-	const struct cfg_legion *cfg;
+	size_t index;               /* its entry: m->cfg->legions[index] (the config may be
+				     * replaced by a workers or chain reload; the entry is equal) */
 	enum legion_state state;
 	struct etcd_client *etcd;
 	struct etcd_lease *lease;
@@ -62,6 +63,8 @@ struct legions {
 	void *left_arg;
 };
 
+#define LCFG(l) (&(l)->all->m->cfg->legions[(l)->index])
+
 static void fire(struct legion *l, enum legion_event ev);
 
 static void forget_req(struct legion *l)
@@ -78,7 +81,7 @@ static void ignore_answer(void *arg, const struct etcd_result *r)
 
 static double margin(const struct legion *l)
 {
-	return l->cfg->ttl / 4 > 1 ? l->cfg->ttl / 4 : 1;
+	return LCFG(l)->ttl / 4 > 1 ? LCFG(l)->ttl / 4 : 1;
 }
 
 /* ---- what we know of the legion ----------------------------------------------------- */
@@ -139,7 +142,7 @@ static void release_stale(struct legion *l)
 	const struct etcd_cmp cmp = { l->lord_key, ETCD_CMP_LEASE, ETCD_CMP_EQUAL, l->id, NULL };
 	const struct etcd_op del = { .type = ETCD_OP_DELETE, .key = l->lord_key };
 
-	log_info("legion %s: releasing the lord key our lost campaign took", l->cfg->name);
+	log_info("legion %s: releasing the lord key our lost campaign took", LCFG(l)->name);
 	etcd_txn(l->etcd, &(struct etcd_txn){ &cmp, 1, &del, NULL, 1, 0 }, ignore_answer, NULL);
 }
 
@@ -156,7 +159,7 @@ static void log_view(const struct legion *l, enum legion_verdict v)
 				      (unsigned long long)l->members[i].id, l->members[i].valor,
 				      l->members[i].ready ? "" : "(not ready)",
 				      (long long)l->members[i].create_rev);
-	log_debug("legion %s: %s; we are %llx, lord %llx, members%s", l->cfg->name, verdicts[v],
+	log_debug("legion %s: %s; we are %llx, lord %llx, members%s", LCFG(l)->name, verdicts[v],
 		  (unsigned long long)l->id, (unsigned long long)l->lord, buf);
 }
 
@@ -210,7 +213,7 @@ static void read_answer(void *arg, const struct etcd_result *r)
 
 	l->req = NULL;
 	if (r->error) {
-		log_warn("legion %s: reading %s: %s; retrying", l->cfg->name, l->prefix, r->error);
+		log_warn("legion %s: reading %s: %s; retrying", LCFG(l)->name, l->prefix, r->error);
 		ev_timer_set(&l->retry, LEGION_RETRY, 0);
 		ev_timer_start(l->all->m->loop, &l->retry);
 		return;
@@ -244,7 +247,7 @@ static void put_answer(void *arg, const struct etcd_result *r)
 
 	l->req = NULL;
 	if (r->error) {
-		log_warn("legion %s: putting %s: %s; retrying", l->cfg->name, l->member_key, r->error);
+		log_warn("legion %s: putting %s: %s; retrying", LCFG(l)->name, l->member_key, r->error);
 		ev_timer_set(&l->retry, LEGION_RETRY, 0);
 		ev_timer_start(l->all->m->loop, &l->retry);
 		return;
@@ -261,11 +264,11 @@ static void join(struct legion *l)
 	free(l->member_key);
 	if (asprintf(&l->member_key, "%s%llx", l->members_prefix, (unsigned long long)l->id) < 0) {
 		l->member_key = NULL;
-		log_errno("legion %s: member key", l->cfg->name);
+		log_errno("legion %s: member key", LCFG(l)->name);
 		return;
 	}
 	n = snprintf(value, sizeof value, "{\"valor\":%d,\"ready\":%s,\"vassal\":\"%s\",\"pid\":%d}",
-		     l->cfg->valor, l->all->ready ? "true" : "false", m->cfg->name, (int)getpid());
+		     LCFG(l)->valor, l->all->ready ? "true" : "false", m->cfg->name, (int)getpid());
 	forget_req(l);
 	l->req = etcd_put(l->etcd, l->member_key, value, (size_t)n, l->id, put_answer, l);
 }
@@ -287,7 +290,7 @@ static void lease_lost(void *arg, const char *why)
 {
 	struct legion *l = arg;
 
-	log_warn("legion %s: lease lost (%s)%s", l->cfg->name, why,
+	log_warn("legion %s: lease lost (%s)%s", LCFG(l)->name, why,
 		 l->state == LG_LORD ? ": stepping down before it can expire" : "");
 	fire(l, LE_LEASE_LOST);
 }
@@ -296,7 +299,7 @@ static void new_lease(struct legion *l)
 {
 	static const struct etcd_lease_cbs cbs = { lease_granted, lease_lost };
 
-	l->lease = etcd_lease_new(l->etcd, (int64_t)ceil(l->cfg->ttl), &cbs, l);
+	l->lease = etcd_lease_new(l->etcd, (int64_t)ceil(LCFG(l)->ttl), &cbs, l);
 	if (!l->lease) {
 		ev_timer_set(&l->retry, 1.0, 0);
 		ev_timer_start(l->all->m->loop, &l->retry);
@@ -343,12 +346,12 @@ static void campaign_answer(void *arg, const struct etcd_result *r)
 	l->req = NULL;
 	if (r->error || !r->succeeded) {
 		if (r->error)
-			log_warn("legion %s: taking the lord key: %s", l->cfg->name, r->error);
+			log_warn("legion %s: taking the lord key: %s", LCFG(l)->name, r->error);
 		for (size_t i = 0; !r->error && i < r->n_kvs; i++)
 			learn_kv(l, &r->kvs[i], false);
 		if (!r->error && l->lord == l->id) {
 			/* an earlier attempt of ours took it (its answer was lost) */
-			log_info("legion %s: the lord key is already ours (token %lld)", l->cfg->name,
+			log_info("legion %s: the lord key is already ours (token %lld)", LCFG(l)->name,
 				 (long long)l->token);
 			fire(l, LE_WON);
 			return;
@@ -383,9 +386,9 @@ static void hook(struct legion *l, char *const *argv, const char *which, void (*
 	char name[96], token[48], lname[96];
 	char *env[] = { token, lname, NULL };
 
-	snprintf(name, sizeof name, "%s %s", which, l->cfg->name);
+	snprintf(name, sizeof name, "%s %s", which, LCFG(l)->name);
 	snprintf(token, sizeof token, "LEGION_TOKEN=%lld", (long long)l->token);
-	snprintf(lname, sizeof lname, "LEGION_NAME=%s", l->cfg->name);
+	snprintf(lname, sizeof lname, "LEGION_NAME=%s", LCFG(l)->name);
 	if (!argv) {
 		if (done)
 			done(l);
@@ -402,13 +405,13 @@ static void enthrone(struct legion *l)
 
 	l->transitions++;
 	l->lord_since = ev_now(m->loop);
-	log_info("legion %s: lord (valor %d, token %lld, %zu members)", l->cfg->name,
-		 l->cfg->valor, (long long)l->token, l->n_members);
+	log_info("legion %s: lord (valor %d, token %lld, %zu members)", LCFG(l)->name,
+		 LCFG(l)->valor, (long long)l->token, l->n_members);
 	snprintf(token, sizeof token, "LEGION_TOKEN=%lld", (long long)l->token);
-	snprintf(lname, sizeof lname, "LEGION_NAME=%s", l->cfg->name);
+	snprintf(lname, sizeof lname, "LEGION_NAME=%s", LCFG(l)->name);
 	hook(l, m->cfg->hooks.on_lord, "on-lord", NULL);
-	daemons_legion_start(m, l->cfg->name, env);
-	subscriptions_legion(m, l->cfg->name, true);
+	daemons_legion_start(m, LCFG(l)->name, env);
+	subscriptions_legion(m, LCFG(l)->name, true);
 }
 
 static void delete_answer(void *arg, const struct etcd_result *r)
@@ -417,7 +420,7 @@ static void delete_answer(void *arg, const struct etcd_result *r)
 
 	l->req = NULL;
 	if (r->error) {
-		log_warn("legion %s: deleting the lord key: %s; retrying", l->cfg->name, r->error);
+		log_warn("legion %s: deleting the lord key: %s; retrying", LCFG(l)->name, r->error);
 		ev_timer_set(&l->retry, LEGION_RETRY, 0);
 		ev_timer_start(l->all->m->loop, &l->retry);
 		return;
@@ -472,16 +475,16 @@ static void stop_lord_children(struct legion *l, double max_mercy)
 
 	if (!again) {
 		if (l->lord_since > 0)
-			log_info("legion %s: no longer lord after %.1fs", l->cfg->name,
+			log_info("legion %s: no longer lord after %.1fs", LCFG(l)->name,
 				 ev_now(m->loop) - l->lord_since);
 		l->lord_since = 0;
 		l->transitions++;
-		subscriptions_legion(m, l->cfg->name, false);
+		subscriptions_legion(m, LCFG(l)->name, false);
 		l->unlording = true;
 	}
 	l->stopping++; /* held while the counts are taken */
-	l->stopping += daemons_legion_stop(m, l->cfg->name, max_mercy, child_retired, l);
-	l->stopping += cron_legion_stop(m, l->cfg->name, max_mercy, child_retired, l);
+	l->stopping += daemons_legion_stop(m, LCFG(l)->name, max_mercy, child_retired, l);
+	l->stopping += cron_legion_stop(m, LCFG(l)->name, max_mercy, child_retired, l);
 	if (--l->stopping == 0 && !again)
 		hook(l, m->cfg->hooks.on_unlord, "on-unlord", unlord_hook_done);
 }
@@ -494,9 +497,9 @@ static void revoke_answer(void *arg, const struct etcd_result *r)
 
 	l->req = NULL;
 	if (r->error)
-		log_warn("legion %s: revoking our lease: %s", l->cfg->name, r->error);
+		log_warn("legion %s: revoking our lease: %s", LCFG(l)->name, r->error);
 	else
-		log_info("legion %s: left (lease revoked)", l->cfg->name);
+		log_info("legion %s: left (lease revoked)", LCFG(l)->name);
 	fire(l, LE_LEFT);
 }
 
@@ -506,7 +509,7 @@ static void leave_bound_due(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop, (void)revents;
 	log_warn("legion %s: etcd did not take our leave within %.1fs; the lease expires by "
-		 "itself", l->cfg->name, LEGION_LEAVE_BOUND);
+		 "itself", LCFG(l)->name, LEGION_LEAVE_BOUND);
 	forget_req(l);
 	fire(l, LE_LEFT);
 }
@@ -571,10 +574,10 @@ static void fire(struct legion *l, enum legion_event ev)
 	struct legion_step t = legion_fsm_next(was, ev);
 
 	if (t.action == LA_IMPOSSIBLE)
-		log_warn("legion %s: %s while %s cannot happen; ignored", l->cfg->name,
+		log_warn("legion %s: %s while %s cannot happen; ignored", LCFG(l)->name,
 			 legion_event_name(ev), legion_state_name(was));
 	else if (t.next != was)
-		log_info("legion %s: %s --%s--> %s", l->cfg->name, legion_state_name(was),
+		log_info("legion %s: %s --%s--> %s", LCFG(l)->name, legion_state_name(was),
 			 legion_event_name(ev), legion_state_name(t.next));
 	l->state = t.next;
 	act(l, t.action, was);
@@ -613,7 +616,7 @@ static int legion_init(struct legions *all, struct legion *l, const struct cfg_l
 	const char *prefix = getenv("EMPEROR_ETCD_PREFIX");
 
 	l->all = all;
-	l->cfg = c;
+	l->index = (size_t)(c - all->m->cfg->legions);
 	ev_timer_init(&l->retry, retry_due, LEGION_RETRY, 0);
 	ev_timer_init(&l->leave_bound, leave_bound_due, LEGION_LEAVE_BOUND, 0);
 	if (!prefix || !*prefix)
@@ -694,7 +697,7 @@ void legion_set_ready(struct master *m, bool ready)
 static const struct legion *find(const struct master *m, const char *name)
 {
 	for (size_t i = 0; m->legions && i < m->legions->n; i++)
-		if (strcmp(m->legions->l[i].cfg->name, name) == 0)
+		if (strcmp(LCFG(&m->legions->l[i])->name, name) == 0)
 			return &m->legions->l[i];
 	return NULL;
 }
@@ -725,8 +728,8 @@ void legion_status_text(const struct master *m, struct strbuf *b)
 {
 	for (size_t i = 0; m->legions && i < m->legions->n; i++) {
 		const struct legion *l = &m->legions->l[i];
-		strbuf_printf(b, "legion %s: %s, valor %d, %zu members", l->cfg->name, role(l),
-			      l->cfg->valor, l->n_members);
+		strbuf_printf(b, "legion %s: %s, valor %d, %zu members", LCFG(l)->name, role(l),
+			      LCFG(l)->valor, l->n_members);
 		if (l->state == LG_LORD)
 			strbuf_printf(b, ", token %lld", (long long)l->token);
 		strbuf_printf(b, "\n");
@@ -743,10 +746,10 @@ void legion_status_json(const struct master *m, struct json_object *doc)
 	for (size_t i = 0; i < m->legions->n; i++) {
 		const struct legion *l = &m->legions->l[i];
 		struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "name", jsonout_string(l->cfg->name));
+		json_object_object_add(o, "name", jsonout_string(LCFG(l)->name));
 		json_object_object_add(o, "state", json_object_new_string(role(l)));
 		json_object_object_add(o, "lord", json_object_new_boolean(l->state == LG_LORD));
-		json_object_object_add(o, "valor", json_object_new_int(l->cfg->valor));
+		json_object_object_add(o, "valor", json_object_new_int(LCFG(l)->valor));
 		json_object_object_add(o, "members", json_object_new_int((int)l->n_members));
 		json_object_object_add(o, "token", json_object_new_int64(l->state == LG_LORD ? l->token : 0));
 		json_object_object_add(o, "transitions", json_object_new_int64(l->transitions));
@@ -761,7 +764,7 @@ void legion_metrics(const struct master *m, struct strbuf *b, const char *v)
 
 	for (size_t i = 0; m->legions && i < m->legions->n; i++) {
 		const struct legion *l = &m->legions->l[i];
-		prom_label(l->cfg->name, name, sizeof name);
+		prom_label(LCFG(l)->name, name, sizeof name);
 		strbuf_printf(b, "%s{vassal=\"%s\",legion=\"%s\"} %d\n", prom_families[PROM_LEGION_LORD].name,
 			      v, name, l->state == LG_LORD);
 		strbuf_printf(b, "%s{vassal=\"%s\",legion=\"%s\"} %u\n",

@@ -611,6 +611,33 @@ static void test_not_ready_does_not_lead(void **state)
 	assert_one_lord("m3");
 }
 
+/* A chain reload (SIGUSR2) of the lord swaps the master's config without a re-exec:
+ * the lordship, its daemon and its cron go on as they were (they read their entries in
+ * the new config; under ASan this caught them reading the freed one). */
+static void test_chain_reload_keeps_the_lordship(void **state)
+{
+	struct iv iv[MAX_IV];
+	int before = intervals(iv);
+	size_t mark, ticks_mark;
+	char *text;
+
+	(void)state;
+	assert_non_null(mb[2].p);
+	assert_one_lord("m3");
+	mark = sup_file_size(mb[2].log);
+	assert_int_equal(kill(mb[2].p->pid, SIGUSR2), 0);
+	assert_int_equal(sup_wait_file(mb[2].log, mark, "chain reload of generation", T_MS), 0);
+	assert_int_equal(sup_wait_file(mb[2].log, mark, "reload complete: generation", T_MS), 0);
+	ticks_mark = sup_file_size(ticks);
+	assert_int_equal(sup_wait_file(ticks, ticks_mark, "tick m3", T_MS), 0);
+	text = status_of(mb[2].p->pid, "text");
+	assert_non_null(strstr(text, "legion billing: lord, valor 3, "));
+	assert_non_null(strstr(text, "cron tick: "));
+	free(text);
+	assert_int_equal(intervals(iv), before); /* no handover */
+	assert_one_lord("m3");
+}
+
 /* SIGTERM of the lord: the same death announcement as a reload; m2 leads, and the
  * lord-only subscription moves from m3 to m2. */
 static void test_stop_of_the_lord(void **state)
@@ -645,6 +672,7 @@ int main(void)
 		cmocka_unit_test(test_etcd_restart),
 		cmocka_unit_test(test_crons),
 		cmocka_unit_test(test_not_ready_does_not_lead),
+		cmocka_unit_test(test_chain_reload_keeps_the_lordship),
 		cmocka_unit_test(test_stop_of_the_lord),
 	};
 
