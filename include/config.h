@@ -79,6 +79,7 @@ struct cfg_daemon {
 	char *pidfile;            /* adopt the pid named there if alive */
 	bool survive_reload;      /* default false */
 	char **touch;             /* paths, NULL-terminated; may be empty */
+	char *legion;             /* runs only while lord of this legion; NULL = always */
 };
 
 struct cfg_gateway {
@@ -103,6 +104,29 @@ struct cfg_subscribe {
 	char *key;                /* required, a host name or *.domain */
 	char *socket;             /* required, names one of sockets[] */
 	int weight;               /* 1..1000, default 1 */
+	char *legion;             /* announced only while lord of this legion; NULL = always */
+};
+
+/* A legion this vassal is a member of (docs/cluster.md): etcd elects one lord. */
+struct cfg_legion {
+	char *name;               /* required, unique; [A-Za-z0-9_-] */
+	int valor;                /* 0..1000000, default 0: the highest ready valor leads */
+	double ttl;               /* lease TTL, 2s..1h, default 10s (whole seconds, rounded up) */
+	char **etcd;              /* endpoints; empty = $EMPEROR_ETCD (comma-separated) */
+};
+
+/* A program run on a schedule (vassal/cron.c): exactly one of schedule and every. */
+struct cfg_cron {
+	char *name;               /* required, unique */
+	struct cfg_program prog;  /* "stop-mercy" in prog.reload_mercy, default 10s */
+	char *schedule;           /* five cron fields or @hourly...; NULL with every */
+	double every;             /* seconds, 0 = schedule */
+	char *legion;             /* runs only on the lord of this legion; NULL = always */
+};
+
+/* Programs run when this vassal becomes lord of a legion / stops being lord. */
+struct cfg_hooks {
+	char **on_lord, **on_unlord; /* argv, NULL = none */
 };
 
 struct cfg_emperor {
@@ -154,6 +178,9 @@ struct config {
 	double heartbeat;              /* 0 = no heartbeat required */
 	double stop_mercy;             /* "stop-mercy": emperor waits this long after SIGTERM, default 90s */
 	char *cwd;                     /* "chdir": NULL = the directory of the file */
+	struct cfg_legion *legions; size_t n_legions;
+	struct cfg_cron *crons; size_t n_crons;
+	struct cfg_hooks hooks;
 };
 
 /* Errors: each is one line "file:line:col: message" (no trailing newline). */

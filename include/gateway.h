@@ -36,6 +36,9 @@ void subscriptions_start(struct master *m);
  * with unsubscribe-on-reload). Without: the announcements go on (a reload that keeps
  * its subscriptions: they stop with the re-exec, and the new image starts again). */
 void subscriptions_stop(struct master *m, bool unsubscribe);
+/* The entries with `legion: legion`: announced now (lord) or withdrawn (no longer lord);
+ * the periodic announcement includes them only while this vassal is lord. */
+void subscriptions_legion(struct master *m, const char *legion, bool lord);
 /* Appends the Prometheus samples of m's gateways (emperor_gateway_requests_total,
  * emperor_gateway_key_requests_total) to b; vassal is the escaped label value. */
 void gateways_metrics(const struct master *m, struct strbuf *b, const char *vassal);

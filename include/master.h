@@ -27,7 +27,8 @@ enum master_state {
 };
 
 /* Kinds of children, in the master's child set. */
-enum master_kind { KIND_WORKER, KIND_MULE, KIND_SPOOLER, KIND_DAEMON, KIND_GATEWAY, KIND_EMPEROR };
+enum master_kind { KIND_WORKER, KIND_MULE, KIND_SPOOLER, KIND_DAEMON, KIND_GATEWAY, KIND_EMPEROR,
+		   KIND_CRON /* crons and legion hooks: one-shot runs (cron.c) */ };
 
 enum reload_how { RELOAD_AS_CONFIGURED, RELOAD_CHAIN };
 
@@ -66,6 +67,8 @@ struct master {
 	ev_timer subscribe_timer;    /* gateway.c: announces subscribe: entries */
 	uint64_t subscribe_failing;  /* gateway.c: entries whose last announce failed */
 	struct status *status;       /* status.c: the status socket */
+	struct legions *legions;     /* legion.c: the legions this vassal is a member of */
+	struct crons *crons;         /* cron.c: scheduled programs and hook runs */
 	struct spool_gauge *spool_gauge; /* spooler.c: the spool's task counts, for status.c */
 	int reported_ready, reported_total; /* X_WORKERS= last sent to the emperor */
 };

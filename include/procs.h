@@ -21,6 +21,11 @@ struct proc {
 	proc_start_fn *start;
 	struct watch touch;         /* daemons: restart when one of these changes */
 	ev_timer touch_settle;      /* daemons: the events of one change, coalesced */
+	char **extra_env;           /* "K=V" added to its environment (LEGION_TOKEN), owned */
+	bool retire;                /* stopped for good (a legion's lord stepped down): its
+				     * exit frees it instead of a restart */
+	void (*retired)(void *arg); /* called once a retired (or torn down) proc is freed */
+	void *retired_arg;
 };
 
 /* A new proc in the master's child set; not started. */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config_internal.h"
+#include "cronexpr.h"
 
 /* A row of table T: key, kind (config_kind_<kind>), member of T, then as needed .aux
  * (list length), .has (presence flag), .arg, .def (default) and .required. */
@@ -29,6 +30,8 @@
 
 static const struct config_dur_range dur_any = { 0, 86400, "0s..24h" };
 static const struct config_dur_range dur_positive = { 0.001, 86400, "1ms..24h" };
+static const struct config_dur_range dur_lease = { 2, 3600, "2s..1h" };
+static const struct config_dur_range dur_every = { 0, 31 * 86400, "1s..31d" };
 
 static const char *const ready_names[] = { "exec", "notify", NULL };
 static const char *const reload_names[] = { "graceful", "workers", "chain", NULL };
@@ -38,6 +41,7 @@ static const char *const balance_names[] = { "round-robin", "least-conn", NULL }
 static int socket_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj);
 static int workers_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj);
 static int gateway_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj);
+static int cron_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj);
 
 /* What every exec'd kind shares (struct cfg_program). */
 #define PROGRAM_FIELDS(mercy_key, mercy_def)                                       \
@@ -103,6 +107,7 @@ static const struct config_field daemon_fields[] = {
 	F("pidfile", string, pidfile),
 	F("survive-reload", bool, survive_reload, .def = "false"),
 	F("touch", string_or_list, touch),
+	F("legion", name, legion),
 	{ .key = NULL },
 };
 static const struct config_schema daemon_schema = { daemon_fields, sizeof(T), NULL };
@@ -134,9 +139,42 @@ static const struct config_field subscribe_fields[] = {
 	F("key", string, key, .required = true),
 	F("socket", string, socket, .required = true),
 	F("weight", int, weight, .arg = RANGE(1, 1000), .def = "1"),
+	F("legion", name, legion),
 	{ .key = NULL },
 };
 static const struct config_schema subscribe_schema = { subscribe_fields, sizeof(T), NULL };
+#undef T
+
+#define T struct cfg_legion
+static const struct config_field legion_fields[] = {
+	F("name", name, name, .required = true),
+	F("valor", int, valor, .arg = RANGE(0, 1000000), .def = "0"),
+	F("ttl", duration, ttl, .arg = &dur_lease, .def = "10s"),
+	F("etcd", string_or_list, etcd),
+	{ .key = NULL },
+};
+static const struct config_schema legion_schema = { legion_fields, sizeof(T), NULL };
+#undef T
+
+#define T struct cfg_cron
+static const struct config_field cron_fields[] = {
+	F("name", name, name, .required = true),
+	PROGRAM_FIELDS("stop-mercy", "10s"),
+	F("schedule", string, schedule),
+	F("every", duration, every, .arg = &dur_every, .def = "0"),
+	F("legion", name, legion),
+	{ .key = NULL },
+};
+static const struct config_schema cron_schema = { cron_fields, sizeof(T), cron_check };
+#undef T
+
+#define T struct cfg_hooks
+static const struct config_field hooks_fields[] = {
+	F("on-lord", argv, on_lord),
+	F("on-unlord", argv, on_unlord),
+	{ .key = NULL },
+};
+static const struct config_schema hooks_schema = { hooks_fields, sizeof(T), NULL };
 #undef T
 
 #define T struct cfg_emperor
@@ -195,6 +233,9 @@ static const struct config_field config_fields[] = {
 	F("heartbeat", duration, heartbeat, .arg = &dur_any, .def = "0"),
 	F("stop-mercy", duration, stop_mercy, .arg = &dur_any, .def = "90s"),
 	F("chdir", string, cwd),
+	F("legions", list, legions, .aux = LEN(n_legions), .arg = &legion_schema),
+	F("crons", list, crons, .aux = LEN(n_crons), .arg = &cron_schema),
+	F("hooks", section, hooks, .arg = &hooks_schema),
 	{ .key = NULL },
 };
 static const struct config_schema config_schema = { config_fields, sizeof(T), NULL };
@@ -243,6 +284,29 @@ static int gateway_check(struct config_ctx *ctx, const struct cfg_node *map, con
 		return 0;
 	return config_error(ctx, map->mark, "nowhere to route: give 'to' (socket names) or "
 					    "'subscription-server'");
+}
+
+/* Exactly one of schedule and every; a schedule that parses and runs some day. */
+static int cron_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj)
+{
+	const struct cfg_cron *c = obj;
+	const struct cfg_node *at = config_node_get(map, "schedule");
+	struct cronexpr e;
+	char why[128];
+
+	if (!c->schedule == (c->every == 0))
+		return config_error(ctx, map->mark, c->schedule ? "give 'schedule' or 'every', not both"
+								: "give 'schedule' (cron fields) or 'every' (a duration of 1s or more)");
+	if (!c->schedule && c->every < 1)
+		return config_error(ctx, config_node_get(map, "every")->mark,
+				    "'every' must be 1s or more, got %gs", c->every);
+	if (c->schedule && cronexpr_parse(c->schedule, &e, why, sizeof why) < 0) {
+		size_t saved = config_path_push_key(ctx, "schedule");
+		config_error(ctx, at->mark, "%s", why);
+		config_path_pop(ctx, saved);
+		return -1;
+	}
+	return 0;
 }
 
 /* Checks across mappings: they run once the whole file has read cleanly, and find
@@ -402,6 +466,40 @@ static void check_socket_refs(struct config_ctx *ctx, const struct config *cfg,
 		check_gateway_routes(ctx, cfg, root, i);
 }
 
+/* "" if name is one of the legions, else the complaint, with a suggestion. */
+static const char *legion_problem(const struct config *cfg, const char *name, char *buf,
+				  size_t size)
+{
+	struct config_suggestion near = { 0 };
+	char hint[64];
+
+	for (size_t i = 0; i < cfg->n_legions; i++) {
+		if (strcmp(cfg->legions[i].name, name) == 0)
+			return "";
+		config_consider(&near, name, cfg->legions[i].name);
+	}
+	snprintf(buf, size, "no legion named '%.40s' in legions:%s", name,
+		 config_did_you_mean(&near, hint, sizeof hint));
+	return buf;
+}
+
+static void check_legion_refs(struct config_ctx *ctx, const struct config *cfg,
+			      const struct cfg_node *root)
+{
+	char msg[160];
+	size_t i;
+
+	for (i = 0; i < cfg->n_daemons; i++)
+		if (cfg->daemons[i].legion && *legion_problem(cfg, cfg->daemons[i].legion, msg, sizeof msg))
+			item_error(ctx, root, "daemons", i, "legion", msg);
+	for (i = 0; i < cfg->n_crons; i++)
+		if (cfg->crons[i].legion && *legion_problem(cfg, cfg->crons[i].legion, msg, sizeof msg))
+			item_error(ctx, root, "crons", i, "legion", msg);
+	for (i = 0; i < cfg->n_subscribe; i++)
+		if (cfg->subscribe[i].legion && *legion_problem(cfg, cfg->subscribe[i].legion, msg, sizeof msg))
+			item_error(ctx, root, "subscribe", i, "legion", msg);
+}
+
 /* Where the listening fds pass CONFIG_MAX_LISTEN_FDS: the list and item, or NULL. */
 static const char *listen_fds_over(const struct config *cfg, size_t *item)
 {
@@ -459,9 +557,12 @@ static void check_config(struct config_ctx *ctx, const struct config *cfg,
 			 const struct cfg_node *root)
 {
 	if (!cfg->has_workers && !cfg->n_mules && !cfg->has_spooler && !cfg->n_daemons &&
-	    !cfg->n_gateways && !cfg->has_emperor)
+	    !cfg->n_gateways && !cfg->has_emperor && !cfg->n_crons)
 		config_error(ctx, root->mark, "nothing to run: define workers, mules, spooler, "
-					      "daemons, gateways or emperor");
+					      "daemons, gateways, emperor or crons");
+	check_unique_names(ctx, root, "legions", "legion");
+	check_unique_names(ctx, root, "crons", "cron");
+	check_legion_refs(ctx, cfg, root);
 	check_unique_names(ctx, root, "sockets", "socket");
 	check_unique_names(ctx, root, "mules", "mule");
 	check_unique_names(ctx, root, "daemons", "daemon");

@@ -48,6 +48,13 @@ static void lease_renewed(struct etcd_lease *l, int64_t ttl)
 	ev_timer_stop(l->c->loop, &l->expiry);
 	ev_timer_set(&l->expiry, left > 0 ? left : 0, 0.);
 	ev_timer_start(l->c->loop, &l->expiry);
+	/* A slow answer (a grant that waited out an outage) may leave less than one
+	 * renewal period: renew at once, or the expiry comes before the next tick. */
+	if (left < ev_timer_remaining(l->c->loop, &l->renew)) {
+		ev_timer_stop(l->c->loop, &l->renew);
+		ev_timer_set(&l->renew, 0., (double)l->ttl / 3);
+		ev_timer_start(l->c->loop, &l->renew);
+	}
 }
 
 static void lease_answer(void *arg, const struct etcd_result *r)

@@ -108,7 +108,7 @@ static int daemon_start(struct proc *p)
 		}
 		log_errno("%s: pidfd_open(%d) from %s", p->child.name, (int)pid, dc->pidfile);
 	}
-	rc = procs_spawn_program(p, &dc->prog, NULL, NULL, 0, NULL);
+	rc = procs_spawn_program(p, &dc->prog, p->extra_env, NULL, 0, NULL);
 	if (rc == 0)
 		child_set_ready(&p->child);
 	return rc;
@@ -136,27 +136,90 @@ static void daemon_touched(struct watch *w, const char *path)
 	ev_timer_start(p->m->loop, &p->touch_settle);
 }
 
+static struct proc *daemon_new(struct master *m, size_t i)
+{
+	const struct cfg_daemon *dc = &m->cfg->daemons[i];
+	char name[80];
+	struct proc *p;
+
+	snprintf(name, sizeof name, "daemon %s", dc->name);
+	if (!(p = procs_new(m, KIND_DAEMON, name, i, 1, daemon_start))) {
+		log_errno("%s: calloc", name);
+		return NULL;
+	}
+	/* A lord-only daemon stops with its lordship, whatever survive-reload says. */
+	p->child.keep_on_reload = dc->survive_reload && !dc->legion;
+	/* A daemonizing program's launcher exits at once: its daemon must live on. */
+	p->child.kill_group_on_exit = !dc->pidfile;
+	ev_timer_init(&p->touch_settle, touch_settled, TOUCH_SETTLE, 0);
+	if (dc->touch && dc->touch[0] && watch_open(&p->touch, m->loop, dc->touch,
+						    daemon_touched, p) < 0)
+		log_warn("%s: touch paths not watched", name);
+	return p;
+}
+
+int daemons_legion_start(struct master *m, const char *legion, char *const *env)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < m->cfg->n_daemons; i++) {
+		const struct cfg_daemon *dc = &m->cfg->daemons[i];
+		struct proc *p;
+		if (!dc->legion || strcmp(dc->legion, legion) != 0)
+			continue;
+		if (!(p = daemon_new(m, i))) {
+			rc = -1;
+			continue;
+		}
+		if (env && !(p->extra_env = strv_dup(env)))
+			log_errno("%s: LEGION_TOKEN not set", p->child.name);
+		if (procs_launch(p) < 0)
+			rc = -1;
+	}
+	return rc;
+}
+
+int daemons_legion_stop(struct master *m, const char *legion, double max_mercy,
+			void (*retired)(void *arg), void *arg)
+{
+	struct child *c, *next;
+	int running = 0;
+
+	for (c = TAILQ_FIRST(&m->children.children); c; c = next) {
+		next = TAILQ_NEXT(c, link);
+		struct proc *p = (struct proc *)c;
+		const char *l = c->kind == KIND_DAEMON ? m->cfg->daemons[p->index].legion : NULL;
+		if (!l || strcmp(l, legion) != 0)
+			continue;
+		if (!child_running(c)) {
+			child_cancel_respawn(c);
+			procs_free(p);
+			continue;
+		}
+		if (!p->retire) { /* counted once; asked again, only the mercy shortens */
+			p->retire = true;
+			p->retired = retired;
+			p->retired_arg = arg;
+			running++;
+		}
+		child_curse(c, c->stop_signal, c->mercy < max_mercy ? c->mercy : max_mercy);
+	}
+	return running;
+}
+
 int daemons_start(struct master *m, const char *handover)
 {
 	int rc = 0;
 
 	for (size_t i = 0; i < m->cfg->n_daemons; i++) {
 		const struct cfg_daemon *dc = &m->cfg->daemons[i];
-		char name[80];
-		snprintf(name, sizeof name, "daemon %s", dc->name);
-		struct proc *p = procs_new(m, KIND_DAEMON, name, i, 1, daemon_start);
+		if (dc->legion)
+			continue; /* legion.c starts it while this vassal is lord */
+		struct proc *p = daemon_new(m, i);
 		if (!p) {
-			log_errno("%s: calloc", name);
 			rc = -1;
 			continue;
 		}
-		p->child.keep_on_reload = dc->survive_reload;
-		/* A daemonizing program's launcher exits at once: its daemon must live on. */
-		p->child.kill_group_on_exit = !dc->pidfile;
-		ev_timer_init(&p->touch_settle, touch_settled, TOUCH_SETTLE, 0);
-		if (dc->touch && dc->touch[0] && watch_open(&p->touch, m->loop, dc->touch,
-							    daemon_touched, p) < 0)
-			log_warn("%s: touch paths not watched", name);
 		pid_t pid = handed_over(handover, dc->name);
 		if (pid && keep_handed_over(p, pid) == 0)
 			continue;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "gateway.h"
+#include "legion.h"
 #include "log.h"
 #include "prom.h"
 #include "procs.h"
@@ -131,13 +132,16 @@ static void reachable_address(const struct cfg_socket *s, char *out, size_t len)
 		snprintf(out, len, "%s", s->addr.text);
 }
 
-static void announce(struct master *m, bool subscribe)
+/* Entries of `legion` only (NULL: every entry; a lord-only one while lord). */
+static void announce(struct master *m, bool subscribe, const char *legion)
 {
 	for (size_t i = 0; i < m->cfg->n_subscribe; i++) {
 		const struct cfg_subscribe *sub = &m->cfg->subscribe[i];
 		const struct cfg_socket *s = config_socket(m->cfg, sub->socket);
 		char addr[PATH_MAX + 8], msg[PATH_MAX + 512];
-		if (!s)
+		if (!s || (legion && (!sub->legion || strcmp(sub->legion, legion) != 0)))
+			continue;
+		if (!legion && subscribe && sub->legion && !legion_is_lord(m, sub->legion, NULL))
 			continue;
 		reachable_address(s, addr, sizeof addr);
 		int n = sub_format(msg, sizeof msg, subscribe, sub->key, addr, sub->weight);
@@ -157,7 +161,7 @@ static void announce(struct master *m, bool subscribe)
 static void subscribe_due(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop, (void)revents;
-	announce(container_of(w, struct master, subscribe_timer), true);
+	announce(container_of(w, struct master, subscribe_timer), true, NULL);
 }
 
 void subscriptions_start(struct master *m)
@@ -181,6 +185,11 @@ void subscriptions_stop(struct master *m, bool unsubscribe)
 		return;
 	}
 	ev_timer_stop(m->loop, &m->subscribe_timer);
-	announce(m, false);
+	announce(m, false, NULL);
 	log_info("unsubscribed %zu keys", m->cfg->n_subscribe);
+}
+
+void subscriptions_legion(struct master *m, const char *legion, bool lord)
+{
+	announce(m, lord, legion);
 }

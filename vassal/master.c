@@ -21,8 +21,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cron.h"
 #include "daemons.h"
 #include "gateway.h"
+#include "legion.h"
 #include "log.h"
 #include "mules.h"
 #include "nested.h"
@@ -57,10 +59,17 @@ static void report_workers(struct master *m)
 		log_errno("emperor channel: send");
 }
 
+/* A legion member is ready (may lead) while the master runs with every worker ready. */
+static void legion_readiness(struct master *m)
+{
+	legion_set_ready(m, m->state == MASTER_RUNNING && workers_all_ready(m));
+}
+
 void master_worker_ready(struct master *m)
 {
 	report_workers(m);
 	reload_workers_ready(m);
+	legion_readiness(m);
 }
 
 /* reload.c's hooks. */
@@ -364,6 +373,8 @@ static void start_children(struct master *m, const struct reexec_state *from)
 	start_kind("daemons", daemons_start(m, from->daemons));
 	start_kind("gateways", gateways_start(m));
 	start_kind("nested emperor", nested_start(m));
+	start_kind("crons", cron_start(m));
+	start_kind("legions", legion_start(m));
 	subscriptions_start(m);
 }
 
@@ -398,6 +409,7 @@ int master_main(const char *path)
 	start_children(&m, &from);
 	reexec_state_fini(&from);
 	reload_workers_ready(&m);
+	legion_readiness(&m);
 	ev_run(m.loop, 0);
 	return 1;
 }

@@ -71,6 +71,7 @@ int procs_spawn_program(struct proc *p, const struct cfg_program *prog, char *co
 
 void procs_free(struct proc *p)
 {
+	strv_free(p->extra_env);
 	watch_close(&p->touch);
 	ev_timer_stop(p->m->loop, &p->touch_settle);
 	child_fini(&p->child);
@@ -111,9 +112,15 @@ static void proc_exited(struct child *c, int status)
 	struct master *m = p->m;
 
 	procs_log_exit(c, status);
-	if (m->child_hooks.tearing_down(m)) {
+	if (m->child_hooks.tearing_down(m) || p->retire) {
+		bool tearing_down = m->child_hooks.tearing_down(m);
+		void (*retired)(void *) = p->retired;
+		void *arg = p->retired_arg;
 		procs_free(p);
-		m->child_hooks.gone(m);
+		if (retired)
+			retired(arg);
+		if (tearing_down)
+			m->child_hooks.gone(m);
 		return;
 	}
 	if (c->asked_to_stop) {
@@ -129,6 +136,14 @@ static void proc_respawn_due(struct child *c)
 
 	if (p->m->child_hooks.tearing_down(p->m)) {
 		p->m->child_hooks.gone(p->m);
+		return;
+	}
+	if (p->retire) {
+		void (*retired)(void *) = p->retired;
+		void *arg = p->retired_arg;
+		procs_free(p);
+		if (retired)
+			retired(arg);
 		return;
 	}
 	procs_launch(p);

@@ -23,6 +23,7 @@
 
 #include "daemons.h"
 #include "gateway.h"
+#include "legion.h"
 #include "log.h"
 #include "reload_config.h"
 #include "reload_fsm.h"
@@ -45,6 +46,7 @@ struct reload {
 	struct config *next_cfg;   /* validated, until the reload begins */
 	struct config *old_cfg;    /* chain: restored if the chain fails */
 	struct worker *chain_new, *chain_old;
+	bool step_pending;         /* the current step finishes by itself (legions: etcd) */
 	bool exec_armed;           /* signals blocked, exec_idle started */
 	ev_idle exec_idle;         /* graceful: the re-exec, once caught signals are handled */
 };
@@ -59,23 +61,41 @@ static void notify(struct reload *r, const char *msg)
 /* ---- the teardown steps --------------------------------------------------------------- */
 
 /* A stop always withdraws the subscriptions; a reload only if asked to. */
-static void unsubscribe_all(struct reload *r)
+static bool unsubscribe_all(struct reload *r)
 {
 	subscriptions_stop(r->m, r->fsm.goal == GOAL_STOP || r->m->cfg->unsubscribe_on_reload);
+	return false;
+}
+
+static void legions_left(void *arg)
+{
+	struct reload *r = arg;
+
+	if (!r->step_pending || r->fsm.state != RS_TD_LEGIONS)
+		return;
+	r->step_pending = false;
+	fire(r, RE_STEP_DONE);
+}
+
+/* The death announcement (legion.c): lord-only children stopped, on-unlord run, the
+ * lease revoked; the step ends when etcd has answered (bounded in legion.c). */
+static bool announce_death(struct reload *r)
+{
+	r->step_pending = legion_announce_death(r->m, legions_left, r) == 1;
+	return r->step_pending;
 }
 
 /* DESIGN.md's order, one entry per teardown state from RS_TD_SPOOLER on. */
 static const struct teardown_step {
 	const char *name;
 	int kind;
-	void (*run)(struct reload *r);
+	bool (*run)(struct reload *r); /* true: it raises RE_STEP_DONE itself, later */
 } teardown_steps[] = {
 	[RS_TD_SPOOLER - RS_TD_SPOOLER] = { "spooler", KIND_SPOOLER, NULL },
 	[RS_TD_DAEMONS - RS_TD_SPOOLER] = { "daemons", KIND_DAEMON, NULL },
 	[RS_TD_GATEWAYS - RS_TD_SPOOLER] = { "gateways", KIND_GATEWAY, NULL },
 	[RS_TD_NESTED - RS_TD_SPOOLER] = { "nested emperor", KIND_EMPEROR, NULL },
-	/* Legions (etcd) come later: their death announcement goes here. */
-	[RS_TD_LEGIONS - RS_TD_SPOOLER] = { "legions", NO_KIND, NULL },
+	[RS_TD_LEGIONS - RS_TD_SPOOLER] = { "legions", NO_KIND, announce_death },
 	[RS_TD_UNSUBSCRIBE - RS_TD_SPOOLER] = { "unsubscribe", NO_KIND, unsubscribe_all },
 	[RS_TD_WORKERS - RS_TD_SPOOLER] = { "workers", KIND_WORKER, NULL },
 	[RS_TD_MULES - RS_TD_SPOOLER] = { "mules", KIND_MULE, NULL },
@@ -127,8 +147,8 @@ static void step_begin(struct reload *r)
 {
 	const struct teardown_step *s = current_step(r);
 
-	if (s->run)
-		s->run(r);
+	if (s->run && s->run(r))
+		return; /* the step raises RE_STEP_DONE when it is done */
 	if (s->kind != NO_KIND && running_to_stop(r, s->kind) > 0) {
 		log_info("teardown: stopping %s", s->name);
 		curse_kind(r, s->kind);
@@ -269,6 +289,7 @@ static void begin_stop(struct reload *r, enum master_state was)
 	log_info("stopping gracefully (%s)%s", r->why,
 		 was == MASTER_RELOADING ? ": the stop takes over the reload" : "");
 	r->chain_new = r->chain_old = NULL;
+	r->step_pending = false; /* a legions step under way: its answer is not waited for */
 	disarm_exec(r);
 	notify(r, "STOPPING=1\nSTATUS=stopping");
 	step_begin(r);
@@ -279,6 +300,7 @@ static void brutal(struct reload *r)
 	struct child *c;
 
 	log_warn("stopping now (%s): SIGKILL to every child's process group", r->why);
+	r->step_pending = false;
 	disarm_exec(r);
 	notify(r, "STOPPING=1\nSTATUS=stopping");
 	TAILQ_FOREACH(c, &r->m->children.children, link) {
@@ -431,7 +453,9 @@ void reload_child_gone(struct master *m)
 	struct reload *r = m->reload;
 	const struct teardown_step *s = current_step(r);
 
-	if (child_set_running(&m->children, -1) == 0)
+	if (r->step_pending)
+		fire(r, RE_CHILD_GONE); /* the step ends by itself */
+	else if (child_set_running(&m->children, -1) == 0)
 		fire(r, RE_ALL_GONE);
 	else if (s && s->kind != NO_KIND && running_to_stop(r, s->kind) == 0)
 		fire(r, RE_STEP_DONE);

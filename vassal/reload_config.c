@@ -108,6 +108,37 @@ static const char *children_change(const struct config *a, const struct config *
 	return NULL;
 }
 
+/* Legions, crons, hooks and what names a legion: legion.c and cron.c read their
+ * entries by index in whatever config the master holds, so a workers or chain reload
+ * may swap the config only if these are equal. */
+static const char *legion_change(const struct config *a, const struct config *b)
+{
+	if (a->n_legions != b->n_legions || a->n_crons != b->n_crons)
+		return "legions/crons";
+	for (size_t i = 0; i < a->n_legions; i++) {
+		const struct cfg_legion *x = &a->legions[i], *y = &b->legions[i];
+		if (strcmp(x->name, y->name) || x->valor != y->valor || x->ttl != y->ttl ||
+		    !strv_eq(x->etcd, y->etcd))
+			return "legions";
+	}
+	for (size_t i = 0; i < a->n_crons; i++) {
+		const struct cfg_cron *x = &a->crons[i], *y = &b->crons[i];
+		if (strcmp(x->name, y->name) || !str_eq(x->schedule, y->schedule) ||
+		    x->every != y->every || !str_eq(x->legion, y->legion) || !prog_eq(&x->prog, &y->prog))
+			return "crons";
+	}
+	if (!strv_eq(a->hooks.on_lord, b->hooks.on_lord) ||
+	    !strv_eq(a->hooks.on_unlord, b->hooks.on_unlord))
+		return "hooks";
+	for (size_t i = 0; i < a->n_daemons && i < b->n_daemons; i++)
+		if (!str_eq(a->daemons[i].legion, b->daemons[i].legion))
+			return "daemons";
+	for (size_t i = 0; i < a->n_subscribe && i < b->n_subscribe; i++)
+		if (!str_eq(a->subscribe[i].legion, b->subscribe[i].legion))
+			return "gateways/subscriptions";
+	return NULL;
+}
+
 /* What in next only a new master image can apply, or NULL. */
 const char *reload_config_master_change(const struct master *m, const struct config *next)
 {
@@ -130,7 +161,7 @@ const char *reload_config_master_change(const struct master *m, const struct con
 	if (!str_eq(cur->log, next->log) || !str_eq(cur->cwd, next->cwd))
 		return "log/chdir";
 	const char *kids = children_change(cur, next);
-	if (kids)
+	if (kids || (kids = legion_change(cur, next)))
 		return kids;
 	if (stat(m->exe, &st) == 0 &&
 	    (st.st_ino != m->exe_st.st_ino || st.st_mtim.tv_sec != m->exe_st.st_mtim.tv_sec ||

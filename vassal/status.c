@@ -13,8 +13,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cron.h"
 #include "gateway.h"
 #include "jsonout.h"
+#include "legion.h"
 #include "log.h"
 #include "master.h"
 #include "peer.h"
@@ -52,6 +54,7 @@ struct status {
 static const char *const kind_names[] = {
 	[KIND_WORKER] = "worker", [KIND_MULE] = "mule", [KIND_SPOOLER] = "spooler",
 	[KIND_DAEMON] = "daemon", [KIND_GATEWAY] = "gateway", [KIND_EMPEROR] = "emperor",
+	[KIND_CRON] = "cron",
 };
 
 static const char *const master_states[] = { "starting", "running", "reloading", "stopping" };
@@ -147,6 +150,7 @@ static void reply_json(const struct master *m, struct strbuf *b)
 	TAILQ_FOREACH(c, &m->children.children, link)
 		json_object_array_add(children, child_json(c));
 	json_object_object_add(doc, "children", children);
+	legion_status_json(m, doc);
 	jsonout_append(b, doc);
 }
 
@@ -163,6 +167,8 @@ static void reply_text(const struct master *m, struct strbuf *b)
 			  c->name, (int)c->pid, child_state_name(c->state), child_uptime(c),
 			  c->respawns, u.rss_kb, u.cpu_s);
 	}
+	legion_status_text(m, b);
+	cron_status_text(m, b);
 }
 
 static void reply_metrics(const struct master *m, struct strbuf *b)
@@ -179,13 +185,14 @@ static void reply_metrics(const struct master *m, struct strbuf *b)
 	strbuf_printf(b, "%s{vassal=\"%s\"} %u\n", prom_families[PROM_WORKER_RESPAWNS].name, v,
 		      worker_respawns(m));
 	strbuf_printf(b, "%s{vassal=\"%s\"} %u\n", prom_families[PROM_GENERATION].name, v, m->generation);
-	for (int k = KIND_WORKER; k <= KIND_EMPEROR; k++)
+	for (int k = KIND_WORKER; k <= KIND_CRON; k++)
 		strbuf_printf(b, "%s{vassal=\"%s\",kind=\"%s\"} %d\n", prom_families[PROM_CHILDREN].name, v,
 			      kind_names[k], child_set_running(&m->children, k));
 	if (m->cfg->has_spooler) {
 		strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_SPOOL_QUEUED].name, v, queued);
 		strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_SPOOL_FAILED].name, v, failed);
 	}
+	legion_metrics(m, b, v);
 	gateways_metrics(m, b, v);
 }
 

@@ -886,10 +886,10 @@ static void test_nothing_to_run(void **state)
 	(void)state;
 	assert_error(
 		"sockets: [{name: a, listen: ':1'}]\nlog: x\n",
-		"t.yaml:1:1: nothing to run: define workers, mules, spooler, daemons, gateways or "
-		"emperor");
+		"t.yaml:1:1: nothing to run: define workers, mules, spooler, daemons, gateways, "
+		"emperor or crons");
 	assert_error("mules: []\n", "t.yaml:1:1: nothing to run: define workers, mules, spooler, "
-				    "daemons, gateways or emperor");
+				    "daemons, gateways, emperor or crons");
 }
 
 /* The document */

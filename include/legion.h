@@ -1,0 +1,111 @@
+/* legion.h — legions (vassal/legion.c, docs/cluster.md): this vassal is a member of
+ * each legion of its config; etcd (include/etcd.h) elects one lord per legion, the
+ * highest-valor member; only the lord runs the legion's daemons, crons, hooks and
+ * subscriptions. A lord that cannot renew its lease stops them before the lease can
+ * expire, so two lords never overlap. */
+#ifndef EMPEROR_LEGION_H
+#define EMPEROR_LEGION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+struct master;
+
+/* ---- the pure part (tests/unit/test_legion.c) -------------------------------------- */
+
+struct legion_member {
+	int64_t id;          /* its lease */
+	int valor;
+	int64_t create_rev;  /* when it joined: the longest-standing has the lowest */
+	bool ready;          /* its master runs with every worker ready */
+};
+
+/* The ready member that should lead: the highest valor; among equals the
+ * longest-standing. NULL when none is ready. */
+const struct legion_member *legion_best(const struct legion_member *m, size_t n);
+
+enum legion_verdict {
+	LV_WAIT,       /* nothing to do */
+	LV_CAMPAIGN,   /* no lord and we are the best member: take the lord key */
+	LV_STEP_DOWN,  /* we lead but a member of higher valor is there, or the key is not ours */
+	LV_RELEASE,    /* the key is ours though we do not lead (a retried txn took it) and
+			* another member is better: delete it */
+};
+/* self: our id; lord: the lord key's holder (0: none); leading: we act as lord. A
+ * member that is not ready never campaigns; a lord hands over to a ready member of
+ * higher valor only. A member that holds the key without leading (its txn was applied
+ * but the answer lost) campaigns again if it is the best — the txn's failure branch
+ * shows the key is its own: it leads — and releases the key otherwise. */
+enum legion_verdict legion_decide(const struct legion_member *m, size_t n, int64_t self,
+				  int64_t lord, bool leading);
+
+/* A membership's life: one transition function, every change logged by legion.c. */
+enum legion_state {
+	LG_OFF,         /* no lease: etcd not reached yet, or the lease was lost (fenced) */
+	LG_JOINING,     /* lease granted: our member key is put, the legion read */
+	LG_MEMBER,      /* a member, not lord */
+	LG_CAMPAIGN,    /* the txn that takes the lord key is in flight */
+	LG_LORD,        /* lord: the lord-only children run */
+	LG_STEPPING_DOWN, /* lord-only children stopping, on-unlord, then the key deleted */
+	LG_LEAVING,     /* the master tears down: the same, then the lease revoked */
+	LG_GONE,        /* left the legion for good */
+	LG_NSTATES
+};
+enum legion_event {
+	LE_GRANTED,     /* the lease keeper has a lease */
+	LE_JOINED,      /* member key put and legion read */
+	LE_CAMPAIGN,    /* legion_decide: LV_CAMPAIGN */
+	LE_WON,         /* the txn took the lord key */
+	LE_BEATEN,      /* the txn found the key taken, or failed */
+	LE_OUTRANKED,   /* legion_decide: LV_STEP_DOWN */
+	LE_DOWN,        /* stepping down finished: key deleted */
+	LE_LEASE_LOST,  /* the keeper's "lost": fence at once */
+	LE_TEARDOWN,    /* the master's graceful reload or stop */
+	LE_LEFT,        /* the lease is revoked (or given up on) */
+	LE_NEVENTS
+};
+enum legion_action {
+	LA_NONE,
+	LA_IMPOSSIBLE,  /* logged, ignored */
+	LA_JOIN,        /* put the member key, read the legion */
+	LA_EVALUATE,    /* legion_decide on what we know */
+	LA_CAMPAIGN,    /* txn: lord key absent → put it under our lease */
+	LA_ENTHRONE,    /* start the lord-only children, on-lord, subscriptions */
+	LA_STEP_DOWN,   /* stop the lord-only children, on-unlord, delete the key */
+	LA_FENCE,       /* stop the lord-only children now (mercy within the margin); new lease later */
+	LA_REJOIN,      /* a member's lease was lost: a new lease later */
+	LA_LEAVE,       /* stop what runs, on-unlord if lord, revoke the lease */
+	LA_DONE,        /* tell the teardown */
+};
+struct legion_step {
+	enum legion_state next;
+	enum legion_action action;
+};
+struct legion_step legion_fsm_next(enum legion_state s, enum legion_event ev);
+const char *legion_state_name(enum legion_state s);
+const char *legion_event_name(enum legion_event e);
+
+/* ---- the master's side ----------------------------------------------------------------- */
+
+/* Joins every legion of m->cfg (m->legions). Without legions, nothing at all. */
+int legion_start(struct master *m);
+/* The teardown's step 5: every legion stops its lord-only children, runs on-unlord if
+ * lord, and revokes its lease (the lord key goes with it: a peer leads at once).
+ * done(arg) when all have (at once if there is nothing to do). Returns 0 if done
+ * already, 1 if done() will be called. */
+int legion_announce_death(struct master *m, void (*done)(void *arg), void *arg);
+/* The master is ready (started or reloaded, every worker ready) or not: members say
+ * so in their member key, and only a ready member leads. */
+void legion_set_ready(struct master *m, bool ready);
+/* True while this vassal is lord of legion; its fencing token in *token. */
+bool legion_is_lord(const struct master *m, const char *legion, int64_t *token);
+/* The status socket's lines, JSON and metrics. */
+void legion_status_text(const struct master *m, struct strbuf *b);
+struct json_object;
+void legion_status_json(const struct master *m, struct json_object *doc);
+void legion_metrics(const struct master *m, struct strbuf *b, const char *vassal_label);
+
+#endif

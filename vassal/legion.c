@@ -1,0 +1,773 @@
+/* legion.c — the master's legions (docs/cluster.md). Per legion of the config: an etcd
+ * client, a lease keeper, our member key PREFIX/legion/NAME/members/<lease hex> =
+ * {"valor":N,...} under the lease, and a watch on PREFIX/legion/NAME/ that keeps the
+ * members and the lord key PREFIX/legion/NAME/lord in view. A member that is the best
+ * (legion_decide) takes the lord key with a txn `create_revision == 0` under its lease;
+ * a lord that sees a higher valor stops its lord-only children, runs on-unlord and
+ * deletes the key. A lord whose lease is lost (the keeper says so before the lease can
+ * expire) stops them at once: fenced. The machine is legion_fsm.c; fire() is the one
+ * place a membership changes state, and it logs every change. */
+#include "legion.h"
+
+#include <json-c/json.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cron.h"
+#include "daemons.h"
+#include "etcd.h"
+#include "gateway.h"
+#include "jsonout.h"
+#include "log.h"
+#include "master.h"
+#include "prom.h"
+
+#define LEGION_MAX_MEMBERS 256
+#define LEGION_RETRY 0.5        /* s before a failed etcd step is tried again */
+#define LEGION_LEAVE_BOUND 2.0  /* s the teardown waits for etcd to take our leave */
+
+struct legion {
+	struct legions *all;
+	size_t index;               /* its entry: m->cfg->legions[index] (the config may be
+				     * replaced by a workers or chain reload; the entry is equal) */
+	enum legion_state state;
+	struct etcd_client *etcd;
+	struct etcd_lease *lease;
+	int64_t id;                 /* our lease = our member id; 0 without one */
+	struct etcd_watch *watch;
+	struct etcd_req *req;       /* the one etcd step in flight */
+	char *prefix, *members_prefix, *lord_key, *member_key;
+	struct legion_member members[LEGION_MAX_MEMBERS];
+	size_t n_members;
+	int64_t lord;               /* the lord key's lease, 0: no lord */
+	int64_t token;              /* the lord key's create_revision while we lead */
+	int stopping;               /* lord-only children still stopping */
+	bool unlording;             /* from the step-down's start to on-unlord's end */
+	int64_t stale_id;           /* a lease the keeper gave up: revoked again if it holds the key */
+	unsigned transitions;       /* times we became lord or stopped being it */
+	double lord_since;
+	ev_timer retry;             /* a failed step, a new lease after a loss */
+	ev_timer leave_bound;
+};
+
+struct legions {
+	struct master *m;
+	struct legion *l;
+	size_t n;
+	size_t leaving;             /* legions whose leave is not done yet */
+	bool ready;                 /* what our member keys say (legion_set_ready) */
+	void (*left)(void *arg);
+	void *left_arg;
+};
+
+#define LCFG(l) (&(l)->all->m->cfg->legions[(l)->index])
+
+static void fire(struct legion *l, enum legion_event ev);
+
+static void forget_req(struct legion *l)
+{
+	if (l->req)
+		etcd_cancel(l->req);
+	l->req = NULL;
+}
+
+static void ignore_answer(void *arg, const struct etcd_result *r)
+{
+	(void)arg, (void)r;
+}
+
+static double margin(const struct legion *l)
+{
+	return LCFG(l)->ttl / 4 > 1 ? LCFG(l)->ttl / 4 : 1;
+}
+
+/* ---- what we know of the legion ----------------------------------------------------- */
+
+static int64_t member_id_of(const struct legion *l, const char *key)
+{
+	size_t n = strlen(l->members_prefix);
+
+	return strncmp(key, l->members_prefix, n) == 0 ? strtoll(key + n, NULL, 16) : 0;
+}
+
+static void member_remove(struct legion *l, int64_t id)
+{
+	for (size_t i = 0; i < l->n_members; i++)
+		if (l->members[i].id == id) {
+			l->members[i] = l->members[--l->n_members];
+			return;
+		}
+}
+
+static void member_put(struct legion *l, const struct etcd_kv *kv, int64_t id)
+{
+	struct json_object *doc = json_tokener_parse(kv->value), *v;
+	struct legion_member mb = { .id = id, .create_rev = kv->create_revision };
+
+	if (doc && json_object_object_get_ex(doc, "valor", &v))
+		mb.valor = json_object_get_int(v);
+	if (doc && json_object_object_get_ex(doc, "ready", &v))
+		mb.ready = json_object_get_boolean(v);
+	json_object_put(doc);
+	member_remove(l, id);
+	if (l->n_members < LEGION_MAX_MEMBERS)
+		l->members[l->n_members++] = mb;
+}
+
+static void learn_kv(struct legion *l, const struct etcd_kv *kv, bool deleted)
+{
+	int64_t id;
+
+	if (strcmp(kv->key, l->lord_key) == 0) {
+		l->lord = deleted ? 0 : kv->lease;
+		if (!deleted && kv->lease == l->id)
+			l->token = kv->create_revision;
+	} else if ((id = member_id_of(l, kv->key)) != 0) {
+		if (deleted)
+			member_remove(l, id);
+		else
+			member_put(l, kv, id);
+	}
+}
+
+static void ignore_answer(void *arg, const struct etcd_result *r);
+
+/* The lord key is ours though we never led (our campaign's txn was applied, its answer
+ * lost) and a better member waits: delete it, guarded by our lease; the watch tells. */
+static void release_stale(struct legion *l)
+{
+	const struct etcd_cmp cmp = { l->lord_key, ETCD_CMP_LEASE, ETCD_CMP_EQUAL, l->id, NULL };
+	const struct etcd_op del = { .type = ETCD_OP_DELETE, .key = l->lord_key };
+
+	log_info("legion %s: releasing the lord key our lost campaign took", LCFG(l)->name);
+	etcd_txn(l->etcd, &(struct etcd_txn){ &cmp, 1, &del, NULL, 1, 0 }, ignore_answer, NULL);
+}
+
+/* EMPEROR_DEBUG=1: what a decision was made from. */
+static void log_view(const struct legion *l, enum legion_verdict v)
+{
+	static const char *const verdicts[] = { "wait", "campaign", "step down", "release" };
+	char buf[512];
+	size_t k = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < l->n_members && k + 64 < sizeof buf; i++)
+		k += (size_t)snprintf(buf + k, sizeof buf - k, " %llx:%d%s@%lld",
+				      (unsigned long long)l->members[i].id, l->members[i].valor,
+				      l->members[i].ready ? "" : "(not ready)",
+				      (long long)l->members[i].create_rev);
+	log_debug("legion %s: %s; we are %llx, lord %llx, members%s", LCFG(l)->name, verdicts[v],
+		  (unsigned long long)l->id, (unsigned long long)l->lord, buf);
+}
+
+static void evaluate(struct legion *l)
+{
+	bool leading = l->state == LG_LORD;
+	enum legion_verdict v;
+
+	if (l->state != LG_MEMBER && l->state != LG_LORD)
+		return;
+	v = legion_decide(l->members, l->n_members, l->id, l->lord, leading);
+	log_view(l, v);
+	switch (v) {
+	case LV_CAMPAIGN:
+		/* Not while our last lordship's children are still stopping, nor once the
+		 * master tears down. */
+		if (!l->unlording && !l->all->m->child_hooks.tearing_down(l->all->m))
+			fire(l, LE_CAMPAIGN);
+		break;
+	case LV_STEP_DOWN: fire(l, LE_OUTRANKED); break;
+	case LV_RELEASE: release_stale(l); break;
+	case LV_WAIT: break;
+	}
+}
+
+/* ---- watch ---------------------------------------------------------------------------- */
+
+static void watched(void *arg, const struct etcd_event *ev, size_t n)
+{
+	struct legion *l = arg;
+
+	for (size_t i = 0; i < n; i++)
+		learn_kv(l, &ev[i].kv, ev[i].type == ETCD_EVENT_DELETE);
+	evaluate(l);
+}
+
+static void reread(struct legion *l);
+
+static void watch_resync(void *arg, int64_t compact_revision)
+{
+	(void)compact_revision;
+	reread(arg);
+}
+
+/* ---- joining: our member key, then the legion as it is -------------------------------- */
+
+static void read_answer(void *arg, const struct etcd_result *r)
+{
+	struct legion *l = arg;
+	static const struct etcd_watch_cbs cbs = { NULL, watched, watch_resync };
+
+	l->req = NULL;
+	if (r->error) {
+		log_warn("legion %s: reading %s: %s; retrying", LCFG(l)->name, l->prefix, r->error);
+		ev_timer_set(&l->retry, LEGION_RETRY, 0);
+		ev_timer_start(l->all->m->loop, &l->retry);
+		return;
+	}
+	l->n_members = 0;
+	l->lord = 0;
+	for (size_t i = 0; i < r->n_kvs; i++)
+		learn_kv(l, &r->kvs[i], false);
+	/* etcd restarted keeps the lease we gave up alive for another ttl: end it now */
+	if (l->stale_id && l->lord == l->stale_id)
+		etcd_lease_revoke(l->etcd, l->stale_id, ignore_answer, NULL);
+	if (!l->watch)
+		l->watch = etcd_watch_new(l->etcd, l->prefix, ETCD_PREFIX, r->revision + 1, &cbs, l);
+	else
+		etcd_watch_restart(l->watch, r->revision + 1);
+	if (l->state == LG_JOINING)
+		fire(l, LE_JOINED);
+	else
+		evaluate(l);
+}
+
+static void reread(struct legion *l)
+{
+	forget_req(l);
+	l->req = etcd_range(l->etcd, l->prefix, ETCD_PREFIX, 0, read_answer, l);
+}
+
+static void put_answer(void *arg, const struct etcd_result *r)
+{
+	struct legion *l = arg;
+
+	l->req = NULL;
+	if (r->error) {
+		log_warn("legion %s: putting %s: %s; retrying", LCFG(l)->name, l->member_key, r->error);
+		ev_timer_set(&l->retry, LEGION_RETRY, 0);
+		ev_timer_start(l->all->m->loop, &l->retry);
+		return;
+	}
+	reread(l);
+}
+
+static void join(struct legion *l)
+{
+	struct master *m = l->all->m;
+	char value[256];
+	int n;
+
+	free(l->member_key);
+	if (asprintf(&l->member_key, "%s%llx", l->members_prefix, (unsigned long long)l->id) < 0) {
+		l->member_key = NULL;
+		log_errno("legion %s: member key", LCFG(l)->name);
+		return;
+	}
+	n = snprintf(value, sizeof value, "{\"valor\":%d,\"ready\":%s,\"vassal\":\"%s\",\"pid\":%d}",
+		     LCFG(l)->valor, l->all->ready ? "true" : "false", m->cfg->name, (int)getpid());
+	forget_req(l);
+	l->req = etcd_put(l->etcd, l->member_key, value, (size_t)n, l->id, put_answer, l);
+}
+
+static void retry_due(struct ev_loop *loop, ev_timer *w, int revents);
+static void released(struct legion *l);
+
+/* ---- the lease -------------------------------------------------------------------------- */
+
+static void lease_granted(void *arg, int64_t id)
+{
+	struct legion *l = arg;
+
+	l->id = id;
+	fire(l, LE_GRANTED);
+}
+
+static void lease_lost(void *arg, const char *why)
+{
+	struct legion *l = arg;
+
+	log_warn("legion %s: lease lost (%s)%s", LCFG(l)->name, why,
+		 l->state == LG_LORD ? ": stepping down before it can expire" : "");
+	fire(l, LE_LEASE_LOST);
+}
+
+static void new_lease(struct legion *l)
+{
+	static const struct etcd_lease_cbs cbs = { lease_granted, lease_lost };
+
+	l->lease = etcd_lease_new(l->etcd, (int64_t)ceil(LCFG(l)->ttl), &cbs, l);
+	if (!l->lease) {
+		ev_timer_set(&l->retry, 1.0, 0);
+		ev_timer_start(l->all->m->loop, &l->retry);
+	}
+}
+
+/* The keeper gave the lease up: it may still live on the server a while; revoking it
+ * (if etcd answers) lets the others elect at once. A new lease after a pause. */
+static void drop_lease(struct legion *l)
+{
+	forget_req(l);
+	if (l->lease)
+		etcd_lease_free(l->lease);
+	l->lease = NULL;
+	if (l->id)
+		etcd_lease_revoke(l->etcd, l->id, ignore_answer, NULL);
+	l->stale_id = l->id;
+	l->id = 0;
+	ev_timer_set(&l->retry, LEGION_RETRY, 0);
+	ev_timer_start(l->all->m->loop, &l->retry);
+}
+
+static void retry_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct legion *l = container_of(w, struct legion, retry);
+
+	(void)loop, (void)revents;
+	if (l->state == LG_OFF && !l->lease)
+		new_lease(l);
+	else if (l->state == LG_JOINING)
+		join(l);
+	else if (l->state == LG_MEMBER || l->state == LG_LORD)
+		reread(l);
+	else if (l->state == LG_STEPPING_DOWN && !l->unlording)
+		released(l); /* the key's deletion failed: again */
+}
+
+/* ---- lordship ------------------------------------------------------------------------- */
+
+static void campaign_answer(void *arg, const struct etcd_result *r)
+{
+	struct legion *l = arg;
+
+	l->req = NULL;
+	if (r->error || !r->succeeded) {
+		if (r->error)
+			log_warn("legion %s: taking the lord key: %s", LCFG(l)->name, r->error);
+		for (size_t i = 0; !r->error && i < r->n_kvs; i++)
+			learn_kv(l, &r->kvs[i], false);
+		if (!r->error && l->lord == l->id) {
+			/* an earlier attempt of ours took it (its answer was lost) */
+			log_info("legion %s: the lord key is already ours (token %lld)", LCFG(l)->name,
+				 (long long)l->token);
+			fire(l, LE_WON);
+			return;
+		}
+		fire(l, LE_BEATEN);
+		if (r->error) {
+			ev_timer_set(&l->retry, LEGION_RETRY, 0);
+			ev_timer_start(l->all->m->loop, &l->retry);
+		}
+		return;
+	}
+	l->lord = l->id;
+	l->token = r->revision; /* the txn's revision is the key's create_revision */
+	fire(l, LE_WON);
+}
+
+static void campaign(struct legion *l)
+{
+	char value[32];
+	int n = snprintf(value, sizeof value, "%llx", (unsigned long long)l->id);
+	const struct etcd_cmp cmp = { l->lord_key, ETCD_CMP_CREATE, ETCD_CMP_EQUAL, 0, NULL };
+	const struct etcd_op put = { .type = ETCD_OP_PUT, .key = l->lord_key, .value = value,
+				     .value_len = (size_t)n, .lease = l->id };
+	const struct etcd_op get = { .type = ETCD_OP_RANGE, .key = l->lord_key };
+
+	forget_req(l);
+	l->req = etcd_txn(l->etcd, &(struct etcd_txn){ &cmp, 1, &put, &get, 1, 1 }, campaign_answer, l);
+}
+
+static void hook(struct legion *l, char *const *argv, const char *which, void (*done)(void *))
+{
+	char name[96], token[48], lname[96];
+	char *env[] = { token, lname, NULL };
+
+	snprintf(name, sizeof name, "%s %s", which, LCFG(l)->name);
+	snprintf(token, sizeof token, "LEGION_TOKEN=%lld", (long long)l->token);
+	snprintf(lname, sizeof lname, "LEGION_NAME=%s", LCFG(l)->name);
+	if (!argv) {
+		if (done)
+			done(l);
+		return;
+	}
+	cron_run_hook(l->all->m, name, argv, env, done, l);
+}
+
+static void enthrone(struct legion *l)
+{
+	struct master *m = l->all->m;
+	char token[48], lname[96];
+	char *env[] = { token, lname, NULL };
+
+	l->transitions++;
+	l->lord_since = ev_now(m->loop);
+	log_info("legion %s: lord (valor %d, token %lld, %zu members)", LCFG(l)->name,
+		 LCFG(l)->valor, (long long)l->token, l->n_members);
+	snprintf(token, sizeof token, "LEGION_TOKEN=%lld", (long long)l->token);
+	snprintf(lname, sizeof lname, "LEGION_NAME=%s", LCFG(l)->name);
+	hook(l, m->cfg->hooks.on_lord, "on-lord", NULL);
+	daemons_legion_start(m, LCFG(l)->name, env);
+	subscriptions_legion(m, LCFG(l)->name, true);
+}
+
+static void delete_answer(void *arg, const struct etcd_result *r)
+{
+	struct legion *l = arg;
+
+	l->req = NULL;
+	if (r->error) {
+		log_warn("legion %s: deleting the lord key: %s; retrying", LCFG(l)->name, r->error);
+		ev_timer_set(&l->retry, LEGION_RETRY, 0);
+		ev_timer_start(l->all->m->loop, &l->retry);
+		return;
+	}
+	l->lord = 0;
+	fire(l, LE_DOWN);
+}
+
+static void leave_done(struct legion *l);
+
+/* The lord-only children are gone and on-unlord has run: the key may go. */
+static void released(struct legion *l)
+{
+	const struct etcd_cmp cmp = { l->lord_key, ETCD_CMP_LEASE, ETCD_CMP_EQUAL, l->id, NULL };
+	const struct etcd_op del = { .type = ETCD_OP_DELETE, .key = l->lord_key };
+
+	if (l->state == LG_LEAVING) {
+		leave_done(l);
+		return;
+	}
+	if (l->state != LG_STEPPING_DOWN)
+		return; /* fenced meanwhile: the lease takes the key */
+	forget_req(l);
+	l->req = etcd_txn(l->etcd, &(struct etcd_txn){ &cmp, 1, &del, NULL, 1, 0 }, delete_answer, l);
+}
+
+static void unlord_hook_done(void *arg)
+{
+	struct legion *l = arg;
+
+	l->unlording = false;
+	released(l);
+}
+
+/* Each lord-only child reaped; the last one hands over to on-unlord. */
+static void child_retired(void *arg)
+{
+	struct legion *l = arg;
+
+	if (--l->stopping > 0)
+		return;
+	hook(l, l->all->m->cfg->hooks.on_unlord, "on-unlord", unlord_hook_done);
+}
+
+/* Stops what only the lord runs; max_mercy bounds each one's mercy. The on-unlord hook
+ * follows when they are gone (child_retired), then released(). Called again while a
+ * step-down is under way (the lease lost meanwhile), it only shortens the mercies. */
+static void stop_lord_children(struct legion *l, double max_mercy)
+{
+	struct master *m = l->all->m;
+	bool again = l->unlording;
+
+	if (!again) {
+		if (l->lord_since > 0)
+			log_info("legion %s: no longer lord after %.1fs", LCFG(l)->name,
+				 ev_now(m->loop) - l->lord_since);
+		l->lord_since = 0;
+		l->transitions++;
+		subscriptions_legion(m, LCFG(l)->name, false);
+		l->unlording = true;
+	}
+	l->stopping++; /* held while the counts are taken */
+	l->stopping += daemons_legion_stop(m, LCFG(l)->name, max_mercy, child_retired, l);
+	l->stopping += cron_legion_stop(m, LCFG(l)->name, max_mercy, child_retired, l);
+	if (--l->stopping == 0 && !again)
+		hook(l, m->cfg->hooks.on_unlord, "on-unlord", unlord_hook_done);
+}
+
+/* ---- leaving (the teardown) ------------------------------------------------------------- */
+
+static void revoke_answer(void *arg, const struct etcd_result *r)
+{
+	struct legion *l = arg;
+
+	l->req = NULL;
+	if (r->error)
+		log_warn("legion %s: revoking our lease: %s", LCFG(l)->name, r->error);
+	else
+		log_info("legion %s: left (lease revoked)", LCFG(l)->name);
+	fire(l, LE_LEFT);
+}
+
+static void leave_bound_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct legion *l = container_of(w, struct legion, leave_bound);
+
+	(void)loop, (void)revents;
+	log_warn("legion %s: etcd did not take our leave within %.1fs; the lease expires by "
+		 "itself", LCFG(l)->name, LEGION_LEAVE_BOUND);
+	forget_req(l);
+	fire(l, LE_LEFT);
+}
+
+static void leave_done(struct legion *l)
+{
+	forget_req(l);
+	if (l->lease)
+		etcd_lease_free(l->lease);
+	l->lease = NULL;
+	if (!l->id) {
+		fire(l, LE_LEFT);
+		return;
+	}
+	ev_timer_set(&l->leave_bound, LEGION_LEAVE_BOUND, 0);
+	ev_timer_start(l->all->m->loop, &l->leave_bound);
+	l->req = etcd_lease_revoke(l->etcd, l->id, revoke_answer, l);
+}
+
+static void leave(struct legion *l, enum legion_state was)
+{
+	ev_timer_stop(l->all->m->loop, &l->retry);
+	forget_req(l);
+	if (l->watch)
+		etcd_watch_free(l->watch);
+	l->watch = NULL;
+	if (was == LG_LORD)
+		stop_lord_children(l, 1e9);
+	else if (!l->unlording)
+		leave_done(l);
+	/* else: a step-down under way calls released() → leave_done() */
+}
+
+/* ---- the machine ---------------------------------------------------------------------- */
+
+static void act(struct legion *l, enum legion_action a, enum legion_state was)
+{
+	switch (a) {
+	case LA_NONE: case LA_IMPOSSIBLE: break;
+	case LA_JOIN: join(l); break;
+	case LA_EVALUATE: evaluate(l); break;
+	case LA_CAMPAIGN: campaign(l); break;
+	case LA_ENTHRONE:
+		enthrone(l);
+		evaluate(l); /* a better member may have joined while we campaigned */
+		break;
+	case LA_STEP_DOWN: stop_lord_children(l, 1e9); break;
+	case LA_FENCE: stop_lord_children(l, margin(l) / 2); drop_lease(l); break;
+	case LA_REJOIN: drop_lease(l); break;
+	case LA_LEAVE: leave(l, was); break;
+	case LA_DONE:
+		ev_timer_stop(l->all->m->loop, &l->leave_bound);
+		if (l->all->leaving > 0 && --l->all->leaving == 0 && l->all->left)
+			l->all->left(l->all->left_arg);
+		break;
+	}
+}
+
+static void fire(struct legion *l, enum legion_event ev)
+{
+	enum legion_state was = l->state;
+	struct legion_step t = legion_fsm_next(was, ev);
+
+	if (t.action == LA_IMPOSSIBLE)
+		log_warn("legion %s: %s while %s cannot happen; ignored", LCFG(l)->name,
+			 legion_event_name(ev), legion_state_name(was));
+	else if (t.next != was)
+		log_info("legion %s: %s --%s--> %s", LCFG(l)->name, legion_state_name(was),
+			 legion_event_name(ev), legion_state_name(t.next));
+	l->state = t.next;
+	act(l, t.action, was);
+}
+
+/* ---- set-up ------------------------------------------------------------------------------ */
+
+/* The endpoints: the legion's etcd:, else $EMPEROR_ETCD (comma-separated). */
+static struct etcd_client *client_for(struct master *m, const struct cfg_legion *c)
+{
+	const char *env = getenv("EMPEROR_ETCD");
+	char *copy = NULL, *save = NULL;
+	const char *eps[16];
+	int n = 0;
+
+	for (size_t i = 0; c->etcd && c->etcd[i] && n < 16; i++)
+		eps[n++] = c->etcd[i];
+	if (n == 0 && env && (copy = strdup(env)))
+		for (char *s = strtok_r(copy, ",", &save); s && n < 16; s = strtok_r(NULL, ",", &save))
+			eps[n++] = s;
+	if (n == 0) {
+		log_warn("legion %s: no etcd endpoint (give legions[].etcd or EMPEROR_ETCD): this "
+			 "vassal is never its lord", c->name);
+		return NULL;
+	}
+	/* Short budgets: a lease's renewal must get through well within ttl - margin, and
+	 * after an outage the client retries (and the keeper renews) within 0.5 s. */
+	struct etcd_client *cl = etcd_client_new(m->loop, &(struct etcd_opts){
+		.endpoints = eps, .n_endpoints = n, .request_timeout = 2, .backoff_max = 0.5 });
+	free(copy);
+	return cl;
+}
+
+static int legion_init(struct legions *all, struct legion *l, const struct cfg_legion *c)
+{
+	const char *prefix = getenv("EMPEROR_ETCD_PREFIX");
+
+	l->all = all;
+	l->index = (size_t)(c - all->m->cfg->legions);
+	ev_timer_init(&l->retry, retry_due, LEGION_RETRY, 0);
+	ev_timer_init(&l->leave_bound, leave_bound_due, LEGION_LEAVE_BOUND, 0);
+	if (!prefix || !*prefix)
+		prefix = "/emperor";
+	if (asprintf(&l->prefix, "%s/legion/%s/", prefix, c->name) < 0 ||
+	    asprintf(&l->members_prefix, "%smembers/", l->prefix) < 0 ||
+	    asprintf(&l->lord_key, "%slord", l->prefix) < 0) {
+		log_errno("legion %s", c->name);
+		return -1;
+	}
+	if (!(l->etcd = client_for(all->m, c)))
+		return 0; /* stays off: logged */
+	log_info("legion %s: joining with valor %d (ttl %.0fs) under %s", c->name, c->valor,
+		 ceil(c->ttl), l->prefix);
+	new_lease(l);
+	return 0;
+}
+
+int legion_start(struct master *m)
+{
+	struct legions *all;
+	int rc = 0;
+
+	if (!m->cfg->n_legions)
+		return 0;
+	all = calloc(1, sizeof *all);
+	if (!all || !(all->l = calloc(m->cfg->n_legions, sizeof *all->l))) {
+		log_errno("legions: calloc");
+		free(all);
+		return -1;
+	}
+	all->m = m;
+	all->n = m->cfg->n_legions;
+	m->legions = all;
+	for (size_t i = 0; i < all->n; i++)
+		if (legion_init(all, &all->l[i], &m->cfg->legions[i]) < 0)
+			rc = -1;
+	return rc;
+}
+
+int legion_announce_death(struct master *m, void (*done)(void *arg), void *arg)
+{
+	struct legions *all = m->legions;
+
+	if (!all)
+		return 0;
+	all->left = done;
+	all->left_arg = arg;
+	all->leaving = 1; /* held while each is told */
+	for (size_t i = 0; i < all->n; i++) {
+		if (all->l[i].state == LG_GONE)
+			continue;
+		all->leaving++;
+		if (all->l[i].state != LG_LEAVING)
+			fire(&all->l[i], LE_TEARDOWN);
+	}
+	if (--all->leaving == 0)
+		return 0;
+	return 1;
+}
+
+/* Our member key says whether we are ready: put again (same key, same create
+ * revision: still as long-standing) when that changes. */
+void legion_set_ready(struct master *m, bool ready)
+{
+	struct legions *all = m->legions;
+
+	if (!all || all->ready == ready)
+		return;
+	all->ready = ready;
+	for (size_t i = 0; i < all->n; i++) {
+		struct legion *l = &all->l[i];
+		if (l->state == LG_JOINING || l->state == LG_MEMBER || l->state == LG_LORD)
+			join(l); /* puts the key, reads the legion, evaluates */
+	}
+}
+
+static const struct legion *find(const struct master *m, const char *name)
+{
+	for (size_t i = 0; m->legions && i < m->legions->n; i++)
+		if (strcmp(LCFG(&m->legions->l[i])->name, name) == 0)
+			return &m->legions->l[i];
+	return NULL;
+}
+
+bool legion_is_lord(const struct master *m, const char *legion, int64_t *token)
+{
+	const struct legion *l = find(m, legion);
+
+	if (!l || l->state != LG_LORD)
+		return false;
+	if (token)
+		*token = l->token;
+	return true;
+}
+
+/* ---- status ---------------------------------------------------------------------------- */
+
+static const char *role(const struct legion *l)
+{
+	if (!l->etcd)
+		return "off (no etcd endpoint)";
+	if (l->state == LG_OFF)
+		return "fenced (no lease: etcd unreachable)";
+	return legion_state_name(l->state);
+}
+
+void legion_status_text(const struct master *m, struct strbuf *b)
+{
+	for (size_t i = 0; m->legions && i < m->legions->n; i++) {
+		const struct legion *l = &m->legions->l[i];
+		strbuf_printf(b, "legion %s: %s, valor %d, %zu members", LCFG(l)->name, role(l),
+			      LCFG(l)->valor, l->n_members);
+		if (l->state == LG_LORD)
+			strbuf_printf(b, ", token %lld", (long long)l->token);
+		strbuf_printf(b, "\n");
+	}
+}
+
+void legion_status_json(const struct master *m, struct json_object *doc)
+{
+	struct json_object *arr;
+
+	if (!m->legions)
+		return;
+	arr = json_object_new_array();
+	for (size_t i = 0; i < m->legions->n; i++) {
+		const struct legion *l = &m->legions->l[i];
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "name", jsonout_string(LCFG(l)->name));
+		json_object_object_add(o, "state", json_object_new_string(role(l)));
+		json_object_object_add(o, "lord", json_object_new_boolean(l->state == LG_LORD));
+		json_object_object_add(o, "valor", json_object_new_int(LCFG(l)->valor));
+		json_object_object_add(o, "members", json_object_new_int((int)l->n_members));
+		json_object_object_add(o, "token", json_object_new_int64(l->state == LG_LORD ? l->token : 0));
+		json_object_object_add(o, "transitions", json_object_new_int64(l->transitions));
+		json_object_array_add(arr, o);
+	}
+	json_object_object_add(doc, "legions", arr);
+}
+
+void legion_metrics(const struct master *m, struct strbuf *b, const char *v)
+{
+	char name[2 * 64 + 4];
+
+	for (size_t i = 0; m->legions && i < m->legions->n; i++) {
+		const struct legion *l = &m->legions->l[i];
+		prom_label(LCFG(l)->name, name, sizeof name);
+		strbuf_printf(b, "%s{vassal=\"%s\",legion=\"%s\"} %d\n", prom_families[PROM_LEGION_LORD].name,
+			      v, name, l->state == LG_LORD);
+		strbuf_printf(b, "%s{vassal=\"%s\",legion=\"%s\"} %u\n",
+			      prom_families[PROM_LEGION_TRANSITIONS].name, v, name, l->transitions);
+	}
+}
