@@ -414,13 +414,14 @@ static void test_start_priority_normal(void **state)
 /* ---- connections spread over the new workers ---------------------------------------------- */
 
 /* After an overlap reload of 4 workers, 40 sequential new connections are answered by
- * at least 3 distinct workers (each new connection, not only a new worker, is what
- * the first ready worker would otherwise take). */
+ * every one of them, each taking at least 5 (a fair share is 10): without
+ * EPOLLEXCLUSIVE the worker the kernel wakes first takes most (measured: 17, 18, 3
+ * and 2 of 40). */
 static void test_connections_spread_after_reload(void **state)
 {
 	struct vt *v = *state;
-	pid_t seen[40], now[4];
-	int n_seen = 0;
+	pid_t now[4];
+	int count[4] = { 0 };
 
 	set_greeting(v, 4, "overlap", "a", NULL);
 	vt_start(v, 4);
@@ -429,12 +430,16 @@ static void test_connections_spread_after_reload(void **state)
 	vt_workers(v, now, 4);
 	for (int i = 0; i < 40; i++) {
 		pid_t pid = ll_request(v->port);
-		assert_true(pid_in(pid, now, 4));
-		if (!pid_in(pid, seen, n_seen))
-			seen[n_seen++] = pid;
+		int k = 0;
+		while (k < 4 && now[k] != pid)
+			k++;
+		assert_true(k < 4);
+		count[k]++;
 	}
-	fprintf(stderr, "40 sequential connections after the reload: %d distinct workers\n", n_seen);
-	assert_true(n_seen >= 3);
+	fprintf(stderr, "40 sequential connections after the reload: %d, %d, %d, %d\n",
+		count[0], count[1], count[2], count[3]);
+	for (int k = 0; k < 4; k++)
+		assert_true(count[k] >= 5);
 	vt_stop(v, SIGTERM, T_MS);
 }
 
