@@ -414,9 +414,10 @@ static void test_start_priority_normal(void **state)
 /* ---- connections spread over the new workers ---------------------------------------------- */
 
 /* After an overlap reload of 4 workers, 40 sequential new connections are answered by
- * every one of them, each taking at least 5 (a fair share is 10): without
- * EPOLLEXCLUSIVE the worker the kernel wakes first takes most (measured: 17, 18, 3
- * and 2 of 40). */
+ * every one of them, each taking at least 6 (a fair share is 10; the acceptors take
+ * turns, measured 10/10/10/10 five times in five under a load average of 76). Without
+ * EPOLLEXCLUSIVE the workers the kernel happens to wake first take most: the worker
+ * before hello_accept.c gave 15/5/5/15, 21/4/7/8, 9/12/2/17, 14/13/13/0, 19/3/17/1. */
 static void test_connections_spread_after_reload(void **state)
 {
 	struct vt *v = *state;
@@ -439,7 +440,7 @@ static void test_connections_spread_after_reload(void **state)
 	fprintf(stderr, "40 sequential connections after the reload: %d, %d, %d, %d\n",
 		count[0], count[1], count[2], count[3]);
 	for (int k = 0; k < 4; k++)
-		assert_true(count[k] >= 5);
+		assert_true(count[k] >= 6);
 	vt_stop(v, SIGTERM, T_MS);
 }
 
