@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hello_worker.h"
@@ -55,6 +56,7 @@ static void usage(FILE *f)
 		"  --no-ready          never send READY=1 to NOTIFY_SOCKET\n"
 		"  --ready-delay MS    send READY=1 only MS milliseconds after start\n"
 		"  --start-delay MS    a slow start: neither accept nor send READY=1 for MS ms\n"
+		"  --start-cpu MS      a busy start: use MS ms of CPU time before serving\n"
 		"  --help              this text\n"
 		"Paths: / and any other answer \"GREETING from pid PID worker ID\"; /slow?ms=N\n"
 		"answers after N ms; /pid answers the pid; /mule?farm=NAME&msg=TEXT sends TEXT\n"
@@ -93,7 +95,7 @@ static void build_longopts(struct option *all, size_t max)
 	static const struct option ours[] = {
 		{"greeting", required_argument, NULL, 'g'}, {"delay", required_argument, NULL, 'd'},
 		{"no-ready", no_argument, NULL, 'n'}, {"ready-delay", required_argument, NULL, 'r'},
-		{"start-delay", required_argument, NULL, 's'},
+		{"start-delay", required_argument, NULL, 's'}, {"start-cpu", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
 	};
 	size_t n = 0;
@@ -120,6 +122,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case 'n': o->no_ready = 1; break;
 		case 'r': o->ready_delay_ms = parse_ms("--ready-delay", optarg); break;
 		case 's': o->start_delay_ms = parse_ms("--start-delay", optarg); break;
+		case 'c': o->start_cpu_ms = parse_ms("--start-cpu", optarg); break;
 		case 'h': usage(stdout); exit(0);
 		default:
 			if (!test_opts_parse(&o->test, ch, optarg)) {
@@ -389,6 +392,25 @@ static void worker_start(struct worker *w)
 	}
 }
 
+/* --start-cpu: ms of CPU time, as an app's loading would take; bounded by 10x that
+ * in wall-clock time (a starved start gives up and serves). */
+static void burn_cpu(long ms)
+{
+	struct timespec cpu, wall0, wall;
+	volatile unsigned long x = 0;
+
+	if (ms <= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &wall0);
+	do {
+		for (int i = 0; i < 100000; i++)
+			x += (unsigned long)i;
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+		clock_gettime(CLOCK_MONOTONIC, &wall);
+	} while (cpu.tv_sec * 1000L + cpu.tv_nsec / 1000000 < ms &&
+		 (wall.tv_sec - wall0.tv_sec) * 1000L < 10 * ms + 1000);
+}
+
 int main(int argc, char **argv)
 {
 	struct worker w = {0};
@@ -406,6 +428,7 @@ int main(int argc, char **argv)
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		log_fatal("signal(SIGPIPE): %s", strerror(errno));
 	take_listen_fds(&w);
+	burn_cpu(w.opt.start_cpu_ms);
 	TAILQ_INIT(&w.conns);
 	test_opts_before_loop(&w.opt.test);
 	w.loop = ev_default_loop(EVFLAG_AUTO);

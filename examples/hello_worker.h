@@ -39,6 +39,7 @@ struct options {
 	int no_ready;
 	long ready_delay_ms;
 	long start_delay_ms;  /* neither accept nor READY=1 before this long */
+	long start_cpu_ms;    /* CPU time burnt before the loop: an app that loads */
 	struct test_opts test; /* worker_test_opts.c */
 };
 

@@ -349,6 +349,11 @@ static void slow_start(struct vt *v, const char *mode, int n_new)
 	mark = sup_log_size(v->p);
 	assert_int_equal(kill(v->p->pid, SIGHUP), 0);
 	new_workers(v, old, 2, fresh, n_new);
+	/* exec'd (so past the priority change made before the exec) */
+	for (long long end = sup_now_ms() + T_MS;
+	     sup_count_log(v->p, mark, "--start-delay: starting") < n_new && sup_now_ms() < end;)
+		sup_poll_pause();
+	assert_int_equal(sup_count_log(v->p, mark, "--start-delay: starting"), n_new);
 	for (int i = 0; i < n_new; i++) { /* starting: idle */
 		assert_int_equal(sched_getscheduler(fresh[i]), SCHED_IDLE);
 		int idle = threads_with(fresh[i], SCHED_IDLE, 0, &total);
@@ -413,6 +418,38 @@ static void test_start_priority_normal(void **state)
 	vt_stop(v, SIGTERM, T_MS);
 }
 
+/* ---- what the start priority does to the serving workers' latency ------------------------ */
+
+/* Chain reloads of 4 workers whose start burns 300 ms of CPU, under the request loop:
+ * replacements at start-priority idle, then normal. Printed for the record (the
+ * machine's other load makes it too noisy to assert). */
+static void test_start_priority_latency(void **state)
+{
+	static const char *const prio[] = { "idle", "normal" };
+	struct vt *v = *state;
+	char workers[64], label[64];
+
+	for (int p = 0; p < 2; p++) {
+		struct lat_load *l;
+		snprintf(workers, sizeof workers, "  start-priority: %s\n", prio[p]);
+		vt_config(v, &(struct vcfg){ .count = 4, .reload = "chain", .ready_timeout = "20s",
+					     .args = ", --start-cpu, \"300\"", .workers = workers });
+		if (p == 0)
+			vt_start(v, 4);
+		else
+			vt_reload(v, SIGHUP); /* the new priority applies from the next reload */
+		l = ll_start(v->port);
+		ll_progress(l, 50);
+		for (int i = 0; i < 3; i++) {
+			ll_progress(l, 20);
+			vt_reload(v, SIGHUP);
+		}
+		snprintf(label, sizeof label, "3 chain reloads, %s start", prio[p]);
+		ll_stop_clean(l, label, 4);
+	}
+	vt_stop(v, SIGTERM, T_MS);
+}
+
 /* ---- connections spread over the new workers ---------------------------------------------- */
 
 /* After an overlap reload of 4 workers, 40 sequential new connections are answered by
@@ -455,6 +492,7 @@ int main(void)
 		VT_TEST(test_chain_slow_start),
 		VT_TEST(test_start_priority_normal),
 		VT_TEST(test_connections_spread_after_reload),
+		VT_TEST(test_start_priority_latency),
 	};
 
 	sup_init();
