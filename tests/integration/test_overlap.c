@@ -418,6 +418,57 @@ static void test_start_priority_normal(void **state)
 	vt_stop(v, SIGTERM, T_MS);
 }
 
+/* ---- a change only a new image can apply; a stop during an overlap ------------------------ */
+
+/* A new socket cannot be given to the workers by an overlap: the reload becomes a
+ * graceful one (logged), which serves the new socket; no request on the old one
+ * fails. */
+static void test_overlap_falls_back_to_graceful(void **state)
+{
+	struct vt *v = *state;
+	struct lat_load *l;
+	size_t mark;
+	int port2 = sup_free_port();
+
+	assert_true(port2 > 0 && port2 != v->port);
+	vt_config(v, &(struct vcfg){ .count = 2, .reload = "overlap" });
+	vt_start(v, 2);
+	l = ll_start(v->port);
+	ll_progress(l, 50);
+	vt_config(v, &(struct vcfg){ .count = 2, .reload = "overlap", .port2 = port2 });
+	mark = sup_log_size(v->p);
+	vt_reload(v, SIGHUP);
+	assert_int_equal(sup_count_log(v->p, mark, "sockets changed, which needs a graceful reload"), 1);
+	assert_int_equal(sup_count_log(v->p, mark, "graceful reload of generation"), 1);
+	vt_get_ok(v, port2, NULL);
+	ll_progress(l, 50);
+	ll_stop_clean(l, "overlap -> graceful", 2);
+	vt_stop(v, SIGTERM, T_MS);
+}
+
+/* SIGTERM while the new generation is still starting: both generations are stopped,
+ * the master exits 0 and nothing is left behind. */
+static void test_stop_during_overlap(void **state)
+{
+	struct vt *v = *state;
+	pid_t old[2], fresh[2];
+	size_t mark;
+
+	vt_config(v, &(struct vcfg){ .count = 2, .reload = "overlap" });
+	vt_start(v, 2);
+	vt_workers(v, old, 2);
+	vt_config(v, &(struct vcfg){ .count = 2, .reload = "overlap", .ready_timeout = "20s",
+				     .args = ", --start-delay, \"20000\"" });
+	mark = sup_log_size(v->p);
+	assert_int_equal(kill(v->p->pid, SIGHUP), 0);
+	assert_int_equal(sup_wait_log(v->p, mark, "overlap: 2 new workers starting", T_MS), 0);
+	new_workers(v, old, 2, fresh, 2);
+	vt_stop(v, SIGTERM, T_MS);
+	assert_int_equal(sup_count_log(v->p, mark, "the stop takes over the reload"), 1);
+	assert_none_alive(old, 2);
+	assert_none_alive(fresh, 2);
+}
+
 /* ---- what the start priority does to the serving workers' latency ------------------------ */
 
 /* Chain reloads of 4 workers whose start burns 300 ms of CPU, under the request loop:
@@ -491,6 +542,8 @@ int main(void)
 		VT_TEST(test_overlap_slow_start),
 		VT_TEST(test_chain_slow_start),
 		VT_TEST(test_start_priority_normal),
+		VT_TEST(test_overlap_falls_back_to_graceful),
+		VT_TEST(test_stop_during_overlap),
 		VT_TEST(test_connections_spread_after_reload),
 		VT_TEST(test_start_priority_latency),
 	};
