@@ -334,15 +334,22 @@ void workers_notify(struct notify_server *ns, pid_t sender, const char *msg)
 	}
 }
 
+/* During an overlap the old generation, retired but not yet cursed, still serves:
+ * the count is that of whichever generation serves more. */
 int workers_ready_count(const struct master *m)
 {
 	struct worker *w;
-	int n = 0;
+	int n = 0, old_serving = 0;
 
-	FOREACH_WORKER(w, m)
-		if (w->child.state == CHILD_READY && !w->retire)
+	FOREACH_WORKER(w, m) {
+		if (w->child.state != CHILD_READY)
+			continue;
+		if (!w->retire)
 			n++;
-	return n;
+		else if (w->generation != m->generation)
+			old_serving++;
+	}
+	return n > old_serving ? n : old_serving;
 }
 
 bool workers_settled(const struct master *m)
