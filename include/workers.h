@@ -21,6 +21,7 @@ struct worker {
 	bool failing;               /* its last run crashed or missed its ready-timeout */
 	bool retire;                /* do not respawn when it exits */
 	enum cfg_start_prio start_prio; /* until ready (start_prio.h); normal once ready */
+	bool prio_guarded;          /* raised at half its ready-timeout: no more waiting idle */
 	struct relay_pipe out;      /* its stdout and stderr, relayed a line at a time */
 };
 

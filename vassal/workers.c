@@ -131,6 +131,21 @@ static void worker_became_ready(struct worker *w)
 	master_worker_ready(m);
 }
 
+/* Half its ready-timeout has passed at the low start priority: a machine busy with
+ * other work may never leave an idle worker the CPU to start, so it gets the normal
+ * priority for the other half (READY=1 restores it again, for threads made since). */
+static void starved_start(struct worker *w)
+{
+	double rest = w->m->cfg->workers.ready_timeout / 2;
+
+	log_info("worker %d (pid %d) not ready after %.1fs at its start priority: the normal "
+		 "priority for the rest of its ready-timeout", w->id, (int)w->child.pid, rest);
+	w->prio_guarded = true;
+	(void)start_prio_restore(w->child.pid);
+	ev_timer_set(&w->ready_timer, rest, 0);
+	ev_timer_start(w->m->loop, &w->ready_timer);
+}
+
 static void ready_timer_fired(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct worker *w = container_of(t, struct worker, ready_timer);
@@ -139,6 +154,10 @@ static void ready_timer_fired(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop, (void)revents;
 	if (w->child.state != CHILD_STARTING)
 		return;
+	if (w->start_prio != CFG_START_PRIO_NORMAL && !w->prio_guarded) {
+		starved_start(w);
+		return;
+	}
 	/* Stopped, not killed: it may already accept and serve on the shared sockets. */
 	log_warn("worker %d (pid %d) not ready after %.1fs (ready: notify): stopping it", w->id,
 		 (int)w->child.pid, w->m->cfg->workers.ready_timeout);
@@ -170,6 +189,7 @@ static int worker_start(struct worker *w)
 	w->generation = m->generation;
 	w->not_ready_in_time = false;
 	w->failing = false;
+	w->prio_guarded = false;
 	w->child.stop_signal = cw->prog.stop_signal;
 	w->child.mercy = cw->prog.reload_mercy;
 	w->child.backoff_min = cw->respawn_min;
@@ -183,7 +203,9 @@ static int worker_start(struct worker *w)
 	if (rc == 0) {
 		log_info("worker %d started (pid %d)", w->id, (int)w->child.pid);
 		if (cw->ready == CFG_READY_NOTIFY) {
-			ev_timer_set(&w->ready_timer, cw->ready_timeout, 0);
+			/* at a low start priority, the first half: starved_start() */
+			ev_timer_set(&w->ready_timer, cw->ready_timeout /
+				     (w->start_prio != CFG_START_PRIO_NORMAL ? 2 : 1), 0);
 			ev_timer_start(m->loop, &w->ready_timer);
 		}
 	}

@@ -230,7 +230,7 @@ static void test_overlap_reloads_under_load(void **state)
 {
 	struct vt *v = *state;
 	struct lat_load *l;
-	pid_t old[4], now[4];
+	pid_t old[VT_MAX_PIDS], now[VT_MAX_PIDS]; /* vt_workers() may write up to VT_MAX_PIDS */
 	char greeting[32];
 
 	set_greeting(v, 4, "overlap", "g0", NULL);
@@ -284,7 +284,7 @@ static void test_failing_generation_keeps_old_one(void **state)
 	static const char *const why[] = { "exited 1 before it was ready", "was not ready within 1.0s" };
 	struct vt *v = *state;
 	struct lat_load *l;
-	pid_t old[3], now[3], fresh[3];
+	pid_t old[VT_MAX_PIDS], now[VT_MAX_PIDS], fresh[VT_MAX_PIDS];
 
 	vt_config(v, &(struct vcfg){ .count = 3, .reload = "overlap", .args = ", --greeting, old" });
 	vt_start(v, 3);
@@ -331,7 +331,7 @@ static void test_failing_generation_keeps_old_one(void **state)
 static void slow_start(struct vt *v, const char *mode, int n_new)
 {
 	struct lat_load *l;
-	pid_t old[2], fresh[2];
+	pid_t old[VT_MAX_PIDS], fresh[2];
 	size_t mark;
 	int total, my_nice;
 	char label[64];
@@ -400,7 +400,7 @@ static void test_chain_slow_start(void **state)
 static void test_start_priority_normal(void **state)
 {
 	struct vt *v = *state;
-	pid_t old[1], fresh[1];
+	pid_t old[VT_MAX_PIDS], fresh[1];
 	size_t mark;
 
 	vt_config(v, &(struct vcfg){ .count = 1, .reload = "overlap" });
@@ -451,7 +451,7 @@ static void test_overlap_falls_back_to_graceful(void **state)
 static void test_stop_during_overlap(void **state)
 {
 	struct vt *v = *state;
-	pid_t old[2], fresh[2];
+	pid_t old[VT_MAX_PIDS], fresh[2];
 	size_t mark;
 
 	vt_config(v, &(struct vcfg){ .count = 2, .reload = "overlap" });
@@ -511,7 +511,7 @@ static void test_start_priority_latency(void **state)
 static void test_connections_spread_after_reload(void **state)
 {
 	struct vt *v = *state;
-	pid_t now[4];
+	pid_t now[VT_MAX_PIDS];
 	int count[4] = { 0 };
 
 	set_greeting(v, 4, "overlap", "a", NULL);
