@@ -29,6 +29,7 @@
 
 #define LL_MAX_SAMPLES (1 << 18)
 #define LL_REQ_MS      5000
+#define LL_MAX_FAILED  1000   /* a loop that only fails ends by itself */
 
 struct lat_load {
 	pthread_t thread;
@@ -82,7 +83,8 @@ static void *ll_main(void *arg)
 {
 	struct lat_load *l = arg;
 
-	while (!atomic_load(&l->stop) && l->n < LL_MAX_SAMPLES) {
+	while (!atomic_load(&l->stop) && l->n < LL_MAX_SAMPLES &&
+	       atomic_load(&l->failed) < LL_MAX_FAILED) {
 		struct timespec a, b;
 		pid_t pid;
 
