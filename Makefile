@@ -32,7 +32,8 @@ LIB_SRC     := $(wildcard lib/*.c)
 EMPEROR_SRC := $(filter-out emperor/main.c,$(wildcard emperor/*.c))
 VASSAL_SRC  := $(filter-out vassal/main.c,$(wildcard vassal/*.c))
 # hello-worker is linked from several files; the others are one file each
-HELLO_SRC   := examples/hello-worker.c examples/hello_conn.c examples/worker_test_opts.c
+HELLO_SRC   := examples/hello-worker.c examples/hello_conn.c examples/hello_accept.c \
+               examples/worker_test_opts.c
 EXAMPLES    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(filter-out $(HELLO_SRC),$(wildcard examples/*.c))) \
                $(BUILD)/examples/hello-worker
 SUPPORT_SRC := $(wildcard tests/support/*.c)
@@ -71,7 +72,7 @@ $(BUILD)/emperorctl: $(call obj,$(wildcard ctl/*.c)) $(LIB_A)
 	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(LIBS)
 $(BUILD)/examples/hello-worker: $(call obj,$(HELLO_SRC)) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) $(SAN_FLAGS) -pthread -o $@ $^ $(LIBS)
 $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(LIBS)

@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hello_worker.h"
@@ -54,6 +55,8 @@ static void usage(FILE *f)
 		"  --delay MS          delay every response by MS milliseconds\n"
 		"  --no-ready          never send READY=1 to NOTIFY_SOCKET\n"
 		"  --ready-delay MS    send READY=1 only MS milliseconds after start\n"
+		"  --start-delay MS    a slow start: neither accept nor send READY=1 for MS ms\n"
+		"  --start-cpu MS      a busy start: use MS ms of CPU time before serving\n"
 		"  --help              this text\n"
 		"Paths: / and any other answer \"GREETING from pid PID worker ID\"; /slow?ms=N\n"
 		"answers after N ms; /pid answers the pid; /mule?farm=NAME&msg=TEXT sends TEXT\n"
@@ -92,6 +95,7 @@ static void build_longopts(struct option *all, size_t max)
 	static const struct option ours[] = {
 		{"greeting", required_argument, NULL, 'g'}, {"delay", required_argument, NULL, 'd'},
 		{"no-ready", no_argument, NULL, 'n'}, {"ready-delay", required_argument, NULL, 'r'},
+		{"start-delay", required_argument, NULL, 's'}, {"start-cpu", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
 	};
 	size_t n = 0;
@@ -117,6 +121,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case 'd': o->delay_ms = parse_ms("--delay", optarg); break;
 		case 'n': o->no_ready = 1; break;
 		case 'r': o->ready_delay_ms = parse_ms("--ready-delay", optarg); break;
+		case 's': o->start_delay_ms = parse_ms("--start-delay", optarg); break;
+		case 'c': o->start_cpu_ms = parse_ms("--start-cpu", optarg); break;
 		case 'h': usage(stdout); exit(0);
 		default:
 			if (!test_opts_parse(&o->test, ch, optarg)) {
@@ -269,62 +275,6 @@ void worker_stopped(struct worker *w)
 
 /* ---- listeners ------------------------------------------------------------------ */
 
-static void listener_pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct listener *l = CONTAINER_OF(t, struct listener, pause);
-
-	(void)revents;
-	ev_io_start(loop, &l->io);
-}
-
-static void listener_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-	struct listener *l = CONTAINER_OF(io, struct listener, io);
-
-	(void)revents;
-	for (;;) {
-		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (fd >= 0) {
-			conn_new(l->w, fd);
-			continue;
-		}
-		if (errno == EINTR || errno == ECONNABORTED)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return;
-		log_errno("accept(fd %d, %s)", l->fd, l->name);
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			ev_io_stop(loop, &l->io);
-			ev_timer_set(&l->pause, ACCEPT_PAUSE_S, 0.);
-			ev_timer_start(loop, &l->pause);
-		}
-		return;
-	}
-}
-
-static void listeners_start(struct worker *w)
-{
-	for (size_t i = 0; i < w->n_ls; i++) {
-		ev_io_init(&w->ls[i].io, listener_accept_cb, w->ls[i].fd, EV_READ);
-		ev_timer_init(&w->ls[i].pause, listener_pause_cb, ACCEPT_PAUSE_S, 0.);
-		ev_io_start(w->loop, &w->ls[i].io);
-	}
-}
-
-static void listeners_close(struct worker *w)
-{
-	for (size_t i = 0; i < w->n_ls; i++) {
-		ev_io_stop(w->loop, &w->ls[i].io);
-		ev_timer_stop(w->loop, &w->ls[i].pause);
-		if (close(w->ls[i].fd) < 0)
-			log_errno("close(listening fd %d)", w->ls[i].fd);
-	}
-	free(w->ls);
-	w->ls = NULL;
-	w->n_ls = 0;
-}
-
 static void worker_ready(struct worker *w)
 {
 	log_info("ready: %zu socket%s, sending READY=1", w->n_ls, w->n_ls == 1 ? "" : "s");
@@ -352,6 +302,7 @@ static void worker_stop(struct worker *w, int sig)
 	w->stopping = 1;
 	notify("STOPPING=1\nSTATUS=stopping");
 	ev_timer_stop(w->loop, &w->ready_timer);
+	ev_timer_stop(w->loop, &w->start_timer);
 	listeners_close(w);
 	TAILQ_FOREACH(c, &w->conns, link)
 		idle += conn_idle(c);
@@ -407,14 +358,9 @@ static void timer_start(struct worker *w, ev_timer *t, void (*cb)(struct ev_loop
 	ev_timer_start(w->loop, t);
 }
 
-static void worker_start(struct worker *w)
+static void serve(struct worker *w)
 {
-	signal_start(w, &w->sigterm, stop_signal_cb, SIGTERM);
-	signal_start(w, &w->sighup, stop_signal_cb, SIGHUP);
-	signal_start(w, &w->sigint, now_signal_cb, SIGINT);
-	signal_start(w, &w->sigquit, now_signal_cb, SIGQUIT);
-	listeners_start(w);
-	test_opts_start(&w->opt.test, w->loop);
+	accept_start(w);
 	log_info("serving %zu socket%s", w->n_ls, w->n_ls == 1 ? "" : "s");
 	if (w->opt.no_ready)
 		log_info("--no-ready: not sending READY=1");
@@ -422,6 +368,47 @@ static void worker_start(struct worker *w)
 		timer_start(w, &w->ready_timer, ready_timer_cb, w->opt.ready_delay_ms);
 	else
 		worker_ready(w);
+}
+
+static void start_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	serve(t->data);
+}
+
+static void worker_start(struct worker *w)
+{
+	signal_start(w, &w->sigterm, stop_signal_cb, SIGTERM);
+	signal_start(w, &w->sighup, stop_signal_cb, SIGHUP);
+	signal_start(w, &w->sigint, now_signal_cb, SIGINT);
+	signal_start(w, &w->sigquit, now_signal_cb, SIGQUIT);
+	test_opts_start(&w->opt.test, w->loop);
+	if (w->opt.start_delay_ms) {
+		log_info("--start-delay: starting for %ld ms", w->opt.start_delay_ms);
+		timer_start(w, &w->start_timer, start_timer_cb, w->opt.start_delay_ms);
+	} else {
+		serve(w);
+	}
+}
+
+/* --start-cpu: ms of CPU time, as an app's loading would take; bounded by 10x that
+ * in wall-clock time (a starved start gives up and serves). */
+static void burn_cpu(long ms)
+{
+	struct timespec cpu, wall0, wall;
+	volatile unsigned long x = 0;
+
+	if (ms <= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &wall0);
+	do {
+		for (int i = 0; i < 100000; i++)
+			x += (unsigned long)i;
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+		clock_gettime(CLOCK_MONOTONIC, &wall);
+	} while (cpu.tv_sec * 1000L + cpu.tv_nsec / 1000000 < ms &&
+		 (wall.tv_sec - wall0.tv_sec) * 1000L < 10 * ms + 1000);
 }
 
 int main(int argc, char **argv)
@@ -441,6 +428,7 @@ int main(int argc, char **argv)
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		log_fatal("signal(SIGPIPE): %s", strerror(errno));
 	take_listen_fds(&w);
+	burn_cpu(w.opt.start_cpu_ms);
 	TAILQ_INIT(&w.conns);
 	test_opts_before_loop(&w.opt.test);
 	w.loop = ev_default_loop(EVFLAG_AUTO);

@@ -2,13 +2,16 @@
  *   hello-worker.c      the contract: options, sockets by LISTEN_FDS, sd_notify, the
  *                       graceful stop, main
  *   hello_conn.c        the HTTP side: connections, requests (http-parser), responses
+ *   hello_accept.c      taking connections: an acceptor thread, EPOLLEXCLUSIVE
  *   worker_test_opts.c  the misbehaviours only the tests need (--ignore-stop, ...)
- * One process, one libev loop; these structs are the worker's whole state. */
+ * One process, one libev loop (and the acceptor thread that feeds it); these structs
+ * are the worker's whole state. */
 #ifndef HELLO_WORKER_H
 #define HELLO_WORKER_H
 
 #include <ev.h>
 #include <http_parser.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <sys/queue.h>
 #include <sys/types.h>
@@ -35,12 +38,12 @@ struct options {
 	long delay_ms;        /* added to every response */
 	int no_ready;
 	long ready_delay_ms;
+	long start_delay_ms;  /* neither accept nor READY=1 before this long */
+	long start_cpu_ms;    /* CPU time burnt before the loop: an app that loads */
 	struct test_opts test; /* worker_test_opts.c */
 };
 
 struct listener {
-	ev_io io;
-	ev_timer pause;       /* accept paused after running out of fds */
 	int fd;
 	char name[NAME_MAX_LEN];
 	struct worker *w;
@@ -86,6 +89,21 @@ struct conn {
 
 TAILQ_HEAD(conn_list, conn);
 
+/* hello_accept.c's thread and what it hands to the loop, under mu. */
+struct acceptor {
+	pthread_t thread;
+	int running;
+	int epfd;             /* the listening sockets (EPOLLEXCLUSIVE) and stop_fd */
+	int stop_fd;          /* eventfd: the acceptor ends */
+	int exclusive;        /* EPOLLEXCLUSIVE accepted by the kernel */
+	ev_async async;       /* connections queued for the loop */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;    /* the loop took the queue, or stop */
+	int stop;
+	int *fds;
+	size_t n_fds, cap;
+};
+
 struct worker {
 	struct ev_loop *loop;
 	struct options opt;
@@ -98,6 +116,8 @@ struct worker {
 	int stopping;
 	ev_signal sigterm, sighup, sigint, sigquit;
 	ev_timer ready_timer;
+	ev_timer start_timer; /* --start-delay */
+	struct acceptor acc;
 };
 
 /* hello-worker.c */
@@ -105,6 +125,12 @@ struct worker {
 __attribute__((format(printf, 2, 3))) _Noreturn void die(int status, const char *fmt, ...);
 /* The last connection of a stopping worker is gone: the loop ends, exit 0. */
 void worker_stopped(struct worker *w);
+
+/* hello_accept.c */
+/* Starts taking connections on w->ls (the acceptor thread). */
+void accept_start(struct worker *w);
+/* Stops taking them (those taken are served), closes the listening sockets. */
+void listeners_close(struct worker *w);
 
 /* hello_conn.c */
 void conn_new(struct worker *w, int fd);

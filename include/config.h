@@ -45,7 +45,9 @@ struct cfg_program {
 };
 
 enum cfg_ready { CFG_READY_EXEC, CFG_READY_NOTIFY };
-enum cfg_reload { CFG_RELOAD_GRACEFUL, CFG_RELOAD_WORKERS, CFG_RELOAD_CHAIN };
+enum cfg_reload { CFG_RELOAD_GRACEFUL, CFG_RELOAD_WORKERS, CFG_RELOAD_CHAIN, CFG_RELOAD_OVERLAP };
+/* The CPU priority of a chain or overlap replacement until it is ready. */
+enum cfg_start_prio { CFG_START_PRIO_IDLE, CFG_START_PRIO_LOW, CFG_START_PRIO_NORMAL };
 enum cfg_spool_stop { CFG_SPOOL_STOP_GRACEFUL, CFG_SPOOL_STOP_KILL };
 enum cfg_balance { CFG_BALANCE_ROUND_ROBIN, CFG_BALANCE_LEAST_CONN };
 
@@ -56,6 +58,7 @@ struct cfg_workers {
 	double ready_timeout;     /* default 30s */
 	double respawn_min;       /* "respawn-delay", default 100ms: first backoff step */
 	double respawn_max;       /* "max-respawn-delay", default 30s */
+	enum cfg_start_prio start_priority; /* "start-priority", default idle */
 };
 
 struct cfg_mule {

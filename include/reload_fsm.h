@@ -16,6 +16,8 @@ enum reload_state {
 	RS_VALIDATING,      /* a request is being validated (synchronous) */
 	RS_WORKERS,         /* reload: workers — each cursed worker is replaced as it exits */
 	RS_CHAIN,           /* reload: chain — one replacement at a time */
+	RS_OVERLAP,         /* reload: overlap — the new generation starts beside the old */
+	RS_OVERLAP_RETIRE,  /* reload: overlap — the new one ready, the old one cursed */
 	/* The teardown (DESIGN.md "Graceful reload", step 4), for a reload or a stop: */
 	RS_TD_SPOOLER,      /* 1 the spooler processes */
 	RS_TD_DAEMONS,      /* 2 attached daemons (a reload spares survive-reload ones) */
@@ -48,6 +50,7 @@ enum reload_event {
 	RE_CONFIG_GRACEFUL, /* validation: valid, reload by teardown and re-exec */
 	RE_CONFIG_WORKERS,  /* validation: valid, reload: workers */
 	RE_CONFIG_CHAIN,    /* validation: valid, chain reload */
+	RE_CONFIG_OVERLAP,  /* validation: valid, reload: overlap */
 	RE_STEP_DONE,       /* the current teardown step has nothing left to stop */
 	RE_CHILD_GONE,      /* a child was reaped; others of the step still run */
 	RE_ALL_GONE,        /* a child was reaped and no child runs any more */
@@ -55,6 +58,8 @@ enum reload_event {
 	RE_SETTLED,         /* every worker is ready or failing, no chain step waits */
 	RE_CHAIN_READY,     /* the chain's replacement worker is ready */
 	RE_CHAIN_FAILED,    /* the chain's replacement failed or missed its ready-timeout */
+	RE_GEN_READY,       /* overlap: every worker of the new generation is ready */
+	RE_GEN_FAILED,      /* overlap: a new worker crashed or missed its ready-timeout */
 	RE_EXEC_DUE,        /* the idle watcher: every caught signal has been handled */
 	RE_COUNT
 };
@@ -73,6 +78,9 @@ enum reload_action {
 	RA_BEGIN_CHAIN,     /* RELOADING=1, the first replacement */
 	RA_CHAIN_NEXT,      /* curse the replaced worker, start the next replacement */
 	RA_CHAIN_FAIL,      /* back to the previous config, the old workers kept */
+	RA_BEGIN_OVERLAP,   /* RELOADING=1, the whole new generation started */
+	RA_OVERLAP_SWITCH,  /* the new generation ready: curse the old one */
+	RA_OVERLAP_FAIL,    /* stop the new generation, the old one kept with its config */
 	RA_FINISH,          /* a start or reload ended: logged, READY=1 */
 	RA_STEP,            /* begin the teardown step the new state names */
 	RA_BEGIN_STOP,      /* STOPPING=1, then the teardown from its first step */

@@ -20,6 +20,8 @@ struct worker {
 	bool not_ready_in_time;     /* killed for missing its ready-timeout */
 	bool failing;               /* its last run crashed or missed its ready-timeout */
 	bool retire;                /* do not respawn when it exits */
+	enum cfg_start_prio start_prio; /* until ready (start_prio.h); normal once ready */
+	bool prio_guarded;          /* raised at half its ready-timeout: no more waiting idle */
 	struct relay_pipe out;      /* its stdout and stderr, relayed a line at a time */
 };
 
@@ -27,6 +29,8 @@ struct worker {
 void workers_fill(struct master *m);
 /* Spawns a new worker with this id from m->cfg (NULL if the spawn failed). */
 struct worker *workers_spawn(struct master *m, int id);
+/* The same for a chain or overlap replacement: at workers.start-priority until ready. */
+struct worker *workers_spawn_replacement(struct master *m, int id);
 /* A message arrived on the workers' NOTIFY_SOCKET. */
 void workers_notify(struct notify_server *ns, pid_t sender, const char *msg);
 /* Every worker 1..count of the current generation is ready, none older runs. */
@@ -38,6 +42,16 @@ bool workers_settled(const struct master *m);
 struct worker *workers_oldest(const struct master *m);
 /* reload: workers — curse every older worker; each is replaced as it exits. */
 void workers_replace_all(struct master *m);
+/* reload: overlap — the older workers keep serving but are not respawned
+ * (keep=false), or are again (keep=true, after a failed overlap). */
+void workers_keep_older(struct master *m, bool keep);
+/* Curses (and retires) every running worker of an older generation (older=true) or
+ * of the current one (false); one waiting for its respawn is dropped when it is due. */
+void workers_stop_generation(struct master *m, bool older);
+/* Every worker 1..count of the current generation is ready (older ones may run). */
+bool workers_generation_ready(const struct master *m);
+/* A worker of the current generation is failing. */
+bool workers_generation_failing(const struct master *m);
 /* Makes every running worker current (after a failed chain reload). */
 void workers_adopt_all(struct master *m);
 int workers_ready_count(const struct master *m);

@@ -34,7 +34,8 @@ static const struct config_dur_range dur_lease = { 2, 3600, "2s..1h" };
 static const struct config_dur_range dur_every = { 0, 31 * 86400, "1s..31d" };
 
 static const char *const ready_names[] = { "exec", "notify", NULL };
-static const char *const reload_names[] = { "graceful", "workers", "chain", NULL };
+static const char *const reload_names[] = { "graceful", "workers", "chain", "overlap", NULL };
+static const char *const start_prio_names[] = { "idle", "low", "normal", NULL };
 static const char *const spool_stop_names[] = { "graceful", "kill", NULL };
 static const char *const balance_names[] = { "round-robin", "least-conn", NULL };
 
@@ -72,6 +73,7 @@ static const struct config_field workers_fields[] = {
 	F("ready-timeout", duration, ready_timeout, .arg = &dur_positive, .def = "30s"),
 	F("respawn-delay", duration, respawn_min, .arg = &dur_positive, .def = "100ms"),
 	F("max-respawn-delay", duration, respawn_max, .arg = &dur_positive, .def = "30s"),
+	F("start-priority", enum, start_priority, .arg = start_prio_names, .def = "idle"),
 	{ .key = NULL },
 };
 static const struct config_schema workers_schema = { workers_fields, sizeof(T), workers_check };

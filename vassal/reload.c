@@ -10,7 +10,11 @@
  *             re-exec with the listening sockets, the emperor channel and the config;
  *   workers   curse the workers; each is replaced by a new one as it exits;
  *   chain     one worker at a time: the replacement is ready before the old one is
- *             cursed; a replacement not ready in time stops the chain there.
+ *             cursed; a replacement not ready in time stops the chain there;
+ *   overlap   the whole new generation starts beside the old one, which is cursed
+ *             once every new worker is ready; a new worker that fails first stops
+ *             the new generation, and the old one keeps serving its config.
+ * Chain and overlap replacements start at workers.start-priority (start_prio.h).
  * A reload asked for while one runs is queued; a stop takes over from the start of
  * the teardown, so it also stops what the reload spares. */
 #include "reload.h"
@@ -38,13 +42,13 @@ struct reload {
 	struct reload_fsm fsm;
 	struct reload_hooks hooks;
 	char why[PATH_MAX + 32];   /* the request being served, for the log */
-	const char *chain_why;     /* why the chain's replacement failed */
+	const char *chain_why;     /* why the chain's replacement (or overlap's worker) failed */
 	bool after_reexec;         /* this image's start ends a reload */
 	double started;            /* mono_now() when the running reload began */
 	char *next_text;           /* graceful: the validated file, for the new image */
 	size_t next_len;
 	struct config *next_cfg;   /* validated, until the reload begins */
-	struct config *old_cfg;    /* chain: restored if the chain fails */
+	struct config *old_cfg;    /* chain, overlap: restored if the reload fails */
 	struct worker *chain_new, *chain_old;
 	bool step_pending;         /* the current step finishes by itself (legions: etcd) */
 	bool exec_armed;           /* signals blocked, exec_idle started */
@@ -177,12 +181,13 @@ static void validate(struct reload *r, enum reload_how how)
 		mode = CFG_RELOAD_GRACEFUL;
 	}
 	fire(r, mode == CFG_RELOAD_GRACEFUL ? RE_CONFIG_GRACEFUL :
-		mode == CFG_RELOAD_CHAIN ? RE_CONFIG_CHAIN : RE_CONFIG_WORKERS);
+		mode == CFG_RELOAD_CHAIN ? RE_CONFIG_CHAIN :
+		mode == CFG_RELOAD_OVERLAP ? RE_CONFIG_OVERLAP : RE_CONFIG_WORKERS);
 }
 
 static void begin(struct reload *r, enum cfg_reload mode)
 {
-	static const char *const mode_names[] = { "graceful", "workers", "chain" };
+	static const char *const mode_names[] = { "graceful", "workers", "chain", "overlap" };
 	struct master *m = r->m;
 
 	r->started = mono_now();
@@ -196,7 +201,7 @@ static void begin(struct reload *r, enum cfg_reload mode)
 	}
 	free(r->next_text);
 	r->next_text = NULL;
-	if (mode == CFG_RELOAD_CHAIN)
+	if (mode == CFG_RELOAD_CHAIN || mode == CFG_RELOAD_OVERLAP)
 		r->old_cfg = m->cfg;
 	else
 		config_free(m->cfg);
@@ -221,7 +226,7 @@ static void chain_next(struct reload *r)
 		return;
 	}
 	r->chain_old = old;
-	r->chain_new = workers_spawn(m, old->id);
+	r->chain_new = workers_spawn_replacement(m, old->id);
 	log_info("chain: replacing worker %d (pid %d)", old->id, (int)old->child.pid);
 }
 
@@ -248,6 +253,47 @@ static void chain_failed(struct reload *r)
 	r->old_cfg = NULL;
 	workers_adopt_all(m);
 	notify(r, "READY=1\nSTATUS=chain reload failed");
+}
+
+/* Overlap: every worker of the new generation, beside the old ones, which keep
+ * serving but are no longer respawned. */
+static void overlap_begin(struct reload *r)
+{
+	struct master *m = r->m;
+
+	r->chain_why = NULL;
+	workers_keep_older(m, false);
+	if (m->cfg->has_workers)
+		for (int id = 1; id <= m->cfg->workers.count; id++)
+			workers_spawn_replacement(m, id);
+	log_info("overlap: %d new workers starting beside the old ones",
+		 m->cfg->has_workers ? m->cfg->workers.count : 0);
+	reload_workers_ready(m);
+}
+
+static void overlap_switch(struct reload *r)
+{
+	log_info("overlap: generation %u ready; stopping the old workers", r->m->generation);
+	workers_stop_generation(r->m, true);
+	reload_workers_ready(r->m);
+}
+
+static void overlap_failed(struct reload *r)
+{
+	struct master *m = r->m;
+
+	log_warn("overlap reload failed: a new worker %s; the new generation is stopped and "
+		 "the old workers keep serving with the previous config",
+		 r->chain_why ? r->chain_why : "is failing");
+	r->chain_why = NULL;
+	workers_stop_generation(m, false);
+	workers_keep_older(m, true);
+	config_free(m->cfg);
+	m->cfg = r->old_cfg;
+	r->old_cfg = NULL;
+	workers_adopt_all(m);
+	workers_fill(m); /* an old worker that crashed meanwhile */
+	notify(r, "READY=1\nSTATUS=overlap reload failed");
 }
 
 /* How the start or reload ended: every worker ready, or some of them failing. */
@@ -388,6 +434,9 @@ static void act(struct reload *r, enum reload_action a, struct reload_fsm prev)
 	case RA_BEGIN_CHAIN: begin(r, CFG_RELOAD_CHAIN); chain_next(r); reload_workers_ready(r->m); break;
 	case RA_CHAIN_NEXT: chain_replaced(r); break;
 	case RA_CHAIN_FAIL: chain_failed(r); break;
+	case RA_BEGIN_OVERLAP: begin(r, CFG_RELOAD_OVERLAP); overlap_begin(r); break;
+	case RA_OVERLAP_SWITCH: overlap_switch(r); break;
+	case RA_OVERLAP_FAIL: overlap_failed(r); break;
 	case RA_FINISH: finish(r, prev.state != RS_STARTING); break;
 	case RA_STEP: step_begin(r); break;
 	case RA_BEGIN_STOP: begin_stop(r, reload_fsm_master_state(prev)); break;
@@ -471,6 +520,12 @@ void reload_worker_ready(struct master *m, struct worker *w)
 
 void reload_worker_failed(struct master *m, struct worker *w, const char *why)
 {
+	if (w && m->reload->fsm.state == RS_OVERLAP && w->generation == m->generation &&
+	    !w->retire) {
+		m->reload->chain_why = why;
+		fire(m->reload, RE_GEN_FAILED);
+		return;
+	}
 	if (!w || w != m->reload->chain_new)
 		return;
 	m->reload->chain_why = why;
@@ -479,6 +534,13 @@ void reload_worker_failed(struct master *m, struct worker *w, const char *why)
 
 void reload_workers_ready(struct master *m)
 {
+	if (m->reload->fsm.state == RS_OVERLAP) {
+		if (workers_generation_failing(m))
+			fire(m->reload, RE_GEN_FAILED);
+		else if (workers_generation_ready(m))
+			fire(m->reload, RE_GEN_READY);
+		return;
+	}
 	if (!m->reload->chain_new && workers_settled(m))
 		fire(m->reload, RE_SETTLED);
 }

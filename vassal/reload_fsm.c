@@ -13,6 +13,7 @@
 static const char *const state_names[RS_COUNT] = {
 	[RS_STARTING] = "starting", [RS_RUNNING] = "running", [RS_VALIDATING] = "validating",
 	[RS_WORKERS] = "workers reload", [RS_CHAIN] = "chain reload",
+	[RS_OVERLAP] = "overlap reload/starting", [RS_OVERLAP_RETIRE] = "overlap reload/retiring",
 	[RS_TD_SPOOLER] = "teardown/spooler", [RS_TD_DAEMONS] = "teardown/daemons",
 	[RS_TD_GATEWAYS] = "teardown/gateways", [RS_TD_NESTED] = "teardown/nested emperor",
 	[RS_TD_LEGIONS] = "teardown/legions", [RS_TD_UNSUBSCRIBE] = "teardown/unsubscribe",
@@ -26,10 +27,12 @@ static const char *const event_names[RE_COUNT] = {
 	[RE_STOP] = "stop request", [RE_BRUTAL] = "brutal stop",
 	[RE_CONFIG_INVALID] = "config invalid", [RE_CONFIG_GRACEFUL] = "config valid: graceful",
 	[RE_CONFIG_WORKERS] = "config valid: workers", [RE_CONFIG_CHAIN] = "config valid: chain",
+	[RE_CONFIG_OVERLAP] = "config valid: overlap",
 	[RE_STEP_DONE] = "step done", [RE_CHILD_GONE] = "child gone",
 	[RE_ALL_GONE] = "all children gone", [RE_MERCY_EXPIRED] = "mercy expired",
 	[RE_SETTLED] = "workers settled", [RE_CHAIN_READY] = "chain replacement ready",
-	[RE_CHAIN_FAILED] = "chain replacement failed", [RE_EXEC_DUE] = "exec due",
+	[RE_CHAIN_FAILED] = "chain replacement failed", [RE_GEN_READY] = "new generation ready",
+	[RE_GEN_FAILED] = "new generation failed", [RE_EXEC_DUE] = "exec due",
 };
 
 static const char *const action_names[RA_COUNT] = {
@@ -38,7 +41,9 @@ static const char *const action_names[RA_COUNT] = {
 	[RA_VALIDATE] = "validate", [RA_VALIDATE_CHAIN] = "validate (chain)",
 	[RA_ABORT] = "abort", [RA_BEGIN_GRACEFUL] = "begin graceful",
 	[RA_BEGIN_WORKERS] = "begin workers", [RA_BEGIN_CHAIN] = "begin chain",
-	[RA_CHAIN_NEXT] = "chain next", [RA_CHAIN_FAIL] = "chain fail", [RA_FINISH] = "finish",
+	[RA_CHAIN_NEXT] = "chain next", [RA_CHAIN_FAIL] = "chain fail",
+	[RA_BEGIN_OVERLAP] = "begin overlap", [RA_OVERLAP_SWITCH] = "overlap switch",
+	[RA_OVERLAP_FAIL] = "overlap fail", [RA_FINISH] = "finish",
 	[RA_STEP] = "step", [RA_BEGIN_STOP] = "begin stop", [RA_BRUTAL] = "brutal",
 	[RA_REEXEC] = "re-exec", [RA_EXEC] = "exec", [RA_EXIT] = "exit",
 };
@@ -159,6 +164,7 @@ static struct reload_transition from_validating(struct reload_fsm cur, enum relo
 	case RE_CONFIG_GRACEFUL: return go(cur, RS_TD_SPOOLER, RA_BEGIN_GRACEFUL);
 	case RE_CONFIG_WORKERS: return go(cur, RS_WORKERS, RA_BEGIN_WORKERS);
 	case RE_CONFIG_CHAIN: return go(cur, RS_CHAIN, RA_BEGIN_CHAIN);
+	case RE_CONFIG_OVERLAP: return go(cur, RS_OVERLAP, RA_BEGIN_OVERLAP);
 	default: cur.goal = GOAL_NONE; return stay(cur, RA_IMPOSSIBLE);
 	}
 }
@@ -173,6 +179,26 @@ static struct reload_transition from_spawning(struct reload_fsm cur, enum reload
 		return cur.state == RS_CHAIN ? stay(cur, RA_CHAIN_NEXT) : stay(cur, RA_IMPOSSIBLE);
 	case RE_CHAIN_FAILED:
 		return cur.state == RS_CHAIN ? to_running(cur, RA_CHAIN_FAIL) : stay(cur, RA_IMPOSSIBLE);
+	default: return stay(cur, RA_IMPOSSIBLE);
+	}
+}
+
+/* Overlap: the new generation starts while the old one serves; once every new worker
+ * is ready the old one is cursed, and the reload ends when it is gone. A new worker
+ * that fails before that stops the new generation: the old one keeps serving. */
+static struct reload_transition from_overlap(struct reload_fsm cur, enum reload_event ev)
+{
+	bool starting = cur.state == RS_OVERLAP;
+
+	switch (ev) {
+	case RE_GEN_READY:
+		return starting ? go(cur, RS_OVERLAP_RETIRE, RA_OVERLAP_SWITCH) : stay(cur, RA_IMPOSSIBLE);
+	case RE_GEN_FAILED:
+		return starting ? to_running(cur, RA_OVERLAP_FAIL) : stay(cur, RA_IMPOSSIBLE);
+	case RE_SETTLED:
+		/* starting: the old generation still runs, so this is not the end */
+		return starting ? stay(cur, RA_NONE) : to_running(cur, RA_FINISH);
+	case RE_ALL_GONE: return stay(cur, RA_NONE);
 	default: return stay(cur, RA_IMPOSSIBLE);
 	}
 }
@@ -224,6 +250,7 @@ struct reload_transition reload_fsm_next(struct reload_fsm cur, enum reload_even
 	case RS_RUNNING: return from_running(cur, ev);
 	case RS_VALIDATING: return from_validating(cur, ev);
 	case RS_STARTING: case RS_WORKERS: case RS_CHAIN: return from_spawning(cur, ev);
+	case RS_OVERLAP: case RS_OVERLAP_RETIRE: return from_overlap(cur, ev);
 	case RS_REEXEC: return from_reexec(cur, ev);
 	default: return from_teardown(cur, ev);
 	}

@@ -8,6 +8,7 @@
 
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "mules.h"
 #include "procs.h"
 #include "reload.h"
+#include "start_prio.h"
 #include "util.h"
 
 static struct worker *as_worker(struct child *c)
@@ -121,8 +123,27 @@ static void worker_became_ready(struct worker *w)
 	ev_timer_stop(m->loop, &w->ready_timer);
 	log_info("worker %d (pid %d) ready in %.0f ms", w->id, (int)w->child.pid,
 		 (w->child.ready_at - w->child.started_at) * 1000);
+	if (w->start_prio != CFG_START_PRIO_NORMAL && start_prio_restore(w->child.pid) >= 0)
+		log_debug("worker %d (pid %d): back to the normal CPU priority", w->id,
+			  (int)w->child.pid);
+	w->start_prio = CFG_START_PRIO_NORMAL;
 	reload_worker_ready(m, w);
 	master_worker_ready(m);
+}
+
+/* Half its ready-timeout has passed at the low start priority: a machine busy with
+ * other work may never leave an idle worker the CPU to start, so it gets the normal
+ * priority for the other half (READY=1 restores it again, for threads made since). */
+static void starved_start(struct worker *w)
+{
+	double rest = w->m->cfg->workers.ready_timeout / 2;
+
+	log_info("worker %d (pid %d) not ready after %.1fs at its start priority: the normal "
+		 "priority for the rest of its ready-timeout", w->id, (int)w->child.pid, rest);
+	w->prio_guarded = true;
+	(void)start_prio_restore(w->child.pid);
+	ev_timer_set(&w->ready_timer, rest, 0);
+	ev_timer_start(w->m->loop, &w->ready_timer);
 }
 
 static void ready_timer_fired(struct ev_loop *loop, ev_timer *t, int revents)
@@ -133,6 +154,10 @@ static void ready_timer_fired(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop, (void)revents;
 	if (w->child.state != CHILD_STARTING)
 		return;
+	if (w->start_prio != CFG_START_PRIO_NORMAL && !w->prio_guarded) {
+		starved_start(w);
+		return;
+	}
 	/* Stopped, not killed: it may already accept and serve on the shared sockets. */
 	log_warn("worker %d (pid %d) not ready after %.1fs (ready: notify): stopping it", w->id,
 		 (int)w->child.pid, w->m->cfg->workers.ready_timeout);
@@ -158,10 +183,13 @@ static int worker_start(struct worker *w)
 		.argv = cw->prog.argv, .env = env, .cwd = cw->prog.cwd, .fds = fds,
 		.n_fds = (int)m->socks.n_workers, .fdnames = names, .out_fd = output_pipe(w),
 		.die_with_parent = true,
+		.in_child = w->start_prio != CFG_START_PRIO_NORMAL ? start_prio_in_child : NULL,
+		.in_child_arg = (void *)(intptr_t)w->start_prio,
 	};
 	w->generation = m->generation;
 	w->not_ready_in_time = false;
 	w->failing = false;
+	w->prio_guarded = false;
 	w->child.stop_signal = cw->prog.stop_signal;
 	w->child.mercy = cw->prog.reload_mercy;
 	w->child.backoff_min = cw->respawn_min;
@@ -175,7 +203,9 @@ static int worker_start(struct worker *w)
 	if (rc == 0) {
 		log_info("worker %d started (pid %d)", w->id, (int)w->child.pid);
 		if (cw->ready == CFG_READY_NOTIFY) {
-			ev_timer_set(&w->ready_timer, cw->ready_timeout, 0);
+			/* at a low start priority, the first half: starved_start() */
+			ev_timer_set(&w->ready_timer, cw->ready_timeout /
+				     (w->start_prio != CFG_START_PRIO_NORMAL ? 2 : 1), 0);
 			ev_timer_start(m->loop, &w->ready_timer);
 		}
 	}
@@ -213,6 +243,12 @@ static void worker_respawn_due(struct child *c)
 		reload_child_gone(w->m);
 		return;
 	}
+	if (w->retire) { /* a generation an overlap reload dropped */
+		struct master *m = w->m;
+		worker_free(w);
+		master_worker_ready(m);
+		return;
+	}
 	worker_launch(w);
 }
 
@@ -235,6 +271,7 @@ static void worker_exited(struct child *c, int status)
 	struct master *m = w->m;
 
 	ev_timer_stop(m->loop, &w->ready_timer);
+	w->start_prio = CFG_START_PRIO_NORMAL; /* a respawn is no replacement */
 	relay_pipe_close(&w->out); /* its last lines first */
 	procs_log_exit(c, status);
 	if (!c->asked_to_stop || w->not_ready_in_time)
@@ -254,7 +291,7 @@ static void worker_exited(struct child *c, int status)
 	master_worker_ready(m); /* a start or reload may have nothing left to wait for */
 }
 
-struct worker *workers_spawn(struct master *m, int id)
+static struct worker *spawn(struct master *m, int id, enum cfg_start_prio prio)
 {
 	struct worker *w = calloc(1, sizeof *w);
 	char name[32];
@@ -270,8 +307,19 @@ struct worker *workers_spawn(struct master *m, int id)
 	relay_pipe_init(&w->out);
 	w->child.on_respawn = worker_respawn_due;
 	ev_timer_init(&w->ready_timer, ready_timer_fired, 0, 0);
+	w->start_prio = prio;
 	worker_launch(w);
 	return w;
+}
+
+struct worker *workers_spawn(struct master *m, int id)
+{
+	return spawn(m, id, CFG_START_PRIO_NORMAL);
+}
+
+struct worker *workers_spawn_replacement(struct master *m, int id)
+{
+	return spawn(m, id, start_prio_effective(m->cfg->workers.start_priority));
 }
 
 static bool id_present(const struct master *m, int id)
@@ -308,15 +356,22 @@ void workers_notify(struct notify_server *ns, pid_t sender, const char *msg)
 	}
 }
 
+/* During an overlap the old generation, retired but not yet cursed, still serves:
+ * the count is that of whichever generation serves more. */
 int workers_ready_count(const struct master *m)
 {
 	struct worker *w;
-	int n = 0;
+	int n = 0, old_serving = 0;
 
-	FOREACH_WORKER(w, m)
-		if (w->child.state == CHILD_READY && !w->retire)
+	FOREACH_WORKER(w, m) {
+		if (w->child.state != CHILD_READY)
+			continue;
+		if (!w->retire)
 			n++;
-	return n;
+		else if (w->generation != m->generation)
+			old_serving++;
+	}
+	return n > old_serving ? n : old_serving;
 }
 
 bool workers_settled(const struct master *m)
@@ -378,6 +433,51 @@ void workers_replace_all(struct master *m)
 			child_cancel_respawn(&w->child), worker_launch(w);
 	}
 	workers_fill(m);
+}
+
+void workers_keep_older(struct master *m, bool keep)
+{
+	struct worker *w;
+
+	FOREACH_WORKER(w, m)
+		if (w->generation != m->generation)
+			w->retire = !keep;
+}
+
+void workers_stop_generation(struct master *m, bool older)
+{
+	struct worker *w;
+
+	FOREACH_WORKER(w, m) {
+		if ((w->generation != m->generation) != older)
+			continue;
+		w->retire = true;
+		if (child_running(&w->child) && w->child.state != CHILD_CURSED)
+			child_curse(&w->child, w->child.stop_signal, w->child.mercy);
+	}
+}
+
+bool workers_generation_ready(const struct master *m)
+{
+	struct worker *w;
+	int ready = 0;
+
+	if (!m->cfg->has_workers)
+		return true;
+	FOREACH_WORKER(w, m)
+		if (w->generation == m->generation && !w->retire && w->child.state == CHILD_READY)
+			ready++;
+	return ready >= m->cfg->workers.count;
+}
+
+bool workers_generation_failing(const struct master *m)
+{
+	struct worker *w;
+
+	FOREACH_WORKER(w, m)
+		if (w->generation == m->generation && !w->retire && w->failing)
+			return true;
+	return false;
 }
 
 void workers_adopt_all(struct master *m)

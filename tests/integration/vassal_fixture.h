@@ -170,17 +170,20 @@ VT_HELPER int vt_children(pid_t parent, pid_t *out, int max)
 	return k;
 }
 
-/* The master's worker processes, once there are exactly want of them. */
+/* The master's worker processes, once there are exactly want of them (out holds
+ * want; more children than that are counted, never written past it). */
 VT_HELPER int vt_workers(struct vt *v, pid_t *out, int want)
 {
 	long long deadline = sup_now_ms() + T_MS;
+	pid_t all[VT_MAX_PIDS];
 	int n;
 
-	while ((n = vt_children(v->p->pid, out, VT_MAX_PIDS)) != want && sup_now_ms() < deadline)
+	while ((n = vt_children(v->p->pid, all, VT_MAX_PIDS)) != want && sup_now_ms() < deadline)
 		sup_poll_pause();
 	if (n != want)
 		fprintf(stderr, "master %d has %d children, expected %d\n", (int)v->p->pid, n, want);
 	assert_int_equal(n, want);
+	memcpy(out, all, (size_t)n * sizeof *out);
 	return n;
 }
 

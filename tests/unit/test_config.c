@@ -788,7 +788,7 @@ static void test_signal_size_enum_errors(void **state)
 		"or 2G");
 	assert_error(
 		MINIMAL "reload: gracefull\n",
-		"t.yaml:2:9: reload: expected graceful, workers or chain, got 'gracefull', did "
+		"t.yaml:2:9: reload: expected graceful, workers, chain or overlap, got 'gracefull', did "
 		"you mean 'graceful'?");
 	assert_error("workers: {exec: [w], ready: systemd}\n",
 		     "t.yaml:1:29: workers.ready: expected exec or notify, got 'systemd'");

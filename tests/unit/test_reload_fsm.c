@@ -24,8 +24,9 @@ struct outcome {
 /* The events in the order of every row below. */
 static const enum reload_event events[] = {
 	RE_RELOAD, RE_CHAIN, RE_STOP, RE_BRUTAL, RE_CONFIG_INVALID, RE_CONFIG_GRACEFUL,
-	RE_CONFIG_WORKERS, RE_CONFIG_CHAIN, RE_STEP_DONE, RE_CHILD_GONE, RE_ALL_GONE,
-	RE_MERCY_EXPIRED, RE_SETTLED, RE_CHAIN_READY, RE_CHAIN_FAILED, RE_EXEC_DUE,
+	RE_CONFIG_WORKERS, RE_CONFIG_CHAIN, RE_CONFIG_OVERLAP, RE_STEP_DONE, RE_CHILD_GONE,
+	RE_ALL_GONE, RE_MERCY_EXPIRED, RE_SETTLED, RE_CHAIN_READY, RE_CHAIN_FAILED,
+	RE_GEN_READY, RE_GEN_FAILED, RE_EXEC_DUE,
 };
 #define N_EVENTS (sizeof events / sizeof *events)
 
@@ -39,49 +40,71 @@ struct row {
 static const struct row rows[] = {
 	{ RS_STARTING, GOAL_NONE, {
 		SAME(QUEUE), SAME(QUEUE), O(TD_SPOOLER, BEGIN_STOP), O(BRUTAL, BRUTAL),
-		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
 		SAME(IMPOSSIBLE), SAME(NONE), SAME(NONE), SAME(NONE),
-		O(RUNNING, FINISH), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE) } },
+		O(RUNNING, FINISH), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE) } },
 	{ RS_RUNNING, GOAL_NONE, {
 		O(VALIDATING, VALIDATE), O(VALIDATING, VALIDATE_CHAIN), O(TD_SPOOLER, BEGIN_STOP),
 		O(BRUTAL, BRUTAL),
-		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
 		SAME(IMPOSSIBLE), SAME(NONE), SAME(NONE), SAME(NONE),
-		SAME(NONE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE) } },
+		SAME(NONE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE) } },
 	/* Validation is synchronous: only its own results can arrive. */
 	{ RS_VALIDATING, GOAL_NONE, {
 		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
 		O(RUNNING, ABORT), O(TD_SPOOLER, BEGIN_GRACEFUL), O(WORKERS, BEGIN_WORKERS),
-		O(CHAIN, BEGIN_CHAIN),
+		O(CHAIN, BEGIN_CHAIN), O(OVERLAP, BEGIN_OVERLAP),
 		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
-		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE) } },
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE) } },
 	{ RS_WORKERS, GOAL_RELOAD, {
 		SAME(QUEUE), SAME(QUEUE), O(TD_SPOOLER, BEGIN_STOP), O(BRUTAL, BRUTAL),
-		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
 		SAME(IMPOSSIBLE), SAME(NONE), SAME(NONE), SAME(NONE),
-		O(RUNNING, FINISH), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE) } },
+		O(RUNNING, FINISH), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE) } },
 	{ RS_CHAIN, GOAL_RELOAD, {
 		SAME(QUEUE), SAME(QUEUE), O(TD_SPOOLER, BEGIN_STOP), O(BRUTAL, BRUTAL),
-		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
 		SAME(IMPOSSIBLE), SAME(NONE), SAME(NONE), SAME(NONE),
-		O(RUNNING, FINISH), SAME(CHAIN_NEXT), O(RUNNING, CHAIN_FAIL), SAME(IMPOSSIBLE) } },
+		O(RUNNING, FINISH), SAME(CHAIN_NEXT), O(RUNNING, CHAIN_FAIL),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE) } },
+	/* Overlap: the old generation still runs while the new one starts, so "settled"
+	 * is not the end there; the end is the old one gone once the new one is ready. */
+	{ RS_OVERLAP, GOAL_RELOAD, {
+		SAME(QUEUE), SAME(QUEUE), O(TD_SPOOLER, BEGIN_STOP), O(BRUTAL, BRUTAL),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		SAME(IMPOSSIBLE), SAME(NONE), SAME(NONE), SAME(NONE),
+		SAME(NONE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		O(OVERLAP_RETIRE, OVERLAP_SWITCH), O(RUNNING, OVERLAP_FAIL), SAME(IMPOSSIBLE) } },
+	{ RS_OVERLAP_RETIRE, GOAL_RELOAD, {
+		SAME(QUEUE), SAME(QUEUE), O(TD_SPOOLER, BEGIN_STOP), O(BRUTAL, BRUTAL),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		SAME(IMPOSSIBLE), SAME(NONE), SAME(NONE), SAME(NONE),
+		O(RUNNING, FINISH), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE) } },
 	/* The teardown is over; a stop still has the survive-reload daemons to stop. */
 	{ RS_REEXEC, GOAL_RELOAD, {
 		SAME(QUEUE), SAME(QUEUE), O(TD_SPOOLER, BEGIN_STOP), O(BRUTAL, BRUTAL),
-		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
 		SAME(IMPOSSIBLE), SAME(NONE), SAME(NONE), SAME(NONE),
-		SAME(NONE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(EXEC) } },
+		SAME(NONE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(EXEC) } },
 	{ RS_BRUTAL, GOAL_STOP, {
 		SAME(REFUSE), SAME(REFUSE), SAME(ALREADY_STOPPING), SAME(ALREADY_STOPPING),
-		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
 		SAME(NONE), SAME(NONE), O(EXITING, EXIT), SAME(NONE),
-		SAME(NONE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE) } },
+		SAME(NONE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE) } },
 	/* exit(0) has been called: nothing can arrive. */
 	{ RS_EXITING, GOAL_STOP, {
 		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
 		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
 		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
-		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE) } },
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE) } },
 };
 
 /* The teardown's steps in DESIGN.md's order, then what ends it. */
@@ -103,9 +126,10 @@ static struct row teardown_row(size_t i, enum reload_goal goal)
 		stop ? (struct outcome)SAME(REFUSE) : (struct outcome)SAME(QUEUE),
 		stop ? (struct outcome)SAME(ALREADY_STOPPING) : (struct outcome)O(TD_SPOOLER, BEGIN_STOP),
 		O(BRUTAL, BRUTAL),
-		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
 		done, SAME(NONE), done, SAME(NONE),
-		SAME(NONE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE) } };
+		SAME(NONE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE),
+		SAME(IMPOSSIBLE), SAME(IMPOSSIBLE), SAME(IMPOSSIBLE) } };
 	return r;
 }
 
@@ -151,7 +175,8 @@ static void test_every_pair(void **state)
 /* A request during a start or reload is queued once and runs when that one ends. */
 static void test_queued_reload(void **state)
 {
-	static const enum reload_state busy[] = { RS_STARTING, RS_WORKERS, RS_CHAIN };
+	static const enum reload_state busy[] = { RS_STARTING, RS_WORKERS, RS_CHAIN,
+						   RS_OVERLAP_RETIRE };
 	struct reload_transition t;
 
 	(void)state;
@@ -176,6 +201,14 @@ static void test_queued_reload(void **state)
 	struct reload_fsm chain = { RS_CHAIN, GOAL_RELOAD, true };
 	t = reload_fsm_next(chain, RE_CHAIN_FAILED);
 	assert_int_equal(t.action, RA_CHAIN_FAIL);
+	assert_int_equal(t.then, RE_RELOAD);
+	/* So does a failed overlap; a queued request during its start waits for its end. */
+	struct reload_fsm overlap = { RS_OVERLAP, GOAL_RELOAD, false };
+	t = reload_fsm_next(overlap, RE_RELOAD);
+	assert_int_equal(t.action, RA_QUEUE);
+	t = reload_fsm_next(t.next, RE_GEN_FAILED);
+	assert_int_equal(t.action, RA_OVERLAP_FAIL);
+	assert_int_equal(t.next.state, RS_RUNNING);
 	assert_int_equal(t.then, RE_RELOAD);
 	/* Queued during the teardown, it crosses the re-exec... */
 	struct reload_fsm td = { RS_TD_WORKERS, GOAL_RELOAD, false };
@@ -234,6 +267,25 @@ static void test_graceful_reload_walk(void **state)
 /* The defect: a stop after the reload's daemons step left the survive-reload daemons
  * running. A stop goes back to the first step with the stop's goal, so the daemons
  * step runs again (sparing nothing), and the walk ends in exit, not exec. */
+/* Overlap, whole: the old generation serves until the new one is ready, then goes. */
+static void test_overlap_walk(void **state)
+{
+	struct reload_fsm s = { RS_RUNNING, GOAL_NONE, false };
+	enum reload_event ev[] = { RE_RELOAD, RE_CONFIG_OVERLAP, RE_CHILD_GONE, RE_SETTLED,
+				   RE_GEN_READY, RE_CHILD_GONE, RE_SETTLED };
+	enum reload_action want[] = { RA_VALIDATE, RA_BEGIN_OVERLAP, RA_NONE, RA_NONE,
+				      RA_OVERLAP_SWITCH, RA_NONE, RA_FINISH };
+
+	(void)state;
+	s = walk(s, ev, want, 4);
+	assert_int_equal(s.state, RS_OVERLAP);
+	assert_int_equal(reload_fsm_master_state(s), MASTER_RELOADING);
+	assert_false(reload_fsm_tearing_down(s)); /* a new worker that crashes is respawned */
+	s = walk(s, ev + 4, want + 4, 3);
+	assert_int_equal(s.state, RS_RUNNING);
+	assert_int_equal(s.goal, GOAL_NONE);
+}
+
 static void test_stop_during_teardown_reruns_steps(void **state)
 {
 	(void)state;
@@ -299,6 +351,7 @@ int main(void)
 		cmocka_unit_test(test_every_pair),
 		cmocka_unit_test(test_queued_reload),
 		cmocka_unit_test(test_graceful_reload_walk),
+		cmocka_unit_test(test_overlap_walk),
 		cmocka_unit_test(test_stop_during_teardown_reruns_steps),
 		cmocka_unit_test(test_brutal_and_views),
 	};
