@@ -56,6 +56,11 @@ struct cfg_workers {
 	double ready_timeout;     /* default 30s */
 	double respawn_min;       /* "respawn-delay", default 100ms: first backoff step */
 	double respawn_max;       /* "max-respawn-delay", default 30s */
+	/* health limits (vassal/health.c), 0 = not checked */
+	double watchdog;          /* WATCHDOG=1 expected this often */
+	long long max_rss;        /* bytes, the RSS of the worker's process group */
+	double max_lifetime;      /* recycled after this, +-10 % */
+	double stall;             /* a request unanswered this long (X_BUSY=1): killed */
 };
 
 struct cfg_mule {

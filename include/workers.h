@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 
+#include "health.h"
 #include "master.h"
 #include "relay.h"
 
@@ -21,6 +22,7 @@ struct worker {
 	bool failing;               /* its last run crashed or missed its ready-timeout */
 	bool retire;                /* do not respawn when it exits */
 	struct relay_pipe out;      /* its stdout and stderr, relayed a line at a time */
+	struct worker_health health; /* health.c: watchdog, busy, lifetime, recycle */
 };
 
 /* Spawns the missing workers 1..count of the current generation. */

@@ -29,6 +29,7 @@
 
 static const struct config_dur_range dur_any = { 0, 86400, "0s..24h" };
 static const struct config_dur_range dur_positive = { 0.001, 86400, "1ms..24h" };
+static const struct config_dur_range dur_limit = { 0, 30 * 86400, "0s..720h" };
 
 static const char *const ready_names[] = { "exec", "notify", NULL };
 static const char *const reload_names[] = { "graceful", "workers", "chain", NULL };
@@ -68,6 +69,10 @@ static const struct config_field workers_fields[] = {
 	F("ready-timeout", duration, ready_timeout, .arg = &dur_positive, .def = "30s"),
 	F("respawn-delay", duration, respawn_min, .arg = &dur_positive, .def = "100ms"),
 	F("max-respawn-delay", duration, respawn_max, .arg = &dur_positive, .def = "30s"),
+	F("watchdog", duration, watchdog, .arg = &dur_any, .def = "0"),
+	F("max-rss", size_llong, max_rss, .arg = RANGE(0, LLONG_MAX), .def = "0"),
+	F("max-lifetime", duration, max_lifetime, .arg = &dur_limit, .def = "0"),
+	F("stall", duration, stall, .arg = &dur_any, .def = "0"),
 	{ .key = NULL },
 };
 static const struct config_schema workers_schema = { workers_fields, sizeof(T), workers_check };

@@ -49,8 +49,9 @@ static char **worker_env(const struct master *m, int id)
 	size_t n = strv_len(m->cfg->workers.prog.env), n_farms = strv_len(farms), i = 0;
 	char *const empty[] = { NULL };
 	char *own[3] = { NULL };
+	char health_buf[2][48];
 
-	add = calloc(n + n_farms + 4, sizeof *add);
+	add = calloc(n + n_farms + 6, sizeof *add);
 	own[0] = kv_printf("VASSAL_NAME=%s", m->cfg->name);
 	own[1] = kv_printf("VASSAL_WORKER_ID=%d", id);
 	own[2] = kv_printf("NOTIFY_SOCKET=%s", m->notify.address);
@@ -64,6 +65,7 @@ static char **worker_env(const struct master *m, int id)
 		add[i++] = m->cfg->workers.prog.env[k];
 	for (size_t k = 0; k < 3; k++)
 		add[i++] = own[k];
+	i += health_env(&m->cfg->workers, add + i, health_buf);
 	env = env_for_child(m->cfg->clear_env ? empty : NULL, add);
 out:
 	for (size_t k = 0; k < 3; k++)
@@ -121,6 +123,7 @@ static void worker_became_ready(struct worker *w)
 	ev_timer_stop(m->loop, &w->ready_timer);
 	log_info("worker %d (pid %d) ready in %.0f ms", w->id, (int)w->child.pid,
 		 (w->child.ready_at - w->child.started_at) * 1000);
+	health_worker_ready(w);
 	reload_worker_ready(m, w);
 	master_worker_ready(m);
 }
@@ -158,6 +161,7 @@ static int worker_start(struct worker *w)
 		.argv = cw->prog.argv, .env = env, .cwd = cw->prog.cwd, .fds = fds,
 		.n_fds = (int)m->socks.n_workers, .fdnames = names, .out_fd = output_pipe(w),
 		.die_with_parent = true,
+		.in_child = health_in_child, .in_child_arg = cw->watchdog > 0 ? w : NULL,
 	};
 	w->generation = m->generation;
 	w->not_ready_in_time = false;
@@ -235,6 +239,7 @@ static void worker_exited(struct child *c, int status)
 	struct master *m = w->m;
 
 	ev_timer_stop(m->loop, &w->ready_timer);
+	health_worker_exited(w);
 	relay_pipe_close(&w->out); /* its last lines first */
 	procs_log_exit(c, status);
 	if (!c->asked_to_stop || w->not_ready_in_time)
@@ -302,6 +307,7 @@ void workers_notify(struct notify_server *ns, pid_t sender, const char *msg)
 	FOREACH_WORKER(w, m) {
 		if (!child_running(&w->child) || (w->child.pid != sender && w->child.pid != group))
 			continue;
+		health_worker_notify(w, msg);
 		if (notify_has(msg, "READY=1") && w->child.state == CHILD_STARTING)
 			worker_became_ready(w);
 		return;
