@@ -136,7 +136,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 
 /* Sends one datagram to $NOTIFY_SOCKET ("/path" or "@abstract"). Failures are
  * logged: a worker keeps serving even if its master cannot hear it. */
-static void notify(const char *msg)
+void notify(const char *msg)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -415,6 +415,7 @@ static void worker_start(struct worker *w)
 	signal_start(w, &w->sigquit, now_signal_cb, SIGQUIT);
 	listeners_start(w);
 	test_opts_start(&w->opt.test, w->loop);
+	health_start(w);
 	log_info("serving %zu socket%s", w->n_ls, w->n_ls == 1 ? "" : "s");
 	if (w->opt.no_ready)
 		log_info("--no-ready: not sending READY=1");
