@@ -23,6 +23,9 @@ const struct prom_family_info prom_families[PROM_N_FAMILIES] = {
 				    "Requests a gateway's router answered, by status class." },
 	[PROM_GATEWAY_KEY_REQUESTS] = { "emperor_gateway_key_requests_total", "counter",
 					"Requests a gateway's router answered, by routing key and status class." },
+	[PROM_WORKER_RECYCLES] = { "emperor_vassal_worker_recycles_total", "counter",
+				   "Workers recycled or killed for a limit (workers.watchdog, max-rss, "
+				   "max-lifetime, stall), by reason." },
 };
 
 void prom_header(struct strbuf *b, enum prom_family f)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "gateway.h"
+#include "health.h"
 #include "jsonout.h"
 #include "log.h"
 #include "master.h"
@@ -125,6 +126,17 @@ static struct json_object *child_json(const struct child *c)
 	return o;
 }
 
+/* {"watchdog": n, "max-rss": n, ...}: health.c's recycles and kills by reason. */
+static struct json_object *recycles_json(const struct master *m)
+{
+	struct json_object *o = json_object_new_object();
+
+	for (int r = 0; r < HEALTH_N_REASONS; r++)
+		json_object_object_add(o, health_reason_name(r),
+				       json_object_new_int64((int64_t)health_count(m, r)));
+	return o;
+}
+
 static void reply_json(const struct master *m, struct strbuf *b)
 {
 	struct json_object *doc = json_object_new_object(), *workers = json_object_new_object();
@@ -140,6 +152,7 @@ static void reply_json(const struct master *m, struct strbuf *b)
 	json_object_object_add(workers, "ready", json_object_new_int(workers_ready_count(m)));
 	json_object_object_add(workers, "total", json_object_new_int(m->cfg->has_workers ? m->cfg->workers.count : 0));
 	json_object_object_add(workers, "respawns", json_object_new_int64(worker_respawns(m)));
+	json_object_object_add(workers, "recycles", recycles_json(m));
 	json_object_object_add(doc, "workers", workers);
 	json_object_object_add(spooler, "queued", json_object_new_int(queued));
 	json_object_object_add(spooler, "failed", json_object_new_int(failed));
@@ -179,6 +192,10 @@ static void reply_metrics(const struct master *m, struct strbuf *b)
 	strbuf_printf(b, "%s{vassal=\"%s\"} %u\n", prom_families[PROM_WORKER_RESPAWNS].name, v,
 		      worker_respawns(m));
 	strbuf_printf(b, "%s{vassal=\"%s\"} %u\n", prom_families[PROM_GENERATION].name, v, m->generation);
+	for (int r = 0; r < HEALTH_N_REASONS; r++)
+		strbuf_printf(b, "%s{vassal=\"%s\",reason=\"%s\"} %lu\n",
+			      prom_families[PROM_WORKER_RECYCLES].name, v, health_reason_name(r),
+			      health_count(m, r));
 	for (int k = KIND_WORKER; k <= KIND_EMPEROR; k++)
 		strbuf_printf(b, "%s{vassal=\"%s\",kind=\"%s\"} %d\n", prom_families[PROM_CHILDREN].name, v,
 			      kind_names[k], child_set_running(&m->children, k));
