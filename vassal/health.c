@@ -53,19 +53,19 @@ unsigned long health_count(const struct master *m, enum health_reason r)
 int health_parse_stat(const char *line, pid_t *pgrp, long *rss_pages)
 {
 	const char *p = strrchr(line, ')');
-	long long v[22];
+	long long v[21];
 	int n = 0;
 
 	if (!p)
 		return -1;
 	p++;
-	/* after "pid (comm)": state, then numbers; pgrp is the 3rd field, rss the 22nd */
+	/* after "pid (comm)": state (field 3), then numbers: pgrp is field 5, rss 24 */
 	while (*p == ' ')
 		p++;
 	if (!*p || *p == ' ')
 		return -1;
 	p++;
-	while (n < 22) {
+	while (n < 21) {
 		char *end;
 		errno = 0;
 		v[n] = strtoll(p, &end, 10);
@@ -75,7 +75,7 @@ int health_parse_stat(const char *line, pid_t *pgrp, long *rss_pages)
 		n++;
 	}
 	*pgrp = (pid_t)v[1];
-	*rss_pages = (long)v[21];
+	*rss_pages = (long)v[20];
 	return 0;
 }
 
