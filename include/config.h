@@ -131,6 +131,12 @@ struct cfg_cgroup {
 	char *cpu_max;            /* "QUOTA PERIOD" or "max", NULL unset */
 };
 
+struct cfg_log {              /* "log": a path, or this mapping */
+	char *file;               /* required in the mapping; NULL = no log file (stderr) */
+	long long max_size;       /* "max-size": rotate past this many bytes, 0 = never */
+	int keep;                 /* rotated files kept, .1 ... .keep; default 5 */
+};
+
 struct config {
 	char *path;               /* the file the config was loaded from */
 	char *name;               /* vassal name: file name without .yaml/.yml */
@@ -155,7 +161,7 @@ struct config {
 	struct cfg_limits limits;
 	bool has_cgroup;
 	struct cfg_cgroup cgroup;
-	char *log;                     /* NULL = stderr */
+	struct cfg_log log;            /* log.file NULL = stderr */
 	double heartbeat;              /* 0 = no heartbeat required */
 	double stop_mercy;             /* "stop-mercy": emperor waits this long after SIGTERM, default 90s */
 	char *cwd;                     /* "chdir": NULL = the directory of the file */

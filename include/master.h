@@ -67,6 +67,7 @@ struct master {
 	uint64_t subscribe_failing;  /* gateway.c: entries whose last announce failed */
 	struct status *status;       /* status.c: the status socket */
 	struct spool_gauge *spool_gauge; /* spooler.c: the spool's task counts, for status.c */
+	struct logfile *logfile;     /* logfile.c: the vassal's own log file, NULL without one */
 	struct health *health;       /* health.c: the workers' limits, NULL until one is set */
 	int reported_ready, reported_total; /* X_WORKERS= last sent to the emperor */
 };

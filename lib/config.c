@@ -177,6 +177,16 @@ static const struct config_field cgroup_fields[] = {
 static const struct config_schema cgroup_schema = { cgroup_fields, sizeof(T), NULL };
 #undef T
 
+#define T struct cfg_log
+static const struct config_field log_fields[] = {
+	F("file", string, file, .required = true),
+	F("max-size", size_llong, max_size, .arg = RANGE(0, LLONG_MAX), .def = "0"),
+	F("keep", int, keep, .arg = RANGE(1, 100), .def = "5"),
+	{ .key = NULL },
+};
+static const struct config_schema log_schema = { log_fields, sizeof(T), NULL };
+#undef T
+
 #define T struct config
 static const struct config_field config_fields[] = {
 	F("sockets", list, sockets, .aux = LEN(n_sockets), .arg = &socket_schema),
@@ -196,7 +206,7 @@ static const struct config_field config_fields[] = {
 	F("umask", umask, umask),
 	F("limits", section, limits, .arg = &limits_schema),
 	F("cgroup", section, cgroup, .has = HAS(has_cgroup), .arg = &cgroup_schema),
-	F("log", string, log),
+	F("log", section_or_scalar, log, .arg = &log_schema),
 	F("heartbeat", duration, heartbeat, .arg = &dur_any, .def = "0"),
 	F("stop-mercy", duration, stop_mercy, .arg = &dur_any, .def = "90s"),
 	F("chdir", string, cwd),

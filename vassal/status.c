@@ -16,6 +16,7 @@
 #include "gateway.h"
 #include "health.h"
 #include "jsonout.h"
+#include "logfile.h"
 #include "log.h"
 #include "master.h"
 #include "peer.h"
@@ -137,6 +138,34 @@ static struct json_object *recycles_json(const struct master *m)
 	return o;
 }
 
+/* {"file", "error" (null when fine), "lost_lines", "rotations"}, or NULL without log:. */
+static struct json_object *log_json(const struct master *m)
+{
+	struct json_object *o;
+	int err = logfile_error(m);
+
+	if (!m->cfg->log.file)
+		return NULL;
+	o = json_object_new_object();
+	json_object_object_add(o, "file", jsonout_string(m->cfg->log.file));
+	json_object_object_add(o, "error", err ? json_object_new_string(strerror(err)) : NULL);
+	json_object_object_add(o, "lost_lines", json_object_new_int64((int64_t)logfile_lost_lines(m)));
+	json_object_object_add(o, "rotations", json_object_new_int64((int64_t)logfile_rotations(m)));
+	return o;
+}
+
+static void log_metrics(const struct master *m, struct strbuf *b, const char *v)
+{
+	if (!m->cfg->log.file)
+		return;
+	strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_LOG_ERROR].name, v,
+		      logfile_error(m) != 0);
+	strbuf_printf(b, "%s{vassal=\"%s\"} %lu\n", prom_families[PROM_LOG_LOST_LINES].name, v,
+		      logfile_lost_lines(m));
+	strbuf_printf(b, "%s{vassal=\"%s\"} %lu\n", prom_families[PROM_LOG_ROTATIONS].name, v,
+		      logfile_rotations(m));
+}
+
 static void reply_json(const struct master *m, struct strbuf *b)
 {
 	struct json_object *doc = json_object_new_object(), *workers = json_object_new_object();
@@ -157,6 +186,8 @@ static void reply_json(const struct master *m, struct strbuf *b)
 	json_object_object_add(spooler, "queued", json_object_new_int(queued));
 	json_object_object_add(spooler, "failed", json_object_new_int(failed));
 	json_object_object_add(doc, "spooler", spooler);
+	if (m->cfg->log.file)
+		json_object_object_add(doc, "log", log_json(m));
 	TAILQ_FOREACH(c, &m->children.children, link)
 		json_object_array_add(children, child_json(c));
 	json_object_object_add(doc, "children", children);
@@ -203,6 +234,7 @@ static void reply_metrics(const struct master *m, struct strbuf *b)
 		strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_SPOOL_QUEUED].name, v, queued);
 		strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_SPOOL_FAILED].name, v, failed);
 	}
+	log_metrics(m, b, v);
 	gateways_metrics(m, b, v);
 }
 

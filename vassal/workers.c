@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "logfile.h"
 #include "mules.h"
 #include "procs.h"
 #include "reload.h"
@@ -89,6 +90,8 @@ static struct relay_sink *output_sink(struct master *m)
 		free(m->out);
 		m->out = NULL;
 		failed = true;
+	} else {
+		logfile_attach(m, m->out);
 	}
 	return m->out;
 }
