@@ -22,6 +22,9 @@ struct test_opts {
 	pid_t sleeper_pid;    /* --fork-sleeper, else 0 */
 	ev_child sleeper;
 	ev_timer exit_timer;
+	long log_lines;       /* --log-lines: write this many numbered lines, ~5000/s */
+	long logged;
+	ev_timer lines_timer;
 };
 
 /* getopt_long entries (val from TEST_OPT_FIRST on), ended by a zeroed one. */

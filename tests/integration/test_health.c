@@ -3,13 +3,16 @@
  * that grows past max-rss or outlives max-lifetime is recycled with its replacement
  * ready first (no request fails meanwhile), a request hanging past `stall` gets its
  * worker killed and the next request is served; each act is logged with its figure
- * and counted in the master's metrics. */
+ * and counted in the master's metrics. The log file: rotated by size without losing
+ * or repeating a line; one that cannot be written or opened is reported and retried,
+ * and the vassal serves on. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <time.h>
 
 #include "vassal_fixture.h"
@@ -216,6 +219,140 @@ static void test_stall_kills_a_hung_worker(void **state)
 	vt_stop(v, SIGTERM, T_MS);
 }
 
+/* ---- the log file ------------------------------------------------------------------ */
+
+/* The value of series in the master's metrics (-1 if absent or unreachable). */
+static double metric(struct vt *v, const char *series)
+{
+	char *text = sup_master_status(v->p->pid, "metrics");
+	double n;
+
+	if (!text)
+		return -1;
+	n = sup_metric(text, series);
+	free(text);
+	return n;
+}
+
+/* Waits until series equals want (bounded). */
+static void wait_metric(struct vt *v, const char *series, double want, int ms)
+{
+	long long deadline = sup_now_ms() + ms;
+	double now;
+
+	while ((now = metric(v, series)) != want && sup_now_ms() < deadline)
+		sup_poll_pause();
+	if (now != want)
+		fprintf(stderr, "%s is %g, expected %g\n", series, now, want);
+	assert_true(now == want);
+}
+
+/* Counts "line 1 SEQ" in PATH, PATH.1 ... PATH.keep into seen[SEQ]; how many files. */
+static int count_lines(const char *path, int keep, int *seen, long max)
+{
+	int files = 0;
+
+	for (int n = 0; n <= keep; n++) {
+		char name[PATH_MAX], *text, *p;
+
+		snprintf(name, sizeof name, n ? "%s.%d" : "%s", path, n);
+		if (!(text = sup_read_file(name)))
+			continue;
+		files++;
+		for (p = text; (p = strstr(p, ": line 1 ")); p++) {
+			long seq = strtol(p + strlen(": line 1 "), NULL, 10);
+			if (seq >= 1 && seq <= max)
+				seen[seq]++;
+		}
+		free(text);
+	}
+	return files;
+}
+
+/* A worker logs 10000 numbered lines at ~5000 a second into a log of max-size 64K:
+ * the log is rotated several times and every line is in exactly one file. */
+static void test_log_rotation_loses_no_line(void **state)
+{
+	enum { LINES = 10000, KEEP = 40 };
+	struct vt *v = *state;
+	static int seen[LINES + 1];
+	long long deadline;
+	int files, missing = 0, twice = 0;
+	char top[256];
+
+	snprintf(top, sizeof top, "log:\n  file: vassal.log\n  max-size: 64K\n  keep: %d\n", KEEP);
+	vt_config(v, &(struct vcfg){ .count = 1, .args = ", --log-lines, \"10000\"", .top = top });
+	v->p = vt_spawn(v);
+	deadline = sup_now_ms() + 3 * T_MS;
+	do {
+		memset(seen, 0, sizeof seen);
+		count_lines(v->log, KEEP, seen, LINES);
+		if (seen[LINES])
+			break;
+		sup_poll_pause();
+	} while (sup_now_ms() < deadline);
+	assert_int_equal(seen[LINES], 1);
+	memset(seen, 0, sizeof seen);
+	files = count_lines(v->log, KEEP, seen, LINES);
+	for (int i = 1; i <= LINES; i++)
+		missing += seen[i] == 0, twice += seen[i] > 1;
+	fprintf(stderr, "%d files, %d lines missing, %d twice\n", files, missing, twice);
+	assert_int_equal(missing, 0);
+	assert_int_equal(twice, 0);
+	assert_true(files >= 5); /* 10000 lines of ~60 bytes through 64 KiB files */
+	assert_true(metric(v, "emperor_vassal_log_rotations_total{vassal=\"v\"}") >= 4);
+	assert_true(metric(v, "emperor_vassal_log_lost_lines_total{vassal=\"v\"}") == 0);
+	vt_stop(v, SIGTERM, T_MS);
+}
+
+/* Stops the master (its log is not ours to read): exit 0, nothing left behind. */
+static void stop_quietly(struct vt *v)
+{
+	assert_int_equal(kill(v->p->pid, SIGTERM), 0);
+	assert_int_equal(sup_wait_exit(v->p, T_MS), 0);
+	assert_true(WIFEXITED(v->p->status) && WEXITSTATUS(v->p->status) == 0);
+	assert_int_equal(sup_wait_no_leftovers(5000), 0);
+}
+
+/* /dev/full as log: lines are lost and counted, the error shows in status and metrics,
+ * the vassal serves on. */
+static void test_log_on_dev_full_is_reported(void **state)
+{
+	struct vt *v = *state;
+	char *json;
+
+	vt_config(v, &(struct vcfg){ .count = 1, .top = "log: /dev/full\n" });
+	v->p = vt_spawn(v);
+	wait_metric(v, "emperor_vassal_log_error{vassal=\"v\"}", 1, T_MS);
+	vt_wait_ids(v, v->port, 1);
+	assert_true(metric(v, "emperor_vassal_log_lost_lines_total{vassal=\"v\"}") > 0);
+	json = sup_master_status(v->p->pid, "json");
+	assert_non_null(json);
+	assert_non_null(strstr(json, "No space left on device"));
+	free(json);
+	stop_quietly(v);
+}
+
+/* A log in a directory that does not exist yet: the vassal runs, the error shows; once
+ * the directory is made, the file is opened within the retry period. */
+static void test_log_that_cannot_be_opened_is_retried(void **state)
+{
+	struct vt *v = *state;
+	char *sub = sup_path(v->dir, "later"), *file = sup_path(sub, "v.log");
+
+	vt_config(v, &(struct vcfg){ .count = 1, .top = "log: later/v.log\n" });
+	v->p = vt_spawn(v);
+	assert_int_equal(sup_wait_log(v->p, v->mark, "No such file or directory (retrying", T_MS), 0);
+	vt_wait_ids(v, v->port, 1);
+	wait_metric(v, "emperor_vassal_log_error{vassal=\"v\"}", 1, T_MS);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	wait_metric(v, "emperor_vassal_log_error{vassal=\"v\"}", 0, T_MS);
+	assert_int_equal(kill(v->p->pid, SIGUSR1), 0); /* a status dump: a line into the file */
+	assert_int_equal(sup_wait_file(file, 0, "status: running", T_MS), 0);
+	stop_quietly(v);
+	free(sub), free(file);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -223,6 +360,9 @@ int main(void)
 		VT_TEST(test_max_rss_recycles_without_a_failed_request),
 		VT_TEST(test_max_lifetime_recycles_spread_out),
 		VT_TEST(test_stall_kills_a_hung_worker),
+		VT_TEST(test_log_rotation_loses_no_line),
+		VT_TEST(test_log_on_dev_full_is_reported),
+		VT_TEST(test_log_that_cannot_be_opened_is_retried),
 	};
 
 	sup_init();
