@@ -160,8 +160,11 @@ static void emperor_readable(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	if (n > 0) { /* the emperor commands with signals; this channel only asks to reopen logs */
 		buf[n < (ssize_t)sizeof buf ? n : (ssize_t)sizeof buf - 1] = '\0';
-		if (notify_has(buf, "REOPEN_LOGS=1"))
+		if (notify_has(buf, "REOPEN_LOGS=1")) {
 			logfile_reopen(m);
+			if (notify_fd(m->emperor_fd, "X_LOGS_REOPENED=1") < 0 && errno != EPIPE)
+				log_errno("emperor channel: send");
+		}
 		return;
 	}
 	ev_io_stop(m->loop, w);
