@@ -29,6 +29,7 @@ struct health {
 	ev_timer tick;
 	double period;             /* of tick; 0 = stopped */
 	struct worker *recycling;  /* the replacement of the recycle under way, or NULL */
+	ev_tstamp hold_until;      /* a replacement failed: no recycle before then */
 	unsigned long counts[HEALTH_N_REASONS];
 	unsigned seed;
 };
@@ -233,7 +234,7 @@ static void recycle(struct master *m, struct worker *w, enum health_reason r, co
 	struct health *h = m->health;
 	struct worker *next;
 
-	if (h->recycling || m->state != MASTER_RUNNING)
+	if (h->recycling || m->state != MASTER_RUNNING || ev_now(m->loop) < h->hold_until)
 		return; /* one at a time; a reload or stop has its own plan */
 	log_info("worker %d (pid %d) %s: recycling", w->id, (int)w->child.pid, figure);
 	count(m, r);
@@ -368,6 +369,9 @@ void health_worker_exited(struct worker *w)
 	if (!h || !h->recycling)
 		return;
 	if (h->recycling == w) { /* the replacement failed: the old one keeps serving */
+		log_warn("worker %d: its replacement failed; the worker serves on, the next "
+			 "recycle in %gs at the earliest", w->id, w->m->cfg->workers.respawn_max);
+		h->hold_until = ev_now(w->m->loop) + w->m->cfg->workers.respawn_max;
 		w->retire = true;
 		w->health.replaces = NULL;
 		h->recycling = NULL;
