@@ -18,7 +18,6 @@ struct test_opts {
 	int no_watchdog;      /* never send WATCHDOG=1 */
 	long grow_mb;         /* each request allocates and touches this many MiB, kept */
 	long grown_mb;
-	void *grown;          /* the last block; each block starts with the previous one */
 	pid_t sleeper_pid;    /* --fork-sleeper, else 0 */
 	ev_child sleeper;
 	ev_timer exit_timer;

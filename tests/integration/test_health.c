@@ -131,6 +131,7 @@ static void test_watchdog_replaces_a_silent_worker(void **state)
 	vt_stop(v, SIGTERM, T_MS);
 
 	/* the same with workers that ping: nobody is stopped over 2.5 periods */
+	sup_proc_free(v->p);
 	vt_config(v, &(struct vcfg){ .count = 2, .workers = "  watchdog: 1s\n" });
 	vt_start(v, 2);
 	get_loop(v, 50, 2500);
@@ -343,6 +344,8 @@ static void test_log_that_cannot_be_opened_is_retried(void **state)
 	vt_config(v, &(struct vcfg){ .count = 1, .top = "log: later/v.log\n" });
 	v->p = vt_spawn(v);
 	assert_int_equal(sup_wait_log(v->p, v->mark, "No such file or directory (retrying", T_MS), 0);
+	/* meanwhile its lines come to its previous output, ours */
+	assert_int_equal(sup_wait_log(v->p, v->mark, "ready: 1 workers", T_MS), 0);
 	vt_wait_ids(v, v->port, 1);
 	wait_metric(v, "emperor_vassal_log_error{vassal=\"v\"}", 1, T_MS);
 	assert_int_equal(mkdir(sub, 0755), 0);
