@@ -220,6 +220,37 @@ static void test_stall_kills_a_hung_worker(void **state)
 	vt_stop(v, SIGTERM, T_MS);
 }
 
+/* One worker always busy for 3 s, but on requests that overlap and each take 0.6 s
+ * (< stall): it reports each new oldest request (X_BUSY=1 again), so it is not
+ * killed, and every request is answered. */
+static void test_stall_spares_overlapping_requests(void **state)
+{
+	enum { N = 10 };
+	struct vt *v = *state;
+	struct sup_conn *c[N];
+
+	vt_config(v, &(struct vcfg){ .count = 1, .workers = "  stall: 1s\n" });
+	vt_start(v, 1);
+	for (int i = 0; i < N + 2; i++) {
+		if (i < N) {
+			c[i] = sup_conn_open("127.0.0.1", v->port, T_MS);
+			assert_non_null(c[i]);
+			vt_send(c[i], "GET /slow?ms=600 HTTP/1.1\r\nHost: x\r\n\r\n");
+		}
+		if (i >= 2) { /* the one sent 600 ms ago is due */
+			struct sup_http r;
+			assert_int_equal(sup_conn_read_response(c[i - 2], &r, T_MS), 0);
+			assert_int_equal(r.status, 200);
+			sup_http_fini(&r);
+			sup_conn_close(c[i - 2]);
+		}
+		pace_ms(300);
+	}
+	assert_int_equal(sup_count_log(v->p, v->mark, "busy on one request"), 0);
+	assert_true(recycles(v, "stall") == 0);
+	vt_stop(v, SIGTERM, T_MS);
+}
+
 /* ---- the log file ------------------------------------------------------------------ */
 
 /* The value of series in the master's metrics (-1 if absent or unreachable). */
@@ -363,6 +394,7 @@ int main(void)
 		VT_TEST(test_max_rss_recycles_without_a_failed_request),
 		VT_TEST(test_max_lifetime_recycles_spread_out),
 		VT_TEST(test_stall_kills_a_hung_worker),
+		VT_TEST(test_stall_spares_overlapping_requests),
 		VT_TEST(test_log_rotation_loses_no_line),
 		VT_TEST(test_log_on_dev_full_is_reported),
 		VT_TEST(test_log_that_cannot_be_opened_is_retried),
