@@ -269,8 +269,8 @@ static void check_rss(struct master *m)
 	}
 }
 
-/* Watchdog, stall and lifetime of one ready worker; true if it was acted on. */
-static bool check_worker(struct master *m, struct worker *w, ev_tstamp now)
+/* Watchdog, stall and lifetime of one ready worker: at most one act. */
+static void check_worker(struct master *m, struct worker *w, ev_tstamp now)
 {
 	const struct cfg_workers *cw = &m->cfg->workers;
 	struct worker_health *wh = &w->health;
@@ -281,23 +281,20 @@ static bool check_worker(struct master *m, struct worker *w, ev_tstamp now)
 			 w->id, (int)w->child.pid, now - wh->last_ping, cw->watchdog);
 		count(m, HEALTH_WATCHDOG);
 		child_curse(&w->child, w->child.stop_signal, w->child.mercy);
-		return true;
+		return;
 	}
 	if (cw->stall > 0 && wh->busy_since > 0 && now - wh->busy_since > cw->stall) {
 		log_warn("worker %d (pid %d) busy on one request for %.1fs > stall %gs: killing it",
 			 w->id, (int)w->child.pid, now - wh->busy_since, cw->stall);
 		count(m, HEALTH_STALL);
 		child_kill(&w->child);
-		return true;
+		return;
 	}
-	if (cw->max_lifetime > 0 && wh->lifetime_end > 0 && now >= wh->lifetime_end &&
-	    !m->health->recycling && m->state == MASTER_RUNNING) {
+	if (cw->max_lifetime > 0 && wh->lifetime_end > 0 && now >= wh->lifetime_end) {
 		snprintf(figure, sizeof figure, "up %.1fs > max-lifetime %gs", now - w->child.ready_at,
 			 cw->max_lifetime);
 		recycle(m, w, HEALTH_MAX_LIFETIME, figure);
-		return true;
 	}
-	return false;
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
