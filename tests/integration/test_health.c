@@ -82,6 +82,26 @@ static double line_time(struct vt *v, size_t mark, const char *needle)
 	return h * 3600 + m * 60 + sec;
 }
 
+/* Every "replaced by pid N" in the log comes after "(pid N) ready": the replacement
+ * was ready before the old worker was asked to stop. */
+static void assert_replacements_ready_first(struct vt *v)
+{
+	char *text = sup_read_file(v->log), *p;
+	int n = 0;
+
+	assert_non_null(text);
+	for (p = text + v->mark; (p = strstr(p, "replaced by pid ")); p++) {
+		char ready[64], *at;
+		snprintf(ready, sizeof ready, "(pid %d) ready in", atoi(p + strlen("replaced by pid ")));
+		at = strstr(text + v->mark, ready);
+		assert_non_null(at);
+		assert_true(at < p);
+		n++;
+	}
+	free(text);
+	assert_true(n > 0);
+}
+
 static double recycles(struct vt *v, const char *reason)
 {
 	char series[128], *text = sup_master_status(v->p->pid, "metrics");
@@ -158,6 +178,7 @@ static void test_max_rss_recycles_without_a_failed_request(void **state)
 	assert_true(sup_count_log(v->p, v->mark, "replaced by pid") >= 2);
 	assert_true(sup_count_log(v->p, v->mark, "> max-rss 48 MiB: recycling") >= 2);
 	assert_true(recycles(v, "max-rss") >= 2);
+	assert_replacements_ready_first(v);
 	vt_get_ok(v, v->port, NULL);
 	vt_stop(v, SIGTERM, T_MS);
 }
@@ -192,6 +213,7 @@ static void test_max_lifetime_recycles_spread_out(void **state)
 	}
 	free(text);
 	assert_true(recycles(v, "max-lifetime") >= 6);
+	assert_replacements_ready_first(v);
 	vt_stop(v, SIGTERM, T_MS);
 }
 
