@@ -241,8 +241,35 @@ static void recycle(struct master *m, struct worker *w, enum health_reason r, co
 	next = workers_spawn(m, w->id);
 	if (!next)
 		return;
+	/* It serves until next is ready, but holds its id no more: a crash of it is not
+	 * respawned, and a chain or workers reload meanwhile replaces next only. */
+	w->retire = true;
 	next->health.replaces = w;
 	h->recycling = next;
+}
+
+/* The replacement exited before it was ready. While the master runs, the recycle
+ * failed: the old worker holds its id again. If a reload or stop took over, the
+ * replacement holds the id (its exit follows the workers' policy) and the old
+ * worker, which no reload will replace, is stopped. */
+static void replacement_gone(struct health *h, struct worker *next)
+{
+	struct master *m = h->m;
+	struct worker *old = next->health.replaces;
+
+	next->health.replaces = NULL;
+	h->recycling = NULL;
+	if (m->state != MASTER_RUNNING) {
+		if (old)
+			child_curse(&old->child, old->child.stop_signal, old->child.mercy);
+		return;
+	}
+	log_warn("worker %d: its replacement failed; the worker serves on, the next recycle "
+		 "in %gs at the earliest", next->id, m->cfg->workers.respawn_max);
+	h->hold_until = ev_now(m->loop) + m->cfg->workers.respawn_max;
+	next->retire = true;
+	if (old)
+		old->retire = false;
 }
 
 static void check_rss(struct master *m)
@@ -365,20 +392,14 @@ void health_worker_exited(struct worker *w)
 	w->health.busy_since = 0;
 	if (!h || !h->recycling)
 		return;
-	if (h->recycling == w) { /* the replacement failed: the old one keeps serving */
-		log_warn("worker %d: its replacement failed; the worker serves on, the next "
-			 "recycle in %gs at the earliest", w->id, w->m->cfg->workers.respawn_max);
-		h->hold_until = ev_now(w->m->loop) + w->m->cfg->workers.respawn_max;
-		w->retire = true;
-		w->health.replaces = NULL;
-		h->recycling = NULL;
+	if (h->recycling == w) {
+		replacement_gone(h, w);
 		return;
 	}
 	TAILQ_FOREACH(c, &w->m->children.children, link) {
 		struct worker *o = (struct worker *)c;
 		if (c->kind == KIND_WORKER && o->health.replaces == w) {
 			o->health.replaces = NULL; /* its replacement takes its place */
-			w->retire = true;
 		}
 	}
 }

@@ -217,6 +217,41 @@ static void test_max_lifetime_recycles_spread_out(void **state)
 	vt_stop(v, SIGTERM, T_MS);
 }
 
+/* A chain reload begins while a recycle is under way (replacements take 300 ms to
+ * get ready, the reload is asked as soon as a recycle begins), three times: no
+ * request fails, and once recycling stops exactly count workers run, one per id (a
+ * recycle's old worker no longer holds its id, so a chain never replaces both it and
+ * its replacement). */
+static void test_chain_reload_during_a_recycle(void **state)
+{
+	struct vt *v = *state;
+	struct sup_load *l;
+	pid_t pids[VT_MAX_PIDS];
+
+	vt_config(v, &(struct vcfg){ .count = 3, .args = ", --ready-delay, \"300\"",
+				     .workers = "  max-lifetime: 1s\n" });
+	vt_start(v, 3);
+	l = sup_load_start("127.0.0.1", v->port, "/");
+	assert_non_null(l);
+	for (int i = 0; i < 3; i++) {
+		size_t mark = sup_log_size(v->p);
+
+		assert_int_equal(sup_wait_log(v->p, mark, ": recycling", T_MS), 0);
+		assert_int_equal(kill(v->p->pid, SIGUSR2), 0);
+		vt_wait_generation(v, mark, v->gen + 1);
+		vt_load_progress(l, 20);
+	}
+	vt_config(v, &(struct vcfg){ .count = 3, .args = ", --ready-delay, \"300\"" });
+	vt_reload(v, SIGUSR2);
+	vt_workers(v, pids, 3);
+	vt_wait_ids(v, v->port, 3);
+	vt_load_progress(l, 20);
+	vt_load_stop_clean(l, 3);
+	assert_true(recycles(v, "max-lifetime") >= 3);
+	vt_assert_no_zombies(v);
+	vt_stop(v, SIGTERM, T_MS);
+}
+
 /* A request unanswered past `stall` (/slow) gets its worker killed; the next
  * request is served. */
 static void test_stall_kills_a_hung_worker(void **state)
@@ -415,6 +450,7 @@ int main(void)
 		VT_TEST(test_watchdog_replaces_a_silent_worker),
 		VT_TEST(test_max_rss_recycles_without_a_failed_request),
 		VT_TEST(test_max_lifetime_recycles_spread_out),
+		VT_TEST(test_chain_reload_during_a_recycle),
 		VT_TEST(test_stall_kills_a_hung_worker),
 		VT_TEST(test_stall_spares_overlapping_requests),
 		VT_TEST(test_log_rotation_loses_no_line),
