@@ -33,7 +33,7 @@ EMPEROR_SRC := $(filter-out emperor/main.c,$(wildcard emperor/*.c))
 VASSAL_SRC  := $(filter-out vassal/main.c,$(wildcard vassal/*.c))
 # hello-worker is linked from several files; the others are one file each
 HELLO_SRC   := examples/hello-worker.c examples/hello_conn.c examples/hello_accept.c \
-               examples/worker_test_opts.c
+               examples/worker_test_opts.c examples/worker_health.c
 EXAMPLES    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(filter-out $(HELLO_SRC),$(wildcard examples/*.c))) \
                $(BUILD)/examples/hello-worker
 SUPPORT_SRC := $(wildcard tests/support/*.c)

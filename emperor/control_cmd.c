@@ -1,8 +1,8 @@
 /* control_cmd.c — the commands of a control request line (see emperorctl(8)):
  *   status [NAME] [--json]   reload NAME|--all   chain-reload NAME
  *   stop NAME   start NAME   reopen-logs   metrics
- * reload, chain-reload, stop and start answer once done: the client waits for the
- * vassal's event (control_vassal_event) with a deadline of CTL_WAIT_TIMEOUT. */
+ * reload, chain-reload, stop, start and reopen-logs answer once done: the client waits
+ * for the vassal's event (control_vassal_event) with a deadline of CTL_WAIT_TIMEOUT. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,12 +27,17 @@ void control_vassal_event(struct emperor *e, struct vassal *v, enum ctl_event ev
 				continue;
 			/* Waiting for "ready", any outcome answers: a vassal that stops
 			 * (its file removed, `stop` from another client) never gets ready. */
-			if (cl->wait == WAIT_STOPPED && ev == CTL_READY)
+			if ((ev == CTL_READY && cl->wait != WAIT_READY) ||
+			    (ev == CTL_LOGS_REOPENED && cl->wait != WAIT_LOGS))
 				break;
 			bool good = (cl->wait == WAIT_READY && ev == CTL_READY) ||
-				    (cl->wait == WAIT_STOPPED && ev == CTL_STOPPED);
+				    (cl->wait == WAIT_STOPPED && ev == CTL_STOPPED) ||
+				    (cl->wait == WAIT_LOGS && ev == CTL_LOGS_REOPENED);
 			if (good)
 				strbuf_printf(&cl->notes, "%s: done\n", v->name);
+			else if (cl->wait == WAIT_LOGS)
+				strbuf_printf(&cl->notes, "%s: gone before it reopened its log (%s)\n",
+					      v->name, v->last_exit);
 			else if (ev == CTL_STOPPED)
 				strbuf_printf(&cl->notes, "%s: stopped before it was ready (%s)\n",
 					      v->name, v->last_exit);
@@ -200,11 +205,15 @@ static void cmd_reopen_logs(struct client *cl)
 	struct vassal *v;
 	int n = 0;
 
+	/* each master answers X_LOGS_REOPENED=1 once it has (vtable.c's on_message) */
 	TAILQ_FOREACH(v, &cl->ctl->e->vassals, link)
-		if (v->chan_fd >= 0 && notify_fd(v->chan_fd, "REOPEN_LOGS=1") == 0)
+		if (v->chan_fd >= 0 && notify_fd(v->chan_fd, "REOPEN_LOGS=1") == 0) {
+			wait_for(cl, WAIT_LOGS, v->name);
 			n++;
+		}
 	strbuf_printf(&cl->out, "asked %d vassals to reopen their logs\n", n);
-	ctl_answer(cl, true, NULL);
+	if (n == 0)
+		ctl_answer(cl, true, NULL);
 }
 
 void ctl_dispatch(struct client *cl)

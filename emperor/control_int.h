@@ -31,7 +31,7 @@ struct emperor;
 struct vassal;
 struct client;
 
-enum wait_kind { WAIT_NONE, WAIT_READY, WAIT_STOPPED };
+enum wait_kind { WAIT_NONE, WAIT_READY, WAIT_STOPPED, WAIT_LOGS };
 
 /* A master to query: its pid, and its vassal's name, which its answer must carry. */
 struct fetch_target {

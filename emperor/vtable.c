@@ -167,6 +167,8 @@ static void on_message(struct vassal *v, const char *msg)
 		fire(v, VEV_RELOADING_MSG, NULL);
 	if (notify_has(msg, "READY=1"))
 		fire(v, VEV_READY_MSG, NULL);
+	if (notify_has(msg, "X_LOGS_REOPENED=1"))
+		control_vassal_event(v->e, v, CTL_LOGS_REOPENED);
 }
 
 static void chan_readable(struct ev_loop *loop, ev_io *w, int revents)

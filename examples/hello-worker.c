@@ -142,7 +142,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 
 /* Sends one datagram to $NOTIFY_SOCKET ("/path" or "@abstract"). Failures are
  * logged: a worker keeps serving even if its master cannot hear it. */
-static void notify(const char *msg)
+void notify(const char *msg)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -361,6 +361,7 @@ static void timer_start(struct worker *w, ev_timer *t, void (*cb)(struct ev_loop
 static void serve(struct worker *w)
 {
 	accept_start(w);
+	health_start(w);
 	log_info("serving %zu socket%s", w->n_ls, w->n_ls == 1 ? "" : "s");
 	if (w->opt.no_ready)
 		log_info("--no-ready: not sending READY=1");

@@ -25,6 +25,7 @@ static void conn_close(struct conn *c)
 {
 	struct worker *w = c->w;
 
+	health_idle(c);
 	ev_io_stop(w->loop, &c->io);
 	ev_timer_stop(w->loop, &c->timer);
 	if (close(c->fd) < 0)
@@ -116,6 +117,8 @@ static void conn_respond(struct conn *c)
 {
 	long ms = c->w->opt.delay_ms + (c->rq.route == ROUTE_SLOW ? c->rq.slow_ms : 0);
 
+	health_busy(c);
+	test_opts_on_request(&c->w->opt.test);
 	if (c->rq.status != 200 || ms == 0) {
 		conn_respond_now(c);
 		return;
@@ -130,6 +133,7 @@ static void conn_respond(struct conn *c)
 
 static void conn_after_response(struct conn *c)
 {
+	health_idle(c);
 	c->served++;
 	if (!c->keep_alive || c->w->stopping) {
 		conn_linger(c);

@@ -83,6 +83,7 @@ struct conn {
 	size_t out_len, out_off;
 	int keep_alive;       /* of the response being written */
 	unsigned served;      /* responses written; 0: its first request may be on its way */
+	ev_tstamp busy_since; /* worker_health.c: its request began then; 0 = none */
 	char in[IN_MAX];
 	char out[OUT_MAX];
 };
@@ -118,11 +119,16 @@ struct worker {
 	ev_timer ready_timer;
 	ev_timer start_timer; /* --start-delay */
 	struct acceptor acc;
+	ev_timer watchdog;    /* worker_health.c: WATCHDOG=1 */
+	int report_busy;      /* worker_health.c: VASSAL_STALL_USEC is set */
+	size_t n_busy;        /* worker_health.c: connections with a request unanswered */
 };
 
 /* hello-worker.c */
 /* Logs "fatal: ..." and exits with status. */
 __attribute__((format(printf, 2, 3))) _Noreturn void die(int status, const char *fmt, ...);
+/* Sends one sd_notify datagram to $NOTIFY_SOCKET (failures logged). */
+void notify(const char *msg);
 /* The last connection of a stopping worker is gone: the loop ends, exit 0. */
 void worker_stopped(struct worker *w);
 
@@ -131,6 +137,12 @@ void worker_stopped(struct worker *w);
 void accept_start(struct worker *w);
 /* Stops taking them (those taken are served), closes the listening sockets. */
 void listeners_close(struct worker *w);
+/* worker_health.c */
+/* WATCHDOG=1 pings if WATCHDOG_USEC asks for them; X_BUSY reports if VASSAL_STALL_USEC. */
+void health_start(struct worker *w);
+/* A request of c is read in full (busy) / answered or dropped (idle). */
+void health_busy(struct conn *c);
+void health_idle(struct conn *c);
 
 /* hello_conn.c */
 void conn_new(struct worker *w, int fd);

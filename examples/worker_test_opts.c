@@ -1,6 +1,6 @@
 /* worker_test_opts.c — hello-worker's misbehaviours, for the tests of the master
  * (see worker_test_opts.h): --ignore-stop, --fork-sleeper, --exit-after,
- * --fail-start, --fail-if-id. */
+ * --fail-start, --fail-if-id, --no-watchdog, --grow-on-request, --log-lines. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -15,7 +15,8 @@
 #include "hello_worker.h"
 #include "log.h"
 
-enum { O_IGNORE_STOP = TEST_OPT_FIRST, O_FORK_SLEEPER, O_EXIT_AFTER, O_FAIL_START, O_FAIL_IF_ID };
+enum { O_IGNORE_STOP = TEST_OPT_FIRST, O_FORK_SLEEPER, O_EXIT_AFTER, O_FAIL_START, O_FAIL_IF_ID,
+       O_NO_WATCHDOG, O_GROW, O_LOG_LINES };
 
 const struct option test_longopts[] = {
 	{ "ignore-stop", no_argument, NULL, O_IGNORE_STOP },
@@ -23,6 +24,9 @@ const struct option test_longopts[] = {
 	{ "exit-after", required_argument, NULL, O_EXIT_AFTER },
 	{ "fail-start", no_argument, NULL, O_FAIL_START },
 	{ "fail-if-id", required_argument, NULL, O_FAIL_IF_ID },
+	{ "no-watchdog", no_argument, NULL, O_NO_WATCHDOG },
+	{ "grow-on-request", required_argument, NULL, O_GROW },
+	{ "log-lines", required_argument, NULL, O_LOG_LINES },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -34,7 +38,12 @@ void test_opts_usage(FILE *f)
 		"  --fork-sleeper      fork a child that sleeps forever in our process group\n"
 		"  --exit-after MS     exit 1 after MS milliseconds (crash-loop tests)\n"
 		"  --fail-start        exit 1 at once (crash-loop tests)\n"
-		"  --fail-if-id N      exit 1 at once if VASSAL_WORKER_ID is N (one bad worker)\n");
+		"  --fail-if-id N      exit 1 at once if VASSAL_WORKER_ID is N (one bad worker)\n"
+		"  --no-watchdog       never send WATCHDOG=1 (tests of workers.watchdog)\n"
+		"  --grow-on-request MB  allocate and touch MB MiB per request, never freed\n"
+		"                      (tests of workers.max-rss)\n"
+		"  --log-lines N       log N lines \"line ID SEQ\", about 5000 a second, then\n"
+		"                      \"lines done N\" (tests of log rotation)\n");
 }
 
 static long parse_number(const char *opt, const char *s, long min, long max)
@@ -57,6 +66,9 @@ int test_opts_parse(struct test_opts *t, int ch, const char *arg)
 	case O_EXIT_AFTER: t->exit_after_ms = parse_number("--exit-after", arg, 0, 24L * 3600 * 1000); return 1;
 	case O_FAIL_START: t->fail_start = 1; return 1;
 	case O_FAIL_IF_ID: t->fail_if_id = parse_number("--fail-if-id", arg, 1, 1024); return 1;
+	case O_NO_WATCHDOG: t->no_watchdog = 1; return 1;
+	case O_GROW: t->grow_mb = parse_number("--grow-on-request", arg, 1, 1024); return 1;
+	case O_LOG_LINES: t->log_lines = parse_number("--log-lines", arg, 1, 100000000L); return 1;
 	default: return 0;
 	}
 }
@@ -114,8 +126,27 @@ static void exit_timer_cb(struct ev_loop *loop, ev_timer *timer, int revents)
 	exit(1);
 }
 
+/* 50 lines every 10 ms. */
+static void lines_timer_cb(struct ev_loop *loop, ev_timer *timer, int revents)
+{
+	struct test_opts *t = CONTAINER_OF(timer, struct test_opts, lines_timer);
+	const char *id = getenv("VASSAL_WORKER_ID");
+
+	(void)revents;
+	for (int i = 0; i < 50 && t->logged < t->log_lines; i++)
+		log_info("line %s %ld", id ? id : "-", ++t->logged);
+	if (t->logged < t->log_lines)
+		return;
+	log_info("lines done %ld", t->logged);
+	ev_timer_stop(loop, timer);
+}
+
 void test_opts_start(struct test_opts *t, struct ev_loop *loop)
 {
+	if (t->log_lines) {
+		ev_timer_init(&t->lines_timer, lines_timer_cb, 0.01, 0.01);
+		ev_timer_start(loop, &t->lines_timer);
+	}
 	if (t->sleeper_pid > 0) {
 		ev_child_init(&t->sleeper, sleeper_cb, t->sleeper_pid, 0);
 		ev_child_start(loop, &t->sleeper);
@@ -131,4 +162,27 @@ int test_opts_ignore_stop(const struct test_opts *t, int sig)
 	if (t->ignore_stop)
 		log_info("SIG%s ignored (--ignore-stop)", sigabbrev_np(sig));
 	return t->ignore_stop;
+}
+
+/* --grow-on-request's blocks, each starting with the previous one: reachable from
+ * here to the end, not a leak. */
+static void *grown;
+
+void test_opts_on_request(struct test_opts *t)
+{
+	size_t len = (size_t)t->grow_mb << 20;
+	char *p;
+
+	if (!t->grow_mb)
+		return;
+	p = malloc(len);
+	if (!p) {
+		log_warn("--grow-on-request: out of memory");
+		return;
+	}
+	memset(p, 1, len); /* touched: resident, counted in the RSS; kept reachable */
+	memcpy(p, &grown, sizeof grown);
+	grown = p;
+	t->grown_mb += t->grow_mb;
+	log_info("--grow-on-request: %ld MiB grown", t->grown_mb);
 }

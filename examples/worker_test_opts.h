@@ -15,9 +15,15 @@ struct test_opts {
 	long exit_after_ms;   /* exit 1 after this long; 0 = never */
 	int fail_start;       /* exit 1 at once */
 	long fail_if_id;      /* exit 1 at once when VASSAL_WORKER_ID is this; 0 = never */
+	int no_watchdog;      /* never send WATCHDOG=1 */
+	long grow_mb;         /* each request allocates and touches this many MiB, kept */
+	long grown_mb;
 	pid_t sleeper_pid;    /* --fork-sleeper, else 0 */
 	ev_child sleeper;
 	ev_timer exit_timer;
+	long log_lines;       /* --log-lines: write this many numbered lines, ~5000/s */
+	long logged;
+	ev_timer lines_timer;
 };
 
 /* getopt_long entries (val from TEST_OPT_FIRST on), ended by a zeroed one. */
@@ -32,6 +38,8 @@ void test_opts_fail_early(const struct test_opts *t, const char *worker_id);
 void test_opts_before_loop(struct test_opts *t);
 /* In the loop: watch the sleeper, arm --exit-after. */
 void test_opts_start(struct test_opts *t, struct ev_loop *loop);
+/* A request is read in full: --grow-on-request. */
+void test_opts_on_request(struct test_opts *t);
 /* True if a stop signal is to be ignored (and says so). */
 int test_opts_ignore_stop(const struct test_opts *t, int sig);
 

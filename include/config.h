@@ -59,6 +59,11 @@ struct cfg_workers {
 	double respawn_min;       /* "respawn-delay", default 100ms: first backoff step */
 	double respawn_max;       /* "max-respawn-delay", default 30s */
 	enum cfg_start_prio start_priority; /* "start-priority", default idle */
+	/* health limits (vassal/health.c), 0 = not checked */
+	double watchdog;          /* WATCHDOG=1 expected this often */
+	long long max_rss;        /* bytes, the RSS of the worker's process group */
+	double max_lifetime;      /* recycled after this, +-10 % */
+	double stall;             /* a request unanswered this long (X_BUSY=1): killed */
 };
 
 struct cfg_mule {
@@ -153,6 +158,12 @@ struct cfg_cgroup {
 	char *cpu_max;            /* "QUOTA PERIOD" or "max", NULL unset */
 };
 
+struct cfg_log {              /* "log": a path, or this mapping */
+	char *file;               /* required in the mapping; NULL = no log file (stderr) */
+	long long max_size;       /* "max-size": rotate past this many bytes, 0 = never */
+	int keep;                 /* rotated files kept, .1 ... .keep; default 5 */
+};
+
 struct config {
 	char *path;               /* the file the config was loaded from */
 	char *name;               /* vassal name: file name without .yaml/.yml */
@@ -177,7 +188,7 @@ struct config {
 	struct cfg_limits limits;
 	bool has_cgroup;
 	struct cfg_cgroup cgroup;
-	char *log;                     /* NULL = stderr */
+	struct cfg_log log;            /* log.file NULL = stderr */
 	double heartbeat;              /* 0 = no heartbeat required */
 	double stop_mercy;             /* "stop-mercy": emperor waits this long after SIGTERM, default 90s */
 	char *cwd;                     /* "chdir": NULL = the directory of the file */

@@ -6,14 +6,14 @@
 struct emperor;
 struct vassal;
 
-enum ctl_event { CTL_READY, CTL_STOPPED, CTL_FAILED };
+enum ctl_event { CTL_READY, CTL_STOPPED, CTL_FAILED, CTL_LOGS_REOPENED };
 
 /* Opens the control socket (and the metrics listener if asked); without them the
  * emperor still runs: the error is logged. */
 int control_open(struct emperor *e);
 void control_close(struct emperor *e);
-/* A vassal became ready (started or reloaded), stopped, or failed: answers waiting
- * emperorctl requests. */
+/* A vassal became ready (started or reloaded), stopped, failed, or reopened its log
+ * (X_LOGS_REOPENED=1): answers waiting emperorctl requests. */
 void control_vassal_event(struct emperor *e, struct vassal *v, enum ctl_event ev);
 /* Records a completed reload's duration (for the metrics). */
 void control_reload_done(struct vassal *v, double seconds);

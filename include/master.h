@@ -70,6 +70,8 @@ struct master {
 	struct legions *legions;     /* legion.c: the legions this vassal is a member of */
 	struct crons *crons;         /* cron.c: scheduled programs and hook runs */
 	struct spool_gauge *spool_gauge; /* spooler.c: the spool's task counts, for status.c */
+	struct logfile *logfile;     /* logfile.c: the vassal's own log file, NULL without one */
+	struct health *health;       /* health.c: the workers' limits, NULL until one is set */
 	int reported_ready, reported_total; /* X_WORKERS= last sent to the emperor */
 };
 

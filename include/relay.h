@@ -27,6 +27,11 @@ struct relay_sink {
 	ev_io writable;             /* armed while lines are queued */
 	size_t queued;
 	unsigned long dropped_lines, dropped_bytes;
+	unsigned long lost_lines;   /* every line dropped since open (the above are reset) */
+	int last_errno;             /* of the last failed write, 0 after one that wrote */
+	/* called after each write that wrote n > 0 bytes (a log file's rotation), or NULL */
+	void (*on_write)(struct relay_sink *s, size_t n);
+	void *data;
 	char queue[RELAY_QUEUE_MAX];
 };
 

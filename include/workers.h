@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 
+#include "health.h"
 #include "master.h"
 #include "relay.h"
 
@@ -23,6 +24,7 @@ struct worker {
 	enum cfg_start_prio start_prio; /* until ready (start_prio.h); normal once ready */
 	bool prio_guarded;          /* raised at half its ready-timeout: no more waiting idle */
 	struct relay_pipe out;      /* its stdout and stderr, relayed a line at a time */
+	struct worker_health health; /* health.c: watchdog, busy, lifetime, recycle */
 };
 
 /* Spawns the missing workers 1..count of the current generation. */

@@ -32,6 +32,7 @@ static const struct config_dur_range dur_any = { 0, 86400, "0s..24h" };
 static const struct config_dur_range dur_positive = { 0.001, 86400, "1ms..24h" };
 static const struct config_dur_range dur_lease = { 2, 3600, "2s..1h" };
 static const struct config_dur_range dur_every = { 0, 31 * 86400, "1s..31d" };
+static const struct config_dur_range dur_limit = { 0, 30 * 86400, "0s..720h" };
 
 static const char *const ready_names[] = { "exec", "notify", NULL };
 static const char *const reload_names[] = { "graceful", "workers", "chain", "overlap", NULL };
@@ -74,6 +75,10 @@ static const struct config_field workers_fields[] = {
 	F("respawn-delay", duration, respawn_min, .arg = &dur_positive, .def = "100ms"),
 	F("max-respawn-delay", duration, respawn_max, .arg = &dur_positive, .def = "30s"),
 	F("start-priority", enum, start_priority, .arg = start_prio_names, .def = "idle"),
+	F("watchdog", duration, watchdog, .arg = &dur_any, .def = "0"),
+	F("max-rss", size_llong, max_rss, .arg = RANGE(0, LLONG_MAX), .def = "0"),
+	F("max-lifetime", duration, max_lifetime, .arg = &dur_limit, .def = "0"),
+	F("stall", duration, stall, .arg = &dur_any, .def = "0"),
 	{ .key = NULL },
 };
 static const struct config_schema workers_schema = { workers_fields, sizeof(T), workers_check };
@@ -212,6 +217,16 @@ static const struct config_field cgroup_fields[] = {
 static const struct config_schema cgroup_schema = { cgroup_fields, sizeof(T), NULL };
 #undef T
 
+#define T struct cfg_log
+static const struct config_field log_fields[] = {
+	F("file", string, file, .required = true),
+	F("max-size", size_llong, max_size, .arg = RANGE(0, LLONG_MAX), .def = "0"),
+	F("keep", int, keep, .arg = RANGE(1, 100), .def = "5"),
+	{ .key = NULL },
+};
+static const struct config_schema log_schema = { log_fields, sizeof(T), NULL };
+#undef T
+
 #define T struct config
 static const struct config_field config_fields[] = {
 	F("sockets", list, sockets, .aux = LEN(n_sockets), .arg = &socket_schema),
@@ -231,7 +246,7 @@ static const struct config_field config_fields[] = {
 	F("umask", umask, umask),
 	F("limits", section, limits, .arg = &limits_schema),
 	F("cgroup", section, cgroup, .has = HAS(has_cgroup), .arg = &cgroup_schema),
-	F("log", string, log),
+	F("log", section_or_scalar, log, .arg = &log_schema),
 	F("heartbeat", duration, heartbeat, .arg = &dur_any, .def = "0"),
 	F("stop-mercy", duration, stop_mercy, .arg = &dur_any, .def = "90s"),
 	F("chdir", string, cwd),

@@ -120,6 +120,7 @@ extern const struct config_kind
 	config_kind_env,         /* char ** "NAME=value", from a mapping */
 	config_kind_uids,        /* uid_t *, count at aux; uids or user names */
 	config_kind_section,     /* an embedded struct, arg its schema */
+	config_kind_section_or_scalar, /* the same, or a scalar: its first key's value */
 	config_kind_list,        /* an array of structs, count at aux, arg their schema */
 	config_kind_gateways;    /* the same, each item a one-key {http: ...} mapping */
 

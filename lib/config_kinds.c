@@ -634,6 +634,21 @@ static int read_section(struct config_ctx *ctx, const struct cfg_node *v, void *
 	return config_read_map(ctx, v, f->arg, SLOT(obj, f));
 }
 
+/* A scalar stands for the section's first key: `log: ./a.log` = `log: {file: ./a.log}`. */
+static int read_section_or_scalar(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
+				  const struct config_field *f)
+{
+	const struct config_schema *sc = f->arg;
+	struct cfg_node key = { .kind = CFG_NODE_SCALAR, .mark = v->mark,
+				.text = (char *)sc->fields[0].key };
+	struct cfg_node *kids[2] = { &key, (struct cfg_node *)v };
+	struct cfg_node map = { .kind = CFG_NODE_MAP, .mark = v->mark, .kids = kids, .n = 2 };
+
+	if (v->kind != CFG_NODE_SCALAR)
+		return config_read_map(ctx, v, sc, SLOT(obj, f));
+	return config_read_map(ctx, &map, sc, SLOT(obj, f));
+}
+
 static void release_section(void *obj, const struct config_field *f)
 {
 	config_schema_release(f->arg, SLOT(obj, f));
@@ -737,6 +752,8 @@ const struct config_kind config_kind_argv = { read_argv, init_strv, release_strv
 const struct config_kind config_kind_env = { read_env, init_strv, release_strv };
 const struct config_kind config_kind_uids = { read_uids, NULL, release_pointer };
 const struct config_kind config_kind_section = { read_section, NULL, release_section };
+const struct config_kind config_kind_section_or_scalar = { read_section_or_scalar, NULL,
+							   release_section };
 const struct config_kind config_kind_list = { read_list, NULL, release_list };
 const struct config_kind config_kind_gateways = { read_gateways, NULL, release_list };
 

@@ -27,6 +27,15 @@ const struct prom_family_info prom_families[PROM_N_FAMILIES] = {
 				    "Requests a gateway's router answered, by status class." },
 	[PROM_GATEWAY_KEY_REQUESTS] = { "emperor_gateway_key_requests_total", "counter",
 					"Requests a gateway's router answered, by routing key and status class." },
+	[PROM_WORKER_RECYCLES] = { "emperor_vassal_worker_recycles_total", "counter",
+				   "Workers recycled or killed for a limit (workers.watchdog, max-rss, "
+				   "max-lifetime, stall), by reason." },
+	[PROM_LOG_ERROR] = { "emperor_vassal_log_error", "gauge",
+			     "1 while the vassal's log file cannot be opened or its last write failed." },
+	[PROM_LOG_LOST_LINES] = { "emperor_vassal_log_lost_lines_total", "counter",
+				  "Workers' lines the vassal's log file could not take." },
+	[PROM_LOG_ROTATIONS] = { "emperor_vassal_log_rotations_total", "counter",
+				 "Rotations of the vassal's log file (log.max-size)." },
 };
 
 void prom_header(struct strbuf *b, enum prom_family f)

@@ -29,12 +29,20 @@ static ssize_t sink_try(struct relay_sink *s, const char *p, size_t len)
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
+	if (n < 0) {
+		s->last_errno = errno;
+		return n;
+	}
+	s->last_errno = 0;
+	if (n > 0 && s->on_write)
+		s->on_write(s, (size_t)n);
 	return n;
 }
 
 static void sink_drop(struct relay_sink *s, size_t len)
 {
 	s->dropped_lines++;
+	s->lost_lines++;
 	s->dropped_bytes += len;
 }
 

@@ -26,6 +26,7 @@
 #include "gateway.h"
 #include "legion.h"
 #include "log.h"
+#include "logfile.h"
 #include "mules.h"
 #include "nested.h"
 #include "privs.h"
@@ -153,33 +154,8 @@ static int open_log_and_cwd(struct master *m)
 		log_errno("chdir %s (from %s)", m->cfg->cwd, dir);
 		return -1;
 	}
-	if (m->cfg->log) {
-		int fd = open(m->cfg->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) {
-			log_errno("log %s", m->cfg->log);
-			return -1;
-		}
-		close(fd);
-	}
+	logfile_open(m); /* a file that cannot be opened is retried, never fatal */
 	return 0;
-}
-
-/* A rotated log: new lines go to a new file. Workers move to it when respawned. */
-static void reopen_log(struct master *m)
-{
-	int fd;
-
-	if (!m->cfg->log)
-		return;
-	fd = open(m->cfg->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) {
-		log_errno("reopen log %s", m->cfg->log);
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	close(fd);
-	log_info("log reopened");
 }
 
 static void emperor_readable(struct ev_loop *loop, ev_io *w, int revents)
@@ -193,8 +169,11 @@ static void emperor_readable(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	if (n > 0) { /* the emperor commands with signals; this channel only asks to reopen logs */
 		buf[n < (ssize_t)sizeof buf ? n : (ssize_t)sizeof buf - 1] = '\0';
-		if (notify_has(buf, "REOPEN_LOGS=1"))
-			reopen_log(m);
+		if (notify_has(buf, "REOPEN_LOGS=1")) {
+			logfile_reopen(m);
+			if (notify_fd(m->emperor_fd, "X_LOGS_REOPENED=1") < 0 && errno != EPIPE)
+				log_errno("emperor channel: send");
+		}
 		return;
 	}
 	ev_io_stop(m->loop, w);

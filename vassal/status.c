@@ -15,8 +15,10 @@
 
 #include "cron.h"
 #include "gateway.h"
+#include "health.h"
 #include "jsonout.h"
 #include "legion.h"
+#include "logfile.h"
 #include "log.h"
 #include "master.h"
 #include "peer.h"
@@ -128,6 +130,45 @@ static struct json_object *child_json(const struct child *c)
 	return o;
 }
 
+/* {"watchdog": n, "max-rss": n, ...}: health.c's recycles and kills by reason. */
+static struct json_object *recycles_json(const struct master *m)
+{
+	struct json_object *o = json_object_new_object();
+
+	for (int r = 0; r < HEALTH_N_REASONS; r++)
+		json_object_object_add(o, health_reason_name(r),
+				       json_object_new_int64((int64_t)health_count(m, r)));
+	return o;
+}
+
+/* {"file", "error" (null when fine), "lost_lines", "rotations"}, or NULL without log:. */
+static struct json_object *log_json(const struct master *m)
+{
+	struct json_object *o;
+	int err = logfile_error(m);
+
+	if (!m->cfg->log.file)
+		return NULL;
+	o = json_object_new_object();
+	json_object_object_add(o, "file", jsonout_string(m->cfg->log.file));
+	json_object_object_add(o, "error", err ? json_object_new_string(strerror(err)) : NULL);
+	json_object_object_add(o, "lost_lines", json_object_new_int64((int64_t)logfile_lost_lines(m)));
+	json_object_object_add(o, "rotations", json_object_new_int64((int64_t)logfile_rotations(m)));
+	return o;
+}
+
+static void log_metrics(const struct master *m, struct strbuf *b, const char *v)
+{
+	if (!m->cfg->log.file)
+		return;
+	strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_LOG_ERROR].name, v,
+		      logfile_error(m) != 0);
+	strbuf_printf(b, "%s{vassal=\"%s\"} %lu\n", prom_families[PROM_LOG_LOST_LINES].name, v,
+		      logfile_lost_lines(m));
+	strbuf_printf(b, "%s{vassal=\"%s\"} %lu\n", prom_families[PROM_LOG_ROTATIONS].name, v,
+		      logfile_rotations(m));
+}
+
 static void reply_json(const struct master *m, struct strbuf *b)
 {
 	struct json_object *doc = json_object_new_object(), *workers = json_object_new_object();
@@ -143,10 +184,13 @@ static void reply_json(const struct master *m, struct strbuf *b)
 	json_object_object_add(workers, "ready", json_object_new_int(workers_ready_count(m)));
 	json_object_object_add(workers, "total", json_object_new_int(m->cfg->has_workers ? m->cfg->workers.count : 0));
 	json_object_object_add(workers, "respawns", json_object_new_int64(worker_respawns(m)));
+	json_object_object_add(workers, "recycles", recycles_json(m));
 	json_object_object_add(doc, "workers", workers);
 	json_object_object_add(spooler, "queued", json_object_new_int(queued));
 	json_object_object_add(spooler, "failed", json_object_new_int(failed));
 	json_object_object_add(doc, "spooler", spooler);
+	if (m->cfg->log.file)
+		json_object_object_add(doc, "log", log_json(m));
 	TAILQ_FOREACH(c, &m->children.children, link)
 		json_object_array_add(children, child_json(c));
 	json_object_object_add(doc, "children", children);
@@ -185,6 +229,10 @@ static void reply_metrics(const struct master *m, struct strbuf *b)
 	strbuf_printf(b, "%s{vassal=\"%s\"} %u\n", prom_families[PROM_WORKER_RESPAWNS].name, v,
 		      worker_respawns(m));
 	strbuf_printf(b, "%s{vassal=\"%s\"} %u\n", prom_families[PROM_GENERATION].name, v, m->generation);
+	for (int r = 0; r < HEALTH_N_REASONS; r++)
+		strbuf_printf(b, "%s{vassal=\"%s\",reason=\"%s\"} %lu\n",
+			      prom_families[PROM_WORKER_RECYCLES].name, v, health_reason_name(r),
+			      health_count(m, r));
 	for (int k = KIND_WORKER; k <= KIND_CRON; k++)
 		strbuf_printf(b, "%s{vassal=\"%s\",kind=\"%s\"} %d\n", prom_families[PROM_CHILDREN].name, v,
 			      kind_names[k], child_set_running(&m->children, k));
@@ -193,6 +241,7 @@ static void reply_metrics(const struct master *m, struct strbuf *b)
 		strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_SPOOL_FAILED].name, v, failed);
 	}
 	legion_metrics(m, b, v);
+	log_metrics(m, b, v);
 	gateways_metrics(m, b, v);
 }
 

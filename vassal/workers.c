@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "logfile.h"
 #include "mules.h"
 #include "procs.h"
 #include "reload.h"
@@ -51,8 +52,9 @@ static char **worker_env(const struct master *m, int id)
 	size_t n = strv_len(m->cfg->workers.prog.env), n_farms = strv_len(farms), i = 0;
 	char *const empty[] = { NULL };
 	char *own[3] = { NULL };
+	char health_buf[2][48];
 
-	add = calloc(n + n_farms + 4, sizeof *add);
+	add = calloc(n + n_farms + 6, sizeof *add);
 	own[0] = kv_printf("VASSAL_NAME=%s", m->cfg->name);
 	own[1] = kv_printf("VASSAL_WORKER_ID=%d", id);
 	own[2] = kv_printf("NOTIFY_SOCKET=%s", m->notify.address);
@@ -66,6 +68,7 @@ static char **worker_env(const struct master *m, int id)
 		add[i++] = m->cfg->workers.prog.env[k];
 	for (size_t k = 0; k < 3; k++)
 		add[i++] = own[k];
+	i += health_env(&m->cfg->workers, add + i, health_buf);
 	env = env_for_child(m->cfg->clear_env ? empty : NULL, add);
 out:
 	for (size_t k = 0; k < 3; k++)
@@ -89,6 +92,8 @@ static struct relay_sink *output_sink(struct master *m)
 		free(m->out);
 		m->out = NULL;
 		failed = true;
+	} else {
+		logfile_attach(m, m->out);
 	}
 	return m->out;
 }
@@ -127,6 +132,7 @@ static void worker_became_ready(struct worker *w)
 		log_debug("worker %d (pid %d): back to the normal CPU priority", w->id,
 			  (int)w->child.pid);
 	w->start_prio = CFG_START_PRIO_NORMAL;
+	health_worker_ready(w);
 	reload_worker_ready(m, w);
 	master_worker_ready(m);
 }
@@ -167,6 +173,17 @@ static void ready_timer_fired(struct ev_loop *loop, ev_timer *t, int revents)
 	reload_worker_failed(w->m, w, why);
 }
 
+/* In the worker's process, before exec: its starting CPU priority (chain and overlap
+ * replacements), then WATCHDOG_PID (when a watchdog is configured). */
+static void worker_in_child(void *arg)
+{
+	struct worker *w = arg;
+
+	if (w->start_prio != CFG_START_PRIO_NORMAL)
+		start_prio_in_child((void *)(intptr_t)w->start_prio);
+	health_in_child(w->m->cfg->workers.watchdog > 0 ? w : NULL);
+}
+
 static int worker_start(struct worker *w)
 {
 	struct master *m = w->m;
@@ -183,8 +200,7 @@ static int worker_start(struct worker *w)
 		.argv = cw->prog.argv, .env = env, .cwd = cw->prog.cwd, .fds = fds,
 		.n_fds = (int)m->socks.n_workers, .fdnames = names, .out_fd = output_pipe(w),
 		.die_with_parent = true,
-		.in_child = w->start_prio != CFG_START_PRIO_NORMAL ? start_prio_in_child : NULL,
-		.in_child_arg = (void *)(intptr_t)w->start_prio,
+		.in_child = worker_in_child, .in_child_arg = w,
 	};
 	w->generation = m->generation;
 	w->not_ready_in_time = false;
@@ -272,6 +288,7 @@ static void worker_exited(struct child *c, int status)
 
 	ev_timer_stop(m->loop, &w->ready_timer);
 	w->start_prio = CFG_START_PRIO_NORMAL; /* a respawn is no replacement */
+	health_worker_exited(w);
 	relay_pipe_close(&w->out); /* its last lines first */
 	procs_log_exit(c, status);
 	if (!c->asked_to_stop || w->not_ready_in_time)
@@ -350,6 +367,7 @@ void workers_notify(struct notify_server *ns, pid_t sender, const char *msg)
 	FOREACH_WORKER(w, m) {
 		if (!child_running(&w->child) || (w->child.pid != sender && w->child.pid != group))
 			continue;
+		health_worker_notify(w, msg);
 		if (notify_has(msg, "READY=1") && w->child.state == CHILD_STARTING)
 			worker_became_ready(w);
 		return;

@@ -206,7 +206,7 @@ static void test_design_example_fields(void **state)
 	assert_true(cfg->has_emperor);
 	assert_string_equal(cfg->emperor.dir, "./more-vassals.d");
 	assert_true(cfg->heartbeat == 10);
-	assert_string_equal(cfg->log, "./log/hello.log");
+	assert_string_equal(cfg->log.file, "./log/hello.log");
 	assert_ptr_equal(config_socket(cfg, "http"), &cfg->sockets[0]);
 	assert_null(config_socket(cfg, "https"));
 	config_free(cfg);
@@ -288,7 +288,7 @@ static void test_minimal_defaults(void **state)
 	assert_int_equal(cfg->cgroup.memory_max, -1);
 	assert_int_equal(cfg->cgroup.pids_max, -1);
 	assert_null(cfg->cgroup.cpu_max);
-	assert_null(cfg->log);
+	assert_null(cfg->log.file);
 	assert_true(cfg->heartbeat == 0);
 	assert_true(cfg->stop_mercy == 90);
 	assert_null(cfg->cwd);
@@ -396,7 +396,7 @@ static void test_every_key_set(void **state)
 	assert_int_equal(cfg->cgroup.memory_max, 512LL << 20);
 	assert_int_equal(cfg->cgroup.pids_max, 100);
 	assert_string_equal(cfg->cgroup.cpu_max, "50000 100000");
-	assert_string_equal(cfg->log, "/var/log/v.log");
+	assert_string_equal(cfg->log.file, "/var/log/v.log");
 	assert_true(cfg->heartbeat == 1.5);
 	assert_true(cfg->stop_mercy == 120);
 	assert_string_equal(cfg->cwd, "/srv/app");

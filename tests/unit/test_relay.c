@@ -2,7 +2,8 @@
  * their own pipes leave whole, one write each, never mixed; a line longer than the
  * buffer is cut into lines of its own; an unfinished last line is passed on when the
  * pipe closes; a sink that cannot keep up never blocks the loop: lines wait in a
- * bounded queue, the rest are dropped and counted. Pipes and one loop, no processes. */
+ * bounded queue, the rest are dropped and counted; a write error is kept (a full disk)
+ * and every lost line counted. Pipes and one loop, no processes. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -185,11 +186,46 @@ static void test_full_sink_never_blocks_and_counts_drops(void **state)
 	assert_true(lines >= RELAY_QUEUE_MAX / 3000); /* the queue's lines came through */
 }
 
+static size_t written_total;
+
+static void count_written(struct relay_sink *s, size_t n)
+{
+	(void)s;
+	written_total += n;
+}
+
+/* A sink on /dev/full (a full disk): every line is lost and counted, the error kept;
+ * a sink that writes calls on_write with what it wrote and clears the error. */
+static void test_write_errors_kept_and_counted(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_sink full;
+	int fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(relay_sink_open(&full, f->loop, fd), 0);
+	relay_sink_write(&full, "one\n", 4);
+	relay_sink_write(&full, "two\n", 4);
+	assert_int_equal(full.last_errno, ENOSPC);
+	assert_int_equal(full.lost_lines, 2);
+	relay_sink_close(&full);
+	close(fd);
+
+	written_total = 0;
+	f->sink.on_write = count_written;
+	f->sink.last_errno = EIO;
+	relay_sink_write(&f->sink, "three\n", 6);
+	assert_int_equal(written_total, 6);
+	assert_int_equal(f->sink.last_errno, 0);
+	assert_int_equal(f->sink.lost_lines, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pieces_of_two_children_never_mix, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_line_is_cut_into_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_errors_kept_and_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unfinished_line_passed_on_at_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_sink_never_blocks_and_counts_drops, setup,
 						teardown),
