@@ -17,6 +17,7 @@
 
 #include "control_int.h"
 #include "emperor.h"
+#include "etcd.h"
 #include "log.h"
 #include "peer.h"
 #include "runpath.h"
@@ -28,6 +29,8 @@ void ctl_client_free(struct client *cl)
 	struct ev_loop *loop = cl->ctl->e->loop;
 
 	ctl_fetch_free(cl);
+	if (cl->etcd_req)
+		etcd_cancel(cl->etcd_req);
 	ev_io_stop(loop, &cl->io);
 	ev_timer_stop(loop, &cl->timer);
 	close(cl->fd);
