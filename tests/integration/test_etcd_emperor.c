@@ -19,8 +19,17 @@
 #define N_NODES 3
 #define LONG_MS 60000       /* bound of the 200 vassals' start */
 
+/* The emperors of a test, each on its own directory, control socket and mirror. */
+struct cluster {
+	char prefix[32];
+	struct fixture *node[N_NODES];
+	char name[N_NODES][16];
+	int n;
+};
+
 static struct sup_etcd *etcd;
 static CURL *curl;
+static struct cluster *current;  /* what a failed test leaves to its teardown */
 
 /* ---- etcd through its JSON gateway ----------------------------------------------------- */
 
@@ -140,16 +149,11 @@ static char *kv_get(const char *key)
 
 /* ---- nodes -------------------------------------------------------------------------------- */
 
-struct cluster {
-	char prefix[32];
-	struct fixture *node[N_NODES];
-	char name[N_NODES][16];
-	int n;
-};
 
 static void cluster_start(struct cluster *c, const char *prefix, int n)
 {
 	memset(c, 0, sizeof *c);
+	current = c;
 	snprintf(c->prefix, sizeof c->prefix, "%s", prefix);
 	c->n = n;
 	for (int i = 0; i < n; i++) {
@@ -212,6 +216,22 @@ static void cluster_stop(struct cluster *c)
 	for (int i = 0; i < c->n; i++)
 		node_free(c->node[i]);
 	c->n = 0;
+	current = NULL;
+}
+
+/* After a failed test: every emperor SIGKILLed (its vassals see EOF and stop). */
+static int test_teardown(void **state)
+{
+	long long deadline = sup_now_ms() + T_MS;
+
+	(void)state;
+	for (int i = 0; current && i < current->n; i++)
+		if (current->node[i])
+			node_free(current->node[i]);
+	current = NULL;
+	while (others_left() > 0 && sup_now_ms() < deadline)
+		sup_poll_pause();
+	return 0;
 }
 
 static void key_of(const struct cluster *c, const char *layer, const char *file, char *out,
@@ -303,6 +323,30 @@ static void wait_line_n(struct fixture *f, size_t from, const char *needle, int 
 	}
 }
 
+/* A file's whole content (a /proc file has no size), malloc'd. */
+static char *read_all(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *buf = malloc(65536);
+	ssize_t n;
+
+	assert_true(fd >= 0 && buf);
+	*len = 0;
+	while (*len < 65536 && (n = read(fd, buf + *len, 65536 - *len)) > 0)
+		*len += (size_t)n;
+	close(fd);
+	return buf;
+}
+
+/* Whether a NUL-separated list (an environ) holds entry. */
+static bool has_entry(const char *list, size_t len, const char *entry)
+{
+	for (size_t off = 0; off < len; off += strnlen(list + off, len - off) + 1)
+		if (strncmp(list + off, entry, len - off) == 0)
+			return true;
+	return false;
+}
+
 static bool mirror_has(const struct fixture *f, const char *file)
 {
 	char path[PATH_MAX];
@@ -386,6 +430,24 @@ static void test_keys_reach_their_nodes(void **state)
 		master[i] = started_pid(c.node[i], 0, "hello");
 		wait_unix_serving(c.node[i], "hello", "hello");
 	}
+	/* the masters know the etcd for their legions (vassal/legion.c) */
+	char environ_path[64], *env;
+	size_t env_len;
+	snprintf(environ_path, sizeof environ_path, "/proc/%d/environ", (int)master[0]);
+	env = read_all(environ_path, &env_len);
+	assert_true(has_entry(env, env_len, "EMPEROR_ETCD_PREFIX=/t1"));
+	char want[128];
+	snprintf(want, sizeof want, "EMPEROR_ETCD=%s", etcd->endpoints[0]);
+	assert_true(has_entry(env, env_len, want));
+	free(env);
+	/* a file of the directory wins over a key of the same name */
+	put_file(c.node[2]->vdir, "local.yml", unix_vassal("local", "from-file"));
+	wait_unix_serving(c.node[2], "local", "from-file");
+	put_key(&c, "all", "local.yaml", unix_vassal("local", "from-etcd"));
+	wait_unix_serving(c.node[0], "local", "from-etcd");
+	wait_line(c.node[2], 0, "local: the etcd key is shadowed by the file ");
+	assert_true(unix_get(c.node[2], "local", "from-file") > 0);
+	assert_int_equal(count_lines(c.node[2], 0, " local: started (pid "), 1);
 	/* node-b's own key: node-b only */
 	put_key(&c, c.name[1], "only.yaml", unix_vassal("only", "only"));
 	wait_unix_serving(c.node[1], "only", "only");
@@ -430,9 +492,9 @@ static void test_keys_reach_their_nodes(void **state)
 		fail_msg("%s: %s", key, status ? status : "(none)");
 	free(status);
 	/* every node's vassals from any node */
-	wait_cluster(c.node[2], c.name[0], 1, T_MS);
-	wait_cluster(c.node[2], c.name[1], 2, T_MS);
-	wait_cluster(c.node[2], c.name[2], 1, T_MS);
+	wait_cluster(c.node[2], c.name[0], 2, T_MS);  /* hello, local */
+	wait_cluster(c.node[2], c.name[1], 3, T_MS);  /* hello, local, only */
+	wait_cluster(c.node[2], c.name[2], 2, T_MS);  /* hello, local (its file) */
 	/* a bad key name is reported and never written */
 	put_key(&c, "all", "bad name.yaml", unix_vassal("bad", "bad"));
 	wait_line(c.node[0], m[0], "etcd: key /t1/vassals/all/bad name.yaml refused: ");
@@ -603,10 +665,10 @@ static int group_teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_keys_reach_their_nodes),
-		cmocka_unit_test(test_outage_and_resync),
-		cmocka_unit_test(test_many_keys),
-		cmocka_unit_test(test_put_latency),
+		cmocka_unit_test_teardown(test_keys_reach_their_nodes, test_teardown),
+		cmocka_unit_test_teardown(test_outage_and_resync, test_teardown),
+		cmocka_unit_test_teardown(test_many_keys, test_teardown),
+		cmocka_unit_test_teardown(test_put_latency, test_teardown),
 	};
 
 	sup_init();
