@@ -152,7 +152,7 @@ static void op_done(void *arg, const struct etcd_result *r)
 
 	if (r->error) {
 		struct published key = { .name = p->name }, *found;
-		found = bsearch(&key, s->pub, s->n_pub, sizeof *s->pub, by_name);
+		found = s->n_pub ? bsearch(&key, s->pub, s->n_pub, sizeof *s->pub, by_name) : NULL;
 		if (found) { /* put again by the next publish */
 			free(found->json);
 			found->json = NULL;

@@ -60,38 +60,48 @@ static const char *default_vassal_bin(void)
 	return path;
 }
 
+enum { O_THROTTLE = 1, O_MAX_THROTTLE, O_CONCURRENCY, O_VASSAL, O_VERSION, O_CONTROL,
+       O_METRICS, O_TYRANT, O_TYRANT_ROOT, O_TYRANT_NOFOLLOW, O_THROTTLE_RESET, O_DEBUG,
+       O_ETCD, O_ETCD_PREFIX, O_NODE, O_ETCD_CACHE, O_ETCD_CACERT, O_ETCD_CERT, O_ETCD_KEY,
+       O_ETCD_USER, O_ETCD_PASSWORD, O_ETCD_PASSWORD_FILE };
+static const struct option longopts[] = {
+	{ "throttle", required_argument, NULL, O_THROTTLE },
+	{ "max-throttle", required_argument, NULL, O_MAX_THROTTLE },
+	{ "throttle-reset", required_argument, NULL, O_THROTTLE_RESET },
+	{ "reload-concurrency", required_argument, NULL, O_CONCURRENCY },
+	{ "vassal", required_argument, NULL, O_VASSAL },
+	{ "control", required_argument, NULL, O_CONTROL },
+	{ "metrics", required_argument, NULL, O_METRICS },
+	{ "tyrant", no_argument, NULL, O_TYRANT },
+	{ "tyrant-allow-root", no_argument, NULL, O_TYRANT_ROOT },
+	{ "tyrant-nofollow", no_argument, NULL, O_TYRANT_NOFOLLOW },
+	{ "debug", no_argument, NULL, O_DEBUG },
+	{ "etcd", required_argument, NULL, O_ETCD },
+	{ "etcd-prefix", required_argument, NULL, O_ETCD_PREFIX },
+	{ "node", required_argument, NULL, O_NODE },
+	{ "etcd-cache", required_argument, NULL, O_ETCD_CACHE },
+	{ "etcd-cacert", required_argument, NULL, O_ETCD_CACERT },
+	{ "etcd-cert", required_argument, NULL, O_ETCD_CERT },
+	{ "etcd-key", required_argument, NULL, O_ETCD_KEY },
+	{ "etcd-user", required_argument, NULL, O_ETCD_USER },
+	{ "etcd-password", required_argument, NULL, O_ETCD_PASSWORD },
+	{ "etcd-password-file", required_argument, NULL, O_ETCD_PASSWORD_FILE },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, O_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* The --etcd... options, in the order of their enum values from O_ETCD. */
+static const char **etcd_field(struct etcd_feed_opts *e, int i)
+{
+	const char **fields[] = { &e->endpoints, &e->prefix, &e->node, &e->cache_dir, &e->cacert,
+				  &e->cert, &e->key, &e->user, &e->password, &e->password_file };
+
+	return fields[i];
+}
+
 static int parse_args(int argc, char **argv, struct emperor_opts *o)
 {
-	enum { O_THROTTLE = 1, O_MAX_THROTTLE, O_CONCURRENCY, O_VASSAL, O_VERSION, O_CONTROL,
-	       O_METRICS, O_TYRANT, O_TYRANT_ROOT, O_TYRANT_NOFOLLOW, O_THROTTLE_RESET, O_DEBUG,
-	       O_ETCD, O_ETCD_PREFIX, O_NODE, O_ETCD_CACHE, O_ETCD_CACERT, O_ETCD_CERT, O_ETCD_KEY,
-	       O_ETCD_USER, O_ETCD_PASSWORD, O_ETCD_PASSWORD_FILE };
-	static const struct option longopts[] = {
-		{ "throttle", required_argument, NULL, O_THROTTLE },
-		{ "max-throttle", required_argument, NULL, O_MAX_THROTTLE },
-		{ "throttle-reset", required_argument, NULL, O_THROTTLE_RESET },
-		{ "reload-concurrency", required_argument, NULL, O_CONCURRENCY },
-		{ "vassal", required_argument, NULL, O_VASSAL },
-		{ "control", required_argument, NULL, O_CONTROL },
-		{ "metrics", required_argument, NULL, O_METRICS },
-		{ "tyrant", no_argument, NULL, O_TYRANT },
-		{ "tyrant-allow-root", no_argument, NULL, O_TYRANT_ROOT },
-		{ "tyrant-nofollow", no_argument, NULL, O_TYRANT_NOFOLLOW },
-		{ "debug", no_argument, NULL, O_DEBUG },
-		{ "etcd", required_argument, NULL, O_ETCD },
-		{ "etcd-prefix", required_argument, NULL, O_ETCD_PREFIX },
-		{ "node", required_argument, NULL, O_NODE },
-		{ "etcd-cache", required_argument, NULL, O_ETCD_CACHE },
-		{ "etcd-cacert", required_argument, NULL, O_ETCD_CACERT },
-		{ "etcd-cert", required_argument, NULL, O_ETCD_CERT },
-		{ "etcd-key", required_argument, NULL, O_ETCD_KEY },
-		{ "etcd-user", required_argument, NULL, O_ETCD_USER },
-		{ "etcd-password", required_argument, NULL, O_ETCD_PASSWORD },
-		{ "etcd-password-file", required_argument, NULL, O_ETCD_PASSWORD_FILE },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, O_VERSION },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *why = NULL;
 	int opt;
 
@@ -123,19 +133,15 @@ static int parse_args(int argc, char **argv, struct emperor_opts *o)
 		case O_TYRANT_ROOT: o->tyrant_allow_root = true; break;
 		case O_TYRANT_NOFOLLOW: o->tyrant_nofollow = true; break;
 		case O_DEBUG: o->debug = true; break;
-		case O_ETCD: o->etcd.endpoints = optarg; break;
-		case O_ETCD_PREFIX: o->etcd.prefix = optarg; break;
-		case O_NODE: o->etcd.node = optarg; break;
-		case O_ETCD_CACHE: o->etcd.cache_dir = optarg; break;
-		case O_ETCD_CACERT: o->etcd.cacert = optarg; break;
-		case O_ETCD_CERT: o->etcd.cert = optarg; break;
-		case O_ETCD_KEY: o->etcd.key = optarg; break;
-		case O_ETCD_USER: o->etcd.user = optarg; break;
-		case O_ETCD_PASSWORD: o->etcd.password = optarg; break;
-		case O_ETCD_PASSWORD_FILE: o->etcd.password_file = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		case O_VERSION: printf("emperor %s\n", EMPEROR_VERSION); exit(0);
-		default: usage(stderr); return -1;
+		default:
+			if (opt >= O_ETCD && opt <= O_ETCD_PASSWORD_FILE) {
+				*etcd_field(&o->etcd, opt - O_ETCD) = optarg;
+				break;
+			}
+			usage(stderr);
+			return -1;
 		}
 	}
 	if (optind < argc)

@@ -413,13 +413,57 @@ static void wait_cluster(const struct fixture *f, const char *node, int want, in
 	}
 }
 
+/* The masters know the etcd for their legions (vassal/legion.c). */
+static void assert_master_env(pid_t master, const char *prefix)
+{
+	char path[64], want[128], *env;
+	size_t len;
+
+	snprintf(path, sizeof path, "/proc/%d/environ", (int)master);
+	env = read_all(path, &len);
+	snprintf(want, sizeof want, "EMPEROR_ETCD_PREFIX=%s", prefix);
+	assert_true(has_entry(env, len, want));
+	snprintf(want, sizeof want, "EMPEROR_ETCD=%s", etcd->endpoints[0]);
+	assert_true(has_entry(env, len, want));
+	free(env);
+}
+
+/* On node-c a file of its directory wins over a key of the same name. */
+static void local_file_wins(struct cluster *c)
+{
+	put_file(c->node[2]->vdir, "local.yml", unix_vassal("local", "from-file"));
+	wait_unix_serving(c->node[2], "local", "from-file");
+	put_key(c, "all", "local.yaml", unix_vassal("local", "from-etcd"));
+	wait_unix_serving(c->node[0], "local", "from-etcd");
+	wait_line(c->node[2], 0, "local: the etcd key is shadowed by the file ");
+	assert_true(unix_get(c->node[2], "local", "from-file") > 0);
+	assert_int_equal(count_lines(c->node[2], 0, " local: started (pid "), 1);
+}
+
+/* Until node i's status key of name says ready with error (file:line:col). */
+static void wait_status_error(const struct cluster *c, int i, const char *name, const char *error)
+{
+	char key[128], *status = NULL;
+	long long deadline = sup_now_ms() + T_MS;
+
+	snprintf(key, sizeof key, "%s/status/%s/%s", c->prefix, c->name[i], name);
+	while (sup_now_ms() < deadline && (!status || !strstr(status, error))) {
+		free(status);
+		status = kv_get(key);
+		sup_poll_pause();
+	}
+	if (!status || !strstr(status, "\"state\":\"ready\"") || !strstr(status, error))
+		fail_msg("%s: %s", key, status ? status : "(none)");
+	free(status);
+}
+
 /* ---- the tests ------------------------------------------------------------------------------ */
 
 /* all/ reaches every node, NODE/ only that one and wins over all/; change, touch, a bad
  * value and delete behave as a file's would; the status keys and `cluster` show it. */
 static void test_keys_reach_their_nodes(void **state)
 {
-	struct cluster c;
+	static struct cluster c; /* static: the teardown of a failed test reaches it */
 	pid_t master[N_NODES], worker[N_NODES];
 	size_t m[N_NODES];
 
@@ -430,24 +474,8 @@ static void test_keys_reach_their_nodes(void **state)
 		master[i] = started_pid(c.node[i], 0, "hello");
 		wait_unix_serving(c.node[i], "hello", "hello");
 	}
-	/* the masters know the etcd for their legions (vassal/legion.c) */
-	char environ_path[64], *env;
-	size_t env_len;
-	snprintf(environ_path, sizeof environ_path, "/proc/%d/environ", (int)master[0]);
-	env = read_all(environ_path, &env_len);
-	assert_true(has_entry(env, env_len, "EMPEROR_ETCD_PREFIX=/t1"));
-	char want[128];
-	snprintf(want, sizeof want, "EMPEROR_ETCD=%s", etcd->endpoints[0]);
-	assert_true(has_entry(env, env_len, want));
-	free(env);
-	/* a file of the directory wins over a key of the same name */
-	put_file(c.node[2]->vdir, "local.yml", unix_vassal("local", "from-file"));
-	wait_unix_serving(c.node[2], "local", "from-file");
-	put_key(&c, "all", "local.yaml", unix_vassal("local", "from-etcd"));
-	wait_unix_serving(c.node[0], "local", "from-etcd");
-	wait_line(c.node[2], 0, "local: the etcd key is shadowed by the file ");
-	assert_true(unix_get(c.node[2], "local", "from-file") > 0);
-	assert_int_equal(count_lines(c.node[2], 0, " local: started (pid "), 1);
+	assert_master_env(master[0], "/t1");
+	local_file_wins(&c);
 	/* node-b's own key: node-b only */
 	put_key(&c, c.name[1], "only.yaml", unix_vassal("only", "only"));
 	wait_unix_serving(c.node[1], "only", "only");
@@ -480,17 +508,7 @@ static void test_keys_reach_their_nodes(void **state)
 		assert_true(unix_get(c.node[i], "hello", i == 1 ? "bonjour" : "hola") > 0);
 		assert_true(sup_pid_alive(master[i]));
 	}
-	char key[128], *status = NULL;
-	long long deadline = sup_now_ms() + T_MS;
-	snprintf(key, sizeof key, "/t1/status/%s/hello", c.name[0]);
-	while (sup_now_ms() < deadline && (!status || !strstr(status, "hello.yaml:2:1: "))) {
-		free(status);
-		status = kv_get(key);
-		sup_poll_pause();
-	}
-	if (!status || !strstr(status, "\"state\":\"ready\"") || !strstr(status, "hello.yaml:2:1: "))
-		fail_msg("%s: %s", key, status ? status : "(none)");
-	free(status);
+	wait_status_error(&c, 0, "hello", "hello.yaml:2:1: ");
 	/* every node's vassals from any node */
 	wait_cluster(c.node[2], c.name[0], 2, T_MS);  /* hello, local */
 	wait_cluster(c.node[2], c.name[1], 3, T_MS);  /* hello, local, only */
@@ -514,7 +532,7 @@ static void test_keys_reach_their_nodes(void **state)
  * compacted) resyncs and stops the vassal. */
 static void test_outage_and_resync(void **state)
 {
-	struct cluster c;
+	static struct cluster c; /* static: the teardown of a failed test reaches it */
 	struct sup_load_stats st;
 	int port = free_port();
 	pid_t master;
@@ -574,7 +592,7 @@ static void test_outage_and_resync(void **state)
 static void test_many_keys(void **state)
 {
 	enum { N = 200 };
-	struct cluster c;
+	static struct cluster c; /* static: the teardown of a failed test reaches it */
 	long long t0;
 	char file[48], name[32];
 
@@ -609,7 +627,7 @@ static int by_value(const void *a, const void *b)
 static void test_put_latency(void **state)
 {
 	enum { N = 20 };
-	struct cluster c;
+	static struct cluster c; /* static: the teardown of a failed test reaches it */
 	double all[N], net[N];
 
 	(void)state;
