@@ -4,7 +4,9 @@
  * a publish follows STATUS_SETTLE later (a burst is one publish) and puts only the
  * keys whose JSON changed, deleting those of vassals gone. Every key is under one
  * lease the node keeps alive (etcd_lease), so a dead node's keys vanish after
- * STATUS_TTL; a lost lease is granted again and everything is put again.
+ * STATUS_TTL; a lost lease is granted again and everything is put again. One round
+ * of puts at a time: the next waits until every answer of the last is in, so that two
+ * puts of one key are never in flight together (they could land out of order).
  * `emperorctl cluster` is answered from one range read of PREFIX/status/. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +41,8 @@ struct etcd_status {
 	struct published *pub;   /* sorted by name */
 	size_t n_pub;
 	char **undeleted;        /* names whose delete failed: sent again */
+	int in_flight;           /* puts and deletes not answered yet */
+	bool again;              /* a publish was due while some were: one follows them */
 };
 
 /* What a put or delete is for, so that a failure can have it done again. */
@@ -150,6 +154,10 @@ static void op_done(void *arg, const struct etcd_result *r)
 	struct pending *p = arg;
 	struct etcd_status *s = p->s;
 
+	if (--s->in_flight == 0 && s->again) {
+		s->again = false;
+		etcd_status_dirty(s);
+	}
 	if (r->error) {
 		struct published key = { .name = p->name }, *found;
 		found = s->n_pub ? bsearch(&key, s->pub, s->n_pub, sizeof *s->pub, by_name) : NULL;
@@ -182,7 +190,9 @@ static void send_op(struct etcd_status *s, const char *name, const char *json)
 		req = etcd_put(s->client, key, json, strlen(json), s->lease_id, op_done, p);
 	else
 		req = etcd_delete(s->client, key, 0, op_done, p);
-	if (!req)
+	if (req)
+		s->in_flight++;
+	else
 		free(p);
 	free(key);
 }
@@ -196,6 +206,10 @@ static void publish(struct ev_loop *loop, ev_timer *w, int revents)
 	struct published *now;
 
 	(void)loop, (void)revents;
+	if (s->in_flight > 0) {
+		s->again = true;
+		return;
+	}
 	if (!s->lease_id || !(now = snapshot(s, &n_now)))
 		return; /* granted() publishes */
 	for (size_t k = 0; s->undeleted && s->undeleted[k]; k++)
