@@ -212,7 +212,7 @@ static void cluster_answered(void *arg, const char *error)
 {
 	struct client *cl = arg;
 
-	cl->etcd_req = NULL;
+	cl->cluster = NULL;
 	if (error)
 		answer_error(cl, "etcd: %.280s", error);
 	else
@@ -228,8 +228,8 @@ static void cmd_cluster(struct client *cl)
 		ctl_answer(cl, false, "this emperor runs without --etcd");
 		return;
 	}
-	cl->etcd_req = etcd_status_cluster(e->etcd_status, cl->json, &cl->out, cluster_answered, cl);
-	if (!cl->etcd_req) {
+	cl->cluster = etcd_status_cluster(e->etcd_status, cl->json, &cl->out, cluster_answered, cl);
+	if (!cl->cluster) {
 		ctl_answer(cl, false, "out of memory");
 		return;
 	}

@@ -77,7 +77,7 @@ struct client {
 	size_t n_to_fetch, next_fetch;
 	char fetch_request[12];     /* json, text or metrics */
 	struct strbuf gathered;     /* what they answered */
-	struct etcd_req *etcd_req;  /* `cluster`: the range read in flight */
+	struct etcd_cluster_query *cluster; /* `cluster`: the range read in flight */
 	/* the metrics listener (control_http.c); NULL on the control socket */
 	struct ctl_http *http;
 };

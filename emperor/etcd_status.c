@@ -279,7 +279,8 @@ struct etcd_status *etcd_status_open(struct emperor *e)
 
 /* ---- emperorctl cluster -------------------------------------------------------------------- */
 
-struct cluster_query {
+struct etcd_cluster_query {
+	struct etcd_req *req;
 	struct etcd_status *s;
 	bool json;
 	struct strbuf *out;
@@ -309,7 +310,7 @@ static void render_line(struct strbuf *out, struct json_object *o, const char *n
 }
 
 /* One kv of PREFIX/status/NODE/NAME: into the JSON array of its node, or a line. */
-static void render_kv(struct cluster_query *q, const struct etcd_kv *kv, struct json_object *nodes)
+static void render_kv(struct etcd_cluster_query *q, const struct etcd_kv *kv, struct json_object *nodes)
 {
 	const char *rest = kv->key + strlen(q->s->prefix), *slash = strchr(rest, '/');
 	char node[256];
@@ -334,7 +335,7 @@ static void render_kv(struct cluster_query *q, const struct etcd_kv *kv, struct 
 
 static void cluster_done(void *arg, const struct etcd_result *r)
 {
-	struct cluster_query *q = arg;
+	struct etcd_cluster_query *q = arg;
 	struct json_object *root, *nodes;
 
 	if (r->error) {
@@ -359,17 +360,25 @@ static void cluster_done(void *arg, const struct etcd_result *r)
 	free(q);
 }
 
-struct etcd_req *etcd_status_cluster(struct etcd_status *s, bool json, struct strbuf *out,
-				     etcd_status_done done, void *arg)
+struct etcd_cluster_query *etcd_status_cluster(struct etcd_status *s, bool json,
+					       struct strbuf *out, etcd_status_done done,
+					       void *arg)
 {
-	struct cluster_query *q = calloc(1, sizeof *q);
-	struct etcd_req *req;
+	struct etcd_cluster_query *q = calloc(1, sizeof *q);
 
 	if (!q)
 		return NULL;
-	*q = (struct cluster_query){ s, json, out, done, arg };
-	req = etcd_range(s->client, s->prefix, ETCD_PREFIX, 0, cluster_done, q);
-	if (!req)
+	*q = (struct etcd_cluster_query){ NULL, s, json, out, done, arg };
+	q->req = etcd_range(s->client, s->prefix, ETCD_PREFIX, 0, cluster_done, q);
+	if (!q->req) {
 		free(q);
-	return req;
+		return NULL;
+	}
+	return q;
+}
+
+void etcd_status_cluster_cancel(struct etcd_cluster_query *q)
+{
+	etcd_cancel(q->req);
+	free(q);
 }

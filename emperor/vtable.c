@@ -164,8 +164,12 @@ static void on_message(struct vassal *v, const char *msg)
 
 	if (notify_has(msg, "WATCHDOG=1"))
 		heartbeat_arm(v);
-	if (notify_get(msg, "X_WORKERS", workers, sizeof workers))
+	if (notify_get(msg, "X_WORKERS", workers, sizeof workers)) {
+		int ready = v->workers_ready, total = v->workers_total;
 		sscanf(workers, "%d/%d", &v->workers_ready, &v->workers_total);
+		if (ready != v->workers_ready || total != v->workers_total)
+			etcd_status_dirty(v->e->etcd_status);
+	}
 	if (notify_has(msg, "RELOADING=1"))
 		fire(v, VEV_RELOADING_MSG, NULL);
 	if (notify_has(msg, "READY=1"))

@@ -12,17 +12,19 @@
 
 struct emperor;
 struct etcd_status;
-struct etcd_req;
 
 struct etcd_status *etcd_status_open(struct emperor *e);
 /* Something a vassal's key shows changed: a publish follows shortly. NULL: nothing. */
 void etcd_status_dirty(struct etcd_status *s);
 
-/* The cluster as text or JSON in out, then done(arg, error or NULL). Returns the
- * request for etcd_cancel (done is then not called), NULL if none was started (done
- * was not called either: out of memory). */
+/* The cluster as text or JSON in out, then done(arg, error or NULL). NULL if it could
+ * not be started (out of memory; done is not called). */
 typedef void (*etcd_status_done)(void *arg, const char *error);
-struct etcd_req *etcd_status_cluster(struct etcd_status *s, bool json, struct strbuf *out,
-				     etcd_status_done done, void *arg);
+struct etcd_cluster_query;
+struct etcd_cluster_query *etcd_status_cluster(struct etcd_status *s, bool json,
+					       struct strbuf *out, etcd_status_done done,
+					       void *arg);
+/* Drops a query whose done has not been called; done never is. */
+void etcd_status_cluster_cancel(struct etcd_cluster_query *q);
 
 #endif
