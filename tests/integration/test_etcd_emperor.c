@@ -591,6 +591,39 @@ static void test_outage_and_resync(void **state)
 	cluster_stop(&c);
 }
 
+/* An emperor started while etcd is down runs what its mirror holds; when etcd is
+ * back, the read finds the same values and reloads nothing. */
+static void test_restart_while_etcd_down(void **state)
+{
+	static struct cluster c; /* static: the teardown of a failed test reaches it */
+	const char *extra[] = { "--etcd", etcd->endpoints[0], "--etcd-prefix", "/t5",
+				"--node", "node-a", NULL };
+	struct fixture *f;
+	size_t m;
+
+	(void)state;
+	cluster_start(&c, "/t5", 1);
+	f = c.node[0];
+	put_key(&c, "all", "kept.yaml", unix_vassal("kept", "kept"));
+	wait_unix_serving(f, "kept", "kept");
+	assert_int_equal(sup_stop(f->proc, SIGTERM, T_MS), 0);
+	assert_exited_0(f);
+	sup_proc_free(f->proc);
+	f->proc = NULL;
+	assert_int_equal(sup_etcd_kill(etcd, 0), 0);
+	emperor_start(f, extra);
+	wait_line(f, 0, "etcd: cannot read /t5/vassals/ (");
+	pid_t worker = wait_unix_serving(f, "kept", "kept");
+	m = mark(f);
+	assert_int_equal(sup_etcd_restart(etcd, 0, 1), 0);
+	wait_line(f, m, "etcd: vassal keys read again: 1 for node node-a");
+	wait_line(f, m, "etcd: publishing vassal status under /t5/status/node-a/");
+	assert_int_equal(unix_get(f, "kept", "kept"), worker);
+	assert_int_equal(count_lines(f, 0, " kept: reloading"), 0);
+	assert_int_equal(count_lines(f, 0, "etcd: cannot read"), 1);
+	cluster_stop(&c);
+}
+
 /* 200 keys put at once all start; `cluster` shows them; deleting them stops them all. */
 static void test_many_keys(void **state)
 {
@@ -688,6 +721,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_keys_reach_their_nodes, test_teardown),
 		cmocka_unit_test_teardown(test_outage_and_resync, test_teardown),
+		cmocka_unit_test_teardown(test_restart_while_etcd_down, test_teardown),
 		cmocka_unit_test_teardown(test_many_keys, test_teardown),
 		cmocka_unit_test_teardown(test_put_latency, test_teardown),
 	};
