@@ -31,6 +31,7 @@ struct cluster {
 static struct sup_etcd *etcd;
 static CURL *curl;
 static struct cluster *current;  /* what a failed test leaves to its teardown */
+static struct sup_etcd *shared;  /* while a test runs its own etcd in `etcd` */
 
 /* ---- etcd through its JSON gateway ----------------------------------------------------- */
 
@@ -196,6 +197,8 @@ static int others_left(void)
 		bool is_etcd = false;
 		for (int m = 0; m < etcd->n; m++)
 			is_etcd |= etcd->m[m].proc && etcd->m[m].proc->pid == pids[i];
+		for (int m = 0; shared && m < shared->n; m++)
+			is_etcd |= shared->m[m].proc && shared->m[m].proc->pid == pids[i];
 		others += !is_etcd && sup_pid_alive(pids[i]);
 	}
 	return others;
@@ -230,6 +233,11 @@ static int test_teardown(void **state)
 		if (current->node[i])
 			node_free(current->node[i]);
 	current = NULL;
+	if (shared) {
+		sup_etcd_stop(etcd);
+		etcd = shared;
+		shared = NULL;
+	}
 	while (others_left() > 0 && sup_now_ms() < deadline)
 		sup_poll_pause();
 	return 0;
@@ -624,6 +632,52 @@ static void test_restart_while_etcd_down(void **state)
 	cluster_stop(&c);
 }
 
+/* etcd with authentication: the emperor signs in with --etcd-user and the password
+ * from --etcd-password-file, reads the keys and publishes its status; a wrong
+ * password is said in its log. */
+static void test_auth(void **state)
+{
+	static struct cluster c; /* static: the teardown of a failed test reaches it */
+	struct sup_etcd_opts o = { .members = 1 };
+	struct fixture *f;
+
+	(void)state;
+	shared = etcd;
+	etcd = sup_etcd_start(&o);
+	assert_non_null(etcd);
+	assert_int_equal(sup_etcd_ctl(etcd, (const char *const[]){ "user", "add", "root:s3cret", NULL }), 0);
+	assert_int_equal(sup_etcd_ctl(etcd, (const char *const[]){ "auth", "enable", NULL }), 0);
+	assert_int_equal(sup_etcd_ctl(etcd, (const char *const[]){ "--user", "root:s3cret", "put",
+			 "/t6/vassals/all/secret.yaml", unix_vassal("secret", "secret"), NULL }), 0);
+	void *st;
+	assert_int_equal(setup(&st), 0);
+	f = st;
+	memset(&c, 0, sizeof c);
+	c.node[0] = f, c.n = 1, current = &c;
+	snprintf(c.name[0], sizeof c.name[0], "node-a");
+	char *pwfile = sup_path(f->dir, "password");
+	assert_int_equal(sup_write_file(pwfile, "s3cret\n"), 0);
+	const char *extra[] = { "--etcd", etcd->endpoints[0], "--etcd-prefix", "/t6", "--node", "node-a",
+				"--etcd-user", "root", "--etcd-password-file", pwfile, NULL };
+	emperor_start(f, extra);
+	wait_unix_serving(f, "secret", "secret");
+	wait_cluster(f, "node-a", 1, T_MS);
+	assert_int_equal(sup_stop(f->proc, SIGTERM, T_MS), 0);
+	assert_exited_0(f);
+	sup_proc_free(f->proc);
+	f->proc = NULL;
+	/* a wrong password */
+	assert_int_equal(sup_write_file(pwfile, "wrong\n"), 0);
+	size_t from = sup_file_size(f->log);
+	emperor_start(f, extra);
+	wait_line(f, from, "authentication as root failed");
+	free(pwfile);
+	cluster_stop(&c);
+	sup_etcd_stop(etcd);
+	etcd = shared;
+	shared = NULL;
+}
+
 /* 200 keys put at once all start; `cluster` shows them; deleting them stops them all. */
 static void test_many_keys(void **state)
 {
@@ -722,6 +776,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_keys_reach_their_nodes, test_teardown),
 		cmocka_unit_test_teardown(test_outage_and_resync, test_teardown),
 		cmocka_unit_test_teardown(test_restart_while_etcd_down, test_teardown),
+		cmocka_unit_test_teardown(test_auth, test_teardown),
 		cmocka_unit_test_teardown(test_many_keys, test_teardown),
 		cmocka_unit_test_teardown(test_put_latency, test_teardown),
 	};
