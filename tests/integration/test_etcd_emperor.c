@@ -600,7 +600,8 @@ static void test_outage_and_resync(void **state)
 }
 
 /* An emperor started while etcd is down runs what its mirror holds; when etcd is
- * back, the read finds the same values and reloads nothing. */
+ * back, the read finds the same values and reloads nothing. An upgrade (SIGUSR2)
+ * keeps the vassal as an etcd-fed one. */
 static void test_restart_while_etcd_down(void **state)
 {
 	static struct cluster c; /* static: the teardown of a failed test reaches it */
@@ -629,6 +630,15 @@ static void test_restart_while_etcd_down(void **state)
 	assert_int_equal(unix_get(f, "kept", "kept"), worker);
 	assert_int_equal(count_lines(f, 0, " kept: reloading"), 0);
 	assert_int_equal(count_lines(f, 0, "etcd: cannot read"), 1);
+	/* SIGUSR2: the new image adopts it as an etcd-fed vassal, from the mirror */
+	m = mark(f);
+	assert_int_equal(kill(f->proc->pid, SIGUSR2), 0);
+	wait_line(f, m, "upgrade: kept kept.yaml (pid ");
+	wait_line(f, m, "etcd: vassal keys read: 1 for node node-a");
+	put_key(&c, "all", "kept.yaml", unix_vassal("kept", "still"));
+	wait_unix_serving(f, "kept", "still");
+	assert_int_equal(count_lines(f, m, " kept: stopping"), 0);
+	assert_int_equal(count_lines(f, m, " kept: reloading (changed)"), 1);
 	cluster_stop(&c);
 }
 
