@@ -688,10 +688,14 @@ static void test_auth(void **state)
 	shared = NULL;
 }
 
-/* 200 keys put at once all start; `cluster` shows them; deleting them stops them all. */
+/* 200 keys (50 under ASan) put at once all start; `cluster` shows them; deleting them stops them all. */
 static void test_many_keys(void **state)
 {
+#ifdef __SANITIZE_ADDRESS__
+	enum { N = 50 };  /* a sanitized vassal costs several times more: the run's bound */
+#else
 	enum { N = 200 };
+#endif
 	static struct cluster c; /* static: the teardown of a failed test reaches it */
 	long long t0;
 	char file[48], name[32];
@@ -709,7 +713,7 @@ static void test_many_keys(void **state)
 	fprintf(stderr, "%d keys: put in %lld ms, all ready %lld ms after the first put\n", N, put_ms,
 		sup_now_ms() - t0);
 	assert_true(unix_get(c.node[0], "v000", "many") > 0);
-	assert_true(unix_get(c.node[0], "v199", "many") > 0);
+	assert_true(unix_get(c.node[0], "v049", "many") > 0);
 	wait_cluster(c.node[0], c.name[0], N, LONG_MS / 5);
 	kv_del("/t3/vassals/", true);
 	wait_line_n(c.node[0], 0, ": stopped (", N, LONG_MS);
