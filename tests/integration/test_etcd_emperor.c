@@ -749,6 +749,7 @@ static void test_put_latency(void **state)
 		for (int i = 0; i < N_NODES; i++) {
 			wait_unix_serving(c.node[i], name, "lat");
 			double took = (double)(sup_now_ms() - t0);
+			wait_line(c.node[i], 0, needle); /* may come just after the first answer */
 			char *rest = log_rest_of_line(c.node[i], 0, needle);
 			double start = rest ? atof(rest) : 0;
 			free(rest);
