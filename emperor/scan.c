@@ -231,10 +231,12 @@ static void note_regular(struct emperor *e, const char *file)
  * the local file wins. Logged once per spell. */
 static bool shadowed(struct emperor *e, const struct source *src, const char *file)
 {
-	char *name = config_vassal_name(file), alt[300];
+	char *name, alt[300];
 	bool hit = false;
 
-	if (!src->etcd || !name)
+	if (!src->etcd)
+		return false;
+	if (!(name = config_vassal_name(file)))
 		goto out;
 	snprintf(alt, sizeof alt, "%s.yaml", name);
 	hit = faccessat(src->local_fd, alt, F_OK, 0) == 0;
