@@ -4,9 +4,12 @@
  * touch, delete, a bad value), publish their vassals' status under
  * PREFIX/status/NODE/, answer `emperorctl cluster --json`; an etcd outage disturbs
  * no vassal, and a node that missed a delete (stopped while etcd was restarted and
- * compacted) stops the vassal after its resync; 200 keys at once all start. The test
- * speaks to etcd through its JSON gateway with libcurl. Each test has its own key
- * prefix. ETCD_EMPEROR_FIGURES=1 also measures put → serving on three nodes. */
+ * compacted) stops the vassal after its resync; an emperor started while etcd is
+ * down runs its mirror, and keeps its etcd-fed vassals across SIGUSR2; it signs in
+ * (user and password file) and speaks TLS with a client certificate; 200 keys at once
+ * all start. The test speaks to etcd through its JSON gateway with libcurl. Each test
+ * has its own key prefix. ETCD_EMPEROR_FIGURES=1 also measures put → serving on
+ * three nodes. */
 #include "emperor_fixture.h"
 
 #include <curl/curl.h>
@@ -223,6 +226,8 @@ static void cluster_stop(struct cluster *c)
 	current = NULL;
 }
 
+static void own_etcd_stop(void);
+
 /* After a failed test: every emperor SIGKILLed (its vassals see EOF and stop). */
 static int test_teardown(void **state)
 {
@@ -233,11 +238,8 @@ static int test_teardown(void **state)
 		if (current->node[i])
 			node_free(current->node[i]);
 	current = NULL;
-	if (shared) {
-		sup_etcd_stop(etcd);
-		etcd = shared;
-		shared = NULL;
-	}
+	if (shared)
+		own_etcd_stop();
 	while (others_left() > 0 && sup_now_ms() < deadline)
 		sup_poll_pause();
 	return 0;
@@ -642,6 +644,37 @@ static void test_restart_while_etcd_down(void **state)
 	cluster_stop(&c);
 }
 
+/* A test's own etcd in `etcd`, the shared one kept aside (test_teardown restores it). */
+static void own_etcd(const struct sup_etcd_opts *o)
+{
+	shared = etcd;
+	etcd = sup_etcd_start(o);
+	if (!etcd) {
+		etcd = shared;
+		shared = NULL;
+		fail_msg("etcd did not start");
+	}
+}
+
+static void own_etcd_stop(void)
+{
+	sup_etcd_stop(etcd);
+	etcd = shared;
+	shared = NULL;
+}
+
+/* A cluster of one node, node-a, not started yet. */
+static struct fixture *one_node(struct cluster *c)
+{
+	void *st;
+
+	assert_int_equal(setup(&st), 0);
+	memset(c, 0, sizeof *c);
+	c->node[0] = st, c->n = 1, current = c;
+	snprintf(c->name[0], sizeof c->name[0], "node-a");
+	return st;
+}
+
 /* etcd with authentication: the emperor signs in with --etcd-user and the password
  * from --etcd-password-file, reads the keys and publishes its status; a wrong
  * password is said in its log. */
@@ -652,19 +685,12 @@ static void test_auth(void **state)
 	struct fixture *f;
 
 	(void)state;
-	shared = etcd;
-	etcd = sup_etcd_start(&o);
-	assert_non_null(etcd);
+	own_etcd(&o);
 	assert_int_equal(sup_etcd_ctl(etcd, (const char *const[]){ "user", "add", "root:s3cret", NULL }), 0);
 	assert_int_equal(sup_etcd_ctl(etcd, (const char *const[]){ "auth", "enable", NULL }), 0);
 	assert_int_equal(sup_etcd_ctl(etcd, (const char *const[]){ "--user", "root:s3cret", "put",
 			 "/t6/vassals/all/secret.yaml", unix_vassal("secret", "secret"), NULL }), 0);
-	void *st;
-	assert_int_equal(setup(&st), 0);
-	f = st;
-	memset(&c, 0, sizeof c);
-	c.node[0] = f, c.n = 1, current = &c;
-	snprintf(c.name[0], sizeof c.name[0], "node-a");
+	f = one_node(&c);
 	char *pwfile = sup_path(f->dir, "password");
 	assert_int_equal(sup_write_file(pwfile, "s3cret\n"), 0);
 	const char *extra[] = { "--etcd", etcd->endpoints[0], "--etcd-prefix", "/t6", "--node", "node-a",
@@ -683,9 +709,52 @@ static void test_auth(void **state)
 	wait_line(f, from, "authentication as root failed");
 	free(pwfile);
 	cluster_stop(&c);
-	sup_etcd_stop(etcd);
-	etcd = shared;
-	shared = NULL;
+	own_etcd_stop();
+}
+
+/* etcd over TLS with client certificates: the emperor verifies it with --etcd-cacert
+ * and shows its own with --etcd-cert/--etcd-key; without them it is refused. */
+static void test_tls(void **state)
+{
+	static struct cluster c; /* static: the teardown of a failed test reaches it */
+	char *certs = sup_tmpdir();
+	struct fixture *f;
+
+	(void)state;
+	assert_int_equal(sup_etcd_make_certs(certs), 0);
+	char *ca = sup_path(certs, "ca.crt"), *cert = sup_path(certs, "client.crt"),
+	     *key = sup_path(certs, "client.key"), *scert = sup_path(certs, "server.crt"),
+	     *skey = sup_path(certs, "server.key");
+	struct sup_etcd_opts o = { .members = 1, .cert = scert, .key = skey, .cacert = ca,
+				   .client_cert_auth = 1 };
+	own_etcd(&o);
+	assert_int_equal(sup_etcd_ctl(etcd, (const char *const[]){ "--cacert", ca, "--cert", cert,
+			 "--key", key, "put", "/t7/vassals/all/tls.yaml", unix_vassal("tls", "tls"),
+			 NULL }), 0);
+	f = one_node(&c);
+	const char *with[] = { "--etcd", etcd->endpoints[0], "--etcd-prefix", "/t7", "--node", "node-a",
+			       "--etcd-cacert", ca, "--etcd-cert", cert, "--etcd-key", key, NULL };
+	emperor_start(f, with);
+	wait_unix_serving(f, "tls", "tls");
+	wait_cluster(f, "node-a", 1, T_MS);
+	assert_int_equal(sup_stop(f->proc, SIGTERM, T_MS), 0);
+	assert_exited_0(f);
+	sup_proc_free(f->proc);
+	f->proc = NULL;
+	/* no client certificate: refused, said once */
+	const char *without[] = { "--etcd", etcd->endpoints[0], "--etcd-prefix", "/t7", "--node",
+				  "node-a", "--etcd-cacert", ca, NULL };
+	size_t from = sup_file_size(f->log);
+	emperor_start(f, without);
+	wait_line(f, from, "etcd: cannot read /t7/vassals/ (");
+	char *why = log_rest_of_line(f, from, "etcd: cannot read /t7/vassals/ (");
+	if (!why || !strstr(why, "certificate"))
+		fail_msg("not refused for its certificate: %s", why ? why : "");
+	free(why);
+	cluster_stop(&c);
+	own_etcd_stop();
+	sup_rmtree(certs);
+	free(certs), free(ca), free(cert), free(key), free(scert), free(skey);
 }
 
 /* 200 keys (50 under ASan) put at once all start; `cluster` shows them; deleting them stops them all. */
@@ -792,6 +861,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_outage_and_resync, test_teardown),
 		cmocka_unit_test_teardown(test_restart_while_etcd_down, test_teardown),
 		cmocka_unit_test_teardown(test_auth, test_teardown),
+		cmocka_unit_test_teardown(test_tls, test_teardown),
 		cmocka_unit_test_teardown(test_many_keys, test_teardown),
 		cmocka_unit_test_teardown(test_put_latency, test_teardown),
 	};
