@@ -44,8 +44,9 @@ static void usage(FILE *out)
 		"  reopen-logs           every vassal with log: reopens its file\n"
 		"  metrics               Prometheus text format\n"
 		"  top                   status, refreshed every second (Ctrl-C to leave)\n"
+		"  cluster               every node's vassals, from etcd (emperor --etcd)\n"
 		"\n"
-		"  --json                status as JSON\n"
+		"  --json                status or cluster as JSON\n"
 		"  --control PATH        the control socket (default: from --dir, or $EMPEROR_CONTROL)\n"
 		"  --dir DIR             the emperor's watched directory (default vassals.d)\n"
 		"  --timeout SECONDS     how long to wait for an answer (default 130)\n"
@@ -202,6 +203,7 @@ static const struct command {
 } commands[] = {
 	{ "status", 0, 1 }, { "reload", 1, 1 }, { "chain-reload", 1, 1 }, { "stop", 1, 1 },
 	{ "start", 1, 1 }, { "reopen-logs", 0, 0 }, { "metrics", 0, 0 }, { "top", 0, 0 },
+	{ "cluster", 0, 0 },
 };
 
 /* A number in [min, max] from an option's value, or a usage error. */

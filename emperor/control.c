@@ -17,6 +17,7 @@
 
 #include "control_int.h"
 #include "emperor.h"
+#include "etcd_status.h"
 #include "log.h"
 #include "peer.h"
 #include "runpath.h"
@@ -28,6 +29,8 @@ void ctl_client_free(struct client *cl)
 	struct ev_loop *loop = cl->ctl->e->loop;
 
 	ctl_fetch_free(cl);
+	if (cl->cluster)
+		etcd_status_cluster_cancel(cl->cluster);
 	ev_io_stop(loop, &cl->io);
 	ev_timer_stop(loop, &cl->timer);
 	close(cl->fd);

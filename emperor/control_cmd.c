@@ -1,6 +1,6 @@
 /* control_cmd.c — the commands of a control request line (see emperorctl(8)):
  *   status [NAME] [--json]   reload NAME|--all   chain-reload NAME
- *   stop NAME   start NAME   reopen-logs   metrics
+ *   stop NAME   start NAME   reopen-logs   metrics   cluster [--json]
  * reload, chain-reload, stop, start and reopen-logs answer once done: the client waits
  * for the vassal's event (control_vassal_event) with a deadline of CTL_WAIT_TIMEOUT. */
 #include <stdarg.h>
@@ -10,6 +10,7 @@
 
 #include "control_int.h"
 #include "emperor.h"
+#include "etcd_status.h"
 #include "notify.h"
 
 void control_vassal_event(struct emperor *e, struct vassal *v, enum ctl_event ev)
@@ -216,6 +217,37 @@ static void cmd_reopen_logs(struct client *cl)
 		ctl_answer(cl, true, NULL);
 }
 
+static void cluster_answered(void *arg, const char *error)
+{
+	struct client *cl = arg;
+
+	cl->cluster = NULL;
+	if (error)
+		answer_error(cl, "etcd: %.280s", error);
+	else
+		ctl_answer(cl, true, NULL);
+}
+
+/* Every node's vassals, from one range read of PREFIX/status/ (etcd_status.c). */
+static void cmd_cluster(struct client *cl)
+{
+	struct emperor *e = cl->ctl->e;
+
+	if (!e->etcd_status) {
+		ctl_answer(cl, false, "this emperor runs without --etcd");
+		return;
+	}
+	cl->cluster = etcd_status_cluster(e->etcd_status, cl->json, &cl->out, cluster_answered, cl);
+	if (!cl->cluster) {
+		ctl_answer(cl, false, "out of memory");
+		return;
+	}
+	/* the etcd client's own budget (5 s) answers first, with its reason */
+	ev_timer_stop(e->loop, &cl->timer);
+	ev_timer_set(&cl->timer, CTL_CLUSTER_TIMEOUT, 0);
+	ev_timer_start(e->loop, &cl->timer);
+}
+
 void ctl_dispatch(struct client *cl)
 {
 	char *save = NULL, *words[4] = { 0 };
@@ -241,6 +273,8 @@ void ctl_dispatch(struct client *cl)
 		cmd_stop_start(cl, words[1], words[0][2] == 'o');
 	else if (strcmp(words[0], "reopen-logs") == 0)
 		cmd_reopen_logs(cl);
+	else if (strcmp(words[0], "cluster") == 0)
+		cmd_cluster(cl);
 	else
 		ctl_answer(cl, false, "unknown command");
 }

@@ -20,6 +20,7 @@
 #define CTL_READ_TIMEOUT 5.0    /* a client has this long to send its request */
 #define CTL_WAIT_TIMEOUT 120.0  /* reload/stop/start answer at the latest after this */
 #define CTL_FETCH_TIMEOUT 2.0   /* the masters have this long to answer, all together */
+#define CTL_CLUSTER_TIMEOUT 8.0 /* `cluster`: etcd's answer (its request budget is 5 s) */
 #define CTL_MAX_CLIENTS 64      /* control-socket clients at once; more get "ERR busy" */
 #define CTL_MAX_HTTP_CLIENTS 16 /* --metrics clients at once; more get 503 */
 #define CTL_FETCH_FANOUT 8      /* masters a client queries at once; the rest queue */
@@ -76,6 +77,7 @@ struct client {
 	size_t n_to_fetch, next_fetch;
 	char fetch_request[12];     /* json, text or metrics */
 	struct strbuf gathered;     /* what they answered */
+	struct etcd_cluster_query *cluster; /* `cluster`: the range read in flight */
 	/* the metrics listener (control_http.c); NULL on the control socket */
 	struct ctl_http *http;
 };

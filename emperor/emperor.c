@@ -5,7 +5,8 @@
  *   SIGUSR1       one status line per vassal
  *   SIGUSR2       re-exec the emperor binary in place, keeping every vassal (upgrade.c)
  * It is a child subreaper and speaks sd_notify to its own parent when NOTIFY_SOCKET
- * is set (READY=1 after the first scan, STATUS= with counts). */
+ * is set (READY=1 after the first scan, STATUS= with counts). With --etcd it also
+ * scans the etcd mirror (etcd_feed.c) and publishes its vassals (etcd_status.c). */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 
 #include "control.h"
 #include "emperor.h"
+#include "etcd_status.h"
 #include "monitor.h"
 #include "output.h"
 #include "scan.h"
@@ -265,6 +267,10 @@ int emperor_main(const struct emperor_opts *opts)
 	emperor_signals_start(&e);
 	e.monitor = monitor_open(&e, e.dir);
 	if (!e.monitor)
+		return 1;
+	if (e.opts.etcd.endpoints && etcd_feed_open(&e) < 0)
+		return 1;
+	if (e.etcd_feed && !(e.etcd_status = etcd_status_open(&e)))
 		return 1;
 	if (upgrade_restore(&e) < 0)
 		return 1;

@@ -1,4 +1,5 @@
 /* main.c — the emperor command line. */
+#include <ctype.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -30,6 +31,13 @@ static void usage(FILE *out)
 		"  --tyrant                     run each vassal as the owner of its file (root only)\n"
 		"  --tyrant-allow-root          tyrant mode: accept root-owned files\n"
 		"  --tyrant-nofollow            tyrant mode: refuse symlinked files\n"
+		"  --etcd URL[,URL...]          also run the vassals of etcd keys\n"
+		"                               PREFIX/vassals/{all,NODE}/NAME.yaml (docs/cluster.md)\n"
+		"  --etcd-prefix PREFIX         (/emperor)\n"
+		"  --node NAME                  this node's name (the host name)\n"
+		"  --etcd-cache DIR             the mirror of the keys (beside the control socket)\n"
+		"  --etcd-cacert/--etcd-cert/--etcd-key FILE   TLS to etcd\n"
+		"  --etcd-user USER, --etcd-password PASSWORD | --etcd-password-file FILE\n"
 		"  --debug                      log every vassal state transition (also\n"
 		"                               EMPEROR_DEBUG=1)\n"
 		"  -h, --help                   this text\n"
@@ -52,26 +60,48 @@ static const char *default_vassal_bin(void)
 	return path;
 }
 
+enum { O_THROTTLE = 1, O_MAX_THROTTLE, O_CONCURRENCY, O_VASSAL, O_VERSION, O_CONTROL,
+       O_METRICS, O_TYRANT, O_TYRANT_ROOT, O_TYRANT_NOFOLLOW, O_THROTTLE_RESET, O_DEBUG,
+       O_ETCD, O_ETCD_PREFIX, O_NODE, O_ETCD_CACHE, O_ETCD_CACERT, O_ETCD_CERT, O_ETCD_KEY,
+       O_ETCD_USER, O_ETCD_PASSWORD, O_ETCD_PASSWORD_FILE };
+static const struct option longopts[] = {
+	{ "throttle", required_argument, NULL, O_THROTTLE },
+	{ "max-throttle", required_argument, NULL, O_MAX_THROTTLE },
+	{ "throttle-reset", required_argument, NULL, O_THROTTLE_RESET },
+	{ "reload-concurrency", required_argument, NULL, O_CONCURRENCY },
+	{ "vassal", required_argument, NULL, O_VASSAL },
+	{ "control", required_argument, NULL, O_CONTROL },
+	{ "metrics", required_argument, NULL, O_METRICS },
+	{ "tyrant", no_argument, NULL, O_TYRANT },
+	{ "tyrant-allow-root", no_argument, NULL, O_TYRANT_ROOT },
+	{ "tyrant-nofollow", no_argument, NULL, O_TYRANT_NOFOLLOW },
+	{ "debug", no_argument, NULL, O_DEBUG },
+	{ "etcd", required_argument, NULL, O_ETCD },
+	{ "etcd-prefix", required_argument, NULL, O_ETCD_PREFIX },
+	{ "node", required_argument, NULL, O_NODE },
+	{ "etcd-cache", required_argument, NULL, O_ETCD_CACHE },
+	{ "etcd-cacert", required_argument, NULL, O_ETCD_CACERT },
+	{ "etcd-cert", required_argument, NULL, O_ETCD_CERT },
+	{ "etcd-key", required_argument, NULL, O_ETCD_KEY },
+	{ "etcd-user", required_argument, NULL, O_ETCD_USER },
+	{ "etcd-password", required_argument, NULL, O_ETCD_PASSWORD },
+	{ "etcd-password-file", required_argument, NULL, O_ETCD_PASSWORD_FILE },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, O_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* The --etcd... options, in the order of their enum values from O_ETCD. */
+static const char **etcd_field(struct etcd_feed_opts *e, int i)
+{
+	const char **fields[] = { &e->endpoints, &e->prefix, &e->node, &e->cache_dir, &e->cacert,
+				  &e->cert, &e->key, &e->user, &e->password, &e->password_file };
+
+	return fields[i];
+}
+
 static int parse_args(int argc, char **argv, struct emperor_opts *o)
 {
-	enum { O_THROTTLE = 1, O_MAX_THROTTLE, O_CONCURRENCY, O_VASSAL, O_VERSION, O_CONTROL,
-	       O_METRICS, O_TYRANT, O_TYRANT_ROOT, O_TYRANT_NOFOLLOW, O_THROTTLE_RESET, O_DEBUG };
-	static const struct option longopts[] = {
-		{ "throttle", required_argument, NULL, O_THROTTLE },
-		{ "max-throttle", required_argument, NULL, O_MAX_THROTTLE },
-		{ "throttle-reset", required_argument, NULL, O_THROTTLE_RESET },
-		{ "reload-concurrency", required_argument, NULL, O_CONCURRENCY },
-		{ "vassal", required_argument, NULL, O_VASSAL },
-		{ "control", required_argument, NULL, O_CONTROL },
-		{ "metrics", required_argument, NULL, O_METRICS },
-		{ "tyrant", no_argument, NULL, O_TYRANT },
-		{ "tyrant-allow-root", no_argument, NULL, O_TYRANT_ROOT },
-		{ "tyrant-nofollow", no_argument, NULL, O_TYRANT_NOFOLLOW },
-		{ "debug", no_argument, NULL, O_DEBUG },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, O_VERSION },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *why = NULL;
 	int opt;
 
@@ -105,7 +135,13 @@ static int parse_args(int argc, char **argv, struct emperor_opts *o)
 		case O_DEBUG: o->debug = true; break;
 		case 'h': usage(stdout); exit(0);
 		case O_VERSION: printf("emperor %s\n", EMPEROR_VERSION); exit(0);
-		default: usage(stderr); return -1;
+		default:
+			if (opt >= O_ETCD && opt <= O_ETCD_PASSWORD_FILE) {
+				*etcd_field(&o->etcd, opt - O_ETCD) = optarg;
+				break;
+			}
+			usage(stderr);
+			return -1;
 		}
 	}
 	if (optind < argc)
@@ -118,6 +154,61 @@ static int parse_args(int argc, char **argv, struct emperor_opts *o)
 bad:
 	fprintf(stderr, "emperor: %s '%s': %s\n", argv[optind - 1], optarg, why);
 	return -1;
+}
+
+/* A node's name is one component of a key: [A-Za-z0-9._-]+, not "." or "..". */
+static int etcd_node_ok(const char *node, const char **why)
+{
+	size_t n = strlen(node);
+
+	*why = "a node name is made of A-Z a-z 0-9 . _ - (at most 200 bytes)";
+	if (n == 0 || n > 200 || strcmp(node, ".") == 0 || strcmp(node, "..") == 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)node[i]) && !strchr("._-", node[i]))
+			return -1;
+	return 0;
+}
+
+/* The --etcd options checked, the prefix without its trailing '/', the node named. */
+static int etcd_args(struct etcd_feed_opts *o, bool tyrant)
+{
+	static char prefix[512], host[256];
+	const char *why;
+	size_t n;
+
+	bool any = o->prefix || o->node || o->cache_dir || o->cacert || o->cert || o->key ||
+		   o->user || o->password || o->password_file;
+
+	if (!o->endpoints && any)
+		fprintf(stderr, "emperor: the --etcd-... and --node options go with --etcd\n");
+	if (!o->endpoints)
+		return any ? -1 : 0;
+	if (tyrant) {
+		fprintf(stderr, "emperor: --etcd does not go with --tyrant (the mirror's files are "
+			"the emperor's own)\n");
+		return -1;
+	}
+	snprintf(prefix, sizeof prefix, "%s", o->prefix ? o->prefix : "/emperor");
+	for (n = strlen(prefix); n > 0 && prefix[n - 1] == '/'; n--)
+		prefix[n - 1] = '\0';
+	o->prefix = prefix;
+	if (!o->node && gethostname(host, sizeof host) == 0)
+		o->node = host;
+	if (!o->node || etcd_node_ok(o->node, &why) < 0) {
+		fprintf(stderr, "emperor: --node '%s': %s\n", o->node ? o->node : "",
+			o->node ? why : "no host name");
+		return -1;
+	}
+	if (strcmp(o->node, "all") == 0) {
+		fprintf(stderr, "emperor: --node 'all': the name of the keys every node runs\n");
+		return -1;
+	}
+	if (o->password && o->password_file) {
+		fprintf(stderr, "emperor: --etcd-password or --etcd-password-file, not both\n");
+		return -1;
+	}
+	return 0;
 }
 
 /* Each vassal holds two fds in the emperor (its channel and its output pipe): take
@@ -152,6 +243,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "emperor: --tyrant needs root (it runs each vassal as its file's owner)\n");
 		return 2;
 	}
+	if (etcd_args(&o.etcd, o.tyrant) < 0)
+		return 2;
 	if (access(o.vassal_bin, X_OK) < 0) {
 		fprintf(stderr, "emperor: vassal binary %s: not executable (use --vassal)\n",
 			o.vassal_bin);

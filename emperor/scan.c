@@ -10,10 +10,15 @@
  *   gone                   → graceful stop
  * A renamed file starts under its new name once the old name has stopped, so the two
  * never fight over the same sockets. A candidate that is not a regular file (a FIFO,
- * a directory) is logged once and never opened. */
+ * a directory) is logged once and never opened.
+ * With --etcd, the etcd mirror (etcd_feed.c writes it) is scanned the same way after
+ * the directory, its records marked from_etcd. A name that the directory has too
+ * (NAME.yaml or NAME.yml) is shadowed: the local file wins, the mirror's is skipped
+ * (stopped if it ran) and logged once. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -51,7 +56,14 @@ static int file_is(const void *file, const void *elem)
 	return strcmp(file, (*(struct vassal *const *)elem)->file);
 }
 
-static void index_build(struct emperor *e, struct file_index *ix)
+/* One directory scanned: the watched one, or the etcd mirror. */
+struct source {
+	const char *dir;
+	bool etcd;
+	int local_fd;                /* etcd: the watched directory, for shadowing; else -1 */
+};
+
+static void index_build(struct emperor *e, const struct source *src, struct file_index *ix)
 {
 	struct vassal *v;
 	size_t n = 0;
@@ -63,17 +75,18 @@ static void index_build(struct emperor *e, struct file_index *ix)
 	if (!ix->v)
 		return;
 	TAILQ_FOREACH(v, &e->vassals, link)
-		if (v->state != VASSAL_STOPPING || v->halting)
+		if ((v->state != VASSAL_STOPPING || v->halting) && v->from_etcd == src->etcd)
 			ix->v[ix->n++] = v;
 	qsort(ix->v, ix->n, sizeof *ix->v, by_file);
 }
 
-static struct vassal *index_find(struct emperor *e, const struct file_index *ix, const char *file)
+static struct vassal *index_find(struct emperor *e, const struct source *src,
+				 const struct file_index *ix, const char *file)
 {
 	struct vassal **found;
 
 	found = ix->v ? bsearch(file, ix->v, ix->n, sizeof *ix->v, file_is) : NULL;
-	return found ? *found : vtable_find(e, file);
+	return found ? *found : vtable_find(e, file, src->etcd);
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -166,38 +179,77 @@ static bool same_stat(const struct file_id *a, const struct file_id *b)
 	return same_file(a, b) && a->size == b->size && ts_equal(a->mtime, b->mtime);
 }
 
+/* Adds file to a list of names logged once; false if it was there already. */
+static bool note_add(char ***list, const char *file)
+{
+	size_t n = strv_len(*list);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp((*list)[i], file) == 0)
+			return false;
+	char **grown = realloc(*list, (n + 2) * sizeof *grown);
+	if (!grown)
+		return true;
+	*list = grown;
+	grown[n] = strdup(file);
+	grown[n + 1] = NULL;
+	return true;
+}
+
+static void note_drop(char **list, const char *file)
+{
+	size_t n = strv_len(list);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], file) == 0) {
+			free(list[i]);
+			list[i] = list[n - 1];
+			list[n - 1] = NULL;
+			return;
+		}
+}
+
 /* A candidate that is not a regular file is never opened (a FIFO would block the
  * open): it is logged once, until it is a regular file again. */
 static void note_ignored(struct emperor *e, const char *file)
 {
-	size_t n = strv_len(e->ignored);
 	char *shown;
 
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(e->ignored[i], file) == 0)
-			return;
+	if (!note_add(&e->ignored, file))
+		return;
 	shown = config_printable(file);
 	log_warn("%s/%s: ignored: not a regular file", e->dir, shown ? shown : "?");
 	free(shown);
-	char **grown = realloc(e->ignored, (n + 2) * sizeof *grown);
-	if (!grown)
-		return;
-	e->ignored = grown;
-	e->ignored[n] = strdup(file);
-	e->ignored[n + 1] = NULL;
 }
 
 static void note_regular(struct emperor *e, const char *file)
 {
-	size_t n = strv_len(e->ignored);
+	note_drop(e->ignored, file);
+}
 
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(e->ignored[i], file) == 0) {
-			free(e->ignored[i]);
-			e->ignored[i] = e->ignored[n - 1];
-			e->ignored[n - 1] = NULL;
-			return;
-		}
+/* An etcd-fed file whose name the watched directory has too (NAME.yaml or NAME.yml):
+ * the local file wins. Logged once per spell. */
+static bool shadowed(struct emperor *e, const struct source *src, const char *file)
+{
+	char *name, alt[300];
+	bool hit = false;
+
+	if (!src->etcd)
+		return false;
+	if (!(name = config_vassal_name(file)))
+		goto out;
+	snprintf(alt, sizeof alt, "%s.yaml", name);
+	hit = faccessat(src->local_fd, alt, F_OK, 0) == 0;
+	snprintf(alt, sizeof alt, "%s.yml", name);
+	hit = hit || faccessat(src->local_fd, alt, F_OK, 0) == 0;
+	if (!hit)
+		note_drop(e->shadowed, file);
+	else if (note_add(&e->shadowed, file))
+		log_warn("%s: the etcd key is shadowed by the file %s/%s.y(a)ml, which wins", name,
+			 e->dir, name);
+out:
+	free(name);
+	return hit;
 }
 
 /* A vassal's file that became something else (a FIFO, a directory) is ignored like a
@@ -235,9 +287,22 @@ static struct vassal *predecessor(struct emperor *e, const struct vassal *nv)
 	return NULL;
 }
 
-void scan_run(struct emperor *e)
+static void start_fresh(struct emperor *e, struct vassal **fresh, size_t n_fresh)
 {
-	int dirfd = open(e->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (size_t i = 0; i < n_fresh; i++) {
+		fresh[i]->waits_for = predecessor(e, fresh[i]);
+		if (fresh[i]->waits_for)
+			log_info("%s: starts when %s has stopped", fresh[i]->name,
+				 fresh[i]->waits_for->name);
+		else
+			vtable_start(fresh[i]);
+	}
+}
+
+/* One directory's candidates against the records of that source. */
+static void scan_dir(struct emperor *e, const struct source *src)
+{
+	int dirfd = open(src->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct vassal *v, *fresh[SCAN_BATCH];
 	struct file_index ix;
 	size_t n_fresh = 0;
@@ -250,14 +315,15 @@ void scan_run(struct emperor *e)
 		return; /* gone: the monitor waits for it; vassals keep running */
 	}
 	TAILQ_FOREACH(v, &e->vassals, link)
-		v->seen = false;
-	index_build(e, &ix);
+		if (v->from_etcd == src->etcd)
+			v->seen = false;
+	index_build(e, src, &ix);
 	while ((de = readdir(d)) != NULL && n_fresh < ARRAY_LEN(fresh)) {
 		struct file_id id;
 		int kind;
-		if (!scan_is_candidate(de->d_name))
+		if (!scan_is_candidate(de->d_name) || shadowed(e, src, de->d_name))
 			continue;
-		if ((v = index_find(e, &ix, de->d_name)) != NULL) {
+		if ((v = index_find(e, src, &ix, de->d_name)) != NULL) {
 			v->seen = true;
 			known_file(v, dirfd);
 			continue;
@@ -267,7 +333,7 @@ void scan_run(struct emperor *e)
 			note_ignored(e, de->d_name);
 		else if (kind == 0)
 			note_regular(e, de->d_name);
-		if (kind != 0 || !(v = vtable_add(e, de->d_name, &id)))
+		if (kind != 0 || !(v = vtable_add(e, de->d_name, &id, src->etcd)))
 			continue;
 		v->seen = true;
 		fresh[n_fresh++] = v;
@@ -278,14 +344,22 @@ void scan_run(struct emperor *e)
 		emperor_schedule_scan(e);
 	else
 		TAILQ_FOREACH(v, &e->vassals, link)
-			if (!v->seen && v->state != VASSAL_STOPPING)
-				vtable_stop(v, "file removed");
-	for (size_t i = 0; i < n_fresh; i++) {
-		fresh[i]->waits_for = predecessor(e, fresh[i]);
-		if (fresh[i]->waits_for)
-			log_info("%s: starts when %s has stopped", fresh[i]->name,
-				 fresh[i]->waits_for->name);
-		else
-			vtable_start(fresh[i]);
-	}
+			if (!v->seen && v->from_etcd == src->etcd && v->state != VASSAL_STOPPING)
+				vtable_stop(v, src->etcd ? "etcd key removed or shadowed" :
+					       "file removed");
+	start_fresh(e, fresh, n_fresh);
+}
+
+void scan_run(struct emperor *e)
+{
+	struct source local = { .dir = e->dir, .etcd = false, .local_fd = -1 };
+
+	scan_dir(e, &local);
+	if (!e->etcd_dir)
+		return;
+	struct source mirror = { .dir = e->etcd_dir, .etcd = true,
+				 .local_fd = open(e->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) };
+	scan_dir(e, &mirror); /* the directory gone (local_fd -1): nothing shadows */
+	if (mirror.local_fd >= 0)
+		close(mirror.local_fd);
 }

@@ -20,6 +20,8 @@
 #include "util.h"
 
 #define CG_FIELD "cg="              /* the cgroup field: "cg=-" or "cg=" + hex */
+#define ETCD_FIELD "etcd/"          /* before the file name: a file of the etcd mirror
+				     * ('/' is in no file name) */
 
 static void hex_encode(const char *s, char *out, size_t len)
 {
@@ -54,11 +56,11 @@ int upgrade_format(const struct vassal *v, char *buf, size_t len)
 	if (v->cg_path)
 		hex_encode(v->cg_path, cg, sizeof cg);
 	n = snprintf(buf, len, "%d\t%d\t%d\t%d\t%.6f\t%llu\t%llu\t%lld\t%lld\t%ld\t%llu\t"
-		     CG_FIELD "%s\t%s\n", (int)v->child.pid, v->chan_fd, output_fd(v), (int)v->state,
+		     CG_FIELD "%s\t%s%s\n", (int)v->child.pid, v->chan_fd, output_fd(v), (int)v->state,
 		     v->child.started_at, (unsigned long long)v->id.dev,
 		     (unsigned long long)v->id.ino, (long long)v->id.size,
 		     (long long)v->id.mtime.tv_sec, v->id.mtime.tv_nsec,
-		     (unsigned long long)v->id.hash, cg, v->file);
+		     (unsigned long long)v->id.hash, cg, v->from_etcd ? ETCD_FIELD : "", v->file);
 	return n < 0 || (size_t)n >= len ? -1 : n;
 }
 
@@ -83,6 +85,10 @@ int upgrade_parse(const char *line, struct upgrade_record *r)
 		    hex_decode(cg, (size_t)(tab - cg), r->cg_path, sizeof r->cg_path) < 0)
 			return -1;
 		line = tab + 1;
+	}
+	if (strncmp(line, ETCD_FIELD, strlen(ETCD_FIELD)) == 0) {
+		r->from_etcd = true;
+		line += strlen(ETCD_FIELD);
 	}
 	if (!*line || strlen(line) >= sizeof r->file)
 		return -1;

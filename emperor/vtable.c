@@ -21,6 +21,7 @@
 #include "config.h"
 #include "control.h"
 #include "emperor.h"
+#include "etcd_status.h"
 #include "log.h"
 #include "notify.h"
 #include "output.h"
@@ -35,12 +36,13 @@ const char *vtable_state_name(enum vassal_state st)
 	return vstate_name(st);
 }
 
-struct vassal *vtable_find(struct emperor *e, const char *file)
+struct vassal *vtable_find(struct emperor *e, const char *file, bool from_etcd)
 {
 	struct vassal *v;
 
 	TAILQ_FOREACH(v, &e->vassals, link)
-		if ((v->state != VASSAL_STOPPING || v->halting) && strcmp(v->file, file) == 0)
+		if ((v->state != VASSAL_STOPPING || v->halting) && v->from_etcd == from_etcd &&
+		    strcmp(v->file, file) == 0)
 			return v;
 	return NULL;
 }
@@ -116,6 +118,7 @@ static enum validity validate(struct vassal *v)
 	free(v->config_error);
 	v->config_error = errs.n ? strdup(errs.msgs[0]) : why[0] ? strdup(why) : NULL;
 	config_errors_fini(&errs);
+	etcd_status_dirty(v->e->etcd_status);
 	if (!cfg)
 		return why[0] ? REFUSED : INVALID;
 	v->stop_mercy = cfg->stop_mercy;
@@ -161,8 +164,12 @@ static void on_message(struct vassal *v, const char *msg)
 
 	if (notify_has(msg, "WATCHDOG=1"))
 		heartbeat_arm(v);
-	if (notify_get(msg, "X_WORKERS", workers, sizeof workers))
+	if (notify_get(msg, "X_WORKERS", workers, sizeof workers)) {
+		int ready = v->workers_ready, total = v->workers_total;
 		sscanf(workers, "%d/%d", &v->workers_ready, &v->workers_total);
+		if (ready != v->workers_ready || total != v->workers_total)
+			etcd_status_dirty(v->e->etcd_status);
+	}
 	if (notify_has(msg, "RELOADING=1"))
 		fire(v, VEV_RELOADING_MSG, NULL);
 	if (notify_has(msg, "READY=1"))
@@ -190,10 +197,15 @@ static void chan_readable(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-static char **vassal_env(void)
+/* With --etcd, a vassal's legions default to the emperor's etcd (vassal/legion.c). */
+static char **vassal_env(const struct emperor *e)
 {
 	char **env = env_for_child(NULL, NULL);
 
+	if (env && e->opts.etcd.endpoints)
+		env = env_set(env, "EMPEROR_ETCD", e->opts.etcd.endpoints);
+	if (env && e->opts.etcd.endpoints)
+		env = env_set(env, "EMPEROR_ETCD_PREFIX", e->opts.etcd.prefix);
 	return env ? env_set(env, "EMPEROR_FD", "3") : NULL;
 }
 
@@ -227,7 +239,7 @@ static int spawn(struct vassal *v)
 	char **env;
 
 	release_run(v);
-	env = vassal_env();
+	env = vassal_env(v->e);
 	if (!env || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
 		log_errno("%s: socketpair", v->name);
 		strv_free(env);
@@ -294,6 +306,7 @@ static void set_state(struct vassal *v, enum vassal_state next, const char *via)
 	log_debug("%s: %s -> %s (%s)", v->name, vstate_name(v->state), vstate_name(next), via);
 	if (next != VASSAL_GONE)
 		v->state = next;
+	etcd_status_dirty(v->e->etcd_status);
 }
 
 /* READY=1 after a start or a reload. */
@@ -547,7 +560,8 @@ void vtable_brutal_stop(struct vassal *v)
 
 /* ---- records ---------------------------------------------------------------------------- */
 
-struct vassal *vtable_add(struct emperor *e, const char *file, const struct file_id *id)
+struct vassal *vtable_add(struct emperor *e, const char *file, const struct file_id *id,
+			  bool from_etcd)
 {
 	struct vassal *v = calloc(1, sizeof *v);
 	char label[300];
@@ -557,7 +571,8 @@ struct vassal *vtable_add(struct emperor *e, const char *file, const struct file
 	v->e = e;
 	v->file = strdup(file);
 	v->name = config_vassal_name(file); /* printable: a file name may hold a newline */
-	if (asprintf(&v->path, "%s/%s", e->dir, file) < 0)
+	v->from_etcd = from_etcd;
+	if (asprintf(&v->path, "%s/%s", from_etcd ? e->etcd_dir : e->dir, file) < 0)
 		v->path = NULL;
 	if (!v->file || !v->name || !v->path) {
 		free(v->file), free(v->name), free(v->path), free(v);
@@ -585,7 +600,7 @@ struct vassal *vtable_add(struct emperor *e, const char *file, const struct file
 
 struct vassal *vtable_adopt(struct emperor *e, const struct upgrade_record *r)
 {
-	struct vassal *v = vtable_add(e, r->file, &r->id);
+	struct vassal *v = vtable_add(e, r->file, &r->id, r->from_etcd);
 
 	if (!v)
 		return NULL;

@@ -3,7 +3,8 @@
  * shutdown. Each module of emperor/ has its own header: vtable.h (the vassal table
  * and a vassal's record), vstate.h (a vassal's machine), scan.h (directory → table),
  * monitor.h (inotify), output.h (vassal output, our stderr), upgrade.h (SIGUSR2),
- * tyrant.h (tyrant mode), control.h (emperorctl, metrics). */
+ * tyrant.h (tyrant mode), control.h (emperorctl, metrics), etcd_feed.h (vassals
+ * from etcd), etcd_status.h (the node's status in etcd). */
 #ifndef EMPEROR_EMPEROR_H
 #define EMPEROR_EMPEROR_H
 
@@ -14,6 +15,7 @@
 #include "cgroup.h"
 #include "child.h"
 #include "control.h"
+#include "etcd_feed.h"
 #include "vtable.h"
 
 struct emperor_opts {
@@ -27,6 +29,7 @@ struct emperor_opts {
 	const char *metrics_addr;   /* NULL: no HTTP metrics listener */
 	bool tyrant, tyrant_allow_root, tyrant_nofollow;
 	bool debug;                 /* log_debug lines: every vassal state transition */
+	struct etcd_feed_opts etcd; /* --etcd...: endpoints NULL without */
 	char **argv;                /* the command line, re-exec'd by SIGUSR2 */
 };
 
@@ -48,6 +51,11 @@ struct emperor {
 	struct output_sink *out_sink; /* our stderr, never blocking (output.c) */
 	double started_at;          /* mono_now() at start */
 	struct cgroup_base cg;      /* usable or not, and why */
+	char *etcd_dir;             /* the etcd mirror (absolute), scanned beside dir; NULL
+				     * without --etcd */
+	char **shadowed;            /* etcd-fed names a file of dir shadows, logged once */
+	struct etcd_feed *etcd_feed;     /* etcd_feed.c */
+	struct etcd_status *etcd_status; /* etcd_status.c */
 	ev_signal sig_hup, sig_term, sig_int, sig_quit, sig_usr1, sig_usr2;
 };
 

@@ -18,6 +18,7 @@ struct upgrade_record {
 	struct file_id id;
 	char cg_path[PATH_MAX];     /* its cgroup; "" if none */
 	char file[256];             /* its file name in the directory */
+	bool from_etcd;             /* ... in the etcd mirror instead */
 };
 
 /* Re-execs the emperor binary, handing over the table; returns only if it failed

@@ -40,6 +40,7 @@ struct vassal {
 	char *name;                 /* file name without extension */
 	char *file;                 /* file name within the directory */
 	char *path;                 /* dir/file */
+	bool from_etcd;             /* its file is in the etcd mirror (etcd_feed.c), not dir */
 	struct file_id id;
 	bool seen;                  /* found by the current scan */
 	enum vassal_state state;
@@ -71,8 +72,10 @@ struct vassal {
 
 TAILQ_HEAD(vassal_list, vassal);
 
-struct vassal *vtable_find(struct emperor *e, const char *file);
-struct vassal *vtable_add(struct emperor *e, const char *file, const struct file_id *id);
+/* A record of the directory's file, or (from_etcd) of the etcd mirror's. */
+struct vassal *vtable_find(struct emperor *e, const char *file, bool from_etcd);
+struct vassal *vtable_add(struct emperor *e, const char *file, const struct file_id *id,
+			  bool from_etcd);
 /* File appeared or changed (content_changed: not just touched). */
 void vtable_start(struct vassal *v);
 void vtable_changed(struct vassal *v, bool content_changed);

@@ -217,6 +217,31 @@ int sup_etcd_ctl(struct sup_etcd *e, const char *const args[])
 	return rc;
 }
 
+int sup_etcd_make_certs(const char *dir)
+{
+	static const char script[] =
+		"set -e\n"
+		"openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca "
+		"  -keyout ca.key -out ca.crt 2>/dev/null\n"
+		"for n in server client; do\n"
+		"  openssl req -newkey rsa:2048 -nodes -subj /CN=$n -keyout $n.key -out $n.csr 2>/dev/null\n"
+		"  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth,clientAuth\\n' > $n.ext\n"
+		"  openssl x509 -req -in $n.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+		"    -extfile $n.ext -out $n.crt 2>/dev/null\n"
+		"done\n";
+	char *log = sup_path(dir, "openssl.log");
+	struct sup_proc *p = sup_spawn((char *const[]){ "sh", "-c", (char *)script, NULL }, NULL, dir, log);
+	int rc = -1;
+
+	if (p && sup_wait_exit(p, 30000) == 0 && WIFEXITED(p->status) && WEXITSTATUS(p->status) == 0)
+		rc = 0;
+	else
+		sup_print_tail(log, 10);
+	sup_proc_free(p);
+	free(log);
+	return rc;
+}
+
 void sup_etcd_stop(struct sup_etcd *e)
 {
 	if (!e)

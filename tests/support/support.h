@@ -252,6 +252,10 @@ int sup_etcd_restart(struct sup_etcd *e, int i, int wait_healthy);
 int sup_etcd_leader(struct sup_etcd *e);
 /* Runs etcdctl --endpoints=<member 0> args... to completion: 0 if it exited 0. */
 int sup_etcd_ctl(struct sup_etcd *e, const char *const args[]);
+/* Makes, with openssl, in dir: a CA (ca.crt, ca.key) and a server and a client
+ * certificate signed by it (server.crt/.key, client.crt/.key; for IP 127.0.0.1 and
+ * localhost). 0, or -1 (openssl's log tail printed). */
+int sup_etcd_make_certs(const char *dir);
 /* SIGTERM each member (SIGKILL if it lingers), reap, remove the directory, free. */
 void sup_etcd_stop(struct sup_etcd *e);
 

@@ -70,6 +70,31 @@ static void test_round_trip_without_cgroup(void **state)
 }
 
 /* The format before the cgroup field: the file name follows the hash. */
+/* An etcd-fed vassal's file is in the etcd mirror: it must be adopted from there,
+ * not looked for in the watched directory (where the scan would find it gone). */
+static void test_round_trip_keeps_etcd_source(void **state)
+{
+	struct vassal v;
+	struct upgrade_record r;
+	char line[8192];
+	int n;
+
+	(void)state;
+	fill(&v, "hello.yaml", NULL);
+	v.from_etcd = true;
+	n = upgrade_format(&v, line, sizeof line);
+	assert_true(n > 0);
+	line[n - 1] = '\0';
+	assert_int_equal(upgrade_parse(line, &r), 0);
+	assert_true(r.from_etcd);
+	assert_string_equal(r.file, "hello.yaml");
+	v.from_etcd = false;
+	n = upgrade_format(&v, line, sizeof line);
+	line[n - 1] = '\0';
+	assert_int_equal(upgrade_parse(line, &r), 0);
+	assert_false(r.from_etcd);
+}
+
 static void test_reads_older_records(void **state)
 {
 	struct upgrade_record r;
@@ -97,6 +122,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip_keeps_cgroup),
 		cmocka_unit_test(test_round_trip_without_cgroup),
+		cmocka_unit_test(test_round_trip_keeps_etcd_source),
 		cmocka_unit_test(test_reads_older_records),
 		cmocka_unit_test(test_refuses_garbage),
 	};
