@@ -76,6 +76,14 @@ $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(LIBS)
 
+# The status page (emperor/page.html) is compiled into the emperor as a byte array by
+# xxd -i (Debian's xxd), included by emperor/control_page.c.
+$(BUILD)/gen/page_html.inc: emperor/page.html
+	@mkdir -p $(dir $@)
+	xxd -i < $< > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/emperor/control_page.o: $(BUILD)/gen/page_html.inc
+$(BUILD)/obj/emperor/control_page.o: ALL_CFLAGS += -I$(BUILD)/gen
+
 # Unit tests may exercise any module, so they link every library.
 $(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(EMPEROR_A) $(VASSAL_A) $(LIB_A) $(SUPPORT_A)
 	@mkdir -p $(dir $@)
@@ -86,7 +94,8 @@ $(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) $(SUPPORT_A) $(V
 
 # Debian packages the build and the tests need; `deps` installs only what is absent.
 DEB_PKGS := gcc libc6-dev make pkg-config libev-dev libyaml-dev libcmocka-dev libhttp-parser-dev \
-            libcurl4-openssl-dev libjson-c-dev etcd-server etcd-client openssl
+            libcurl4-openssl-dev libjson-c-dev etcd-server etcd-client openssl xxd \
+            chromium prometheus
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \

@@ -7,6 +7,7 @@
  * reading the request, writing the answer, and each client's deadline. Nothing
  * blocks: every client has its own watchers. */
 #include <errno.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,9 @@ void ctl_client_free(struct client *cl)
 {
 	struct ev_loop *loop = cl->ctl->e->loop;
 
+	ctl_page_unwatch(cl);
 	ctl_fetch_free(cl);
+	json_object_put(cl->masters);
 	ev_io_stop(loop, &cl->io);
 	ev_timer_stop(loop, &cl->timer);
 	close(cl->fd);
@@ -140,6 +143,8 @@ static void client_expired(struct ev_loop *loop, ev_timer *w, int revents)
 	if (ctl_fetch_pending(cl)) { /* some masters did not answer in time: use what came */
 		ctl_fetch_cancel(cl);
 		ctl_gathered(cl);
+	} else if (cl->wait == WAIT_CHANGE) { /* a status page's hold ran out */
+		ctl_page_expired(cl);
 	} else if (cl->wait != WAIT_NONE) {
 		ctl_answer(cl, false, "timed out waiting");
 	} else {
@@ -374,6 +379,7 @@ void control_close(struct emperor *e)
 		unlink(ctl->path);
 	}
 	ctl_http_close(ctl);
+	ctl_page_close(ctl);
 	free(ctl);
 	e->control = NULL;
 }

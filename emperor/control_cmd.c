@@ -240,6 +240,10 @@ void ctl_gathered(struct client *cl)
 {
 	struct emperor *e = cl->ctl->e;
 
+	if (cl->page) { /* /status.json */
+		ctl_page_gathered(cl);
+		return;
+	}
 	if (cl->name[0]) { /* status NAME */
 		if (cl->json)
 			ctl_render_master_json(&cl->gathered, &cl->out);

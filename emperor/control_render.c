@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "control_int.h"
@@ -17,20 +18,32 @@ static const double bucket_le[CTL_BUCKETS] = {
 
 /* ---- figures ------------------------------------------------------------------------ */
 
+static double wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 /* What the control module counts of a vassal, reached from it by one pointer and
  * allocated at its first reload. */
 struct ctl_figures {
 	unsigned reloads;                     /* reloads completed */
 	unsigned reload_buckets[CTL_BUCKETS]; /* their durations, a cumulative histogram */
 	double reload_seconds_sum;
+	double recent[CTL_RECENT];            /* the last durations, a ring (the page's chart) */
+	double last_reload_at;                /* when the last one completed, Unix time */
 };
 
 void control_reload_done(struct vassal *v, double seconds)
 {
 	if (!v->figures && !(v->figures = calloc(1, sizeof *v->figures)))
 		return;
+	v->figures->recent[v->figures->reloads % CTL_RECENT] = seconds;
 	v->figures->reloads++;
 	v->figures->reload_seconds_sum += seconds;
+	v->figures->last_reload_at = wall_now();
 	for (int i = 0; i < CTL_BUCKETS; i++)
 		if (seconds <= bucket_le[i])
 			v->figures->reload_buckets[i]++;
@@ -62,9 +75,20 @@ static const char *uptime_text(double s, char *buf, size_t len)
 	return buf;
 }
 
-static struct json_object *vassal_json(const struct vassal *v)
+/* The last reload durations, oldest first. */
+static struct json_object *recent_json(const struct ctl_figures *fig)
 {
-	struct json_object *o = json_object_new_object();
+	struct json_object *a = json_object_new_array();
+	unsigned n = fig ? (fig->reloads < CTL_RECENT ? fig->reloads : CTL_RECENT) : 0;
+
+	for (unsigned i = 0; i < n; i++)
+		json_object_array_add(a, jsonout_fixed(fig->recent[(fig->reloads - n + i) % CTL_RECENT], 3));
+	return a;
+}
+
+static struct json_object *vassal_json(const struct vassal *v, struct json_object *masters)
+{
+	struct json_object *o = json_object_new_object(), *master = NULL, *gen = NULL;
 
 	json_object_object_add(o, "name", jsonout_string(v->name));
 	json_object_object_add(o, "state", json_object_new_string(vtable_state_name(v->state)));
@@ -76,24 +100,38 @@ static struct json_object *vassal_json(const struct vassal *v)
 	json_object_object_add(o, "reloads", json_object_new_int64(ctl_reloads(v)));
 	json_object_object_add(o, "last_exit", jsonout_string(v->last_exit));
 	json_object_object_add(o, "config_error", jsonout_string(v->config_error));
+	json_object_object_add(o, "reload_seconds", recent_json(v->figures));
+	json_object_object_add(o, "last_reload_at", v->figures ? jsonout_fixed(v->figures->last_reload_at, 3) : NULL);
+	if (masters && json_object_object_get_ex(masters, v->name, &master) &&
+	    json_object_object_get_ex(master, "generation", &gen) && json_object_is_type(gen, json_type_int))
+		json_object_object_add(o, "generation", json_object_get(gen));
 	return o;
 }
 
-void ctl_render_json(struct emperor *e, struct strbuf *b)
+struct json_object *ctl_render_status_doc(struct emperor *e, struct json_object *masters)
 {
 	struct json_object *doc = json_object_new_object(), *me = json_object_new_object();
 	struct json_object *list = json_object_new_array();
 	struct vassal *v;
+	char version[24];
 
 	json_object_object_add(me, "pid", json_object_new_int((int)getpid()));
 	json_object_object_add(me, "dir", jsonout_string(e->dir));
 	json_object_object_add(me, "uptime", jsonout_fixed(mono_now() - e->started_at, 1));
 	json_object_object_add(me, "state", json_object_new_string(e->stopping ? "stopping" : "running"));
+	json_object_object_add(me, "page_watchers", json_object_new_int(e->control ? e->control->n_watchers : 0));
 	TAILQ_FOREACH(v, &e->vassals, link)
-		json_object_array_add(list, vassal_json(v));
+		json_object_array_add(list, vassal_json(v, masters));
+	ctl_page_version(e, version, sizeof version);
+	json_object_object_add(doc, "version", json_object_new_string(version));
 	json_object_object_add(doc, "emperor", me);
 	json_object_object_add(doc, "vassals", list);
-	jsonout_append(b, doc);
+	return doc;
+}
+
+void ctl_render_json(struct emperor *e, struct strbuf *b)
+{
+	jsonout_append(b, ctl_render_status_doc(e, NULL));
 }
 
 /* A master's JSON, parsed and written again: only valid JSON (and UTF-8) reaches
