@@ -5,6 +5,7 @@
  *   control_render.c  the status table, the JSON, the Prometheus text, the figures
  *   control_http.c    the --metrics HTTP listener (http-parser): its routes
  *   control_page.c    the status page and /status.json, held until a change
+ *   control_logs.c    `logs NAME [N] [follow]`: a vassal's last lines, and what follows
  * A client is one connection: it sends one request, gets one answer, and goes. */
 #ifndef EMPEROR_CONTROL_INT_H
 #define EMPEROR_CONTROL_INT_H
@@ -85,6 +86,9 @@ struct client {
 	struct strbuf gathered;     /* what they answered */
 	/* the metrics listener (control_http.c); NULL on the control socket */
 	struct ctl_http *http;
+	/* logs ... follow (control_logs.c): the client stays, name is the vassal's */
+	bool following;
+	unsigned long long dropped; /* lines it was too slow for, not said yet */
 	/* /status.json (control_page.c) */
 	bool page;                  /* the answer is the page's status JSON */
 	char after[24];             /* the version the page has: held until another */
@@ -105,6 +109,7 @@ struct control {
 	int http_fd;                /* the --metrics listener, -1 without */
 	ev_io http_io;
 	int n_watchers;             /* status pages waiting for a change (control_page.c) */
+	int n_followers;            /* clients following a vassal's lines (control_logs.c) */
 	ev_timer page_tick;         /* runs while there are some */
 };
 
@@ -114,6 +119,8 @@ void ctl_accept(struct control *ctl, int lfd, bool http);
  * head from control_http.c, then out); the client goes once it is written. */
 void ctl_answer(struct client *cl, bool ok, const char *err);
 void ctl_client_free(struct client *cl);
+/* A follower has more to write: its watcher waits for writability too. */
+void ctl_follow_wake(struct client *cl);
 
 /* control_cmd.c */
 void ctl_dispatch(struct client *cl);
@@ -149,6 +156,9 @@ void ctl_render_master_json(const struct strbuf *reply, struct strbuf *b);
 /* The emperor's families, then the masters' samples (gathered) under theirs. */
 void ctl_render_metrics(struct emperor *e, const struct strbuf *gathered, struct strbuf *b);
 unsigned ctl_reloads(const struct vassal *v);
+
+/* control_logs.c */
+void ctl_cmd_logs(struct client *cl, const char *name, const char *count, const char *follow);
 
 /* control_page.c */
 /* The page (emperor/page.html) and its length. */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "emperor.h"
+#include "log.h"
 #include "parse.h"
 #include "version.h"
 
@@ -30,6 +31,8 @@ static void usage(FILE *out)
 		"  --tyrant                     run each vassal as the owner of its file (root only)\n"
 		"  --tyrant-allow-root          tyrant mode: accept root-owned files\n"
 		"  --tyrant-nofollow            tyrant mode: refuse symlinked files\n"
+		"  --log-format text|json       json: every line on stderr one JSON object\n"
+		"                               (time, ident, vassal, pid, level, message)\n"
 		"  --debug                      log every vassal state transition (also\n"
 		"                               EMPEROR_DEBUG=1)\n"
 		"  -h, --help                   this text\n"
@@ -55,7 +58,8 @@ static const char *default_vassal_bin(void)
 static int parse_args(int argc, char **argv, struct emperor_opts *o)
 {
 	enum { O_THROTTLE = 1, O_MAX_THROTTLE, O_CONCURRENCY, O_VASSAL, O_VERSION, O_CONTROL,
-	       O_METRICS, O_TYRANT, O_TYRANT_ROOT, O_TYRANT_NOFOLLOW, O_THROTTLE_RESET, O_DEBUG };
+	       O_METRICS, O_TYRANT, O_TYRANT_ROOT, O_TYRANT_NOFOLLOW, O_THROTTLE_RESET, O_DEBUG,
+	       O_LOG_FORMAT };
 	static const struct option longopts[] = {
 		{ "throttle", required_argument, NULL, O_THROTTLE },
 		{ "max-throttle", required_argument, NULL, O_MAX_THROTTLE },
@@ -68,6 +72,7 @@ static int parse_args(int argc, char **argv, struct emperor_opts *o)
 		{ "tyrant-allow-root", no_argument, NULL, O_TYRANT_ROOT },
 		{ "tyrant-nofollow", no_argument, NULL, O_TYRANT_NOFOLLOW },
 		{ "debug", no_argument, NULL, O_DEBUG },
+		{ "log-format", required_argument, NULL, O_LOG_FORMAT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -103,6 +108,13 @@ static int parse_args(int argc, char **argv, struct emperor_opts *o)
 		case O_TYRANT_ROOT: o->tyrant_allow_root = true; break;
 		case O_TYRANT_NOFOLLOW: o->tyrant_nofollow = true; break;
 		case O_DEBUG: o->debug = true; break;
+		case O_LOG_FORMAT:
+			if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0) {
+				why = "expected text or json";
+				goto bad;
+			}
+			log_set_format(strcmp(optarg, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT);
+			break;
 		case 'h': usage(stdout); exit(0);
 		case O_VERSION: printf("emperor %s\n", EMPEROR_VERSION); exit(0);
 		default: usage(stderr); return -1;

@@ -11,6 +11,7 @@
 
 #include <ctype.h>
 #include <grp.h>
+#include <json-c/json.h>
 #include <math.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -538,7 +539,7 @@ static void test_commands_answer_once_done(void **state)
 	CTL_EXPECT(f, 2, "usage", "--frob", "status");
 	CTL_EXPECT(f, 2, "reload takes a NAME or --all", "reload");
 	CTL_EXPECT(f, 2, "status takes at most a NAME", "status", "a", "b");
-	CTL_EXPECT(f, 2, "--all goes with reload only", "stop", "--all");
+	CTL_EXPECT(f, 2, "--all goes with reload and stop only", "start", "--all");
 	CTL_EXPECT(f, 2, "--timeout needs a value", "status", "--timeout");
 	CTL_EXPECT(f, 2, "\"abc\" is not a number", "--timeout=abc", "status");
 	assert_int_equal(count_lines(f, m, "control:"), 0);
@@ -550,6 +551,17 @@ static void test_commands_answer_once_done(void **state)
 	ctl_bare(f, 3, "cannot reach the emperor at /", "--dir=/");
 	assert_string_equal(must_row(table = CTL_OK(f, "status"), "b").state, "ready");
 	free(table);
+
+	/* stop --all: answers once every one has stopped, and they stay stopped */
+	out = CTL_OK(f, "stop", "--all");
+	assert_non_null(strstr(out, "a: done"));
+	assert_non_null(strstr(out, "b: done"));
+	free(out);
+	table = CTL_OK(f, "status");
+	assert_string_equal(must_row(table, "a").state, "halted");
+	assert_string_equal(must_row(table, "b").state, "halted");
+	free(table);
+	assert_int_equal(sup_port_refused("127.0.0.1", pa, T_MS), 0);
 	emperor_stop(f);
 }
 
@@ -1583,6 +1595,112 @@ static void test_reopen_logs(void **state)
 	free(text), free(log), free(rotated);
 }
 
+/* ---- 6b. logs ---------------------------------------------------------------------------- */
+
+/* A worker that prints a line of its own, with no timestamp, before it becomes the
+ * hello-worker (same pid: sh execs it). */
+static void put_plain_printer(struct fixture *f, const char *file, int port, const char *word)
+{
+	char text[2048];
+
+	snprintf(text, sizeof text,
+		 "sockets: [{name: http, listen: \"127.0.0.1:%d\"}]\n"
+		 "workers: {count: 1, exec: [/bin/sh, -c, 'echo %s; exec \"$0\" --greeting hi', %s],"
+		 " ready: notify, reload-mercy: 2s}\nstop-mercy: 3s\n", port, word, f->worker);
+	put_file(f->vdir, file, text);
+}
+
+/* "YYYY-MM-DD HH:MM:SS.mmm " at the start of line. */
+static bool stamped(const char *line)
+{
+	int y, mo, d, h, mi, s, ms, n = 0;
+
+	return sscanf(line, "%4d-%2d-%2d %2d:%2d:%2d.%3d %n", &y, &mo, &d, &h, &mi, &s, &ms, &n) == 7 && n == 24;
+}
+
+static void test_logs(void **state)
+{
+	struct fixture *f = *state;
+	int pa = free_port();
+	char *text, *line, *out = sup_path(f->dir, "follow.out"), *bin = sup_bin("emperorctl");
+	char *argv[] = { bin, "--control", ctl_path, "logs", "a", "-f", "-n", "1", NULL };
+	struct sup_proc *p;
+	size_t m;
+
+	ctl_emperor_start(f, NULL);
+	put_plain_printer(f, "a.yaml", pa, "plain-words-from-a");
+	wait_ready(f, 0, "a");
+
+	/* every line kept, each with a time: the plain one given the time it arrived */
+	text = CTL_OK(f, "logs", "a");
+	line = strstr(text, "plain-words-from-a");
+	assert_non_null(line);
+	while (line > text && line[-1] != '\n')
+		line--;
+	assert_true(stamped(line));
+	assert_non_null(strstr(text, "vassal a["));
+	assert_non_null(strstr(text, "master started"));
+	free(text);
+	text = CTL_OK(f, "logs", "a", "-n", "2");
+	assert_int_equal(count_in(text, "\n"), 2);
+	free(text);
+	CTL_EXPECT(f, 1, "no such vassal 'nobody'", "logs", "nobody");
+	CTL_EXPECT(f, 2, "-f and -n go with logs only", "status", "-f");
+
+	/* -f: the last line, then what comes, until interrupted */
+	p = sup_spawn(argv, NULL, NULL, out);
+	assert_non_null(p);
+	m = mark(f);
+	assert_int_equal(sup_wait_file(out, 0, "\n", T_MS), 0);
+	free(CTL_OK(f, "reload", "a"));
+	wait_line(f, m, " a: reloaded ");
+	assert_int_equal(sup_wait_file(out, 0, "plain-words-from-a", T_MS), 0); /* the new worker's */
+	assert_int_equal(sup_wait_file(out, 0, "reload complete", T_MS), 0);
+	assert_int_equal(sup_stop(p, SIGINT, T_MS), 0);
+	assert_true(WIFSIGNALED(p->status) && WTERMSIG(p->status) == SIGINT);
+	sup_proc_free(p);
+	text = CTL_OK(f, "status", "--json"); /* the emperor is fine after its follower left */
+	assert_non_null(strstr(text, "\"name\":\"a\""));
+	free(text);
+	free(out), free(bin);
+	emperor_stop(f);
+}
+
+/* --log-format json: every line of the emperor's stderr is one JSON object, the
+ * vassals' lines too (their fields taken from our text format). */
+static void test_log_format_json(void **state)
+{
+	struct fixture *f = *state;
+	int pa = free_port(), vassal_lines = 0;
+	char *text, *save = NULL;
+	char *argv[] = { f->emperor, "--log-format", "json", "--control", ctl_path, f->vdir, NULL };
+
+	snprintf(ctl_path, sizeof ctl_path, "%s/ctl.sock", f->dir);
+	f->proc = sup_spawn(argv, NULL, NULL, f->log); /* emperor_start waits for a text line */
+	assert_non_null(f->proc);
+	wait_line(f, 0, "\"message\":\"watching ");
+	put_plain_printer(f, "a.yaml", pa, "plain-words-from-a");
+	wait_line(f, 0, "a: ready after ");
+	wait_line(f, 0, "plain-words-from-a");
+	emperor_stop(f);
+	text = sup_read_file(f->log);
+	assert_non_null(text);
+	for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		struct json_object *o = json_tokener_parse(l), *x;
+		if (!o || !json_object_is_type(o, json_type_object))
+			fail_msg("not a JSON object: %s", l);
+		static const char *const keys[] = { "time", "ident", "pid", "level", "message" };
+		for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+			if (!json_object_object_get_ex(o, keys[i], &x))
+				fail_msg("no %s in %s", keys[i], l);
+		if (json_object_object_get_ex(o, "vassal", &x) && strcmp(json_object_get_string(x), "a") == 0)
+			vassal_lines++;
+		json_object_put(o);
+	}
+	assert_true(vassal_lines >= 3);
+	free(text);
+}
+
 /* ---- 7. top ---------------------------------------------------------------------------- */
 
 static void test_top_without_tty(void **state)
@@ -1624,6 +1742,8 @@ int main(void)
 		TEST(test_metrics),
 		TEST(test_worker_respawns_counted),
 		TEST(test_reopen_logs),
+		TEST(test_logs),
+		TEST(test_log_format_json),
 		TEST(test_top_without_tty),
 	};
 
