@@ -1,8 +1,10 @@
 /* control_render.c — what the control module shows: the status table, the status
  * JSON (json-c), the Prometheus text (the emperor's families, and the masters'
  * samples merged under theirs), and the reload-duration histogram behind it. */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -11,6 +13,7 @@
 #include "emperor.h"
 #include "jsonout.h"
 #include "prom.h"
+#include "version.h"
 
 static const double bucket_le[CTL_BUCKETS] = {
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
@@ -208,17 +211,105 @@ static void metrics_reload_histogram(const struct vassal *v, const char *label, 
 		      fig->reload_seconds_sum, name, label, fig->reloads);
 }
 
+/* The first number of a /proc file's line that starts with key; key "": the first
+ * line's field number `field` counted after the ")" of /proc/self/stat, or with field
+ * -1 the second number of /proc/self/statm. */
+static double proc_number(const char *path, const char *key, int field)
+{
+	char line[1024], *p;
+	double value = 0;
+	FILE *fp = fopen(path, "re");
+
+	if (!fp)
+		return 0;
+	while (fgets(line, sizeof line, fp)) {
+		if (key[0] && strncmp(line, key, strlen(key)) == 0) {
+			value = strtod(line + strlen(key), NULL);
+			break;
+		}
+		if (!key[0] && field < 0) { /* /proc/self/statm: its second number */
+			if (sscanf(line, "%*s %lf", &value) != 1)
+				value = 0;
+			break;
+		}
+		if (!key[0]) {
+			p = strrchr(line, ')'); /* the command name may hold spaces */
+			for (int i = 0; p && i < field; i++)
+				p = strchr(p + 1, ' ');
+			value = p ? strtod(p + 1, NULL) : 0;
+			break;
+		}
+	}
+	fclose(fp);
+	return value;
+}
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the directory's own */
+}
+
+/* The emperor's own process, as every Prometheus client library names it. */
+static void metrics_process(struct strbuf *b)
+{
+	static double started;
+	long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	struct rusage ru = { 0 };
+	struct rlimit rl = { 0 };
+
+	if (!started && ticks > 0) /* starttime is field 22; 20 after the ")" */
+		started = proc_number("/proc/stat", "btime ", 0) +
+			  proc_number("/proc/self/stat", "", 20) / (double)ticks;
+	getrusage(RUSAGE_SELF, &ru);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	prom_header(b, PROM_PROCESS_CPU);
+	strbuf_printf(b, "%s %.3f\n", prom_families[PROM_PROCESS_CPU].name,
+		      (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		      (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+	prom_header(b, PROM_PROCESS_RSS);
+	strbuf_printf(b, "%s %.0f\n", prom_families[PROM_PROCESS_RSS].name,
+		      proc_number("/proc/self/statm", "", -1) * (double)page);
+	prom_header(b, PROM_PROCESS_FDS);
+	strbuf_printf(b, "%s %d\n", prom_families[PROM_PROCESS_FDS].name, open_fds());
+	prom_header(b, PROM_PROCESS_MAX_FDS);
+	strbuf_printf(b, "%s %.0f\n", prom_families[PROM_PROCESS_MAX_FDS].name, (double)rl.rlim_cur);
+	prom_header(b, PROM_PROCESS_START);
+	strbuf_printf(b, "%s %.2f\n", prom_families[PROM_PROCESS_START].name, started);
+}
+
 /* The emperor's families, from its table, each with HELP and TYPE once. */
 static void metrics_emperor(struct emperor *e, struct strbuf *b)
 {
 	struct vassal *v;
 	char label[2 * NAME_MAX + 4];
 
+	prom_header(b, PROM_BUILD_INFO);
+	strbuf_printf(b, "%s{version=\"%s\",features=\"%s\"} 1\n", prom_families[PROM_BUILD_INFO].name,
+		      EMPEROR_VERSION, EMPEROR_FEATURES);
+	metrics_process(b);
 	metrics_vassals(e, b);
 	prom_header(b, PROM_RESTARTS);
 	TAILQ_FOREACH(v, &e->vassals, link)
 		strbuf_printf(b, "%s{vassal=\"%s\"} %u\n", prom_families[PROM_RESTARTS].name,
 			      prom_label(v->name, label, sizeof label), v->restarts);
+	prom_header(b, PROM_CONFIG_ERROR);
+	TAILQ_FOREACH(v, &e->vassals, link)
+		strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_CONFIG_ERROR].name,
+			      prom_label(v->name, label, sizeof label), v->config_error != NULL);
+	prom_header(b, PROM_LAST_RELOAD);
+	TAILQ_FOREACH(v, &e->vassals, link)
+		strbuf_printf(b, "%s{vassal=\"%s\"} %.3f\n", prom_families[PROM_LAST_RELOAD].name,
+			      prom_label(v->name, label, sizeof label),
+			      v->figures ? v->figures->last_reload_at : 0.0);
 	prom_header(b, PROM_RELOAD_DURATION);
 	TAILQ_FOREACH(v, &e->vassals, link)
 		metrics_reload_histogram(v, prom_label(v->name, label, sizeof label), b);

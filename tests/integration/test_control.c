@@ -8,6 +8,7 @@
 #include "emperor_fixture.h"
 
 #include "status_proto.h"
+#include "version.h"
 
 #include <ctype.h>
 #include <grp.h>
@@ -1424,26 +1425,45 @@ static void test_metrics(void **state)
 	snprintf(keys, sizeof keys, "spooler: {dir: %s/spool, exec: [\"true\"]}\n", f->dir);
 	put_ctl_vassal(f, "b.yaml", pb, 1, "bee", keys);
 	put_ctl_vassal(f, ODD_FILE, pq, 1, "odd", NULL);
+	put_file(f->vdir, "bad.yaml", "workers: {count: many}\n");
 	wait_ready(f, 0, "a");
 	wait_ready(f, 0, "b");
 	wait_ready(f, 0, ODD_NAME);
+	wait_line(f, 0, " bad: not started");
 
 	/* valid, with the emperor's families and every master's */
 	text = CTL_OK(f, "metrics");
 	assert_exposition(text);
 	assert_true(metric(text, "emperor_vassals{state=\"ready\"}") == 3);
-	assert_true(metric(text, "emperor_vassal_workers{vassal=\"a\",state=\"ready\"}") == 2);
+	assert_true(metric(text, "emperor_vassal_workers{vassal=\"a\"}") == 2);
+	assert_true(metric(text, "emperor_build_info{version=\"" EMPEROR_VERSION "\",features=\""
+			   EMPEROR_FEATURES "\"}") == 1);
+	assert_true(metric(text, "process_resident_memory_bytes") > 0);
+	assert_true(metric(text, "process_open_fds") > 3);
+	assert_true(metric(text, "process_cpu_seconds_total") >= 0);
+	assert_true(fabs(metric(text, "process_start_time_seconds") - (double)time(NULL)) < 3600);
+	assert_true(metric(text, "emperor_vassal_config_error{vassal=\"a\"}") == 0);
+	assert_true(metric(text, "emperor_vassal_config_error{vassal=\"bad\"}") == 1);
+	assert_true(metric(text, "emperor_vassal_last_reload_timestamp_seconds{vassal=\"a\"}") == 0);
+	assert_true(metric(text, "emperor_spool_queued_tasks{vassal=\"a\"}") == 0); /* no spooler */
+	assert_true(metric(text, "emperor_vassal_generation{vassal=\"a\"}") == 1);
 	assert_true(metric(text, "emperor_vassal_workers_configured{vassal=\"a\"}") == 2);
 	assert_true(metric(text, "emperor_vassal_children{vassal=\"a\",kind=\"mule\"}") == 1);
 	assert_true(metric(text, "emperor_spool_queued_tasks{vassal=\"b\"}") == 0);
 	assert_true(metric(text, "emperor_vassal_restarts_total{vassal=\"q\\\"uo\\\\te\"}") == 0);
-	assert_true(metric(text, "emperor_vassal_workers{vassal=\"q\\\"uo\\\\te\",state=\"ready\"}") == 1);
+	assert_true(metric(text, "emperor_vassal_workers{vassal=\"q\\\"uo\\\\te\"}") == 1);
 	free(text);
 
-	/* a reload adds one to the histogram's count */
+	/* a reload adds one to the histogram's count, and one to the generation; a chain
+	 * reload too */
 	before = metric_now(f, RELOADS_A);
 	free(CTL_OK(f, "reload", "a"));
 	assert_true(metric_now(f, RELOADS_A) == before + 1);
+	assert_true(metric_now(f, "emperor_vassal_generation{vassal=\"a\"}") == 2);
+	assert_true(fabs(metric_now(f, "emperor_vassal_last_reload_timestamp_seconds{vassal=\"a\"}") -
+			 (double)time(NULL)) < 60);
+	free(CTL_OK(f, "chain-reload", "a"));
+	assert_true(metric_now(f, "emperor_vassal_generation{vassal=\"a\"}") == 3);
 
 	/* the master killed and respawned: one restart */
 	before = metric_now(f, RESTARTS_A);
