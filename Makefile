@@ -158,6 +158,10 @@ INST_MAN     := $(DESTDIR)$(PREFIX)/share/man
 INST_DOC     := $(DESTDIR)$(PREFIX)/share/doc/emperor
 INST_LIBEXEC := $(DESTDIR)$(PREFIX)/libexec/emperor
 INST_UNIT    := $(DESTDIR)$(PREFIX)/lib/systemd/system
+# Shell completion for emperorctl: where bash-completion looks, and zsh's site-functions
+# (Debian's zsh reads vendor-completions for PREFIX=/usr).
+INST_BASH    := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+INST_ZSH     := $(DESTDIR)$(PREFIX)/share/zsh/$(if $(filter /usr,$(PREFIX)),vendor-completions,site-functions)
 MAN_PAGES    := $(patsubst docs/man/%.scd,$(BUILD)/man/%,$(wildcard docs/man/*.scd))
 PREFIX_SED   := sed -e 's|/usr/local/|$(PREFIX)/|g'
 
@@ -180,7 +184,9 @@ $(BUILD)/man/%: docs/man/%.scd
 
 install: all man
 	install -d $(INST_BIN) $(INST_LIBEXEC) $(INST_DOC)/examples $(INST_UNIT) \
-	  $(INST_MAN)/man5 $(INST_MAN)/man8
+	  $(INST_MAN)/man5 $(INST_MAN)/man8 $(INST_BASH) $(INST_ZSH)
+	install -m 644 ctl/completion/emperorctl.bash $(INST_BASH)/emperorctl
+	install -m 644 ctl/completion/_emperorctl $(INST_ZSH)/_emperorctl
 	install -m 755 $(BUILD)/emperor $(BUILD)/vassal $(INST_BIN)/
 	if [ -x $(BUILD)/emperorctl ]; then install -m 755 $(BUILD)/emperorctl $(INST_BIN)/; fi
 	install -m 755 $(BUILD)/examples/hello-worker $(INST_LIBEXEC)/
@@ -197,6 +203,7 @@ uninstall:
 	rm -f $(patsubst $(BUILD)/man/%,$(INST_MAN)/man5/%,$(filter %.5,$(MAN_PAGES)))
 	rm -f $(patsubst $(BUILD)/man/%,$(INST_MAN)/man8/%,$(filter %.8,$(MAN_PAGES)))
 	rm -f $(INST_UNIT)/emperor.service
+	rm -f $(INST_BASH)/emperorctl $(INST_ZSH)/_emperorctl
 	rmdir $(INST_DOC)/examples $(INST_DOC) $(INST_LIBEXEC) 2>/dev/null || true
 
 # Benchmarks against uWSGI (issue 9): not part of `make test`.

@@ -116,7 +116,7 @@ static int parse_args(int argc, char **argv, struct emperor_opts *o)
 			log_set_format(strcmp(optarg, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT);
 			break;
 		case 'h': usage(stdout); exit(0);
-		case O_VERSION: printf("emperor %s\n", EMPEROR_VERSION); exit(0);
+		case O_VERSION: printf("emperor %s\nfeatures: %s\n", EMPEROR_VERSION, EMPEROR_FEATURES); exit(0);
 		default: usage(stderr); return -1;
 		}
 	}
