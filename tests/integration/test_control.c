@@ -1665,6 +1665,15 @@ static void test_logs(void **state)
 	assert_int_equal(count_in(text, "\n"), 2);
 	free(text);
 	CTL_EXPECT(f, 1, "no such vassal 'nobody'", "logs", "nobody");
+
+	/* bounded: of 20000 lines (about 110 KiB) the last ones are kept, not all */
+	put_plain_printer(f, "big.yaml", free_port(), "start-of-big; seq 1 20000");
+	wait_ready(f, 0, "big");
+	text = CTL_OK(f, "logs", "big");
+	assert_non_null(strstr(text, " 20000\n"));
+	assert_null(strstr(text, "start-of-big"));
+	assert_true(count_in(text, "\n") > 2000 && count_in(text, "\n") < 10000);
+	free(text);
 	CTL_EXPECT(f, 2, "-f and -n go with logs only", "status", "-f");
 
 	/* -f: the last line, then what comes, until interrupted */
