@@ -148,8 +148,8 @@ static void client_event(struct ev_loop *loop, ev_io *w, int revents)
 	struct client *cl = container_of(w, struct client, io);
 	ssize_t n;
 
-	if (cl->answering && cl->following && (revents & EV_READ)) {
-		follower_readable(cl);
+	if ((cl->answering && cl->following && (revents & EV_READ)) || cl->wait == WAIT_CHANGE) {
+		follower_readable(cl); /* a follower's or a held page's client: only its close */
 		return;
 	}
 	if (cl->answering) {

@@ -31,6 +31,9 @@
 #define CTL_RECENT 16           /* reload durations kept for the status page's chart */
 #define CTL_PAGE_HOLD 25.0      /* /status.json?after=V is answered at the latest after this */
 #define CTL_PAGE_TICK 0.2       /* ... and is checked for a change this often */
+#define CTL_MAX_WATCHERS 32     /* pages held at once (not counted as HTTP clients while
+				 * held, so that open pages never crowd out a scrape);
+				 * more are answered at once */
 
 struct emperor;
 struct vassal;

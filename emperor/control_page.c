@@ -111,10 +111,19 @@ void ctl_page_status(struct client *cl, const char *query)
 		page_answer(cl);
 		return;
 	}
+	if (ctl->n_watchers >= CTL_MAX_WATCHERS) {
+		page_answer(cl);
+		return;
+	}
 	cl->wait = WAIT_CHANGE;
+	ctl->n_http--; /* a held page leaves its place to a scrape */
 	ev_timer_stop(loop, &cl->timer);
 	ev_timer_set(&cl->timer, CTL_PAGE_HOLD, 0);
 	ev_timer_start(loop, &cl->timer);
+	/* a page closed meanwhile (EOF) goes at once: control.c watches for it */
+	ev_io_stop(loop, &cl->io);
+	ev_io_set(&cl->io, cl->fd, EV_READ);
+	ev_io_start(loop, &cl->io);
 	if (ctl->n_watchers++ == 0) {
 		ev_timer_init(&ctl->page_tick, page_tick, CTL_PAGE_TICK, CTL_PAGE_TICK);
 		ev_timer_start(loop, &ctl->page_tick);
@@ -128,6 +137,8 @@ void ctl_page_unwatch(struct client *cl)
 	if (cl->wait != WAIT_CHANGE)
 		return;
 	cl->wait = WAIT_NONE;
+	ctl->n_http++;
+	ev_io_stop(ctl->e->loop, &cl->io);
 	if (--ctl->n_watchers == 0)
 		ev_timer_stop(ctl->e->loop, &ctl->page_tick);
 }

@@ -60,19 +60,21 @@ static char *ctl(struct fixture *f, const char *a1, const char *a2, const char *
 	return text;
 }
 
-/* Waits until the emperor holds a status page's request (`status --json` says so). */
-static void wait_page_watching(struct fixture *f, int timeout_ms)
+/* Waits until the emperor holds n status pages' requests (`status --json` says so). */
+static void wait_watchers(struct fixture *f, int n, int timeout_ms)
 {
 	long long deadline = sup_now_ms() + timeout_ms;
+	char needle[64];
 
+	snprintf(needle, sizeof needle, "\"page_watchers\":%d", n);
 	for (;;) {
-		char *json = ctl(f, "status", "--json", NULL);
-		bool watching = strstr(json, "\"page_watchers\":1") != NULL;
+		char *json = ctl(f, "status", "--json", NULL), *at = strstr(json, needle);
+		bool watching = at && (at[strlen(needle)] == ',' || at[strlen(needle)] == '}');
 		free(json);
 		if (watching)
 			return;
 		if (sup_now_ms() >= deadline)
-			fail_msg("no status page waited for a change within %d ms", timeout_ms);
+			fail_msg("not %d status pages waiting for a change within %d ms", n, timeout_ms);
 		sup_poll_pause();
 	}
 }
@@ -197,7 +199,7 @@ static void test_page_in_browser(void **state)
 
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/", mport);
 	browser = chromium_start(f, url, 1500, out);
-	wait_page_watching(f, BROWSER_MS);
+	wait_watchers(f, 1, BROWSER_MS);
 	free(ctl(f, "stop", "b", NULL)); /* the change, while the page waits for one */
 	chromium_wait(browser, out);
 	sup_proc_free(browser);
@@ -259,11 +261,53 @@ static void test_metrics_promtool(void **state)
 	emperor_stop(f);
 }
 
+/* Pages held waiting for a change leave the HTTP client slots (16) to scrapes, are
+ * answered at once when something changes, and one closed meanwhile goes. */
+static void test_held_pages(void **state)
+{
+	struct fixture *f = *state;
+	int mport = page_emperor_start(f), pa = free_port();
+	char *json, *at, version[32], request[128];
+	struct sup_conn *held[20];
+	struct sup_http r;
+
+	put_workers(f, "a.yaml", pa, 1, NULL);
+	wait_line(f, 0, " a: ready after ");
+	json = get_ok(mport, "/status.json", "application/json");
+	at = strstr(json, "\"version\":\"");
+	assert_non_null(at);
+	snprintf(version, sizeof version, "%.*s", (int)strcspn(at + 11, "\""), at + 11);
+	free(json);
+	snprintf(request, sizeof request, "GET /status.json?after=%s HTTP/1.1\r\nHost: x\r\n\r\n", version);
+	for (int i = 0; i < 20; i++) {
+		held[i] = sup_conn_open("127.0.0.1", mport, T_MS);
+		assert_non_null(held[i]);
+		assert_int_equal(sup_conn_send(held[i], request, strlen(request), T_MS), 0);
+		wait_watchers(f, i + 1, T_MS);
+	}
+	sup_conn_close(held[19]); /* gone while held */
+	wait_watchers(f, 19, T_MS);
+	for (int i = 0; i < 19; i++) /* held: nothing yet */
+		assert_int_equal(sup_conn_readable(held[i], i == 0 ? 300 : 0), 0);
+	free(get_ok(mport, "/metrics", "text/plain")); /* a scrape still gets through */
+	free(ctl(f, "stop", "a", NULL));
+	for (int i = 0; i < 19; i++) {
+		assert_int_equal(sup_conn_read_response(held[i], &r, T_MS), 0);
+		assert_int_equal(r.status, 200);
+		assert_non_null(strstr(r.body, "\"name\":\"a\",\"state\":\"")); /* stopping or halted */
+		assert_null(strstr(r.body, "\"name\":\"a\",\"state\":\"ready\""));
+		sup_http_fini(&r);
+		sup_conn_close(held[i]);
+	}
+	emperor_stop(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		TEST(test_page_in_browser),
 		TEST(test_metrics_promtool),
+		TEST(test_held_pages),
 	};
 
 	sup_init();
