@@ -147,18 +147,19 @@ static void check_page_http(int port)
 static struct sup_proc *chromium_start(struct fixture *f, const char *url, int virtual_ms, const char *out)
 {
 	char *profile = sup_path(f->dir, "chromium-profile"), budget[64], profile_opt[PATH_MAX + 32];
-	char home[PATH_MAX + 8];
+	char home[PATH_MAX + 8], tmp[PATH_MAX + 8];
 	char *argv[] = { CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 			 "--no-first-run", "--disable-background-networking", "--disable-component-update",
 			 "--disable-sync", profile_opt, budget, "--dump-dom", (char *)url, NULL };
-	char *env[] = { home, NULL };
+	char *env[] = { home, tmp, NULL };
 	struct sup_spawn_opts o = { .logpath = out, .flags = SUP_SPAWN_NEW_PGROUP };
 	struct sup_proc *p;
 
 	assert_int_equal(mkdir(profile, 0700), 0);
 	snprintf(profile_opt, sizeof profile_opt, "--user-data-dir=%s", profile);
 	snprintf(budget, sizeof budget, "--virtual-time-budget=%d", virtual_ms);
-	snprintf(home, sizeof home, "HOME=%s", f->dir); /* nothing lands in ours */
+	snprintf(home, sizeof home, "HOME=%s", f->dir); /* nothing lands in ours, nor in /tmp */
+	snprintf(tmp, sizeof tmp, "TMPDIR=%s", f->dir);
 	p = sup_spawn_ex(argv, env, &o);
 	assert_non_null(p);
 	free(profile);
