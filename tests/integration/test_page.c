@@ -17,17 +17,50 @@
 
 static char ctl_sock[PATH_MAX];
 
-/* The emperor with --metrics on a free loopback port: the port. */
-static int page_emperor_start(struct fixture *f)
+/* The emperor with --metrics on a free loopback port (given as ":PORT" if bare): the
+ * port. */
+static int page_emperor_start_as(struct fixture *f, bool bare)
 {
 	static char addr[64];
 	int port = free_port();
 	const char *extra[] = { "--metrics", addr, NULL };
 
-	snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+	snprintf(addr, sizeof addr, bare ? ":%d" : "127.0.0.1:%d", port);
 	snprintf(ctl_sock, sizeof ctl_sock, "%s/control.sock", f->dir); /* emperor_start's */
 	emperor_start(f, extra);
 	return port;
+}
+
+static int page_emperor_start(struct fixture *f)
+{
+	return page_emperor_start_as(f, false);
+}
+
+/* The listening TCP sockets on port, from /proc/net/tcp and tcp6: how many, and
+ * whether each is on 127.0.0.1. */
+static void assert_listens_on_loopback_only(int port)
+{
+	static const char *const tables[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+	char local[64], want[16];
+	int n = 0;
+
+	snprintf(want, sizeof want, ":%04X", port);
+	for (size_t t = 0; t < ARRAY_SIZE(tables); t++) {
+		char *text = sup_read_file(tables[t]), *save = NULL;
+		if (!text)
+			continue;
+		for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+			unsigned st;
+			if (sscanf(l, " %*d: %63s %*s %x", local, &st) != 2 || st != 0x0A /* LISTEN */ ||
+			    !strstr(local, want) || strlen(strstr(local, want)) != strlen(want))
+				continue;
+			n++;
+			if (strncmp(local, "0100007F:", 9) != 0)
+				fail_msg("--metrics :%d listens on %s, not loopback", port, local);
+		}
+		free(text);
+	}
+	assert_int_equal(n, 1);
 }
 
 static void put_workers(struct fixture *f, const char *file, int port, int count, const char *keys)
@@ -235,7 +268,8 @@ static void test_metrics_promtool(void **state)
 
 	if (access(PROMTOOL, X_OK) < 0)
 		fail_msg(PROMTOOL ": not installed (make deps installs Debian's prometheus)");
-	mport = page_emperor_start(f);
+	mport = page_emperor_start_as(f, true); /* ":PORT": loopback */
+	assert_listens_on_loopback_only(mport);
 	snprintf(keys, sizeof keys, "mules: [{name: m, exec: [%s], count: 1}]\n"
 		 "spooler: {dir: %s/spool, exec: [\"true\"]}\n", mule, f->dir);
 	put_workers(f, "a.yaml", pa, 2, keys);
