@@ -77,6 +77,14 @@ $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(LIBS)
 
+# The status page (emperor/page.html) is compiled into the emperor as a byte array by
+# xxd -i (Debian's xxd), included by emperor/control_page.c.
+$(BUILD)/gen/page_html.inc: emperor/page.html
+	@mkdir -p $(dir $@)
+	xxd -i < $< > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/emperor/control_page.o: $(BUILD)/gen/page_html.inc
+$(BUILD)/obj/emperor/control_page.o: ALL_CFLAGS += -I$(BUILD)/gen
+
 # Unit tests may exercise any module, so they link every library.
 $(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(EMPEROR_A) $(VASSAL_A) $(LIB_A) $(SUPPORT_A)
 	@mkdir -p $(dir $@)
@@ -87,7 +95,8 @@ $(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) $(SUPPORT_A) $(V
 
 # Debian packages the build and the tests need; `deps` installs only what is absent.
 DEB_PKGS := gcc libc6-dev make pkg-config libev-dev libyaml-dev libcmocka-dev libhttp-parser-dev \
-            libcurl4-openssl-dev libjson-c-dev etcd-server etcd-client openssl
+            libcurl4-openssl-dev libjson-c-dev etcd-server etcd-client openssl xxd \
+            chromium prometheus
 # The servers of docs/recipes/, which tests/integration/test_recipes.c runs.
 DEB_PKGS += python3 gunicorn uwsgi-core uwsgi-plugin-python3 nodejs systemd lighttpd
 deps:
@@ -152,6 +161,10 @@ INST_MAN     := $(DESTDIR)$(PREFIX)/share/man
 INST_DOC     := $(DESTDIR)$(PREFIX)/share/doc/emperor
 INST_LIBEXEC := $(DESTDIR)$(PREFIX)/libexec/emperor
 INST_UNIT    := $(DESTDIR)$(PREFIX)/lib/systemd/system
+# Shell completion for emperorctl: where bash-completion looks, and zsh's site-functions
+# (Debian's zsh reads vendor-completions for PREFIX=/usr).
+INST_BASH    := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+INST_ZSH     := $(DESTDIR)$(PREFIX)/share/zsh/$(if $(filter /usr,$(PREFIX)),vendor-completions,site-functions)
 MAN_PAGES    := $(patsubst docs/man/%.scd,$(BUILD)/man/%,$(wildcard docs/man/*.scd))
 PREFIX_SED   := sed -e 's|/usr/local/|$(PREFIX)/|g'
 
@@ -174,7 +187,9 @@ $(BUILD)/man/%: docs/man/%.scd
 
 install: all man
 	install -d $(INST_BIN) $(INST_LIBEXEC) $(INST_DOC)/examples $(INST_UNIT) \
-	  $(INST_MAN)/man5 $(INST_MAN)/man8
+	  $(INST_MAN)/man5 $(INST_MAN)/man8 $(INST_BASH) $(INST_ZSH)
+	install -m 644 ctl/completion/emperorctl.bash $(INST_BASH)/emperorctl
+	install -m 644 ctl/completion/_emperorctl $(INST_ZSH)/_emperorctl
 	install -m 755 $(BUILD)/emperor $(BUILD)/vassal $(INST_BIN)/
 	if [ -x $(BUILD)/emperorctl ]; then install -m 755 $(BUILD)/emperorctl $(INST_BIN)/; fi
 	install -m 755 $(BUILD)/examples/hello-worker $(INST_LIBEXEC)/
@@ -191,6 +206,7 @@ uninstall:
 	rm -f $(patsubst $(BUILD)/man/%,$(INST_MAN)/man5/%,$(filter %.5,$(MAN_PAGES)))
 	rm -f $(patsubst $(BUILD)/man/%,$(INST_MAN)/man8/%,$(filter %.8,$(MAN_PAGES)))
 	rm -f $(INST_UNIT)/emperor.service
+	rm -f $(INST_BASH)/emperorctl $(INST_ZSH)/_emperorctl
 	rmdir $(INST_DOC)/examples $(INST_DOC) $(INST_LIBEXEC) 2>/dev/null || true
 
 # Benchmarks against uWSGI (issue 9): not part of `make test`.
@@ -213,7 +229,8 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fn
 FUZZ_CFLAGS  := $(PROJECT_CFLAGS) -g -O1 $(FUZZ_SAN)
 FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(addprefix $(BUILD)/fuzz/,$(FUZZ_NAMES))
-FUZZ_SRC_fuzz_config       := lib/config.c lib/config_kinds.c lib/config_yaml.c lib/parse.c
+FUZZ_SRC_fuzz_config       := lib/config.c lib/config_kinds.c lib/config_yaml.c lib/config_envfile.c \
+                              lib/parse.c lib/util.c
 FUZZ_SRC_fuzz_spool        := vassal/spool.c lib/util.c lib/parse.c
 FUZZ_SRC_fuzz_subscription := vassal/subscription.c lib/log.c lib/parse.c
 FUZZ_SRC_fuzz_router_head  := vassal/http_head.c vassal/subscription.c lib/log.c lib/parse.c

@@ -27,8 +27,9 @@ enum { EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 struct opts {
 	const char *control, *dir;
 	double timeout;
-	bool json, all;
+	bool json, all, follow;
 	int iterations; /* top: 0 = until interrupted */
+	long lines;     /* logs -n: 0 = every line kept */
 };
 
 static void usage(FILE *out)
@@ -39,9 +40,11 @@ static void usage(FILE *out)
 		"  status [NAME]         every vassal; or one vassal and each of its children\n"
 		"  reload NAME|--all     graceful reload; answers once reloaded\n"
 		"  chain-reload NAME     one worker at a time; answers once done\n"
-		"  stop NAME             stop it (the file stays); answers once stopped\n"
+		"  stop NAME|--all       stop it (the file stays); answers once stopped\n"
 		"  start NAME            start a stopped vassal; answers once ready\n"
 		"  reopen-logs           every vassal with log: reopens its file\n"
+		"  logs NAME [-n N] [-f] the vassal's last lines (the emperor keeps 64 KiB);\n"
+		"                        -f: then every new line, until interrupted\n"
 		"  metrics               Prometheus text format\n"
 		"  top                   status, refreshed every second (Ctrl-C to leave)\n"
 		"  cluster               every node's vassals, from etcd (emperor --etcd)\n"
@@ -51,6 +54,8 @@ static void usage(FILE *out)
 		"  --dir DIR             the emperor's watched directory (default vassals.d)\n"
 		"  --timeout SECONDS     how long to wait for an answer (default 130)\n"
 		"  --iterations N        top: stop after N refreshes\n"
+		"  -n, --lines N         logs: the last N lines only\n"
+		"  -f, --follow          logs: keep printing lines as they come\n"
 		"  -h, --help            this text;  --version  the version\n"
 		"\n"
 		"Options go anywhere, as --opt VALUE or --opt=VALUE.\n"
@@ -197,6 +202,47 @@ static int top(const struct opts *o, const char *path)
 	return 0;
 }
 
+/* logs -f: the answer's status line, then every byte as it comes, until the emperor
+ * closes (it goes away) or we are interrupted. No timeout once answered. */
+static int follow(const struct opts *o, const char *path, const char *request)
+{
+	struct timeval none = { 0 };
+	char buf[8192];
+	bool head = true;
+	ssize_t n;
+	int fd = connect_control(path, o->timeout);
+
+	if (fd < 0)
+		return EXIT_UNREACHABLE;
+	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
+		fprintf(stderr, "emperorctl: send: %s\n", strerror(errno));
+		close(fd);
+		return EXIT_UNREACHABLE;
+	}
+	while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {
+		size_t skip = 0;
+		if (head) { /* "OK\n" (the status line arrives whole: the emperor writes it first) */
+			buf[n < (ssize_t)sizeof buf ? n : n - 1] = '\0';
+			if (strncmp(buf, "OK\n", 3) != 0) {
+				close(fd);
+				return show(buf);
+			}
+			skip = 3;
+			head = false;
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+		}
+		if (fwrite(buf + skip, 1, (size_t)n - skip, stdout) != (size_t)n - skip || fflush(stdout) != 0)
+			break; /* our reader went away */
+	}
+	close(fd);
+	if (head) {
+		fprintf(stderr, "emperorctl: %s\n", n < 0 ? "no answer in time" :
+			"the emperor closed the connection without an answer");
+		return EXIT_FAILED;
+	}
+	return 0;
+}
+
 static const struct command {
 	const char *name;
 	int min_args, max_args;
@@ -204,6 +250,7 @@ static const struct command {
 	{ "status", 0, 1 }, { "reload", 1, 1 }, { "chain-reload", 1, 1 }, { "stop", 1, 1 },
 	{ "start", 1, 1 }, { "reopen-logs", 0, 0 }, { "metrics", 0, 0 }, { "top", 0, 0 },
 	{ "cluster", 0, 0 },
+	{ "logs", 1, 1 },
 };
 
 /* A number in [min, max] from an option's value, or a usage error. */
@@ -222,7 +269,7 @@ static int number_opt(const char *opt, const char *value, double min, double max
 }
 
 /* The command and its arguments must be one of `commands` (`reload --all` is
- * `reload` with o->all). */
+ * `reload` with o->all, and so is `stop --all`). */
 static int check_command(const struct opts *o, char **words, int n)
 {
 	int args = n - 1 + (o->all ? 1 : 0);
@@ -234,15 +281,20 @@ static int check_command(const struct opts *o, char **words, int n)
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
 		if (strcmp(words[0], commands[i].name) != 0)
 			continue;
-		if (o->all && strcmp(words[0], "reload") != 0) {
-			fprintf(stderr, "emperorctl: --all goes with reload only\n");
+		if (o->all && strcmp(words[0], "reload") != 0 && strcmp(words[0], "stop") != 0) {
+			fprintf(stderr, "emperorctl: --all goes with reload and stop only\n");
+			return -1;
+		}
+		if ((o->follow || o->lines) && strcmp(words[0], "logs") != 0) {
+			fprintf(stderr, "emperorctl: -f and -n go with logs only\n");
 			return -1;
 		}
 		if (args < commands[i].min_args || args > commands[i].max_args) {
 			fprintf(stderr, "emperorctl: %s takes %s\n", words[0],
 				commands[i].max_args == 0 ? "no argument" :
 				commands[i].min_args == 0 ? "at most a NAME" :
-				strcmp(words[0], "reload") == 0 ? "a NAME or --all" : "a NAME");
+				strcmp(words[0], "reload") == 0 || strcmp(words[0], "stop") == 0 ?
+				"a NAME or --all" : "a NAME");
 			return -1;
 		}
 		return 0;
@@ -256,6 +308,7 @@ static int check_command(const struct opts *o, char **words, int n)
 static int parse_opts(int argc, char **argv, struct opts *o, char **words, int *n_words)
 {
 	enum { O_CONTROL = 256, O_DIR, O_TIMEOUT, O_ITERATIONS, O_JSON, O_ALL, O_VERSION };
+	/* -f and -n are logs' (as tail's); the rest are long only */
 	static const struct option longopts[] = {
 		{ "control", required_argument, NULL, O_CONTROL },
 		{ "dir", required_argument, NULL, O_DIR },
@@ -263,6 +316,8 @@ static int parse_opts(int argc, char **argv, struct opts *o, char **words, int *
 		{ "iterations", required_argument, NULL, O_ITERATIONS },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "all", no_argument, NULL, O_ALL },
+		{ "follow", no_argument, NULL, 'f' },
+		{ "lines", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -271,12 +326,18 @@ static int parse_opts(int argc, char **argv, struct opts *o, char **words, int *
 	int ch;
 
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":hfn:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case O_CONTROL: o->control = optarg; break;
 		case O_DIR: o->dir = optarg; break;
 		case O_JSON: o->json = true; break;
 		case O_ALL: o->all = true; break;
+		case 'f': o->follow = true; break;
+		case 'n':
+			if (number_opt("lines", optarg, 1, 1e9, &number) < 0 || number != (long)number)
+				return -1;
+			o->lines = (long)number;
+			break;
 		case O_TIMEOUT:
 			if (number_opt("timeout", optarg, 0.001, 86400, &o->timeout) < 0)
 				return -1;
@@ -337,6 +398,11 @@ int main(int argc, char **argv)
 	free(words);
 	if (o.all && used < sizeof request - 8)
 		used += (size_t)snprintf(request + used, sizeof request - used, " --all");
+	if (strcmp(request, "logs") == 0 || strncmp(request, "logs ", 5) == 0) {
+		snprintf(request + used, sizeof request - used, " %ld%s", o.lines, o.follow ? " follow" : "");
+		if (o.follow)
+			return follow(&o, path, request);
+	}
 	if (o.json && used < sizeof request - 8)
 		snprintf(request + used, sizeof request - used, " --json");
 	char *answer = NULL;

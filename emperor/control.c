@@ -7,6 +7,7 @@
  * reading the request, writing the answer, and each client's deadline. Nothing
  * blocks: every client has its own watchers. */
 #include <errno.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,9 +29,13 @@ void ctl_client_free(struct client *cl)
 {
 	struct ev_loop *loop = cl->ctl->e->loop;
 
+	ctl_page_unwatch(cl);
+	if (cl->following)
+		cl->ctl->n_followers--;
 	ctl_fetch_free(cl);
 	if (cl->cluster)
 		etcd_status_cluster_cancel(cl->cluster);
+	json_object_put(cl->masters);
 	ev_io_stop(loop, &cl->io);
 	ev_timer_stop(loop, &cl->timer);
 	close(cl->fd);
@@ -76,6 +81,25 @@ void ctl_answer(struct client *cl, bool ok, const char *err)
 	ev_timer_start(loop, &cl->timer);
 }
 
+/* A follower (logs -f) watches for its client's close, and for writability while it
+ * has something to write; it has no deadline while it waits for lines. */
+static void follow_watch(struct client *cl, int events)
+{
+	struct ev_loop *loop = cl->ctl->e->loop;
+
+	ev_io_stop(loop, &cl->io);
+	ev_io_set(&cl->io, cl->fd, events);
+	ev_io_start(loop, &cl->io);
+	if (!(events & EV_WRITE))
+		ev_timer_stop(loop, &cl->timer);
+}
+
+void ctl_follow_wake(struct client *cl)
+{
+	if (cl->answering && !(cl->io.events & EV_WRITE))
+		follow_watch(cl, EV_READ | EV_WRITE);
+}
+
 static void client_write(struct client *cl)
 {
 	ssize_t n = send(cl->fd, cl->out.p + cl->out_off, cl->out.len - cl->out_off,
@@ -83,7 +107,23 @@ static void client_write(struct client *cl)
 
 	if (n > 0)
 		cl->out_off += (size_t)n;
-	if ((n < 0 && errno != EAGAIN && errno != EINTR) || cl->out_off >= cl->out.len)
+	if (n < 0 && errno != EAGAIN && errno != EINTR) {
+		ctl_client_free(cl);
+	} else if (cl->out_off >= cl->out.len && cl->following) {
+		cl->out.len = cl->out_off = 0;
+		follow_watch(cl, EV_READ);
+	} else if (cl->out_off >= cl->out.len) {
+		ctl_client_free(cl);
+	}
+}
+
+/* A follower's client sent more, or closed: the latter ends it. */
+static void follower_readable(struct client *cl)
+{
+	char discard[256];
+	ssize_t n = recv(cl->fd, discard, sizeof discard, MSG_DONTWAIT);
+
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 		ctl_client_free(cl);
 }
 
@@ -111,7 +151,10 @@ static void client_event(struct ev_loop *loop, ev_io *w, int revents)
 	struct client *cl = container_of(w, struct client, io);
 	ssize_t n;
 
-	(void)revents;
+	if ((cl->answering && cl->following && (revents & EV_READ)) || cl->wait == WAIT_CHANGE) {
+		follower_readable(cl); /* a follower's or a held page's client: only its close */
+		return;
+	}
 	if (cl->answering) {
 		client_write(cl);
 		return;
@@ -143,6 +186,8 @@ static void client_expired(struct ev_loop *loop, ev_timer *w, int revents)
 	if (ctl_fetch_pending(cl)) { /* some masters did not answer in time: use what came */
 		ctl_fetch_cancel(cl);
 		ctl_gathered(cl);
+	} else if (cl->wait == WAIT_CHANGE) { /* a status page's hold ran out */
+		ctl_page_expired(cl);
 	} else if (cl->wait != WAIT_NONE) {
 		ctl_answer(cl, false, "timed out waiting");
 	} else {
@@ -377,6 +422,7 @@ void control_close(struct emperor *e)
 		unlink(ctl->path);
 	}
 	ctl_http_close(ctl);
+	ctl_page_close(ctl);
 	free(ctl);
 	e->control = NULL;
 }

@@ -1,6 +1,7 @@
 /* control_cmd.c — the commands of a control request line (see emperorctl(8)):
  *   status [NAME] [--json]   reload NAME|--all   chain-reload NAME
- *   stop NAME   start NAME   reopen-logs   metrics   cluster [--json]
+ *   stop NAME|--all   start NAME   reopen-logs   metrics   logs NAME [N] [follow]
+ *   cluster [--json]
  * reload, chain-reload, stop, start and reopen-logs answer once done: the client waits
  * for the vassal's event (control_vassal_event) with a deadline of CTL_WAIT_TIMEOUT. */
 #include <stdarg.h>
@@ -161,10 +162,31 @@ static void cmd_reload(struct client *cl, const char *name, bool chain)
 	vtable_chain_reload(v, "emperorctl");
 }
 
+/* stop --all: every running vassal halted; answers once every one has stopped. */
+static void cmd_stop_all(struct client *cl)
+{
+	struct vassal *v, *next;
+
+	TAILQ_FOREACH(v, &cl->ctl->e->vassals, link)
+		if (child_running(&v->child) && v->state != VASSAL_STOPPING)
+			wait_for(cl, WAIT_STOPPED, v->name);
+	for (v = TAILQ_FIRST(&cl->ctl->e->vassals); v; v = next) {
+		next = TAILQ_NEXT(v, link);
+		if (child_running(&v->child) && v->state != VASSAL_STOPPING)
+			vtable_halt(v);
+	}
+	if (!cl->waiting_for)
+		ctl_answer(cl, true, NULL);
+}
+
 static void cmd_stop_start(struct client *cl, const char *name, bool stop)
 {
 	struct vassal *v = name ? find(cl->ctl->e, name) : NULL;
 
+	if (stop && name && strcmp(name, "--all") == 0) {
+		cmd_stop_all(cl);
+		return;
+	}
 	if (!v) {
 		if (name)
 			answer_error(cl, "no such vassal '%.256s'", name);
@@ -271,6 +293,8 @@ void ctl_dispatch(struct client *cl)
 		cmd_reload(cl, words[1], true);
 	else if (strcmp(words[0], "stop") == 0 || strcmp(words[0], "start") == 0)
 		cmd_stop_start(cl, words[1], words[0][2] == 'o');
+	else if (strcmp(words[0], "logs") == 0)
+		ctl_cmd_logs(cl, words[1], words[2], words[3]);
 	else if (strcmp(words[0], "reopen-logs") == 0)
 		cmd_reopen_logs(cl);
 	else if (strcmp(words[0], "cluster") == 0)
@@ -283,6 +307,10 @@ void ctl_gathered(struct client *cl)
 {
 	struct emperor *e = cl->ctl->e;
 
+	if (cl->page) { /* /status.json */
+		ctl_page_gathered(cl);
+		return;
+	}
 	if (cl->name[0]) { /* status NAME */
 		if (cl->json)
 			ctl_render_master_json(&cl->gathered, &cl->out);

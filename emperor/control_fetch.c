@@ -37,7 +37,9 @@ static void fetch_keep(struct fetch *f)
 
 	if (!f->reply.len)
 		return;
-	if (strcmp(cl->fetch_request, "metrics") == 0) {
+	if (cl->page) {
+		ctl_page_keep(cl, f->vassal, &f->reply);
+	} else if (strcmp(cl->fetch_request, "metrics") == 0) {
 		dropped = ctl_render_master_samples(f->reply.p, f->reply.len, f->vassal, &cl->gathered);
 		if (dropped)
 			log_warn("control: %s's master answered %d lines that are not samples of its own: "

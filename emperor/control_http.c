@@ -1,6 +1,7 @@
-/* control_http.c — the --metrics listener: Prometheus scrapes the same text as
- * `emperorctl metrics`, over HTTP/1.1 parsed by http-parser. Any path answers (point
- * Prometheus at /metrics); GET and HEAD only. One request per connection: the whole
+/* control_http.c — the --metrics listener, HTTP/1.1 parsed by http-parser, read-only:
+ * GET and HEAD only, three routes: /metrics (Prometheus scrapes the same text as
+ * `emperorctl metrics`), / (the status page) and /status.json (its data; both in
+ * control_page.c); any other path is 404. One request per connection: the whole
  * request is read (answering with part of it unread would reset the connection under
  * the client), then the answer, then the close. The clients themselves, their caps
  * and deadlines are control.c's. */
@@ -17,23 +18,46 @@
 #include "parse.h"
 
 #define HTTP_HEAD_MAX 8192 /* a longer request head is refused (400) */
+#define HTTP_URL_MAX 1024  /* a longer request target is 414 */
 
 struct ctl_http {
 	http_parser parser;
 	int status;         /* of the answer: 200, or the error the request earned */
 	bool complete;      /* the whole request is in */
 	bool head_only;     /* HEAD: no body in the answer */
+	const char *type;   /* Content-Type of a 200 */
+	bool page;          /* the page's own headers (no caching, no framing, CSP) */
+	char url[HTTP_URL_MAX];
+	size_t url_len;
 };
+
+static const char prom_type[] = "text/plain; version=0.0.4; charset=utf-8";
 
 static const char *reason(int status)
 {
 	switch (status) {
 	case 200: return "OK";
 	case 400: return "Bad Request";
+	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 414: return "URI Too Long";
 	case 503: return "Service Unavailable";
 	default: return "Internal Server Error";
 	}
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+	struct ctl_http *h = p->data;
+
+	if (h->url_len + len >= sizeof h->url) {
+		h->status = 414;
+		return 0;
+	}
+	memcpy(h->url + h->url_len, at, len);
+	h->url_len += len;
+	h->url[h->url_len] = '\0';
+	return 0;
 }
 
 static int on_headers_complete(http_parser *p)
@@ -56,6 +80,7 @@ static int on_message_complete(http_parser *p)
 }
 
 static const http_parser_settings settings = {
+	.on_url = on_url,
 	.on_headers_complete = on_headers_complete,
 	.on_message_complete = on_message_complete,
 };
@@ -67,6 +92,7 @@ int ctl_http_init(struct client *cl)
 	http_parser_init(&cl->http->parser, HTTP_REQUEST);
 	cl->http->parser.data = cl->http;
 	cl->http->status = 200;
+	cl->http->type = prom_type;
 	return 0;
 }
 
@@ -90,14 +116,36 @@ bool ctl_http_read(struct client *cl, const char *buf, size_t n)
 	return h->complete;
 }
 
+void ctl_http_set_type(struct client *cl, const char *content_type)
+{
+	cl->http->type = content_type;
+}
+
 void ctl_http_serve(struct client *cl)
 {
-	if (cl->http->status != 200) {
-		strbuf_printf(&cl->out, "%s\n", reason(cl->http->status));
+	struct ctl_http *h = cl->http;
+	char *query = strchr(h->url, '?');
+	size_t len;
+	const char *page;
+
+	if (query)
+		*query++ = '\0';
+	if (h->status == 200 && strcmp(h->url, "/metrics") == 0) {
+		ctl_cmd_metrics(cl);
+	} else if (h->status == 200 && strcmp(h->url, "/status.json") == 0) {
+		ctl_page_status(cl, query);
+	} else if (h->status == 200 && (strcmp(h->url, "/") == 0 || strcmp(h->url, "/index.html") == 0)) {
+		page = ctl_page_html(&len);
+		h->type = "text/html; charset=utf-8";
+		h->page = true;
+		strbuf_append(&cl->out, page, len);
+		ctl_answer(cl, true, NULL);
+	} else {
+		if (h->status == 200)
+			h->status = 404;
+		strbuf_printf(&cl->out, "%s\n", reason(h->status));
 		ctl_answer(cl, false, NULL);
-		return;
 	}
-	ctl_cmd_metrics(cl);
 }
 
 void ctl_http_head(struct client *cl, bool ok, size_t body_len, struct strbuf *head)
@@ -105,9 +153,14 @@ void ctl_http_head(struct client *cl, bool ok, size_t body_len, struct strbuf *h
 	struct ctl_http *h = cl->http;
 	int status = ok ? 200 : h->status != 200 ? h->status : 500;
 
-	strbuf_printf(head, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; version=0.0.4\r\n"
-		      "Content-Length: %zu\r\n%sConnection: close\r\n\r\n", status, reason(status),
-		      body_len, status == 405 ? "Allow: GET, HEAD\r\n" : "");
+	strbuf_printf(head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+		      "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s%s"
+		      "Connection: close\r\n\r\n", status, reason(status),
+		      ok ? h->type : "text/plain; charset=utf-8", body_len,
+		      status == 405 ? "Allow: GET, HEAD\r\n" : "",
+		      h->page ? "X-Frame-Options: DENY\r\nContent-Security-Policy: default-src 'none'; "
+				"script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+				"img-src 'self'; frame-ancestors 'none'\r\n" : "");
 	if (h->head_only) { /* the same head, no body */
 		strbuf_free(&cl->out);
 		strbuf_free(&cl->notes);
@@ -123,12 +176,17 @@ void ctl_http_busy(const char *why, char *answer, size_t size)
 
 /* ---- the listener ------------------------------------------------------------------ */
 
-static int bind_metrics(const char *text)
+/* A bare port or ":PORT" is loopback: serving other hosts is asked for by address. */
+static int bind_metrics(const char *given, char *text, size_t len)
 {
 	struct cfg_addr addr;
 	const char *why = NULL;
 	int one = 1, fd;
 
+	if (given[0] == ':' || (given[0] && strspn(given, "0123456789") == strlen(given)))
+		snprintf(text, len, "127.0.0.1:%s", given + (given[0] == ':'));
+	else
+		snprintf(text, len, "%s", given);
 	if (parse_addr(text, &addr, &why) < 0) {
 		log_warn("--metrics %s: %s", text, why);
 		return -1;
@@ -152,12 +210,14 @@ static void http_ready(struct ev_loop *loop, ev_io *w, int revents)
 
 int ctl_http_open(struct control *ctl, const char *addr)
 {
-	if ((ctl->http_fd = bind_metrics(addr)) < 0)
+	char text[300];
+
+	if ((ctl->http_fd = bind_metrics(addr, text, sizeof text)) < 0)
 		return -1;
 	http_parser_set_max_header_size(HTTP_HEAD_MAX);
 	ev_io_init(&ctl->http_io, http_ready, ctl->http_fd, EV_READ);
 	ev_io_start(ctl->e->loop, &ctl->http_io);
-	log_info("metrics on http://%s/metrics", addr);
+	log_info("status page on http://%s/ (metrics at /metrics)", text);
 	return 0;
 }
 

@@ -1,15 +1,19 @@
 /* control_render.c — what the control module shows: the status table, the status
  * JSON (json-c), the Prometheus text (the emperor's families, and the masters'
  * samples merged under theirs), and the reload-duration histogram behind it. */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "control_int.h"
 #include "emperor.h"
 #include "jsonout.h"
 #include "prom.h"
+#include "version.h"
 
 static const double bucket_le[CTL_BUCKETS] = {
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
@@ -17,20 +21,32 @@ static const double bucket_le[CTL_BUCKETS] = {
 
 /* ---- figures ------------------------------------------------------------------------ */
 
+static double wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 /* What the control module counts of a vassal, reached from it by one pointer and
  * allocated at its first reload. */
 struct ctl_figures {
 	unsigned reloads;                     /* reloads completed */
 	unsigned reload_buckets[CTL_BUCKETS]; /* their durations, a cumulative histogram */
 	double reload_seconds_sum;
+	double recent[CTL_RECENT];            /* the last durations, a ring (the page's chart) */
+	double last_reload_at;                /* when the last one completed, Unix time */
 };
 
 void control_reload_done(struct vassal *v, double seconds)
 {
 	if (!v->figures && !(v->figures = calloc(1, sizeof *v->figures)))
 		return;
+	v->figures->recent[v->figures->reloads % CTL_RECENT] = seconds;
 	v->figures->reloads++;
 	v->figures->reload_seconds_sum += seconds;
+	v->figures->last_reload_at = wall_now();
 	for (int i = 0; i < CTL_BUCKETS; i++)
 		if (seconds <= bucket_le[i])
 			v->figures->reload_buckets[i]++;
@@ -62,9 +78,20 @@ static const char *uptime_text(double s, char *buf, size_t len)
 	return buf;
 }
 
-static struct json_object *vassal_json(const struct vassal *v)
+/* The last reload durations, oldest first. */
+static struct json_object *recent_json(const struct ctl_figures *fig)
 {
-	struct json_object *o = json_object_new_object();
+	struct json_object *a = json_object_new_array();
+	unsigned n = fig ? (fig->reloads < CTL_RECENT ? fig->reloads : CTL_RECENT) : 0;
+
+	for (unsigned i = 0; i < n; i++)
+		json_object_array_add(a, jsonout_fixed(fig->recent[(fig->reloads - n + i) % CTL_RECENT], 3));
+	return a;
+}
+
+static struct json_object *vassal_json(const struct vassal *v, struct json_object *masters)
+{
+	struct json_object *o = json_object_new_object(), *master = NULL, *gen = NULL;
 
 	json_object_object_add(o, "name", jsonout_string(v->name));
 	json_object_object_add(o, "state", json_object_new_string(vtable_state_name(v->state)));
@@ -76,24 +103,38 @@ static struct json_object *vassal_json(const struct vassal *v)
 	json_object_object_add(o, "reloads", json_object_new_int64(ctl_reloads(v)));
 	json_object_object_add(o, "last_exit", jsonout_string(v->last_exit));
 	json_object_object_add(o, "config_error", jsonout_string(v->config_error));
+	json_object_object_add(o, "reload_seconds", recent_json(v->figures));
+	json_object_object_add(o, "last_reload_at", v->figures ? jsonout_fixed(v->figures->last_reload_at, 3) : NULL);
+	if (masters && json_object_object_get_ex(masters, v->name, &master) &&
+	    json_object_object_get_ex(master, "generation", &gen) && json_object_is_type(gen, json_type_int))
+		json_object_object_add(o, "generation", json_object_get(gen));
 	return o;
 }
 
-void ctl_render_json(struct emperor *e, struct strbuf *b)
+struct json_object *ctl_render_status_doc(struct emperor *e, struct json_object *masters)
 {
 	struct json_object *doc = json_object_new_object(), *me = json_object_new_object();
 	struct json_object *list = json_object_new_array();
 	struct vassal *v;
+	char version[24];
 
 	json_object_object_add(me, "pid", json_object_new_int((int)getpid()));
 	json_object_object_add(me, "dir", jsonout_string(e->dir));
 	json_object_object_add(me, "uptime", jsonout_fixed(mono_now() - e->started_at, 1));
 	json_object_object_add(me, "state", json_object_new_string(e->stopping ? "stopping" : "running"));
+	json_object_object_add(me, "page_watchers", json_object_new_int(e->control ? e->control->n_watchers : 0));
 	TAILQ_FOREACH(v, &e->vassals, link)
-		json_object_array_add(list, vassal_json(v));
+		json_object_array_add(list, vassal_json(v, masters));
+	ctl_page_version(e, version, sizeof version);
+	json_object_object_add(doc, "version", json_object_new_string(version));
 	json_object_object_add(doc, "emperor", me);
 	json_object_object_add(doc, "vassals", list);
-	jsonout_append(b, doc);
+	return doc;
+}
+
+void ctl_render_json(struct emperor *e, struct strbuf *b)
+{
+	jsonout_append(b, ctl_render_status_doc(e, NULL));
 }
 
 /* A master's JSON, parsed and written again: only valid JSON (and UTF-8) reaches
@@ -170,17 +211,105 @@ static void metrics_reload_histogram(const struct vassal *v, const char *label, 
 		      fig->reload_seconds_sum, name, label, fig->reloads);
 }
 
+/* The first number of a /proc file's line that starts with key; key "": the first
+ * line's field number `field` counted after the ")" of /proc/self/stat, or with field
+ * -1 the second number of /proc/self/statm. */
+static double proc_number(const char *path, const char *key, int field)
+{
+	char line[1024], *p;
+	double value = 0;
+	FILE *fp = fopen(path, "re");
+
+	if (!fp)
+		return 0;
+	while (fgets(line, sizeof line, fp)) {
+		if (key[0] && strncmp(line, key, strlen(key)) == 0) {
+			value = strtod(line + strlen(key), NULL);
+			break;
+		}
+		if (!key[0] && field < 0) { /* /proc/self/statm: its second number */
+			if (sscanf(line, "%*s %lf", &value) != 1)
+				value = 0;
+			break;
+		}
+		if (!key[0]) {
+			p = strrchr(line, ')'); /* the command name may hold spaces */
+			for (int i = 0; p && i < field; i++)
+				p = strchr(p + 1, ' ');
+			value = p ? strtod(p + 1, NULL) : 0;
+			break;
+		}
+	}
+	fclose(fp);
+	return value;
+}
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the directory's own */
+}
+
+/* The emperor's own process, as every Prometheus client library names it. */
+static void metrics_process(struct strbuf *b)
+{
+	static double started;
+	long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	struct rusage ru = { 0 };
+	struct rlimit rl = { 0 };
+
+	if (!started && ticks > 0) /* starttime is field 22; 20 after the ")" */
+		started = proc_number("/proc/stat", "btime ", 0) +
+			  proc_number("/proc/self/stat", "", 20) / (double)ticks;
+	getrusage(RUSAGE_SELF, &ru);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	prom_header(b, PROM_PROCESS_CPU);
+	strbuf_printf(b, "%s %.3f\n", prom_families[PROM_PROCESS_CPU].name,
+		      (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		      (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+	prom_header(b, PROM_PROCESS_RSS);
+	strbuf_printf(b, "%s %.0f\n", prom_families[PROM_PROCESS_RSS].name,
+		      proc_number("/proc/self/statm", "", -1) * (double)page);
+	prom_header(b, PROM_PROCESS_FDS);
+	strbuf_printf(b, "%s %d\n", prom_families[PROM_PROCESS_FDS].name, open_fds());
+	prom_header(b, PROM_PROCESS_MAX_FDS);
+	strbuf_printf(b, "%s %.0f\n", prom_families[PROM_PROCESS_MAX_FDS].name, (double)rl.rlim_cur);
+	prom_header(b, PROM_PROCESS_START);
+	strbuf_printf(b, "%s %.2f\n", prom_families[PROM_PROCESS_START].name, started);
+}
+
 /* The emperor's families, from its table, each with HELP and TYPE once. */
 static void metrics_emperor(struct emperor *e, struct strbuf *b)
 {
 	struct vassal *v;
 	char label[2 * NAME_MAX + 4];
 
+	prom_header(b, PROM_BUILD_INFO);
+	strbuf_printf(b, "%s{version=\"%s\",features=\"%s\"} 1\n", prom_families[PROM_BUILD_INFO].name,
+		      EMPEROR_VERSION, EMPEROR_FEATURES);
+	metrics_process(b);
 	metrics_vassals(e, b);
 	prom_header(b, PROM_RESTARTS);
 	TAILQ_FOREACH(v, &e->vassals, link)
 		strbuf_printf(b, "%s{vassal=\"%s\"} %u\n", prom_families[PROM_RESTARTS].name,
 			      prom_label(v->name, label, sizeof label), v->restarts);
+	prom_header(b, PROM_CONFIG_ERROR);
+	TAILQ_FOREACH(v, &e->vassals, link)
+		strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_CONFIG_ERROR].name,
+			      prom_label(v->name, label, sizeof label), v->config_error != NULL);
+	prom_header(b, PROM_LAST_RELOAD);
+	TAILQ_FOREACH(v, &e->vassals, link)
+		strbuf_printf(b, "%s{vassal=\"%s\"} %.3f\n", prom_families[PROM_LAST_RELOAD].name,
+			      prom_label(v->name, label, sizeof label),
+			      v->figures ? v->figures->last_reload_at : 0.0);
 	prom_header(b, PROM_RELOAD_DURATION);
 	TAILQ_FOREACH(v, &e->vassals, link)
 		metrics_reload_histogram(v, prom_label(v->name, label, sizeof label), b);

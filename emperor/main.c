@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "emperor.h"
+#include "log.h"
 #include "parse.h"
 #include "version.h"
 
@@ -38,6 +39,8 @@ static void usage(FILE *out)
 		"  --etcd-cache DIR             the mirror of the keys (beside the control socket)\n"
 		"  --etcd-cacert/--etcd-cert/--etcd-key FILE   TLS to etcd\n"
 		"  --etcd-user USER, --etcd-password PASSWORD | --etcd-password-file FILE\n"
+		"  --log-format text|json       json: every line on stderr one JSON object\n"
+		"                               (time, ident, vassal, pid, level, message)\n"
 		"  --debug                      log every vassal state transition (also\n"
 		"                               EMPEROR_DEBUG=1)\n"
 		"  -h, --help                   this text\n"
@@ -63,7 +66,7 @@ static const char *default_vassal_bin(void)
 enum { O_THROTTLE = 1, O_MAX_THROTTLE, O_CONCURRENCY, O_VASSAL, O_VERSION, O_CONTROL,
        O_METRICS, O_TYRANT, O_TYRANT_ROOT, O_TYRANT_NOFOLLOW, O_THROTTLE_RESET, O_DEBUG,
        O_ETCD, O_ETCD_PREFIX, O_NODE, O_ETCD_CACHE, O_ETCD_CACERT, O_ETCD_CERT, O_ETCD_KEY,
-       O_ETCD_USER, O_ETCD_PASSWORD, O_ETCD_PASSWORD_FILE };
+       O_ETCD_USER, O_ETCD_PASSWORD, O_ETCD_PASSWORD_FILE, O_LOG_FORMAT };
 static const struct option longopts[] = {
 	{ "throttle", required_argument, NULL, O_THROTTLE },
 	{ "max-throttle", required_argument, NULL, O_MAX_THROTTLE },
@@ -76,6 +79,7 @@ static const struct option longopts[] = {
 	{ "tyrant-allow-root", no_argument, NULL, O_TYRANT_ROOT },
 	{ "tyrant-nofollow", no_argument, NULL, O_TYRANT_NOFOLLOW },
 	{ "debug", no_argument, NULL, O_DEBUG },
+	{ "log-format", required_argument, NULL, O_LOG_FORMAT },
 	{ "etcd", required_argument, NULL, O_ETCD },
 	{ "etcd-prefix", required_argument, NULL, O_ETCD_PREFIX },
 	{ "node", required_argument, NULL, O_NODE },
@@ -133,8 +137,15 @@ static int parse_args(int argc, char **argv, struct emperor_opts *o)
 		case O_TYRANT_ROOT: o->tyrant_allow_root = true; break;
 		case O_TYRANT_NOFOLLOW: o->tyrant_nofollow = true; break;
 		case O_DEBUG: o->debug = true; break;
+		case O_LOG_FORMAT:
+			if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0) {
+				why = "expected text or json";
+				goto bad;
+			}
+			log_set_format(strcmp(optarg, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT);
+			break;
 		case 'h': usage(stdout); exit(0);
-		case O_VERSION: printf("emperor %s\n", EMPEROR_VERSION); exit(0);
+		case O_VERSION: printf("emperor %s\nfeatures: %s\n", EMPEROR_VERSION, EMPEROR_FEATURES); exit(0);
 		default:
 			if (opt >= O_ETCD && opt <= O_ETCD_PASSWORD_FILE) {
 				*etcd_field(&o->etcd, opt - O_ETCD) = optarg;

@@ -25,9 +25,19 @@
 #include "log.h"
 #include "util.h"
 
+static void emit_text(const struct vassal *v, const char *line, size_t len);
+
 #define OUTPUT_LINE_MAX 4096            /* a vassal's line buffer */
 #define SINK_MAX (1024 * 1024)          /* bytes queued for stderr, at most */
 #define SINK_VASSAL_MAX (256 * 1024)    /* a vassal line is dropped past this much */
+#define RING_BYTES (64 * 1024)          /* a vassal's recent lines, for emperorctl logs */
+
+struct output_ring {                    /* records "SECONDS.mmm line\n", oldest first */
+	char buf[RING_BYTES];
+	size_t start, len;                  /* the records: buf[start..start+len), wrapping */
+	size_t n_lines;
+	unsigned long long seq;             /* lines ever appended: the next line's number */
+};
 
 struct output {                         /* a vassal's pipe, while it is open */
 	struct vassal *v;
@@ -228,8 +238,149 @@ unsigned long long output_dropped(const struct emperor *e)
 
 /* ---- a vassal's pipe ------------------------------------------------------------------- */
 
-/* One line as "[name] line\n" records of at most PIPE_BUF bytes each. */
-static void emit(const struct vassal *v, const char *line, size_t len)
+/* ---- a vassal's recent lines ------------------------------------------------------- */
+
+static void ring_drop_oldest(struct output_ring *r)
+{
+	while (r->len > 0) {
+		char c = r->buf[r->start];
+		r->start = (r->start + 1) % RING_BYTES;
+		r->len--;
+		if (c == '\n')
+			break;
+	}
+	r->n_lines--;
+}
+
+static void ring_put(struct output_ring *r, const char *p, size_t n)
+{
+	size_t at = (r->start + r->len) % RING_BYTES, first = n < RING_BYTES - at ? n : RING_BYTES - at;
+
+	memcpy(r->buf + at, p, first);
+	memcpy(r->buf, p + first, n - first);
+	r->len += n;
+}
+
+static void ring_append(struct vassal *v, const char *line, size_t len, double now)
+{
+	char stamp[32];
+	int n = snprintf(stamp, sizeof stamp, "%.3f ", now);
+
+	if (!v->ring && !(v->ring = calloc(1, sizeof *v->ring)))
+		return;
+	if (len > RING_BYTES / 4)
+		len = RING_BYTES / 4;
+	while (v->ring->len + (size_t)n + len + 1 > RING_BYTES)
+		ring_drop_oldest(v->ring);
+	ring_put(v->ring, stamp, (size_t)n);
+	ring_put(v->ring, line, len);
+	ring_put(v->ring, "\n", 1);
+	v->ring->n_lines++;
+	v->ring->seq++;
+}
+
+/* A line that starts with a date of its own (lib/log.c's, ISO 8601's) keeps it. */
+static bool has_timestamp(const char *s, size_t len)
+{
+	static const char shape[] = "dddd-dd-dd";
+
+	if (len < sizeof shape)
+		return false;
+	for (size_t i = 0; i < sizeof shape - 1; i++)
+		if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i])
+			return false;
+	return s[10] == ' ' || s[10] == 'T';
+}
+
+void output_show_line(double t, const char *line, size_t len, struct strbuf *b)
+{
+	char when[40];
+
+	if (!has_timestamp(line, len)) {
+		log_format_time(t, when, sizeof when);
+		strbuf_printf(b, "%s ", when);
+	}
+	strbuf_append(b, line, len);
+	strbuf_append(b, "\n", 1);
+}
+
+/* A ring record "SECONDS.mmm line\n" as output_show_line shows it. */
+static void show_record(const char *rec, size_t n, struct strbuf *b)
+{
+	const char *sp = memchr(rec, ' ', n);
+
+	if (sp)
+		output_show_line(strtod(rec, NULL), sp + 1, n - (size_t)(sp + 1 - rec) - 1, b);
+}
+
+unsigned long long output_lines(const struct vassal *v, unsigned long long from, size_t max,
+				struct strbuf *b)
+{
+	const struct output_ring *r = v->ring;
+	char *flat;
+	unsigned long long first;
+	size_t skip, off = 0;
+
+	if (!r || !(flat = malloc(r->len ? r->len : 1)))
+		return r ? r->seq : 0;
+	for (size_t i = 0; i < r->len; i++)
+		flat[i] = r->buf[(r->start + i) % RING_BYTES];
+	first = r->seq - r->n_lines;
+	if (from > r->seq) /* a number of a previous record of the same name */
+		from = first;
+	skip = from > first ? (size_t)(from - first) : 0;
+	if (max && r->n_lines - skip > max)
+		skip = r->n_lines - max;
+	for (size_t line = 0; off < r->len; line++) {
+		const char *nl = memchr(flat + off, '\n', r->len - off);
+		size_t n = (size_t)(nl - (flat + off)) + 1;
+		if (line >= skip)
+			show_record(flat + off, n, b);
+		off += n;
+	}
+	free(flat);
+	return r->seq;
+}
+
+void output_ring_free(struct vassal *v)
+{
+	free(v->ring);
+	v->ring = NULL;
+}
+
+/* ---- a vassal's lines leaving on stderr ----------------------------------------------- */
+
+/* One line as one JSON object (lib/log.c's fields; the vassal's name added). */
+static void emit_json(const struct vassal *v, const char *line, size_t len, double now)
+{
+	struct strbuf rec = { 0 };
+
+	log_json_line(&rec, now, v->name, (int)v->child.pid, line, len);
+	if (v->e->out_sink)
+		sink_put(v->e->out_sink, rec.p, rec.len, 1);
+	else if (rec.len)
+		while (write(log_get_fd(), rec.p, rec.len) < 0 && errno == EINTR)
+			;
+	strbuf_free(&rec);
+}
+
+/* One line as "[name] line\n" records of at most PIPE_BUF bytes each (or one JSON
+ * object), and into the vassal's ring. */
+static void emit(struct vassal *v, const char *line, size_t len)
+{
+	double now = log_wall_now();
+
+	ring_append(v, line, len, now);
+	if (control_following(v->e))
+		control_vassal_line(v, now, line, len);
+	if (log_get_format() == LOG_FORMAT_JSON) {
+		emit_json(v, line, len, now);
+		return;
+	}
+	emit_text(v, line, len);
+}
+
+static void emit_text(const struct vassal *v, const char *line, size_t len)
 {
 	char rec[PIPE_BUF];
 	int prefix = snprintf(rec, sizeof rec, "[%.200s] ", v->name);

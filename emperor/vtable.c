@@ -643,6 +643,7 @@ void vtable_free(struct vassal *v)
 		}
 	drop_cgroup(v);
 	control_vassal_free(v);
+	output_ring_free(v);
 	free(v->owner);
 	free(v->cg_path);
 	free(v->config_error);

@@ -39,6 +39,8 @@ struct cfg_socket {
 struct cfg_program {
 	char **argv;           /* "exec", required, NULL-terminated, no shell */
 	char **env;            /* "env" mapping as "KEY=VALUE", NULL-terminated; may be empty */
+	char **env_file;       /* "env-file": their KEY=VALUE lines, read at load and merged
+				* into env (they win, as systemd's EnvironmentFile=) */
 	char *cwd;             /* NULL = the vassal's cwd */
 	int stop_signal;       /* "stop-signal", default SIGTERM */
 	double reload_mercy;   /* "reload-mercy" (daemons: "stop-mercy") */

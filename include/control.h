@@ -3,6 +3,9 @@
 #ifndef EMPEROR_CONTROL_H
 #define EMPEROR_CONTROL_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 struct emperor;
 struct vassal;
 
@@ -17,6 +20,9 @@ void control_close(struct emperor *e);
 void control_vassal_event(struct emperor *e, struct vassal *v, enum ctl_event ev);
 /* Records a completed reload's duration (for the metrics). */
 void control_reload_done(struct vassal *v, double seconds);
+/* Someone follows vassals' output (emperorctl logs -f): output.c hands each line over. */
+bool control_following(const struct emperor *e);
+void control_vassal_line(struct vassal *v, double t, const char *line, size_t len);
 /* The vassal's record goes: its figures with it. */
 void control_vassal_free(struct vassal *v);
 

@@ -5,9 +5,12 @@
  * emperor's stderr is written without ever blocking the loop: what it cannot take at
  * once waits in one bounded queue per emperor (its own log lines go through it too,
  * in order); vassal lines that do not fit are dropped, counted, and reported in one
- * line once stderr has caught up. */
+ * line once stderr has caught up. Each vassal's last lines are kept for
+ * `emperorctl logs` (output_lines). */
 #ifndef EMPEROR_OUTPUT_H
 #define EMPEROR_OUTPUT_H
+
+#include <stddef.h>
 
 struct emperor;
 struct vassal;
@@ -25,5 +28,16 @@ void output_start(struct vassal *v, int fd);
 void output_stop(struct vassal *v);
 /* The pipe's fd (handed across an upgrade), -1 if none. */
 int output_fd(const struct vassal *v);
+
+/* The vassal's recent lines (a ring of 64 KiB kept from its first line until its record
+ * goes): those numbered from `from` on (0: all kept), at most max of the last (0: no
+ * cap), appended to b one a line, each led by the time it arrived unless it starts
+ * with a date of its own. Returns the number of the next line to come. */
+struct strbuf;
+unsigned long long output_lines(const struct vassal *v, unsigned long long from, size_t max,
+				struct strbuf *b);
+void output_ring_free(struct vassal *v);
+/* One line as `logs` shows it: led by the time t it arrived unless it has its own. */
+void output_show_line(double t, const char *line, size_t len, struct strbuf *b);
 
 #endif

@@ -11,9 +11,17 @@
 #include "util.h"
 
 enum prom_family {
-	/* the emperor's, from its table */
+	/* the emperor's, from its table and its own process */
+	PROM_BUILD_INFO,
+	PROM_PROCESS_CPU,
+	PROM_PROCESS_RSS,
+	PROM_PROCESS_FDS,
+	PROM_PROCESS_MAX_FDS,
+	PROM_PROCESS_START,
 	PROM_VASSALS,
 	PROM_RESTARTS,
+	PROM_CONFIG_ERROR,
+	PROM_LAST_RELOAD,
 	PROM_RELOAD_DURATION,
 	/* each master's, merged by the emperor */
 	PROM_WORKERS,

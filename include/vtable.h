@@ -18,6 +18,7 @@
 
 struct emperor;
 struct output;
+struct output_ring;
 struct privs;
 struct cfg_cgroup;
 struct upgrade_record;
@@ -48,6 +49,7 @@ struct vassal {
 	int chan_fd;                /* our end of the EMPEROR_FD socketpair */
 	ev_io chan_io;
 	struct output *out;         /* its stdout/stderr pipe, while open (output.c) */
+	struct output_ring *ring;   /* its last lines, from its first one on (output.c) */
 	double stop_mercy;          /* from its config */
 	double heartbeat;           /* from its config; 0 = none */
 	ev_timer heartbeat_timer;

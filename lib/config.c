@@ -49,6 +49,7 @@ static int cron_check(struct config_ctx *ctx, const struct cfg_node *map, const 
 #define PROGRAM_FIELDS(mercy_key, mercy_def)                                       \
 	F("exec", argv, prog.argv, .required = true),                              \
 	F("env", env, prog.env),                                                   \
+	F("env-file", env_file, prog.env_file),                                    \
 	F("cwd", string, prog.cwd),                                                \
 	F("stop-signal", signal, prog.stop_signal, .def = "TERM"),                 \
 	F(mercy_key, duration, prog.reload_mercy, .arg = &dur_any, .def = mercy_def)
@@ -590,6 +591,17 @@ static void check_config(struct config_ctx *ctx, const struct config *cfg,
 
 /* Loading */
 
+/* Each program's env-file variables over its env mapping's. */
+static void merge_env_files(struct config *cfg)
+{
+	config_env_files_merge(&cfg->workers.prog);
+	config_env_files_merge(&cfg->spooler.prog);
+	for (size_t i = 0; i < cfg->n_mules; i++)
+		config_env_files_merge(&cfg->mules[i].prog);
+	for (size_t i = 0; i < cfg->n_daemons; i++)
+		config_env_files_merge(&cfg->daemons[i].prog);
+}
+
 /* "hello" for "vassals.d/hello.yaml" */
 char *config_vassal_name(const char *path)
 {
@@ -626,6 +638,8 @@ static struct config *config_from_tree(struct config_ctx *ctx, const struct cfg_
 	cfg->cgroup.pids_max = -1;
 	if (config_read_map(ctx, root, &config_schema, cfg) == 0)
 		check_config(ctx, cfg, root);
+	if (ctx->failures == 0)
+		merge_env_files(cfg);
 	if (ctx->failures == 0)
 		return cfg;
 	config_free(cfg);

@@ -96,6 +96,12 @@ struct config_dur_range { /* arg of duration */
 	const char *text; /* "0s..24h" */
 };
 
+/* config_envfile.c: the env-file kind (a path or a list; char ** of "K=V"), and the
+ * merge of what it read into the program's env, once the whole file is read. */
+extern const struct config_kind config_kind_env_file;
+struct cfg_program;
+void config_env_files_merge(struct cfg_program *p);
+
 /* The kinds; arg and the other field members each one uses are noted. */
 extern const struct config_kind
 	config_kind_int,         /* int, arg range */

@@ -3,9 +3,13 @@
  * "YYYY-MM-DD HH:MM:SS.mmm ident[pid]: message", formatted into one buffer and written
  * with one write(2), so concurrent writers to one pipe or O_APPEND file never cut each
  * other's lines (or handed whole to a writer the program installs: the emperor queues
- * its lines so that stderr never blocks it). */
+ * its lines so that stderr never blocks it). With log_set_format(LOG_FORMAT_JSON) each
+ * line is one JSON object instead: time (RFC 3339, UTC), ident, pid, level, message;
+ * log_json_line() writes a child's line the same way, taking the fields of our text
+ * format apart when the line has it. */
 #include "log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,6 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jsonout.h"
+#include "util.h"
+
 #define LOG_LINE_MAX 4000 /* below PIPE_BUF * 1 would be 4096: keep lines atomic */
 
 static char log_ident[64] = "emperor";
@@ -22,6 +29,115 @@ static int log_fd = 2;
 static int log_debug_on;
 static log_writer *log_writer_fn;       /* NULL: write(2) to log_fd */
 static void *log_writer_arg;
+static enum log_format log_format = LOG_FORMAT_TEXT;
+
+void log_set_format(enum log_format f)
+{
+	log_format = f;
+}
+
+enum log_format log_get_format(void)
+{
+	return log_format;
+}
+
+double log_wall_now(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+void log_format_time(double t, char *buf, size_t len)
+{
+	time_t sec = (time_t)t;
+	struct tm tm;
+	size_t n;
+
+	localtime_r(&sec, &tm);
+	n = strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%03d", (int)((t - (double)sec) * 1000));
+}
+
+/* {"time":...,"ident":...,"vassal":...,"pid":...,"level":...,"message":...}\n */
+static void json_record(struct strbuf *b, double t, const char *ident, const char *vassal, int pid,
+			const char *level, const char *msg, size_t len)
+{
+	struct json_object *o = json_object_new_object();
+	time_t sec = (time_t)t;
+	char when[40], *text = utf8_sanitize(msg, len);
+	struct tm tm;
+	size_t n;
+
+	gmtime_r(&sec, &tm);
+	n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + n, sizeof when - n, ".%03dZ", (int)((t - (double)sec) * 1000));
+	json_object_object_add(o, "time", json_object_new_string(when));
+	json_object_object_add(o, "ident", jsonout_string(ident));
+	if (vassal)
+		json_object_object_add(o, "vassal", jsonout_string(vassal));
+	json_object_object_add(o, "pid", json_object_new_int(pid));
+	json_object_object_add(o, "level", json_object_new_string(level));
+	json_object_object_add(o, "message", json_object_new_string(text ? text : ""));
+	free(text);
+	jsonout_append(b, o);
+}
+
+/* "debug: ", "warning: "... at the start of msg: the level's name and its length. */
+static const char *level_of(const char *msg, size_t len, size_t *skip)
+{
+	static const char *const levels[] = { "debug", "warning", "error", "fatal" };
+
+	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+		size_t n = strlen(levels[i]);
+		if (len > n + 1 && strncmp(msg, levels[i], n) == 0 && msg[n] == ':' && msg[n + 1] == ' ') {
+			*skip = n + 2;
+			return levels[i];
+		}
+	}
+	*skip = 0;
+	return "info";
+}
+
+void log_json_line(struct strbuf *b, double t, const char *vassal, int pid, const char *line, size_t len)
+{
+	/* our text format: "YYYY-MM-DD HH:MM:SS.mmm ident[pid]: [level: ]message" */
+	const char *end = line + len, *id = line + 24, *br, *msg;
+	char ident[128];
+	size_t skip;
+	const char *level;
+
+	if (len > 24 && isdigit((unsigned char)line[0]) && line[10] == ' ' && line[23] == ' ' &&
+	    (br = memchr(id, '[', (size_t)(end - id))) && (msg = memchr(br, ']', (size_t)(end - br))) &&
+	    msg + 2 < end && msg[1] == ':' && msg[2] == ' ' && (size_t)(br - id) < sizeof ident) {
+		snprintf(ident, sizeof ident, "%.*s", (int)(br - id), id);
+		pid = atoi(br + 1);
+		msg += 3;
+		level = level_of(msg, (size_t)(end - msg), &skip);
+		json_record(b, t, ident, vassal, pid, level, msg + skip, (size_t)(end - msg) - skip);
+		return;
+	}
+	json_record(b, t, vassal, vassal, pid, "info", line, len);
+}
+
+/* Our own line as JSON: the text after "level: " taken apart again. */
+static void write_json(const char *level, const char *msg, size_t len)
+{
+	struct strbuf b = { 0 };
+	char name[16];
+
+	snprintf(name, sizeof name, "%.*s", (int)strcspn(level, ":"), level);
+	json_record(&b, log_wall_now(), log_ident, NULL, (int)getpid(), name[0] ? name : "info", msg, len);
+	if (!b.len)
+		return;
+	if (log_writer_fn)
+		log_writer_fn(b.p, b.len, log_writer_arg);
+	else
+		while (write(log_fd, b.p, b.len) < 0 && errno == EINTR)
+			;
+	strbuf_free(&b);
+}
 
 void log_init(const char *ident)
 {
@@ -80,6 +196,12 @@ void log_vwrite(const char *level, const char *fmt, va_list ap, int errnum)
 	if (len >= sizeof line - 1)
 		len = sizeof line - 2;
 	line[len++] = '\n';
+	if (log_format == LOG_FORMAT_JSON) {
+		const char *msg = strstr(line + 24, "]: ");
+		msg = msg ? msg + 3 + strlen(level) : line;
+		write_json(level, msg, (size_t)(line + len - 1 - msg));
+		return;
+	}
 	if (log_writer_fn) {
 		log_writer_fn(line, len, log_writer_arg);
 		return;

@@ -222,7 +222,7 @@ static void reply_metrics(const struct master *m, struct strbuf *b)
 
 	prom_label(m->cfg->name, v, sizeof v);
 	spool_counts(m, &queued, &failed);
-	strbuf_printf(b, "%s{vassal=\"%s\",state=\"ready\"} %d\n", prom_families[PROM_WORKERS].name, v,
+	strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_WORKERS].name, v,
 		      workers_ready_count(m));
 	strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_WORKERS_CONFIGURED].name, v,
 		      m->cfg->has_workers ? m->cfg->workers.count : 0);
@@ -236,10 +236,11 @@ static void reply_metrics(const struct master *m, struct strbuf *b)
 	for (int k = KIND_WORKER; k <= KIND_CRON; k++)
 		strbuf_printf(b, "%s{vassal=\"%s\",kind=\"%s\"} %d\n", prom_families[PROM_CHILDREN].name, v,
 			      kind_names[k], child_set_running(&m->children, k));
-	if (m->cfg->has_spooler) {
-		strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_SPOOL_QUEUED].name, v, queued);
-		strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_SPOOL_FAILED].name, v, failed);
-	}
+	/* 0 without a spooler: the series stay, whatever the vassals run */
+	strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_SPOOL_QUEUED].name, v,
+		      m->cfg->has_spooler ? queued : 0);
+	strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_SPOOL_FAILED].name, v,
+		      m->cfg->has_spooler ? failed : 0);
 	legion_metrics(m, b, v);
 	log_metrics(m, b, v);
 	gateways_metrics(m, b, v);

@@ -8,9 +8,11 @@
 #include "emperor_fixture.h"
 
 #include "status_proto.h"
+#include "version.h"
 
 #include <ctype.h>
 #include <grp.h>
+#include <json-c/json.h>
 #include <math.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -538,7 +540,7 @@ static void test_commands_answer_once_done(void **state)
 	CTL_EXPECT(f, 2, "usage", "--frob", "status");
 	CTL_EXPECT(f, 2, "reload takes a NAME or --all", "reload");
 	CTL_EXPECT(f, 2, "status takes at most a NAME", "status", "a", "b");
-	CTL_EXPECT(f, 2, "--all goes with reload only", "stop", "--all");
+	CTL_EXPECT(f, 2, "--all goes with reload and stop only", "start", "--all");
 	CTL_EXPECT(f, 2, "--timeout needs a value", "status", "--timeout");
 	CTL_EXPECT(f, 2, "\"abc\" is not a number", "--timeout=abc", "status");
 	assert_int_equal(count_lines(f, m, "control:"), 0);
@@ -550,6 +552,17 @@ static void test_commands_answer_once_done(void **state)
 	ctl_bare(f, 3, "cannot reach the emperor at /", "--dir=/");
 	assert_string_equal(must_row(table = CTL_OK(f, "status"), "b").state, "ready");
 	free(table);
+
+	/* stop --all: answers once every one has stopped, and they stay stopped */
+	out = CTL_OK(f, "stop", "--all");
+	assert_non_null(strstr(out, "a: done"));
+	assert_non_null(strstr(out, "b: done"));
+	free(out);
+	table = CTL_OK(f, "status");
+	assert_string_equal(must_row(table, "a").state, "halted");
+	assert_string_equal(must_row(table, "b").state, "halted");
+	free(table);
+	assert_int_equal(sup_port_refused("127.0.0.1", pa, T_MS), 0);
 	emperor_stop(f);
 }
 
@@ -1412,26 +1425,45 @@ static void test_metrics(void **state)
 	snprintf(keys, sizeof keys, "spooler: {dir: %s/spool, exec: [\"true\"]}\n", f->dir);
 	put_ctl_vassal(f, "b.yaml", pb, 1, "bee", keys);
 	put_ctl_vassal(f, ODD_FILE, pq, 1, "odd", NULL);
+	put_file(f->vdir, "bad.yaml", "workers: {count: many}\n");
 	wait_ready(f, 0, "a");
 	wait_ready(f, 0, "b");
 	wait_ready(f, 0, ODD_NAME);
+	wait_line(f, 0, " bad: not started");
 
 	/* valid, with the emperor's families and every master's */
 	text = CTL_OK(f, "metrics");
 	assert_exposition(text);
 	assert_true(metric(text, "emperor_vassals{state=\"ready\"}") == 3);
-	assert_true(metric(text, "emperor_vassal_workers{vassal=\"a\",state=\"ready\"}") == 2);
+	assert_true(metric(text, "emperor_vassal_workers{vassal=\"a\"}") == 2);
+	assert_true(metric(text, "emperor_build_info{version=\"" EMPEROR_VERSION "\",features=\""
+			   EMPEROR_FEATURES "\"}") == 1);
+	assert_true(metric(text, "process_resident_memory_bytes") > 0);
+	assert_true(metric(text, "process_open_fds") > 3);
+	assert_true(metric(text, "process_cpu_seconds_total") >= 0);
+	assert_true(fabs(metric(text, "process_start_time_seconds") - (double)time(NULL)) < 3600);
+	assert_true(metric(text, "emperor_vassal_config_error{vassal=\"a\"}") == 0);
+	assert_true(metric(text, "emperor_vassal_config_error{vassal=\"bad\"}") == 1);
+	assert_true(metric(text, "emperor_vassal_last_reload_timestamp_seconds{vassal=\"a\"}") == 0);
+	assert_true(metric(text, "emperor_spool_queued_tasks{vassal=\"a\"}") == 0); /* no spooler */
+	assert_true(metric(text, "emperor_vassal_generation{vassal=\"a\"}") == 1);
 	assert_true(metric(text, "emperor_vassal_workers_configured{vassal=\"a\"}") == 2);
 	assert_true(metric(text, "emperor_vassal_children{vassal=\"a\",kind=\"mule\"}") == 1);
 	assert_true(metric(text, "emperor_spool_queued_tasks{vassal=\"b\"}") == 0);
 	assert_true(metric(text, "emperor_vassal_restarts_total{vassal=\"q\\\"uo\\\\te\"}") == 0);
-	assert_true(metric(text, "emperor_vassal_workers{vassal=\"q\\\"uo\\\\te\",state=\"ready\"}") == 1);
+	assert_true(metric(text, "emperor_vassal_workers{vassal=\"q\\\"uo\\\\te\"}") == 1);
 	free(text);
 
-	/* a reload adds one to the histogram's count */
+	/* a reload adds one to the histogram's count, and one to the generation; a chain
+	 * reload too */
 	before = metric_now(f, RELOADS_A);
 	free(CTL_OK(f, "reload", "a"));
 	assert_true(metric_now(f, RELOADS_A) == before + 1);
+	assert_true(metric_now(f, "emperor_vassal_generation{vassal=\"a\"}") == 2);
+	assert_true(fabs(metric_now(f, "emperor_vassal_last_reload_timestamp_seconds{vassal=\"a\"}") -
+			 (double)time(NULL)) < 60);
+	free(CTL_OK(f, "chain-reload", "a"));
+	assert_true(metric_now(f, "emperor_vassal_generation{vassal=\"a\"}") == 3);
 
 	/* the master killed and respawned: one restart */
 	before = metric_now(f, RESTARTS_A);
@@ -1585,6 +1617,121 @@ static void test_reopen_logs(void **state)
 	free(text), free(log), free(rotated);
 }
 
+/* ---- 6b. logs ---------------------------------------------------------------------------- */
+
+/* A worker that prints a line of its own, with no timestamp, before it becomes the
+ * hello-worker (same pid: sh execs it). */
+static void put_plain_printer(struct fixture *f, const char *file, int port, const char *word)
+{
+	char text[2048];
+
+	snprintf(text, sizeof text,
+		 "sockets: [{name: http, listen: \"127.0.0.1:%d\"}]\n"
+		 "workers: {count: 1, exec: [/bin/sh, -c, 'echo %s; exec \"$0\" --greeting hi', %s],"
+		 " ready: notify, reload-mercy: 2s}\nstop-mercy: 3s\n", port, word, f->worker);
+	put_file(f->vdir, file, text);
+}
+
+/* "YYYY-MM-DD HH:MM:SS.mmm " at the start of line. */
+static bool stamped(const char *line)
+{
+	int y, mo, d, h, mi, s, ms, n = 0;
+
+	return sscanf(line, "%4d-%2d-%2d %2d:%2d:%2d.%3d %n", &y, &mo, &d, &h, &mi, &s, &ms, &n) == 7 && n == 24;
+}
+
+static void test_logs(void **state)
+{
+	struct fixture *f = *state;
+	int pa = free_port();
+	char *text, *line, *out = sup_path(f->dir, "follow.out"), *bin = sup_bin("emperorctl");
+	char *argv[] = { bin, "--control", ctl_path, "logs", "a", "-f", "-n", "1", NULL };
+	struct sup_proc *p;
+	size_t m;
+
+	ctl_emperor_start(f, NULL);
+	put_plain_printer(f, "a.yaml", pa, "plain-words-from-a");
+	wait_ready(f, 0, "a");
+
+	/* every line kept, each with a time: the plain one given the time it arrived */
+	text = CTL_OK(f, "logs", "a");
+	line = strstr(text, "plain-words-from-a");
+	assert_non_null(line);
+	while (line > text && line[-1] != '\n')
+		line--;
+	assert_true(stamped(line));
+	assert_non_null(strstr(text, "vassal a["));
+	assert_non_null(strstr(text, "master started"));
+	free(text);
+	text = CTL_OK(f, "logs", "a", "-n", "2");
+	assert_int_equal(count_in(text, "\n"), 2);
+	free(text);
+	CTL_EXPECT(f, 1, "no such vassal 'nobody'", "logs", "nobody");
+
+	/* bounded: of 20000 lines (about 110 KiB) the last ones are kept, not all */
+	put_plain_printer(f, "big.yaml", free_port(), "start-of-big; seq 1 20000");
+	wait_ready(f, 0, "big");
+	text = CTL_OK(f, "logs", "big");
+	assert_non_null(strstr(text, " 20000\n"));
+	assert_null(strstr(text, "start-of-big"));
+	assert_true(count_in(text, "\n") > 2000 && count_in(text, "\n") < 10000);
+	free(text);
+	CTL_EXPECT(f, 2, "-f and -n go with logs only", "status", "-f");
+
+	/* -f: the last line, then what comes, until interrupted */
+	p = sup_spawn(argv, NULL, NULL, out);
+	assert_non_null(p);
+	m = mark(f);
+	assert_int_equal(sup_wait_file(out, 0, "\n", T_MS), 0);
+	free(CTL_OK(f, "reload", "a"));
+	wait_line(f, m, " a: reloaded ");
+	assert_int_equal(sup_wait_file(out, 0, "plain-words-from-a", T_MS), 0); /* the new worker's */
+	assert_int_equal(sup_wait_file(out, 0, "reload complete", T_MS), 0);
+	assert_int_equal(sup_stop(p, SIGINT, T_MS), 0);
+	assert_true(WIFSIGNALED(p->status) && WTERMSIG(p->status) == SIGINT);
+	sup_proc_free(p);
+	text = CTL_OK(f, "status", "--json"); /* the emperor is fine after its follower left */
+	assert_non_null(strstr(text, "\"name\":\"a\""));
+	free(text);
+	free(out), free(bin);
+	emperor_stop(f);
+}
+
+/* --log-format json: every line of the emperor's stderr is one JSON object, the
+ * vassals' lines too (their fields taken from our text format). */
+static void test_log_format_json(void **state)
+{
+	struct fixture *f = *state;
+	int pa = free_port(), vassal_lines = 0;
+	char *text, *save = NULL;
+	char *argv[] = { f->emperor, "--log-format", "json", "--control", ctl_path, f->vdir, NULL };
+
+	snprintf(ctl_path, sizeof ctl_path, "%s/ctl.sock", f->dir);
+	f->proc = sup_spawn(argv, NULL, NULL, f->log); /* emperor_start waits for a text line */
+	assert_non_null(f->proc);
+	wait_line(f, 0, "\"message\":\"watching ");
+	put_plain_printer(f, "a.yaml", pa, "plain-words-from-a");
+	wait_line(f, 0, "a: ready after ");
+	wait_line(f, 0, "plain-words-from-a");
+	emperor_stop(f);
+	text = sup_read_file(f->log);
+	assert_non_null(text);
+	for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		struct json_object *o = json_tokener_parse(l), *x;
+		if (!o || !json_object_is_type(o, json_type_object))
+			fail_msg("not a JSON object: %s", l);
+		static const char *const keys[] = { "time", "ident", "pid", "level", "message" };
+		for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+			if (!json_object_object_get_ex(o, keys[i], &x))
+				fail_msg("no %s in %s", keys[i], l);
+		if (json_object_object_get_ex(o, "vassal", &x) && strcmp(json_object_get_string(x), "a") == 0)
+			vassal_lines++;
+		json_object_put(o);
+	}
+	assert_true(vassal_lines >= 3);
+	free(text);
+}
+
 /* ---- 7. top ---------------------------------------------------------------------------- */
 
 static void test_top_without_tty(void **state)
@@ -1626,6 +1773,8 @@ int main(void)
 		TEST(test_metrics),
 		TEST(test_worker_respawns_counted),
 		TEST(test_reopen_logs),
+		TEST(test_logs),
+		TEST(test_log_format_json),
 		TEST(test_top_without_tty),
 	};
 

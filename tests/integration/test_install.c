@@ -238,7 +238,7 @@ static void install_and_uninstall(const struct fixture *f, const char *prefix)
 {
 	const char *p = prefix ? prefix : "/usr/local";
 	char *dest = sup_path(f->dir, "dest"), *path, *bin, *unit, *example, *exec_line, *start_line;
-	char *ctl = sup_bin("emperorctl");
+	char *ctl = sup_bin("emperorctl"), *script;
 
 	assert_int_equal(mkdir(dest, 0755), 0);
 	run_make(f, "install", dest, prefix);
@@ -246,6 +246,7 @@ static void install_and_uninstall(const struct fixture *f, const char *prefix)
 	path = installed(dest, p, "bin/emperor");
 	assert_executable(path);
 	assert_runs(f, (char *[]){path, "--version", NULL}, "emperor ");
+	assert_runs(f, (char *[]){path, "--version", NULL}, "\nfeatures: etcd ");
 	free(path);
 	bin = installed(dest, p, "bin/vassal");
 	assert_executable(bin);
@@ -260,6 +261,16 @@ static void install_and_uninstall(const struct fixture *f, const char *prefix)
 	free(path);
 
 	assert_man_pages(f, dest, p);
+
+	/* emperorctl's shell completion, where bash-completion and zsh look for it */
+	path = installed(dest, p, "share/bash-completion/completions/emperorctl");
+	assert_true(asprintf(&script, "source '%s' && complete -p emperorctl", path) > 0);
+	assert_runs(f, (char *[]){"/bin/bash", "-c", script, NULL}, "complete -F _emperorctl emperorctl");
+	free(path), free(script);
+	path = installed(dest, p, strcmp(p, "/usr") == 0 ? "share/zsh/vendor-completions/_emperorctl"
+							 : "share/zsh/site-functions/_emperorctl");
+	assert_file_has(path, "#compdef emperorctl\n");
+	free(path);
 
 	/* The example vassal runs the installed worker, and is valid. */
 	example = installed(dest, p, "share/doc/emperor/examples/hello.yaml");

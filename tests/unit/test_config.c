@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "util.h"
 
 #define MINIMAL "workers: {exec: [./w]}\n"
 
@@ -138,6 +139,59 @@ static int remove_dir(void **state)
 	rmdir(dir);
 	free(dir);
 	return 0;
+}
+
+/* env-file: KEY=VALUE lines as systemd reads them, over env:, relative to the file's
+ * directory; a bad line names the YAML key and the env file's path:line. */
+static void test_env_file(void **state)
+{
+	const char *dir = *state;
+	char yaml_path[256], env_path[256], env2_path[256], want[1024];
+	struct config_errors errs;
+	struct config *cfg;
+	char *yaml;
+
+	const char *text = "# comment\n; another\n\nDB_URL = postgres://x\nQUOTED=\"a b\"\nSINGLE='c d'\nKEEP=1\n";
+
+	snprintf(env_path, sizeof env_path, "%s", write_file(dir, "app.env", text, strlen(text)));
+	snprintf(env2_path, sizeof env2_path, "%s", write_file(dir, "more.env", "KEEP=2\n", 7));
+	yaml = "workers:\n  exec: [w]\n  env: {KEEP: yaml, OTHER: o}\n"
+	       "  env-file: [app.env, more.env, -missing.env]\n";
+	snprintf(yaml_path, sizeof yaml_path, "%s", write_file(dir, "v.yaml", yaml, strlen(yaml)));
+	cfg = config_load_file(yaml_path, &errs);
+	if (!cfg)
+		fail_msg("refused: %s", errs.msgs[0]);
+	char *const *env = cfg->workers.prog.env;
+	const char *want_env[] = { "KEEP=2", "OTHER=o", "DB_URL=postgres://x", "QUOTED=a b", "SINGLE=c d" };
+	for (size_t i = 0; i < sizeof want_env / sizeof want_env[0]; i++) {
+		bool found = false;
+		for (size_t k = 0; env[k]; k++)
+			found |= strcmp(env[k], want_env[i]) == 0;
+		if (!found)
+			fail_msg("no %s in the workers' env", want_env[i]);
+	}
+	assert_int_equal(strv_len(env), 5);
+	config_free(cfg);
+
+	write_file(dir, "app.env", "GOOD=1\nthis line has no equals sign\n", 35);
+	cfg = config_load_file(yaml_path, &errs);
+	assert_null(cfg);
+	snprintf(want, sizeof want, "%s:4:14: workers.env-file: %s:2: expected KEY=VALUE", yaml_path, env_path);
+	assert_string_equal(errs.msgs[0], want);
+	config_errors_fini(&errs);
+
+	write_file(dir, "app.env", "1BAD=x\n", 7);
+	cfg = config_load_file(yaml_path, &errs);
+	assert_null(cfg);
+	assert_non_null(strstr(errs.msgs[0], "app.env:1: '1BAD' is not a variable name"));
+	config_errors_fini(&errs);
+
+	unlink(env_path), unlink(env2_path);
+	cfg = config_load_file(yaml_path, &errs); /* app.env is not optional */
+	assert_null(cfg);
+	assert_non_null(strstr(errs.msgs[0], "app.env: No such file or directory"));
+	config_errors_fini(&errs);
+	unlink(yaml_path);
 }
 
 /* The canonical file and the defaults */
@@ -1329,6 +1383,7 @@ int main(void)
 		cmocka_unit_test(test_buffer_too_large),
 		cmocka_unit_test(test_errs_null_and_reset),
 		cmocka_unit_test_setup_teardown(test_file_loads, make_dir, remove_dir),
+		cmocka_unit_test_setup_teardown(test_env_file, make_dir, remove_dir),
 		cmocka_unit_test_setup_teardown(test_file_errors_name_the_path, make_dir,
 						remove_dir),
 		cmocka_unit_test_setup_teardown(test_file_cannot_open, make_dir, remove_dir),
