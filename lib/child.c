@@ -136,6 +136,10 @@ static void child_gone(struct child *c, int status)
 {
 	pid_t pid = c->pid;
 
+	/* Its exit (ev_child or pidfd) may come before the pipe's event: it wrote
+	 * everything it will, so the exec's outcome is known first. */
+	if (c->exec_pending && exec_status_read(c) < 0)
+		exec_known(c, NULL); /* not reachable: a dead child's pipe is at EOF */
 	c->pid = 0;
 	c->last_status = status;
 	c->last_uptime = ev_now(c->set->loop) - c->started_at;
@@ -153,9 +157,6 @@ static void child_reaped(struct ev_loop *loop, ev_child *w, int revents)
 
 	(void)revents;
 	ev_child_stop(loop, w);
-	/* Its exit may come before the pipe's event: it wrote everything it will. */
-	if (c->exec_pending && exec_status_read(c) < 0)
-		exec_known(c, NULL); /* not reachable: a dead child's pipe is at EOF */
 	child_gone(c, w->rstatus);
 }
 

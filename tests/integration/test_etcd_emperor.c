@@ -8,8 +8,8 @@
  * down runs its mirror, and keeps its etcd-fed vassals across SIGUSR2; it signs in
  * (user and password file) and speaks TLS with a client certificate; 200 keys at once
  * all start. The test speaks to etcd through its JSON gateway with libcurl. Each test
- * has its own key prefix. ETCD_EMPEROR_FIGURES=1 also measures put → serving on
- * three nodes. */
+ * has its own key prefix. ETCD_EMPEROR_FIGURES=1 runs, instead of the tests, the
+ * measurement of put → serving on three nodes (docs/cluster.md's figures). */
 #include "emperor_fixture.h"
 
 #include <curl/curl.h>
@@ -804,8 +804,6 @@ static void test_put_latency(void **state)
 	double all[N], net[N];
 
 	(void)state;
-	if (!getenv("ETCD_EMPEROR_FIGURES"))
-		skip();
 	cluster_start(&c, "/t4", N_NODES);
 	for (int k = 0; k < N; k++) {
 		char name[16], file[32], needle[64];
@@ -863,9 +861,15 @@ int main(void)
 		cmocka_unit_test_teardown(test_auth, test_teardown),
 		cmocka_unit_test_teardown(test_tls, test_teardown),
 		cmocka_unit_test_teardown(test_many_keys, test_teardown),
+	};
+	/* The put → serving figures of docs/cluster.md: a measurement, not a test, run
+	 * only when asked (ETCD_EMPEROR_FIGURES=1), so that no skip is counted. */
+	const struct CMUnitTest figures[] = {
 		cmocka_unit_test_teardown(test_put_latency, test_teardown),
 	};
 
 	sup_init();
+	if (getenv("ETCD_EMPEROR_FIGURES"))
+		return cmocka_run_group_tests(figures, group_setup, group_teardown);
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
