@@ -837,31 +837,6 @@ static void test_cluster_quorum_lost(void **state)
 
 /* ---- TLS --------------------------------------------------------------------------------------- */
 
-static void make_certs(const char *dir)
-{
-	static const char script[] =
-		"set -e\n"
-		"openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca "
-		"  -keyout ca.key -out ca.crt 2>/dev/null\n"
-		"for n in server client; do\n"
-		"  openssl req -newkey rsa:2048 -nodes -subj /CN=$n -keyout $n.key -out $n.csr 2>/dev/null\n"
-		"  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth,clientAuth\\n' > $n.ext\n"
-		"  openssl x509 -req -in $n.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
-		"    -extfile $n.ext -out $n.crt 2>/dev/null\n"
-		"done\n";
-	char *log = sup_path(dir, "openssl.log");
-	struct sup_proc *p = sup_spawn((char *const[]){ "sh", "-c", (char *)script, NULL }, NULL, dir, log);
-
-	assert_non_null(p);
-	assert_int_equal(sup_wait_exit(p, 30000), 0);
-	if (!WIFEXITED(p->status) || WEXITSTATUS(p->status) != 0) {
-		sup_print_tail(log, 10);
-		fail_msg("openssl: %s", sup_status_str(p->status));
-	}
-	sup_proc_free(p);
-	free(log);
-}
-
 static void test_tls_client_cert(void **state)
 {
 	struct fx *f = *state;
@@ -876,7 +851,7 @@ static void test_tls_client_cert(void **state)
 	struct op r = { 0 }, bad = { 0 }, bad2 = { 0 };
 	long long t0;
 
-	make_certs(dir);
+	assert_int_equal(sup_etcd_make_certs(dir), 0);
 	f->etcd = sup_etcd_start(&eo);
 	assert_non_null(f->etcd);
 	assert_memory_equal(f->etcd->endpoints[0], "https://", 8);
