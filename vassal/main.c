@@ -1,5 +1,8 @@
 /* main.c — the vassal command line: run one vassal (`vassal FILE`), check files
- * (`vassal --check FILE...`), --help, --version. */
+ * (`vassal --check FILE...`), enqueue a spool task (`vassal spool ...`), --help,
+ * --version. Options by getopt_long: `--opt=value` and options anywhere on the line. */
+#include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,35 +52,42 @@ static int check_files(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	enum { O_CHECK = 1, O_VERSION };
+	static const struct option longopts[] = {
+		{ "check", no_argument, NULL, O_CHECK },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool check = false;
+	int opt;
+
 	log_init("vassal");
-	if (argc < 2) {
-		usage(stderr);
-		return 2;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		usage(stdout);
-		return 0;
-	}
-	if (strcmp(argv[1], "--version") == 0) {
-		printf("vassal (emperor) %s\n", EMPEROR_VERSION);
-		return 0;
-	}
-	if (strcmp(argv[1], "--check") == 0)
-		return check_files(argc - 2, argv + 2);
-	if (strcmp(argv[1], "spool") == 0)
+	if (argc >= 2 && strcmp(argv[1], "spool") == 0) /* its own options */
 		return spool_cli(argc - 2, argv + 2);
-	if (argv[1][0] == '-' || argc > 2) {
-		fprintf(stderr, "vassal: unexpected argument '%s'\n", argv[argc > 2 ? 2 : 1]);
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case O_CHECK: check = true; break;
+		case 'h': usage(stdout); return 0;
+		case O_VERSION: printf("vassal (emperor) %s\n", EMPEROR_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (check)
+		return check_files(argc - optind, argv + optind);
+	if (argc - optind != 1) {
+		if (argc - optind > 1)
+			fprintf(stderr, "vassal: unexpected argument '%s'\n", argv[optind + 1]);
 		usage(stderr);
 		return 2;
 	}
 	/* A missing or unreadable file is a bad config (docs/config.md): 78, and the
 	 * emperor waits for the file to change. A re-exec reads the config its previous
 	 * image validated (VASSAL_CONFIG_FD), so only a first start checks. */
-	if (!getenv("VASSAL_CONFIG_FD") && access(argv[1], R_OK) < 0) {
-		log_errno("%s: cannot read the vassal file, not starting (exit %d)", argv[1],
+	if (!getenv("VASSAL_CONFIG_FD") && access(argv[optind], R_OK) < 0) {
+		log_errno("%s: cannot read the vassal file, not starting (exit %d)", argv[optind],
 			  MASTER_EX_CONFIG);
 		return MASTER_EX_CONFIG;
 	}
-	return master_main(argv[1]);
+	return master_main(argv[optind]);
 }

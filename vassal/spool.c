@@ -5,6 +5,7 @@
  * crash, and a half-written one is never seen by a spooler (it skips hidden files). */
 #include "spool.h"
 
+#include <getopt.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -313,43 +314,66 @@ struct spool_args {
 };
 
 /* 0, or 2 (a usage error, reported). */
+/* argv: what follows "vassal spool"; options anywhere (getopt_long), `--opt=value` too. */
 static int parse_args(int argc, char **argv, struct spool_args *a)
 {
+	enum { O_AT = 1, O_PRIORITY, O_BODY };
+	static const struct option longopts[] = {
+		{ "at", required_argument, NULL, O_AT },
+		{ "priority", required_argument, NULL, O_PRIORITY },
+		{ "body", required_argument, NULL, O_BODY },
+		{ NULL, 0, NULL, 0 },
+	};
+	char **v = calloc((size_t)argc + 2, sizeof *v);
 	size_t n_keys = 0;
+	int opt, rc = 0;
 
-	for (int i = 0; i < argc; i++) {
+	if (!v)
+		return 2;
+	v[0] = "vassal spool";
+	memcpy(v + 1, argv, (size_t)argc * sizeof *v);
+	optind = 0; /* a fresh scan, also when called again */
+	while (rc == 0 && (opt = getopt_long(argc + 1, v, "", longopts, NULL)) != -1) {
 		char *end;
-		if (strcmp(argv[i], "--at") == 0 && i + 1 < argc) {
-			if (parse_at(argv[++i], &a->at) < 0) {
-				fprintf(stderr, "vassal spool: --at '%s': expected unix time or +DURATION\n", argv[i]);
-				return 2;
+		long n;
+		switch (opt) {
+		case O_AT:
+			if (parse_at(optarg, &a->at) < 0) {
+				fprintf(stderr, "vassal spool: --at '%s': expected unix time or +DURATION\n", optarg);
+				rc = 2;
 			}
-		} else if (strcmp(argv[i], "--priority") == 0 && i + 1 < argc) {
-			long n = strtol(argv[++i], &end, 10);
-			if (end == argv[i] || *end || n < -1000000 || n > 1000000) {
+			break;
+		case O_PRIORITY:
+			n = strtol(optarg, &end, 10);
+			if (end == optarg || *end || n < -1000000 || n > 1000000) {
 				fprintf(stderr, "vassal spool: --priority '%s': expected an integer "
-					"-1000000..1000000\n", argv[i]);
-				return 2;
+					"-1000000..1000000\n", optarg);
+				rc = 2;
 			}
 			a->priority = (int)n;
-		} else if (strcmp(argv[i], "--body") == 0 && i + 1 < argc) {
-			a->body_path = argv[++i];
-		} else if (!a->dir) {
-			a->dir = argv[i];
-		} else if (valid_key_value(argv[i])) {
-			a->keys[n_keys++] = argv[i];
-		} else {
-			fprintf(stderr, "vassal spool: '%.60s': expected key=value, key [A-Za-z0-9_]+, "
-				"value one line under 4 KiB\n", argv[i]);
-			return 2;
+			break;
+		case O_BODY: a->body_path = optarg; break;
+		default: rc = 2; break; /* getopt said what */
 		}
 	}
-	if (!a->dir) {
+	for (int i = optind; rc == 0 && i < argc + 1; i++) {
+		if (!a->dir) {
+			a->dir = v[i];
+		} else if (valid_key_value(v[i])) {
+			a->keys[n_keys++] = v[i];
+		} else {
+			fprintf(stderr, "vassal spool: '%.60s': expected key=value, key [A-Za-z0-9_]+, "
+				"value one line under 4 KiB\n", v[i]);
+			rc = 2;
+		}
+	}
+	free(v);
+	if (rc == 0 && !a->dir) {
 		fprintf(stderr, "usage: vassal spool DIR [--at TIME|+DURATION] [--priority N] "
 			"[--body FILE|-] key=value...\n");
-		return 2;
+		rc = 2;
 	}
-	return 0;
+	return rc;
 }
 
 int spool_cli(int argc, char **argv)

@@ -362,9 +362,12 @@ static void test_cli(void **state)
 	assert_int_equal(mkdir(spool, 0750), 0);
 	assert_int_equal(sup_write_file(body_path, "the body\n"), 0);
 	before = wall_now();
-	char *ok[] = { spool, "--at", "+1.5s", "--priority", "3", "--body", body_path, "what=report",
-		       "n=7", NULL };
-	assert_int_equal(spool_cli(9, ok), 0);
+	char *body_opt = NULL;
+	assert_true(asprintf(&body_opt, "--body=%s", body_path) > 0);
+	/* options anywhere, as --opt VALUE or --opt=VALUE (getopt_long) */
+	char *ok[] = { "--at", "+1.5s", spool, "--priority=3", body_opt, "what=report", "n=7", NULL };
+	assert_int_equal(spool_cli(7, ok), 0);
+	free(body_opt);
 	only_task(spool, &t, &text);
 	assert_true(t.at >= before + 1.5 - 0.001 && t.at < wall_now() + 1.5 + 0.01); /* %.3f */
 	assert_int_equal(t.priority, 3);
