@@ -2,7 +2,8 @@
  * config_yaml.c turns libyaml's events into a small tree of nodes (expanding ${VAR} in
  * values on the way); config_scalars.c and config_kinds.c know how each kind of value
  * is read from a node and released, and the latter walks a mapping with a schema
- * table; config.c holds the tables, the checks that span mappings, and the public API. All of them report into one
+ * table; config_schema.c holds the tables and the checks within one mapping; config.c
+ * the checks that span mappings, and the public API. All of them report into one
  * error context that formats every message as "file:line:col: key.path: message". */
 #ifndef EMPEROR_CONFIG_INTERNAL_H
 #define EMPEROR_CONFIG_INTERNAL_H
@@ -144,6 +145,9 @@ extern const struct config_kind
 	config_kind_section_or_scalar, /* the same, or a scalar: its first key's value */
 	config_kind_list,        /* an array of structs, count at aux, arg their schema */
 	config_kind_gateways;    /* the same, each item a one-key {http: ...} mapping */
+
+/* The whole file's mapping (config_schema.c), filling struct config. */
+extern const struct config_schema config_root_schema;
 
 /* Fills obj from map: defaults first, then every key; reports unknown, duplicate
  * and missing keys. Returns 0, or -1 when it reported something. */
