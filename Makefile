@@ -229,7 +229,7 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fn
 FUZZ_CFLAGS  := $(PROJECT_CFLAGS) -g -O1 $(FUZZ_SAN)
 FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(addprefix $(BUILD)/fuzz/,$(FUZZ_NAMES))
-FUZZ_SRC_fuzz_config       := lib/config.c lib/config_kinds.c lib/config_yaml.c lib/config_envfile.c lib/cronexpr.c \
+FUZZ_SRC_fuzz_config       := lib/config.c lib/config_schema.c lib/config_kinds.c lib/config_scalars.c lib/config_yaml.c lib/config_envfile.c lib/cronexpr.c \
                               lib/parse.c lib/util.c
 FUZZ_SRC_fuzz_spool        := vassal/spool.c lib/util.c lib/parse.c
 FUZZ_SRC_fuzz_subscription := vassal/subscription.c lib/log.c lib/jsonout.c lib/util.c lib/parse.c

@@ -1,7 +1,8 @@
-/* config_internal.h — private to the config loader, shared by its three files:
+/* config_internal.h — private to the config loader, shared by its files:
  * config_yaml.c turns libyaml's events into a small tree of nodes (expanding ${VAR} in
- * values on the way); config_kinds.c knows how each kind of value is read from a node
- * and released, and walks a mapping with a schema table; config.c holds the tables,
+ * values on the way); config_scalars.c and config_kinds.c know how each kind of value
+ * is read from a node and released, and the latter walks a mapping with a schema
+ * table; config_schema.c holds the tables and the checks within one mapping; config.c
  * the checks that span mappings, and the public API. All of them report into one
  * error context that formats every message as "file:line:col: key.path: message". */
 #ifndef EMPEROR_CONFIG_INTERNAL_H
@@ -91,6 +92,21 @@ struct config_range { /* arg of int, llong, size and size_llong */
 	long long min, max;
 };
 
+/* Where field f's value (and a list's length) lands in obj. */
+#define CONFIG_SLOT(obj, f) ((void *)((char *)(obj) + (f)->off))
+#define CONFIG_AUX(obj, f)  ((size_t *)(void *)((char *)(obj) + (f)->aux))
+
+/* Shared by the kinds (config_kinds.c): each reports "expected <what>, got ..." at v
+ * and returns -1 (config_scalar returns NULL) when v is not what it wants. */
+int config_expected(struct config_ctx *ctx, const struct cfg_node *v, const char *what);
+/* The text of a non-empty scalar. */
+const char *config_scalar(struct config_ctx *ctx, const struct cfg_node *v, const char *what);
+/* Frees a char * slot (string, name, cpu.max). */
+void config_release_string(void *obj, const struct config_field *f);
+/* A decimal integer within r ("010" is ten). */
+int config_int_value(struct config_ctx *ctx, const struct cfg_node *v,
+		     const struct config_range *r, long long *out);
+
 struct config_dur_range { /* arg of duration */
 	double min, max;
 	const char *text; /* "0s..24h" */
@@ -129,6 +145,9 @@ extern const struct config_kind
 	config_kind_section_or_scalar, /* the same, or a scalar: its first key's value */
 	config_kind_list,        /* an array of structs, count at aux, arg their schema */
 	config_kind_gateways;    /* the same, each item a one-key {http: ...} mapping */
+
+/* The whole file's mapping (config_schema.c), filling struct config. */
+extern const struct config_schema config_root_schema;
 
 /* Fills obj from map: defaults first, then every key; reports unknown, duplicate
  * and missing keys. Returns 0, or -1 when it reported something. */

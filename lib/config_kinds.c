@@ -1,8 +1,9 @@
-/* config_kinds.c — how each kind of config value is read from a YAML node and
- * released, and the walker that fills a struct from a mapping with a schema table
- * (defaults, then each key; unknown, duplicate and missing keys are reported). A kind
- * never logs: it reports "expected ..., got ..." or what is wrong with the value at
- * the value's position, and keeps going so one pass finds several mistakes. */
+/* config_kinds.c — the compound config kinds (strings, lists, argv, env, users,
+ * sections, lists of sections, gateways), the "expected ..., got ..." and "did you
+ * mean" messages every kind uses, and the walker that fills a struct from a mapping
+ * with a schema table (defaults, then each key; unknown, duplicate and missing keys
+ * are reported). The one-scalar kinds are in config_scalars.c. A kind never logs: it
+ * reports at the value's position and keeps going so one pass finds several mistakes. */
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -15,17 +16,6 @@
 
 #include "config_internal.h"
 #include "parse.h"
-
-struct octal_range {
-	long max;
-	const char *what;
-};
-
-static const struct octal_range mode_range = { 07777, "an octal mode like 0660" };
-static const struct octal_range umask_range = { 0777, "an octal umask like 022" };
-
-#define SLOT(obj, f) ((void *)((char *)(obj) + (f)->off))
-#define AUX(obj, f)  ((size_t *)(void *)((char *)(obj) + (f)->aux))
 
 /* Messages */
 
@@ -42,7 +32,7 @@ static const char *got(const struct cfg_node *v, char *buf, size_t size)
 	return buf;
 }
 
-static int expected(struct config_ctx *ctx, const struct cfg_node *v, const char *what)
+int config_expected(struct config_ctx *ctx, const struct cfg_node *v, const char *what)
 {
 	char buf[64];
 
@@ -103,27 +93,27 @@ const char *config_did_you_mean(const struct config_suggestion *s, char *buf, si
 /* Scalars */
 
 /* The text of a non-empty scalar, or NULL after "expected <what>, got ...". */
-static const char *scalar(struct config_ctx *ctx, const struct cfg_node *v, const char *what)
+const char *config_scalar(struct config_ctx *ctx, const struct cfg_node *v, const char *what)
 {
 	if (v->kind != CFG_NODE_SCALAR || v->null) {
-		expected(ctx, v, what);
+		config_expected(ctx, v, what);
 		return NULL;
 	}
 	return v->text;
 }
 
 /* Decimal only ("010" is ten); a number too large to hold is out of range. */
-static int int_value(struct config_ctx *ctx, const struct cfg_node *v, const struct config_range *r,
-		     long long *out)
+int config_int_value(struct config_ctx *ctx, const struct cfg_node *v,
+		     const struct config_range *r, long long *out)
 {
-	const char *s = scalar(ctx, v, "an integer"), *digits;
+	const char *s = config_scalar(ctx, v, "an integer"), *digits;
 	long long value;
 
 	if (!s)
 		return -1;
 	digits = s + (*s == '-' || *s == '+');
 	if (!*digits || strspn(digits, "0123456789") != strlen(digits))
-		return expected(ctx, v, "an integer");
+		return config_expected(ctx, v, "an integer");
 	errno = 0;
 	value = strtoll(s, NULL, 10);
 	if (errno == ERANGE || value < r->min || value > r->max)
@@ -133,253 +123,13 @@ static int int_value(struct config_ctx *ctx, const struct cfg_node *v, const str
 	return 0;
 }
 
-static int size_value(struct config_ctx *ctx, const struct cfg_node *v,
-		      const struct config_range *r, long long *out)
-{
-	const char *s = scalar(ctx, v, "a size"), *why;
-
-	if (!s)
-		return -1;
-	if (parse_size(s, out, &why) < 0)
-		return config_error(ctx, v->mark, "invalid size '%s': %s", s, why);
-	if (*out < r->min || *out > r->max)
-		return config_error(ctx, v->mark, "'%s' is out of range (%lld..%lld bytes)", s,
-				    r->min, r->max);
-	return 0;
-}
-
-static int octal_value(struct config_ctx *ctx, const struct cfg_node *v,
-		       const struct octal_range *r, long *out)
-{
-	const char *s = scalar(ctx, v, r->what), *digits;
-
-	if (!s)
-		return -1;
-	digits = s + (s[0] == '0' && (s[1] == 'o' || s[1] == 'O') ? 2 : 0);
-	if (!*digits || strspn(digits, "01234567") != strlen(digits))
-		return expected(ctx, v, r->what);
-	*out = strlen(digits) > 8 ? LONG_MAX : strtol(digits, NULL, 8);
-	if (*out > r->max)
-		return config_error(ctx, v->mark, "'%s' is out of range (0..0%lo)", s, r->max);
-	return 0;
-}
-
-/* Kinds: numbers, names and flags */
-
-static int read_int(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
-		    const struct config_field *f)
-{
-	long long value;
-
-	if (int_value(ctx, v, f->arg, &value) < 0)
-		return -1;
-	*(int *)SLOT(obj, f) = (int)value;
-	return 0;
-}
-
-static int read_llong(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
-		      const struct config_field *f)
-{
-	return int_value(ctx, v, f->arg, SLOT(obj, f));
-}
-
-static int read_size(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
-		     const struct config_field *f)
-{
-	long long value;
-
-	if (size_value(ctx, v, f->arg, &value) < 0)
-		return -1;
-	*(size_t *)SLOT(obj, f) = (size_t)value;
-	return 0;
-}
-
-static int read_size_llong(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
-			   const struct config_field *f)
-{
-	return size_value(ctx, v, f->arg, SLOT(obj, f));
-}
-
-/* "unlimited", else an integer; as and core also take sizes. */
-static int rlimit_value(struct config_ctx *ctx, const struct cfg_node *v, long long *out,
-			int (*finite_value)(struct config_ctx *, const struct cfg_node *,
-					    const struct config_range *, long long *))
-{
-	static const struct config_range finite = { 0, CFG_LIMIT_UNLIMITED - 1 };
-
-	if (v->kind == CFG_NODE_SCALAR &&
-	    (!strcasecmp(v->text, "unlimited") || !strcasecmp(v->text, "infinity"))) {
-		*out = CFG_LIMIT_UNLIMITED;
-		return 0;
-	}
-	return finite_value(ctx, v, &finite, out);
-}
-
-static int read_rlimit(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
-		       const struct config_field *f)
-{
-	return rlimit_value(ctx, v, SLOT(obj, f), int_value);
-}
-
-static int read_rlimit_size(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
-			    const struct config_field *f)
-{
-	return rlimit_value(ctx, v, SLOT(obj, f), size_value);
-}
-
-static int read_mode(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
-		     const struct config_field *f)
-{
-	long value;
-
-	if (octal_value(ctx, v, &mode_range, &value) < 0)
-		return -1;
-	*(mode_t *)SLOT(obj, f) = (mode_t)value;
-	return 0;
-}
-
-static int read_umask(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
-		      const struct config_field *f)
-{
-	long value;
-
-	if (octal_value(ctx, v, &umask_range, &value) < 0)
-		return -1;
-	*(int *)SLOT(obj, f) = (int)value;
-	return 0;
-}
-
-static int read_bool(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
-		     const struct config_field *f)
-{
-	static const char *const words[] = { "false", "no", "off", "true", "yes", "on" };
-	const char *s = scalar(ctx, v, "a boolean (true/false, yes/no, on/off)");
-	size_t i;
-
-	if (!s)
-		return -1;
-	for (i = 0; i < sizeof words / sizeof words[0]; i++) {
-		if (strcasecmp(s, words[i]) == 0) {
-			*(bool *)SLOT(obj, f) = i >= 3;
-			return 0;
-		}
-	}
-	return expected(ctx, v, "a boolean (true/false, yes/no, on/off)");
-}
-
-/* f->arg is a NULL-terminated list of names; the value stored is the index. */
-static int read_enum(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
-		     const struct config_field *f)
-{
-	const char *const *names = f->arg;
-	struct config_suggestion near = { 0 };
-	char list[128] = "", hint[64];
-	const char *s;
-	size_t i;
-
-	for (i = 0; names[i]; i++)
-		snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
-			 i == 0 ? "" : names[i + 1] ? ", " : " or ", names[i]);
-	s = scalar(ctx, v, list);
-	if (!s)
-		return -1;
-	for (i = 0; names[i]; i++) {
-		if (strcasecmp(s, names[i]) == 0) {
-			*(int *)SLOT(obj, f) = (int)i;
-			return 0;
-		}
-		config_consider(&near, s, names[i]);
-	}
-	return config_error(ctx, v->mark, "expected %s, got '%s'%s", list, s,
-			    config_did_you_mean(&near, hint, sizeof hint));
-}
-
-static int read_duration(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
-			 const struct config_field *f)
-{
-	const struct config_dur_range *r = f->arg;
-	const char *s = scalar(ctx, v, "a duration"), *why;
-	double value;
-
-	if (!s)
-		return -1;
-	if (parse_duration(s, &value, &why) < 0)
-		return config_error(ctx, v->mark, "invalid duration '%s': %s", s, why);
-	if (value < r->min || value > r->max)
-		return config_error(ctx, v->mark, "'%s' is out of range (%s)", s, r->text);
-	*(double *)SLOT(obj, f) = value;
-	return 0;
-}
-
-static int read_signal(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
-		       const struct config_field *f)
-{
-	const char *s = scalar(ctx, v, "a signal"), *why;
-
-	if (!s)
-		return -1;
-	if (parse_signal(s, SLOT(obj, f), &why) < 0)
-		return config_error(ctx, v->mark, "invalid signal '%s': %s", s, why);
-	return 0;
-}
-
-static int read_addr(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
-		     const struct config_field *f)
-{
-	const char *s = scalar(ctx, v, "an address"), *why;
-
-	if (!s)
-		return -1;
-	if (parse_addr(s, SLOT(obj, f), &why) < 0)
-		return config_error(ctx, v->mark, "invalid address '%s': %s", s, why);
-	return 0;
-}
-
-/* cgroup v2 cpu.max: "max", "max PERIOD" or "QUOTA PERIOD", in microseconds; the
- * kernel takes a quota up to 2^44 - 1 and a period of 1ms..1s. */
-static bool cpu_max_valid(const char *s)
-{
-	const char *space = strchr(s, ' ');
-	unsigned long long quota, period;
-	char head[24];
-
-	if (strcmp(s, "max") == 0)
-		return true;
-	if (!space || (size_t)(space - s) >= sizeof head)
-		return false;
-	memcpy(head, s, (size_t)(space - s));
-	head[space - s] = '\0';
-	if (parse_uint(space + 1, 1000000, &period, NULL) < 0 || period < 1000)
-		return false;
-	if (strcmp(head, "max") == 0)
-		return true;
-	return parse_uint(head, (1ULL << 44) - 1, &quota, NULL) == 0 && quota >= 1000;
-}
-
-static int read_cpu_max(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
-			const struct config_field *f)
-{
-	static const char what[] =
-		"\"max\" or \"QUOTA PERIOD\" in microseconds, like \"50000 100000\"";
-	const char *s = scalar(ctx, v, what);
-	char **slot = SLOT(obj, f);
-
-	if (!s)
-		return -1;
-	if (!cpu_max_valid(s))
-		return expected(ctx, v, what);
-	free(*slot);
-	*slot = config_xstrdup(s);
-	return 0;
-}
-
 /* Kinds: strings */
 
 static int read_string(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
 		       const struct config_field *f)
 {
-	const char *s = scalar(ctx, v, "a string");
-	char **slot = SLOT(obj, f);
+	const char *s = config_scalar(ctx, v, "a string");
+	char **slot = CONFIG_SLOT(obj, f);
 
 	if (!s)
 		return -1;
@@ -396,7 +146,7 @@ static int read_name(struct config_ctx *ctx, const struct cfg_node *v, void *obj
 {
 	static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 				      "0123456789_-";
-	const char *s = scalar(ctx, v, "a name");
+	const char *s = config_scalar(ctx, v, "a name");
 	size_t len;
 
 	if (!s)
@@ -408,9 +158,9 @@ static int read_name(struct config_ctx *ctx, const struct cfg_node *v, void *obj
 	return read_string(ctx, v, obj, f);
 }
 
-static void release_string(void *obj, const struct config_field *f)
+void config_release_string(void *obj, const struct config_field *f)
 {
-	char **slot = SLOT(obj, f);
+	char **slot = CONFIG_SLOT(obj, f);
 
 	free(*slot);
 	*slot = NULL;
@@ -427,7 +177,7 @@ static void strv_free(char **strv)
 
 static void init_strv(void *obj, const struct config_field *f)
 {
-	char ***slot = SLOT(obj, f);
+	char ***slot = CONFIG_SLOT(obj, f);
 
 	strv_free(*slot);
 	*slot = config_xcalloc(1, sizeof **slot);
@@ -435,7 +185,7 @@ static void init_strv(void *obj, const struct config_field *f)
 
 static void release_strv(void *obj, const struct config_field *f)
 {
-	char ***slot = SLOT(obj, f);
+	char ***slot = CONFIG_SLOT(obj, f);
 
 	strv_free(*slot);
 	*slot = NULL;
@@ -456,14 +206,14 @@ static char **string_list(struct config_ctx *ctx, const struct cfg_node *v, enum
 		items = (struct cfg_node *const *)&v;
 		n = 1;
 	} else if (v->kind != CFG_NODE_SEQ) {
-		expected(ctx, v, what);
+		config_expected(ctx, v, what);
 		return NULL;
 	}
 	strv = config_xcalloc(n + 1, sizeof *strv);
 	for (i = 0; i < n; i++) {
 		size_t saved =
 			v->kind == CFG_NODE_SEQ ? config_path_push_index(ctx, i) : ctx->path_len;
-		const char *s = scalar(ctx, items[i], "a string");
+		const char *s = config_scalar(ctx, items[i], "a string");
 
 		if (s)
 			strv[k++] = config_xstrdup(s);
@@ -478,7 +228,7 @@ static char **string_list(struct config_ctx *ctx, const struct cfg_node *v, enum
 
 static int store_strv(void *obj, const struct config_field *f, char **strv)
 {
-	char ***slot = SLOT(obj, f);
+	char ***slot = CONFIG_SLOT(obj, f);
 
 	if (!strv)
 		return -1;
@@ -546,7 +296,7 @@ static char *env_entry(struct config_ctx *ctx, const struct cfg_node *map, size_
 		return NULL;
 	}
 	saved = config_path_push_key(ctx, key->text);
-	value = scalar(ctx, map->kids[i + 1], "a string");
+	value = config_scalar(ctx, map->kids[i + 1], "a string");
 	config_path_pop(ctx, saved);
 	return value ? config_xasprintf("%s=%s", key->text, value) : NULL;
 }
@@ -559,7 +309,7 @@ static int read_env(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
 	char **env;
 
 	if (v->kind != CFG_NODE_MAP)
-		return expected(ctx, v, "a mapping of NAME: value");
+		return config_expected(ctx, v, "a mapping of NAME: value");
 	env = config_xcalloc(v->n / 2 + 1, sizeof *env);
 	for (i = 0; i < v->n; i += 2) {
 		char *entry = env_entry(ctx, v, i);
@@ -578,7 +328,7 @@ static int read_env(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
 static int uid_value(struct config_ctx *ctx, const struct cfg_node *v, uid_t *out)
 {
 	static const struct config_range uids = { 0, (uid_t)-2 };
-	const char *s = scalar(ctx, v, "a user name or uid");
+	const char *s = config_scalar(ctx, v, "a user name or uid");
 	struct passwd pw, *found = NULL;
 	char buf[16384];
 	long long uid;
@@ -586,7 +336,7 @@ static int uid_value(struct config_ctx *ctx, const struct cfg_node *v, uid_t *ou
 	if (!s)
 		return -1;
 	if (strspn(s, "0123456789") == strlen(s)) {
-		if (int_value(ctx, v, &uids, &uid) < 0)
+		if (config_int_value(ctx, v, &uids, &uid) < 0)
 			return -1;
 		*out = (uid_t)uid;
 		return 0;
@@ -602,13 +352,13 @@ static int read_uids(struct config_ctx *ctx, const struct cfg_node *v, void *obj
 		     const struct config_field *f)
 {
 	size_t i, before = ctx->failures;
-	uid_t **slot = SLOT(obj, f);
+	uid_t **slot = CONFIG_SLOT(obj, f);
 
 	if (v->kind != CFG_NODE_SEQ)
-		return expected(ctx, v, "a list of user names or uids");
+		return config_expected(ctx, v, "a list of user names or uids");
 	free(*slot);
 	*slot = v->n ? config_xcalloc(v->n, sizeof **slot) : NULL;
-	*AUX(obj, f) = v->n;
+	*CONFIG_AUX(obj, f) = v->n;
 	for (i = 0; i < v->n; i++) {
 		size_t saved = config_path_push_index(ctx, i);
 
@@ -620,7 +370,7 @@ static int read_uids(struct config_ctx *ctx, const struct cfg_node *v, void *obj
 
 static void release_pointer(void *obj, const struct config_field *f)
 {
-	void **slot = SLOT(obj, f);
+	void **slot = CONFIG_SLOT(obj, f);
 
 	free(*slot);
 	*slot = NULL;
@@ -631,7 +381,7 @@ static void release_pointer(void *obj, const struct config_field *f)
 static int read_section(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
 			const struct config_field *f)
 {
-	return config_read_map(ctx, v, f->arg, SLOT(obj, f));
+	return config_read_map(ctx, v, f->arg, CONFIG_SLOT(obj, f));
 }
 
 /* A scalar stands for the section's first key: `log: ./a.log` = `log: {file: ./a.log}`. */
@@ -645,13 +395,13 @@ static int read_section_or_scalar(struct config_ctx *ctx, const struct cfg_node 
 	struct cfg_node map = { .kind = CFG_NODE_MAP, .mark = v->mark, .kids = kids, .n = 2 };
 
 	if (v->kind != CFG_NODE_SCALAR)
-		return config_read_map(ctx, v, sc, SLOT(obj, f));
-	return config_read_map(ctx, &map, sc, SLOT(obj, f));
+		return config_read_map(ctx, v, sc, CONFIG_SLOT(obj, f));
+	return config_read_map(ctx, &map, sc, CONFIG_SLOT(obj, f));
 }
 
 static void release_section(void *obj, const struct config_field *f)
 {
-	config_schema_release(f->arg, SLOT(obj, f));
+	config_schema_release(f->arg, CONFIG_SLOT(obj, f));
 }
 
 typedef int item_reader(struct config_ctx *ctx, const struct cfg_node *item,
@@ -666,10 +416,10 @@ static int read_items(struct config_ctx *ctx, const struct cfg_node *v, void *ob
 	char *items;
 
 	if (v->kind != CFG_NODE_SEQ)
-		return expected(ctx, v, "a list of mappings");
+		return config_expected(ctx, v, "a list of mappings");
 	items = v->n ? config_xcalloc(v->n, sc->size) : NULL;
-	memcpy(SLOT(obj, f), &items, sizeof items);
-	*AUX(obj, f) = v->n;
+	memcpy(CONFIG_SLOT(obj, f), &items, sizeof items);
+	*CONFIG_AUX(obj, f) = v->n;
 	for (i = 0; i < v->n; i++) {
 		size_t saved = config_path_push_index(ctx, i);
 
@@ -696,7 +446,7 @@ static int read_gateway(struct config_ctx *ctx, const struct cfg_node *item,
 	int rc;
 
 	if (item->kind != CFG_NODE_MAP || item->n != 2)
-		return expected(ctx, item, "a mapping with one key, like http: {listen: ...}");
+		return config_expected(ctx, item, "a mapping with one key, like http: {listen: ...}");
 	type = item->kids[0];
 	if (strcmp(type->text, "http") != 0) {
 		config_consider(&near, type->text, "http");
@@ -718,33 +468,19 @@ static int read_gateways(struct config_ctx *ctx, const struct cfg_node *v, void 
 static void release_list(void *obj, const struct config_field *f)
 {
 	const struct config_schema *sc = f->arg;
-	size_t i, n = *AUX(obj, f);
+	size_t i, n = *CONFIG_AUX(obj, f);
 	char *items;
 
-	memcpy(&items, SLOT(obj, f), sizeof items);
+	memcpy(&items, CONFIG_SLOT(obj, f), sizeof items);
 	for (i = 0; i < n; i++)
 		config_schema_release(sc, items + i * sc->size);
 	free(items);
-	memset(SLOT(obj, f), 0, sizeof items);
-	*AUX(obj, f) = 0;
+	memset(CONFIG_SLOT(obj, f), 0, sizeof items);
+	*CONFIG_AUX(obj, f) = 0;
 }
 
-const struct config_kind config_kind_int = { read_int, NULL, NULL };
-const struct config_kind config_kind_llong = { read_llong, NULL, NULL };
-const struct config_kind config_kind_size = { read_size, NULL, NULL };
-const struct config_kind config_kind_size_llong = { read_size_llong, NULL, NULL };
-const struct config_kind config_kind_rlimit = { read_rlimit, NULL, NULL };
-const struct config_kind config_kind_rlimit_size = { read_rlimit_size, NULL, NULL };
-const struct config_kind config_kind_mode = { read_mode, NULL, NULL };
-const struct config_kind config_kind_umask = { read_umask, NULL, NULL };
-const struct config_kind config_kind_bool = { read_bool, NULL, NULL };
-const struct config_kind config_kind_enum = { read_enum, NULL, NULL };
-const struct config_kind config_kind_duration = { read_duration, NULL, NULL };
-const struct config_kind config_kind_signal = { read_signal, NULL, NULL };
-const struct config_kind config_kind_addr = { read_addr, NULL, NULL };
-const struct config_kind config_kind_cpu_max = { read_cpu_max, NULL, release_string };
-const struct config_kind config_kind_string = { read_string, NULL, release_string };
-const struct config_kind config_kind_name = { read_name, NULL, release_string };
+const struct config_kind config_kind_string = { read_string, NULL, config_release_string };
+const struct config_kind config_kind_name = { read_name, NULL, config_release_string };
 const struct config_kind config_kind_strings = { read_strings, init_strv, release_strv };
 const struct config_kind config_kind_string_or_list = { read_string_or_list, init_strv,
 							 release_strv };
@@ -826,7 +562,7 @@ int config_read_map(struct config_ctx *ctx, const struct cfg_node *map,
 	uint64_t seen = 0;
 
 	if (map->kind != CFG_NODE_MAP)
-		return expected(ctx, map, "a mapping");
+		return config_expected(ctx, map, "a mapping");
 	apply_defaults(ctx, sc, obj);
 	for (i = 0; i + 1 < map->n && ctx->failures < CONFIG_MAX_ERRORS; i += 2)
 		read_pair(ctx, map, i, sc, obj, &seen);

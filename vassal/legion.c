@@ -6,7 +6,8 @@
  * a lord that sees a higher valor stops its lord-only children, runs on-unlord and
  * deletes the key. A lord whose lease is lost (the keeper says so before the lease can
  * expire) stops them at once: fenced. The machine is legion_fsm.c; fire() is the one
- * place a membership changes state, and it logs every change. */
+ * place a membership changes state, and it logs every change. What being lord starts
+ * and stops on this master, and the status lines, are legion_lord.c. */
 #include "legion.h"
 
 #include <json-c/json.h>
@@ -16,54 +17,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cron.h"
-#include "daemons.h"
 #include "etcd.h"
-#include "gateway.h"
-#include "jsonout.h"
 #include "log.h"
 #include "master.h"
-#include "prom.h"
 
-#define LEGION_MAX_MEMBERS 256
+#include "legion_internal.h"
+
 #define LEGION_RETRY 0.5        /* s before a failed etcd step is tried again */
 #define LEGION_LEAVE_BOUND 2.0  /* s the teardown waits for etcd to take our leave */
-
-struct legion {
-	struct legions *all;
-	size_t index;               /* its entry: m->cfg->legions[index] (the config may be
-				     * replaced by a workers or chain reload; the entry is equal) */
-	enum legion_state state;
-	struct etcd_client *etcd;
-	struct etcd_lease *lease;
-	int64_t id;                 /* our lease = our member id; 0 without one */
-	struct etcd_watch *watch;
-	struct etcd_req *req;       /* the one etcd step in flight */
-	char *prefix, *members_prefix, *lord_key, *member_key;
-	struct legion_member members[LEGION_MAX_MEMBERS];
-	size_t n_members;
-	int64_t lord;               /* the lord key's lease, 0: no lord */
-	int64_t token;              /* the lord key's create_revision while we lead */
-	int stopping;               /* lord-only children still stopping */
-	bool unlording;             /* from the step-down's start to on-unlord's end */
-	int64_t stale_id;           /* a lease the keeper gave up: revoked again if it holds the key */
-	unsigned transitions;       /* times we became lord or stopped being it */
-	double lord_since;
-	ev_timer retry;             /* a failed step, a new lease after a loss */
-	ev_timer leave_bound;
-};
-
-struct legions {
-	struct master *m;
-	struct legion *l;
-	size_t n;
-	size_t leaving;             /* legions whose leave is not done yet */
-	bool ready;                 /* what our member keys say (legion_set_ready) */
-	void (*left)(void *arg);
-	void *left_arg;
-};
-
-#define LCFG(l) (&(l)->all->m->cfg->legions[(l)->index])
 
 static void fire(struct legion *l, enum legion_event ev);
 
@@ -274,7 +235,6 @@ static void join(struct legion *l)
 }
 
 static void retry_due(struct ev_loop *loop, ev_timer *w, int revents);
-static void released(struct legion *l);
 
 /* ---- the lease -------------------------------------------------------------------------- */
 
@@ -334,7 +294,7 @@ static void retry_due(struct ev_loop *loop, ev_timer *w, int revents)
 	else if (l->state == LG_MEMBER || l->state == LG_LORD)
 		reread(l);
 	else if (l->state == LG_STEPPING_DOWN && !l->unlording)
-		released(l); /* the key's deletion failed: again */
+		legion_released(l); /* the key's deletion failed: again */
 }
 
 /* ---- lordship ------------------------------------------------------------------------- */
@@ -381,39 +341,6 @@ static void campaign(struct legion *l)
 	l->req = etcd_txn(l->etcd, &(struct etcd_txn){ &cmp, 1, &put, &get, 1, 1 }, campaign_answer, l);
 }
 
-static void hook(struct legion *l, char *const *argv, const char *which, void (*done)(void *))
-{
-	char name[96], token[48], lname[96];
-	char *env[] = { token, lname, NULL };
-
-	snprintf(name, sizeof name, "%s %s", which, LCFG(l)->name);
-	snprintf(token, sizeof token, "LEGION_TOKEN=%lld", (long long)l->token);
-	snprintf(lname, sizeof lname, "LEGION_NAME=%s", LCFG(l)->name);
-	if (!argv) {
-		if (done)
-			done(l);
-		return;
-	}
-	cron_run_hook(l->all->m, name, argv, env, done, l);
-}
-
-static void enthrone(struct legion *l)
-{
-	struct master *m = l->all->m;
-	char token[48], lname[96];
-	char *env[] = { token, lname, NULL };
-
-	l->transitions++;
-	l->lord_since = ev_now(m->loop);
-	log_info("legion %s: lord (valor %d, token %lld, %zu members)", LCFG(l)->name,
-		 LCFG(l)->valor, (long long)l->token, l->n_members);
-	snprintf(token, sizeof token, "LEGION_TOKEN=%lld", (long long)l->token);
-	snprintf(lname, sizeof lname, "LEGION_NAME=%s", LCFG(l)->name);
-	hook(l, m->cfg->hooks.on_lord, "on-lord", NULL);
-	daemons_legion_start(m, LCFG(l)->name, env);
-	subscriptions_legion(m, LCFG(l)->name, true);
-}
-
 static void delete_answer(void *arg, const struct etcd_result *r)
 {
 	struct legion *l = arg;
@@ -432,7 +359,7 @@ static void delete_answer(void *arg, const struct etcd_result *r)
 static void leave_done(struct legion *l);
 
 /* The lord-only children are gone and on-unlord has run: the key may go. */
-static void released(struct legion *l)
+void legion_released(struct legion *l)
 {
 	const struct etcd_cmp cmp = { l->lord_key, ETCD_CMP_LEASE, ETCD_CMP_EQUAL, l->id, NULL };
 	const struct etcd_op del = { .type = ETCD_OP_DELETE, .key = l->lord_key };
@@ -445,48 +372,6 @@ static void released(struct legion *l)
 		return; /* fenced meanwhile: the lease takes the key */
 	forget_req(l);
 	l->req = etcd_txn(l->etcd, &(struct etcd_txn){ &cmp, 1, &del, NULL, 1, 0 }, delete_answer, l);
-}
-
-static void unlord_hook_done(void *arg)
-{
-	struct legion *l = arg;
-
-	l->unlording = false;
-	released(l);
-}
-
-/* Each lord-only child reaped; the last one hands over to on-unlord. */
-static void child_retired(void *arg)
-{
-	struct legion *l = arg;
-
-	if (--l->stopping > 0)
-		return;
-	hook(l, l->all->m->cfg->hooks.on_unlord, "on-unlord", unlord_hook_done);
-}
-
-/* Stops what only the lord runs; max_mercy bounds each one's mercy. The on-unlord hook
- * follows when they are gone (child_retired), then released(). Called again while a
- * step-down is under way (the lease lost meanwhile), it only shortens the mercies. */
-static void stop_lord_children(struct legion *l, double max_mercy)
-{
-	struct master *m = l->all->m;
-	bool again = l->unlording;
-
-	if (!again) {
-		if (l->lord_since > 0)
-			log_info("legion %s: no longer lord after %.1fs", LCFG(l)->name,
-				 ev_now(m->loop) - l->lord_since);
-		l->lord_since = 0;
-		l->transitions++;
-		subscriptions_legion(m, LCFG(l)->name, false);
-		l->unlording = true;
-	}
-	l->stopping++; /* held while the counts are taken */
-	l->stopping += daemons_legion_stop(m, LCFG(l)->name, max_mercy, child_retired, l);
-	l->stopping += cron_legion_stop(m, LCFG(l)->name, max_mercy, child_retired, l);
-	if (--l->stopping == 0 && !again)
-		hook(l, m->cfg->hooks.on_unlord, "on-unlord", unlord_hook_done);
 }
 
 /* ---- leaving (the teardown) ------------------------------------------------------------- */
@@ -537,7 +422,7 @@ static void leave(struct legion *l, enum legion_state was)
 		etcd_watch_free(l->watch);
 	l->watch = NULL;
 	if (was == LG_LORD)
-		stop_lord_children(l, 1e9);
+		legion_stop_lord_children(l, 1e9);
 	else if (!l->unlording)
 		leave_done(l);
 	/* else: a step-down under way calls released() → leave_done() */
@@ -553,11 +438,11 @@ static void act(struct legion *l, enum legion_action a, enum legion_state was)
 	case LA_EVALUATE: evaluate(l); break;
 	case LA_CAMPAIGN: campaign(l); break;
 	case LA_ENTHRONE:
-		enthrone(l);
+		legion_enthrone(l);
 		evaluate(l); /* a better member may have joined while we campaigned */
 		break;
-	case LA_STEP_DOWN: stop_lord_children(l, 1e9); break;
-	case LA_FENCE: stop_lord_children(l, margin(l) / 2); drop_lease(l); break;
+	case LA_STEP_DOWN: legion_stop_lord_children(l, 1e9); break;
+	case LA_FENCE: legion_stop_lord_children(l, margin(l) / 2); drop_lease(l); break;
 	case LA_REJOIN: drop_lease(l); break;
 	case LA_LEAVE: leave(l, was); break;
 	case LA_DONE:
@@ -711,63 +596,4 @@ bool legion_is_lord(const struct master *m, const char *legion, int64_t *token)
 	if (token)
 		*token = l->token;
 	return true;
-}
-
-/* ---- status ---------------------------------------------------------------------------- */
-
-static const char *role(const struct legion *l)
-{
-	if (!l->etcd)
-		return "off (no etcd endpoint)";
-	if (l->state == LG_OFF)
-		return "fenced (no lease: etcd unreachable)";
-	return legion_state_name(l->state);
-}
-
-void legion_status_text(const struct master *m, struct strbuf *b)
-{
-	for (size_t i = 0; m->legions && i < m->legions->n; i++) {
-		const struct legion *l = &m->legions->l[i];
-		strbuf_printf(b, "legion %s: %s, valor %d, %zu members", LCFG(l)->name, role(l),
-			      LCFG(l)->valor, l->n_members);
-		if (l->state == LG_LORD)
-			strbuf_printf(b, ", token %lld", (long long)l->token);
-		strbuf_printf(b, "\n");
-	}
-}
-
-void legion_status_json(const struct master *m, struct json_object *doc)
-{
-	struct json_object *arr;
-
-	if (!m->legions)
-		return;
-	arr = json_object_new_array();
-	for (size_t i = 0; i < m->legions->n; i++) {
-		const struct legion *l = &m->legions->l[i];
-		struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "name", jsonout_string(LCFG(l)->name));
-		json_object_object_add(o, "state", json_object_new_string(role(l)));
-		json_object_object_add(o, "lord", json_object_new_boolean(l->state == LG_LORD));
-		json_object_object_add(o, "valor", json_object_new_int(LCFG(l)->valor));
-		json_object_object_add(o, "members", json_object_new_int((int)l->n_members));
-		json_object_object_add(o, "token", json_object_new_int64(l->state == LG_LORD ? l->token : 0));
-		json_object_object_add(o, "transitions", json_object_new_int64(l->transitions));
-		json_object_array_add(arr, o);
-	}
-	json_object_object_add(doc, "legions", arr);
-}
-
-void legion_metrics(const struct master *m, struct strbuf *b, const char *v)
-{
-	char name[2 * 64 + 4];
-
-	for (size_t i = 0; m->legions && i < m->legions->n; i++) {
-		const struct legion *l = &m->legions->l[i];
-		prom_label(LCFG(l)->name, name, sizeof name);
-		strbuf_printf(b, "%s{vassal=\"%s\",legion=\"%s\"} %d\n", prom_families[PROM_LEGION_LORD].name,
-			      v, name, l->state == LG_LORD);
-		strbuf_printf(b, "%s{vassal=\"%s\",legion=\"%s\"} %u\n",
-			      prom_families[PROM_LEGION_TRANSITIONS].name, v, name, l->transitions);
-	}
 }
