@@ -161,10 +161,12 @@ struct cfg_cgroup {
 };
 
 struct cfg_log {              /* "log": a path, or this mapping */
-	char *file;               /* required in the mapping; NULL = no log file (stderr) */
+	char *file;               /* NULL = no log file (stderr, to the emperor) */
 	long long max_size;       /* "max-size": rotate past this many bytes, 0 = never */
 	int keep;                 /* rotated files kept, .1 ... .keep; default 5 */
+	int format;               /* "format": CFG_LOG_TEXT (default) or CFG_LOG_JSON */
 };
+enum { CFG_LOG_TEXT, CFG_LOG_JSON };
 
 struct config {
 	char *path;               /* the file the config was loaded from */

@@ -32,6 +32,9 @@ struct relay_sink {
 	/* called after each write that wrote n > 0 bytes (a log file's rotation), or NULL */
 	void (*on_write)(struct relay_sink *s, size_t n);
 	void *data;
+	/* set after relay_sink_open(): each line is written as one JSON object of this
+	 * vassal (log.format: json); empty: as it came */
+	char json_vassal[256];
 	char queue[RELAY_QUEUE_MAX];
 };
 

@@ -212,8 +212,10 @@ static const struct config_schema cgroup_schema = { cgroup_fields, sizeof(T), NU
 #undef T
 
 #define T struct cfg_log
+static const char *const log_format_names[] = { "text", "json", NULL };
 static const struct config_field log_fields[] = {
-	F("file", string, file, .required = true),
+	F("file", string, file),
+	F("format", enum, format, .arg = log_format_names, .def = "text"),
 	F("max-size", size_llong, max_size, .arg = RANGE(0, LLONG_MAX), .def = "0"),
 	F("keep", int, keep, .arg = RANGE(1, 100), .def = "5"),
 	{ .key = NULL },

@@ -89,7 +89,31 @@ static void sink_writable(struct ev_loop *loop, ev_io *w, int revents)
 	sink_flush(container_of(w, struct relay_sink, writable));
 }
 
+static void sink_write_raw(struct relay_sink *s, const char *line, size_t len);
+
+/* A child's line as one JSON object (log.format: json): our text format's fields taken
+ * apart, any other line the message of the vassal's master. */
+static void sink_write_json(struct relay_sink *s, const char *line, size_t len)
+{
+	struct strbuf rec = { 0 };
+
+	if (len && line[len - 1] == '\n')
+		len--;
+	log_json_line(&rec, log_wall_now(), s->json_vassal, (int)getpid(), line, len);
+	if (rec.len)
+		sink_write_raw(s, rec.p, rec.len);
+	strbuf_free(&rec);
+}
+
 void relay_sink_write(struct relay_sink *s, const char *line, size_t len)
+{
+	if (s->json_vassal[0])
+		sink_write_json(s, line, len);
+	else
+		sink_write_raw(s, line, len);
+}
+
+static void sink_write_raw(struct relay_sink *s, const char *line, size_t len)
 {
 	ssize_t n = 0;
 

@@ -382,6 +382,8 @@ int master_main(const char *path)
 	}
 	snprintf(ident, sizeof ident, "vassal %s", m.cfg->name);
 	log_init(ident);
+	if (m.cfg->log.format == CFG_LOG_JSON) /* log.format: its own lines too */
+		log_set_format(LOG_FORMAT_JSON);
 	if (open_log_and_cwd(&m) < 0 || master_setup(&m, &from) < 0)
 		return not_started(&m, &from, 1);
 	log_info("master started (generation %u, %zu sockets)", m.generation, m.socks.n);

@@ -159,7 +159,8 @@ const char *reload_config_master_change(const struct master *m, const struct con
 	if (memcmp(&cur->limits, &next->limits, sizeof cur->limits) != 0)
 		return "limits";
 	if (!str_eq(cur->log.file, next->log.file) || cur->log.max_size != next->log.max_size ||
-	    cur->log.keep != next->log.keep || !str_eq(cur->cwd, next->cwd))
+	    cur->log.keep != next->log.keep || cur->log.format != next->log.format ||
+	    !str_eq(cur->cwd, next->cwd))
 		return "log/chdir";
 	const char *kids = children_change(cur, next);
 	if (kids || (kids = legion_change(cur, next)))

@@ -94,6 +94,8 @@ static struct relay_sink *output_sink(struct master *m)
 		failed = true;
 	} else {
 		logfile_attach(m, m->out);
+		if (m->cfg->log.format == CFG_LOG_JSON)
+			snprintf(m->out->json_vassal, sizeof m->out->json_vassal, "%s", m->cfg->name);
 	}
 	return m->out;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <json-c/json.h>
 #include <limits.h>
 #include <time.h>
 
@@ -394,6 +395,59 @@ static void test_log_rotation_loses_no_line(void **state)
 	vt_stop(v, SIGTERM, T_MS);
 }
 
+/* log.format: json — every line of the vassal's log is one JSON object: the master's
+ * own lines and its worker's, whose text-format fields are taken apart. */
+static void test_log_format_json(void **state)
+{
+	enum { LINES = 200 };
+	struct vt *v = *state;
+	long long deadline = sup_now_ms() + 3 * T_MS;
+	int worker_lines = 0, master_lines = 0, objects = 0, lines = 0;
+	char *text = NULL, *save = NULL;
+
+	vt_config(v, &(struct vcfg){ .count = 1, .args = ", --log-lines, \"200\"",
+				     .top = "log:\n  file: vassal.log\n  format: json\n" });
+	v->p = vt_spawn(v);
+	while (sup_now_ms() < deadline) {
+		free(text);
+		text = sup_read_file(v->log);
+		if (text && strstr(text, "line 1 200\""))
+			break;
+		sup_poll_pause();
+	}
+	assert_non_null(text);
+	assert_non_null(strstr(text, "line 1 200\""));
+	for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		struct json_object *o = json_tokener_parse(l), *msg, *ident;
+		lines++;
+		if (!o) {
+			fprintf(stderr, "not JSON: %s\n", l);
+			continue;
+		}
+		objects++;
+		assert_true(json_object_object_get_ex(o, "time", NULL));
+		assert_true(json_object_object_get_ex(o, "pid", NULL));
+		if (json_object_object_get_ex(o, "message", &msg) &&
+		    json_object_object_get_ex(o, "ident", &ident)) {
+			const char *m = json_object_get_string(msg), *id = json_object_get_string(ident);
+			worker_lines += strncmp(m, "line 1 ", 7) == 0 && strncmp(id, "hello-worker", 12) == 0;
+			master_lines += strcmp(id, "vassal v") == 0;
+		}
+		json_object_put(o);
+	}
+	free(text);
+	fprintf(stderr, "%d lines, %d JSON objects, %d worker lines, %d master lines\n", lines,
+		objects, worker_lines, master_lines);
+	assert_int_equal(objects, lines);
+	assert_int_equal(worker_lines, LINES);
+	assert_true(master_lines >= 2); /* "master started", "worker 1 started" ... */
+	/* its "stopped" line is JSON too: wait for the exit itself */
+	assert_int_equal(kill(v->p->pid, SIGTERM), 0);
+	assert_int_equal(sup_wait_exit(v->p, T_MS), 0);
+	assert_true(WIFEXITED(v->p->status) && WEXITSTATUS(v->p->status) == 0);
+	assert_int_equal(sup_wait_no_leftovers(5000), 0);
+}
+
 /* Stops the master (its log is not ours to read): exit 0, nothing left behind. */
 static void stop_quietly(struct vt *v)
 {
@@ -454,6 +508,7 @@ int main(void)
 		VT_TEST(test_stall_kills_a_hung_worker),
 		VT_TEST(test_stall_spares_overlapping_requests),
 		VT_TEST(test_log_rotation_loses_no_line),
+		VT_TEST(test_log_format_json),
 		VT_TEST(test_log_on_dev_full_is_reported),
 		VT_TEST(test_log_that_cannot_be_opened_is_retried),
 	};

@@ -457,6 +457,28 @@ static void test_every_key_set(void **state)
 	config_free(cfg);
 }
 
+/* log: a path, or {file, max-size, keep, format}; format text (default) or json, also
+ * without a file (the lines then go to the emperor as JSON). */
+static void test_log_format(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	cfg = load_ok(MINIMAL "log: ./v.log\n");
+	assert_int_equal(cfg->log.format, CFG_LOG_TEXT);
+	config_free(cfg);
+	cfg = load_ok(MINIMAL "log: {file: ./v.log, format: json}\n");
+	assert_string_equal(cfg->log.file, "./v.log");
+	assert_int_equal(cfg->log.format, CFG_LOG_JSON);
+	config_free(cfg);
+	cfg = load_ok(MINIMAL "log: {format: json}\n");
+	assert_null(cfg->log.file);
+	assert_int_equal(cfg->log.format, CFG_LOG_JSON);
+	config_free(cfg);
+	assert_error(MINIMAL "log: {format: xml}\n",
+		     "t.yaml:2:15: log.format: expected text or json, got 'xml'");
+}
+
 /* Scalars */
 
 static void test_booleans(void **state)
@@ -1340,6 +1362,7 @@ int main(void)
 		cmocka_unit_test(test_design_example_defaults),
 		cmocka_unit_test(test_minimal_defaults),
 		cmocka_unit_test(test_every_key_set),
+		cmocka_unit_test(test_log_format),
 		cmocka_unit_test(test_booleans),
 		cmocka_unit_test(test_octal_mode_and_umask),
 		cmocka_unit_test(test_limits_and_cgroup),
