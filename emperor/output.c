@@ -266,8 +266,14 @@ static void ring_append(struct vassal *v, const char *line, size_t len, double n
 	char stamp[32];
 	int n = snprintf(stamp, sizeof stamp, "%.3f ", now);
 
-	if (!v->ring && !(v->ring = calloc(1, sizeof *v->ring)))
-		return;
+	/* malloc, not calloc: only the pages the ring's lines reach are touched, so a
+	 * thousand quiet vassals cost a page each, not 64 KiB each */
+	if (!v->ring) {
+		if (!(v->ring = malloc(sizeof *v->ring)))
+			return;
+		v->ring->start = v->ring->len = v->ring->n_lines = 0;
+		v->ring->seq = 0;
+	}
 	if (len > RING_BYTES / 4)
 		len = RING_BYTES / 4;
 	while (v->ring->len + (size_t)n + len + 1 > RING_BYTES)

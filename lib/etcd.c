@@ -214,6 +214,12 @@ struct etcd_client *etcd_client_new(struct ev_loop *loop, const struct etcd_opts
 	struct etcd_client *c;
 	struct timespec ts;
 
+	char why[256];
+
+	if (!curl_ready && etcd_curl_load(why, sizeof why) < 0) {
+		log_warn("etcd: %s", why);
+		return NULL;
+	}
 	if (!curl_ready && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_warn("etcd: libcurl cannot be initialised");
 		return NULL;

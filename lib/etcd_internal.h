@@ -7,6 +7,7 @@
 #ifndef EMPEROR_ETCD_INTERNAL_H
 #define EMPEROR_ETCD_INTERNAL_H
 
+#define CURL_DISABLE_TYPECHECK /* its macros would hide the calls below */
 #include <curl/curl.h>
 #include <ev.h>
 #include <json-c/json.h>
@@ -15,6 +16,49 @@
 
 #include "etcd.h"
 #include "util.h"
+
+/* libcurl's functions, loaded by etcd_curl_load() (etcd_curl.c) on the first client:
+ * the files of the client call them by their usual names, through these macros. */
+struct etcd_curl_api {
+	CURLcode (*global_init)(long flags);
+	CURL *(*easy_init)(void);
+	CURLcode (*easy_setopt)(CURL *h, CURLoption opt, ...);
+	CURLcode (*easy_getinfo)(CURL *h, CURLINFO info, ...);
+	void (*easy_cleanup)(CURL *h);
+	const char *(*easy_strerror)(CURLcode code);
+	CURLM *(*multi_init)(void);
+	CURLMcode (*multi_setopt)(CURLM *m, CURLMoption opt, ...);
+	CURLMcode (*multi_add_handle)(CURLM *m, CURL *h);
+	CURLMcode (*multi_remove_handle)(CURLM *m, CURL *h);
+	CURLMcode (*multi_assign)(CURLM *m, curl_socket_t s, void *p);
+	CURLMcode (*multi_cleanup)(CURLM *m);
+	CURLMsg *(*multi_info_read)(CURLM *m, int *left);
+	CURLMcode (*multi_socket_action)(CURLM *m, curl_socket_t s, int ev, int *running);
+	struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
+	void (*slist_free_all)(struct curl_slist *l);
+};
+extern struct etcd_curl_api etcd_curl;
+/* 0 once libcurl is loaded; -1 with the reason in why. */
+int etcd_curl_load(char *why, size_t len);
+#undef curl_easy_setopt  /* curl.h's own argument-count checks */
+#undef curl_easy_getinfo
+#undef curl_multi_setopt
+#define curl_global_init etcd_curl.global_init
+#define curl_easy_init etcd_curl.easy_init
+#define curl_easy_setopt etcd_curl.easy_setopt
+#define curl_easy_getinfo etcd_curl.easy_getinfo
+#define curl_easy_cleanup etcd_curl.easy_cleanup
+#define curl_easy_strerror etcd_curl.easy_strerror
+#define curl_multi_init etcd_curl.multi_init
+#define curl_multi_setopt etcd_curl.multi_setopt
+#define curl_multi_add_handle etcd_curl.multi_add_handle
+#define curl_multi_remove_handle etcd_curl.multi_remove_handle
+#define curl_multi_assign etcd_curl.multi_assign
+#define curl_multi_cleanup etcd_curl.multi_cleanup
+#define curl_multi_info_read etcd_curl.multi_info_read
+#define curl_multi_socket_action etcd_curl.multi_socket_action
+#define curl_slist_append etcd_curl.slist_append
+#define curl_slist_free_all etcd_curl.slist_free_all
 
 /* Cuts a byte stream into JSON objects (etcd_codec.c). */
 struct etcd_jstream {
