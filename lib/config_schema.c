@@ -37,6 +37,7 @@ static int socket_check(struct config_ctx *ctx, const struct cfg_node *map, cons
 static int workers_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj);
 static int gateway_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj);
 static int cron_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj);
+static int log_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj);
 
 /* What every exec'd kind shares (struct cfg_program). */
 #define PROGRAM_FIELDS(mercy_key, mercy_def)                                       \
@@ -220,7 +221,7 @@ static const struct config_field log_fields[] = {
 	F("keep", int, keep, .arg = RANGE(1, 100), .def = "5"),
 	{ .key = NULL },
 };
-static const struct config_schema log_schema = { log_fields, sizeof(T), NULL };
+static const struct config_schema log_schema = { log_fields, sizeof(T), log_check };
 #undef T
 
 #define T struct config
@@ -271,6 +272,26 @@ static int socket_check(struct config_ctx *ctx, const struct cfg_node *map, cons
 			continue;
 		saved = config_path_push_key(ctx, unix_only[i]);
 		config_error(ctx, v->mark, "applies to unix sockets only");
+		config_path_pop(ctx, saved);
+		return -1;
+	}
+	return 0;
+}
+
+/* Without a file (the lines go to the emperor) there is nothing to rotate. */
+static int log_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj)
+{
+	static const char *const file_only[] = { "max-size", "keep" };
+	const struct cfg_log *log = obj;
+
+	if (log->file)
+		return 0;
+	for (size_t i = 0; i < sizeof file_only / sizeof file_only[0]; i++) {
+		const struct cfg_node *v = config_node_get(map, file_only[i]);
+		if (!v)
+			continue;
+		size_t saved = config_path_push_key(ctx, file_only[i]);
+		config_error(ctx, v->mark, "applies to a log file only: set 'file' too");
 		config_path_pop(ctx, saved);
 		return -1;
 	}

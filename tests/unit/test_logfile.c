@@ -55,7 +55,7 @@ static void test_log_keys(void **state)
 static void test_log_errors(void **state)
 {
 	static const char *const bad[][2] = {
-		{ "workers: {exec: [w]}\nlog:\n  max-size: 1M\n", "l.yaml:3:3: log: missing required key 'file'" },
+		{ "workers: {exec: [w]}\nlog:\n  max-size: 1M\n", "l.yaml:3:13: log.max-size: applies to a log file only: set 'file' too" },
 		{ "workers: {exec: [w]}\nlog:\n  file: a\n  keep: 0\n", "l.yaml:4:9: log.keep:" },
 		{ "workers: {exec: [w]}\nlog:\n  file: a\n  max-size: 5Q\n", "l.yaml:4:13: log.max-size:" },
 		{ "workers: {exec: [w]}\nlog:\n  file: a\n  keeep: 2\n", "did you mean 'keep'?" },
