@@ -6,8 +6,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "child_internal.h"
@@ -50,6 +52,24 @@ static int children_of(pid_t pid, pid_t *out, int n, int max)
 	}
 	closedir(tasks);
 	return n;
+}
+
+/* Dead already, waiting to be reaped: a stray killed by an earlier sweep. Killing it
+ * again would only log it twice; the sweep still runs again once it is reaped. */
+static bool is_zombie(pid_t pid)
+{
+	char path[64], buf[512], *close_paren;
+	ssize_t len;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	len = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	buf[len > 0 ? len : 0] = '\0';
+	close_paren = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+	return close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z';
 }
 
 static int pid_cmp(const void *a, const void *b)
@@ -107,9 +127,15 @@ int child_set_kill_strays(struct child_set *set)
 		free(known);
 		return 0;
 	}
-	for (int i = 0; i < n; i++) /* keep the strays among our children */
-		if (!bsearch(&found[i], known, n_known, sizeof *known, pid_cmp))
+	int dying = 0;
+	for (int i = 0; i < n; i++) { /* keep the live strays among our children */
+		if (bsearch(&found[i], known, n_known, sizeof *known, pid_cmp))
+			continue;
+		if (is_zombie(found[i]))
+			dying++; /* its children may reach us only now: sweep again after it */
+		else
 			found[strays++] = found[i];
+	}
 	free(known);
 	int orphans = strays;
 	for (int i = 0; i < strays; i++) { /* each stray's children are strays too */
@@ -123,7 +149,7 @@ int child_set_kill_strays(struct child_set *set)
 			log_warn("killed pid %d: %s", (int)found[i], i < orphans ? "an orphan we "
 				 "adopted, not one of our children" : "a descendant of an orphan we adopted");
 	}
-	if (strays > 0)
+	if (strays > 0 || dying > 0)
 		ev_child_start(set->loop, &set->strays_watcher);
 	else
 		ev_child_stop(set->loop, &set->strays_watcher);
