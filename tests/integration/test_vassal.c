@@ -306,13 +306,24 @@ static void test_check_help_version(void **state)
 	assert_int_equal(sup_wait_no_leftovers(5000), 0);
 }
 
-/* /proc/PID/environ: the environment the process was started with, NUL-separated. */
+/* /proc/PID/environ: the environment the process was started with, NUL-separated,
+ * once it has exec'd its program (5 s at most): until then it is a copy of the master,
+ * and environ shows the master's (the spawn does not wait for the exec). */
 static size_t proc_environ(pid_t pid, char *buf, size_t size)
 {
-	char path[64];
+	char path[64], exe[4096];
+	long long deadline = sup_now_ms() + 5000;
 	ssize_t n;
 	int fd;
 
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+	while ((n = readlink(path, exe, sizeof exe - 1)) > 0) {
+		exe[n] = '\0';
+		if (strcmp(strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe, "vassal") != 0)
+			break;
+		assert_true(sup_now_ms() < deadline);
+		sup_poll_pause();
+	}
 	snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
@@ -355,9 +366,9 @@ static void test_children_get_no_internal_variables(void **state)
 	assert_int_equal(sup_wait_log(v->p, v->mark, "ready: 1 workers, generation 1", T_MS), 0);
 	vt_workers(v, kids, 2);
 	for (int i = 0; i < 2; i++) {
+		size_t len = proc_environ(kids[i], env, sizeof env); /* first: waits for its exec */
 		char *cmd = sup_pid_cmdline(kids[i]);
 		int is_mule = cmd && strncmp(cmd, "sleep", 5) == 0;
-		size_t len = proc_environ(kids[i], env, sizeof env);
 		const char *notify = environ_get(env, len, "NOTIFY_SOCKET");
 
 		free(cmd);
