@@ -186,8 +186,8 @@ int reexec_exec(struct master *m, const struct reexec_state *next)
 		log_errno("reload: cannot set the new image's environment");
 		goto fail;
 	}
-	log_info("reload: re-exec %s (generation %u -> %u, %zu sockets kept open)", m->exe,
-		 next->generation - 1, next->generation, m->socks.n);
+	log_info("reload: re-exec %s (generation %u -> %u, %zu socket%s kept open)", m->exe,
+		 next->generation - 1, next->generation, m->socks.n, m->socks.n == 1 ? "" : "s");
 	execv(m->exe, argv);
 	log_errno("reload: execv %s", m->exe);
 fail:
