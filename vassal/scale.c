@@ -22,6 +22,7 @@
 
 #define SCALE_MIN_PERIOD 0.01
 #define SCALE_MAX_PERIOD 0.5
+#define SCALE_EPSILON 1e-6     /* seconds: 10.2 - 10.0 is 0.19999... */
 
 struct scale {
 	struct master *m;
@@ -85,9 +86,10 @@ enum scale_verdict scale_decide(struct scale_clock *c, const struct cfg_scale *c
 		else if (c->empty_since == 0)
 			c->empty_since = s->now;
 	}
-	if (c->backlog_since > 0 && s->now - c->backlog_since >= cfg->up_after)
+	if (c->backlog_since > 0 && s->now - c->backlog_since + SCALE_EPSILON >= cfg->up_after)
 		return up(c, cfg, s, why, len);
-	if (c->empty_since > 0 && s->now - c->empty_since >= cfg->down_after && s->target > s->min) {
+	if (c->empty_since > 0 && s->now - c->empty_since + SCALE_EPSILON >= cfg->down_after &&
+	    s->target > s->min) {
 		snprintf(why, len, "every accept queue empty for %.1fs (down-after %gs)",
 			 s->now - c->empty_since, cfg->down_after);
 		c->empty_since = s->now; /* the next one: another down-after without need */
