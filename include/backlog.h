@@ -11,8 +11,8 @@ struct backlog {
 	unsigned seq;
 };
 
+/* The netlink socket, once opened, lives as long as the master (close-on-exec). */
 void backlog_init(struct backlog *b);
-void backlog_fini(struct backlog *b);
 /* Connections queued on listening socket fd of this family (AF_INET, AF_INET6,
  * AF_UNIX), and its limit into *max (may be NULL); -1 with errno if the kernel
  * does not tell. */

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "log.h"
 
@@ -23,13 +22,6 @@ void backlog_init(struct backlog *b)
 {
 	b->nl_fd = -1;
 	b->seq = 0;
-}
-
-void backlog_fini(struct backlog *b)
-{
-	if (b->nl_fd >= 0)
-		close(b->nl_fd);
-	b->nl_fd = -1;
 }
 
 static int tcp_queued(int fd, int *max)

@@ -61,10 +61,15 @@ static void report_workers(struct master *m)
 		log_errno("emperor channel: send");
 }
 
-/* A legion member is ready (may lead) while the master runs with every worker ready. */
+/* A legion member is ready (may lead) while the master runs with every worker ready;
+ * a scaled vassal with its minimum ready is, while an added worker starts (a scale-up
+ * is no reason for a lord to step down). */
 static void legion_readiness(struct master *m)
 {
-	legion_set_ready(m, m->state == MASTER_RUNNING && workers_all_ready(m));
+	bool serving = workers_all_ready(m) ||
+		       (m->scale && workers_ready_count(m) >= m->cfg->workers.count);
+
+	legion_set_ready(m, m->state == MASTER_RUNNING && serving);
 }
 
 void master_worker_ready(struct master *m)
