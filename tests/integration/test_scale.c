@@ -59,27 +59,44 @@ static void *load_client(void *arg)
 	return NULL;
 }
 
-static void load_start_n(struct load *l, int port, const char *unix_path, int clients)
+/* One load at a time, in static storage: a failed assertion leaves the test function
+ * while the threads run; the teardown stops them (scale_teardown). */
+static struct load the_load;
+static bool load_running;
+
+static struct load *load_start_n(int port, const char *unix_path, int clients)
 {
+	struct load *l = &the_load;
+
+	assert_false(load_running);
 	memset(l, 0, sizeof *l);
+	load_running = true;
 	l->port = port;
 	l->unix_path = unix_path;
-	l->clients = clients;
-	for (int i = 0; i < clients; i++)
+	for (int i = 0; i < clients; i++) {
 		assert_int_equal(pthread_create(&l->threads[i], NULL, load_client, l), 0);
+		l->clients = i + 1; /* joined by load_join */
+	}
+	return l;
 }
 
-static void load_start(struct load *l, int port, const char *unix_path)
+static struct load *load_start(int port, const char *unix_path)
 {
-	load_start_n(l, port, unix_path, LOAD_CLIENTS);
+	return load_start_n(port, unix_path, LOAD_CLIENTS);
+}
+
+static void load_join(struct load *l)
+{
+	atomic_store(&l->stop, true);
+	for (int i = 0; i < l->clients; i++)
+		pthread_join(l->threads[i], NULL);
+	load_running = false;
 }
 
 /* Stops the load: every request it made got 200. */
 static void load_stop_clean(struct load *l)
 {
-	atomic_store(&l->stop, true);
-	for (int i = 0; i < l->clients; i++)
-		pthread_join(l->threads[i], NULL);
+	load_join(l);
 	fprintf(stderr, "load: %ld ok, %ld failed\n", atomic_load(&l->ok), atomic_load(&l->failed));
 	assert_true(atomic_load(&l->ok) > 0);
 	assert_int_equal(atomic_load(&l->failed), 0);
@@ -89,19 +106,27 @@ static void load_stop_clean(struct load *l)
 
 /* count MIN..MAX, hello-worker --max-conns 1, up-after 100ms; listen is the socket's
  * address (127.0.0.1:port when NULL). */
-static void scale_config(struct vt *v, const char *count, const char *down_after,
-			 const char *reload, const char *listen)
+static void scale_text(struct vt *v, char *text, size_t size, const char *count,
+		       const char *down_after, const char *reload, const char *listen)
 {
-	char text[2048], addr[512];
+	char addr[512];
 
 	snprintf(addr, sizeof addr, "127.0.0.1:%d", v->port);
-	snprintf(text, sizeof text,
+	snprintf(text, size,
 		 "sockets:\n  - name: http\n    listen: %s\n"
 		 "workers:\n  count: %s\n  exec: [%s, --max-conns, \"1\"]\n  ready: notify\n"
 		 "  ready-timeout: 5s\n  reload-mercy: 5s\n"
 		 "  scale: {up-when-backlog: 1, up-after: 100ms, down-after: %s}\n"
 		 "reload: %s\n",
 		 listen ? listen : addr, count, v->worker, down_after, reload);
+}
+
+static void scale_config(struct vt *v, const char *count, const char *down_after,
+			 const char *reload, const char *listen)
+{
+	char text[2048];
+
+	scale_text(v, text, sizeof text, count, down_after, reload, listen);
 	assert_int_equal(sup_write_file_atomic(v->cfg, text), 0);
 }
 
@@ -163,26 +188,26 @@ static void scale_round(struct vt *v, const char *unix_path, int min, int max)
 {
 	char line[96];
 	pid_t pids[VT_MAX_PIDS];
-	struct load l;
+	struct load *l;
 
-	load_start(&l, v->port, unix_path);
+	l = load_start(v->port, unix_path);
 	snprintf(line, sizeof line, "scale: up from %d to %d workers: accept queue", max - 1, max);
 	assert_int_equal(sup_wait_log(v->p, v->mark, line, T_MS), 0);
 	vt_workers(v, pids, max);
 	snprintf(line, sizeof line, "already at the maximum of %d workers", max);
 	assert_int_equal(sup_wait_log(v->p, v->mark, line, T_MS), 0);
 	assert_true(master_metric(v, TARGET) == max);
-	load_stop_clean(&l);
+	load_stop_clean(l);
 	assert_ready_gated(v, min, max);
 	snprintf(line, sizeof line, "scale: up from %d to", max);
 	assert_int_equal(sup_count_log(v->p, v->mark, line), 0);
 
-	load_start_n(&l, v->port, unix_path, 1);
+	l = load_start_n(v->port, unix_path, 1);
 	snprintf(line, sizeof line, "scale: down from %d to %d workers: every accept queue empty",
 		 min + 1, min);
 	assert_int_equal(sup_wait_log(v->p, v->mark, line, T_MS), 0);
 	vt_workers(v, pids, min);
-	load_stop_clean(&l);
+	load_stop_clean(l);
 	assert_true(master_metric(v, TARGET) == min);
 	assert_true(master_metric(v, UPS) == max - min);
 	assert_true(master_metric(v, DOWNS) == max - min);
@@ -254,13 +279,13 @@ static void test_reload_keeps_the_count(void **state)
 {
 	struct vt *v = *state;
 	char line[96];
-	struct load l;
+	struct load *l;
 
 	scale_config(v, "1..3", "10m", "graceful", NULL);
 	vt_start(v, 1);
-	load_start(&l, v->port, NULL);
+	l = load_start(v->port, NULL);
 	assert_int_equal(sup_wait_log(v->p, v->mark, "scale: up from 2 to 3 workers", T_MS), 0);
-	load_stop_clean(&l);
+	load_stop_clean(l);
 	assert_int_equal(json_target(v), 3);
 
 	reload_keeps(v, "graceful", SIGHUP);
@@ -322,13 +347,124 @@ static void test_a_plain_count_has_no_timer(void **state)
 	vt_stop(v, SIGTERM, T_MS);
 }
 
+/* emperorctl --control ctl args...: its exit status 0 and its output (malloc'd). */
+static char *ctl(struct vt *v, const char *ctl_path, const char *a1, const char *a2)
+{
+	char *bin = sup_bin("emperorctl"), *out = sup_path(v->dir, "ctl.out"), *text;
+	char *argv[] = { bin, "--control", (char *)ctl_path, (char *)a1, (char *)a2, NULL };
+	struct sup_proc *p;
+
+	unlink(out);
+	p = sup_spawn(argv, NULL, NULL, out);
+	assert_non_null(p);
+	assert_int_equal(sup_wait_exit(p, T_MS), 0);
+	assert_true(WIFEXITED(p->status) && WEXITSTATUS(p->status) == 0);
+	text = sup_read_file(out);
+	assert_non_null(text);
+	sup_proc_free(p);
+	free(bin), free(out);
+	return text;
+}
+
+/* emperorctl status's line for vassal v shows ready/total = want, within T_MS. */
+static void wait_status_workers(struct vt *v, const char *ctl_path, const char *want)
+{
+	long long deadline = sup_now_ms() + T_MS;
+	char *text = NULL, needle[32];
+	bool seen = false;
+
+	snprintf(needle, sizeof needle, " %s ", want);
+	while (!seen && sup_now_ms() < deadline) {
+		const char *line;
+		free(text);
+		text = ctl(v, ctl_path, "status", NULL);
+		line = strstr(text, "\nv ");
+		seen = line && strstr(line, needle) && strstr(line, needle) < strchr(line + 1, '\n');
+		if (!seen)
+			sup_poll_pause();
+	}
+	if (!seen)
+		fprintf(stderr, "emperorctl status, expected %s for v:\n%s", want, text);
+	free(text);
+	assert_true(seen);
+}
+
+/* workers_total of vassal "v" in emperorctl --json status; -1 if absent. */
+static int json_workers_total(const char *text)
+{
+	struct json_object *doc = json_tokener_parse(text), *list, *item, *name, *total;
+	int n = -1;
+
+	assert_non_null(doc);
+	assert_true(json_object_object_get_ex(doc, "vassals", &list));
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		item = json_object_array_get_idx(list, i);
+		if (json_object_object_get_ex(item, "name", &name) &&
+		    strcmp(json_object_get_string(name), "v") == 0 &&
+		    json_object_object_get_ex(item, "workers_total", &total))
+			n = json_object_get_int(total);
+	}
+	json_object_put(doc);
+	return n;
+}
+
+/* Through the emperor: emperorctl status, its JSON and the metrics show the target. */
+static void test_emperor_shows_the_target(void **state)
+{
+	struct vt *v = *state;
+	char *vdir = sup_path(v->dir, "vassals.d"), *file = sup_path(vdir, "v.yaml");
+	char *ctl_path = sup_path(v->dir, "ctl.sock"), *elog = sup_path(v->dir, "emperor.log");
+	char *emperor = sup_copy_bin(v->dir, "emperor"), text[2048], *out;
+	struct sup_proc *e;
+	struct load *l;
+
+	assert_int_equal(mkdir(vdir, 0755), 0);
+	scale_text(v, text, sizeof text, "1..3", "1s", "graceful", NULL);
+	assert_int_equal(sup_write_file(file, text), 0);
+	{
+		char *argv[] = { emperor, "--control", ctl_path, vdir, NULL };
+		e = v->p = sup_spawn(argv, NULL, v->dir, elog); /* the teardown kills it */
+	}
+	assert_non_null(e);
+	assert_int_equal(sup_wait_port("127.0.0.1", v->port, T_MS), 0);
+	wait_status_workers(v, ctl_path, "1/1");
+	l = load_start(v->port, NULL);
+	wait_status_workers(v, ctl_path, "3/3");
+	out = ctl(v, ctl_path, "--json", "status");
+	assert_int_equal(json_workers_total(out), 3);
+	free(out);
+	out = ctl(v, ctl_path, "metrics", NULL);
+	assert_true(sup_metric(out, "emperor_vassal_workers_target{vassal=\"v\"}") == 3);
+	assert_true(sup_metric(out, "emperor_vassal_worker_scalings_total{vassal=\"v\",direction=\"up\"}") == 2);
+	free(out);
+	load_stop_clean(l);
+	wait_status_workers(v, ctl_path, "1/1");
+	assert_int_equal(sup_stop(e, SIGTERM, T_MS), 0);
+	assert_true(WIFEXITED(e->status) && WEXITSTATUS(e->status) == 0);
+	sup_proc_free(e);
+	v->p = NULL;
+	vt_assert_log_clean(elog);
+	assert_int_equal(sup_wait_no_leftovers(5000), 0);
+	free(vdir), free(file), free(ctl_path), free(elog), free(emperor);
+}
+
+static int scale_teardown(void **state)
+{
+	if (load_running)
+		load_join(&the_load);
+	return vt_teardown(state);
+}
+
+#define SCALE_TEST(f) cmocka_unit_test_setup_teardown(f, vt_setup, scale_teardown)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		VT_TEST(test_scales_up_to_max_and_back_down),
-		VT_TEST(test_scales_on_a_unix_socket),
-		VT_TEST(test_reload_keeps_the_count),
-		VT_TEST(test_a_plain_count_has_no_timer),
+		SCALE_TEST(test_scales_up_to_max_and_back_down),
+		SCALE_TEST(test_scales_on_a_unix_socket),
+		SCALE_TEST(test_reload_keeps_the_count),
+		SCALE_TEST(test_a_plain_count_has_no_timer),
+		SCALE_TEST(test_emperor_shows_the_target),
 	};
 
 	sup_init();
