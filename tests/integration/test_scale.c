@@ -31,7 +31,8 @@ struct load {
 	int port;
 	atomic_bool stop;
 	atomic_long ok, failed;
-	int clients;
+	int clients;               /* threads started */
+	long pace_ms;              /* a pause after each request (set before the threads) */
 	pthread_t threads[LOAD_CLIENTS];
 };
 
@@ -55,6 +56,11 @@ static void *load_client(void *arg)
 			atomic_fetch_add(&l->failed, 1);
 		if (rc == 0)
 			sup_http_fini(&r);
+		if (l->pace_ms > 0) {
+			struct timespec ts = { 0, l->pace_ms * 1000000L };
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				;
+		}
 	}
 	return NULL;
 }
@@ -73,6 +79,7 @@ static struct load *load_start_n(int port, const char *unix_path, int clients)
 	load_running = true;
 	l->port = port;
 	l->unix_path = unix_path;
+	l->pace_ms = clients == 1 ? 20 : 0; /* the light load: a worker mostly busy, not always */
 	for (int i = 0; i < clients; i++) {
 		assert_int_equal(pthread_create(&l->threads[i], NULL, load_client, l), 0);
 		l->clients = i + 1; /* joined by load_join */
