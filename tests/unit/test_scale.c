@@ -4,15 +4,22 @@
  * for up-after adds one worker, only once the last one added is ready, never past MAX;
  * every queue empty for down-after removes one, never below MIN; a queue that is
  * neither empty nor long enough does both clocks no good; a start or reload resets
- * the clocks. */
+ * the clocks. And the accept queue as the kernel tells it (backlog.c), on loopback
+ * sockets of this process: TCP_INFO and sock_diag count the connections not accepted. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include "backlog.h"
 #include "config.h"
 #include "scale.h"
 
@@ -214,6 +221,68 @@ static void test_a_hold_at_max_said_once(void **state)
 	assert_non_null(strstr(why, "already at the maximum"));
 }
 
+/* ---- the accept queue (loopback, this process only) -------------------------------- */
+
+/* Connects n clients to the listener at sa (never accepted); their fds into fds. */
+static void connect_n(const struct sockaddr *sa, socklen_t len, int family, int *fds, int n)
+{
+	for (int i = 0; i < n; i++) {
+		fds[i] = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(fds[i] >= 0);
+		assert_int_equal(connect(fds[i], sa, len), 0);
+	}
+}
+
+static void test_backlog_of_a_tcp_socket(void **state)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof sin;
+	struct backlog b;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), fds[3], max = 0;
+
+	(void)state;
+	backlog_init(&b);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+	assert_int_equal(listen(lfd, 16), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+	assert_int_equal(backlog_queued(&b, lfd, AF_INET, &max), 0);
+	assert_int_equal(max, 16);
+	connect_n((struct sockaddr *)&sin, len, AF_INET, fds, 3);
+	assert_int_equal(backlog_queued(&b, lfd, AF_INET, NULL), 3);
+	close(accept(lfd, NULL, NULL));
+	assert_int_equal(backlog_queued(&b, lfd, AF_INET, NULL), 2);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	close(lfd);
+}
+
+static void test_backlog_of_a_unix_socket(void **state)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	socklen_t len;
+	struct backlog b;
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), fds[2], max = 0;
+
+	(void)state;
+	backlog_init(&b);
+	assert_true(lfd >= 0);
+	/* abstract: nothing to remove afterwards */
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+			  (size_t)snprintf(sun.sun_path + 1, sizeof sun.sun_path - 1,
+					   "emperor-test-backlog-%d", (int)getpid()));
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sun, len), 0);
+	assert_int_equal(listen(lfd, 8), 0);
+	assert_int_equal(backlog_queued(&b, lfd, AF_UNIX, &max), 0);
+	assert_int_equal(max, 8);
+	connect_n((struct sockaddr *)&sun, len, AF_UNIX, fds, 2);
+	assert_int_equal(backlog_queued(&b, lfd, AF_UNIX, NULL), 2);
+	for (int i = 0; i < 2; i++)
+		close(fds[i]);
+	close(lfd);
+	close(b.nl_fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -224,6 +293,8 @@ int main(void)
 		cmocka_unit_test(test_down_after_empty_queues),
 		cmocka_unit_test(test_a_reload_resets_the_clocks),
 		cmocka_unit_test(test_a_hold_at_max_said_once),
+		cmocka_unit_test(test_backlog_of_a_tcp_socket),
+		cmocka_unit_test(test_backlog_of_a_unix_socket),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
