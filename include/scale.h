@@ -24,7 +24,7 @@ enum scale_verdict { SCALE_HOLD, SCALE_UP, SCALE_DOWN };
 struct scale_clock {
 	double backlog_since;   /* first sample of the current run with a backlog; 0 none */
 	double empty_since;     /* first sample of the current run with every queue empty; 0 none */
-	bool held;              /* the last verdict was a hold at MAX or for readiness */
+	bool held;              /* this backlog's hold at MAX was said (logged once) */
 };
 
 /* One sample, as the decision sees it. */

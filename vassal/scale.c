@@ -38,15 +38,6 @@ struct scale {
 
 /* ---- the decision ------------------------------------------------------------------ */
 
-static enum scale_verdict hold(struct scale_clock *c, char *why, size_t len, const char *fmt, int a,
-			       int b)
-{
-	if (!c->held && fmt)
-		snprintf(why, len, fmt, a, b);
-	c->held = true;
-	return SCALE_HOLD;
-}
-
 /* The backlog was sustained for up-after: one more worker, if the range and the last
  * added worker's readiness allow it. */
 static enum scale_verdict up(struct scale_clock *c, const struct cfg_scale *cfg,
@@ -54,11 +45,15 @@ static enum scale_verdict up(struct scale_clock *c, const struct cfg_scale *cfg,
 {
 	double ms = (s->now - c->backlog_since) * 1000;
 
-	if (s->target >= s->max)
-		return hold(c, why, len, "accept queue %d, but already at the maximum of %d workers",
-			    s->queued, s->max);
+	if (s->target >= s->max) { /* said once per backlog */
+		if (!c->held)
+			snprintf(why, len, "accept queue %d, but already at the maximum of %d workers",
+				 s->queued, s->max);
+		c->held = true;
+		return SCALE_HOLD;
+	}
 	if (s->ready < s->target)
-		return hold(c, why, len, NULL, 0, 0); /* the last one added is not ready yet */
+		return SCALE_HOLD; /* the last one added is not ready yet */
 	snprintf(why, len, "accept queue %d >= up-when-backlog %d for %.0f ms (up-after %.0f ms)",
 		 s->queued, cfg->up_when_backlog, ms, cfg->up_after * 1000);
 	c->backlog_since = s->now; /* the next one: sustained again, since this one */
