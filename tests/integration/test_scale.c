@@ -440,6 +440,9 @@ static void test_emperor_shows_the_target(void **state)
 	out = ctl(v, ctl_path, "--json", "status");
 	assert_int_equal(json_workers_total(out), 3);
 	free(out);
+	out = ctl(v, ctl_path, "status", "v");
+	assert_non_null(strstr(out, "\nscale: 3 workers (range 1..3), accept queue "));
+	free(out);
 	out = ctl(v, ctl_path, "metrics", NULL);
 	assert_true(sup_metric(out, "emperor_vassal_workers_target{vassal=\"v\"}") == 3);
 	assert_true(sup_metric(out, "emperor_vassal_worker_scalings_total{vassal=\"v\",direction=\"up\"}") == 2);
