@@ -1129,6 +1129,9 @@ def main():
             extra["W5_wrk_output"] = wrk_out
         if "W6" in only and busy("W6"):
             w6(bench, rep, 50, 2 if quick else 3)
+        if "W13" in only and busy("W13"):
+            import scale   # bench/scale.py: issue 17's workers scaling (not in the default list)
+            scale.w13(bench, rep, quick)
     except KeyboardInterrupt:
         log("bench: interrupted")
         bench.anomaly("interrupted by the user")

@@ -57,6 +57,8 @@ static void usage(FILE *f)
 		"  --ready-delay MS    send READY=1 only MS milliseconds after start\n"
 		"  --start-delay MS    a slow start: neither accept nor send READY=1 for MS ms\n"
 		"  --start-cpu MS      a busy start: use MS ms of CPU time before serving\n"
+		"  --max-conns N       serve at most N connections at once; the others wait in\n"
+		"                      the accept queue (as a worker with N threads would)\n"
 		"  --help              this text\n"
 		"Paths: / and any other answer \"GREETING from pid PID worker ID\"; /slow?ms=N\n"
 		"answers after N ms; /pid answers the pid; /mule?farm=NAME&msg=TEXT sends TEXT\n"
@@ -96,6 +98,7 @@ static void build_longopts(struct option *all, size_t max)
 		{"greeting", required_argument, NULL, 'g'}, {"delay", required_argument, NULL, 'd'},
 		{"no-ready", no_argument, NULL, 'n'}, {"ready-delay", required_argument, NULL, 'r'},
 		{"start-delay", required_argument, NULL, 's'}, {"start-cpu", required_argument, NULL, 'c'},
+		{"max-conns", required_argument, NULL, 'm'},
 		{"help", no_argument, NULL, 'h'},
 	};
 	size_t n = 0;
@@ -123,6 +126,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case 'r': o->ready_delay_ms = parse_ms("--ready-delay", optarg); break;
 		case 's': o->start_delay_ms = parse_ms("--start-delay", optarg); break;
 		case 'c': o->start_cpu_ms = parse_ms("--start-cpu", optarg); break;
+		case 'm': o->max_conns = parse_ms("--max-conns", optarg); break;
 		case 'h': usage(stdout); exit(0);
 		default:
 			if (!test_opts_parse(&o->test, ch, optarg)) {

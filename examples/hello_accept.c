@@ -64,15 +64,28 @@ static void queue_fd(struct acceptor *a, int fd)
 	a->fds[a->n_fds++] = fd;
 }
 
-/* Accepts what listener l has (up to a batch); 1 if it ran out of fds. */
+/* How many more connections --max-conns lets it take now (under mu). */
+static size_t room(const struct acceptor *a)
+{
+	if (!a->max)
+		return ACCEPT_BATCH;
+	return a->open >= a->max ? 0 : a->max - a->open < ACCEPT_BATCH ? a->max - a->open : ACCEPT_BATCH;
+}
+
+/* Accepts what listener l has (up to a batch, or --max-conns); 1 if it ran out of fds. */
 static int take(struct acceptor *a, struct listener *l)
 {
-	for (int n = 0; n < ACCEPT_BATCH; n++) {
+	pthread_mutex_lock(&a->mu);
+	size_t n_max = room(a);
+	pthread_mutex_unlock(&a->mu);
+
+	for (size_t n = 0; n < n_max; n++) {
 		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd >= 0) {
 			pthread_mutex_lock(&a->mu);
 			queue_fd(a, fd);
+			a->open++;
 			pthread_mutex_unlock(&a->mu);
 			continue;
 		}
@@ -86,7 +99,8 @@ static int take(struct acceptor *a, struct listener *l)
 	return 0;
 }
 
-/* Hands the queued fds to the loop and waits until it has taken them (or a stop). */
+/* Hands the queued fds to the loop and waits until it has taken them (or a stop);
+ * under --max-conns, also until one of them is closed if it holds its maximum. */
 static int hand_over(struct worker *w)
 {
 	struct acceptor *a = &w->acc;
@@ -95,7 +109,7 @@ static int hand_over(struct worker *w)
 	pthread_mutex_lock(&a->mu);
 	if (a->n_fds > 0)
 		ev_async_send(w->loop, &a->async);
-	while (a->n_fds > 0 && !a->stop)
+	while ((a->n_fds > 0 || (a->max && a->open >= a->max)) && !a->stop)
 		pthread_cond_wait(&a->cv, &a->mu);
 	stop = a->stop;
 	pthread_mutex_unlock(&a->mu);
@@ -172,12 +186,26 @@ static int acceptor_setup(struct worker *w)
 	return 0;
 }
 
+void accept_closed(struct worker *w)
+{
+	struct acceptor *a = &w->acc;
+
+	if (!a->max)
+		return;
+	pthread_mutex_lock(&a->mu);
+	if (a->open > 0)
+		a->open--;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
 void accept_start(struct worker *w)
 {
 	struct acceptor *a = &w->acc;
 	sigset_t all, old;
 	int rc;
 
+	a->max = w->opt.max_conns > 0 ? (size_t)w->opt.max_conns : 0;
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
 	ev_async_init(&a->async, accepted_cb);

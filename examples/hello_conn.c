@@ -33,6 +33,7 @@ static void conn_close(struct conn *c)
 	TAILQ_REMOVE(&w->conns, c, link);
 	free(c);
 	w->n_conns--;
+	accept_closed(w);
 	if (w->stopping && w->n_conns == 0)
 		worker_stopped(w);
 }

@@ -40,6 +40,8 @@ struct options {
 	long ready_delay_ms;
 	long start_delay_ms;  /* neither accept nor READY=1 before this long */
 	long start_cpu_ms;    /* CPU time burnt before the loop: an app that loads */
+	long max_conns;       /* connections served at once, 0 = no limit; more wait in the
+	                       * listening socket's accept queue (a worker of N threads) */
 	struct test_opts test; /* worker_test_opts.c */
 };
 
@@ -103,6 +105,7 @@ struct acceptor {
 	int stop;
 	int *fds;
 	size_t n_fds, cap;
+	size_t open, max;     /* --max-conns: connections taken and not closed; 0 = no cap */
 };
 
 struct worker {
@@ -135,6 +138,8 @@ void worker_stopped(struct worker *w);
 /* hello_accept.c */
 /* Starts taking connections on w->ls (the acceptor thread). */
 void accept_start(struct worker *w);
+/* A connection is closed: under --max-conns, the acceptor may take one more. */
+void accept_closed(struct worker *w);
 /* Stops taking them (those taken are served), closes the listening sockets. */
 void listeners_close(struct worker *w);
 /* worker_health.c */

@@ -53,9 +53,19 @@ enum cfg_start_prio { CFG_START_PRIO_IDLE, CFG_START_PRIO_LOW, CFG_START_PRIO_NO
 enum cfg_spool_stop { CFG_SPOOL_STOP_GRACEFUL, CFG_SPOOL_STOP_KILL };
 enum cfg_balance { CFG_BALANCE_ROUND_ROBIN, CFG_BALANCE_LEAST_CONN };
 
+/* workers.scale (vassal/scale.c): used only with a range count MIN..MAX. */
+struct cfg_scale {
+	int up_when_backlog;      /* "up-when-backlog", 1..65535, default 1: queued connections */
+	double up_after;          /* "up-after", default 200ms: backlog sustained this long */
+	double down_after;        /* "down-after", default 30s: accept queues empty this long */
+};
+
 struct cfg_workers {
 	struct cfg_program prog;  /* reload-mercy default 60s */
-	int count;                /* 1..1024, default 1 */
+	int count;                /* 1..1024, default 1; a range "MIN..MAX": MIN */
+	int count_max;            /* a range's MAX (> count); a plain number: == count */
+	bool has_scale;           /* "scale" written (only with a range) */
+	struct cfg_scale scale;
 	enum cfg_ready ready;     /* default exec */
 	double ready_timeout;     /* default 30s */
 	double respawn_min;       /* "respawn-delay", default 100ms: first backoff step */

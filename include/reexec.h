@@ -14,7 +14,7 @@
 #include "master.h"
 
 /* The reload state that crosses the exec, as VASSAL_RELOAD_STATE:
- * "generation=N started=SECONDS pending=0|1". */
+ * "generation=N started=SECONDS pending=0|1[ workers=N]". */
 struct reexec_state {
 	unsigned generation;        /* of this image (1 on a fresh start) */
 	double reload_started;      /* mono_now() when the reload that made it began */
@@ -23,6 +23,7 @@ struct reexec_state {
 	char *config_text;          /* the validated config, or NULL: read the file */
 	size_t config_len;
 	char *daemons;              /* survive-reload daemons "name=pid,...", or NULL */
+	int workers_target;         /* a scaled vassal's worker count (scale.h); 0 = none */
 };
 
 /* Picks up what the previous image handed over (or a fresh start's defaults) and

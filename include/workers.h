@@ -27,8 +27,11 @@ struct worker {
 	struct worker_health health; /* health.c: watchdog, busy, lifetime, recycle */
 };
 
-/* Spawns the missing workers 1..count of the current generation. */
+/* Spawns the missing workers 1..target (scale.h) of the current generation. */
 void workers_fill(struct master *m);
+/* Stops the workers above the target (scale.h) with their stop signal and mercy; one
+ * waiting for its respawn is dropped. */
+void workers_trim(struct master *m);
 /* Spawns a new worker with this id from m->cfg (NULL if the spawn failed). */
 struct worker *workers_spawn(struct master *m, int id);
 /* The same for a chain or overlap replacement: at workers.start-priority until ready. */

@@ -26,6 +26,7 @@ static const struct config_dur_range dur_positive = { 0.001, 86400, "1ms..24h" }
 static const struct config_dur_range dur_lease = { 2, 3600, "2s..1h" };
 static const struct config_dur_range dur_every = { 0, 31 * 86400, "1s..31d" };
 static const struct config_dur_range dur_limit = { 0, 30 * 86400, "0s..720h" };
+static const struct config_dur_range dur_scale = { 0.01, 86400, "10ms..24h" };
 
 static const char *const ready_names[] = { "exec", "notify", NULL };
 static const char *const reload_names[] = { "graceful", "workers", "chain", "overlap", NULL };
@@ -38,6 +39,41 @@ static int workers_check(struct config_ctx *ctx, const struct cfg_node *map, con
 static int gateway_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj);
 static int cron_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj);
 static int log_check(struct config_ctx *ctx, const struct cfg_node *map, const void *obj);
+
+/* workers.count: "N", or a range "MIN..MAX" (MIN < MAX, both within .arg) that turns
+ * scaling on. MIN lands at .off, MAX at .aux (an int; MAX = N for a plain number). */
+static int read_count(struct config_ctx *ctx, const struct cfg_node *v, void *obj,
+		      const struct config_field *f)
+{
+	const char *s = config_scalar(ctx, v, "a count or a range MIN..MAX"), *dots;
+	struct cfg_node part = *v;
+	long long lo, hi;
+	char buf[64];
+
+	if (!s)
+		return -1;
+	if (!(dots = strstr(s, ".."))) {
+		if (config_int_value(ctx, v, f->arg, &lo) < 0)
+			return -1;
+		hi = lo;
+	} else {
+		snprintf(buf, sizeof buf, "%.*s", (int)(dots - s < 40 ? dots - s : 40), s);
+		part.text = buf;
+		if (config_int_value(ctx, &part, f->arg, &lo) < 0)
+			return -1;
+		part.text = (char *)dots + 2;
+		if (config_int_value(ctx, &part, f->arg, &hi) < 0)
+			return -1;
+		if (lo >= hi)
+			return config_error(ctx, v->mark, "range %.40s: MIN must be below MAX (a fixed "
+					    "count is one number)", s);
+	}
+	*(int *)CONFIG_SLOT(obj, f) = (int)lo;
+	*(int *)(void *)((char *)obj + f->aux) = (int)hi;
+	return 0;
+}
+
+static const struct config_kind config_kind_count = { read_count, NULL, NULL };
 
 /* What every exec'd kind shares (struct cfg_program). */
 #define PROGRAM_FIELDS(mercy_key, mercy_def)                                       \
@@ -61,10 +97,22 @@ static const struct config_field socket_fields[] = {
 static const struct config_schema socket_schema = { socket_fields, sizeof(T), socket_check };
 #undef T
 
+#define T struct cfg_scale
+static const struct config_field scale_fields[] = {
+	F("up-when-backlog", int, up_when_backlog, .arg = RANGE(1, 65535), .def = "1"),
+	F("up-after", duration, up_after, .arg = &dur_scale, .def = "200ms"),
+	F("down-after", duration, down_after, .arg = &dur_scale, .def = "30s"),
+	{ .key = NULL },
+};
+static const struct config_schema scale_schema = { scale_fields, sizeof(T), NULL };
+#undef T
+
 #define T struct cfg_workers
 static const struct config_field workers_fields[] = {
 	PROGRAM_FIELDS("reload-mercy", "60s"),
-	F("count", int, count, .arg = RANGE(1, 1024), .def = "1"),
+	F("count", count, count, .aux = LEN(count_max), .arg = RANGE(1, 1024), .def = "1"),
+	/* the default "1" reads as {up-when-backlog: 1}: every key's default */
+	F("scale", section_or_scalar, scale, .has = HAS(has_scale), .arg = &scale_schema, .def = "1"),
 	F("ready", enum, ready, .arg = ready_names, .def = "exec"),
 	F("ready-timeout", duration, ready_timeout, .arg = &dur_positive, .def = "30s"),
 	F("respawn-delay", duration, respawn_min, .arg = &dur_positive, .def = "100ms"),
@@ -303,6 +351,13 @@ static int workers_check(struct config_ctx *ctx, const struct cfg_node *map, con
 	const struct cfg_workers *w = obj;
 	const struct cfg_node *at = config_node_get(map, "max-respawn-delay");
 
+	if (w->has_scale && w->count_max == w->count) {
+		size_t saved = config_path_push_key(ctx, "scale");
+		config_error(ctx, config_node_get(map, "scale")->mark, "applies to a range count "
+			     "only (count: MIN..MAX); count is %d", w->count);
+		config_path_pop(ctx, saved);
+		return -1;
+	}
 	if (w->respawn_max >= w->respawn_min)
 		return 0;
 	return config_error(ctx, (at ? at : config_node_get(map, "respawn-delay"))->mark,

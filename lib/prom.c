@@ -25,7 +25,7 @@ const struct prom_family_info prom_families[PROM_N_FAMILIES] = {
 				   "From the reload request to READY=1." },
 	[PROM_WORKERS] = { "emperor_vassal_workers", "gauge", "Workers ready, as the master reports them." },
 	[PROM_WORKERS_CONFIGURED] = { "emperor_vassal_workers_configured", "gauge",
-				      "workers.count of the running config." },
+				      "workers.count of the running config (of a range MIN..MAX, MAX)." },
 	[PROM_WORKER_RESPAWNS] = { "emperor_vassal_worker_respawns_total", "counter",
 				   "Worker spawns after the first, this master generation." },
 	[PROM_GENERATION] = { "emperor_vassal_generation", "gauge",
@@ -52,6 +52,15 @@ const struct prom_family_info prom_families[PROM_N_FAMILIES] = {
 				  "Workers' lines the vassal's log file could not take." },
 	[PROM_LOG_ROTATIONS] = { "emperor_vassal_log_rotations_total", "counter",
 				 "Rotations of the vassal's log file (log.max-size)." },
+	[PROM_WORKERS_TARGET] = { "emperor_vassal_workers_target", "gauge",
+				  "Workers the master keeps now: workers.count, or with a range "
+				  "MIN..MAX the scaling's current target." },
+	[PROM_WORKER_SCALINGS] = { "emperor_vassal_worker_scalings_total", "counter",
+				   "Workers added (direction up: a sustained accept-queue backlog) or "
+				   "removed (down: every accept queue empty for down-after) by scaling." },
+	[PROM_ACCEPT_QUEUE] = { "emperor_vassal_accept_queue", "gauge",
+				"Scaled vassals only: connections in the longest accept queue of the "
+				"workers' sockets at the last sample." },
 };
 
 void prom_header(struct strbuf *b, enum prom_family f)

@@ -358,7 +358,7 @@ void health_worker_ready(struct worker *w)
 	health_arm(m);
 	if (cw->max_lifetime > 0 && m->health) {
 		double r = (double)rand_r(&m->health->seed) / RAND_MAX;
-		wh->lifetime_end = w->child.ready_at + health_lifetime(cw->max_lifetime, w->id, cw->count, r);
+		wh->lifetime_end = w->child.ready_at + health_lifetime(cw->max_lifetime, w->id, cw->count_max, r);
 	}
 	if (m->health && m->health->recycling == w)
 		m->health->recycling = NULL;

@@ -32,6 +32,7 @@
 #include "privs.h"
 #include "reexec.h"
 #include "reload.h"
+#include "scale.h"
 #include "signals.h"
 #include "spooler.h"
 #include "status.h"
@@ -48,7 +49,7 @@ void master_notify(struct master *m, const char *msg)
 /* The emperor shows "workers ready/total"; it hears of every change, nothing more. */
 static void report_workers(struct master *m)
 {
-	int ready = workers_ready_count(m), total = m->cfg->has_workers ? m->cfg->workers.count : 0;
+	int ready = workers_ready_count(m), total = scale_target(m);
 	char msg[64];
 
 	if (m->emperor_fd < 0 || (ready == m->reported_ready && total == m->reported_total))
@@ -60,10 +61,15 @@ static void report_workers(struct master *m)
 		log_errno("emperor channel: send");
 }
 
-/* A legion member is ready (may lead) while the master runs with every worker ready. */
+/* A legion member is ready (may lead) while the master runs with every worker ready;
+ * a scaled vassal with its minimum ready is, while an added worker starts (a scale-up
+ * is no reason for a lord to step down). */
 static void legion_readiness(struct master *m)
 {
-	legion_set_ready(m, m->state == MASTER_RUNNING && workers_all_ready(m));
+	bool serving = workers_all_ready(m) ||
+		       (m->scale && workers_ready_count(m) >= m->cfg->workers.count);
+
+	legion_set_ready(m, m->state == MASTER_RUNNING && serving);
 }
 
 void master_worker_ready(struct master *m)
@@ -210,7 +216,7 @@ static void status_dump(struct master *m)
 
 	log_info("status: %s, generation %u, %zu sockets, %d workers ready of %d",
 		 states[m->state], m->generation, m->socks.n, workers_ready_count(m),
-		 m->cfg->has_workers ? m->cfg->workers.count : 0);
+		 scale_target(m));
 	TAILQ_FOREACH(c, &m->children.children, link)
 		signals_status_line(c->name, child_state_name(c->state), c);
 }
@@ -387,6 +393,7 @@ int master_main(const char *path)
 	if (open_log_and_cwd(&m) < 0 || master_setup(&m, &from) < 0)
 		return not_started(&m, &from, 1);
 	log_info("master started (generation %u, %zu sockets)", m.generation, m.socks.n);
+	scale_start(&m, from.workers_target);
 	start_children(&m, &from);
 	reexec_state_fini(&from);
 	reload_workers_ready(&m);

@@ -23,18 +23,21 @@ static void take_state(struct reexec_state *st)
 	const char *s = getenv(STATE_VAR);
 	unsigned gen;
 	double started;
-	int pending, end = 0;
+	int pending, end = 0, workers = 0, tail = 0;
 
 	if (!s)
 		return;
-	if (sscanf(s, "generation=%u started=%lf pending=%d%n", &gen, &started, &pending, &end) != 3 ||
-	    s[end] != '\0' || gen < 1 || (pending != 0 && pending != 1)) {
+	if (sscanf(s, "generation=%u started=%lf pending=%d%n", &gen, &started, &pending, &end) == 3 &&
+	    s[end] == ' ' && (sscanf(s + end, " workers=%d%n", &workers, &tail) != 1 || workers < 1))
+		tail = -1; /* a scaled vassal's count, malformed */
+	if (end == 0 || tail < 0 || s[end + tail] != '\0' || gen < 1 || (pending != 0 && pending != 1)) {
 		log_warn("%s=\"%s\": not a reload state; starting as generation 1", STATE_VAR, s);
 		return;
 	}
 	st->generation = gen;
 	st->reload_started = started;
 	st->reload_pending = pending;
+	st->workers_target = workers;
 	st->after_reexec = true;
 }
 
@@ -155,8 +158,10 @@ static int set_env(const struct master *m, const struct reexec_state *next, cons
 	    setenv("LISTEN_FDNAMES", names, 1) < 0 ||
 	    (emperor_at >= 0 && setenv_fmt("EMPEROR_FD", "%d", emperor_at) < 0) ||
 	    (config_at >= 0 && setenv_fmt("VASSAL_CONFIG_FD", "%d", config_at) < 0) ||
-	    setenv_fmt(STATE_VAR, "generation=%u started=%.6f pending=%d", next->generation,
-		       next->reload_started, next->reload_pending ? 1 : 0) < 0 ||
+	    setenv_fmt(STATE_VAR, "generation=%u started=%.6f pending=%d%s%.0d", next->generation,
+		       next->reload_started, next->reload_pending ? 1 : 0,
+		       /* %.0d of 0 writes nothing: " workers=N" only for a scaled vassal */
+		       next->workers_target > 0 ? " workers=" : "", next->workers_target) < 0 ||
 	    (next->daemons && *next->daemons && setenv("VASSAL_DAEMONS", next->daemons, 1) < 0))
 		return -1;
 	return 0;

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "reload_config.h"
 #include "reload_fsm.h"
+#include "scale.h"
 #include "signals.h"
 #include "util.h"
 
@@ -215,7 +216,7 @@ static void chain_next(struct reload *r)
 	struct master *m = r->m;
 	struct worker *old;
 
-	while ((old = workers_oldest(m)) && old->id > m->cfg->workers.count) {
+	while ((old = workers_oldest(m)) && old->id > scale_target(m)) {
 		old->retire = true;
 		child_curse(&old->child, old->child.stop_signal, old->child.mercy);
 	}
@@ -263,11 +264,9 @@ static void overlap_begin(struct reload *r)
 
 	r->chain_why = NULL;
 	workers_keep_older(m, false);
-	if (m->cfg->has_workers)
-		for (int id = 1; id <= m->cfg->workers.count; id++)
-			workers_spawn_replacement(m, id);
-	log_info("overlap: %d new workers starting beside the old ones",
-		 m->cfg->has_workers ? m->cfg->workers.count : 0);
+	for (int id = 1; id <= scale_target(m); id++)
+		workers_spawn_replacement(m, id);
+	log_info("overlap: %d new workers starting beside the old ones", scale_target(m));
 	reload_workers_ready(m);
 }
 
@@ -310,7 +309,7 @@ static void finish(struct reload *r, bool was_reload)
 	else
 		log_warn("%s: generation %u runs with %d of %d workers ready; the others keep "
 			 "failing and are respawned with backoff", was_reload ? "reload ended" :
-			 "start ended", m->generation, workers_ready_count(m), m->cfg->workers.count);
+			 "start ended", m->generation, workers_ready_count(m), scale_target(m));
 	r->after_reexec = false;
 	config_free(r->old_cfg);
 	r->old_cfg = NULL;
@@ -388,6 +387,7 @@ static _Noreturn void exec_now(struct reload *r)
 		.generation = m->generation + 1, .reload_started = r->started,
 		.reload_pending = r->fsm.pending, .config_text = r->next_text,
 		.config_len = r->next_len, .daemons = daemons_handover(m),
+		.workers_target = m->scale ? scale_target(m) : 0,
 	};
 
 	ev_idle_stop(m->loop, &r->exec_idle);

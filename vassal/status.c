@@ -23,6 +23,7 @@
 #include "master.h"
 #include "peer.h"
 #include "prom.h"
+#include "scale.h"
 #include "spool_gauge.h"
 #include "status_proto.h"
 #include "util.h"
@@ -141,6 +142,38 @@ static struct json_object *recycles_json(const struct master *m)
 	return o;
 }
 
+/* {"min", "max", "target", "accept_queue", "up", "down"}: scale.c's figures. */
+static struct json_object *scale_json(const struct master *m)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "min", json_object_new_int(m->cfg->workers.count));
+	json_object_object_add(o, "max", json_object_new_int(m->cfg->workers.count_max));
+	json_object_object_add(o, "target", json_object_new_int(scale_target(m)));
+	json_object_object_add(o, "accept_queue", json_object_new_int(scale_queued(m)));
+	json_object_object_add(o, "up", json_object_new_int64((int64_t)scale_ups(m)));
+	json_object_object_add(o, "down", json_object_new_int64((int64_t)scale_downs(m)));
+	return o;
+}
+
+static bool scaled(const struct master *m)
+{
+	return m->cfg->has_workers && m->cfg->workers.count_max > m->cfg->workers.count;
+}
+
+static void scale_metrics(const struct master *m, struct strbuf *b, const char *v)
+{
+	strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_WORKERS_TARGET].name, v,
+		      scale_target(m));
+	strbuf_printf(b, "%s{vassal=\"%s\",direction=\"up\"} %lu\n",
+		      prom_families[PROM_WORKER_SCALINGS].name, v, scale_ups(m));
+	strbuf_printf(b, "%s{vassal=\"%s\",direction=\"down\"} %lu\n",
+		      prom_families[PROM_WORKER_SCALINGS].name, v, scale_downs(m));
+	if (scaled(m))
+		strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_ACCEPT_QUEUE].name, v,
+			      scale_queued(m) < 0 ? 0 : scale_queued(m));
+}
+
 /* {"file", "error" (null when fine), "lost_lines", "rotations"}, or NULL without log:. */
 static struct json_object *log_json(const struct master *m)
 {
@@ -182,9 +215,12 @@ static void reply_json(const struct master *m, struct strbuf *b)
 	json_object_object_add(doc, "state", json_object_new_string(master_states[m->state]));
 	json_object_object_add(doc, "generation", json_object_new_int64(m->generation));
 	json_object_object_add(workers, "ready", json_object_new_int(workers_ready_count(m)));
-	json_object_object_add(workers, "total", json_object_new_int(m->cfg->has_workers ? m->cfg->workers.count : 0));
+	json_object_object_add(workers, "total", json_object_new_int(scale_target(m)));
 	json_object_object_add(workers, "respawns", json_object_new_int64(worker_respawns(m)));
 	json_object_object_add(workers, "recycles", recycles_json(m));
+	json_object_object_add(workers, "target", json_object_new_int(scale_target(m)));
+	if (scaled(m))
+		json_object_object_add(workers, "scale", scale_json(m));
 	json_object_object_add(doc, "workers", workers);
 	json_object_object_add(spooler, "queued", json_object_new_int(queued));
 	json_object_object_add(spooler, "failed", json_object_new_int(failed));
@@ -211,6 +247,10 @@ static void reply_text(const struct master *m, struct strbuf *b)
 			  c->name, (int)c->pid, child_state_name(c->state), child_uptime(c),
 			  c->respawns, u.rss_kb, u.cpu_s);
 	}
+	if (scaled(m))
+		strbuf_printf(b, "scale: %d workers (range %d..%d), accept queue %d, up %lu, down %lu\n",
+			      scale_target(m), m->cfg->workers.count, m->cfg->workers.count_max,
+			      scale_queued(m), scale_ups(m), scale_downs(m));
 	legion_status_text(m, b);
 	cron_status_text(m, b);
 }
@@ -225,7 +265,7 @@ static void reply_metrics(const struct master *m, struct strbuf *b)
 	strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_WORKERS].name, v,
 		      workers_ready_count(m));
 	strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_WORKERS_CONFIGURED].name, v,
-		      m->cfg->has_workers ? m->cfg->workers.count : 0);
+		      m->cfg->has_workers ? m->cfg->workers.count_max : 0);
 	strbuf_printf(b, "%s{vassal=\"%s\"} %u\n", prom_families[PROM_WORKER_RESPAWNS].name, v,
 		      worker_respawns(m));
 	strbuf_printf(b, "%s{vassal=\"%s\"} %u\n", prom_families[PROM_GENERATION].name, v, m->generation);
@@ -241,6 +281,7 @@ static void reply_metrics(const struct master *m, struct strbuf *b)
 		      m->cfg->has_spooler ? queued : 0);
 	strbuf_printf(b, "%s{vassal=\"%s\"} %d\n", prom_families[PROM_SPOOL_FAILED].name, v,
 		      m->cfg->has_spooler ? failed : 0);
+	scale_metrics(m, b, v);
 	legion_metrics(m, b, v);
 	log_metrics(m, b, v);
 	gateways_metrics(m, b, v);

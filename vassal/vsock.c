@@ -295,7 +295,7 @@ int vsock_setup(struct vsock_table *t, const struct config *cfg)
 	int n_given, *given, rc = 0;
 
 	t->n = 0;
-	if (check_fd_limit(total, cfg->has_workers ? (size_t)cfg->workers.count : 0) < 0)
+	if (check_fd_limit(total, cfg->has_workers ? (size_t)cfg->workers.count_max : 0) < 0)
 		return -1;
 	given = inherited_fds(&n_given);
 	t->v = calloc(total + 1, sizeof *t->v);

@@ -19,6 +19,7 @@
 #include "mules.h"
 #include "procs.h"
 #include "reload.h"
+#include "scale.h"
 #include "start_prio.h"
 #include "util.h"
 
@@ -135,6 +136,7 @@ static void worker_became_ready(struct worker *w)
 			  (int)w->child.pid);
 	w->start_prio = CFG_START_PRIO_NORMAL;
 	health_worker_ready(w);
+	scale_worker_ready(m);
 	reload_worker_ready(m, w);
 	master_worker_ready(m);
 }
@@ -295,7 +297,7 @@ static void worker_exited(struct child *c, int status)
 	procs_log_exit(c, status);
 	if (!c->asked_to_stop || w->not_ready_in_time)
 		worker_failed(w, status);
-	if (w->retire || w->id > m->cfg->workers.count || m->state == MASTER_STOPPING ||
+	if (w->retire || w->id > scale_target(m) || m->state == MASTER_STOPPING ||
 	    reload_tearing_down(m)) {
 		worker_free(w);
 		reload_child_gone(m);
@@ -355,9 +357,29 @@ void workers_fill(struct master *m)
 {
 	if (!m->cfg->has_workers)
 		return;
-	for (int id = 1; id <= m->cfg->workers.count; id++)
+	for (int id = 1; id <= scale_target(m); id++)
 		if (!id_present(m, id))
 			workers_spawn(m, id);
+}
+
+void workers_trim(struct master *m)
+{
+	struct worker *w;
+	struct child *c, *next;
+
+	for (c = TAILQ_FIRST(&m->children.children); c; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (!(w = as_worker(c)) || w->retire || w->id <= scale_target(m))
+			continue;
+		w->retire = true;
+		if (child_running(&w->child)) {
+			if (w->child.state != CHILD_CURSED)
+				child_curse(&w->child, w->child.stop_signal, w->child.mercy);
+		} else if (w->child.state == CHILD_WAITING) { /* crashed, waiting: not respawned */
+			child_cancel_respawn(&w->child);
+			worker_free(w);
+		}
+	}
 }
 
 void workers_notify(struct notify_server *ns, pid_t sender, const char *msg)
@@ -407,7 +429,7 @@ bool workers_settled(const struct master *m)
 		if (!w->retire && (w->child.state == CHILD_READY || w->failing))
 			done++;
 	}
-	return done >= m->cfg->workers.count;
+	return done >= scale_target(m);
 }
 
 bool workers_all_ready(const struct master *m)
@@ -423,7 +445,7 @@ bool workers_all_ready(const struct master *m)
 		if (w->child.state == CHILD_READY && !w->retire)
 			ready++;
 	}
-	return ready >= m->cfg->workers.count;
+	return ready >= scale_target(m);
 }
 
 struct worker *workers_oldest(const struct master *m)
@@ -445,7 +467,7 @@ void workers_replace_all(struct master *m)
 	FOREACH_WORKER(w, m) {
 		if (w->generation == m->generation)
 			continue;
-		if (w->id > m->cfg->workers.count)
+		if (w->id > scale_target(m))
 			w->retire = true;
 		if (child_running(&w->child))
 			child_curse(&w->child, w->child.stop_signal, w->child.mercy);
@@ -487,7 +509,7 @@ bool workers_generation_ready(const struct master *m)
 	FOREACH_WORKER(w, m)
 		if (w->generation == m->generation && !w->retire && w->child.state == CHILD_READY)
 			ready++;
-	return ready >= m->cfg->workers.count;
+	return ready >= scale_target(m);
 }
 
 bool workers_generation_failing(const struct master *m)

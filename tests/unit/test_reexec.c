@@ -55,12 +55,35 @@ static void test_handed_over(void **state)
 	reexec_state_fini(&st);
 }
 
+/* A scaled vassal's worker count crosses the exec (scale.h); without it, 0. */
+static void test_workers_target_handed_over(void **state)
+{
+	struct reexec_state st;
+
+	(void)state;
+	clear_env();
+	setenv("VASSAL_RELOAD_STATE", "generation=2 started=1.000000 pending=0 workers=7", 1);
+	reexec_restore(&st);
+	assert_int_equal(st.generation, 2);
+	assert_int_equal(st.workers_target, 7);
+	assert_true(st.after_reexec);
+	reexec_state_fini(&st);
+	clear_env();
+	setenv("VASSAL_RELOAD_STATE", "generation=2 started=1.000000 pending=0", 1);
+	reexec_restore(&st);
+	assert_int_equal(st.workers_target, 0);
+	assert_true(st.after_reexec);
+	reexec_state_fini(&st);
+}
+
 static void test_malformed_state_refused(void **state)
 {
 	static const char *const bad[] = {
 		"generation=0 started=1.0 pending=0", "generation=3 started=1.0 pending=2",
 		"generation=3 started=1.0", "generation=3 started=1.0 pending=1 extra",
-		"pending=1", "",
+		"pending=1", "", "generation=3 started=1.0 pending=0 workers=0",
+		"generation=3 started=1.0 pending=0 workers=x", "generation=3 started=1.0 pending=0 workers=2 x",
+		"generation=3 started=1.0 pending=0 workers=",
 	};
 	struct reexec_state st;
 
@@ -73,6 +96,7 @@ static void test_malformed_state_refused(void **state)
 		assert_int_equal(st.generation, 1);
 		assert_false(st.after_reexec);
 		assert_false(st.reload_pending);
+		assert_int_equal(st.workers_target, 0);
 		assert_null(st.config_text);
 		assert_null(getenv("VASSAL_RELOAD_STATE"));
 		assert_null(getenv("VASSAL_CONFIG_FD"));
@@ -85,6 +109,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fresh_start),
 		cmocka_unit_test(test_handed_over),
+		cmocka_unit_test(test_workers_target_handed_over),
 		cmocka_unit_test(test_malformed_state_refused),
 	};
 
