@@ -185,16 +185,15 @@ void ctl_render_vassal_line(const struct vassal *v, struct strbuf *b)
 
 static void metrics_vassals(struct emperor *e, struct strbuf *b)
 {
-	static const char *const states[] = { "starting", "ready", "reloading", "stopping", "waiting", "halted" };
-	int counts[VASSAL_HALTED + 1] = { 0 };
+	int counts[VASSAL_N_STATES] = { 0 };
 	const char *name = prom_families[PROM_VASSALS].name;
 	struct vassal *v;
 
 	TAILQ_FOREACH(v, &e->vassals, link)
 		counts[v->state]++;
 	prom_header(b, PROM_VASSALS);
-	for (int s = 0; s <= VASSAL_HALTED; s++)
-		strbuf_printf(b, "%s{state=\"%s\"} %d\n", name, states[s], counts[s]);
+	for (int s = 0; s < VASSAL_N_STATES; s++)
+		strbuf_printf(b, "%s{state=\"%s\"} %d\n", name, vstate_name(s), counts[s]);
 }
 
 static void metrics_reload_histogram(const struct vassal *v, const char *label, struct strbuf *b)

@@ -79,12 +79,13 @@ static void notify_hook(void *arg, const char *msg)
 	master_notify(arg, msg);
 }
 
-/* The final stop: every child is gone; the sockets' files go too. */
+/* The final stop: every child is gone; the sockets' files go too, unless the emperor
+ * holds them (on-demand: it keeps them for the next start). */
 static void stopped(void *arg)
 {
 	struct master *m = arg;
 
-	vsock_close_all(&m->socks, true);
+	vsock_close_all(&m->socks, !m->cfg->on_demand);
 	notify_server_close(&m->notify);
 	watch_close(&m->touch);
 	log_info("stopped");
