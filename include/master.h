@@ -72,6 +72,7 @@ struct master {
 	struct spool_gauge *spool_gauge; /* spooler.c: the spool's task counts, for status.c */
 	struct logfile *logfile;     /* logfile.c: the vassal's own log file, NULL without one */
 	struct health *health;       /* health.c: the workers' limits, NULL until one is set */
+	struct idle *idle;           /* idle.c: the idle stop, NULL without `idle:` */
 	int reported_ready, reported_total; /* X_WORKERS= last sent to the emperor */
 };
 
