@@ -62,8 +62,8 @@ static const struct vstate_step table[VEV_COUNT][VASSAL_N_STATES] = {
 			      { G, VA_STOPPED }, NO(W), NO(H), NO(O), NO(I) },
 	[VEV_EXIT_HALTED] = { NO(S), NO(R), NO(L), { H, VA_STOPPED_KEEP }, NO(W), NO(H), NO(O),
 			      NO(I) },
-	[VEV_ARMED] = { NO(S), NO(R), NO(L), NO(P), { O, VA_ARMED }, { O, VA_ARMED }, STAY(O),
-			STAY(I) },
+	[VEV_ARMED] = { NO(S), NO(R), NO(L), NO(P), { O, VA_ARMED }, { O, VA_ARMED },
+			{ O, VA_ARMED }, { I, VA_ARMED } },
 	[VEV_EXIT_IDLE] = { { I, VA_IDLE_STOPPED }, { I, VA_IDLE_STOPPED }, { I, VA_IDLE_STOPPED },
 			    { G, VA_STOPPED }, NO(W), NO(H), NO(O), NO(I) },
 };

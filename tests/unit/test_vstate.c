@@ -57,7 +57,7 @@ static const char *const expected[VEV_COUNT][N_STATES] = {
 	[VEV_EXIT_HALTED] = { "-", "-", "-", "halted:stopped-keep", "-", "-",
 			"-", "-" },
 	[VEV_ARMED] = { "-", "-", "-", "-", "on-demand:armed", "on-demand:armed",
-			"on-demand:ignore", "idle:ignore" },
+			"on-demand:armed", "idle:armed" },
 	[VEV_EXIT_IDLE] = { "idle:idle-stopped", "idle:idle-stopped", "idle:idle-stopped",
 			    "gone:stopped", "-", "-", "-", "-" },
 };
