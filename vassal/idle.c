@@ -1,7 +1,8 @@
 /* idle.c — a vassal's idle stop (see idle.h). One repeating timer per master, only
  * while `idle:` is set, ticking every quarter of it (0.05 s .. 15 s): each tick asks
  * the kernel (sock_diag over netlink: inet_diag for TCP, unix_diag for unix sockets)
- * how many connections are open or queued on the workers' sockets, so no worker is
+ * how many connections are open or queued on the workers' sockets (a unix listener's
+ * accept queue from its UNIX_DIAG_RQLEN), so no worker is
  * asked anything. A connection open at a tick makes the vassal busy then; when no tick
  * has seen one for `idle`, the master tells the emperor (STATUS_MSG_IDLE) and stops
  * gracefully, the usual teardown. A sock_diag failure counts as busy: never a stop on
@@ -77,28 +78,40 @@ static void on_inet(const struct nlmsghdr *h, struct diag_match *x)
 		}
 }
 
-/* A connected unix stream socket whose name is a listener's: accepted or queued. */
+static bool unix_name_is(const struct vsock *s, const struct rtattr *name)
+{
+	const struct sockaddr_un *sun = (const void *)&s->addr.ss;
+	size_t len = s->addr.len - offsetof(struct sockaddr_un, sun_path);
+
+	return sun->sun_family == AF_UNIX && s->type == SOCK_STREAM && RTA_PAYLOAD(name) == len &&
+	       memcmp(RTA_DATA(name), sun->sun_path, len) == 0;
+}
+
+/* A unix stream socket with a listener's name: connected (accepted) counts one; the
+ * listener itself counts its accept queue (a queued connection is in no table yet). */
 static void on_unix(const struct nlmsghdr *h, struct diag_match *x)
 {
 	const struct unix_diag_msg *r = NLMSG_DATA(h);
-	const struct rtattr *a = (const void *)(r + 1);
+	const struct rtattr *a = (const void *)(r + 1), *name = NULL;
+	const struct unix_diag_rqlen *rq = NULL;
 	int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof *r);
 
 	if (len < 0 || r->udiag_type != SOCK_STREAM)
 		return;
 	for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-		if (a->rta_type != UNIX_DIAG_NAME)
+		if (a->rta_type == UNIX_DIAG_NAME)
+			name = a;
+		else if (a->rta_type == UNIX_DIAG_RQLEN && RTA_PAYLOAD(a) >= sizeof *rq)
+			rq = RTA_DATA(a);
+	}
+	for (size_t i = 0; name && i < x->n; i++) {
+		if (!unix_name_is(&x->t->v[i], name))
 			continue;
-		for (size_t i = 0; i < x->n; i++) {
-			const struct vsock *s = &x->t->v[i];
-			const struct sockaddr_un *sun = (const void *)&s->addr.ss;
-			size_t name_len = s->addr.len - offsetof(struct sockaddr_un, sun_path);
-			if (sun->sun_family == AF_UNIX && RTA_PAYLOAD(a) == name_len &&
-			    memcmp(RTA_DATA(a), sun->sun_path, name_len) == 0) {
-				x->count++;
-				return;
-			}
-		}
+		if (r->udiag_state != TCP_LISTEN)
+			x->count++;
+		else if (rq)
+			x->count += (int)rq->udiag_rqueue;
+		return;
 	}
 }
 
@@ -143,7 +156,8 @@ static int diag_dump(struct diag_match *x)
 		return -1;
 	if (x->family == AF_UNIX) {
 		req.r.unx = (struct unix_diag_req){ .sdiag_family = AF_UNIX,
-			.udiag_states = 1u << TCP_ESTABLISHED, .udiag_show = UDIAG_SHOW_NAME };
+			.udiag_states = (1u << TCP_ESTABLISHED) | (1u << TCP_LISTEN),
+			.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN };
 		req.h.nlmsg_len = NLMSG_LENGTH(sizeof req.r.unx);
 	} else {
 		req.r.inet = (struct inet_diag_req_v2){ .sdiag_family = (__u8)x->family,
