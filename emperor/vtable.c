@@ -452,9 +452,10 @@ static void act_on_life(struct vassal *v, enum vstate_action a, const struct vct
 		control_reload_done(v, took / 1000);
 		now_ready(v);
 		break;
-	case VA_ARMED:
+	case VA_ARMED: /* `emperorctl start` is answered: it serves from now on */
 		log_info("%s: on-demand: waiting for a connection", v->name);
 		emperor_status_notify(v->e);
+		control_vassal_event(v->e, v, CTL_READY);
 		break;
 	case VA_NOTE_SELF_RELOAD:
 		v->spawned_at_mono = mono_now();

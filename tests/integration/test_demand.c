@@ -322,6 +322,46 @@ static void test_removal_releases_the_port(void **state)
 	emperor_stop(f);
 }
 
+/* `emperorctl NAME-command a` (stop or start): 0 once it answered done. */
+static int ctl_on(const struct fixture *f, const char *cmd)
+{
+	char *bin = sup_bin("emperorctl"), *sock = sup_path(f->dir, "control.sock");
+	char *out = sup_path(f->dir, "ctl.out");
+	char *argv[] = { bin, "--control", sock, (char *)cmd, "a", NULL };
+	struct sup_proc *p = sup_spawn(argv, NULL, NULL, out);
+	int rc = -1;
+
+	assert_non_null(p);
+	if (sup_wait_exit(p, T_MS) == 0 && WIFEXITED(p->status) && WEXITSTATUS(p->status) == 0)
+		rc = 0;
+	sup_proc_free(p);
+	free(bin), free(sock), free(out);
+	return rc;
+}
+
+/* emperorctl stop closes an on-demand vassal's sockets (halted); start binds them
+ * again and answers at once (no master until a connection). */
+static void test_emperorctl_stop_and_start(void **state)
+{
+	struct fixture *f = *state;
+	int port = free_port();
+	size_t m;
+
+	emperor_start(f, NULL);
+	put_on_demand(f, "a.yaml", port, "on-demand: true\n");
+	wait_line(f, 0, " a: on-demand: waiting for a connection");
+	assert_int_equal(ctl_on(f, "stop"), 0);
+	assert_int_equal(sup_port_refused("127.0.0.1", port, T_MS), 0);
+	assert_status_has(f, "halted");
+	m = mark(f);
+	assert_int_equal(ctl_on(f, "start"), 0);
+	wait_line(f, m, " a: on-demand: waiting for a connection");
+	assert_only_emperor_holds(f, port);
+	assert_int_equal(n_children(f), 0);
+	wait_serving(port, "cold", T_MS);
+	emperor_stop(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -333,6 +373,7 @@ int main(void)
 		TEST(test_changed_file_rebinds),
 		TEST(test_sighup_as_for_any_vassal),
 		TEST(test_removal_releases_the_port),
+		TEST(test_emperorctl_stop_and_start),
 	};
 
 	sup_init();
