@@ -247,6 +247,52 @@ static void test_idle_without_on_demand_waits_for_the_file(void **state)
 	emperor_stop(f);
 }
 
+/* A process's voluntary context switches (its wake-ups), from /proc/PID/status. */
+static long wakeups(pid_t pid)
+{
+	char path[64], *text, *at;
+	long n = -1;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	text = sup_read_file(path);
+	if (text && (at = strstr(text, "\nvoluntary_ctxt_switches:")))
+		n = strtol(at + 26, NULL, 10);
+	free(text);
+	return n;
+}
+
+/* Without idle: no periodic wake-up of the master at all; with idle: 4s, its one
+ * timer, every second: both masters watched over the same 2.5 s of quiet. */
+static void test_idle_timer_only_when_set(void **state)
+{
+	struct fixture *f = *state;
+	int plain = free_port(), timed = free_port();
+	pid_t m_plain, m_timed;
+	long n_plain, n_timed, until;
+
+	emperor_start(f, NULL);
+	put_on_demand(f, "a.yaml", plain, "");
+	put_on_demand(f, "b.yaml", timed, "idle: 4s\n");
+	wait_serving(plain, "cold", T_MS);
+	wait_serving(timed, "cold", T_MS);
+	m_plain = started_pid(f, 0, "a");
+	m_timed = started_pid(f, 0, "b");
+	wait_line(f, 0, " a: ready after ");
+	wait_line(f, 0, " b: ready after ");
+	n_plain = wakeups(m_plain);
+	n_timed = wakeups(m_timed);
+	until = sup_now_ms() + 2500;
+	while (sup_now_ms() < until)
+		sup_poll_pause();
+	n_plain = wakeups(m_plain) - n_plain;
+	n_timed = wakeups(m_timed) - n_timed;
+	if (n_plain != 0 || n_timed < 1 || n_timed > 5)
+		fail_msg("wake-ups in 2.5 s: %ld without idle (expected 0), %ld with idle: 4s "
+			 "(expected about 2)", n_plain, n_timed);
+	assert_int_equal(count_lines(f, 0, " b: stopped (idle)"), 0);
+	emperor_stop(f);
+}
+
 /* ---- a changed file, SIGHUP, removal ---------------------------------------------------- */
 
 static void test_changed_file_rebinds(void **state)
@@ -370,6 +416,7 @@ int main(void)
 		TEST(test_idle_stops_then_next_request_starts_it),
 		TEST(test_open_connection_keeps_it_up),
 		TEST(test_idle_without_on_demand_waits_for_the_file),
+		TEST(test_idle_timer_only_when_set),
 		TEST(test_changed_file_rebinds),
 		TEST(test_sighup_as_for_any_vassal),
 		TEST(test_removal_releases_the_port),
