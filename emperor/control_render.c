@@ -95,6 +95,7 @@ static struct json_object *vassal_json(const struct vassal *v, struct json_objec
 
 	json_object_object_add(o, "name", jsonout_string(v->name));
 	json_object_object_add(o, "state", json_object_new_string(vtable_state_name(v->state)));
+	json_object_object_add(o, "on_demand", json_object_new_boolean(v->on_demand));
 	json_object_object_add(o, "pid", json_object_new_int((int)v->child.pid));
 	json_object_object_add(o, "uptime", jsonout_fixed(child_uptime(&v->child), 1));
 	json_object_object_add(o, "workers_ready", json_object_new_int(v->workers_ready));

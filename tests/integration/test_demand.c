@@ -96,6 +96,24 @@ static int n_children(const struct fixture *f)
 	return sup_descendants(f->proc->pid, kids, 64);
 }
 
+/* `emperorctl status [--json]` holds needle. */
+static void assert_status_json_has(const struct fixture *f, const char *needle)
+{
+	char *bin = sup_bin("emperorctl"), *sock = sup_path(f->dir, "control.sock");
+	char *path = sup_path(f->dir, "status.json"), *out;
+	char *argv[] = { bin, "--control", sock, "status", "--json", NULL };
+	struct sup_proc *p = sup_spawn(argv, NULL, NULL, path);
+
+	assert_non_null(p);
+	assert_int_equal(sup_wait_exit(p, T_MS), 0);
+	sup_proc_free(p);
+	out = sup_read_file(path);
+	assert_non_null(out);
+	if (!strstr(out, needle))
+		fail_msg("no '%s' in the status JSON:\n%s", needle, out);
+	free(out), free(bin), free(sock), free(path);
+}
+
 static void assert_status_has(const struct fixture *f, const char *needle)
 {
 	char *out = emperorctl(f, NULL, "status", T_MS);
@@ -121,6 +139,7 @@ static void test_no_master_until_first_connection(void **state)
 	assert_int_equal(n_children(f), 0);
 	assert_int_equal(count_lines(f, 0, " a: started (pid "), 0);
 	assert_status_has(f, "on-demand");
+	assert_status_json_has(f, "\"state\":\"on-demand\",\"on_demand\":true");
 
 	worker = get_pid(port, NULL, 0, T_MS); /* the first request: answered, not refused */
 	assert_true(worker > 0);
@@ -179,6 +198,7 @@ static void test_idle_stops_then_next_request_starts_it(void **state)
 	assert_only_emperor_holds(f, port);
 	assert_int_equal(n_children(f), 0);
 	assert_status_has(f, "idle");
+	assert_status_json_has(f, "\"state\":\"idle\",\"on_demand\":true");
 	assert_int_equal(count_lines(f, 0, "idle: no connection on its sockets for "), 1);
 
 	m = mark(f);
