@@ -5,9 +5,11 @@
  * address (vsock.c) exactly as after its own re-exec. The emperor keeps its copies
  * open meanwhile (the same open sockets, never a second bind), so the accept queue
  * outlives the master: a connection that comes while it stops waits there and wakes
- * the next one. The record's end closes them. */
+ * the next one. The record's end closes them. An emperor upgrade hands them across
+ * (EMPEROR_DEMAND_FDS): the new image's records take them by address. */
 #include "demand.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +17,11 @@
 
 #include "config.h"
 #include "log.h"
+#include "parse.h"
+#include "util.h"
 #include "vsock.h"
+
+#define HANDED_VAR DEMAND_HANDED_VAR
 
 struct demand {
 	struct ev_loop *loop;
@@ -107,6 +113,54 @@ static void close_dropped(struct demand *d, const bool *taken)
 	}
 }
 
+/* Sockets handed across an emperor upgrade (EMPEROR_DEMAND_FDS), taken by address by
+ * the new image's records until its first scan is done; the rest are closed then. */
+static int *handed;
+static size_t n_handed;
+
+void demand_handed_take(void)
+{
+	const char *s = getenv(HANDED_VAR);
+	size_t cap = 0;
+
+	for (const char *p = s; p && *p; p++)
+		cap += *p == ',';
+	if (!s || !*s || !(handed = calloc(cap + 1, sizeof *handed))) {
+		unsetenv(HANDED_VAR);
+		return;
+	}
+	for (char *end; *s && n_handed <= cap; s = *end ? end + 1 : end) {
+		long fd = strtol(s, &end, 10);
+		if (end == s || fd < 3 || fd > INT_MAX || fd_set_cloexec((int)fd, 1) < 0) {
+			log_warn("%s: '%s' is not a list of fds; the rest is ignored", HANDED_VAR, s);
+			break;
+		}
+		handed[n_handed++] = (int)fd;
+	}
+	unsetenv(HANDED_VAR);
+}
+
+void demand_handed_close(void)
+{
+	for (size_t i = 0; i < n_handed; i++)
+		if (handed[i] >= 0)
+			close(handed[i]);
+	free(handed);
+	handed = NULL;
+	n_handed = 0;
+}
+
+static int take_handed(const struct cfg_addr *addr)
+{
+	for (size_t i = 0; i < n_handed; i++)
+		if (handed[i] >= 0 && vsock_bound_to(handed[i], addr)) {
+			int fd = handed[i];
+			handed[i] = -1;
+			return fd;
+		}
+	return -1;
+}
+
 /* The held fd bound to addr, or -1; taken marks it. */
 static int take_held(const struct demand *d, const struct cfg_addr *addr, bool *taken)
 {
@@ -147,6 +201,9 @@ static int rebind(struct demand *d, struct cfg_socket *held, int *fds)
 	close_dropped(d, taken);
 	free(taken);
 	for (size_t i = 0; i < d->n_want; i++) {
+		if (fds[i] < 0 && (fds[i] = take_handed(&d->want[i].addr)) >= 0)
+			log_info("on-demand: socket %s: kept %s across the upgrade (fd %d)",
+				 d->want[i].name, d->want[i].addr.text, fds[i]);
 		if (fds[i] < 0 && (fds[i] = vsock_bind(&d->want[i])) >= 0)
 			log_info("on-demand: socket %s: listening on %s (fd %d)", d->want[i].name,
 				 d->want[i].addr.text, fds[i]);
@@ -165,7 +222,7 @@ static int rebind(struct demand *d, struct cfg_socket *held, int *fds)
 	return rc;
 }
 
-int demand_arm(struct demand *d)
+int demand_hold(struct demand *d)
 {
 	struct cfg_socket *held = calloc(d->n_want + 1, sizeof *held);
 	int *fds = calloc(d->n_want + 1, sizeof *fds);
@@ -187,9 +244,30 @@ int demand_arm(struct demand *d)
 	for (size_t i = 0; i < d->n_held; i++) {
 		ev_io_init(&d->ios[i], readable, d->fds[i], EV_READ);
 		d->ios[i].data = d;
-		ev_io_start(d->loop, &d->ios[i]);
 	}
 	return rc == 0 && d->names ? 0 : -1;
+}
+
+int demand_arm(struct demand *d)
+{
+	int rc = demand_hold(d);
+
+	for (size_t i = 0; i < d->n_held; i++)
+		ev_io_start(d->loop, &d->ios[i]);
+	return rc;
+}
+
+int demand_keep_across_exec(const struct demand *d, bool keep, struct strbuf *list)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < d->n_held; i++) {
+		if (fd_set_cloexec(d->fds[i], !keep) < 0)
+			rc = -1;
+		if (keep && list)
+			strbuf_printf(list, "%s%d", list->len ? "," : "", d->fds[i]);
+	}
+	return rc;
 }
 
 size_t demand_fds(const struct demand *d, const int **fds, const char **names)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "demand.h"
 #include "emperor.h"
 #include "etcd_status.h"
 #include "monitor.h"
@@ -281,6 +282,7 @@ int emperor_main(const struct emperor_opts *opts)
 	control_open(&e); /* without it the emperor still runs; the error is logged */
 	containment(&e);
 	scan_run(&e);
+	demand_handed_close(); /* sockets of an upgrade no file wants any more */
 	log_info("watching %s (vassal binary %s)", e.dir, e.opts.vassal_bin);
 	notify_parent("READY=1");
 	emperor_status_notify(&e);

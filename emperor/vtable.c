@@ -730,6 +730,8 @@ struct vassal *vtable_adopt(struct emperor *e, const struct upgrade_record *r)
 	v->cg_path = r->cg_path[0] ? strdup(r->cg_path) : NULL;
 	if (v->state == VASSAL_READY)
 		heartbeat_arm(v);
+	if (v->demand && demand_hold(v->demand) < 0) /* its sockets, from the old image */
+		log_warn("%s: on-demand sockets: not every one was handed across", v->name);
 	return v;
 }
 

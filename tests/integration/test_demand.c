@@ -428,6 +428,47 @@ static void test_emperorctl_stop_and_start(void **state)
 	emperor_stop(f);
 }
 
+/* SIGUSR2: the same listening sockets (same inodes) go across the exec, for a vassal
+ * waiting for a connection and for a running one (kept for after its master's stop);
+ * nothing is bound again. */
+static void test_upgrade_hands_the_sockets_across(void **state)
+{
+	struct fixture *f = *state;
+	int waiting = free_port(), running = free_port();
+	unsigned long ino_waiting, ino_running;
+	pid_t emperor, master;
+	size_t m;
+
+	emperor_start(f, NULL);
+	emperor = f->proc->pid;
+	put_on_demand(f, "a.yaml", waiting, "on-demand: true\n");
+	put_on_demand(f, "b.yaml", running, IDLE_KEYS);
+	wait_line(f, 0, " a: on-demand: waiting for a connection");
+	wait_line(f, 0, " b: on-demand: waiting for a connection");
+	wait_serving(running, "cold", T_MS);
+	master = started_pid(f, 0, "b");
+	wait_line(f, 0, " b: ready after ");
+	ino_waiting = listener_inode(waiting);
+	ino_running = listener_inode(running);
+
+	m = mark(f);
+	assert_int_equal(kill(emperor, SIGUSR2), 0);
+	wait_line(f, m, " watching ");
+	wait_line(f, m, "kept 127.0.0.1:"); /* a's: taken by the new image's first scan */
+	assert_int_equal(count_lines(f, m, "on-demand: socket http: listening on"), 0);
+	assert_int_equal(listener_inode(waiting), ino_waiting);
+	assert_only_emperor_holds(f, waiting);
+	assert_int_equal(sup_pid_ppid(master), emperor);
+
+	wait_line(f, m, " b: stopped (idle); starts again at the next connection");
+	assert_int_equal(listener_inode(running), ino_running);
+	assert_only_emperor_holds(f, running);
+	assert_int_equal(count_lines(f, m, "on-demand: socket http: listening on"), 0);
+	wait_serving(running, "cold", T_MS);
+	wait_serving(waiting, "cold", T_MS);
+	emperor_stop(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -441,6 +482,7 @@ int main(void)
 		TEST(test_sighup_as_for_any_vassal),
 		TEST(test_removal_releases_the_port),
 		TEST(test_emperorctl_stop_and_start),
+		TEST(test_upgrade_hands_the_sockets_across),
 	};
 
 	sup_init();
