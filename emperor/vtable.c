@@ -290,7 +290,7 @@ static int spawn(struct vassal *v)
 	}
 	if (!(fds = vassal_fds(v, sp[1], &n_fds, &names)) ||
 	    !(env = vassal_env(v->e, 3 + n_fds - 1)) || pipe2(out, O_CLOEXEC) < 0) {
-		log_errno("%s: pipe", v->name);
+		log_errno("%s: its fds, environment or output pipe", v->name);
 		close(sp[0]), close(sp[1]), strv_free(env), free(fds);
 		return -1;
 	}
