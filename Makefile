@@ -68,7 +68,9 @@ $(SUPPORT_A): $(call obj,$(SUPPORT_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/emperor: $(call obj,emperor/main.c) $(EMPEROR_A) $(LIB_A)
+# The emperor binds on-demand vassals' sockets with the master's code (vassal/vsock.c):
+# it links that one object from the vassal's archive.
+$(BUILD)/emperor: $(call obj,emperor/main.c) $(EMPEROR_A) $(VASSAL_A) $(LIB_A)
 	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(LIBS)
 $(BUILD)/vassal: $(call obj,vassal/main.c) $(VASSAL_A) $(LIB_A)
 	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(LIBS)

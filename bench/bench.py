@@ -8,7 +8,8 @@ time.monotonic(); HTTP is raw non-blocking sockets polled every 1-5 ms (more apa
 when hundreds of ports are polled at once, see poll_delay()). Stdlib only.
 
 Workloads: W1 reaction to a new file, W2 touch reload, W3 scale (time and memory),
-W4 idle cost, W5 zero downtime under wrk, W6 full reload on SIGHUP. The figures are
+W4 idle cost, W5 zero downtime under wrk, W6 full reload on SIGHUP; with --only,
+W11 on-demand cold start and W12 1,000 on-demand vassals (bench/demand.py). The figures are
 printed one line each (min / median / max over the runs, ratio to uWSGI, target) and
 appended as one JSON object to bench/results/results.jsonl.
 """
@@ -1132,6 +1133,12 @@ def main():
         if "W13" in only and busy("W13"):
             import scale   # bench/scale.py: issue 17's workers scaling (not in the default list)
             scale.w13(bench, rep, quick)
+        if "W11" in only and busy("W11"):
+            import demand
+            demand.w11(bench, rep, 3 if quick else 10)
+        if "W12" in only and busy("W12"):
+            import demand
+            demand.w12(bench, rep, 1000)
     except KeyboardInterrupt:
         log("bench: interrupted")
         bench.anomaly("interrupted by the user")

@@ -168,6 +168,7 @@ static void print_top_line(const char *line, bool colour)
 	static const struct { const char *word, *code; } colours[] = {
 		{ " ready ", "32" }, { " reloading ", "33" }, { " starting ", "33" },
 		{ " waiting ", "31" }, { " halted ", "31" }, { " stopping ", "35" },
+		{ " on-demand ", "36" }, { " idle ", "36" }, /* no process, not an error */
 	};
 	for (size_t i = 0; colour && i < sizeof colours / sizeof colours[0]; i++)
 		if (strstr(line, colours[i].word)) {

@@ -95,6 +95,7 @@ static struct json_object *vassal_json(const struct vassal *v, struct json_objec
 
 	json_object_object_add(o, "name", jsonout_string(v->name));
 	json_object_object_add(o, "state", json_object_new_string(vtable_state_name(v->state)));
+	json_object_object_add(o, "on_demand", json_object_new_boolean(v->on_demand));
 	json_object_object_add(o, "pid", json_object_new_int((int)v->child.pid));
 	json_object_object_add(o, "uptime", jsonout_fixed(child_uptime(&v->child), 1));
 	json_object_object_add(o, "workers_ready", json_object_new_int(v->workers_ready));
@@ -185,16 +186,15 @@ void ctl_render_vassal_line(const struct vassal *v, struct strbuf *b)
 
 static void metrics_vassals(struct emperor *e, struct strbuf *b)
 {
-	static const char *const states[] = { "starting", "ready", "reloading", "stopping", "waiting", "halted" };
-	int counts[VASSAL_HALTED + 1] = { 0 };
+	int counts[VASSAL_N_STATES] = { 0 };
 	const char *name = prom_families[PROM_VASSALS].name;
 	struct vassal *v;
 
 	TAILQ_FOREACH(v, &e->vassals, link)
 		counts[v->state]++;
 	prom_header(b, PROM_VASSALS);
-	for (int s = 0; s <= VASSAL_HALTED; s++)
-		strbuf_printf(b, "%s{state=\"%s\"} %d\n", name, states[s], counts[s]);
+	for (int s = 0; s < VASSAL_N_STATES; s++)
+		strbuf_printf(b, "%s{state=\"%s\"} %d\n", name, vstate_name(s), counts[s]);
 }
 
 static void metrics_reload_histogram(const struct vassal *v, const char *label, struct strbuf *b)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "demand.h"
 #include "emperor.h"
 #include "etcd_status.h"
 #include "monitor.h"
@@ -50,18 +51,19 @@ void emperor_schedule_scan(struct emperor *e)
 
 void emperor_status_notify(struct emperor *e)
 {
-	int counts[VASSAL_HALTED + 1] = { 0 };
+	int counts[VASSAL_N_STATES] = { 0 };
 	struct vassal *v;
-	char msg[256];
+	char msg[320];
 
 	if (!getenv("NOTIFY_SOCKET"))
 		return;
 	TAILQ_FOREACH(v, &e->vassals, link)
 		counts[v->state]++;
 	snprintf(msg, sizeof msg, "STATUS=%d ready, %d starting, %d reloading, %d stopping, "
-		 "%d waiting to respawn, %d halted", counts[VASSAL_READY], counts[VASSAL_STARTING],
-		 counts[VASSAL_RELOADING], counts[VASSAL_STOPPING], counts[VASSAL_WAITING],
-		 counts[VASSAL_HALTED]);
+		 "%d waiting to respawn, %d halted, %d on-demand, %d idle", counts[VASSAL_READY],
+		 counts[VASSAL_STARTING], counts[VASSAL_RELOADING], counts[VASSAL_STOPPING],
+		 counts[VASSAL_WAITING], counts[VASSAL_HALTED], counts[VASSAL_ON_DEMAND],
+		 counts[VASSAL_IDLE]);
 	notify_parent(msg);
 }
 
@@ -115,6 +117,8 @@ static void reload_all(struct emperor *e)
 	TAILQ_FOREACH(v, &e->vassals, link) {
 		if (v->state == VASSAL_HALTED && !v->halting) /* emperorctl stop sticks */
 			vtable_start(v);
+		else if (v->state == VASSAL_ON_DEMAND || (v->state == VASSAL_IDLE && v->on_demand))
+			vtable_start(v); /* its file read again, its sockets re-bound if changed */
 		else if (child_running(&v->child) && v->state != VASSAL_STOPPING &&
 			 !v->in_reload_queue && !v->holds_slot) {
 			TAILQ_INSERT_TAIL(&e->reload_queue, v, reload_link);
@@ -278,6 +282,7 @@ int emperor_main(const struct emperor_opts *opts)
 	control_open(&e); /* without it the emperor still runs; the error is logged */
 	containment(&e);
 	scan_run(&e);
+	demand_handed_close(); /* sockets of an upgrade no file wants any more */
 	log_info("watching %s (vassal binary %s)", e.dir, e.opts.vassal_bin);
 	notify_parent("READY=1");
 	emperor_status_notify(&e);

@@ -303,7 +303,7 @@ static void start_fresh(struct emperor *e, struct vassal **fresh, size_t n_fresh
 static void scan_dir(struct emperor *e, const struct source *src)
 {
 	int dirfd = open(src->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	struct vassal *v, *fresh[SCAN_BATCH];
+	struct vassal *v, *next, *fresh[SCAN_BATCH];
 	struct file_index ix;
 	size_t n_fresh = 0;
 	struct dirent *de;
@@ -343,10 +343,12 @@ static void scan_dir(struct emperor *e, const struct source *src)
 	if (de) /* more new files than one pass takes: go on next turn, remove nothing yet */
 		emperor_schedule_scan(e);
 	else
-		TAILQ_FOREACH(v, &e->vassals, link)
+		for (v = TAILQ_FIRST(&e->vassals); v; v = next) {
+			next = TAILQ_NEXT(v, link); /* a record with no process goes at once */
 			if (!v->seen && v->from_etcd == src->etcd && v->state != VASSAL_STOPPING)
 				vtable_stop(v, src->etcd ? "etcd key removed or shadowed" :
 					       "file removed");
+		}
 	start_fresh(e, fresh, n_fresh);
 }
 

@@ -131,6 +131,14 @@ int tyrant_config_ok(const struct emperor *e, const struct vassal *v, const stru
 {
 	char reason[400], *shown;
 
+	/* The emperor binds an on-demand vassal's sockets itself, as root: for another
+	 * owner that would be a privileged port or a socket file anywhere (an old one
+	 * unlinked first) that the owner could not bind. */
+	if (cfg->on_demand && v->owner && v->owner->uid != 0) {
+		snprintf(why, len, "%s: on-demand is refused in tyrant mode for a file not owned by "
+			 "root (the emperor would bind its sockets as root)", v->path);
+		return -1;
+	}
 	if (!cfg->has_cgroup || !cfg->cgroup.parent ||
 	    cgroup_parent_check(&e->cg, cfg->cgroup.parent, reason, sizeof reason) == 0)
 		return 0;

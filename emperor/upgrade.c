@@ -2,7 +2,8 @@
  * vassal running. The vassal table (file, pid, channel and output fds, state, file
  * identity, cgroup) is written to a memfd whose number is passed as EMPEROR_STATE_FD;
  * the channel and output fds stay open across the exec. The vassals are still our
- * children (same pid), so the new image simply watches them again. If the exec fails
+ * children (same pid), so the new image simply watches them again. The on-demand
+ * vassals' sockets go across too (demand.c). If the exec fails
  * everything is put back as it was: the fds close-on-exec again, signals unblocked. */
 #include "upgrade.h"
 
@@ -15,6 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "demand.h"
 #include "log.h"
 #include "output.h"
 #include "util.h"
@@ -96,11 +98,28 @@ int upgrade_parse(const char *line, struct upgrade_record *r)
 	return 0;
 }
 
+/* Whether the on-demand sockets survive an exec; their list goes to EMPEROR_DEMAND_FDS. */
+static void keep_demand_sockets(struct emperor *e, int keep)
+{
+	struct strbuf list = { 0 };
+	struct vassal *v;
+
+	TAILQ_FOREACH(v, &e->vassals, link)
+		if (v->demand && demand_keep_across_exec(v->demand, keep, &list) < 0)
+			log_errno("upgrade: %s: the on-demand sockets", v->name);
+	if (keep && list.len && setenv(DEMAND_HANDED_VAR, list.p, 1) < 0)
+		log_errno("upgrade: %s", DEMAND_HANDED_VAR);
+	if (!keep)
+		unsetenv(DEMAND_HANDED_VAR);
+	strbuf_free(&list);
+}
+
 /* Whether the running vassals' channel and output fds survive an exec. */
 static void keep_across_exec(struct emperor *e, int keep)
 {
 	struct vassal *v;
 
+	keep_demand_sockets(e, keep);
 	TAILQ_FOREACH(v, &e->vassals, link) {
 		if (!child_running(&v->child))
 			continue;
@@ -181,6 +200,7 @@ int upgrade_restore(struct emperor *e)
 	char line[3 * PATH_MAX];
 	FILE *f;
 
+	demand_handed_take(); /* before the records: an adopted one takes its sockets */
 	if (!s)
 		return 0;
 	unsetenv("EMPEROR_STATE_FD");

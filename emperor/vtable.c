@@ -6,7 +6,9 @@
  * EMPEROR_FD (fd 3) carrying sd_notify messages both ways; its EOF tells each side
  * that the other is gone. Exit status: 0 stays stopped, 78 (bad config) waits for the
  * file to change, anything else is respawned with a throttle that doubles up to
- * --max-throttle. */
+ * --max-throttle. An on-demand vassal's start binds its sockets (demand.c) instead of
+ * spawning: the spawn comes with the first connection, and the sockets are handed to
+ * the master at fds 3.. with the channel after them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,6 +22,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "demand.h"
 #include "emperor.h"
 #include "etcd_status.h"
 #include "log.h"
@@ -27,6 +30,7 @@
 #include "output.h"
 #include "parse.h"
 #include "privs.h"
+#include "status_proto.h"
 #include "tyrant.h"
 #include "upgrade.h"
 #include "util.h"
@@ -67,6 +71,22 @@ static void keep_cgroup(struct vassal *v, const struct config *cfg)
 	*v->cgroup = cfg->cgroup;
 	v->cgroup->parent = cfg->cgroup.parent ? strdup(cfg->cgroup.parent) : NULL;
 	v->cgroup->cpu_max = cfg->cgroup.cpu_max ? strdup(cfg->cgroup.cpu_max) : NULL;
+}
+
+static void woken(void *arg);
+
+/* An on-demand config's sockets become the ones its next arm binds. */
+static void keep_sockets(struct vassal *v, const struct config *cfg)
+{
+	v->on_demand = cfg->on_demand;
+	if (!v->on_demand)
+		return;
+	if (!v->demand && !(v->demand = demand_new(v->e->loop, woken, v))) {
+		log_errno("%s: on-demand", v->name);
+		return;
+	}
+	if (demand_want(v->demand, cfg) < 0)
+		log_errno("%s: on-demand sockets", v->name);
 }
 
 enum validity { VALID, INVALID, REFUSED };
@@ -124,6 +144,7 @@ static enum validity validate(struct vassal *v)
 	v->stop_mercy = cfg->stop_mercy;
 	v->heartbeat = cfg->heartbeat;
 	keep_cgroup(v, cfg);
+	keep_sockets(v, cfg);
 	config_free(cfg);
 	return VALID;
 }
@@ -174,6 +195,8 @@ static void on_message(struct vassal *v, const char *msg)
 		fire(v, VEV_RELOADING_MSG, NULL);
 	if (notify_has(msg, "READY=1"))
 		fire(v, VEV_READY_MSG, NULL);
+	if (notify_has(msg, STATUS_MSG_IDLE))
+		v->idle_stop = true;
 	if (notify_has(msg, "X_LOGS_REOPENED=1"))
 		control_vassal_event(v->e, v, CTL_LOGS_REOPENED);
 }
@@ -198,15 +221,18 @@ static void chan_readable(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 /* With --etcd, a vassal's legions default to the emperor's etcd (vassal/legion.c). */
-static char **vassal_env(const struct emperor *e)
+static char **vassal_env(const struct emperor *e, int emperor_fd)
 {
+	char fd[16];
+
 	char **env = env_for_child(NULL, NULL);
 
 	if (env && e->opts.etcd.endpoints)
 		env = env_set(env, "EMPEROR_ETCD", e->opts.etcd.endpoints);
 	if (env && e->opts.etcd.endpoints)
 		env = env_set(env, "EMPEROR_ETCD_PREFIX", e->opts.etcd.prefix);
-	return env ? env_set(env, "EMPEROR_FD", "3") : NULL;
+	snprintf(fd, sizeof fd, "%d", emperor_fd);
+	return env ? env_set(env, "EMPEROR_FD", fd) : NULL;
 }
 
 /* In the vassal's process, before exec: its cgroup, then (tyrant) its owner. */
@@ -231,27 +257,46 @@ static void vassal_cgroup_kill(struct child *c)
 		log_errno("%s: cgroup.kill in %s", v->name, v->cg_path);
 }
 
+/* fds for the master: an on-demand vassal's sockets at 3.. (LISTEN_FDS), then the
+ * channel. NULL when out of memory. */
+static int *vassal_fds(const struct vassal *v, int chan, int *n, const char **names)
+{
+	const int *socks = NULL;
+	size_t n_socks = v->demand ? demand_fds(v->demand, &socks, names) : 0;
+	int *fds = calloc(n_socks + 1, sizeof *fds);
+
+	if (!fds)
+		return NULL;
+	if (n_socks)
+		memcpy(fds, socks, n_socks * sizeof *fds);
+	fds[n_socks] = chan;
+	*n = (int)n_socks + 1;
+	return fds;
+}
+
 static int spawn(struct vassal *v)
 {
-	int sp[2], out[2], rc;
+	int sp[2], out[2], rc, *fds = NULL, n_fds = 0;
 	char cg_path[PATH_MAX];
 	char *argv[] = { (char *)v->e->opts.vassal_bin, v->path, NULL };
-	char **env;
+	const char *names = NULL;
+	char **env = NULL;
 
 	release_run(v);
-	env = vassal_env(v->e);
-	if (!env || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+	v->idle_stop = false;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
 		log_errno("%s: socketpair", v->name);
-		strv_free(env);
 		return -1;
 	}
-	if (pipe2(out, O_CLOEXEC) < 0) {
-		log_errno("%s: pipe", v->name);
-		close(sp[0]), close(sp[1]), strv_free(env);
+	if (!(fds = vassal_fds(v, sp[1], &n_fds, &names)) ||
+	    !(env = vassal_env(v->e, 3 + n_fds - 1)) || pipe2(out, O_CLOEXEC) < 0) {
+		log_errno("%s: its fds, environment or output pipe", v->name);
+		close(sp[0]), close(sp[1]), strv_free(env), free(fds);
 		return -1;
 	}
-	struct child_exec x = { .argv = argv, .env = env, .fds = &sp[1], .n_fds = 1, .out_fd = out[1],
-				.in_child = vassal_in_child, .in_child_arg = v };
+	struct child_exec x = { .argv = argv, .env = env, .fds = fds, .n_fds = n_fds,
+				.fdnames = n_fds > 1 ? names : NULL, .n_listen_fds = n_fds - 1,
+				.out_fd = out[1], .in_child = vassal_in_child, .in_child_arg = v };
 	free(v->cg_path);
 	v->cg_path = NULL;
 	if (v->e->cg.usable && cgroup_create(&v->e->cg, v->name, v->cgroup,
@@ -261,6 +306,7 @@ static int spawn(struct vassal *v)
 	close(sp[1]);
 	close(out[1]);
 	strv_free(env);
+	free(fds);
 	v->chan_fd = sp[0];
 	fd_set_nonblock(v->chan_fd, 1);
 	ev_io_init(&v->chan_io, chan_readable, v->chan_fd, EV_READ);
@@ -282,9 +328,27 @@ void vtable_start(struct vassal *v)
 		fire(v, VEV_REFUSED, &(struct vctx){ .why = valid == REFUSED ? v->config_error : NULL });
 		return;
 	}
+	if (v->on_demand && v->demand) { /* the spawn waits for a connection */
+		fire(v, demand_arm(v->demand) == 0 ? VEV_ARMED : VEV_SPAWN_FAILED, NULL);
+		return;
+	}
 	rc = spawn(v);
 	/* No process came of it (no socketpair, pipe or fork): nothing will exit to tell,
 	 * so the retry is scheduled now, throttled like a respawn. */
+	fire(v, child_running(&v->child) ? VEV_SPAWNED : VEV_SPAWN_FAILED,
+	     &(struct vctx){ .status = rc });
+}
+
+/* A connection on an on-demand vassal's socket (demand.c disarmed them). */
+static void woken(void *arg)
+{
+	struct vassal *v = arg;
+	int rc;
+
+	if (v->e->stopping || child_running(&v->child))
+		return;
+	log_info("%s: a connection is waiting: starting it", v->name);
+	rc = spawn(v);
 	fire(v, child_running(&v->child) ? VEV_SPAWNED : VEV_SPAWN_FAILED,
 	     &(struct vctx){ .status = rc });
 }
@@ -300,12 +364,29 @@ static void forget(struct vassal *v)
 	emperor_vassal_gone(e);
 }
 
+/* An on-demand vassal's sockets follow its state: unwatched while a master runs or a
+ * respawn is due (the master, then the next start, arms them), closed once it is
+ * halted or no longer on-demand. ON-DEMAND and IDLE are armed by their actions. */
+static void sockets_follow(struct vassal *v)
+{
+	if (!v->demand)
+		return;
+	if (v->state == VASSAL_HALTED || (!v->on_demand && !child_running(&v->child))) {
+		demand_free(v->demand);
+		v->demand = NULL;
+	} else if (v->state != VASSAL_ON_DEMAND && v->state != VASSAL_IDLE) {
+		demand_disarm(v->demand);
+	}
+}
+
 /* The one place a vassal's state is assigned, logged at debug level. */
 static void set_state(struct vassal *v, enum vassal_state next, const char *via)
 {
 	log_debug("%s: %s -> %s (%s)", v->name, vstate_name(v->state), vstate_name(next), via);
-	if (next != VASSAL_GONE)
+	if (next != VASSAL_GONE) {
 		v->state = next;
+		sockets_follow(v);
+	}
 	etcd_status_dirty(v->e->etcd_status);
 }
 
@@ -371,6 +452,11 @@ static void act_on_life(struct vassal *v, enum vstate_action a, const struct vct
 		control_reload_done(v, took / 1000);
 		now_ready(v);
 		break;
+	case VA_ARMED: /* `emperorctl start` is answered: it serves from now on */
+		log_info("%s: on-demand: waiting for a connection", v->name);
+		emperor_status_notify(v->e);
+		control_vassal_event(v->e, v, CTL_READY);
+		break;
 	case VA_NOTE_SELF_RELOAD:
 		v->spawned_at_mono = mono_now();
 		snprintf(v->reload_why, sizeof v->reload_why, "by itself");
@@ -381,6 +467,25 @@ static void act_on_life(struct vassal *v, enum vstate_action a, const struct vct
 		break;
 	default:
 		break;
+	}
+}
+
+/* Stopped by itself for being idle: not a failure. An on-demand vassal waits for the
+ * next connection on its sockets (re-bound if its file changed meanwhile); another one
+ * for its file to change. */
+static void idle_stopped(struct vassal *v)
+{
+	control_vassal_event(v->e, v, CTL_STOPPED);
+	emperor_status_notify(v->e);
+	if (!v->on_demand || !v->demand) {
+		log_info("%s: stopped (idle); starts again when its file changes", v->name);
+		return;
+	}
+	log_info("%s: stopped (idle); starts again at the next connection", v->name);
+	if (demand_arm(v->demand) < 0) { /* a changed address could not be bound */
+		log_warn("%s: on-demand sockets: next attempt in %.1fs", v->name,
+			 child_next_backoff(&v->child));
+		child_schedule_respawn(&v->child);
 	}
 }
 
@@ -412,6 +517,9 @@ static void act_on_end(struct vassal *v, enum vstate_action a, const struct vctx
 		log_info("%s: stopped (%s); halted until started again", v->name, x->how);
 		control_vassal_event(v->e, v, CTL_STOPPED);
 		emperor_status_notify(v->e);
+		break;
+	case VA_IDLE_STOPPED:
+		idle_stopped(v);
 		break;
 	case VA_HALT_EXIT0:
 		exit_told(v, "exited 0: stays stopped until its file changes or the emperor gets SIGHUP");
@@ -469,7 +577,7 @@ static void vassal_exited(struct child *c, int status)
 	else if (WIFEXITED(status) && WEXITSTATUS(status) == CONFIG_EX_CONFIG)
 		ev = VEV_EXIT_CONFIG;
 	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		ev = VEV_EXIT_OK;
+		ev = v->idle_stop ? VEV_EXIT_IDLE : VEV_EXIT_OK;
 	fire(v, ev, &(struct vctx){ .how = how });
 }
 
@@ -605,7 +713,7 @@ struct vassal *vtable_adopt(struct emperor *e, const struct upgrade_record *r)
 	if (!v)
 		return NULL;
 	validate(v);
-	set_state(v, (unsigned)r->state <= VASSAL_HALTED ? (enum vassal_state)r->state : VASSAL_READY,
+	set_state(v, (unsigned)r->state < VASSAL_N_STATES ? (enum vassal_state)r->state : VASSAL_READY,
 		  "handed across");
 	v->spawned_at_mono = mono_now();
 	child_adopt(&v->child, r->pid, r->started);
@@ -622,6 +730,8 @@ struct vassal *vtable_adopt(struct emperor *e, const struct upgrade_record *r)
 	v->cg_path = r->cg_path[0] ? strdup(r->cg_path) : NULL;
 	if (v->state == VASSAL_READY)
 		heartbeat_arm(v);
+	if (v->demand && demand_hold(v->demand) < 0) /* its sockets, from the old image */
+		log_warn("%s: on-demand sockets: not every one was handed across", v->name);
 	return v;
 }
 
@@ -634,6 +744,7 @@ void vtable_free(struct vassal *v)
 	if (v->in_reload_queue)
 		TAILQ_REMOVE(&e->reload_queue, v, reload_link);
 	release_run(v);
+	demand_free(v->demand);
 	ev_timer_stop(e->loop, &v->slot_timer);
 	child_fini(&v->child);
 	TAILQ_FOREACH(x, &e->vassals, link)

@@ -87,6 +87,8 @@ struct child_exec {
 				     * every other fd above 2 is closed) */
 	int n_fds;
 	const char *fdnames;        /* set LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES if non-NULL */
+	int n_listen_fds;           /* with fdnames: LISTEN_FDS counts the first this many of
+				     * fds (others follow them, e.g. a channel); 0 = all */
 	int out_fd;                 /* stdout and stderr; -1 = inherit */
 	int (*run)(void *arg);      /* in-code child: exit(run(arg)) instead of exec */
 	void *run_arg;

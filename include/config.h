@@ -206,6 +206,10 @@ struct config {
 	double heartbeat;              /* 0 = no heartbeat required */
 	double stop_mercy;             /* "stop-mercy": emperor waits this long after SIGTERM, default 90s */
 	char *cwd;                     /* "chdir": NULL = the directory of the file */
+	bool on_demand;                /* "on-demand": the emperor holds the sockets and
+					* starts the master at the first connection */
+	double idle;                   /* "idle": stop after this long without an open
+					* connection on the sockets; 0 = never */
 	struct cfg_legion *legions; size_t n_legions;
 	struct cfg_cron *crons; size_t n_crons;
 	struct cfg_hooks hooks;

@@ -73,6 +73,7 @@ struct master {
 	struct logfile *logfile;     /* logfile.c: the vassal's own log file, NULL without one */
 	struct health *health;       /* health.c: the workers' limits, NULL until one is set */
 	struct scale *scale;         /* scale.c: the workers' scaling, NULL without a range */
+	struct idle *idle;           /* idle.c: the idle stop, NULL without `idle:` */
 	int reported_ready, reported_total; /* X_WORKERS= last sent to the emperor */
 };
 

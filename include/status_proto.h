@@ -5,7 +5,9 @@
  * knows the pid) finds it without a file. One request line per connection:
  *   json      the master and every child (kind, pid, state, uptime, respawns, RSS, CPU)
  *   text      the same as a table
- *   metrics   Prometheus samples (no HELP/TYPE: the emperor merges and annotates) */
+ *   metrics   Prometheus samples (no HELP/TYPE: the emperor merges and annotates)
+ * and the one message of the emperor channel that is ours, not sd_notify's, about a
+ * master's end: STATUS_MSG_IDLE. */
 #ifndef EMPEROR_STATUS_PROTO_H
 #define EMPEROR_STATUS_PROTO_H
 
@@ -13,6 +15,11 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
+
+/* Sent by a master on its emperor channel (EMPEROR_FD, beside the sd_notify messages)
+ * just before the graceful stop of `idle:`: its exit 0 that follows means "stopped for
+ * being idle", shown as the state idle, not restarted until demand. */
+#define STATUS_MSG_IDLE "X_IDLE=1"
 
 /* The address as text, "@emperor-vassal/<pid>" (for logs). */
 void status_address(pid_t master_pid, char *buf, size_t len);

@@ -14,7 +14,8 @@ struct vassal;
 int tyrant_open(const struct emperor *e, const struct vassal *v, struct privs *p, char *why,
 		size_t len);
 /* What tyrant mode refuses in a config the owner may write: a cgroup.parent outside
- * the emperor's cgroup. 0, or -1 with the reason naming the file and the value. */
+ * the emperor's cgroup, on-demand (its sockets bound by the emperor, as root) unless
+ * the owner is root. 0, or -1 with the reason naming the file and the value. */
 int tyrant_config_ok(const struct emperor *e, const struct vassal *v, const struct config *cfg,
 		     char *why, size_t len);
 

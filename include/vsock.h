@@ -42,6 +42,14 @@ void vsock_fds(const struct vsock_table *t, int *fds, char *names, size_t len);
 void vsock_all_fds(const struct vsock_table *t, int *fds, char *names, size_t len);
 /* The fd of the socket with this name, or -1. */
 int vsock_find(const struct vsock_table *t, const char *name);
+/* One stream socket of a config bound and listening exactly as the master binds it
+ * (the emperor binds an on-demand vassal's sockets with it): close-on-exec, blocking;
+ * -1 after logging why. */
+int vsock_bind(const struct cfg_socket *s);
+/* fd is bound to addr. */
+bool vsock_bound_to(int fd, const struct cfg_addr *addr);
+/* Removes a unix socket's file (nothing for an abstract or inet address). */
+void vsock_unlink(const char *name, const struct cfg_addr *addr);
 /* Closes every socket; unlink_unix removes unix socket files (on a final stop). */
 void vsock_close_all(struct vsock_table *t, bool unlink_unix);
 

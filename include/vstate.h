@@ -13,6 +13,11 @@ enum vassal_state {
 	VASSAL_STOPPING,  /* SIGTERM sent; the record goes when the process is reaped */
 	VASSAL_WAITING,   /* died unasked; respawn throttled */
 	VASSAL_HALTED,    /* not running until its file changes: bad config or exit 0 */
+	VASSAL_ON_DEMAND, /* on-demand: the emperor holds its sockets; no master until a
+			   * connection comes (emperor/demand.c) */
+	VASSAL_IDLE,      /* stopped by itself after `idle:` without a connection: not an
+			   * error; on-demand: started by the next connection, else by a
+			   * change of its file */
 	VASSAL_GONE,      /* the record is freed: never held by a record */
 };
 
@@ -31,6 +36,8 @@ enum vstate_event {
 	VEV_EXIT_CONFIG,   /* reaped: exited 78, bad config */
 	VEV_EXIT_FAILED,   /* reaped: any other exit or a signal */
 	VEV_EXIT_HALTED,   /* reaped after emperorctl stop (the emperor is not stopping) */
+	VEV_ARMED,         /* a start of an on-demand vassal bound and watches its sockets */
+	VEV_EXIT_IDLE,     /* reaped: exited 0 after telling it stops for being idle */
 	VEV_COUNT
 };
 
@@ -54,6 +61,8 @@ enum vstate_action {
 	VA_HALT_EXIT0,     /* exited 0 unasked: stays stopped until its file changes */
 	VA_HALT_BAD_CONFIG,/* exit 78: waits for the file to change */
 	VA_RESPAWN,        /* died unasked: respawn after the throttle */
+	VA_ARMED,          /* log that it waits for a connection */
+	VA_IDLE_STOPPED,   /* log it; on-demand: watch its sockets again */
 	VA_COUNT
 };
 
@@ -67,6 +76,8 @@ struct vstate_step vstate_next(enum vassal_state st, enum vstate_event ev);
 const char *vstate_name(enum vassal_state st);
 const char *vstate_event_name(enum vstate_event ev);
 const char *vstate_action_name(enum vstate_action a);
+/* States a record can hold: STARTING .. IDLE (GONE is never held). */
+#define VASSAL_N_STATES VASSAL_GONE
 /* A process exists in this state (STARTING, READY, RELOADING, STOPPING). */
 int vstate_running(enum vassal_state st);
 

@@ -22,6 +22,7 @@ struct output_ring;
 struct privs;
 struct cfg_cgroup;
 struct upgrade_record;
+struct demand;
 
 struct file_id {
 	dev_t dev;
@@ -66,6 +67,10 @@ struct vassal {
 	char *config_error;         /* the first error of the last failed validation */
 	int workers_ready, workers_total; /* from the master's X_WORKERS= */
 	bool halting;               /* `emperorctl stop`: keep the record, halted */
+	/* on-demand and idle */
+	bool on_demand;             /* from its config: the emperor holds its sockets */
+	struct demand *demand;      /* those sockets (demand.c), while on-demand and not halted */
+	bool idle_stop;             /* this run said it stops for being idle (X_IDLE=1) */
 	/* isolation */
 	struct privs *owner;        /* tyrant mode: who it runs as (tyrant.c), else NULL */
 	struct cfg_cgroup *cgroup;  /* its config's cgroup: section, copied; NULL if none */

@@ -115,7 +115,7 @@ static int setup_env(const struct child_exec *x)
 		environ = (char **)x->env;
 	if (!x->fdnames)
 		return 0;
-	snprintf(buf, sizeof buf, "%d", x->n_fds);
+	snprintf(buf, sizeof buf, "%d", x->n_listen_fds > 0 ? x->n_listen_fds : x->n_fds);
 	if (setenv("LISTEN_FDS", buf, 1) < 0)
 		return -1;
 	snprintf(buf, sizeof buf, "%d", (int)getpid());

@@ -261,6 +261,26 @@ static void check_fd_counts(struct config_ctx *ctx, const struct config *cfg,
 	}
 }
 
+/* on-demand and idle are about the sockets' connections: without a socket they have
+ * nothing to watch. */
+static void check_demand(struct config_ctx *ctx, const struct config *cfg,
+			 const struct cfg_node *root)
+{
+	static const char *const keys[] = { "on-demand", "idle" };
+
+	if (cfg->n_sockets || (!cfg->on_demand && cfg->idle <= 0))
+		return;
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		const struct cfg_node *at = config_node_get(root, keys[i]);
+		if (!at || (i == 0 && !cfg->on_demand) || (i == 1 && cfg->idle <= 0))
+			continue;
+		config_path_push_key(ctx, keys[i]);
+		config_error(ctx, at->mark, "needs a socket to watch: define 'sockets'");
+		config_path_pop(ctx, 0);
+		return;
+	}
+}
+
 static void check_config(struct config_ctx *ctx, const struct config *cfg,
 			 const struct cfg_node *root)
 {
@@ -277,6 +297,7 @@ static void check_config(struct config_ctx *ctx, const struct config *cfg,
 	check_addresses(ctx, cfg, root);
 	check_socket_refs(ctx, cfg, root);
 	check_fd_counts(ctx, cfg, root);
+	check_demand(ctx, cfg, root);
 }
 
 /* Loading */

@@ -295,6 +295,8 @@ static const struct config_field config_fields[] = {
 	F("heartbeat", duration, heartbeat, .arg = &dur_any, .def = "0"),
 	F("stop-mercy", duration, stop_mercy, .arg = &dur_any, .def = "90s"),
 	F("chdir", string, cwd),
+	F("on-demand", bool, on_demand, .def = "false"),
+	F("idle", duration, idle, .arg = &dur_any, .def = "0"),
 	F("legions", list, legions, .aux = LEN(n_legions), .arg = &legion_schema),
 	F("crons", list, crons, .aux = LEN(n_crons), .arg = &cron_schema),
 	F("hooks", section, hooks, .arg = &hooks_schema),

@@ -132,6 +132,7 @@ static long env_find(char **v, const char *key, size_t klen)
 const char *const env_internal[] = {
 	"EMPEROR_FD",            /* the emperor's channel to a vassal master */
 	"EMPEROR_STATE_FD",      /* the emperor's table across its own re-exec */
+	"EMPEROR_DEMAND_FDS",    /* ... and its on-demand sockets */
 	"VASSAL_CONFIG_FD",      /* a master's config across its re-exec ... */
 	"VASSAL_RELOAD_STATE",   /* ... and its reload state */
 	"VASSAL_DAEMONS",        /* daemons handed over at a re-exec */

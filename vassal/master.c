@@ -24,6 +24,7 @@
 #include "cron.h"
 #include "daemons.h"
 #include "gateway.h"
+#include "idle.h"
 #include "legion.h"
 #include "log.h"
 #include "logfile.h"
@@ -85,12 +86,14 @@ static void notify_hook(void *arg, const char *msg)
 	master_notify(arg, msg);
 }
 
-/* The final stop: every child is gone; the sockets' files go too. */
+/* The final stop: every child is gone; the sockets' files go too, unless the emperor
+ * holds them (on-demand: it keeps them for the next start). */
 static void stopped(void *arg)
 {
 	struct master *m = arg;
 
-	vsock_close_all(&m->socks, true);
+	idle_free(m);
+	vsock_close_all(&m->socks, !m->cfg->on_demand);
 	notify_server_close(&m->notify);
 	watch_close(&m->touch);
 	log_info("stopped");
@@ -320,6 +323,8 @@ static int master_setup(struct master *m, const struct reexec_state *from)
 		return -1;
 	master_signals_start(m);
 	status_open(m); /* without it the vassal still runs; the error is logged */
+	if (idle_start(m) < 0)
+		return -1;
 	if (watch_open(&m->touch, m->loop, m->cfg->touch_reload, touched, m) < 0)
 		return -1;
 	if (m->cfg->heartbeat > 0) {

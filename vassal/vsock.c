@@ -25,6 +25,8 @@
 #define LISTEN_FDS_START 3
 #define VSOCK_FD_MARGIN 64 /* the master's own fds: log, notify, channels, status, inotify */
 
+static int bind_one(const struct cfg_socket *s, int type);
+
 static int somaxconn(void)
 {
 	FILE *f = fopen("/proc/sys/net/core/somaxconn", "re");
@@ -124,6 +126,28 @@ static int unix_finish(const struct cfg_socket *s)
 		return -1;
 	}
 	return 0;
+}
+
+int vsock_bind(const struct cfg_socket *s)
+{
+	return bind_one(s, SOCK_STREAM);
+}
+
+bool vsock_bound_to(int fd, const struct cfg_addr *addr)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	return getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && addr_equal(&ss, len, addr);
+}
+
+void vsock_unlink(const char *name, const struct cfg_addr *addr)
+{
+	const struct sockaddr_un *sun = (const void *)&addr->ss;
+
+	if (sun->sun_family == AF_UNIX && sun->sun_path[0] && unlink(sun->sun_path) < 0 &&
+	    errno != ENOENT)
+		log_errno("socket %s: unlink %s", name, sun->sun_path);
 }
 
 static int bind_one(const struct cfg_socket *s, int type)
@@ -388,8 +412,7 @@ void vsock_close_all(struct vsock_table *t, bool unlink_unix)
 		if (t->v[i].fd >= 0)
 			close(t->v[i].fd);
 		if (unlink_unix && sun->sun_family == AF_UNIX && sun->sun_path[0]) {
-			if (unlink(sun->sun_path) < 0 && errno != ENOENT)
-				log_errno("socket %s: unlink %s", t->v[i].name, sun->sun_path);
+			vsock_unlink(t->v[i].name, &t->v[i].addr);
 			if (t->v[i].type == SOCK_DGRAM) { /* a router's saved nodes (router.c) */
 				char nodes[sizeof sun->sun_path + 8];
 				snprintf(nodes, sizeof nodes, "%s.nodes", sun->sun_path);

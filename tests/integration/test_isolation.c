@@ -534,6 +534,22 @@ static void test_tyrant_cgroup_parent_stays_inside(void **state)
 	emperor_stop(f);
 }
 
+/* Tyrant mode: the emperor would bind an on-demand vassal's sockets as root (a
+ * privileged port, a socket file anywhere): refused for a file not owned by root. */
+static void test_tyrant_refuses_on_demand(void **state)
+{
+	struct iso *t = *state;
+	struct fixture *f = t->f;
+	struct vassal_opts od = { .port = free_port(), .greeting = "od", .keys = "on-demand: true\n" };
+
+	iso_emperor(t, "--tyrant", NULL, NULL);
+	put_owned(t, "od.yaml", vassal_text(f, &od), NOBODY, NOBODY, 0644);
+	assert_refused(f, "od", "on-demand is refused in tyrant mode for a file not owned by root",
+		       od.port);
+	assert_int_equal(count_lines(f, 0, "on-demand: socket"), 0);
+	emperor_stop(f);
+}
+
 /* --tyrant-nofollow or --tyrant-allow-root without --tyrant: a usage error, exit 2.
  * (--tyrant as non-root also exits 2; we run as root, so that is not checked.) */
 static void test_tyrant_options_need_tyrant(void **state)
@@ -733,6 +749,7 @@ int main(void)
 		ISO_TEST(test_tyrant_options_need_tyrant),
 		ISO_TEST(test_tyrant_symlink_to_root_file_not_read),
 		ISO_TEST(test_tyrant_cgroup_parent_stays_inside),
+		ISO_TEST(test_tyrant_refuses_on_demand),
 		ISO_TEST(test_stop_leaves_no_sleeper),
 		ISO_TEST(test_no_mercy_kill_leaves_no_sleeper),
 		ISO_TEST(test_reload_leaves_no_sleeper),

@@ -780,6 +780,29 @@ static void test_empty_value(void **state)
 		     "t.yaml:2:12: heartbeat: expected a duration, got an empty value");
 }
 
+/* on-demand and idle: off by default; either one needs a socket to watch. */
+static void test_on_demand_and_idle(void **state)
+{
+	struct config *cfg = load_ok(MINIMAL);
+
+	(void)state;
+	assert_false(cfg->on_demand);
+	assert_true(cfg->idle == 0);
+	config_free(cfg);
+	cfg = load_ok(MINIMAL "sockets: [{name: http, listen: 127.0.0.1:8001}]\n"
+		      "on-demand: true\nidle: 5m\n");
+	assert_true(cfg->on_demand);
+	assert_true(cfg->idle == 300);
+	config_free(cfg);
+	assert_error(MINIMAL "on-demand: true\n",
+		     "t.yaml:2:12: on-demand: needs a socket to watch: define 'sockets'");
+	assert_error(MINIMAL "idle: 1s\n", "t.yaml:2:7: idle: needs a socket to watch: define 'sockets'");
+	assert_error(MINIMAL "idle: forever\n",
+		     "t.yaml:2:7: idle: invalid duration 'forever': expected a duration like 500ms, 30s, 2m or 1h");
+	cfg = load_ok(MINIMAL "on-demand: false\nidle: 0\n"); /* both off: no socket needed */
+	config_free(cfg);
+}
+
 static void test_env_mapping_errors(void **state)
 {
 	(void)state;
@@ -1364,6 +1387,7 @@ int main(void)
 		cmocka_unit_test(test_every_key_set),
 		cmocka_unit_test(test_log_format),
 		cmocka_unit_test(test_booleans),
+		cmocka_unit_test(test_on_demand_and_idle),
 		cmocka_unit_test(test_octal_mode_and_umask),
 		cmocka_unit_test(test_limits_and_cgroup),
 		cmocka_unit_test(test_string_or_list),

@@ -12,36 +12,54 @@
 
 #include "vstate.h"
 
-#define N_STATES (VASSAL_HALTED + 1)
+#define N_STATES VASSAL_N_STATES
 
 /* For each event, the outcome in STARTING, READY, RELOADING, STOPPING, WAITING,
- * HALTED, as "next:action"; "-" is an impossible pair (state kept). */
+ * HALTED, ON-DEMAND, IDLE, as "next:action"; "-" is an impossible pair (state kept). */
 static const char *const expected[VEV_COUNT][N_STATES] = {
-	[VEV_SPAWNED] = { "-", "-", "-", "-", "starting:started", "starting:started" },
-	[VEV_SPAWN_FAILED] = { "-", "-", "-", "-", "waiting:retry", "waiting:retry" },
-	[VEV_REFUSED] = { "-", "-", "-", "-", "halted:halt-invalid", "halted:halt-invalid" },
+	[VEV_SPAWNED] = { "-", "-", "-", "-", "starting:started", "starting:started",
+			"starting:started", "starting:started" },
+	[VEV_SPAWN_FAILED] = { "-", "-", "-", "-", "waiting:retry", "waiting:retry",
+			"waiting:retry", "waiting:retry" },
+	[VEV_REFUSED] = { "-", "-", "-", "-", "halted:halt-invalid", "halted:halt-invalid",
+			"halted:halt-invalid", "halted:halt-invalid" },
 	[VEV_READY_MSG] = { "ready:announce-ready", "ready:ignore", "ready:announce-reloaded",
-			    "stopping:ignore", "-", "-" },
+			    "stopping:ignore", "-", "-",
+			"-", "-" },
 	[VEV_RELOADING_MSG] = { "starting:ignore", "reloading:note-self-reload",
-				"reloading:ignore", "stopping:ignore", "-", "-" },
+				"reloading:ignore", "stopping:ignore", "-", "-",
+			"-", "-" },
 	[VEV_RELOAD] = { "reloading:signal-reload", "reloading:signal-reload",
 			 "reloading:signal-more", "stopping:ignore", "waiting:ignore",
-			 "halted:ignore" },
+			 "halted:ignore",
+			"on-demand:ignore", "idle:ignore" },
 	[VEV_STOP] = { "stopping:curse", "stopping:curse", "stopping:curse", "stopping:ignore",
-		       "gone:forget", "gone:forget" },
+		       "gone:forget", "gone:forget",
+			"gone:forget", "gone:forget" },
 	[VEV_HALT] = { "stopping:curse", "stopping:curse", "stopping:curse", "stopping:curse",
-		       "halted:cancel-respawn", "halted:cancel-respawn" },
+		       "halted:cancel-respawn", "halted:cancel-respawn",
+			"halted:cancel-respawn", "halted:cancel-respawn" },
 	[VEV_KILL] = { "starting:kill", "ready:kill", "reloading:kill", "stopping:kill",
-		       "waiting:ignore", "halted:ignore" },
+		       "waiting:ignore", "halted:ignore",
+			"on-demand:ignore", "idle:ignore" },
 	[VEV_BRUTAL_STOP] = { "stopping:kill", "stopping:kill", "stopping:kill", "stopping:kill",
-			      "-", "-" },
+			      "-", "-",
+			"-", "-" },
 	[VEV_EXIT_OK] = { "halted:halt-exit-0", "halted:halt-exit-0", "halted:halt-exit-0",
-			  "gone:stopped", "-", "-" },
+			  "gone:stopped", "-", "-",
+			"-", "-" },
 	[VEV_EXIT_CONFIG] = { "halted:halt-bad-config", "halted:halt-bad-config",
-			      "halted:halt-bad-config", "gone:stopped", "-", "-" },
+			      "halted:halt-bad-config", "gone:stopped", "-", "-",
+			"-", "-" },
 	[VEV_EXIT_FAILED] = { "waiting:respawn", "waiting:respawn", "waiting:respawn",
-			      "gone:stopped", "-", "-" },
-	[VEV_EXIT_HALTED] = { "-", "-", "-", "halted:stopped-keep", "-", "-" },
+			      "gone:stopped", "-", "-",
+			"-", "-" },
+	[VEV_EXIT_HALTED] = { "-", "-", "-", "halted:stopped-keep", "-", "-",
+			"-", "-" },
+	[VEV_ARMED] = { "-", "-", "-", "-", "on-demand:armed", "on-demand:armed",
+			"on-demand:armed", "idle:armed" },
+	[VEV_EXIT_IDLE] = { "idle:idle-stopped", "idle:idle-stopped", "idle:idle-stopped",
+			    "gone:stopped", "-", "-", "-", "-" },
 };
 
 static void test_every_pair(void **state)
@@ -72,7 +90,7 @@ static void test_process_events_need_a_process(void **state)
 {
 	static const enum vstate_event process_events[] = {
 		VEV_READY_MSG, VEV_RELOADING_MSG, VEV_EXIT_OK, VEV_EXIT_CONFIG, VEV_EXIT_FAILED,
-		VEV_EXIT_HALTED, VEV_BRUTAL_STOP,
+		VEV_EXIT_HALTED, VEV_BRUTAL_STOP, VEV_EXIT_IDLE,
 	};
 
 	(void)state;
@@ -82,6 +100,8 @@ static void test_process_events_need_a_process(void **state)
 				assert_int_equal(vstate_next(st, process_events[i]).action, VA_IMPOSSIBLE);
 	assert_true(vstate_running(VASSAL_STOPPING));
 	assert_false(vstate_running(VASSAL_WAITING));
+	assert_false(vstate_running(VASSAL_ON_DEMAND));
+	assert_false(vstate_running(VASSAL_IDLE));
 	assert_false(vstate_running(VASSAL_GONE));
 }
 
@@ -125,6 +145,32 @@ static void test_a_life(void **state)
 	}
 }
 
+/* An on-demand life: armed, woken by a connection, stopped for being idle, woken
+ * again, removed while waiting: no process at either end. */
+static void test_an_on_demand_life(void **state)
+{
+	static const struct { enum vstate_event ev; enum vassal_state st; enum vstate_action a; }
+	life[] = {
+		{ VEV_ARMED, VASSAL_ON_DEMAND, VA_ARMED },
+		{ VEV_SPAWNED, VASSAL_STARTING, VA_STARTED },
+		{ VEV_READY_MSG, VASSAL_READY, VA_ANNOUNCE_READY },
+		{ VEV_EXIT_IDLE, VASSAL_IDLE, VA_IDLE_STOPPED },
+		{ VEV_RELOAD, VASSAL_IDLE, VA_IGNORE },
+		{ VEV_SPAWNED, VASSAL_STARTING, VA_STARTED },
+		{ VEV_EXIT_IDLE, VASSAL_IDLE, VA_IDLE_STOPPED },
+		{ VEV_STOP, VASSAL_GONE, VA_FORGET },
+	};
+	enum vassal_state st = VASSAL_HALTED;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof life / sizeof life[0]; i++) {
+		struct vstate_step s = vstate_next(st, life[i].ev);
+		assert_int_equal(s.next, life[i].st);
+		assert_int_equal(s.action, life[i].a);
+		st = s.next;
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -132,6 +178,7 @@ int main(void)
 		cmocka_unit_test(test_process_events_need_a_process),
 		cmocka_unit_test(test_out_of_range_and_names),
 		cmocka_unit_test(test_a_life),
+		cmocka_unit_test(test_an_on_demand_life),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
