@@ -1,6 +1,6 @@
 /* etcd_status.c — the node's vassals in etcd: PREFIX/status/NODE/NAME holds one
- * vassal's JSON (state, pid, workers ready/total, restarts, last exit, last config
- * error as file:line:col, where its file comes from). A change marks the table dirty;
+ * vassal's JSON (state, pid, generation, workers ready/total, restarts, last exit,
+ * last config error as file:line:col, where its file comes from). A change marks the table dirty;
  * a publish follows STATUS_SETTLE later (a burst is one publish) and puts only the
  * keys whose JSON changed, deleting those of vassals gone. Every key is under one
  * lease the node keeps alive (etcd_lease), so a dead node's keys vanish after
@@ -101,6 +101,8 @@ static char *vassal_json(const struct emperor *e, const struct vassal *v)
 	json_object_object_add(o, "source", jsonout_string(v->from_etcd ? "etcd" : "dir"));
 	json_object_object_add(o, "pid", child_running(&v->child) ?
 				json_object_new_int64(v->child.pid) : NULL);
+	json_object_object_add(o, "generation", v->generation ?
+				json_object_new_int64(v->generation) : NULL);
 	json_object_object_add(o, "workers_ready", json_object_new_int(v->workers_ready));
 	json_object_object_add(o, "workers_total", json_object_new_int(v->workers_total));
 	json_object_object_add(o, "restarts", json_object_new_int64(v->restarts));

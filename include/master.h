@@ -73,6 +73,7 @@ struct master {
 	struct logfile *logfile;     /* logfile.c: the vassal's own log file, NULL without one */
 	struct health *health;       /* health.c: the workers' limits, NULL until one is set */
 	int reported_ready, reported_total; /* X_WORKERS= last sent to the emperor */
+	unsigned reported_generation;       /* X_GENERATION= last sent to the emperor */
 };
 
 /* Sends an sd_notify message to the emperor (EMPEROR_FD) and to NOTIFY_SOCKET. */

@@ -65,6 +65,7 @@ struct vassal {
 	char last_exit[64];
 	char *config_error;         /* the first error of the last failed validation */
 	int workers_ready, workers_total; /* from the master's X_WORKERS= */
+	unsigned generation;        /* from the master's X_GENERATION=; 0 until it tells */
 	bool halting;               /* `emperorctl stop`: keep the record, halted */
 	/* isolation */
 	struct privs *owner;        /* tyrant mode: who it runs as (tyrant.c), else NULL */
