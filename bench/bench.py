@@ -1129,6 +1129,9 @@ def main():
             extra["W5_wrk_output"] = wrk_out
         if "W6" in only and busy("W6"):
             w6(bench, rep, 50, 2 if quick else 3)
+        if only & {"W7", "W8"}:
+            import cluster  # the etcd workloads (issue 15)
+            extra.update(cluster.run(sys.modules[__name__], bench, rep, only, quick, busy))
     except KeyboardInterrupt:
         log("bench: interrupted")
         bench.anomaly("interrupted by the user")
