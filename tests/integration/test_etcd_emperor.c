@@ -8,9 +8,10 @@
  * down runs its mirror, and keeps its etcd-fed vassals across SIGUSR2; it signs in
  * (user and password file) and speaks TLS with a client certificate; with three etcd
  * members, the leader's death disturbs no vassal and the watch goes on; 1,000 keys at
- * once all start. The test speaks to etcd through its JSON gateway with libcurl. Each test
- * has its own key prefix. ETCD_EMPEROR_FIGURES=1 runs, instead of the tests, the
- * measurement of put → serving on three nodes (docs/cluster.md's figures). */
+ * once all start. The test speaks to etcd through its JSON gateway with libcurl. Each
+ * test has its own key prefix. ETCD_EMPEROR_FIGURES=1 runs, instead of the tests, a
+ * measurement of put → serving on three nodes (docs/cluster.md's figures come from
+ * the bench's W7, bench/cluster.py). */
 #include "emperor_fixture.h"
 
 #include <curl/curl.h>
