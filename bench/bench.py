@@ -1139,6 +1139,9 @@ def main():
         if "W12" in only and busy("W12"):
             import demand
             demand.w12(bench, rep, 1000)
+        if only & {"W7", "W8"}:
+            import cluster  # the etcd workloads (issue 15)
+            extra.update(cluster.run(sys.modules[__name__], bench, rep, only, quick, busy))
     except KeyboardInterrupt:
         log("bench: interrupted")
         bench.anomaly("interrupted by the user")

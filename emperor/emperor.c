@@ -49,6 +49,14 @@ void emperor_schedule_scan(struct emperor *e)
 	ev_timer_start(e->loop, &e->scan_timer);
 }
 
+void emperor_scan_soon(struct emperor *e)
+{
+	if (e->stopping || ev_is_active(&e->scan_timer))
+		return; /* due already, or settling for a file of the directory */
+	ev_timer_set(&e->scan_timer, 0, 0);
+	ev_timer_start(e->loop, &e->scan_timer);
+}
+
 void emperor_status_notify(struct emperor *e)
 {
 	int counts[VASSAL_N_STATES] = { 0 };

@@ -310,7 +310,7 @@ static void key_apply(struct etcd_feed *f, struct feed_key *k)
 	if (eff < 0) {
 		mirror_remove(f, k->file);
 		key_free(f, k);
-		emperor_schedule_scan(f->e);
+		emperor_scan_soon(f->e);
 		return;
 	}
 	if (k->written_rev == k->layer[eff].rev && k->written_layer == eff)
@@ -323,7 +323,7 @@ static void key_apply(struct etcd_feed *f, struct feed_key *k)
 	}
 	k->written_rev = k->layer[eff].rev;
 	k->written_layer = eff;
-	emperor_schedule_scan(f->e);
+	emperor_scan_soon(f->e);
 }
 
 /* A key's new value, or its delete (kv NULL). */
@@ -373,7 +373,7 @@ static void mirror_prune(struct etcd_feed *f)
 			mirror_remove(f, de->d_name);
 	}
 	closedir(d);
-	emperor_schedule_scan(f->e);
+	emperor_scan_soon(f->e);
 }
 
 /* A whole range read: every key as it says, every other file gone. */

@@ -1,12 +1,13 @@
 /* etcd_status.c — the node's vassals in etcd: PREFIX/status/NODE/NAME holds one
- * vassal's JSON (state, pid, workers ready/total, restarts, last exit, last config
- * error as file:line:col, where its file comes from). A change marks the table dirty;
+ * vassal's JSON (state, pid, generation, workers ready/total, restarts, last exit,
+ * last config error as file:line:col, where its file comes from). A change marks the table dirty;
  * a publish follows STATUS_SETTLE later (a burst is one publish) and puts only the
  * keys whose JSON changed, deleting those of vassals gone. Every key is under one
  * lease the node keeps alive (etcd_lease), so a dead node's keys vanish after
  * STATUS_TTL; a lost lease is granted again and everything is put again. One round
- * of puts at a time: the next waits until every answer of the last is in, so that two
- * puts of one key are never in flight together (they could land out of order).
+ * of puts at a time, at most STATUS_WINDOW of them: the next waits until every answer
+ * of the last is in, so that two puts of one key are never in flight together (they
+ * could land out of order).
  * `emperorctl cluster` is answered from one range read of PREFIX/status/. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #define STATUS_TTL 10        /* s, the lease: a dead node's keys go after this */
 #define STATUS_SETTLE 0.05   /* s, a burst of changes is one publish */
 #define STATUS_RETRY 1.0     /* s, before a failed put is tried again */
+#define STATUS_WINDOW 64     /* puts and deletes in flight at most */
 
 /* A key as last put (or being put): its vassal's name and JSON. */
 struct published {
@@ -101,6 +103,8 @@ static char *vassal_json(const struct emperor *e, const struct vassal *v)
 	json_object_object_add(o, "source", jsonout_string(v->from_etcd ? "etcd" : "dir"));
 	json_object_object_add(o, "pid", child_running(&v->child) ?
 				json_object_new_int64(v->child.pid) : NULL);
+	json_object_object_add(o, "generation", v->generation ?
+				json_object_new_int64(v->generation) : NULL);
 	json_object_object_add(o, "workers_ready", json_object_new_int(v->workers_ready));
 	json_object_object_add(o, "workers_total", json_object_new_int(v->workers_total));
 	json_object_object_add(o, "restarts", json_object_new_int64(v->restarts));
@@ -197,8 +201,30 @@ static void send_op(struct etcd_status *s, const char *name, const char *json)
 	free(key);
 }
 
+/* The deletes that failed before, at most what the window leaves room for; the rest
+ * stay in s->undeleted. */
+static void send_undeleted(struct etcd_status *s)
+{
+	size_t n = strv_len(s->undeleted), k = 0;
+
+	for (; k < n && s->in_flight < STATUS_WINDOW; k++) {
+		send_op(s, s->undeleted[k], NULL);
+		free(s->undeleted[k]);
+	}
+	if (k == n) {
+		free(s->undeleted);
+		s->undeleted = NULL;
+		return;
+	}
+	memmove(s->undeleted, s->undeleted + k, (n - k + 1) * sizeof *s->undeleted);
+	s->again = true;
+}
+
 /* Puts what changed since the last publish, deletes what went: a merge of two
- * sorted lists. */
+ * sorted lists. At most STATUS_WINDOW requests go out (a thousand vassals starting
+ * at once are not a thousand connections to etcd, and the lease's keepalive is not
+ * queued behind them): what is held back is marked to be put (json NULL) or deleted
+ * (undeleted) by the publish that follows this round. */
 static void publish(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct etcd_status *s = container_of(w, struct etcd_status, flush);
@@ -212,21 +238,27 @@ static void publish(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	if (!s->lease_id || !(now = snapshot(s, &n_now)))
 		return; /* granted() publishes */
-	for (size_t k = 0; s->undeleted && s->undeleted[k]; k++)
-		send_op(s, s->undeleted[k], NULL);
-	strv_free(s->undeleted);
-	s->undeleted = NULL;
+	send_undeleted(s);
 	while (i < n_now || j < s->n_pub) {
 		int cmp = i == n_now ? 1 : j == s->n_pub ? -1 : strcmp(now[i].name, s->pub[j].name);
+		bool room = s->in_flight < STATUS_WINDOW;
 		if (cmp > 0) {
-			send_op(s, s->pub[j].name, NULL);
+			if (room)
+				send_op(s, s->pub[j].name, NULL);
+			else
+				strv_push(&s->undeleted, s->pub[j].name);
 			j++;
 			continue;
 		}
 		if (cmp == 0 && now[i].json && s->pub[j].json && strcmp(now[i].json, s->pub[j].json) == 0)
 			; /* unchanged */
-		else if (now[i].json)
+		else if (now[i].json && room)
 			send_op(s, now[i].name, now[i].json);
+		else if (now[i].json) {
+			free(now[i].json);
+			now[i].json = NULL;
+		}
+		s->again |= !room;
 		i++;
 		j += cmp == 0;
 	}

@@ -181,7 +181,7 @@ static void heartbeat_arm(struct vassal *v)
 
 static void on_message(struct vassal *v, const char *msg)
 {
-	char workers[32];
+	char workers[32], gen[16];
 
 	if (notify_has(msg, "WATCHDOG=1"))
 		heartbeat_arm(v);
@@ -189,6 +189,12 @@ static void on_message(struct vassal *v, const char *msg)
 		int ready = v->workers_ready, total = v->workers_total;
 		sscanf(workers, "%d/%d", &v->workers_ready, &v->workers_total);
 		if (ready != v->workers_ready || total != v->workers_total)
+			etcd_status_dirty(v->e->etcd_status);
+	}
+	if (notify_get(msg, "X_GENERATION", gen, sizeof gen)) {
+		unsigned was = v->generation;
+		sscanf(gen, "%u", &v->generation);
+		if (was != v->generation)
 			etcd_status_dirty(v->e->etcd_status);
 	}
 	if (notify_has(msg, "RELOADING=1"))

@@ -62,6 +62,10 @@ struct emperor {
 /* emperor.c */
 int emperor_main(const struct emperor_opts *opts);
 void emperor_schedule_scan(struct emperor *e);
+/* The same without the settle time, for changes known to be whole already (the etcd
+ * mirror's atomic writes): the scan runs at the next loop iteration, after every
+ * event already received. */
+void emperor_scan_soon(struct emperor *e);
 /* A vassal's record went away (stopped and reaped). */
 void emperor_vassal_gone(struct emperor *e);
 /* A vassal finished a reload (READY=1) or can no longer finish it. */

@@ -1,7 +1,7 @@
 /* etcd_status.h — the node's vassals published in etcd (emperor/etcd_status.c): one
- * key PREFIX/status/NODE/NAME per vassal, JSON (state, pid, workers, last exit, last
- * config error), put after every change (bursts coalesced), under a lease the node
- * keeps alive, so that a dead node's keys vanish on their own. Also answers
+ * key PREFIX/status/NODE/NAME per vassal, JSON (state, pid, generation, workers, last
+ * exit, last config error), put after every change (bursts coalesced), under a lease
+ * the node keeps alive, so that a dead node's keys vanish on their own. Also answers
  * `emperorctl cluster` from a range read of PREFIX/status/. */
 #ifndef EMPEROR_ETCD_STATUS_H
 #define EMPEROR_ETCD_STATUS_H

@@ -75,6 +75,7 @@ struct master {
 	struct scale *scale;         /* scale.c: the workers' scaling, NULL without a range */
 	struct idle *idle;           /* idle.c: the idle stop, NULL without `idle:` */
 	int reported_ready, reported_total; /* X_WORKERS= last sent to the emperor */
+	unsigned reported_generation;       /* X_GENERATION= last sent to the emperor */
 };
 
 /* Sends an sd_notify message to the emperor (EMPEROR_FD) and to NOTIFY_SOCKET. */

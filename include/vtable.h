@@ -66,6 +66,7 @@ struct vassal {
 	char last_exit[64];
 	char *config_error;         /* the first error of the last failed validation */
 	int workers_ready, workers_total; /* from the master's X_WORKERS= */
+	unsigned generation;        /* from the master's X_GENERATION=; 0 until it tells */
 	bool halting;               /* `emperorctl stop`: keep the record, halted */
 	/* on-demand and idle */
 	bool on_demand;             /* from its config: the emperor holds its sockets */

@@ -47,17 +47,20 @@ void master_notify(struct master *m, const char *msg)
 	notify_parent(msg);
 }
 
-/* The emperor shows "workers ready/total"; it hears of every change, nothing more. */
+/* The emperor shows "workers ready/total" and the generation (also in its etcd status
+ * key); it hears of every change of either, nothing more, as one message. */
 static void report_workers(struct master *m)
 {
 	int ready = workers_ready_count(m), total = scale_target(m);
 	char msg[64];
 
-	if (m->emperor_fd < 0 || (ready == m->reported_ready && total == m->reported_total))
+	if (m->emperor_fd < 0 || (ready == m->reported_ready && total == m->reported_total &&
+				  m->generation == m->reported_generation))
 		return;
 	m->reported_ready = ready;
 	m->reported_total = total;
-	snprintf(msg, sizeof msg, "X_WORKERS=%d/%d", ready, total);
+	m->reported_generation = m->generation;
+	snprintf(msg, sizeof msg, "X_WORKERS=%d/%d\nX_GENERATION=%u", ready, total, m->generation);
 	if (notify_fd(m->emperor_fd, msg) < 0 && errno != EPIPE)
 		log_errno("emperor channel: send");
 }
@@ -84,6 +87,7 @@ void master_worker_ready(struct master *m)
 static void notify_hook(void *arg, const char *msg)
 {
 	master_notify(arg, msg);
+	report_workers(arg); /* a reload's start or end: the generation may have moved */
 }
 
 /* The final stop: every child is gone; the sockets' files go too, unless the emperor
