@@ -1268,8 +1268,9 @@ def run_app(bench, rep, app, args, only, extra):
             return 1
         return 3 if n <= 500 else 1
     measured("W3", w3, bench, rep, sizes, runs_for, uwsgi_sizes)
-    measured("W4", w4, bench, rep, 100, 5 if quick else (15 if py else 30))
-    res = measured("W5", w5, bench, rep, (9 if py else 6) if quick else 15, 2.5 if py else 2.0)
+    measured("W4", w4, bench, rep, 50 if quick and py else 100, 5 if quick else (15 if py else 30))
+    res = measured("W5", w5, bench, rep, (7 if py else 5) if quick else 15,
+                   2.0 if quick or not py else 2.5)
     if res:
         extra[rep.fid("W5")], extra[rep.fid("W5") + "_wrk_output"] = res
     measured("W6", w6, bench, rep, 50, 1 if quick and py else (2 if quick or py else 3))
@@ -1306,6 +1307,10 @@ def main():
              "load": {}, "apps": {a.name: a.title for a in apps_mod.selected(args.app)}}
     peers.MARK_ENV = {MARK_VAR: args.mark}
 
+    rep.notes.append("peers: supervisord and PM2 are measured in W1, W2 and W5 only; in W5 "
+                     "uWSGI has no overlap reload, supervisord can only restart (its figures "
+                     "are in the graceful row) and PM2's reload is rolling (in the chain "
+                     "row); \"–\" marks what a system cannot do")
     try:
         for app in apps_mod.selected(args.app):
             log("bench: ---- app %s: %s ----" % (app.name, app.title))
