@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""bench.py — the benchmarks of issue 9: the emperor against uWSGI's Emperor.
+"""bench.py — the benchmarks of issues 9 and 19: the emperor against uWSGI's Emperor,
+supervisord and PM2, with two apps.
 
 Run by bench/run (`make bench`). Each workload starts an emperor of each system on a
 directory of its own under a temporary root, measures from outside (HTTP on loopback,
@@ -8,9 +9,11 @@ time.monotonic(); HTTP is raw non-blocking sockets polled every 1-5 ms (more apa
 when hundreds of ports are polled at once, see poll_delay()). Stdlib only.
 
 Workloads: W1 reaction to a new file, W2 touch reload, W3 scale (time and memory),
-W4 idle cost, W5 zero downtime under wrk, W6 full reload on SIGHUP. The figures are
-printed one line each (min / median / max over the runs, ratio to uWSGI, target) and
-appended as one JSON object to bench/results/results.jsonl.
+W4 idle cost, W5 zero downtime under wrk, W6 full reload on SIGHUP; each with the C
+reference worker and with the Python app (apps.py), figure ids naming the app
+(W5.python.chain.p99_ms). supervisord and PM2 (peers.py) join W1, W2 and W5. The
+figures are printed one line each (min / median / max over the runs, ratio to each
+other system, target) and appended as one JSON object to bench/results/results.jsonl.
 """
 import argparse
 import datetime
@@ -37,7 +40,6 @@ from table import fmt  # one number format for the console lines and the docs ta
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(REPO, os.environ.get("EMPEROR_BUILD", "build"))
-APP = os.path.join(REPO, "bench", "app.py")
 RESULTS = os.path.join(REPO, "bench", "results")
 MARK_VAR = "EMPEROR_BENCH_MARK"
 HOST = "127.0.0.1"
@@ -748,7 +750,7 @@ def settle_for(system):
 
 
 def scan_period(system):
-    if system.kind == "emperor":
+    if system.kind != "uwsgi":      # this project and the peers do not poll
         return 0.0
     if "--emperor-freq" in system.extra:
         return float(system.extra[system.extra.index("--emperor-freq") + 1])
@@ -1208,6 +1210,8 @@ def machine():
     return {"nproc": os.cpu_count(), "memory_kib": mem, "kernel": platform.release(),
             "cpu": model, "debian": (read_text("/etc/debian_version") or "").strip(),
             "uwsgi": ver(["uwsgi", "--version"]), "wrk": ver(["wrk", "-v"]),
+            "supervisord": ver(["supervisord", "--version"]), "pm2": peers.pm2_version(),
+            "node": ver(["node", "--version"]),
             "python": platform.python_version()}
 
 

@@ -15,6 +15,7 @@ start is part of the figure, as a user waits for it too).
 PM2 is installed with npm into bench/peers/ (not globally) when absent; without npm
 or network, the PM2 peer is skipped with a note (available() says why).
 """
+import json
 import os
 import shutil
 import signal
@@ -28,12 +29,22 @@ HOST = "127.0.0.1"
 MARK_ENV = {}   # the harness's process mark (bench.py sets it): on every CLI call too
 
 
-def cli(argv, env, logf):
+def cli(argv, env, logpath):
+    """A CLI call, its output appended to logpath; not waited for."""
     full = dict(os.environ)
     full.update(MARK_ENV)
     full.update(env)
-    return subprocess.Popen(argv, env=full, stdin=subprocess.DEVNULL, stdout=logf,
-                            stderr=subprocess.STDOUT)
+    with open(logpath, "a") as logf:
+        return subprocess.Popen(argv, env=full, stdin=subprocess.DEVNULL, stdout=logf,
+                                stderr=subprocess.STDOUT)
+
+
+def pm2_version():
+    try:
+        with open(os.path.join(PEERS_DIR, "node_modules", "pm2", "package.json")) as f:
+            return json.load(f).get("version")
+    except (OSError, ValueError):
+        return None
 
 
 class Supervisord:
@@ -61,7 +72,7 @@ class Supervisord:
         with open(self.conf(run), "w") as f:
             f.write("[unix_http_server]\nfile=%s/supervisor.sock\n"
                     "[supervisord]\nnodaemon=true\nlogfile=%s/supervisord.log\n"
-                    "pidfile=%s/supervisord.pid\nchildlogdir=%s\nuser=root\n"
+                    "pidfile=%s/supervisord.pid\nchildlogdir=%s\n"
                     "[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = "
                     "supervisor.rpcinterface:make_main_rpcinterface\n"
                     "[supervisorctl]\nserverurl=unix://%s/supervisor.sock\n"
@@ -74,9 +85,8 @@ class Supervisord:
         return ["supervisord", "-c", os.path.join(os.path.dirname(vdir), "supervisord.conf")]
 
     def ctl(self, run, *args):
-        self.calls = getattr(self, "calls", 0) + 1
-        logf = open(os.path.join(run.dir, "ctl.log"), "a")
-        return cli(["supervisorctl", "-c", self.conf(run)] + list(args), {}, logf)
+        return cli(["supervisorctl", "-c", self.conf(run)] + list(args), {},
+                   os.path.join(run.dir, "ctl.log"))
 
     def started(self, run, timeout=30.0):
         deadline = time.monotonic() + timeout
@@ -155,8 +165,8 @@ class Pm2:
         return ["node", PM2_BIN, "ls", "--no-daemon"]
 
     def pm2(self, run, *args):
-        logf = open(os.path.join(run.dir, "ctl.log"), "a")
-        return cli(["node", PM2_BIN] + list(args), self.env(run), logf)
+        return cli(["node", PM2_BIN] + list(args), self.env(run),
+                   os.path.join(run.dir, "ctl.log"))
 
     def started(self, run, timeout=60.0):
         deadline = time.monotonic() + timeout
@@ -173,7 +183,6 @@ class Pm2:
         return True
 
     def vassal_text(self, port, workers=1, reload="graceful", aux=None, keepalive=True):
-        import json
         env = {"PORT": str(port)}
         env.update(self.app.env())
         return json.dumps({"apps": [{

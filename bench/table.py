@@ -41,7 +41,12 @@ def main():
               fmt(rec["duration_s"]), m["nproc"], m["cpu"], m["memory_kib"] / 1048576.0,
               m["kernel"], m["debian"], "uWSGI " + (m["uwsgi"] or "?"),
               (m["wrk"] or "wrk ?").split(" [")[0],
-              m["python"]))
+              m["python"]), end="")
+    if m.get("supervisord") or m.get("pm2"):
+        print(" supervisord %s; PM2 %s (Node %s)." % (m.get("supervisord") or "–",
+                                                      m.get("pm2") or "–", m.get("node") or "–"),
+              end="")
+    print()
     print()
     print("Cells: **median** (min–max) over the runs. Ratio: emperor median / the other "
           "system's median, taken in the same run. \"–\": not measured, or the system cannot "
