@@ -55,8 +55,10 @@ class App:
         """The lines under `workers:` naming the program (and its environment)."""
         text = "  exec: [%s]\n" % ", ".join(self.worker_argv())
         if self.start_ms:
-            # under load, a start of 200 ms of CPU can take seconds of wall time
-            text += "  ready-timeout: 60s\n  env:\n"
+            # W3 starts 100-500 of them at once: sharing the CPU fairly, they all become
+            # ready near the end (~50 s for 500 on 2 idle cores, minutes on a loaded
+            # machine); a timeout would stop them all and start again
+            text += "  ready-timeout: 300s\n  env:\n"
             text += "".join("    %s: \"%s\"\n" % kv for kv in sorted(self.env().items()))
         return text
 
