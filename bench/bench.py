@@ -1135,6 +1135,13 @@ def w5_vs_baseline(rep, systems, results, python):
         for system in systems:
             c, b = results.get((system.label, row)), results.get((system.label, "baseline"))
             v = c[key] / b[key] if c and b and c.get(key) and b.get(key) else None
+            if c and not c.get("reloads"):
+                # no reload finished while wrk ran: the latencies show none, no ratio
+                v = None
+                note = ("W5 %s %s %s: no reload finished during wrk, so no ratio to the "
+                        "baseline" % (OURS.app.name, system.label, row))
+                if note not in rep.notes:
+                    rep.notes.append(note)
             f.add(system.label, v)
             ratios[(system.label, row, key)] = v
         rep.emit(fid)
