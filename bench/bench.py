@@ -1280,7 +1280,7 @@ def run_app(bench, rep, app, args, only, extra):
             return 1
         return 3 if n <= 500 else 1
     measured("W3", w3, bench, rep, sizes, runs_for, uwsgi_sizes)
-    measured("W4", w4, bench, rep, 50 if quick and py else 100, 5 if quick else (15 if py else 30))
+    measured("W4", w4, bench, rep, 20 if quick and py else 100, 5 if quick else (15 if py else 30))
     res = measured("W5", w5, bench, rep, (7 if py else 5) if quick else 15,
                    2.0 if quick or not py else 2.5)
     if res:
