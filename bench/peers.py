@@ -151,8 +151,9 @@ class Pm2:
         except subprocess.TimeoutExpired:
             return "PM2 skipped: npm install pm2 timed out (no network?)"
         if r.returncode != 0 or not os.access(PM2_BIN, os.X_OK):
-            return "PM2 skipped: npm install pm2 failed: %s" % (
-                (r.stdout + r.stderr).strip().splitlines() or ["?"])[-1]
+            lines = (r.stdout + r.stderr).strip().splitlines() or ["?"]
+            first = [l for l in lines if l.startswith(("npm error", "npm ERR!"))] or lines
+            return "PM2 skipped: npm install pm2 failed (no network?): %s" % first[0]
         return None
 
     def prepare(self, run):
