@@ -100,13 +100,13 @@ class Supervisord:
     def vassal_text(self, port, workers=1, reload="graceful", aux=None, keepalive=True):
         env = ",".join('%s="%s"' % kv for kv in sorted(self.app.env().items()))
         return ("[fcgi-program:PROGRAM]\n"
-            "socket=tcp://%s:%d\n"
-            "command=%s\n"
-            "process_name=%%(program_name)s_%%(process_num)d\n"
-            "numprocs=%d\n"
-            "stopsignal=TERM\n"
-            "%s") % (HOST, port, self.app.supervisord_command(), workers,
-                     "environment=%s\n" % env if env else "")
+                "socket=tcp://%s:%d\n"
+                "command=%s\n"
+                "process_name=%%(program_name)s_%%(process_num)d\n"
+                "numprocs=%d\n"
+                "stopsignal=TERM\n"
+                "%s") % (HOST, port, self.app.supervisord_command(), workers,
+                         "environment=%s\n" % env if env else "")
 
     def add(self, run, vname):
         return self.ctl(run, "update")
