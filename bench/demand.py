@@ -32,7 +32,7 @@ def ours_text(port):
 
 def uwsgi_text(port, on_demand=True):
     return ("[uwsgi]\nplugin = python3\nhttp-socket = fd://0\nwsgi-file = %s\n"
-            "master = true\nprocesses = 1\ndisable-logging = true\n" % B.APP
+            "master = true\nprocesses = 1\ndisable-logging = true\n" % B.apps_mod.C.app_py
             + ("idle = %d\ndie-on-idle = true\n" % IDLE_S if on_demand else ""))
 
 
