@@ -11,7 +11,6 @@
 #include "legion.h"
 
 #include <json-c/json.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,9 +39,11 @@ static void ignore_answer(void *arg, const struct etcd_result *r)
 	(void)arg, (void)r;
 }
 
+/* The lord gives its lease up half of it before it can expire (fencing by time): its
+ * lord-only children get half of that as mercy, then SIGKILL. */
 static double margin(const struct legion *l)
 {
-	return LCFG(l)->ttl / 4 > 1 ? LCFG(l)->ttl / 4 : 1;
+	return (double)legion_lease_ttl(LCFG(l)->ttl) / 2;
 }
 
 /* ---- what we know of the legion ----------------------------------------------------- */
@@ -259,7 +260,7 @@ static void new_lease(struct legion *l)
 {
 	static const struct etcd_lease_cbs cbs = { lease_granted, lease_lost };
 
-	l->lease = etcd_lease_new(l->etcd, (int64_t)ceil(LCFG(l)->ttl), &cbs, l);
+	l->lease = etcd_lease_new_fence(l->etcd, legion_lease_ttl(LCFG(l)->ttl), margin(l), &cbs, l);
 	if (!l->lease) {
 		ev_timer_set(&l->retry, 1.0, 0);
 		ev_timer_start(l->all->m->loop, &l->retry);
@@ -468,6 +469,23 @@ static void fire(struct legion *l, enum legion_event ev)
 	act(l, t.action, was);
 }
 
+/* ---- a stopped or starved loop -------------------------------------------------------- */
+
+/* First thing in every iteration of the master's loop: a master that was stopped
+ * (SIGSTOP) or starved past its lease's give-up time finds timers and answers due in no
+ * set order; a cron's tick or a watch event must not act on a lordship a peer may hold
+ * by now. The lease is lost at once: the lord fences (its children get their stop
+ * signal now, within the margin's mercy), before any other callback. */
+static void resume_check(struct ev_loop *loop, ev_check *w, int revents)
+{
+	struct legions *all = container_of(w, struct legions, resume);
+
+	(void)loop, (void)revents;
+	for (size_t i = 0; i < all->n; i++)
+		if (all->l[i].lease)
+			etcd_lease_check(all->l[i].lease); /* lost() → LE_LEASE_LOST */
+}
+
 /* ---- set-up ------------------------------------------------------------------------------ */
 
 /* The endpoints: the legion's etcd:, else $EMPEROR_ETCD (comma-separated). */
@@ -514,8 +532,8 @@ static int legion_init(struct legions *all, struct legion *l, const struct cfg_l
 	}
 	if (!(l->etcd = client_for(all->m, c)))
 		return 0; /* stays off: logged */
-	log_info("legion %s: joining with valor %d (ttl %.0fs) under %s", c->name, c->valor,
-		 ceil(c->ttl), l->prefix);
+	log_info("legion %s: joining with valor %d (ttl %gs: a lease of %llds) under %s", c->name,
+		 c->valor, c->ttl, (long long)legion_lease_ttl(c->ttl), l->prefix);
 	new_lease(l);
 	return 0;
 }
@@ -536,6 +554,10 @@ int legion_start(struct master *m)
 	all->m = m;
 	all->n = m->cfg->n_legions;
 	m->legions = all;
+	ev_check_init(&all->resume, resume_check);
+	ev_set_priority(&all->resume, EV_MAXPRI);
+	ev_check_start(m->loop, &all->resume);
+	ev_unref(m->loop); /* it never keeps the loop alive by itself */
 	for (size_t i = 0; i < all->n; i++)
 		if (legion_init(all, &all->l[i], &m->cfg->legions[i]) < 0)
 			rc = -1;
