@@ -8,7 +8,8 @@ time.monotonic(); HTTP is raw non-blocking sockets polled every 1-5 ms (more apa
 when hundreds of ports are polled at once, see poll_delay()). Stdlib only.
 
 Workloads: W1 reaction to a new file, W2 touch reload, W3 scale (time and memory),
-W4 idle cost, W5 zero downtime under wrk, W6 full reload on SIGHUP. The figures are
+W4 idle cost, W5 zero downtime under wrk, W6 full reload on SIGHUP; W9 and W10 (legion
+handovers, bench/legion.py, only with --only W9,W10). The figures are
 printed one line each (min / median / max over the runs, ratio to uWSGI, target) and
 appended as one JSON object to bench/results/results.jsonl.
 """
@@ -1129,6 +1130,10 @@ def main():
             extra["W5_wrk_output"] = wrk_out
         if "W6" in only and busy("W6"):
             w6(bench, rep, 50, 2 if quick else 3)
+        if only & {"W9", "W10"} and busy("W9/W10"):
+            import legion  # issue 16: legion handovers (bench/legion.py)
+            legion.workloads({"bench": bench, "bin": BIN, "mark_var": MARK_VAR, "mark": args.mark},
+                             rep, only, 3 if quick else 20, log)
     except KeyboardInterrupt:
         log("bench: interrupted")
         bench.anomaly("interrupted by the user")
