@@ -651,81 +651,90 @@ static void test_link_cut(void **state)
 	force_link_cut();
 }
 
-/* The lord's master frozen (SIGSTOP) longer than the TTL cannot fence its daemon: m2
- * is elected meanwhile; resumed, m3 finds its lease's deadline passed before anything
- * else and stops its daemon within RESUME_BOUND, runs on-unlord, joins again and leads
- * again. The two daemons overlap only from the freeze to that stop. */
-static void test_frozen_lord(void **state)
+/* Freezes m3 (the lord) 0.8 s after a tick of its cron (every 1 s): its next tick falls
+ * due during the freeze before the lease's give-up time (a renewal is at most 1/3 s
+ * old), so, resumed, the cron's timer comes first in the loop unless the deadline is
+ * checked before anything else. Returns the time of the SIGSTOP; *mark: m3's log then. */
+static double freeze_m3(size_t *mark)
 {
-	struct iv iv[MAX_IV], next, old;
-	int before = intervals(iv);
-	double frozen, resumed, unlord;
-	long long deadline;
-	size_t mark = sup_file_size(mb[2].log);
-
-	(void)state;
-	assert_non_null(mb[2].p);
-	assert_one_lord("m3");
-	old = iv[before - 1];
-	/* Frozen 0.8 s after a tick of m3's cron (every 1 s): its next tick falls due during
-	 * the freeze before the lease's give-up time (a renewal is at most 1/3 s old), so,
-	 * resumed, the cron's timer comes first in the loop unless the deadline is checked
-	 * before anything else. */
 	size_t ticks_mark = sup_file_size(ticks);
+	double ticked, frozen;
+
 	assert_int_equal(sup_wait_file(ticks, ticks_mark, "tick m3", T_MS), 0);
-	double ticked = wall_now();
+	ticked = wall_now();
 	while (wall_now() < ticked + 0.8)
 		sup_poll_pause();
-	mark = sup_file_size(mb[2].log);
+	*mark = sup_file_size(mb[2].log);
 	frozen = wall_now();
 	excused_from = frozen;
 	excused_to = 1e12; /* until we know when m3 resumed */
 	assert_int_equal(kill(mb[2].p->pid, SIGSTOP), 0);
+	return frozen;
+}
+
+/* Resumed at `resumed`, m3 fenced first thing: within RESUME_BOUND its fence (the
+ * daemon's stop signal is sent in the same callback), its daemon down within that and
+ * the fence's mercy (LEASE / 4, then SIGKILL: under load its trap may take that long),
+ * on-unlord after; its lord-only cron, due during the freeze, did not start on the old
+ * lordship (no "cron tick started" before the fence, no tick with the old token). */
+static void assert_fenced_on_resume(size_t mark, size_t ticks_mark, double resumed,
+				    const struct iv *old)
+{
+	double fenced = logged_at(mb[2].log, mark, "legion billing: lord --lease lost--> off");
+	char *log = sup_read_file(mb[2].log), *lost, *tick, stale[32];
+
+	assert_true(fenced > 0 && fenced - resumed <= RESUME_BOUND + 0.001);
+	assert_true(old->stop > resumed && old->stop - resumed <= RESUME_BOUND + LEASE / 4);
+	assert_true(last_line("onunlord", "m3") >= old->stop);
+	assert_true(logged_at(mb[2].log, mark, "hook on-unlord billing started") > 0);
+	assert_non_null(log);
+	lost = strstr(log + mark, "--lease lost-->");
+	tick = strstr(log + mark, "cron tick started");
+	if (tick && tick < lost)
+		fprintf(stderr, "m3's cron ticked after SIGCONT, before its fence\n");
+	assert_true(lost && (!tick || tick > lost));
+	free(log);
+	snprintf(stale, sizeof stale, "tick m3 %lld\n", old->token);
+	assert_int_equal(sup_count_file(ticks, ticks_mark, stale), 0);
+}
+
+/* The lord's master frozen (SIGSTOP) longer than the TTL cannot fence its daemon: m2
+ * is elected meanwhile; resumed, m3 finds its lease's deadline passed before anything
+ * else and steps down (assert_fenced_on_resume), joins again and leads again. The two
+ * daemons overlap only from the freeze to that stop. */
+static void test_frozen_lord(void **state)
+{
+	struct iv iv[MAX_IV], next;
+	int before = intervals(iv);
+	double frozen, resumed, unlord;
+	long long deadline;
+	size_t mark, ticks_mark;
+
+	(void)state;
+	assert_non_null(mb[2].p);
+	assert_one_lord("m3");
+	frozen = freeze_m3(&mark);
 	wait_run(before, &next);
 	assert_string_equal(next.who, "m2");
 	note_handover("m3 frozen -> m2's daemon started (m3's still runs)", (next.start - frozen) * 1000);
-	/* frozen longer than the TTL: the stimulus lasts that long */
-	while (wall_now() < frozen + TTL + 0.3)
+	while (wall_now() < frozen + TTL + 0.3) /* frozen longer than the TTL: the stimulus */
 		sup_poll_pause();
 	ticks_mark = sup_file_size(ticks);
 	resumed = wall_now();
 	excused_to = resumed + RESUME_BOUND;
 	assert_int_equal(kill(mb[2].p->pid, SIGCONT), 0);
 	deadline = sup_now_ms() + T_MS;
-	while (sup_pid_alive(old.pid) && sup_now_ms() < deadline)
-		sup_poll_pause();
-	assert_int_equal(sup_wait_file(mb[2].log, mark, "legion billing: lease lost", T_MS), 0);
-	intervals(iv);
-	deadline = sup_now_ms() + T_MS;
-	while ((unlord = last_line("onunlord", "m3")) < resumed && sup_now_ms() < deadline)
+	while (((unlord = last_line("onunlord", "m3")) < resumed || sup_pid_alive(iv[before - 1].pid)) &&
+	       sup_now_ms() < deadline)
 		sup_poll_pause();
 	intervals(iv);
-	double hook_started = logged_at(mb[2].log, mark, "hook on-unlord billing started");
+	assert_string_equal(iv[before - 1].who, "m3");
 	printf("m3 resumed -> its daemon stopped in %.0f ms, on-unlord started in %.0f ms and wrote "
 	       "its line in %.0f ms (frozen %.1f s; overlap %.0f ms)\n",
-	       (iv[before - 1].stop - resumed) * 1000, (hook_started - resumed) * 1000,
+	       (iv[before - 1].stop - resumed) * 1000,
+	       (logged_at(mb[2].log, mark, "hook on-unlord billing started") - resumed) * 1000,
 	       (unlord - resumed) * 1000, resumed - frozen, (iv[before - 1].stop - next.start) * 1000);
-	assert_string_equal(iv[before - 1].who, "m3");
-	assert_true(iv[before - 1].stop > resumed);
-	/* the fence within RESUME_BOUND of the SIGCONT (the daemon's stop signal is sent in
-	 * the same callback); the daemon down within that and the fence's mercy (LEASE / 4,
-	 * then SIGKILL: under load its trap may take that long) */
-	double fenced = logged_at(mb[2].log, mark, "legion billing: lord --lease lost--> off");
-	assert_true(fenced > 0 && fenced - resumed <= RESUME_BOUND + 0.001);
-	assert_true(iv[before - 1].stop - resumed <= RESUME_BOUND + LEASE / 4);
-	assert_true(unlord >= iv[before - 1].stop);
-	/* m3's lord-only cron, due during the freeze, did not start on the old lordship once
-	 * resumed: the lease's deadline is checked first thing */
-	char *log = sup_read_file(mb[2].log), *lost = strstr(log + mark, "--lease lost-->");
-	char *tick = strstr(log + mark, "cron tick started");
-	if (tick && tick < lost)
-		fprintf(stderr, "m3's cron ticked after SIGCONT, before its fence\n");
-	assert_true(lost && (!tick || tick > lost));
-	free(log);
-	char stale[32];
-	snprintf(stale, sizeof stale, "tick m3 %lld\n", old.token);
-	assert_int_equal(sup_count_file(ticks, ticks_mark, stale), 0);
-	assert_true(hook_started > 0);
+	assert_fenced_on_resume(mark, ticks_mark, resumed, &iv[before - 1]);
 	assert_no_overlap();
 	wait_lord("m3", &next);
 	assert_one_lord("m3");
