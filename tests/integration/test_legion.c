@@ -362,7 +362,8 @@ static int group_setup(void **state)
 {
 	char *daemon;
 	const char *script =
-		"trap 'echo \"stop $(date +%s.%N) $VASSAL_NAME $$\" >> \"$RECORD\"; exit 0' TERM\n"
+		"trap '[ -e \"$RECORD.slow-$VASSAL_NAME\" ] && sleep 0.3; "
+		"echo \"stop $(date +%s.%N) $VASSAL_NAME $$\" >> \"$RECORD\"; exit 0' TERM\n"
 		"echo \"start $(date +%s.%N) $VASSAL_NAME $$ $LEGION_TOKEN\" >> \"$RECORD\"\n"
 		"while :; do sleep 0.05; done\n";
 
@@ -741,6 +742,42 @@ static void test_frozen_lord(void **state)
 	forced++;
 }
 
+/* The lord stalled (SIGSTOP) past its lease's give-up time but not past the lease
+ * (1.1 s of a 2 s lease renewed every 1/3 s: it still lives on the server), as a loop
+ * starved of CPU is: resumed, m3 fences, and revokes the lease it gave up only once its
+ * daemon (slow to stop here: 0.2 s) is gone and on-unlord has run. Revoked at once,
+ * etcd took it and m2 led beside m3's stopping daemon (seen under a load of 70). */
+static void test_stalled_lord_revokes_after_its_children(void **state)
+{
+	struct iv iv[MAX_IV], next;
+	int before = intervals(iv);
+	size_t mark = sup_file_size(mb[2].log);
+	char slow[512];
+	double stalled;
+
+	(void)state;
+	assert_non_null(mb[2].p);
+	assert_one_lord("m3");
+	snprintf(slow, sizeof slow, "%s.slow-m3", record);
+	assert_int_equal(sup_write_file(slow, ""), 0);
+	stalled = wall_now();
+	assert_int_equal(kill(mb[2].p->pid, SIGSTOP), 0);
+	while (wall_now() < stalled + 1.1) /* the stall is the stimulus */
+		sup_poll_pause();
+	assert_int_equal(kill(mb[2].p->pid, SIGCONT), 0);
+	assert_int_equal(sup_wait_file(mb[2].log, mark, "legion billing: lord --lease lost--> off", T_MS), 0);
+	wait_run(before, &next);
+	assert_int_equal(unlink(slow), 0);
+	intervals(iv);
+	printf("m3 stalled 1.1 s: its daemon stopped %.0f ms after the stall began, the next "
+	       "lord's (%s) started %.0f ms after that\n", (iv[before - 1].stop - stalled) * 1000,
+	       next.who, (next.start - iv[before - 1].stop) * 1000);
+	assert_no_overlap();
+	wait_lord("m3", &next);
+	assert_one_lord("m3");
+	forced++;
+}
+
 /* More forced handovers of each kind, until N_FORCED in all (test_stop_of_the_lord
  * adds one): each completes (m3 leads alone again) and no two lords overlap. */
 static void test_forced_handovers(void **state)
@@ -906,6 +943,7 @@ int main(void)
 		cmocka_unit_test(test_etcd_restart),
 		cmocka_unit_test(test_link_cut),
 		cmocka_unit_test(test_frozen_lord),
+		cmocka_unit_test(test_stalled_lord_revokes_after_its_children),
 		cmocka_unit_test(test_crons),
 		cmocka_unit_test(test_not_ready_does_not_lead),
 		cmocka_unit_test(test_chain_reload_keeps_the_lordship),
