@@ -15,7 +15,7 @@ reference worker and with the Python app (apps.py), figure ids naming the app
 figures are printed one line each (min / median / max over the runs, ratio to each
 other system, target) and appended as one JSON object to bench/results/results.jsonl.
 With --only: W7, W8 (etcd, cluster.py), W11, W12 (on-demand, demand.py), W13
-(scale-up, scale.py), with the C worker.
+(scale-up, scale.py), W9, W10 (legion handovers, legion.py), with the C worker.
 """
 import argparse
 import datetime
@@ -1353,6 +1353,10 @@ def main():
         if only & {"W7", "W8"}:
             import cluster  # the etcd workloads (issue 15)
             extra.update(cluster.run(sys.modules[__name__], bench, rep, only, quick, busy))
+        if only & {"W9", "W10"} and busy("W9/W10"):
+            import legion  # issue 16: legion handovers (bench/legion.py)
+            legion.workloads({"bench": bench, "bin": BIN, "mark_var": MARK_VAR, "mark": args.mark},
+                             rep, only, 3 if quick else 20, log)
     except KeyboardInterrupt:
         log("bench: interrupted")
         bench.anomaly("interrupted by the user")

@@ -146,14 +146,23 @@ void etcd_watch_free(struct etcd_watch *w);
 struct etcd_lease_cbs {
 	void (*granted)(void *arg, int64_t id);
 	/* Not renewed in time, or etcd says it is gone. Called before the lease can have
-	 * expired on the server (a safety margin of a quarter of the TTL, at least 1 s);
-	 * the keeper has stopped; free it. */
+	 * expired on the server (a safety margin of a quarter of the TTL, at least 1 s, or
+	 * the one given to etcd_lease_new_fence); the keeper has stopped; free it. */
 	void (*lost)(void *arg, const char *why);
 };
 struct etcd_lease;
 /* Grants a lease of ttl seconds (>= 2) and renews it every ttl/3 s. */
 struct etcd_lease *etcd_lease_new(struct etcd_client *c, int64_t ttl,
 				  const struct etcd_lease_cbs *cbs, void *arg);
+/* The same for a lease that fences (a legion's lord): lost() comes `margin` s before the
+ * lease can expire (counted from the send of the last renewal answered), and it is
+ * renewed three times in between, every (ttl - margin) / 3 s. */
+struct etcd_lease *etcd_lease_new_fence(struct etcd_client *c, int64_t ttl, double margin,
+					const struct etcd_lease_cbs *cbs, void *arg);
+/* A loop stopped (SIGSTOP) or starved past the time the lease is given up has timers
+ * due in no set order: call this first thing in an iteration (an ev_check of the
+ * highest priority). Past that time it calls lost() now and returns 1; else 0. */
+int etcd_lease_check(struct etcd_lease *l);
 int64_t etcd_lease_id(const struct etcd_lease *l); /* 0 until granted */
 /* Stops renewing; etcd_lease_release also revokes it (its keys go at once). */
 void etcd_lease_free(struct etcd_lease *l);

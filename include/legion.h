@@ -42,6 +42,12 @@ enum legion_verdict {
 enum legion_verdict legion_decide(const struct legion_member *m, size_t n, int64_t self,
 				  int64_t lord, bool leading);
 
+/* The lease a member takes for a legion of `ttl` (the crash failover bound), whole
+ * seconds: ttl - 0.5 rounded down, at least 1. etcd revokes an expired lease at its next
+ * check (every 0.5 s), so a crashed lord's lease is gone by lease + 0.5 s, and the
+ * handover (watch, campaign, the new lord's daemons) has what is left of ttl + 0.5 s. */
+int64_t legion_lease_ttl(double ttl);
+
 /* A membership's life: one transition function, every change logged by legion.c. */
 enum legion_state {
 	LG_OFF,         /* no lease: etcd not reached yet, or the lease was lost (fenced) */

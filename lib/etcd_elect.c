@@ -1,5 +1,5 @@
 /* etcd_elect.c — what a legion needs from etcd: a lease keeper (grant, renew every
- * TTL/3, and "lost" before the lease can have expired on the server, so a lord steps
+ * TTL/3 — a fencing lease three times before it is given up —, and "lost" before the lease can have expired on the server, so a lord steps
  * down before a peer can be elected: never two lords), and campaigns on etcd's
  * v3election service (a campaign is a request that etcd answers once we lead;
  * resigning hands the lead to the next candidate at once). */
@@ -20,13 +20,16 @@ struct etcd_lease {
 	void *arg;
 	struct etcd_req *req;        /* the grant or keepalive in flight */
 	double sent_at;              /* when it was sent */
-	ev_timer renew;              /* every ttl/3 */
-	ev_timer expiry;             /* renewed-at + ttl - margin: give it up */
+	double margin;               /* given up this long before it can expire */
+	double period;               /* renewed this often */
+	double give_up_at;           /* mono: renewed-at + ttl - margin (0: not granted) */
+	ev_timer renew;              /* every period */
+	ev_timer expiry;             /* at give_up_at: give it up */
 };
 
 static double lease_margin(const struct etcd_lease *l)
 {
-	return (double)l->ttl / 4 > 1 ? (double)l->ttl / 4 : 1;
+	return l->margin;
 }
 
 static void lease_lost(struct etcd_lease *l, const char *why)
@@ -43,8 +46,10 @@ static void lease_lost(struct etcd_lease *l, const char *why)
 /* The lease is good until at least sent_at + ttl on the server's clock. */
 static void lease_renewed(struct etcd_lease *l, int64_t ttl)
 {
-	double left = l->sent_at + (double)ttl - lease_margin(l) - mono_now();
+	double left;
 
+	l->give_up_at = l->sent_at + (double)ttl - lease_margin(l);
+	left = l->give_up_at - mono_now();
 	ev_timer_stop(l->c->loop, &l->expiry);
 	ev_timer_set(&l->expiry, left > 0 ? left : 0, 0.);
 	ev_timer_start(l->c->loop, &l->expiry);
@@ -52,7 +57,7 @@ static void lease_renewed(struct etcd_lease *l, int64_t ttl)
 	 * renewal period: renew at once, or the expiry comes before the next tick. */
 	if (left < ev_timer_remaining(l->c->loop, &l->renew)) {
 		ev_timer_stop(l->c->loop, &l->renew);
-		ev_timer_set(&l->renew, 0., (double)l->ttl / 3);
+		ev_timer_set(&l->renew, 0., l->period);
 		ev_timer_start(l->c->loop, &l->renew);
 	}
 }
@@ -67,6 +72,10 @@ static void lease_answer(void *arg, const struct etcd_result *r)
 		return; /* the next renew tick tries again; expiry decides */
 	if (first)
 		l->id = r->lease_id;
+	if (first && r->ttl > l->ttl)
+		log_warn("etcd: lease %llx granted for %lld s, not the %lld s asked (etcd's minimum "
+			 "TTL): its holder's crash is noticed that much later", (unsigned long long)l->id,
+			 (long long)r->ttl, (long long)l->ttl);
 	if (r->ttl <= 0) {
 		lease_lost(l, "etcd says it no longer exists");
 		return;
@@ -102,8 +111,8 @@ static void lease_expiry_fired(struct ev_loop *loop, ev_timer *w, int revents)
 	lease_lost(l, why);
 }
 
-struct etcd_lease *etcd_lease_new(struct etcd_client *c, int64_t ttl,
-				  const struct etcd_lease_cbs *cbs, void *arg)
+static struct etcd_lease *lease_new(struct etcd_client *c, int64_t ttl, double margin,
+				    double period, const struct etcd_lease_cbs *cbs, void *arg)
 {
 	struct etcd_lease *l = calloc(1, sizeof *l);
 
@@ -112,14 +121,51 @@ struct etcd_lease *etcd_lease_new(struct etcd_client *c, int64_t ttl,
 		return NULL;
 	}
 	l->c = c;
-	l->ttl = ttl < 2 ? 2 : ttl;
+	l->ttl = ttl;
+	l->margin = margin;
+	l->period = period;
 	l->cbs = *cbs;
 	l->arg = arg;
-	ev_timer_init(&l->renew, lease_renew_fired, (double)l->ttl / 3, (double)l->ttl / 3);
+	ev_timer_init(&l->renew, lease_renew_fired, period, period);
 	ev_timer_init(&l->expiry, lease_expiry_fired, 0., 0.);
 	ev_timer_start(c->loop, &l->renew);
 	lease_send(l);
 	return l;
+}
+
+struct etcd_lease *etcd_lease_new(struct etcd_client *c, int64_t ttl,
+				  const struct etcd_lease_cbs *cbs, void *arg)
+{
+	if (ttl < 2)
+		ttl = 2;
+	return lease_new(c, ttl, (double)ttl / 4 > 1 ? (double)ttl / 4 : 1, (double)ttl / 3, cbs, arg);
+}
+
+struct etcd_lease *etcd_lease_new_fence(struct etcd_client *c, int64_t ttl, double margin,
+					const struct etcd_lease_cbs *cbs, void *arg)
+{
+	if (ttl < 1)
+		ttl = 1;
+	if (margin <= 0 || margin >= (double)ttl)
+		margin = (double)ttl / 2;
+	return lease_new(c, ttl, margin, ((double)ttl - margin) / 3, cbs, arg);
+}
+
+int etcd_lease_check(struct etcd_lease *l)
+{
+	double late = l && l->give_up_at > 0 ? mono_now() - l->give_up_at : -1;
+	char why[160];
+
+	if (late < 0)
+		return 0;
+	if (late < l->period) { /* the expiry timer's own time, checked first */
+		lease_expiry_fired(l->c->loop, &l->expiry, 0);
+		return 1;
+	}
+	snprintf(why, sizeof why, "its deadline passed %.1f s ago, while this process was stopped "
+		 "or starved", late);
+	lease_lost(l, why);
+	return 1;
 }
 
 int64_t etcd_lease_id(const struct etcd_lease *l)

@@ -11,7 +11,6 @@
 #include "legion.h"
 
 #include <json-c/json.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +26,7 @@
 #define LEGION_LEAVE_BOUND 2.0  /* s the teardown waits for etcd to take our leave */
 
 static void fire(struct legion *l, enum legion_event ev);
+static void revoke_stale(struct legion *l);
 
 static void forget_req(struct legion *l)
 {
@@ -40,9 +40,11 @@ static void ignore_answer(void *arg, const struct etcd_result *r)
 	(void)arg, (void)r;
 }
 
+/* The lord gives its lease up half of it before it can expire (fencing by time): its
+ * lord-only children get half of that as mercy, then SIGKILL. */
 static double margin(const struct legion *l)
 {
-	return LCFG(l)->ttl / 4 > 1 ? LCFG(l)->ttl / 4 : 1;
+	return (double)legion_lease_ttl(LCFG(l)->ttl) / 2;
 }
 
 /* ---- what we know of the legion ----------------------------------------------------- */
@@ -183,9 +185,10 @@ static void read_answer(void *arg, const struct etcd_result *r)
 	l->lord = 0;
 	for (size_t i = 0; i < r->n_kvs; i++)
 		learn_kv(l, &r->kvs[i], false);
-	/* etcd restarted keeps the lease we gave up alive for another ttl: end it now */
-	if (l->stale_id && l->lord == l->stale_id)
-		etcd_lease_revoke(l->etcd, l->stale_id, ignore_answer, NULL);
+	/* etcd restarted keeps the lease we gave up alive for another ttl: end it now (once
+	 * a fenced lordship's children are gone) */
+	if (l->stale_id && l->lord == l->stale_id && !l->unlording)
+		revoke_stale(l);
 	if (!l->watch)
 		l->watch = etcd_watch_new(l->etcd, l->prefix, ETCD_PREFIX, r->revision + 1, &cbs, l);
 	else
@@ -259,27 +262,35 @@ static void new_lease(struct legion *l)
 {
 	static const struct etcd_lease_cbs cbs = { lease_granted, lease_lost };
 
-	l->lease = etcd_lease_new(l->etcd, (int64_t)ceil(LCFG(l)->ttl), &cbs, l);
+	l->lease = etcd_lease_new_fence(l->etcd, legion_lease_ttl(LCFG(l)->ttl), margin(l), &cbs, l);
 	if (!l->lease) {
 		ev_timer_set(&l->retry, 1.0, 0);
 		ev_timer_start(l->all->m->loop, &l->retry);
 	}
 }
 
-/* The keeper gave the lease up: it may still live on the server a while; revoking it
- * (if etcd answers) lets the others elect at once. A new lease after a pause. */
-static void drop_lease(struct legion *l)
+/* The keeper gave the lease up: it may still live on the server a while (and the lord
+ * key with it). A new lease after a pause; the old one is revoked by revoke_stale(). */
+static void give_up_lease(struct legion *l)
 {
 	forget_req(l);
 	if (l->lease)
 		etcd_lease_free(l->lease);
 	l->lease = NULL;
-	if (l->id)
-		etcd_lease_revoke(l->etcd, l->id, ignore_answer, NULL);
 	l->stale_id = l->id;
 	l->id = 0;
 	ev_timer_set(&l->retry, LEGION_RETRY, 0);
 	ev_timer_start(l->all->m->loop, &l->retry);
+}
+
+/* Revoking the lease given up (if etcd answers) lets the others elect at once: a member
+ * does it at once, a fenced lord only once its lord-only children are gone and
+ * on-unlord has run (legion_released) — before, a revoke that etcd takes (the lease was
+ * lost to slow renewals, not to an outage) would let a peer lead beside them. */
+static void revoke_stale(struct legion *l)
+{
+	if (l->stale_id && l->etcd)
+		etcd_lease_revoke(l->etcd, l->stale_id, ignore_answer, NULL);
 }
 
 static void retry_due(struct ev_loop *loop, ev_timer *w, int revents)
@@ -368,8 +379,10 @@ void legion_released(struct legion *l)
 		leave_done(l);
 		return;
 	}
-	if (l->state != LG_STEPPING_DOWN)
-		return; /* fenced meanwhile: the lease takes the key */
+	if (l->state != LG_STEPPING_DOWN) {
+		revoke_stale(l); /* fenced: the key goes with the lease given up */
+		return;
+	}
 	forget_req(l);
 	l->req = etcd_txn(l->etcd, &(struct etcd_txn){ &cmp, 1, &del, NULL, 1, 0 }, delete_answer, l);
 }
@@ -406,6 +419,7 @@ static void leave_done(struct legion *l)
 		etcd_lease_free(l->lease);
 	l->lease = NULL;
 	if (!l->id) {
+		revoke_stale(l); /* fenced before: a peer need not wait for it to expire */
 		fire(l, LE_LEFT);
 		return;
 	}
@@ -442,8 +456,8 @@ static void act(struct legion *l, enum legion_action a, enum legion_state was)
 		evaluate(l); /* a better member may have joined while we campaigned */
 		break;
 	case LA_STEP_DOWN: legion_stop_lord_children(l, 1e9); break;
-	case LA_FENCE: legion_stop_lord_children(l, margin(l) / 2); drop_lease(l); break;
-	case LA_REJOIN: drop_lease(l); break;
+	case LA_FENCE: legion_stop_lord_children(l, margin(l) / 2); give_up_lease(l); break;
+	case LA_REJOIN: give_up_lease(l); revoke_stale(l); break;
 	case LA_LEAVE: leave(l, was); break;
 	case LA_DONE:
 		ev_timer_stop(l->all->m->loop, &l->leave_bound);
@@ -466,6 +480,23 @@ static void fire(struct legion *l, enum legion_event ev)
 			 legion_event_name(ev), legion_state_name(t.next));
 	l->state = t.next;
 	act(l, t.action, was);
+}
+
+/* ---- a stopped or starved loop -------------------------------------------------------- */
+
+/* First thing in every iteration of the master's loop: a master that was stopped
+ * (SIGSTOP) or starved past its lease's give-up time finds timers and answers due in no
+ * set order; a cron's tick or a watch event must not act on a lordship a peer may hold
+ * by now. The lease is lost at once: the lord fences (its children get their stop
+ * signal now, within the margin's mercy), before any other callback. */
+static void resume_check(struct ev_loop *loop, ev_check *w, int revents)
+{
+	struct legions *all = container_of(w, struct legions, resume);
+
+	(void)loop, (void)revents;
+	for (size_t i = 0; i < all->n; i++)
+		if (all->l[i].lease)
+			etcd_lease_check(all->l[i].lease); /* lost() → LE_LEASE_LOST */
 }
 
 /* ---- set-up ------------------------------------------------------------------------------ */
@@ -514,8 +545,8 @@ static int legion_init(struct legions *all, struct legion *l, const struct cfg_l
 	}
 	if (!(l->etcd = client_for(all->m, c)))
 		return 0; /* stays off: logged */
-	log_info("legion %s: joining with valor %d (ttl %.0fs) under %s", c->name, c->valor,
-		 ceil(c->ttl), l->prefix);
+	log_info("legion %s: joining with valor %d (ttl %gs: a lease of %llds) under %s", c->name,
+		 c->valor, c->ttl, (long long)legion_lease_ttl(c->ttl), l->prefix);
 	new_lease(l);
 	return 0;
 }
@@ -536,6 +567,10 @@ int legion_start(struct master *m)
 	all->m = m;
 	all->n = m->cfg->n_legions;
 	m->legions = all;
+	ev_check_init(&all->resume, resume_check);
+	ev_set_priority(&all->resume, EV_MAXPRI);
+	ev_check_start(m->loop, &all->resume);
+	ev_unref(m->loop); /* it never keeps the loop alive by itself */
 	for (size_t i = 0; i < all->n; i++)
 		if (legion_init(all, &all->l[i], &m->cfg->legions[i]) < 0)
 			rc = -1;

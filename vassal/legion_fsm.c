@@ -26,6 +26,13 @@ const char *legion_event_name(enum legion_event e)
 	return e < LE_NEVENTS ? event_names[e] : "?";
 }
 
+int64_t legion_lease_ttl(double ttl)
+{
+	int64_t lease = (int64_t)(ttl - 0.5); /* ttl >= 0.5: truncation is the floor */
+
+	return ttl < 1.5 ? 1 : lease;
+}
+
 const struct legion_member *legion_best(const struct legion_member *m, size_t n)
 {
 	const struct legion_member *best = NULL;

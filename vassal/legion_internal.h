@@ -43,6 +43,7 @@ struct legions {
 	size_t n;
 	size_t leaving;             /* legions whose leave is not done yet */
 	bool ready;                 /* what our member keys say (legion_set_ready) */
+	ev_check resume;            /* each iteration, first: a lease past its deadline */
 	void (*left)(void *arg);
 	void *left_arg;
 };

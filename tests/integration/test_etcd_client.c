@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../support/support.h"
@@ -680,6 +682,29 @@ static void test_lease_lost(void **state)
 	assert_non_null(strstr(lr.why, "no longer exists"));
 }
 
+/* A fencing lease (2 s, given up 1 s before it can expire, renewed every 1/3 s) stays
+ * while the loop runs; a process stalled past its give-up time (here blocked 1.2 s: the
+ * stall is the stimulus, as a SIGSTOP or a starved CPU would be) finds it lost at its
+ * first etcd_lease_check, before any timer of the loop has run. */
+static void test_fence_lease_check_after_a_stall(void **state)
+{
+	struct fx *f = *state;
+	struct etcd_client *c = client(f, 0, NULL);
+	struct lrec lr = { 0 };
+	struct timespec stall = { 1, 200000000 };
+
+	f->l[0] = etcd_lease_new_fence(c, 2, 1.0, &lcbs, &lr);
+	assert_int_equal(run_until(f, l_is_granted, &lr, T_MS), 0);
+	run_for(f, 1500); /* past the give-up time: only the renewals keep it */
+	assert_int_equal(lr.lost, 0);
+	assert_int_equal(etcd_lease_check(f->l[0]), 0);
+	while (nanosleep(&stall, &stall) < 0 && errno == EINTR)
+		;
+	assert_int_equal(etcd_lease_check(f->l[0]), 1);
+	assert_int_equal(lr.lost, 1);
+	assert_non_null(strstr(lr.why, "while this process was stopped or starved"));
+}
+
 /* ---- etcd dies and comes back ------------------------------------------------------------------ */
 
 static int c_connected(void *arg)
@@ -1074,6 +1099,7 @@ int main(void)
 		T(test_watch_compacted_resync),
 		T(test_lease_keepalive_and_revoke),
 		T(test_lease_lost),
+		T(test_fence_lease_check_after_a_stall),
 		T(test_election_one_leader_and_resign),
 		T(test_restart_watch_resumes),
 		T(test_election_across_restart_then_leases_lost),

@@ -212,6 +212,20 @@ int sup_load_wait_ok(struct sup_load *l, long min_ok, int timeout_ms);
 void sup_load_stop(struct sup_load *l, struct sup_load_stats *out);
 void sup_load_print(const char *label, const struct sup_load_stats *s);
 
+/* ---- a TCP proxy on loopback (sup_proxy.c), to cut a link ------------------------- */
+
+struct sup_proxy;
+/* Forwards connections to 127.0.0.1:target_port from a free port below 32768, in a
+ * thread of its own; NULL on failure. */
+struct sup_proxy *sup_proxy_start(int target_port);
+int sup_proxy_port(const struct sup_proxy *p);
+/* A partition: the connections open are held (nothing passes either way) and new ones
+ * are accepted and held, so requests time out. */
+void sup_proxy_cut(struct sup_proxy *p);
+/* The link back: the held connections are closed, new ones forwarded. */
+void sup_proxy_restore(struct sup_proxy *p);
+void sup_proxy_stop(struct sup_proxy *p); /* joins the thread, closes every fd */
+
 /* ---- etcd (sup_etcd.c) ------------------------------------------------------------ */
 
 struct sup_etcd_opts {

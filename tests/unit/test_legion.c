@@ -120,6 +120,22 @@ static const struct outcome table[LG_NSTATES][LE_NEVENTS] = {
 		      SAME(IMPOSSIBLE), SAME(IMPOSSIBLE) },
 };
 
+/* The lease is ttl - 0.5 s rounded down: a crashed lord's lease expires, etcd's check
+ * (every 0.5 s) revokes it and the handover runs, all within ttl + 0.5 s. */
+static void test_lease_ttl_leaves_room_for_the_handover(void **state)
+{
+	(void)state;
+	assert_int_equal(legion_lease_ttl(3), 2);
+	assert_int_equal(legion_lease_ttl(2), 1);
+	assert_int_equal(legion_lease_ttl(2.5), 2);
+	assert_int_equal(legion_lease_ttl(3.4), 2);
+	assert_int_equal(legion_lease_ttl(10), 9);
+	assert_int_equal(legion_lease_ttl(1), 1);
+	for (double ttl = 2; ttl <= 3600; ttl += 0.25)
+		assert_true((double)legion_lease_ttl(ttl) + 0.5 <= ttl &&
+			    (double)legion_lease_ttl(ttl) + 1.5 > ttl);
+}
+
 static void test_every_pair(void **state)
 {
 	(void)state;
@@ -167,6 +183,7 @@ int main(void)
 		cmocka_unit_test(test_lord_hands_over_to_higher_valor_only),
 		cmocka_unit_test(test_only_ready_members_count),
 		cmocka_unit_test(test_key_held_without_leading),
+		cmocka_unit_test(test_lease_ttl_leaves_room_for_the_handover),
 		cmocka_unit_test(test_every_pair),
 		cmocka_unit_test(test_handover_walk),
 	};
