@@ -31,9 +31,12 @@ static void emit_text(const struct vassal *v, const char *line, size_t len);
 #define SINK_MAX (1024 * 1024)          /* bytes queued for stderr, at most */
 #define SINK_VASSAL_MAX (256 * 1024)    /* a vassal line is dropped past this much */
 #define RING_BYTES (64 * 1024)          /* a vassal's recent lines, for emperorctl logs */
+#define RING_FIRST 512                  /* the ring's first size; it doubles up to RING_BYTES */
 
 struct output_ring {                    /* records "SECONDS.mmm line\n", oldest first */
-	char buf[RING_BYTES];
+	char *buf;                          /* cap bytes: a quiet vassal's few lines take
+					     * hundreds of bytes, not a page */
+	size_t cap;
 	size_t start, len;                  /* the records: buf[start..start+len), wrapping */
 	size_t n_lines;
 	unsigned long long seq;             /* lines ever appended: the next line's number */
@@ -244,7 +247,7 @@ static void ring_drop_oldest(struct output_ring *r)
 {
 	while (r->len > 0) {
 		char c = r->buf[r->start];
-		r->start = (r->start + 1) % RING_BYTES;
+		r->start = (r->start + 1) % r->cap;
 		r->len--;
 		if (c == '\n')
 			break;
@@ -254,11 +257,39 @@ static void ring_drop_oldest(struct output_ring *r)
 
 static void ring_put(struct output_ring *r, const char *p, size_t n)
 {
-	size_t at = (r->start + r->len) % RING_BYTES, first = n < RING_BYTES - at ? n : RING_BYTES - at;
+	size_t at = (r->start + r->len) % r->cap, first = n < r->cap - at ? n : r->cap - at;
 
 	memcpy(r->buf + at, p, first);
 	memcpy(r->buf, p + first, n - first);
 	r->len += n;
+}
+
+/* The records in order, from the oldest, copied to out (r->len bytes). */
+static void ring_flatten(const struct output_ring *r, char *out)
+{
+	size_t first = r->len < r->cap - r->start ? r->len : r->cap - r->start;
+
+	memcpy(out, r->buf + r->start, first);
+	memcpy(out + first, r->buf, r->len - first);
+}
+
+/* Room for need more bytes: the ring doubles while it is under RING_BYTES; at that
+ * size, or without memory to grow, the oldest lines go. */
+static void ring_make_room(struct output_ring *r, size_t need)
+{
+	while (r->len + need > r->cap && r->cap < RING_BYTES) {
+		size_t cap = r->cap * 2 < RING_BYTES ? r->cap * 2 : RING_BYTES;
+		char *buf = malloc(cap);
+		if (!buf)
+			break;
+		ring_flatten(r, buf);
+		free(r->buf);
+		r->buf = buf;
+		r->cap = cap;
+		r->start = 0;
+	}
+	while (r->len > 0 && r->len + need > r->cap)
+		ring_drop_oldest(r);
 }
 
 static void ring_append(struct vassal *v, const char *line, size_t len, double now)
@@ -266,18 +297,22 @@ static void ring_append(struct vassal *v, const char *line, size_t len, double n
 	char stamp[32];
 	int n = snprintf(stamp, sizeof stamp, "%.3f ", now);
 
-	/* malloc, not calloc: only the pages the ring's lines reach are touched, so a
-	 * thousand quiet vassals cost a page each, not 64 KiB each */
 	if (!v->ring) {
-		if (!(v->ring = malloc(sizeof *v->ring)))
+		if (!(v->ring = calloc(1, sizeof *v->ring)))
 			return;
-		v->ring->start = v->ring->len = v->ring->n_lines = 0;
-		v->ring->seq = 0;
+		if (!(v->ring->buf = malloc(RING_FIRST))) {
+			output_ring_free(v);
+			return;
+		}
+		v->ring->cap = RING_FIRST;
 	}
 	if (len > RING_BYTES / 4)
 		len = RING_BYTES / 4;
-	while (v->ring->len + (size_t)n + len + 1 > RING_BYTES)
-		ring_drop_oldest(v->ring);
+	ring_make_room(v->ring, (size_t)n + len + 1);
+	if (v->ring->len + (size_t)n + len + 1 > v->ring->cap) /* no memory to grow */
+		len = 0;
+	if (v->ring->len + (size_t)n + 1 > v->ring->cap)
+		return;
 	ring_put(v->ring, stamp, (size_t)n);
 	ring_put(v->ring, line, len);
 	ring_put(v->ring, "\n", 1);
@@ -329,8 +364,7 @@ unsigned long long output_lines(const struct vassal *v, unsigned long long from,
 
 	if (!r || !(flat = malloc(r->len ? r->len : 1)))
 		return r ? r->seq : 0;
-	for (size_t i = 0; i < r->len; i++)
-		flat[i] = r->buf[(r->start + i) % RING_BYTES];
+	ring_flatten(r, flat);
 	first = r->seq - r->n_lines;
 	if (from > r->seq) /* a number of a previous record of the same name */
 		from = first;
@@ -350,6 +384,8 @@ unsigned long long output_lines(const struct vassal *v, unsigned long long from,
 
 void output_ring_free(struct vassal *v)
 {
+	if (v->ring)
+		free(v->ring->buf);
 	free(v->ring);
 	v->ring = NULL;
 }
