@@ -132,6 +132,7 @@ void emperor_vassal_gone(struct emperor *e)
 	if (!e->stopping || !TAILQ_EMPTY(&e->vassals))
 		return;
 	log_info("every vassal has stopped: exiting");
+	child_set_kill_strays(&e->children); /* the sweep a last exit asked for, now */
 	control_close(e);
 	exit(0);
 }

@@ -461,7 +461,7 @@ static void vassal_exited(struct child *c, int status)
 	free(v->cg_path);
 	v->cg_path = NULL;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) /* exit 0: it killed its own */
-		child_set_kill_strays(&v->e->children); /* or was adopted by us, a subreaper */
+		child_set_sweep_soon(&v->e->children); /* or was adopted by us, a subreaper */
 	child_status_text(status, how, sizeof how);
 	snprintf(v->last_exit, sizeof v->last_exit, "%.*s", (int)sizeof v->last_exit - 1, how);
 	if (v->halting && !v->e->stopping)

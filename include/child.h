@@ -71,7 +71,8 @@ struct child_set {
 	struct ev_loop *loop;
 	struct child_list children;
 	ev_timer mercy_timer;       /* armed at the earliest no_mercy_at */
-	ev_child strays_watcher;    /* any exit: sweep strays again (child_set_kill_strays) */
+	ev_child strays_watcher;    /* any exit: sweep strays again soon (sweep_timer) */
+	ev_timer sweep_timer;       /* one sweep for a burst of exits (child_set_sweep_soon) */
 	void *data;
 	/* run in every child of the set before its exec/run (a vassal's limits) */
 	void (*in_child)(void *arg);
@@ -144,6 +145,9 @@ double child_uptime(const struct child *c);
  * again (a dying stray hands its children to us only as it dies). Called at a final
  * stop and before a re-exec. */
 int child_set_kill_strays(struct child_set *set);
+/* The same sweep a moment later (20 ms), once for all the calls until then: after
+ * each exit of many (a sweep reads all our children, 10,000 in an emperor). */
+void child_set_sweep_soon(struct child_set *set);
 /* Counts running children of a kind (kind < 0: all). */
 int child_set_running(const struct child_set *set, int kind);
 /* "exited 0", "exited 3", "killed by SIGKILL" */

@@ -476,6 +476,7 @@ void child_set_init(struct child_set *set, struct ev_loop *loop)
 	TAILQ_INIT(&set->children);
 	ev_timer_init(&set->mercy_timer, mercy_expired, 0, 0);
 	ev_child_init(&set->strays_watcher, child_strays_reaped, 0, 0);
+	ev_timer_init(&set->sweep_timer, child_strays_due, 0, 0);
 }
 
 void child_set_fini(struct child_set *set)
@@ -484,6 +485,7 @@ void child_set_fini(struct child_set *set)
 
 	ev_timer_stop(set->loop, &set->mercy_timer);
 	ev_child_stop(set->loop, &set->strays_watcher);
+	ev_timer_stop(set->loop, &set->sweep_timer);
 	TAILQ_FOREACH(c, &set->children, link) {
 		ev_child_stop(set->loop, &c->child_watcher);
 		ev_timer_stop(set->loop, &c->respawn_timer);
