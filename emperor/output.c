@@ -31,15 +31,16 @@ static void emit_text(const struct vassal *v, const char *line, size_t len);
 #define SINK_MAX (1024 * 1024)          /* bytes queued for stderr, at most */
 #define SINK_VASSAL_MAX (256 * 1024)    /* a vassal line is dropped past this much */
 #define RING_BYTES (64 * 1024)          /* a vassal's recent lines, for emperorctl logs */
-#define RING_FIRST 512                  /* the ring's first size; it doubles up to RING_BYTES */
+#define RING_FIRST 256                  /* the ring's first size; it grows by half up to
+					 * RING_BYTES */
 
 struct output_ring {                    /* records "SECONDS.mmm line\n", oldest first */
-	char *buf;                          /* cap bytes: a quiet vassal's few lines take
-					     * hundreds of bytes, not a page */
 	size_t cap;
 	size_t start, len;                  /* the records: buf[start..start+len), wrapping */
 	size_t n_lines;
 	unsigned long long seq;             /* lines ever appended: the next line's number */
+	char buf[];                         /* cap bytes: a quiet vassal's few lines take
+					     * hundreds of bytes, not a page */
 };
 
 struct output {                         /* a vassal's pipe, while it is open */
@@ -273,42 +274,48 @@ static void ring_flatten(const struct output_ring *r, char *out)
 	memcpy(out + first, r->buf, r->len - first);
 }
 
-/* Room for need more bytes: the ring doubles while it is under RING_BYTES; at that
- * size, or without memory to grow, the oldest lines go. */
-static void ring_make_room(struct output_ring *r, size_t need)
+/* Room for need more bytes: the ring grows by half (in steps of 64 bytes) while it is
+ * under RING_BYTES; at that size, or without memory to grow, the oldest lines go. */
+static void ring_make_room(struct output_ring **rp, size_t need)
 {
+	struct output_ring *r = *rp;
+
 	while (r->len + need > r->cap && r->cap < RING_BYTES) {
-		size_t cap = r->cap * 2 < RING_BYTES ? r->cap * 2 : RING_BYTES;
-		char *buf = malloc(cap);
-		if (!buf)
+		size_t cap = (r->cap + r->cap / 2 + 63) & ~(size_t)63;
+		if (cap > RING_BYTES)
+			cap = RING_BYTES;
+		struct output_ring *grown = malloc(sizeof *grown + cap);
+		if (!grown)
 			break;
-		ring_flatten(r, buf);
-		free(r->buf);
-		r->buf = buf;
-		r->cap = cap;
-		r->start = 0;
+		*grown = *r;
+		ring_flatten(r, grown->buf);
+		grown->cap = cap;
+		grown->start = 0;
+		free(r);
+		*rp = r = grown;
 	}
 	while (r->len > 0 && r->len + need > r->cap)
 		ring_drop_oldest(r);
 }
 
+static bool has_timestamp(const char *s, size_t len);
+
+/* A record is "SECONDS.mmm line\n", or "- line\n" for a line with a date of its own
+ * (the master's and lib/log.c's lines): shown with that date, it needs no other. */
 static void ring_append(struct vassal *v, const char *line, size_t len, double now)
 {
 	char stamp[32];
-	int n = snprintf(stamp, sizeof stamp, "%.3f ", now);
+	int n = has_timestamp(line, len) ? snprintf(stamp, sizeof stamp, "- ")
+					 : snprintf(stamp, sizeof stamp, "%.3f ", now);
 
 	if (!v->ring) {
-		if (!(v->ring = calloc(1, sizeof *v->ring)))
+		if (!(v->ring = malloc(sizeof *v->ring + RING_FIRST)))
 			return;
-		if (!(v->ring->buf = malloc(RING_FIRST))) {
-			output_ring_free(v);
-			return;
-		}
-		v->ring->cap = RING_FIRST;
+		*v->ring = (struct output_ring){ .cap = RING_FIRST };
 	}
 	if (len > RING_BYTES / 4)
 		len = RING_BYTES / 4;
-	ring_make_room(v->ring, (size_t)n + len + 1);
+	ring_make_room(&v->ring, (size_t)n + len + 1);
 	if (v->ring->len + (size_t)n + len + 1 > v->ring->cap) /* no memory to grow */
 		len = 0;
 	if (v->ring->len + (size_t)n + 1 > v->ring->cap)
@@ -384,8 +391,6 @@ unsigned long long output_lines(const struct vassal *v, unsigned long long from,
 
 void output_ring_free(struct vassal *v)
 {
-	if (v->ring)
-		free(v->ring->buf);
 	free(v->ring);
 	v->ring = NULL;
 }

@@ -330,7 +330,7 @@ static void exit_told(struct vassal *v, const char *warning)
 static void signal_reload(struct vassal *v, const struct vctx *x, bool first)
 {
 	log_info("%s: %s (%s)", v->name, x->sig == SIGUSR2 ? "chain reload" : "reloading", x->why);
-	snprintf(v->reload_why, sizeof v->reload_why, "%s", x->why);
+	v->reload_why = x->why;
 	if (first) /* merged requests: timed from the first */
 		v->spawned_at_mono = mono_now();
 	if (kill(v->child.pid, x->sig) < 0)
@@ -367,13 +367,14 @@ static void act_on_life(struct vassal *v, enum vstate_action a, const struct vct
 		now_ready(v);
 		break;
 	case VA_ANNOUNCE_RELOADED:
-		log_info("%s: reloaded (%s) in %.0f ms", v->name, v->reload_why, took);
+		log_info("%s: reloaded (%s) in %.0f ms", v->name, v->reload_why ? v->reload_why : "?",
+			 took);
 		control_reload_done(v, took / 1000);
 		now_ready(v);
 		break;
 	case VA_NOTE_SELF_RELOAD:
 		v->spawned_at_mono = mono_now();
-		snprintf(v->reload_why, sizeof v->reload_why, "by itself");
+		v->reload_why = "by itself";
 		break;
 	case VA_SIGNAL_RELOAD:
 	case VA_SIGNAL_MORE:
@@ -560,6 +561,25 @@ void vtable_brutal_stop(struct vassal *v)
 
 /* ---- records ---------------------------------------------------------------------------- */
 
+/* Its path, file name and name in one block: "DIR/FILE\0NAME\0", file and name
+ * pointing into it (a record's strings cost one allocation; 10,000 records). */
+static int names_alloc(struct vassal *v, const char *dir, const char *file)
+{
+	char *name = config_vassal_name(file); /* printable: a file name may hold a newline */
+	size_t dir_len = strlen(dir), file_len = strlen(file);
+
+	if (!name)
+		return -1;
+	v->path = malloc(dir_len + 1 + file_len + 1 + strlen(name) + 1);
+	if (v->path) {
+		sprintf(v->path, "%s/%s%c%s", dir, file, '\0', name);
+		v->file = v->path + dir_len + 1;
+		v->name = v->file + file_len + 1;
+	}
+	free(name);
+	return v->path ? 0 : -1;
+}
+
 struct vassal *vtable_add(struct emperor *e, const char *file, const struct file_id *id,
 			  bool from_etcd)
 {
@@ -569,13 +589,9 @@ struct vassal *vtable_add(struct emperor *e, const char *file, const struct file
 	if (!v)
 		return NULL;
 	v->e = e;
-	v->file = strdup(file);
-	v->name = config_vassal_name(file); /* printable: a file name may hold a newline */
 	v->from_etcd = from_etcd;
-	if (asprintf(&v->path, "%s/%s", from_etcd ? e->etcd_dir : e->dir, file) < 0)
-		v->path = NULL;
-	if (!v->file || !v->name || !v->path) {
-		free(v->file), free(v->name), free(v->path), free(v);
+	if (names_alloc(v, from_etcd ? e->etcd_dir : e->dir, file) < 0) {
+		free(v);
 		return NULL;
 	}
 	v->id = *id;
@@ -647,8 +663,6 @@ void vtable_free(struct vassal *v)
 	free(v->owner);
 	free(v->cg_path);
 	free(v->config_error);
-	free(v->file);
-	free(v->name);
-	free(v->path);
+	free(v->path); /* file and name with it */
 	free(v);
 }

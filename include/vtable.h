@@ -38,9 +38,9 @@ struct vassal {
 	TAILQ_ENTRY(vassal) reload_link; /* in the full-reload queue */
 	bool in_reload_queue;
 	struct emperor *e;
-	char *name;                 /* file name without extension */
-	char *file;                 /* file name within the directory */
-	char *path;                 /* dir/file */
+	char *name;                 /* file name without extension (points into path) */
+	char *file;                 /* file name within the directory (points into path) */
+	char *path;                 /* dir/file, then file and name: one allocation */
 	bool from_etcd;             /* its file is in the etcd mirror (etcd_feed.c), not dir */
 	struct file_id id;
 	bool seen;                  /* found by the current scan */
@@ -58,7 +58,7 @@ struct vassal {
 	bool holds_slot;            /* counts against reload-concurrency */
 	struct vassal *waits_for;   /* a renamed file starts when its old name stopped */
 	double spawned_at_mono;
-	char reload_why[64];
+	const char *reload_why;     /* a string literal: what asked for the last reload */
 	/* what emperorctl and the metrics show */
 	unsigned restarts;          /* respawns after dying unasked */
 	struct ctl_figures *figures; /* control_render.c's: reloads and their durations */
