@@ -30,6 +30,9 @@
 
 #define SCAN_SETTLE 0.005   /* lets a burst of inotify events (create, write, close) land */
 #define RELOAD_SLOT_MAX 60. /* a full-reload slot is given back after this long anyway */
+#define START_BATCH 16      /* new vassals started per loop iteration: between two
+			     * batches the loop takes its I/O (READY=1, emperorctl,
+			     * signals) and its clock moves on */
 
 static void scan_due(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -46,6 +49,45 @@ void emperor_schedule_scan(struct emperor *e)
 		return;
 	ev_timer_set(&e->scan_timer, SCAN_SETTLE, 0);
 	ev_timer_start(e->loop, &e->scan_timer);
+}
+
+/* ---- the start queue ------------------------------------------------------------------ */
+
+void emperor_queue_start(struct emperor *e, struct vassal *v)
+{
+	if (v->in_start_queue)
+		return;
+	TAILQ_INSERT_TAIL(&e->start_queue, v, start_link);
+	v->in_start_queue = true;
+	if (!ev_is_active(&e->start_timer)) {
+		ev_timer_set(&e->start_timer, 0, 0);
+		ev_timer_start(e->loop, &e->start_timer);
+	}
+}
+
+void emperor_unqueue_start(struct emperor *e, struct vassal *v)
+{
+	if (!v->in_start_queue)
+		return;
+	TAILQ_REMOVE(&e->start_queue, v, start_link);
+	v->in_start_queue = false;
+}
+
+/* A timer due at once, not an ev_idle: idle watchers wait while any event is pending,
+ * and a thousand starting vassals keep events pending. */
+static void start_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct emperor *e = container_of(w, struct emperor, start_timer);
+	struct vassal *v;
+
+	(void)revents;
+	for (int i = 0; i < START_BATCH && (v = TAILQ_FIRST(&e->start_queue)) != NULL; i++) {
+		emperor_unqueue_start(e, v);
+		if (!e->stopping)
+			scan_start_new(v);
+	}
+	if (!TAILQ_EMPTY(&e->start_queue))
+		ev_timer_start(loop, w);
 }
 
 void emperor_status_notify(struct emperor *e)
@@ -263,6 +305,8 @@ int emperor_main(const struct emperor_opts *opts)
 		log_errno("prctl(PR_SET_CHILD_SUBREAPER)");
 	TAILQ_INIT(&e.vassals);
 	TAILQ_INIT(&e.reload_queue);
+	TAILQ_INIT(&e.start_queue);
+	ev_timer_init(&e.start_timer, start_due, 0, 0);
 	child_set_init(&e.children, e.loop);
 	ev_timer_init(&e.scan_timer, scan_due, 0, 0);
 	emperor_signals_start(&e);

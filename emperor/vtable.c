@@ -275,6 +275,7 @@ void vtable_start(struct vassal *v)
 	int rc;
 
 	v->halting = false;
+	emperor_unqueue_start(v->e, v);
 	if (v->e->stopping)
 		return;
 	valid = validate(v);
@@ -649,6 +650,7 @@ void vtable_free(struct vassal *v)
 	TAILQ_REMOVE(&e->vassals, v, link);
 	if (v->in_reload_queue)
 		TAILQ_REMOVE(&e->reload_queue, v, reload_link);
+	emperor_unqueue_start(e, v);
 	release_run(v);
 	ev_timer_stop(e->loop, &v->slot_timer);
 	child_fini(&v->child);

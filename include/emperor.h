@@ -40,6 +40,8 @@ struct emperor {
 	char *exe;                  /* absolute path of this binary, for SIGUSR2 */
 	struct vassal_list vassals;
 	struct vassal_list reload_queue;
+	struct vassal_list start_queue; /* new records, started START_BATCH per iteration */
+	ev_timer start_timer;       /* due at once while the start queue holds records */
 	int reloads_running;
 	struct child_set children;
 	struct monitor *monitor;
@@ -62,6 +64,10 @@ struct emperor {
 /* emperor.c */
 int emperor_main(const struct emperor_opts *opts);
 void emperor_schedule_scan(struct emperor *e);
+/* A new record joins the start queue; started a few per loop iteration. */
+void emperor_queue_start(struct emperor *e, struct vassal *v);
+/* It leaves the queue (started another way, or freed). */
+void emperor_unqueue_start(struct emperor *e, struct vassal *v);
 /* A vassal's record went away (stopped and reaped). */
 void emperor_vassal_gone(struct emperor *e);
 /* A vassal finished a reload (READY=1) or can no longer finish it. */

@@ -36,7 +36,8 @@ struct file_id {
 struct vassal {
 	TAILQ_ENTRY(vassal) link;
 	TAILQ_ENTRY(vassal) reload_link; /* in the full-reload queue */
-	bool in_reload_queue;
+	TAILQ_ENTRY(vassal) start_link;  /* in the start queue: new, not started yet */
+	bool in_reload_queue, in_start_queue;
 	struct emperor *e;
 	char *name;                 /* file name without extension (points into path) */
 	char *file;                 /* file name within the directory (points into path) */
