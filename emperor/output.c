@@ -31,8 +31,7 @@ static void emit_text(const struct vassal *v, const char *line, size_t len);
 #define SINK_MAX (1024 * 1024)          /* bytes queued for stderr, at most */
 #define SINK_VASSAL_MAX (256 * 1024)    /* a vassal line is dropped past this much */
 #define RING_BYTES (64 * 1024)          /* a vassal's recent lines, for emperorctl logs */
-#define RING_FIRST 256                  /* the ring's first size; it grows by half up to
-					 * RING_BYTES */
+#define RING_FIRST 256                  /* the ring's first size; it grows up to RING_BYTES */
 
 struct output_ring {                    /* records "SECONDS.mmm line\n", oldest first */
 	size_t cap;
@@ -274,16 +273,26 @@ static void ring_flatten(const struct output_ring *r, char *out)
 	memcpy(out + first, r->buf, r->len - first);
 }
 
-/* Room for need more bytes: the ring grows by half (in steps of 64 bytes) while it is
- * under RING_BYTES; at that size, or without memory to grow, the oldest lines go. */
+/* The ring's next size for len + need bytes: just enough (in steps of 128 bytes) while
+ * it is small, then by half, so a quiet vassal's few lines cost what they take and a
+ * chatty one's growth costs few copies; at most RING_BYTES. */
+static size_t ring_next_cap(size_t cap, size_t want)
+{
+	size_t next = cap < 2048 ? (want + 127) & ~(size_t)127 : cap + cap / 2;
+
+	if (next < want)
+		next = want;
+	return next > RING_BYTES ? RING_BYTES : next;
+}
+
+/* Room for need more bytes: the ring grows while it is under RING_BYTES; at that size,
+ * or without memory to grow, the oldest lines go. */
 static void ring_make_room(struct output_ring **rp, size_t need)
 {
 	struct output_ring *r = *rp;
 
 	while (r->len + need > r->cap && r->cap < RING_BYTES) {
-		size_t cap = (r->cap + r->cap / 2 + 63) & ~(size_t)63;
-		if (cap > RING_BYTES)
-			cap = RING_BYTES;
+		size_t cap = ring_next_cap(r->cap, r->len + need);
 		struct output_ring *grown = malloc(sizeof *grown + cap);
 		if (!grown)
 			break;
