@@ -109,14 +109,30 @@ void emperor_status_notify(struct emperor *e)
 
 /* ---- full reload ---------------------------------------------------------------------- */
 
-void emperor_slot_expired(struct ev_loop *loop, ev_timer *w, int revents)
+/* One timer for all the slots, at the earliest one's end: a record holds no timer of
+ * its own for a slot it holds only during a full reload. */
+static void slots_expired(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct vassal *v = container_of(w, struct vassal, slot_timer);
+	struct emperor *e = container_of(w, struct emperor, slot_timer);
+	double now = mono_now(), earliest = 0;
+	struct vassal *v, *next;
 
-	(void)loop, (void)revents;
-	log_warn("%s: reload not finished after %.0fs: the next vassal goes on", v->name,
-		 RELOAD_SLOT_MAX);
-	emperor_reload_slot_free(v->e, v);
+	(void)revents;
+	for (v = TAILQ_FIRST(&e->vassals); v; v = next) {
+		next = TAILQ_NEXT(v, link);
+		if (v->holds_slot && v->slot_since + RELOAD_SLOT_MAX <= now) {
+			log_warn("%s: reload not finished after %.0fs: the next vassal goes on",
+				 v->name, RELOAD_SLOT_MAX);
+			emperor_reload_slot_free(e, v);
+		}
+	}
+	TAILQ_FOREACH(v, &e->vassals, link) /* the slots taken meanwhile too */
+		if (v->holds_slot && (earliest == 0 || v->slot_since < earliest))
+			earliest = v->slot_since;
+	if (earliest > 0) {
+		ev_timer_set(w, earliest + RELOAD_SLOT_MAX - now, 0);
+		ev_timer_start(loop, w);
+	}
 }
 
 static void reload_pump(struct emperor *e)
@@ -130,9 +146,12 @@ static void reload_pump(struct emperor *e)
 		if (!child_running(&v->child) || v->state == VASSAL_STOPPING)
 			continue;
 		v->holds_slot = true;
+		v->slot_since = mono_now();
 		e->reloads_running++;
-		ev_timer_set(&v->slot_timer, RELOAD_SLOT_MAX, 0);
-		ev_timer_start(e->loop, &v->slot_timer);
+		if (!ev_is_active(&e->slot_timer)) { /* else it ends earlier than this one */
+			ev_timer_set(&e->slot_timer, RELOAD_SLOT_MAX, 0);
+			ev_timer_start(e->loop, &e->slot_timer);
+		}
 		vtable_reload(v, "SIGHUP");
 	}
 }
@@ -143,7 +162,8 @@ void emperor_reload_slot_free(struct emperor *e, struct vassal *v)
 		return;
 	v->holds_slot = false;
 	e->reloads_running--;
-	ev_timer_stop(e->loop, &v->slot_timer);
+	if (e->reloads_running == 0)
+		ev_timer_stop(e->loop, &e->slot_timer);
 	reload_pump(e);
 }
 
@@ -307,6 +327,7 @@ int emperor_main(const struct emperor_opts *opts)
 	TAILQ_INIT(&e.reload_queue);
 	TAILQ_INIT(&e.start_queue);
 	ev_timer_init(&e.start_timer, start_due, 0, 0);
+	ev_timer_init(&e.slot_timer, slots_expired, 0, 0);
 	child_set_init(&e.children, e.loop);
 	ev_timer_init(&e.scan_timer, scan_due, 0, 0);
 	emperor_signals_start(&e);

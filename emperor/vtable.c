@@ -610,7 +610,6 @@ struct vassal *vtable_add(struct emperor *e, const char *file, const struct file
 	v->child.backoff_jitter = true;
 	v->child.stable_after = e->opts.throttle_reset;
 	ev_timer_init(&v->heartbeat_timer, heartbeat_missed, 0, 0);
-	ev_timer_init(&v->slot_timer, emperor_slot_expired, 0, 0);
 	TAILQ_INSERT_TAIL(&e->vassals, v, link);
 	return v;
 }
@@ -652,7 +651,6 @@ void vtable_free(struct vassal *v)
 		TAILQ_REMOVE(&e->reload_queue, v, reload_link);
 	emperor_unqueue_start(e, v);
 	release_run(v);
-	ev_timer_stop(e->loop, &v->slot_timer);
 	child_fini(&v->child);
 	TAILQ_FOREACH(x, &e->vassals, link)
 		if (x->waits_for == v) {

@@ -43,6 +43,7 @@ struct emperor {
 	struct vassal_list start_queue; /* new records, started START_BATCH per iteration */
 	ev_timer start_timer;       /* due at once while the start queue holds records */
 	int reloads_running;
+	ev_timer slot_timer;        /* at the end of the earliest slot held (60 s) */
 	struct child_set children;
 	struct monitor *monitor;
 	ev_timer scan_timer;        /* coalesces a burst of inotify events into one scan */
@@ -73,7 +74,5 @@ void emperor_vassal_gone(struct emperor *e);
 /* A vassal finished a reload (READY=1) or can no longer finish it. */
 void emperor_reload_slot_free(struct emperor *e, struct vassal *v);
 void emperor_status_notify(struct emperor *e);
-/* A full-reload slot held too long (the callback of struct vassal's slot_timer). */
-void emperor_slot_expired(struct ev_loop *loop, ev_timer *w, int revents);
 
 #endif
