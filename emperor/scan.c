@@ -308,6 +308,8 @@ static struct vassal *predecessor(struct emperor *e, const struct vassal *nv)
 {
 	struct vassal *v;
 
+	if (e->records_stopping == 0) /* the usual case: no walk per new record */
+		return NULL;
 	TAILQ_FOREACH(v, &e->vassals, link)
 		if (v != nv && v->state == VASSAL_STOPPING &&
 		    (strcmp(v->name, nv->name) == 0 || same_file(&v->id, &nv->id)))

@@ -305,8 +305,10 @@ static void forget(struct vassal *v)
 static void set_state(struct vassal *v, enum vassal_state next, const char *via)
 {
 	log_debug("%s: %s -> %s (%s)", v->name, vstate_name(v->state), vstate_name(next), via);
-	if (next != VASSAL_GONE)
+	if (next != VASSAL_GONE) {
+		v->e->records_stopping += (next == VASSAL_STOPPING) - (v->state == VASSAL_STOPPING);
 		v->state = next;
+	}
 	etcd_status_dirty(v->e->etcd_status);
 }
 
@@ -647,6 +649,8 @@ void vtable_free(struct vassal *v)
 	struct vassal *x;
 
 	TAILQ_REMOVE(&e->vassals, v, link);
+	if (v->state == VASSAL_STOPPING)
+		e->records_stopping--;
 	if (v->in_reload_queue)
 		TAILQ_REMOVE(&e->reload_queue, v, reload_link);
 	emperor_unqueue_start(e, v);

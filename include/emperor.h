@@ -43,6 +43,7 @@ struct emperor {
 	struct vassal_list start_queue; /* new records, started START_BATCH per iteration */
 	ev_timer start_timer;       /* due at once while the start queue holds records */
 	int reloads_running;
+	int records_stopping;       /* records in VASSAL_STOPPING (vtable.c keeps it) */
 	ev_timer slot_timer;        /* at the end of the earliest slot held (60 s) */
 	struct child_set children;
 	struct monitor *monitor;
