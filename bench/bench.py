@@ -38,6 +38,7 @@ BUILD = os.path.join(REPO, os.environ.get("EMPEROR_BUILD", "build"))
 APP = os.path.join(REPO, "bench", "app.py")
 RESULTS = os.path.join(REPO, "bench", "results")
 MARK_VAR = "EMPEROR_BENCH_MARK"
+IDLE_VAR = "EMPEROR_BENCH_IDLE"  # W3's idle processes (--host-procs)
 HOST = "127.0.0.1"
 BIN = BUILD     # replaced by a snapshot of the binaries (Bench.snapshot) for the run
 # Port ranges, one per system, outside the kernel's ephemeral range (32768-60999) and
@@ -761,11 +762,13 @@ MAX_HOST_PROCS = 50000
 
 
 def start_idle_processes(n, mark):
-    """n unrelated idle processes (sleep), for W3 with a crowded /proc: bounded, each
-    carrying the run's mark, stopped by pid by stop_idle_processes()."""
+    """n unrelated idle processes (sleep), for W3 with a crowded /proc: bounded, stopped
+    by pid by stop_idle_processes(). They carry IDLE_VAR, not the run's mark (a run's
+    sweep would take them for its leftovers); bench/run's last sweep knows both."""
     n = min(n, MAX_HOST_PROCS)
     env = dict(os.environ)
-    env[MARK_VAR] = mark
+    env.pop(MARK_VAR, None)
+    env[IDLE_VAR] = mark
     pids = []
     try:
         for _ in range(n):
