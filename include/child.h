@@ -141,9 +141,9 @@ bool child_running(const struct child *c);
 double child_uptime(const struct child *c);
 /* SIGKILLs every process whose parent is us but that is not one of the set's children:
  * orphans we adopted as a subreaper (a worker's setsid'd grandchild), and their
- * descendants. Returns how many. While it finds some, every exit we reap sweeps
- * again (a dying stray hands its children to us only as it dies). Called at a final
- * stop and before a re-exec. */
+ * descendants. Returns how many. While it finds some, the exits we reap make it sweep
+ * again soon, once per burst (a dying stray hands its children to us only as it
+ * dies). Called at a final stop and before a re-exec. */
 int child_set_kill_strays(struct child_set *set);
 /* The same sweep a moment later (20 ms), once for all the calls until then: after
  * each exit of many (a sweep reads all our children, 10,000 in an emperor). */
