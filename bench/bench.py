@@ -44,6 +44,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(REPO, os.environ.get("EMPEROR_BUILD", "build"))
 RESULTS = os.path.join(REPO, "bench", "results")
 MARK_VAR = "EMPEROR_BENCH_MARK"
+IDLE_VAR = "EMPEROR_BENCH_IDLE"  # W3's idle processes (--host-procs)
 HOST = "127.0.0.1"
 BIN = BUILD     # replaced by a snapshot of the binaries (Bench.snapshot) for the run
 # Port ranges, one per system, outside the kernel's ephemeral range (32768-60999) and
@@ -833,6 +834,7 @@ def tree_memory(root_pid):
     return {
         "emperor_rss": rss_kib(root_pid),
         "master_rss": [rss_kib(p) for p in masters],
+        "master_pss": [pss_kib(p) for p in masters],
         "emperor_anon": anon_kib(root_pid),
         "master_anon": [anon_kib(p) for p in masters],
         "total_rss": sum(rss_kib(p) for p in tree),
@@ -842,73 +844,156 @@ def tree_memory(root_pid):
     }
 
 
-def w3(bench, rep, sizes, runs_for, uwsgi_sizes):
+# W3 at 10,000 (--scale): its targets (issue 19), and what it needs of the host.
+SCALE_N = 10000
+SCALE_TASKS_PER_VASSAL = 3   # a master, a hello-worker and its acceptor thread
+MAX_HOST_PROCS = 50000
+
+
+def start_idle_processes(n, mark):
+    """n unrelated idle processes (sleep), for W3 with a crowded /proc: bounded, stopped
+    by pid by stop_idle_processes(). They carry IDLE_VAR, not the run's mark (a run's
+    sweep would take them for its leftovers); bench/run's last sweep knows both."""
+    n = min(n, MAX_HOST_PROCS)
+    env = dict(os.environ)
+    env.pop(MARK_VAR, None)
+    env[IDLE_VAR] = mark
+    pids = []
+    try:
+        for _ in range(n):
+            pids.append(os.posix_spawnp("sleep", ["sleep", "100000"], env))
+    except OSError as e:
+        log("  could start only %d idle processes: %s" % (len(pids), e))
+    return pids
+
+
+def stop_idle_processes(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in pids:
+        os.waitpid(pid, 0)
+
+
+def scale_fits(bench, n, idle):
+    """10,000 vassals are 30,000 tasks: pid_max and the descriptor limit must allow it."""
+    pid_max = int((read_text("/proc/sys/kernel/pid_max") or "32768").strip())
+    need = len(all_pids()) + SCALE_TASKS_PER_VASSAL * n + idle + 1000
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if need > pid_max:
+        bench.anomaly("W3 %d%s skipped: it needs ~%d pids, kernel.pid_max is %d "
+                      "(sysctl -w kernel.pid_max=4194304)"
+                      % (n, " with %d idle processes" % idle if idle else "", need, pid_max))
+        return False
+    if nofile < 2 * n + 1000:
+        bench.anomaly("W3 %d skipped: the emperor needs ~%d descriptors, the hard limit is "
+                      "%d (ulimit -Hn)" % (n, 2 * n + 1000, nofile))
+        return False
+    return True
+
+
+def w3(bench, rep, sizes, runs_for, uwsgi_sizes, idle_procs=0):
     log("W3 scale: N vassals of one worker dropped at once; until all answer 200; memory")
-    for n in sizes:
-        targets = {100: None, 500: 3.0, 1000: 8.0}
+    runs = [(n, 0) for n in sizes] + ([(SCALE_N, idle_procs)] if idle_procs and SCALE_N in sizes
+                                      else [])
+    for n, idle in runs:
+        key = "%d" % n if not idle else "%d_idle%d" % (n, idle)
+        label = "%d" % n if not idle else "%d (+%d idle processes)" % (n, idle)
+        targets = {100: None, 500: 3.0, 1000: 8.0, SCALE_N: 30.0}
         tgt = targets.get(n) if OURS.app.name == "c" else None   # the Python app: a ratio
-        ft = rep.fig("W3.%d.time" % n, "%d vassals all answer" % n, "s",
+        mem_tgt = 24 if n >= SCALE_N else 4
+        ft = rep.fig("W3.%s.time" % key, "%s vassals all answer" % label, "s",
                      lt(tgt) if tgt else None, "< %g s" % tgt if tgt else "")
-        fc = rep.fig("W3.%d.cpu" % n, "%d: CPU time of the tree to start them" % n, "s")
-        fs = rep.fig("W3.%d.stop" % n, "%d: SIGTERM (uWSGI: SIGINT) until the emperor exits"
-                     % n, "s")
-        fe = rep.fig("W3.%d.emperor_rss" % n, "%d: emperor VmRSS" % n, "MiB", lt(4), "< 4 MiB")
-        fm = rep.fig("W3.%d.master_rss" % n, "%d: master VmRSS, median" % n, "MiB", lt(2),
+        fc = rep.fig("W3.%s.cpu" % key, "%s: CPU time of the tree to start them" % label, "s")
+        fs = rep.fig("W3.%s.stop" % key, "%s: SIGTERM (uWSGI: SIGINT) until the emperor exits"
+                     % label, "s", lt(15.0) if n >= SCALE_N else None,
+                     "<= 15 s" if n >= SCALE_N else "")
+        fe = rep.fig("W3.%s.emperor_rss" % key, "%s: emperor VmRSS" % label, "MiB",
+                     lt(mem_tgt), "< %d MiB" % mem_tgt)
+        fm = rep.fig("W3.%s.master_rss" % key, "%s: master VmRSS, median" % label, "MiB", lt(2),
                      "< 2 MiB")
-        fea = rep.fig("W3.%d.emperor_anon" % n, "%d: emperor RssAnon" % n, "MiB")
-        fma = rep.fig("W3.%d.master_anon" % n, "%d: master RssAnon, median" % n, "MiB")
-        fr = rep.fig("W3.%d.total_rss" % n, "%d: tree VmRSS sum" % n, "MiB")
-        fp = rep.fig("W3.%d.total_pss" % n, "%d: tree Pss sum" % n, "MiB")
+        fmp = rep.fig("W3.%s.master_pss" % key, "%s: master Pss, median" % label, "KiB",
+                      lambda v: v <= 400, "<= 400 KiB")
+        fea = rep.fig("W3.%s.emperor_anon" % key, "%s: emperor RssAnon" % label, "MiB")
+        fma = rep.fig("W3.%s.master_anon" % key, "%s: master RssAnon, median" % label, "MiB")
+        fr = rep.fig("W3.%s.total_rss" % key, "%s: tree VmRSS sum" % label, "MiB")
+        fp = rep.fig("W3.%s.total_pss" % key, "%s: tree Pss sum" % label, "MiB")
         systems = [OURS] + ([UWSGI_FAST] if n in uwsgi_sizes else [])
+        if n >= SCALE_N and not scale_fits(bench, n, idle):
+            systems = []
         for system in systems:
             for _ in range(runs_for(n, system)):
-                run = Run(bench, system, "w3-%d" % n).start()
-                time.sleep(settle_for(system))
-                ports = bench.ports(system.kind, n)
-                files = [("v%04d" % i, system.vassal_text(p)) for i, p in enumerate(ports)]
-                cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-                emperor_cpu0 = proc_cpu_ns(run.pid) or 0
-                t0 = run.drop(files)
-                poller = Poller(ports, want_ok, poll_delay(n))
-                done = poller.run(60.0 + n * 0.5)
-                cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-                if len(done) < n:
-                    bench.anomaly("W3 %s %d: %d ports never answered"
-                                  % (system.label, n, n - len(done)), run.log_text())
-                    ft.add(system.label, None)
-                else:
-                    elapsed = max(done.values()) - t0
-                    ft.add(system.label, elapsed)
-                    rep.notes.append("W3 %s %d: poller %d attempts, %.2f s CPU over %.2f s"
-                                     % (system.label, n, poller.attempts,
-                                        (cpu1.ru_utime + cpu1.ru_stime)
-                                        - (cpu0.ru_utime + cpu0.ru_stime), elapsed))
-                time.sleep(1.0)
-                mem = tree_memory(run.pid)
-                fe.add(system.label, mem["emperor_rss"] / 1024.0)
-                if mem["master_rss"]:
-                    fm.add(system.label, statistics.median(mem["master_rss"]) / 1024.0)
-                fea.add(system.label, mem["emperor_anon"] / 1024.0)
-                if mem["master_anon"]:
-                    fma.add(system.label, statistics.median(mem["master_anon"]) / 1024.0)
-                fr.add(system.label, mem["total_rss"] / 1024.0)
-                fp.add(system.label, mem["total_pss"] / 1024.0)
-                # the whole tree's CPU time (the emperor's since the drop): the work it
-                # took, whatever else the machine was doing meanwhile
-                fc.add(system.label, (mem["cpu_ns"] - emperor_cpu0) / 1e9)
-                run.stop(timeout=120.0)
-                fs.add(system.label, run.stop_seconds)
-                rep.notes.append("W3 %s %d: %d processes; stop took %.1f s"
-                                 % (system.label, n, mem["processes"], run.stop_seconds))
-                if mem["processes"] != 2 * n + 1:
-                    bench.anomaly("W3 %s %d: %d processes in the tree, expected %d"
-                                  % (system.label, n, mem["processes"], 2 * n + 1))
-        for fid in ("time", "cpu", "stop", "emperor_rss", "master_rss", "emperor_anon",
-                    "master_anon", "total_rss", "total_pss"):
-            rep.emit("W3.%d.%s" % (n, fid))
+                idle_pids = start_idle_processes(idle, bench.mark) if idle else []
+                if idle:
+                    rep.notes.append("W3 %s: %d idle processes started; load %s"
+                                     % (label, len(idle_pids), read_text("/proc/loadavg")))
+                try:
+                    w3_run(bench, system, n, label, rep, (ft, fc, fs, fe, fm, fmp, fea, fma,
+                                                          fr, fp))
+                finally:
+                    stop_idle_processes(idle_pids)
+        for fid in ("time", "cpu", "stop", "emperor_rss", "master_rss", "master_pss",
+                    "emperor_anon", "master_anon", "total_rss", "total_pss"):
+            rep.emit("W3.%s.%s" % (key, fid))
         if OURS.app.name != "c" and n in uwsgi_sizes:
-            rep.ratio_fig("W3.%d.time_vs_uwsgi" % n, "%d all answer, ours / uWSGI's" % n,
+            rep.ratio_fig("W3.%s.time_vs_uwsgi" % key, "%s all answer, ours / uWSGI's" % label,
                           ft.values.get(OURS.label), ft.values.get(UWSGI_FAST.label), 0.7)
+
+
+def w3_run(bench, system, n, label, rep, figs):
+    ft, fc, fs, fe, fm, fmp, fea, fma, fr, fp = figs
+    run = Run(bench, system, "w3-%d" % n).start()
+    time.sleep(settle_for(system))
+    wide = n > PORTS_EMPEROR[1] - PORTS_EMPEROR[0]  # 10,000 ports: both systems' ranges
+    if wide:
+        bench.port_end[system.kind] = PORTS_UWSGI[1]
+    ports = bench.ports(system.kind, n)
+    if wide:
+        bench.port_end[system.kind] = PORTS_EMPEROR[1]
+        bench.next_port[system.kind] = PORTS_EMPEROR[0]
+    files = [("v%05d" % i, system.vassal_text(p)) for i, p in enumerate(ports)]
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    emperor_cpu0 = proc_cpu_ns(run.pid) or 0
+    load0 = (read_text("/proc/loadavg") or "").strip()
+    t0 = run.drop(files)
+    # at most ~10,000 attempts per second in all: 1 s apart per port at 10,000
+    poller = Poller(ports, want_ok, max(poll_delay(n), n / 10000.0))
+    done = poller.run(60.0 + n * 0.5)
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    if len(done) < n:
+        bench.anomaly("W3 %s %s: %d ports never answered"
+                      % (system.label, label, n - len(done)), run.log_text())
+        ft.add(system.label, None)
+    else:
+        elapsed = max(done.values()) - t0
+        ft.add(system.label, elapsed)
+        rep.notes.append("W3 %s %s: poller %d attempts, %.2f s CPU over %.2f s; load before %s"
+                         % (system.label, label, poller.attempts,
+                            (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
+                            elapsed, load0))
+    time.sleep(1.0)
+    mem = tree_memory(run.pid)
+    fe.add(system.label, mem["emperor_rss"] / 1024.0)
+    if mem["master_rss"]:
+        fm.add(system.label, statistics.median(mem["master_rss"]) / 1024.0)
+        fmp.add(system.label, statistics.median(mem["master_pss"]))
+    fea.add(system.label, mem["emperor_anon"] / 1024.0)
+    if mem["master_anon"]:
+        fma.add(system.label, statistics.median(mem["master_anon"]) / 1024.0)
+    fr.add(system.label, mem["total_rss"] / 1024.0)
+    fp.add(system.label, mem["total_pss"] / 1024.0)
+    # the whole tree's CPU time (the emperor's since the drop): the work it took,
+    # whatever else the machine was doing meanwhile
+    fc.add(system.label, (mem["cpu_ns"] - emperor_cpu0) / 1e9)
+    run.stop(timeout=120.0)
+    fs.add(system.label, run.stop_seconds)
+    rep.notes.append("W3 %s %s: %d processes; stop took %.1f s"
+                     % (system.label, label, mem["processes"], run.stop_seconds))
+    if mem["processes"] != 2 * n + 1:
+        bench.anomaly("W3 %s %s: %d processes in the tree, expected %d"
+                      % (system.label, label, mem["processes"], 2 * n + 1))
 
 
 # ---- W4 idle cost ---------------------------------------------------------------------------
@@ -1163,9 +1248,7 @@ def w6(bench, rep, n, runs):
     python = OURS.app.name != "c"
     f = rep.fig("W6", "SIGHUP reload of %d vassals" % n, "ms", None if python else lt(500),
                 "" if python else "< 500 ms")
-    # the C worker: 8 at a time as in issue 9's runs; the Python app: the default
-    ours_opts = [] if python else ["--reload-concurrency", "8"]
-    for system, opts in ((OURS, ours_opts), (UWSGI_DEFAULT, [])):
+    for system, opts in ((OURS, []), (UWSGI_DEFAULT, [])):  # ours: its default window
         ports = bench.ports(system.kind, n)
         run = Run(bench, system, "w6", opts)
         run.write([("v%04d" % i, system.vassal_text(p)) for i, p in enumerate(ports)])
@@ -1273,7 +1356,7 @@ def run_app(bench, rep, app, args, only, extra):
         sizes = [100] if quick else [500]
         uwsgi_sizes = set(sizes)
     else:
-        sizes = [100, 500] if quick else [100, 500, 1000]
+        sizes = ([100, 500] if quick else [100, 500, 1000]) + ([SCALE_N] if args.scale else [])
         # --quick: uWSGI at 100 only (500 uWSGI vassals take 12 s quiet, minutes loaded)
         uwsgi_sizes = {100} if quick else ({100, 500, 1000} if args.full else {100, 500})
 
@@ -1281,7 +1364,7 @@ def run_app(bench, rep, app, args, only, extra):
         if system.kind == "uwsgi" or quick or py:
             return 1
         return 3 if n <= 500 else 1
-    measured("W3", w3, bench, rep, sizes, runs_for, uwsgi_sizes)
+    measured("W3", w3, bench, rep, sizes, runs_for, uwsgi_sizes, 0 if py else args.host_procs)
     measured("W4", w4, bench, rep, 20 if quick and py else 100, 5 if quick else (15 if py else 30))
     res = measured("W5", w5, bench, rep, (7 if py else 5) if quick else 15,
                    2.0 if quick or not py else 2.5)
@@ -1297,6 +1380,9 @@ def main():
     ap.add_argument("--only", default="W1,W2,W3,W4,W5,W6")
     ap.add_argument("--quick", action="store_true", help="fewer runs, shorter durations")
     ap.add_argument("--full", action="store_true", help="1,000 vassals for uWSGI too, more runs")
+    ap.add_argument("--scale", action="store_true", help="W3 with 10,000 vassals too")
+    ap.add_argument("--host-procs", type=int, default=0, metavar="N", help="with --scale: "
+                    "10,000 vassals once more beside N idle processes (e.g. 20000)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary root and logs")
     ap.add_argument("--no-save", action="store_true", help="do not append to results.jsonl")
     ap.add_argument("--app", choices=("c", "python", "both"), default="both",

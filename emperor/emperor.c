@@ -31,6 +31,9 @@
 
 #define SCAN_SETTLE 0.005   /* lets a burst of inotify events (create, write, close) land */
 #define RELOAD_SLOT_MAX 60. /* a full-reload slot is given back after this long anyway */
+#define START_BATCH 16      /* new vassals started per loop iteration: between two
+			     * batches the loop takes its I/O (READY=1, emperorctl,
+			     * signals) and its clock moves on */
 
 static void scan_due(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -57,6 +60,45 @@ void emperor_scan_soon(struct emperor *e)
 	ev_timer_start(e->loop, &e->scan_timer);
 }
 
+/* ---- the start queue ------------------------------------------------------------------ */
+
+void emperor_queue_start(struct emperor *e, struct vassal *v)
+{
+	if (v->in_start_queue)
+		return;
+	TAILQ_INSERT_TAIL(&e->start_queue, v, start_link);
+	v->in_start_queue = true;
+	if (!ev_is_active(&e->start_timer)) {
+		ev_timer_set(&e->start_timer, 0, 0);
+		ev_timer_start(e->loop, &e->start_timer);
+	}
+}
+
+void emperor_unqueue_start(struct emperor *e, struct vassal *v)
+{
+	if (!v->in_start_queue)
+		return;
+	TAILQ_REMOVE(&e->start_queue, v, start_link);
+	v->in_start_queue = false;
+}
+
+/* A timer due at once, not an ev_idle: idle watchers wait while any event is pending,
+ * and a thousand starting vassals keep events pending. */
+static void start_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct emperor *e = container_of(w, struct emperor, start_timer);
+	struct vassal *v;
+
+	(void)revents;
+	for (int i = 0; i < START_BATCH && (v = TAILQ_FIRST(&e->start_queue)) != NULL; i++) {
+		emperor_unqueue_start(e, v);
+		if (!e->stopping)
+			scan_start_new(v);
+	}
+	if (!TAILQ_EMPTY(&e->start_queue))
+		ev_timer_start(loop, w);
+}
+
 void emperor_status_notify(struct emperor *e)
 {
 	int counts[VASSAL_N_STATES] = { 0 };
@@ -77,14 +119,30 @@ void emperor_status_notify(struct emperor *e)
 
 /* ---- full reload ---------------------------------------------------------------------- */
 
-void emperor_slot_expired(struct ev_loop *loop, ev_timer *w, int revents)
+/* One timer for all the slots, at the earliest one's end: a record holds no timer of
+ * its own for a slot it holds only during a full reload. */
+static void slots_expired(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct vassal *v = container_of(w, struct vassal, slot_timer);
+	struct emperor *e = container_of(w, struct emperor, slot_timer);
+	double now = mono_now(), earliest = 0;
+	struct vassal *v, *next;
 
-	(void)loop, (void)revents;
-	log_warn("%s: reload not finished after %.0fs: the next vassal goes on", v->name,
-		 RELOAD_SLOT_MAX);
-	emperor_reload_slot_free(v->e, v);
+	(void)revents;
+	for (v = TAILQ_FIRST(&e->vassals); v; v = next) {
+		next = TAILQ_NEXT(v, link);
+		if (v->holds_slot && v->slot_since + RELOAD_SLOT_MAX <= now) {
+			log_warn("%s: reload not finished after %.0fs: the next vassal goes on",
+				 v->name, RELOAD_SLOT_MAX);
+			emperor_reload_slot_free(e, v);
+		}
+	}
+	TAILQ_FOREACH(v, &e->vassals, link) /* the slots taken meanwhile too */
+		if (v->holds_slot && (earliest == 0 || v->slot_since < earliest))
+			earliest = v->slot_since;
+	if (earliest > 0) {
+		ev_timer_set(w, earliest + RELOAD_SLOT_MAX - now, 0);
+		ev_timer_start(loop, w);
+	}
 }
 
 static void reload_pump(struct emperor *e)
@@ -98,9 +156,12 @@ static void reload_pump(struct emperor *e)
 		if (!child_running(&v->child) || v->state == VASSAL_STOPPING)
 			continue;
 		v->holds_slot = true;
+		v->slot_since = mono_now();
 		e->reloads_running++;
-		ev_timer_set(&v->slot_timer, RELOAD_SLOT_MAX, 0);
-		ev_timer_start(e->loop, &v->slot_timer);
+		if (!ev_is_active(&e->slot_timer)) { /* else it ends earlier than this one */
+			ev_timer_set(&e->slot_timer, RELOAD_SLOT_MAX, 0);
+			ev_timer_start(e->loop, &e->slot_timer);
+		}
 		vtable_reload(v, "SIGHUP");
 	}
 }
@@ -111,7 +172,8 @@ void emperor_reload_slot_free(struct emperor *e, struct vassal *v)
 		return;
 	v->holds_slot = false;
 	e->reloads_running--;
-	ev_timer_stop(e->loop, &v->slot_timer);
+	if (e->reloads_running == 0)
+		ev_timer_stop(e->loop, &e->slot_timer);
 	reload_pump(e);
 }
 
@@ -144,6 +206,7 @@ void emperor_vassal_gone(struct emperor *e)
 	if (!e->stopping || !TAILQ_EMPTY(&e->vassals))
 		return;
 	log_info("every vassal has stopped: exiting");
+	child_set_kill_strays(&e->children); /* the sweep a last exit asked for, now */
 	control_close(e);
 	exit(0);
 }
@@ -274,6 +337,9 @@ int emperor_main(const struct emperor_opts *opts)
 		log_errno("prctl(PR_SET_CHILD_SUBREAPER)");
 	TAILQ_INIT(&e.vassals);
 	TAILQ_INIT(&e.reload_queue);
+	TAILQ_INIT(&e.start_queue);
+	ev_timer_init(&e.start_timer, start_due, 0, 0);
+	ev_timer_init(&e.slot_timer, slots_expired, 0, 0);
 	child_set_init(&e.children, e.loop);
 	ev_timer_init(&e.scan_timer, scan_due, 0, 0);
 	emperor_signals_start(&e);

@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,7 @@ static void usage(FILE *out)
 		"  --max-throttle DURATION      respawn delay cap (3m)\n"
 		"  --throttle-reset DURATION    a vassal up this long respawns at once and its\n"
 		"                               throttle starts over (10s)\n"
-		"  --reload-concurrency N       vassals reloading at once on SIGHUP (8)\n"
+		"  --reload-concurrency N       vassals reloading at once on SIGHUP (2 per CPU)\n"
 		"  --vassal PATH                the vassal binary (beside this one)\n"
 		"  --control PATH               the control socket for emperorctl\n"
 		"                               (default /run/emperor/<dir>.sock; see emperorctl)\n"
@@ -222,6 +223,26 @@ static int etcd_args(struct etcd_feed_opts *o, bool tyrant)
 	return 0;
 }
 
+/* SIGHUP reloads this many vassals at once, the next one starting as one of them is
+ * ready again: two per CPU we may run on. A new image's start is mostly CPU (exec, an
+ * app's imports): one per CPU keeps every CPU busy, the second covers the waits (the old
+ * workers' exit, READY=1); more would only share the CPUs among more starting apps, so
+ * that each vassal's own reload (its gap, in graceful mode) lasts longer for no
+ * shorter total. */
+static int default_reload_concurrency(void)
+{
+	cpu_set_t cpus;
+	long n = 0;
+
+	if (sched_getaffinity(0, sizeof cpus, &cpus) == 0)
+		n = CPU_COUNT(&cpus);
+	if (n < 1)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	return n > 32 ? 64 : 2 * (int)n;
+}
+
 /* Each vassal holds two fds in the emperor (its channel and its output pipe): take
  * the whole hard limit, so a host with thousands of vassals is not cut at 1,024. */
 static void raise_nofile(void)
@@ -239,7 +260,8 @@ int main(int argc, char **argv)
 {
 	struct emperor_opts o = {
 		.dir = "vassals.d", .vassal_bin = default_vassal_bin(),
-		.throttle = 1, .max_throttle = 180, .throttle_reset = 10, .reload_concurrency = 8,
+		.throttle = 1, .max_throttle = 180, .throttle_reset = 10,
+		.reload_concurrency = default_reload_concurrency(),
 	};
 
 	if (parse_args(argc, argv, &o) < 0)

@@ -31,12 +31,15 @@ static void emit_text(const struct vassal *v, const char *line, size_t len);
 #define SINK_MAX (1024 * 1024)          /* bytes queued for stderr, at most */
 #define SINK_VASSAL_MAX (256 * 1024)    /* a vassal line is dropped past this much */
 #define RING_BYTES (64 * 1024)          /* a vassal's recent lines, for emperorctl logs */
+#define RING_FIRST 256                  /* the ring's first size; it grows up to RING_BYTES */
 
 struct output_ring {                    /* records "SECONDS.mmm line\n", oldest first */
-	char buf[RING_BYTES];
+	size_t cap;
 	size_t start, len;                  /* the records: buf[start..start+len), wrapping */
 	size_t n_lines;
 	unsigned long long seq;             /* lines ever appended: the next line's number */
+	char buf[];                         /* cap bytes: a quiet vassal's few lines take
+					     * hundreds of bytes, not a page */
 };
 
 struct output {                         /* a vassal's pipe, while it is open */
@@ -244,7 +247,7 @@ static void ring_drop_oldest(struct output_ring *r)
 {
 	while (r->len > 0) {
 		char c = r->buf[r->start];
-		r->start = (r->start + 1) % RING_BYTES;
+		r->start = (r->start + 1) % r->cap;
 		r->len--;
 		if (c == '\n')
 			break;
@@ -254,30 +257,78 @@ static void ring_drop_oldest(struct output_ring *r)
 
 static void ring_put(struct output_ring *r, const char *p, size_t n)
 {
-	size_t at = (r->start + r->len) % RING_BYTES, first = n < RING_BYTES - at ? n : RING_BYTES - at;
+	size_t at = (r->start + r->len) % r->cap, first = n < r->cap - at ? n : r->cap - at;
 
 	memcpy(r->buf + at, p, first);
 	memcpy(r->buf, p + first, n - first);
 	r->len += n;
 }
 
+/* The records in order, from the oldest, copied to out (r->len bytes). */
+static void ring_flatten(const struct output_ring *r, char *out)
+{
+	size_t first = r->len < r->cap - r->start ? r->len : r->cap - r->start;
+
+	memcpy(out, r->buf + r->start, first);
+	memcpy(out + first, r->buf, r->len - first);
+}
+
+/* The ring's next size for len + need bytes: just enough (in steps of 128 bytes) while
+ * it is small, then by half, so a quiet vassal's few lines cost what they take and a
+ * chatty one's growth costs few copies; at most RING_BYTES. */
+static size_t ring_next_cap(size_t cap, size_t want)
+{
+	size_t next = cap < 2048 ? (want + 127) & ~(size_t)127 : cap + cap / 2;
+
+	if (next < want)
+		next = want;
+	return next > RING_BYTES ? RING_BYTES : next;
+}
+
+/* Room for need more bytes: the ring grows while it is under RING_BYTES; at that size,
+ * or without memory to grow, the oldest lines go. */
+static void ring_make_room(struct output_ring **rp, size_t need)
+{
+	struct output_ring *r = *rp;
+
+	while (r->len + need > r->cap && r->cap < RING_BYTES) {
+		size_t cap = ring_next_cap(r->cap, r->len + need);
+		struct output_ring *grown = malloc(sizeof *grown + cap);
+		if (!grown)
+			break;
+		*grown = *r;
+		ring_flatten(r, grown->buf);
+		grown->cap = cap;
+		grown->start = 0;
+		free(r);
+		*rp = r = grown;
+	}
+	while (r->len > 0 && r->len + need > r->cap)
+		ring_drop_oldest(r);
+}
+
+static bool has_timestamp(const char *s, size_t len);
+
+/* A record is "SECONDS.mmm line\n", or "- line\n" for a line with a date of its own
+ * (the master's and lib/log.c's lines): shown with that date, it needs no other. */
 static void ring_append(struct vassal *v, const char *line, size_t len, double now)
 {
 	char stamp[32];
-	int n = snprintf(stamp, sizeof stamp, "%.3f ", now);
+	int n = has_timestamp(line, len) ? snprintf(stamp, sizeof stamp, "- ")
+					 : snprintf(stamp, sizeof stamp, "%.3f ", now);
 
-	/* malloc, not calloc: only the pages the ring's lines reach are touched, so a
-	 * thousand quiet vassals cost a page each, not 64 KiB each */
 	if (!v->ring) {
-		if (!(v->ring = malloc(sizeof *v->ring)))
+		if (!(v->ring = malloc(sizeof *v->ring + RING_FIRST)))
 			return;
-		v->ring->start = v->ring->len = v->ring->n_lines = 0;
-		v->ring->seq = 0;
+		*v->ring = (struct output_ring){ .cap = RING_FIRST };
 	}
 	if (len > RING_BYTES / 4)
 		len = RING_BYTES / 4;
-	while (v->ring->len + (size_t)n + len + 1 > RING_BYTES)
-		ring_drop_oldest(v->ring);
+	ring_make_room(&v->ring, (size_t)n + len + 1);
+	if (v->ring->len + (size_t)n + len + 1 > v->ring->cap) /* no memory to grow */
+		len = 0;
+	if (v->ring->len + (size_t)n + 1 > v->ring->cap)
+		return;
 	ring_put(v->ring, stamp, (size_t)n);
 	ring_put(v->ring, line, len);
 	ring_put(v->ring, "\n", 1);
@@ -329,8 +380,7 @@ unsigned long long output_lines(const struct vassal *v, unsigned long long from,
 
 	if (!r || !(flat = malloc(r->len ? r->len : 1)))
 		return r ? r->seq : 0;
-	for (size_t i = 0; i < r->len; i++)
-		flat[i] = r->buf[(r->start + i) % RING_BYTES];
+	ring_flatten(r, flat);
 	first = r->seq - r->n_lines;
 	if (from > r->seq) /* a number of a previous record of the same name */
 		from = first;

@@ -31,19 +31,15 @@
 #include "log.h"
 #include "util.h"
 
-/* New vassals started per pass; the next pass follows a few ms later. A burst of a
- * thousand files would otherwise hold the loop (READY=1, signals, emperorctl) for
- * all its spawns in one go. */
-#define SCAN_BATCH 128
-
 /* The records vtable_find() looks at, sorted by file name, built once per pass: each
- * directory entry is looked up in O(log n), not O(n) (10,000 files dropped at once
- * take many passes over 10,000 entries). A file has at most one such record. A miss
- * (a new file: at most SCAN_BATCH + 1 a pass) asks vtable_find(), which also knows
- * the records added during the pass. */
+ * directory entry is looked up in O(log n), not O(n) (10,000 files dropped at once).
+ * A file has at most one such record; a record added during the pass goes into the
+ * index too (a name readdir returns twice, renamed meanwhile, is one record). New
+ * records are not started here: they join the emperor's start queue, which starts a
+ * bounded number per loop iteration (emperor_queue_start). */
 struct file_index {
 	struct vassal **v;           /* NULL: no index, vtable_find() is used */
-	size_t n;
+	size_t n, cap;
 };
 
 static int by_file(const void *a, const void *b)
@@ -71,7 +67,8 @@ static void index_build(struct emperor *e, const struct source *src, struct file
 	TAILQ_FOREACH(v, &e->vassals, link)
 		n++;
 	ix->n = 0;
-	ix->v = malloc((n ? n : 1) * sizeof *ix->v);
+	ix->cap = n ? n : 1;
+	ix->v = malloc(ix->cap * sizeof *ix->v);
 	if (!ix->v)
 		return;
 	TAILQ_FOREACH(v, &e->vassals, link)
@@ -85,8 +82,39 @@ static struct vassal *index_find(struct emperor *e, const struct source *src,
 {
 	struct vassal **found;
 
-	found = ix->v ? bsearch(file, ix->v, ix->n, sizeof *ix->v, file_is) : NULL;
-	return found ? *found : vtable_find(e, file, src->etcd);
+	if (!ix->v)
+		return vtable_find(e, file, src->etcd);
+	found = bsearch(file, ix->v, ix->n, sizeof *ix->v, file_is);
+	return found ? *found : NULL;
+}
+
+/* A record added during the pass, at its place in the index. */
+static void index_add(struct file_index *ix, struct vassal *v)
+{
+	size_t lo = 0, hi = ix->n;
+
+	if (!ix->v)
+		return;
+	if (ix->n == ix->cap) {
+		struct vassal **grown = realloc(ix->v, 2 * ix->cap * sizeof *grown);
+		if (!grown) {
+			free(ix->v);
+			ix->v = NULL; /* vtable_find() from now on */
+			return;
+		}
+		ix->v = grown;
+		ix->cap *= 2;
+	}
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(ix->v[mid]->file, v->file) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	memmove(ix->v + lo + 1, ix->v + lo, (ix->n - lo) * sizeof *ix->v);
+	ix->v[lo] = v;
+	ix->n++;
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -280,6 +308,8 @@ static struct vassal *predecessor(struct emperor *e, const struct vassal *nv)
 {
 	struct vassal *v;
 
+	if (e->records_stopping == 0) /* the usual case: no walk per new record */
+		return NULL;
 	TAILQ_FOREACH(v, &e->vassals, link)
 		if (v != nv && v->state == VASSAL_STOPPING &&
 		    (strcmp(v->name, nv->name) == 0 || same_file(&v->id, &nv->id)))
@@ -287,25 +317,23 @@ static struct vassal *predecessor(struct emperor *e, const struct vassal *nv)
 	return NULL;
 }
 
-static void start_fresh(struct emperor *e, struct vassal **fresh, size_t n_fresh)
+/* A new record leaves the start queue (emperor.c): it starts now, or once the
+ * stopping record of its name (or its old name, renamed) has exited. */
+void scan_start_new(struct vassal *v)
 {
-	for (size_t i = 0; i < n_fresh; i++) {
-		fresh[i]->waits_for = predecessor(e, fresh[i]);
-		if (fresh[i]->waits_for)
-			log_info("%s: starts when %s has stopped", fresh[i]->name,
-				 fresh[i]->waits_for->name);
-		else
-			vtable_start(fresh[i]);
-	}
+	v->waits_for = predecessor(v->e, v);
+	if (v->waits_for)
+		log_info("%s: starts when %s has stopped", v->name, v->waits_for->name);
+	else
+		vtable_start(v);
 }
 
 /* One directory's candidates against the records of that source. */
 static void scan_dir(struct emperor *e, const struct source *src)
 {
 	int dirfd = open(src->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	struct vassal *v, *next, *fresh[SCAN_BATCH];
+	struct vassal *v, *next;
 	struct file_index ix;
-	size_t n_fresh = 0;
 	struct dirent *de;
 	DIR *d;
 
@@ -318,7 +346,7 @@ static void scan_dir(struct emperor *e, const struct source *src)
 		if (v->from_etcd == src->etcd)
 			v->seen = false;
 	index_build(e, src, &ix);
-	while ((de = readdir(d)) != NULL && n_fresh < ARRAY_LEN(fresh)) {
+	while ((de = readdir(d)) != NULL) {
 		struct file_id id;
 		int kind;
 		if (!scan_is_candidate(de->d_name) || shadowed(e, src, de->d_name))
@@ -336,20 +364,16 @@ static void scan_dir(struct emperor *e, const struct source *src)
 		if (kind != 0 || !(v = vtable_add(e, de->d_name, &id, src->etcd)))
 			continue;
 		v->seen = true;
-		fresh[n_fresh++] = v;
+		index_add(&ix, v);
+		emperor_queue_start(e, v);
 	}
 	closedir(d);
 	free(ix.v);
-	if (de) /* more new files than one pass takes: go on next turn, remove nothing yet */
-		emperor_schedule_scan(e);
-	else
-		for (v = TAILQ_FIRST(&e->vassals); v; v = next) {
-			next = TAILQ_NEXT(v, link); /* a record with no process goes at once */
-			if (!v->seen && v->from_etcd == src->etcd && v->state != VASSAL_STOPPING)
-				vtable_stop(v, src->etcd ? "etcd key removed or shadowed" :
-					       "file removed");
-		}
-	start_fresh(e, fresh, n_fresh);
+	for (v = TAILQ_FIRST(&e->vassals); v; v = next) {
+		next = TAILQ_NEXT(v, link); /* a record with no process goes at once */
+		if (!v->seen && v->from_etcd == src->etcd && v->state != VASSAL_STOPPING)
+			vtable_stop(v, src->etcd ? "etcd key removed or shadowed" : "file removed");
+	}
 }
 
 void scan_run(struct emperor *e)

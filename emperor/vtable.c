@@ -327,6 +327,7 @@ void vtable_start(struct vassal *v)
 	int rc;
 
 	v->halting = false;
+	emperor_unqueue_start(v->e, v);
 	if (v->e->stopping)
 		return;
 	valid = validate(v);
@@ -390,6 +391,7 @@ static void set_state(struct vassal *v, enum vassal_state next, const char *via)
 {
 	log_debug("%s: %s -> %s (%s)", v->name, vstate_name(v->state), vstate_name(next), via);
 	if (next != VASSAL_GONE) {
+		v->e->records_stopping += (next == VASSAL_STOPPING) - (v->state == VASSAL_STOPPING);
 		v->state = next;
 		sockets_follow(v);
 	}
@@ -417,7 +419,7 @@ static void exit_told(struct vassal *v, const char *warning)
 static void signal_reload(struct vassal *v, const struct vctx *x, bool first)
 {
 	log_info("%s: %s (%s)", v->name, x->sig == SIGUSR2 ? "chain reload" : "reloading", x->why);
-	snprintf(v->reload_why, sizeof v->reload_why, "%s", x->why);
+	v->reload_why = x->why;
 	if (first) /* merged requests: timed from the first */
 		v->spawned_at_mono = mono_now();
 	if (kill(v->child.pid, x->sig) < 0)
@@ -454,7 +456,8 @@ static void act_on_life(struct vassal *v, enum vstate_action a, const struct vct
 		now_ready(v);
 		break;
 	case VA_ANNOUNCE_RELOADED:
-		log_info("%s: reloaded (%s) in %.0f ms", v->name, v->reload_why, took);
+		log_info("%s: reloaded (%s) in %.0f ms", v->name, v->reload_why ? v->reload_why : "?",
+			 took);
 		control_reload_done(v, took / 1000);
 		now_ready(v);
 		break;
@@ -465,7 +468,7 @@ static void act_on_life(struct vassal *v, enum vstate_action a, const struct vct
 		break;
 	case VA_NOTE_SELF_RELOAD:
 		v->spawned_at_mono = mono_now();
-		snprintf(v->reload_why, sizeof v->reload_why, "by itself");
+		v->reload_why = "by itself";
 		break;
 	case VA_SIGNAL_RELOAD:
 	case VA_SIGNAL_MORE:
@@ -575,7 +578,7 @@ static void vassal_exited(struct child *c, int status)
 	free(v->cg_path);
 	v->cg_path = NULL;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) /* exit 0: it killed its own */
-		child_set_kill_strays(&v->e->children); /* or was adopted by us, a subreaper */
+		child_set_sweep_soon(&v->e->children); /* or was adopted by us, a subreaper */
 	child_status_text(status, how, sizeof how);
 	snprintf(v->last_exit, sizeof v->last_exit, "%.*s", (int)sizeof v->last_exit - 1, how);
 	if (v->halting && !v->e->stopping)
@@ -674,6 +677,25 @@ void vtable_brutal_stop(struct vassal *v)
 
 /* ---- records ---------------------------------------------------------------------------- */
 
+/* Its path, file name and name in one block: "DIR/FILE\0NAME\0", file and name
+ * pointing into it (a record's strings cost one allocation; 10,000 records). */
+static int names_alloc(struct vassal *v, const char *dir, const char *file)
+{
+	char *name = config_vassal_name(file); /* printable: a file name may hold a newline */
+	size_t dir_len = strlen(dir), file_len = strlen(file);
+
+	if (!name)
+		return -1;
+	v->path = malloc(dir_len + 1 + file_len + 1 + strlen(name) + 1);
+	if (v->path) {
+		sprintf(v->path, "%s/%s%c%s", dir, file, '\0', name);
+		v->file = v->path + dir_len + 1;
+		v->name = v->file + file_len + 1;
+	}
+	free(name);
+	return v->path ? 0 : -1;
+}
+
 struct vassal *vtable_add(struct emperor *e, const char *file, const struct file_id *id,
 			  bool from_etcd)
 {
@@ -683,13 +705,9 @@ struct vassal *vtable_add(struct emperor *e, const char *file, const struct file
 	if (!v)
 		return NULL;
 	v->e = e;
-	v->file = strdup(file);
-	v->name = config_vassal_name(file); /* printable: a file name may hold a newline */
 	v->from_etcd = from_etcd;
-	if (asprintf(&v->path, "%s/%s", from_etcd ? e->etcd_dir : e->dir, file) < 0)
-		v->path = NULL;
-	if (!v->file || !v->name || !v->path) {
-		free(v->file), free(v->name), free(v->path), free(v);
+	if (names_alloc(v, from_etcd ? e->etcd_dir : e->dir, file) < 0) {
+		free(v);
 		return NULL;
 	}
 	v->id = *id;
@@ -707,7 +725,6 @@ struct vassal *vtable_add(struct emperor *e, const char *file, const struct file
 	v->child.backoff_jitter = true;
 	v->child.stable_after = e->opts.throttle_reset;
 	ev_timer_init(&v->heartbeat_timer, heartbeat_missed, 0, 0);
-	ev_timer_init(&v->slot_timer, emperor_slot_expired, 0, 0);
 	TAILQ_INSERT_TAIL(&e->vassals, v, link);
 	return v;
 }
@@ -747,11 +764,13 @@ void vtable_free(struct vassal *v)
 	struct vassal *x;
 
 	TAILQ_REMOVE(&e->vassals, v, link);
+	if (v->state == VASSAL_STOPPING)
+		e->records_stopping--;
 	if (v->in_reload_queue)
 		TAILQ_REMOVE(&e->reload_queue, v, reload_link);
+	emperor_unqueue_start(e, v);
 	release_run(v);
 	demand_free(v->demand);
-	ev_timer_stop(e->loop, &v->slot_timer);
 	child_fini(&v->child);
 	TAILQ_FOREACH(x, &e->vassals, link)
 		if (x->waits_for == v) {
@@ -764,8 +783,6 @@ void vtable_free(struct vassal *v)
 	free(v->owner);
 	free(v->cg_path);
 	free(v->config_error);
-	free(v->file);
-	free(v->name);
-	free(v->path);
+	free(v->path); /* file and name with it */
 	free(v);
 }

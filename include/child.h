@@ -71,7 +71,8 @@ struct child_set {
 	struct ev_loop *loop;
 	struct child_list children;
 	ev_timer mercy_timer;       /* armed at the earliest no_mercy_at */
-	ev_child strays_watcher;    /* any exit: sweep strays again (child_set_kill_strays) */
+	ev_child strays_watcher;    /* any exit: sweep strays again soon (sweep_timer) */
+	ev_timer sweep_timer;       /* one sweep for a burst of exits (child_set_sweep_soon) */
 	void *data;
 	/* run in every child of the set before its exec/run (a vassal's limits) */
 	void (*in_child)(void *arg);
@@ -142,10 +143,13 @@ bool child_running(const struct child *c);
 double child_uptime(const struct child *c);
 /* SIGKILLs every process whose parent is us but that is not one of the set's children:
  * orphans we adopted as a subreaper (a worker's setsid'd grandchild), and their
- * descendants. Returns how many. While it finds some, every exit we reap sweeps
- * again (a dying stray hands its children to us only as it dies). Called at a final
- * stop and before a re-exec. */
+ * descendants. Returns how many. While it finds some, the exits we reap make it sweep
+ * again soon, once per burst (a dying stray hands its children to us only as it
+ * dies). Called at a final stop and before a re-exec. */
 int child_set_kill_strays(struct child_set *set);
+/* The same sweep a moment later (20 ms), once for all the calls until then: after
+ * each exit of many (a sweep reads all our children, 10,000 in an emperor). */
+void child_set_sweep_soon(struct child_set *set);
 /* Counts running children of a kind (kind < 0: all). */
 int child_set_running(const struct child_set *set, int kind);
 /* "exited 0", "exited 3", "killed by SIGKILL" */

@@ -40,7 +40,11 @@ struct emperor {
 	char *exe;                  /* absolute path of this binary, for SIGUSR2 */
 	struct vassal_list vassals;
 	struct vassal_list reload_queue;
+	struct vassal_list start_queue; /* new records, started START_BATCH per iteration */
+	ev_timer start_timer;       /* due at once while the start queue holds records */
 	int reloads_running;
+	int records_stopping;       /* records in VASSAL_STOPPING (vtable.c keeps it) */
+	ev_timer slot_timer;        /* at the end of the earliest slot held (60 s) */
 	struct child_set children;
 	struct monitor *monitor;
 	ev_timer scan_timer;        /* coalesces a burst of inotify events into one scan */
@@ -66,12 +70,14 @@ void emperor_schedule_scan(struct emperor *e);
  * mirror's atomic writes): the scan runs at the next loop iteration, after every
  * event already received. */
 void emperor_scan_soon(struct emperor *e);
+/* A new record joins the start queue; started a few per loop iteration. */
+void emperor_queue_start(struct emperor *e, struct vassal *v);
+/* It leaves the queue (started another way, or freed). */
+void emperor_unqueue_start(struct emperor *e, struct vassal *v);
 /* A vassal's record went away (stopped and reaped). */
 void emperor_vassal_gone(struct emperor *e);
 /* A vassal finished a reload (READY=1) or can no longer finish it. */
 void emperor_reload_slot_free(struct emperor *e, struct vassal *v);
 void emperor_status_notify(struct emperor *e);
-/* A full-reload slot held too long (the callback of struct vassal's slot_timer). */
-void emperor_slot_expired(struct ev_loop *loop, ev_timer *w, int revents);
 
 #endif

@@ -29,10 +29,11 @@ void output_stop(struct vassal *v);
 /* The pipe's fd (handed across an upgrade), -1 if none. */
 int output_fd(const struct vassal *v);
 
-/* The vassal's recent lines (a ring of 64 KiB kept from its first line until its record
- * goes): those numbered from `from` on (0: all kept), at most max of the last (0: no
- * cap), appended to b one a line, each led by the time it arrived unless it starts
- * with a date of its own. Returns the number of the next line to come. */
+/* The vassal's recent lines (a ring growing with them up to 64 KiB, kept from its
+ * first line until its record goes): those numbered from `from` on (0: all kept), at
+ * most max of the last (0: no cap), appended to b one a line, each led by the time it
+ * arrived unless it starts with a date of its own. Returns the number of the next
+ * line to come. */
 struct strbuf;
 unsigned long long output_lines(const struct vassal *v, unsigned long long from, size_t max,
 				struct strbuf *b);

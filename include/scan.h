@@ -9,6 +9,9 @@ struct emperor;
 struct file_id;
 
 void scan_run(struct emperor *e);
+/* Starts a new record taken from the start queue (or waits for its predecessor). */
+struct vassal;
+void scan_start_new(struct vassal *v);
 bool scan_is_candidate(const char *file);
 /* 0 for a regular file (identity filled, with a hash of its content if asked), 1 for
  * anything else, -1 if gone. */

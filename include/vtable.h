@@ -34,40 +34,41 @@ struct file_id {
 	uint64_t hash;     /* FNV-1a of the content */
 };
 
-struct vassal {
+struct vassal {                 /* fields ordered to leave no padding: 10,000 of them */
 	TAILQ_ENTRY(vassal) link;
 	TAILQ_ENTRY(vassal) reload_link; /* in the full-reload queue */
-	bool in_reload_queue;
+	TAILQ_ENTRY(vassal) start_link;  /* in the start queue: new, not started yet */
 	struct emperor *e;
-	char *name;                 /* file name without extension */
-	char *file;                 /* file name within the directory */
-	char *path;                 /* dir/file */
-	bool from_etcd;             /* its file is in the etcd mirror (etcd_feed.c), not dir */
+	char *name;                 /* file name without extension (points into path) */
+	char *file;                 /* file name within the directory (points into path) */
+	char *path;                 /* dir/file, then file and name: one allocation */
 	struct file_id id;
-	bool seen;                  /* found by the current scan */
 	enum vassal_state state;
+	bool in_reload_queue, in_start_queue;
+	bool from_etcd;             /* its file is in the etcd mirror (etcd_feed.c), not dir */
+	bool seen;                  /* found by the current scan */
 	struct child child;
 	int chan_fd;                /* our end of the EMPEROR_FD socketpair */
+	int heartbeat_misses;
 	ev_io chan_io;
 	struct output *out;         /* its stdout/stderr pipe, while open (output.c) */
 	struct output_ring *ring;   /* its last lines, from its first one on (output.c) */
 	double stop_mercy;          /* from its config */
 	double heartbeat;           /* from its config; 0 = none */
 	ev_timer heartbeat_timer;
-	int heartbeat_misses;
-	ev_timer slot_timer;        /* bounds a full-reload slot */
-	bool holds_slot;            /* counts against reload-concurrency */
+	double slot_since;          /* when it took its full-reload slot (mono_now) */
 	struct vassal *waits_for;   /* a renamed file starts when its old name stopped */
 	double spawned_at_mono;
-	char reload_why[64];
+	const char *reload_why;     /* a string literal: what asked for the last reload */
 	/* what emperorctl and the metrics show */
 	unsigned restarts;          /* respawns after dying unasked */
+	bool holds_slot;            /* counts against reload-concurrency */
+	bool halting;               /* `emperorctl stop`: keep the record, halted */
 	struct ctl_figures *figures; /* control_render.c's: reloads and their durations */
 	char last_exit[64];
 	char *config_error;         /* the first error of the last failed validation */
 	int workers_ready, workers_total; /* from the master's X_WORKERS= */
 	unsigned generation;        /* from the master's X_GENERATION=; 0 until it tells */
-	bool halting;               /* `emperorctl stop`: keep the record, halted */
 	/* on-demand and idle */
 	bool on_demand;             /* from its config: the emperor holds its sockets */
 	struct demand *demand;      /* those sockets (demand.c), while on-demand and not halted */

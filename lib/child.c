@@ -28,6 +28,7 @@
 #include "util.h"
 
 static void mercy_rearm(struct child_set *set);
+static void mercy_arm_earliest(struct child_set *set);
 
 const char *child_state_name(enum child_state st)
 {
@@ -379,10 +380,12 @@ static void mercy_expired(struct ev_loop *loop, ev_timer *w, int revents)
 			 c->name, (int)c->pid, now - c->cursed_at);
 		child_kill(c);
 	}
-	mercy_rearm(set);
+	mercy_arm_earliest(set);
 }
 
-static void mercy_rearm(struct child_set *set)
+/* The mercy timer at the earliest no_mercy_at of the set's cursed children: a walk
+ * over the set, done once per loop iteration by the timer itself (mercy_expired). */
+static void mercy_arm_earliest(struct child_set *set)
 {
 	ev_tstamp earliest = INFINITY;
 	struct child *c;
@@ -395,6 +398,16 @@ static void mercy_rearm(struct child_set *set)
 		return;
 	earliest -= ev_now(set->loop);
 	ev_timer_set(&set->mercy_timer, earliest > 0 ? earliest : 0, 0);
+	ev_timer_start(set->loop, &set->mercy_timer);
+}
+
+/* A curse, a kill or an exit changed the deadlines: the timer is due at once, and
+ * walks the set then. Stopping 10,000 vassals (10,000 curses in one callback, then
+ * their exits) costs a walk per loop iteration, not one per curse and per exit. */
+static void mercy_rearm(struct child_set *set)
+{
+	ev_timer_stop(set->loop, &set->mercy_timer);
+	ev_timer_set(&set->mercy_timer, 0, 0);
 	ev_timer_start(set->loop, &set->mercy_timer);
 }
 
@@ -476,6 +489,7 @@ void child_set_init(struct child_set *set, struct ev_loop *loop)
 	TAILQ_INIT(&set->children);
 	ev_timer_init(&set->mercy_timer, mercy_expired, 0, 0);
 	ev_child_init(&set->strays_watcher, child_strays_reaped, 0, 0);
+	ev_timer_init(&set->sweep_timer, child_strays_due, 0, 0);
 }
 
 void child_set_fini(struct child_set *set)
@@ -484,6 +498,7 @@ void child_set_fini(struct child_set *set)
 
 	ev_timer_stop(set->loop, &set->mercy_timer);
 	ev_child_stop(set->loop, &set->strays_watcher);
+	ev_timer_stop(set->loop, &set->sweep_timer);
 	TAILQ_FOREACH(c, &set->children, link) {
 		ev_child_stop(set->loop, &c->child_watcher);
 		ev_timer_stop(set->loop, &c->respawn_timer);

@@ -22,5 +22,7 @@ _Noreturn void child_start(const struct child_set *set, const struct child_exec 
 			   int *fd_tmp, pid_t parent);
 /* The set's strays_watcher: an exit reaped after a sweep that found strays. */
 void child_strays_reaped(struct ev_loop *loop, ev_child *w, int revents);
+/* The set's sweep_timer: the sweep child_set_sweep_soon() asked for. */
+void child_strays_due(struct ev_loop *loop, ev_timer *w, int revents);
 
 #endif

@@ -10,6 +10,7 @@
  * 0) and no process of ours left. The fuzzing half of issue 8 is in tests/fuzz/. */
 #include "emperor_fixture.h"
 
+#include <stdbool.h>
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -214,9 +215,24 @@ static long long wait_count_slowly(struct fixture *f, size_t from, const char *n
 	return sup_now_ms() - t0;
 }
 
+/* Whether the first line holding `first` comes before the last line holding `last`. */
+static bool seen_before_last(const struct fixture *f, size_t from, const char *first,
+			     const char *last)
+{
+	char *text = log_text(f, from), *a = strstr(text, first), *b = NULL;
+
+	for (char *p = text; (p = strstr(p, last)) != NULL; p++)
+		b = p;
+	bool before = a && b && a < b;
+	free(text);
+	return before;
+}
+
 /* Vassals with one daemon each (sleep), written to a staging directory and renamed
- * into the watched one in a burst: all start, none dies, the witness serves; then all
- * are removed at once and all stop. */
+ * into the watched one in a burst: all start, none dies, the witness serves; the
+ * emperor takes the first READY=1 before it has started the last one (it starts a
+ * few per loop iteration, never the whole burst in one go); then all are removed at
+ * once and all stop. */
 static void test_thousand_files_at_once(void **state)
 {
 	struct fixture *f = *state;
@@ -245,6 +261,7 @@ static void test_thousand_files_at_once(void **state)
 	printf("# %d files dropped at once: all ready after %lld ms\n", THOUSAND, ready_ms);
 	assert_int_equal(count_lines(f, m, ": started (pid "), THOUSAND);
 	assert_int_equal(count_lines(f, m, ": died ("), 0);
+	assert_true(seen_before_last(f, m, ": ready after ", ": started (pid "));
 	assert_emperor_fine(f);
 
 	m = mark(f);

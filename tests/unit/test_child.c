@@ -1,8 +1,8 @@
 /* test_child.c — tests of lib/child.c, the mechanism every kind of child uses: spawn
  * and reap, exec failure reported with its errno (and the step that failed) without the
  * parent ever waiting for the child's steps before exec, any number of fds, the mercy
- * deadline ending in SIGKILL of the whole process group, and the respawn backoff and
- * its jitter. Real (tiny) processes; every
+ * deadline ending in SIGKILL of the whole process group, the respawn backoff and
+ * its jitter, and the subreaper's sweep of strays behind thousands of children. Real (tiny) processes; every
  * loop run is bounded by a timer. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -323,6 +324,81 @@ static void test_mercy_kills_the_whole_group(void **state)
 	assert_true(gone);
 }
 
+/* ---- the subreaper's sweep of strays ---------------------------------------------------- */
+
+#define MANY 2000 /* their pids take more than 8 KiB in /proc/self/task/TID/children */
+
+static int many_exited;
+
+static _Noreturn void idle_until_killed(void)
+{
+	for (;;)
+		pause();
+}
+
+static int wait_forever(void *arg)
+{
+	(void)arg;
+	idle_until_killed();
+}
+
+static void many_exit_cb(struct child *c, int status)
+{
+	(void)c, (void)status;
+	if (++many_exited == MANY)
+		ev_break(c->set->loop, EVBREAK_ALL);
+}
+
+/* An orphan adopted after thousands of children of ours: the sweep reads the whole
+ * list (it used to read its first 8 KiB, missing the orphan and taking a number cut at
+ * the end for a pid), kills the orphan and nothing of ours. */
+static void test_stray_found_after_thousands_of_children(void **state)
+{
+	struct fixture *f = *state;
+	struct child *many = calloc(MANY, sizeof *many);
+	int p[2], running = 0;
+	pid_t stray = 0, mid;
+
+	assert_non_null(many);
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	for (int i = 0; i < MANY; i++) {
+		struct child_exec x = { .run = wait_forever, .out_fd = -1 };
+		child_init(&many[i], &f->set, 0, "idle");
+		many[i].on_exit = many_exit_cb;
+		assert_int_equal(child_spawn(&many[i], &x), 0);
+	}
+	assert_int_equal(pipe(p), 0);
+	mid = fork();
+	assert_true(mid >= 0);
+	if (mid == 0) { /* its child outlives it: adopted by us, not in the set */
+		pid_t g = fork();
+		if (g == 0) {
+			close(p[0]), close(p[1]);
+			idle_until_killed();
+		}
+		(void)!write(p[1], &g, sizeof g);
+		_exit(0);
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &stray, sizeof stray), (ssize_t)sizeof stray);
+	close(p[0]);
+	assert_int_equal(waitpid(mid, NULL, 0), mid);
+	assert_int_equal(child_set_kill_strays(&f->set), 1);
+	assert_int_equal(waitpid(stray, NULL, 0), stray); /* it was killed: reaped here */
+	for (int i = 0; i < MANY; i++)
+		running += child_running(&many[i]) && kill(many[i].pid, 0) == 0;
+	assert_int_equal(running, MANY); /* none of ours was touched */
+	for (int i = 0; i < MANY; i++)
+		kill(many[i].pid, SIGKILL);
+	many_exited = 0;
+	run_until_exit(f, 30);
+	assert_int_equal(many_exited, MANY);
+	for (int i = 0; i < MANY; i++)
+		child_fini(&many[i]);
+	free(many);
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+}
+
 static void test_backoff_grows_and_resets(void **state)
 {
 	struct fixture *f = *state;
@@ -435,6 +511,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fds_arrive_at_3_with_listen_env, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mercy_kills_the_whole_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backoff_grows_and_resets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stray_found_after_thousands_of_children, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
