@@ -97,6 +97,8 @@ static void start_due(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	if (!TAILQ_EMPTY(&e->start_queue))
 		ev_timer_start(loop, w);
+	else
+		demand_handed_close(); /* an upgrade's sockets that no queued file took */
 }
 
 void emperor_status_notify(struct emperor *e)
@@ -356,7 +358,8 @@ int emperor_main(const struct emperor_opts *opts)
 	control_open(&e); /* without it the emperor still runs; the error is logged */
 	containment(&e);
 	scan_run(&e);
-	demand_handed_close(); /* sockets of an upgrade no file wants any more */
+	if (TAILQ_EMPTY(&e.start_queue)) /* else once the queue is through (start_due) */
+		demand_handed_close(); /* sockets of an upgrade no file wants any more */
 	log_info("watching %s (vassal binary %s)", e.dir, e.opts.vassal_bin);
 	notify_parent("READY=1");
 	emperor_status_notify(&e);
