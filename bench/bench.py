@@ -38,6 +38,7 @@ import time
 
 import apps as apps_mod  # the two apps every workload runs with (issue 19)
 import peers            # supervisord and PM2 (issue 19)
+import traceback
 from table import fmt  # one number format for the console lines and the docs table
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -1427,22 +1428,40 @@ def main():
                 rep.notes.append("%s: the machine was %.0f%% busy with other work before it "
                                  "started" % (w, b * 100))
             return True
-        if "W13" in only and busy("W13"):
-            import scale   # bench/scale.py: issue 17's workers scaling (not in the default list)
+        def w13():
+            import scale   # bench/scale.py: issue 17's workers scaling
             scale.w13(bench, rep, quick)
-        if "W11" in only and busy("W11"):
-            import demand
+
+        def w11():
+            import demand  # bench/demand.py: issue 17's on-demand vassals
             demand.w11(bench, rep, 3 if quick else 10)
-        if "W12" in only and busy("W12"):
+
+        def w12():
             import demand
             demand.w12(bench, rep, 1000)
-        if only & {"W7", "W8"}:
+
+        def w7_w8():
             import cluster  # the etcd workloads (issue 15)
             extra.update(cluster.run(sys.modules[__name__], bench, rep, only, quick, busy))
-        if only & {"W9", "W10"} and busy("W9/W10"):
+
+        def w9_w10():
             import legion  # issue 16: legion handovers (bench/legion.py)
-            legion.workloads({"bench": bench, "bin": BIN, "mark_var": MARK_VAR, "mark": args.mark},
-                             rep, only, 3 if quick else 20, log)
+            legion.workloads({"bench": bench, "bin": BIN, "mark_var": MARK_VAR,
+                              "mark": args.mark}, rep, only, 3 if quick else 20, log)
+        # Each in turn; one that breaks is an anomaly with its traceback, and the others
+        # still run and the figures already taken are still recorded.
+        for names, fn in (({"W13"}, w13), ({"W11"}, w11), ({"W12"}, w12),
+                          ({"W7", "W8"}, w7_w8), ({"W9", "W10"}, w9_w10)):
+            if not only & names:
+                continue
+            if len(names) == 1:
+                busy(next(iter(names)))
+            elif fn is w9_w10:
+                busy("W9/W10")
+            try:
+                fn()
+            except Exception:
+                bench.anomaly("%s failed" % "/".join(sorted(names)), traceback.format_exc())
     except KeyboardInterrupt:
         log("bench: interrupted")
         bench.anomaly("interrupted by the user")

@@ -279,7 +279,7 @@ def handovers(legion, runs, act, log):
 def etcd_start(ctx):
     bench = ctx["bench"]
     client, peer = bench.ports("emperor", 2)
-    d = os.path.join(bench.root, "etcd")
+    d = os.path.join(bench.root, "etcd-legion")  # cluster.py's W7/W8 have "etcd"
     os.makedirs(d)
     env = dict(os.environ)
     env[ctx["mark_var"]] = ctx["mark"]
