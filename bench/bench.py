@@ -35,10 +35,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 import apps as apps_mod  # the two apps every workload runs with (issue 19)
 import peers            # supervisord and PM2 (issue 19)
-import traceback
 from table import fmt  # one number format for the console lines and the docs table
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
