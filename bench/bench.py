@@ -711,6 +711,7 @@ OURS = Ours("emperor")
 UWSGI_DEFAULT = Uwsgi("uWSGI default")                     # scans every 3 s
 UWSGI_FAST = Uwsgi("uWSGI freq1", ["--emperor-freq", "1"])  # its shortest scan period
 PEERS = []          # supervisord and PM2 where available (set_app())
+RELOAD_CONCURRENCY = 0  # W6: the emperor's --reload-concurrency (0: its default)
 PEERS_SKIPPED = {}  # peer kind -> why it is not measured
 
 
@@ -1249,7 +1250,8 @@ def w6(bench, rep, n, runs):
     python = OURS.app.name != "c"
     f = rep.fig("W6", "SIGHUP reload of %d vassals" % n, "ms", None if python else lt(500),
                 "" if python else "< 500 ms")
-    for system, opts in ((OURS, []), (UWSGI_DEFAULT, [])):  # ours: its default window
+    ours = ["--reload-concurrency", str(RELOAD_CONCURRENCY)] if RELOAD_CONCURRENCY else []
+    for system, opts in ((OURS, ours), (UWSGI_DEFAULT, [])):  # ours: its default window
         ports = bench.ports(system.kind, n)
         run = Run(bench, system, "w6", opts)
         run.write([("v%04d" % i, system.vassal_text(p)) for i, p in enumerate(ports)])
@@ -1384,6 +1386,8 @@ def main():
     ap.add_argument("--scale", action="store_true", help="W3 with 10,000 vassals too")
     ap.add_argument("--host-procs", type=int, default=0, metavar="N", help="with --scale: "
                     "10,000 vassals once more beside N idle processes (e.g. 20000)")
+    ap.add_argument("--reload-concurrency", type=int, default=0, metavar="N",
+                    help="W6: run the emperor with --reload-concurrency N (default: its own)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary root and logs")
     ap.add_argument("--no-save", action="store_true", help="do not append to results.jsonl")
     ap.add_argument("--app", choices=("c", "python", "both"), default="both",
@@ -1393,6 +1397,8 @@ def main():
     # re-armed because a shell starts background jobs with it ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    global RELOAD_CONCURRENCY
+    RELOAD_CONCURRENCY = args.reload_concurrency
     only = set(args.only.upper().split(","))
     quick = args.quick
 
