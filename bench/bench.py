@@ -1380,7 +1380,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mark", required=True, help="tag put in the environment of every "
                     "process started, to find leftovers")
-    ap.add_argument("--only", default="W1,W2,W3,W4,W5,W6")
+    ap.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11,W12,W13")
     ap.add_argument("--quick", action="store_true", help="fewer runs, shorter durations")
     ap.add_argument("--full", action="store_true", help="1,000 vassals for uWSGI too, more runs")
     ap.add_argument("--scale", action="store_true", help="W3 with 10,000 vassals too")
