@@ -8,7 +8,6 @@
 
 struct backlog {
 	int nl_fd;            /* NETLINK_SOCK_DIAG, -1 until a unix socket is asked */
-	unsigned seq;
 };
 
 /* The netlink socket, once opened, lives as long as the master (close-on-exec). */

@@ -1,9 +1,8 @@
 /* backlog.c — the accept queue's length of a listening socket (see backlog.h). TCP
  * answers through getsockopt on the socket itself; a unix socket through sock_diag,
  * asked for its inode with UDIAG_SHOW_RQLEN (for a listening socket the "read queue"
- * is the connections not yet accepted, the "write queue" its backlog). The kernel
- * answers a netlink request to itself before sendmsg returns: the receive never
- * waits (MSG_DONTWAIT all the same, as the master's loop must not block). */
+ * is the connections not yet accepted, the "write queue" its backlog), through
+ * sockdiag.c, which never waits. */
 #include "backlog.h"
 
 #include <errno.h>
@@ -17,11 +16,11 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "sockdiag.h"
 
 void backlog_init(struct backlog *b)
 {
 	b->nl_fd = -1;
-	b->seq = 0;
 }
 
 static int tcp_queued(int fd, int *max)
@@ -58,48 +57,47 @@ static int rqlen_of(const struct nlmsghdr *h, int *max)
 	return -1;
 }
 
+/* The one answer about the asked socket: its queue, or -1 with errno. */
+struct rq_answer {
+	int queued, err;
+	int *max;
+};
+
+static int on_rqlen(const struct nlmsghdr *h, void *arg)
+{
+	struct rq_answer *q = arg;
+
+	if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+	    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct unix_diag_msg)))
+		return 0;
+	q->queued = rqlen_of(h, q->max);
+	q->err = errno;
+	return 1;
+}
+
 static int unix_queued(struct backlog *b, int fd, int *max)
 {
 	struct { struct nlmsghdr h; struct unix_diag_req r; } req;
-	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-	union { struct nlmsghdr h; char buf[1024]; } reply;
+	struct rq_answer q = { .queued = -1, .err = ENODATA, .max = max };
 	struct stat st;
-	ssize_t n;
 
 	if (fstat(fd, &st) < 0)
 		return -1;
-	if (b->nl_fd < 0 &&
-	    (b->nl_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)) < 0)
+	if (b->nl_fd < 0 && (b->nl_fd = sockdiag_open()) < 0)
 		return -1;
 	memset(&req, 0, sizeof req);
 	req.h.nlmsg_len = sizeof req;
 	req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
 	req.h.nlmsg_flags = NLM_F_REQUEST;
-	req.h.nlmsg_seq = ++b->seq;
 	req.r.sdiag_family = AF_UNIX;
 	req.r.udiag_states = ~0U;
 	req.r.udiag_ino = (unsigned)st.st_ino;
 	req.r.udiag_show = UDIAG_SHOW_RQLEN;
 	req.r.udiag_cookie[0] = req.r.udiag_cookie[1] = ~0U; /* INET_DIAG_NOCOOKIE */
-	if (sendto(b->nl_fd, &req, sizeof req, MSG_DONTWAIT, (struct sockaddr *)&kernel, sizeof kernel) < 0)
+	if (sockdiag_ask(b->nl_fd, &req.h, on_rqlen, &q) < 0)
 		return -1;
-	for (int tries = 0; tries < 4; tries++) { /* an older reply (a late one) is skipped */
-		n = recv(b->nl_fd, &reply, sizeof reply, MSG_DONTWAIT);
-		if (n < 0)
-			return -1;
-		if (!NLMSG_OK(&reply.h, (unsigned)n) || reply.h.nlmsg_seq != b->seq)
-			continue;
-		if (reply.h.nlmsg_type == NLMSG_ERROR) {
-			const struct nlmsgerr *e = NLMSG_DATA(&reply.h);
-			errno = e->error ? -e->error : ENODATA;
-			return -1;
-		}
-		if (reply.h.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
-		    reply.h.nlmsg_len >= NLMSG_LENGTH(sizeof(struct unix_diag_msg)))
-			return rqlen_of(&reply.h, max);
-	}
-	errno = EAGAIN;
-	return -1;
+	errno = q.err;
+	return q.queued;
 }
 
 int backlog_queued(struct backlog *b, int fd, int family, int *max)

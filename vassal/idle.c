@@ -1,6 +1,6 @@
 /* idle.c — a vassal's idle stop (see idle.h). One repeating timer per master, only
  * while `idle:` is set, ticking every quarter of it (0.05 s .. 15 s): each tick asks
- * the kernel (sock_diag over netlink: inet_diag for TCP, unix_diag for unix sockets)
+ * the kernel (sock_diag through sockdiag.c: inet_diag for TCP, unix_diag for unix sockets)
  * how many connections are open or queued on the workers' sockets (a unix listener's
  * accept queue from its UNIX_DIAG_RQLEN), so no worker is
  * asked anything. A connection open at a tick makes the vassal busy then; when no tick
@@ -27,12 +27,12 @@
 #include "master.h"
 #include "notify.h"
 #include "reload.h"
+#include "sockdiag.h"
 #include "status_proto.h"
 #include "util.h"
 
 #define IDLE_TICK_MIN 0.05
 #define IDLE_TICK_MAX 15.0
-#define DIAG_RECV_MAX 100000   /* bounds a dump: replies read, whatever the host holds */
 
 struct idle {
 	struct master *m;
@@ -115,32 +115,15 @@ static void on_unix(const struct nlmsghdr *h, struct diag_match *x)
 	}
 }
 
-static int diag_read(int fd, struct diag_match *x)
+static int on_answer(const struct nlmsghdr *h, void *arg)
 {
-	static _Alignas(struct nlmsghdr) char buf[32768];
+	struct diag_match *x = arg;
 
-	for (int k = 0; k < DIAG_RECV_MAX; k++) {
-		ssize_t n = recv(fd, buf, sizeof buf, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		for (struct nlmsghdr *h = (void *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-			if (h->nlmsg_type == NLMSG_DONE)
-				return 0;
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = NLMSG_DATA(h);
-				errno = e->error ? -e->error : EPROTO;
-				return -1;
-			}
-			if (x->family == AF_UNIX)
-				on_unix(h, x);
-			else
-				on_inet(h, x);
-		}
-	}
-	errno = E2BIG;
-	return -1;
+	if (x->family == AF_UNIX)
+		on_unix(h, x);
+	else
+		on_inet(h, x);
+	return 0;
 }
 
 /* One dump of the family's connected sockets, counted into x. */
@@ -150,7 +133,7 @@ static int diag_dump(struct diag_match *x)
 		struct nlmsghdr h;
 		union { struct inet_diag_req_v2 inet; struct unix_diag_req unx; } r;
 	} req = { .h = { .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP } };
-	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG), rc = -1;
+	int fd = sockdiag_open(), rc;
 
 	if (fd < 0)
 		return -1;
@@ -165,8 +148,7 @@ static int diag_dump(struct diag_match *x)
 			(1u << TCP_TIME_WAIT) | (1u << TCP_CLOSE)) };
 		req.h.nlmsg_len = NLMSG_LENGTH(sizeof req.r.inet);
 	}
-	if (send(fd, &req, req.h.nlmsg_len, 0) == (ssize_t)req.h.nlmsg_len)
-		rc = diag_read(fd, x);
+	rc = sockdiag_ask(fd, &req.h, on_answer, x);
 	close(fd);
 	return rc;
 }
