@@ -142,6 +142,7 @@ static void slots_expired(struct ev_loop *loop, ev_timer *w, int revents)
 		if (v->holds_slot && (earliest == 0 || v->slot_since < earliest))
 			earliest = v->slot_since;
 	if (earliest > 0) {
+		ev_timer_stop(loop, w); /* a slot freed above may have started it again */
 		ev_timer_set(w, earliest + RELOAD_SLOT_MAX - now, 0);
 		ev_timer_start(loop, w);
 	}
@@ -187,6 +188,8 @@ static void reload_all(struct emperor *e)
 		 e->opts.reload_concurrency);
 	scan_run(e);
 	TAILQ_FOREACH(v, &e->vassals, link) {
+		if (v->in_start_queue || v->waits_for)
+			continue; /* new: the start queue (or its predecessor's stop) starts it */
 		if (v->state == VASSAL_HALTED && !v->halting) /* emperorctl stop sticks */
 			vtable_start(v);
 		else if (v->state == VASSAL_ON_DEMAND || (v->state == VASSAL_IDLE && v->on_demand))

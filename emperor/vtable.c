@@ -491,11 +491,8 @@ static void idle_stopped(struct vassal *v)
 		return;
 	}
 	log_info("%s: stopped (idle); starts again at the next connection", v->name);
-	if (demand_arm(v->demand) < 0) { /* a changed address could not be bound */
-		log_warn("%s: on-demand sockets: next attempt in %.1fs", v->name,
-			 child_next_backoff(&v->child));
-		child_schedule_respawn(&v->child);
-	}
+	if (demand_arm(v->demand) < 0) /* a changed address could not be bound: */
+		fire(v, VEV_SPAWN_FAILED, NULL); /* WAITING, its sockets unwatched, retried */
 }
 
 /* The actions that stop it or follow its exit. v may be freed on return. */
