@@ -13,7 +13,7 @@ int idle_start(struct master *m);
 void idle_free(struct master *m);
 /* The connections open or queued on the first n of t's sockets (TCP: every state but
  * LISTEN, TIME_WAIT and CLOSE, by local address and port; unix: the connected sockets
- * that carry a listener's name, and the listener's accept queue), or -1 when sock_diag failed (logged). */
+ * that carry a listener's name, and the listener's accept queue), or -1 with errno when sock_diag failed. */
 int idle_connections(const struct vsock_table *t, size_t n);
 
 #endif

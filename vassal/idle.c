@@ -39,7 +39,7 @@ struct idle {
 	ev_timer tick;
 	double limit;        /* idle: seconds */
 	double last_busy;    /* mono_now() of the last tick that saw a connection */
-	bool diag_failed;    /* logged once */
+	bool diag_failed;    /* a failed count was logged (each failed tick counts as busy) */
 };
 
 /* What one reply is checked against: the sockets of one family. */
@@ -165,10 +165,8 @@ int idle_connections(const struct vsock_table *t, size_t n)
 			wanted |= t->v[i].addr.ss.ss_family == families[f];
 		if (!wanted)
 			continue;
-		if (diag_dump(&x) < 0) {
-			log_errno("idle: sock_diag (family %d)", families[f]);
+		if (diag_dump(&x) < 0)
 			return -1;
-		}
 		total += x.count;
 	}
 	return total;
@@ -186,10 +184,10 @@ static void tick(struct ev_loop *loop, ev_timer *w, int revents)
 		i->last_busy = now;
 		return;
 	}
-	n = i->diag_failed ? -1 : idle_connections(&m->socks, m->socks.n_workers);
-	if (n < 0 && !i->diag_failed) {
+	n = idle_connections(&m->socks, m->socks.n_workers);
+	if (n < 0 && !i->diag_failed) { /* said once; every tick asks again */
 		i->diag_failed = true;
-		log_warn("idle: cannot count connections; the vassal is never stopped for being idle");
+		log_errno("idle: cannot count connections (counted as busy)");
 	}
 	if (n != 0)
 		i->last_busy = now;

@@ -96,7 +96,7 @@ void legion_stop_lord_children(struct legion *l, double max_mercy)
 static const char *role(const struct legion *l)
 {
 	if (!l->etcd)
-		return "off (no etcd endpoint)";
+		return "off (no etcd client: see the log)";
 	if (l->state == LG_OFF)
 		return "fenced (no lease: etcd unreachable)";
 	return legion_state_name(l->state);

@@ -154,6 +154,8 @@ const char *reload_config_master_change(const struct master *m, const struct con
 		    !str_eq(a->owner, b->owner) || !str_eq(a->group, b->group))
 			return "sockets";
 	}
+	if (cur->idle != next->idle || cur->on_demand != next->on_demand)
+		return "idle/on-demand"; /* the idle timer is set up at the master's start */
 	if (!str_eq(cur->user, next->user) || !str_eq(cur->group, next->group))
 		return "user/group";
 	if (memcmp(&cur->limits, &next->limits, sizeof cur->limits) != 0)
