@@ -362,7 +362,8 @@ static void test_stray_found_after_thousands_of_children(void **state)
 	assert_non_null(many);
 	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
 	for (int i = 0; i < MANY; i++) {
-		struct child_exec x = { .run = wait_forever, .out_fd = -1 };
+		/* die_with_parent: a failed assert leaves none of them behind */
+		struct child_exec x = { .run = wait_forever, .out_fd = -1, .die_with_parent = true };
 		child_init(&many[i], &f->set, 0, "idle");
 		many[i].on_exit = many_exit_cb;
 		assert_int_equal(child_spawn(&many[i], &x), 0);
