@@ -48,42 +48,57 @@ enum legion_verdict legion_decide(const struct legion_member *m, size_t n, int64
  * handover (watch, campaign, the new lord's daemons) has what is left of ttl + 0.5 s. */
 int64_t legion_lease_ttl(double ttl);
 
-/* A membership's life: one transition function, every change logged by legion.c. */
+/* A membership's life: one transition table (legion_fsm.c), every change logged by
+ * legion.c. A lord's way out has a state per step, so the status shows where it is:
+ * stepping down (outranked) or fencing (the lease lost) while its lord-only children
+ * stop and on-unlord runs; releasing while the lord key is deleted after a step-down. */
 enum legion_state {
 	LG_OFF,         /* no lease: etcd not reached yet, or the lease was lost (fenced) */
 	LG_JOINING,     /* lease granted: our member key is put, the legion read */
 	LG_MEMBER,      /* a member, not lord */
 	LG_CAMPAIGN,    /* the txn that takes the lord key is in flight */
 	LG_LORD,        /* lord: the lord-only children run */
-	LG_STEPPING_DOWN, /* lord-only children stopping, on-unlord, then the key deleted */
+	LG_STEPPING_DOWN, /* outranked: lord-only children stopping, then on-unlord */
+	LG_RELEASING,   /* stepped down: the lord key's deletion (guarded by our lease) */
+	LG_FENCING,     /* the lease lost while lord (or stepping down): the lord-only
+			 * children stopping within the margin, then on-unlord; the lost lease
+			 * is revoked only then. A new lease may be taken and our member key put
+			 * meanwhile; no campaign before the children are gone */
 	LG_LEAVING,     /* the master tears down: the same, then the lease revoked */
 	LG_GONE,        /* left the legion for good */
 	LG_NSTATES
 };
 enum legion_event {
-	LE_GRANTED,     /* the lease keeper has a lease */
+	LE_GRANTED,     /* the lease keeper has a lease (etcd back, after a loss) */
 	LE_JOINED,      /* member key put and legion read */
 	LE_CAMPAIGN,    /* legion_decide: LV_CAMPAIGN */
 	LE_WON,         /* the txn took the lord key */
 	LE_BEATEN,      /* the txn found the key taken, or failed */
 	LE_OUTRANKED,   /* legion_decide: LV_STEP_DOWN */
-	LE_DOWN,        /* stepping down finished: key deleted */
-	LE_LEASE_LOST,  /* the keeper's "lost": fence at once */
+	LE_CHILDREN_GONE, /* the lord-only children are reaped and on-unlord has run */
+	LE_DOWN,        /* the lord key is deleted */
+	LE_LEASE_LOST,  /* the keeper's "lost" (etcd unreachable, the link cut, a stall) */
 	LE_TEARDOWN,    /* the master's graceful reload or stop */
 	LE_LEFT,        /* the lease is revoked (or given up on) */
 	LE_NEVENTS
 };
 enum legion_action {
+	LA_IMPOSSIBLE,  /* logged, ignored (0: a cell the table left out) */
 	LA_NONE,
-	LA_IMPOSSIBLE,  /* logged, ignored */
 	LA_JOIN,        /* put the member key, read the legion */
 	LA_EVALUATE,    /* legion_decide on what we know */
 	LA_CAMPAIGN,    /* txn: lord key absent → put it under our lease */
 	LA_ENTHRONE,    /* start the lord-only children, on-lord, subscriptions */
-	LA_STEP_DOWN,   /* stop the lord-only children, on-unlord, delete the key */
-	LA_FENCE,       /* stop the lord-only children now (mercy within the margin); new lease later */
-	LA_REJOIN,      /* a member's lease was lost: a new lease later */
-	LA_LEAVE,       /* stop what runs, on-unlord if lord, revoke the lease */
+	LA_STEP_DOWN,   /* stop the lord-only children, then on-unlord */
+	LA_RELEASE,     /* delete the lord key (a txn guarded by our lease) */
+	LA_FENCE,       /* give the lease up; stop the lord-only children now (mercy within
+			 * the margin), then on-unlord; a new lease later */
+	LA_HASTEN,      /* the same while they already stop: only their mercies shorten */
+	LA_UNFENCE,     /* revoke the lease given up; a lease granted meanwhile joins now */
+	LA_REJOIN,      /* give the lease up and revoke it (nothing of a lord runs); a new
+			 * lease later */
+	LA_LEAVE,       /* stop what runs, on-unlord if lord, then LA_REVOKE */
+	LA_REVOKE,      /* revoke the lease (our keys go with it), bounded in time */
 	LA_DONE,        /* tell the teardown */
 };
 struct legion_step {
@@ -93,6 +108,8 @@ struct legion_step {
 struct legion_step legion_fsm_next(enum legion_state s, enum legion_event ev);
 const char *legion_state_name(enum legion_state s);
 const char *legion_event_name(enum legion_event e);
+/* The status's word for a membership in s ("lord", "fencing (...)"). */
+const char *legion_state_status(enum legion_state s);
 
 /* ---- the master's side ----------------------------------------------------------------- */
 

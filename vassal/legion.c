@@ -137,9 +137,9 @@ static void evaluate(struct legion *l)
 	log_view(l, v);
 	switch (v) {
 	case LV_CAMPAIGN:
-		/* Not while our last lordship's children are still stopping, nor once the
-		 * master tears down. */
-		if (!l->unlording && !l->all->m->child_hooks.tearing_down(l->all->m))
+		/* Not once the master tears down (a fenced lordship's children still
+		 * stopping: FENCING, where nothing is evaluated). */
+		if (!l->all->m->child_hooks.tearing_down(l->all->m))
 			fire(l, LE_CAMPAIGN);
 		break;
 	case LV_STEP_DOWN: fire(l, LE_OUTRANKED); break;
@@ -187,13 +187,13 @@ static void read_answer(void *arg, const struct etcd_result *r)
 		learn_kv(l, &r->kvs[i], false);
 	/* etcd restarted keeps the lease we gave up alive for another ttl: end it now (once
 	 * a fenced lordship's children are gone) */
-	if (l->stale_id && l->lord == l->stale_id && !l->unlording)
+	if (l->stale_id && l->lord == l->stale_id && l->state != LG_FENCING)
 		revoke_stale(l);
 	if (!l->watch)
 		l->watch = etcd_watch_new(l->etcd, l->prefix, ETCD_PREFIX, r->revision + 1, &cbs, l);
 	else
 		etcd_watch_restart(l->watch, r->revision + 1);
-	if (l->state == LG_JOINING)
+	if (l->state == LG_JOINING || l->state == LG_FENCING)
 		fire(l, LE_JOINED);
 	else
 		evaluate(l);
@@ -254,7 +254,7 @@ static void lease_lost(void *arg, const char *why)
 	struct legion *l = arg;
 
 	log_warn("legion %s: lease lost (%s)%s", LCFG(l)->name, why,
-		 l->state == LG_LORD ? ": stepping down before it can expire" : "");
+		 l->state == LG_LORD ? ": fencing before it can expire" : "");
 	fire(l, LE_LEASE_LOST);
 }
 
@@ -285,7 +285,7 @@ static void give_up_lease(struct legion *l)
 
 /* Revoking the lease given up (if etcd answers) lets the others elect at once: a member
  * does it at once, a fenced lord only once its lord-only children are gone and
- * on-unlord has run (legion_released) — before, a revoke that etcd takes (the lease was
+ * on-unlord has run (FENCING, then LA_UNFENCE) — before, a revoke that etcd takes (the lease was
  * lost to slow renewals, not to an outage) would let a peer lead beside them. */
 static void revoke_stale(struct legion *l)
 {
@@ -293,19 +293,23 @@ static void revoke_stale(struct legion *l)
 		etcd_lease_revoke(l->etcd, l->stale_id, ignore_answer, NULL);
 }
 
+static void release_key(struct legion *l);
+
+/* What a failed step (or a lease given up) tries again depends on the state only. */
 static void retry_due(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct legion *l = container_of(w, struct legion, retry);
+	bool fenced = l->state == LG_OFF || l->state == LG_FENCING;
 
 	(void)loop, (void)revents;
-	if (l->state == LG_OFF && !l->lease)
+	if (fenced && !l->lease)
 		new_lease(l);
-	else if (l->state == LG_JOINING)
+	else if (l->state == LG_JOINING || (l->state == LG_FENCING && l->id))
 		join(l);
 	else if (l->state == LG_MEMBER || l->state == LG_LORD)
 		reread(l);
-	else if (l->state == LG_STEPPING_DOWN && !l->unlording)
-		legion_released(l); /* the key's deletion failed: again */
+	else if (l->state == LG_RELEASING)
+		release_key(l); /* the key's deletion failed: again */
 }
 
 /* ---- lordship ------------------------------------------------------------------------- */
@@ -367,24 +371,29 @@ static void delete_answer(void *arg, const struct etcd_result *r)
 	fire(l, LE_DOWN);
 }
 
-static void leave_done(struct legion *l);
-
-/* The lord-only children are gone and on-unlord has run: the key may go. */
-void legion_released(struct legion *l)
+/* Stepped down: the lord key goes, guarded by our lease. */
+static void release_key(struct legion *l)
 {
 	const struct etcd_cmp cmp = { l->lord_key, ETCD_CMP_LEASE, ETCD_CMP_EQUAL, l->id, NULL };
 	const struct etcd_op del = { .type = ETCD_OP_DELETE, .key = l->lord_key };
 
-	if (l->state == LG_LEAVING) {
-		leave_done(l);
-		return;
-	}
-	if (l->state != LG_STEPPING_DOWN) {
-		revoke_stale(l); /* fenced: the key goes with the lease given up */
-		return;
-	}
 	forget_req(l);
 	l->req = etcd_txn(l->etcd, &(struct etcd_txn){ &cmp, 1, &del, NULL, 1, 0 }, delete_answer, l);
+}
+
+/* The lord-only children are gone and on-unlord has run. */
+void legion_unlorded(struct legion *l)
+{
+	fire(l, LE_CHILDREN_GONE);
+}
+
+/* Fenced, the children gone: the lease given up may go now (the lord key with it); a
+ * lease granted during the fence is taken up as if granted now. */
+static void unfence(struct legion *l)
+{
+	revoke_stale(l);
+	if (l->id)
+		fire(l, LE_GRANTED);
 }
 
 /* ---- leaving (the teardown) ------------------------------------------------------------- */
@@ -437,9 +446,9 @@ static void leave(struct legion *l, enum legion_state was)
 	l->watch = NULL;
 	if (was == LG_LORD)
 		legion_stop_lord_children(l, 1e9);
-	else if (!l->unlording)
+	else if (was != LG_STEPPING_DOWN && was != LG_FENCING)
 		leave_done(l);
-	/* else: a step-down under way calls released() → leave_done() */
+	/* else: the children already stopping; then LE_CHILDREN_GONE → leave_done() */
 }
 
 /* ---- the machine ---------------------------------------------------------------------- */
@@ -456,9 +465,14 @@ static void act(struct legion *l, enum legion_action a, enum legion_state was)
 		evaluate(l); /* a better member may have joined while we campaigned */
 		break;
 	case LA_STEP_DOWN: legion_stop_lord_children(l, 1e9); break;
-	case LA_FENCE: legion_stop_lord_children(l, margin(l) / 2); give_up_lease(l); break;
+	case LA_RELEASE: release_key(l); break;
+	/* The lease given up first: children gone at once go straight to LA_UNFENCE. */
+	case LA_FENCE: give_up_lease(l); legion_stop_lord_children(l, margin(l) / 2); break;
+	case LA_HASTEN: give_up_lease(l); legion_hasten_lord_children(l, margin(l) / 2); break;
+	case LA_UNFENCE: unfence(l); break;
 	case LA_REJOIN: give_up_lease(l); revoke_stale(l); break;
 	case LA_LEAVE: leave(l, was); break;
+	case LA_REVOKE: leave_done(l); break;
 	case LA_DONE:
 		ev_timer_stop(l->all->m->loop, &l->leave_bound);
 		if (l->all->leaving > 0 && --l->all->leaving == 0 && l->all->left)
@@ -609,7 +623,8 @@ void legion_set_ready(struct master *m, bool ready)
 	all->ready = ready;
 	for (size_t i = 0; i < all->n; i++) {
 		struct legion *l = &all->l[i];
-		if (l->state == LG_JOINING || l->state == LG_MEMBER || l->state == LG_LORD)
+		if (l->state == LG_JOINING || l->state == LG_MEMBER || l->state == LG_LORD ||
+		    (l->state == LG_FENCING && l->id))
 			join(l); /* puts the key, reads the legion, evaluates */
 	}
 }

@@ -29,7 +29,6 @@ struct legion {
 	int64_t lord;               /* the lord key's lease, 0: no lord */
 	int64_t token;              /* the lord key's create_revision while we lead */
 	int stopping;               /* lord-only children still stopping */
-	bool unlording;             /* from the step-down's start to on-unlord's end */
 	int64_t stale_id;           /* a lease the keeper gave up: revoked again if it holds the key */
 	unsigned transitions;       /* times we became lord or stopped being it */
 	double lord_since;
@@ -53,10 +52,11 @@ struct legions {
 /* legion_lord.c: on becoming lord, start the on-lord hook and the lord-only children. */
 void legion_enthrone(struct legion *l);
 /* Stops what only the lord runs; max_mercy bounds each one's mercy. The on-unlord hook
- * follows when they are gone, then legion_released(). Called again while a step-down
- * is under way (the lease lost meanwhile), it only shortens the mercies. */
+ * follows when they are gone, then legion_unlorded(). */
 void legion_stop_lord_children(struct legion *l, double max_mercy);
-/* legion.c: the lord-only children are gone and on-unlord has run: the key may go. */
-void legion_released(struct legion *l);
+/* A stop under way (stepping down, the lease lost meanwhile): only the mercies shorten. */
+void legion_hasten_lord_children(struct legion *l, double max_mercy);
+/* legion.c: the lord-only children are gone and on-unlord has run (LE_CHILDREN_GONE). */
+void legion_unlorded(struct legion *l);
 
 #endif

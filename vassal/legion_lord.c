@@ -1,7 +1,7 @@
 /* legion_lord.c — what being a legion's lord means on this master: taking the throne
  * (the on-lord hook, the lord-only daemons and crons, the gateway subscriptions), and
- * stepping down (those children stopped within a mercy, then on-unlord, then
- * legion_released() deletes the lord key in legion.c); and the legions' lines on the
+ * stepping down or fencing (those children stopped within a mercy, then on-unlord, then
+ * legion_unlorded() tells legion.c's machine); and the legions' lines on the
  * status page and the metrics. The etcd side and the state machine are legion.c. */
 #include "legion.h"
 
@@ -51,10 +51,7 @@ void legion_enthrone(struct legion *l)
 
 static void unlord_hook_done(void *arg)
 {
-	struct legion *l = arg;
-
-	l->unlording = false;
-	legion_released(l);
+	legion_unlorded(arg);
 }
 
 /* Each lord-only child reaped; the last one hands over to on-unlord. */
@@ -67,28 +64,39 @@ static void child_retired(void *arg)
 	hook(l, l->all->m->cfg->hooks.on_unlord, "on-unlord", unlord_hook_done);
 }
 
+/* Asks each lord-only child to stop within max_mercy; returns how many are newly asked
+ * (one asked again keeps its count: only its mercy shortens). */
+static int stop_each(struct legion *l, double max_mercy)
+{
+	struct master *m = l->all->m;
+
+	return daemons_legion_stop(m, LCFG(l)->name, max_mercy, child_retired, l) +
+	       cron_legion_stop(m, LCFG(l)->name, max_mercy, child_retired, l);
+}
+
 /* Stops what only the lord runs; max_mercy bounds each one's mercy. The on-unlord hook
- * follows when they are gone (child_retired), then legion_released(). Called again while a
- * step-down is under way (the lease lost meanwhile), it only shortens the mercies. */
+ * follows when they are gone (child_retired), then legion_unlorded(). */
 void legion_stop_lord_children(struct legion *l, double max_mercy)
 {
 	struct master *m = l->all->m;
-	bool again = l->unlording;
 
-	if (!again) {
-		if (l->lord_since > 0)
-			log_info("legion %s: no longer lord after %.1fs", LCFG(l)->name,
-				 ev_now(m->loop) - l->lord_since);
-		l->lord_since = 0;
-		l->transitions++;
-		subscriptions_legion(m, LCFG(l)->name, false);
-		l->unlording = true;
-	}
+	if (l->lord_since > 0)
+		log_info("legion %s: no longer lord after %.1fs", LCFG(l)->name,
+			 ev_now(m->loop) - l->lord_since);
+	l->lord_since = 0;
+	l->transitions++;
+	subscriptions_legion(m, LCFG(l)->name, false);
 	l->stopping++; /* held while the counts are taken */
-	l->stopping += daemons_legion_stop(m, LCFG(l)->name, max_mercy, child_retired, l);
-	l->stopping += cron_legion_stop(m, LCFG(l)->name, max_mercy, child_retired, l);
-	if (--l->stopping == 0 && !again)
+	l->stopping += stop_each(l, max_mercy);
+	if (--l->stopping == 0)
 		hook(l, m->cfg->hooks.on_unlord, "on-unlord", unlord_hook_done);
+}
+
+/* A step-down under way, the lease lost meanwhile: the children still stopping get
+ * max_mercy at most; on-unlord follows the last of them as before. */
+void legion_hasten_lord_children(struct legion *l, double max_mercy)
+{
+	l->stopping += stop_each(l, max_mercy);
 }
 
 /* ---- status ---------------------------------------------------------------------------- */
@@ -97,9 +105,7 @@ static const char *role(const struct legion *l)
 {
 	if (!l->etcd)
 		return "off (no etcd client: see the log)";
-	if (l->state == LG_OFF)
-		return "fenced (no lease: etcd unreachable)";
-	return legion_state_name(l->state);
+	return legion_state_status(l->state);
 }
 
 void legion_status_text(const struct master *m, struct strbuf *b)

@@ -310,6 +310,26 @@ static char *status_of(pid_t master, const char *request)
 	return out;
 }
 
+/* Waits until master's status text holds needle; 0 if it did within T_MS. */
+static int wait_status(pid_t master, const char *needle)
+{
+	long long deadline = sup_now_ms() + T_MS;
+	char *text = NULL;
+	int found = 0;
+
+	do {
+		if (text)
+			sup_poll_pause();
+		free(text);
+		text = status_of(master, "text");
+		found = strstr(text, needle) != NULL;
+	} while (!found && sup_now_ms() < deadline);
+	if (!found)
+		fprintf(stderr, "no \"%s\" in the status:\n%s", needle, text);
+	free(text);
+	return found ? 0 : -1;
+}
+
 /* Drops the datagrams received so far. */
 static void router_drain(void)
 {
@@ -582,9 +602,12 @@ static void force_etcd_restart(void)
 	assert_int_equal(r.status, 200);
 	sup_http_fini(&r);
 	free(sock);
-	char *text = status_of(mb[2].p->pid, "text");
-	assert_non_null(strstr(text, "legion billing: fenced (no lease: etcd unreachable)"));
-	free(text);
+	/* FENCING until on-unlord has run after the daemon's stop, then no lease */
+	assert_int_equal(sup_wait_file(mb[2].log, marks[2], "legion billing: lord --lease lost--> fencing",
+				       T_MS), 0);
+	assert_int_equal(wait_status(mb[2].p->pid, "legion billing: fenced (no lease: etcd unreachable)"), 0);
+	assert_true(logged_at(mb[2].log, marks[2], "legion billing: fencing --children gone--> off") >=
+		    logged_at(mb[2].log, marks[2], "hook on-unlord billing started"));
 	restarted = wall_now();
 	assert_int_equal(sup_etcd_restart(etcd, 0, 1), 0);
 	wait_run(before, &back);
@@ -685,13 +708,18 @@ static double freeze_m3(size_t *mark)
 static void assert_fenced_on_resume(size_t mark, size_t ticks_mark, double resumed,
 				    const struct iv *old)
 {
-	double fenced = logged_at(mb[2].log, mark, "legion billing: lord --lease lost--> off");
+	double fenced = logged_at(mb[2].log, mark, "legion billing: lord --lease lost--> fencing");
 	char *log = sup_read_file(mb[2].log), *lost, *tick, stale[32];
 
 	assert_true(fenced > 0 && fenced - resumed <= RESUME_BOUND + 0.001);
 	assert_true(old->stop > resumed && old->stop - resumed <= RESUME_BOUND + LEASE / 4);
 	assert_true(last_line("onunlord", "m3") >= old->stop);
 	assert_true(logged_at(mb[2].log, mark, "hook on-unlord billing started") > 0);
+	/* FENCING until on-unlord has exited: no campaign before */
+	assert_int_equal(sup_wait_file(mb[2].log, mark, "legion billing: fencing --children gone--> off",
+				       T_MS), 0);
+	assert_true(logged_at(mb[2].log, mark, "legion billing: fencing --children gone--> off") >=
+		    logged_at(mb[2].log, mark, "hook on-unlord billing started"));
 	assert_non_null(log);
 	lost = strstr(log + mark, "--lease lost-->");
 	tick = strstr(log + mark, "cron tick started");
@@ -769,13 +797,21 @@ static void test_stalled_lord_revokes_after_its_children(void **state)
 	while (wall_now() < stalled + 1.1) /* the stall is the stimulus */
 		sup_poll_pause();
 	assert_int_equal(kill(mb[2].p->pid, SIGCONT), 0);
-	assert_int_equal(sup_wait_file(mb[2].log, mark, "legion billing: lord --lease lost--> off", T_MS), 0);
+	assert_int_equal(sup_wait_file(mb[2].log, mark, "legion billing: lord --lease lost--> fencing", T_MS), 0);
+	/* its daemon still stopping (0.3 s), the status says so */
+	char *text = status_of(mb[2].p->pid, "text");
+	bool stopping = sup_pid_alive(iv[before - 1].pid);
+	if (stopping && !strstr(text, "legion billing: fencing (lease lost: lord-only children stopping)"))
+		fprintf(stderr, "m3's status while its daemon stops:\n%s", text);
+	assert_true(!stopping || strstr(text, "legion billing: fencing (lease lost: lord-only children stopping)"));
+	free(text);
 	wait_run(before, &next);
 	assert_int_equal(unlink(slow), 0);
 	intervals(iv);
 	printf("m3 stalled 1.1 s: its daemon stopped %.0f ms after the stall began, the next "
-	       "lord's (%s) started %.0f ms after that\n", (iv[before - 1].stop - stalled) * 1000,
-	       next.who, (next.start - iv[before - 1].stop) * 1000);
+	       "lord's (%s) started %.0f ms after that; its status %s while the daemon stopped\n",
+	       (iv[before - 1].stop - stalled) * 1000, next.who, (next.start - iv[before - 1].stop) * 1000,
+	       stopping ? "said fencing" : "was read too late to see it");
 	assert_no_overlap();
 	wait_lord("m3", &next);
 	assert_one_lord("m3");
