@@ -489,7 +489,7 @@ static void fire(struct legion *l, enum legion_event ev)
 	if (t.action == LA_IMPOSSIBLE)
 		log_warn("legion %s: %s while %s cannot happen; ignored", LCFG(l)->name,
 			 legion_event_name(ev), legion_state_name(was));
-	else if (t.next != was)
+	else if (t.next != was || t.action != LA_NONE) /* a change, or a step within FENCING, LEAVING */
 		log_info("legion %s: %s --%s--> %s", LCFG(l)->name, legion_state_name(was),
 			 legion_event_name(ev), legion_state_name(t.next));
 	l->state = t.next;

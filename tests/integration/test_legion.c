@@ -92,11 +92,12 @@ static void write_config(int i)
 		 "subscribe: [{server: 'unix:%s', key: billing.localhost, socket: http, legion: billing}]\n"
 		 "hooks:\n"
 		 "  on-lord: [sh, -c, 'echo \"onlord $(date +%%s.%%N) $VASSAL_NAME $LEGION_TOKEN\" >> %s']\n"
-		 "  on-unlord: [sh, -c, 'echo \"onunlord $(date +%%s.%%N) $VASSAL_NAME $LEGION_TOKEN\" >> %s']\n",
+		 "  on-unlord: [sh, -c, '[ -e %s.slowunlord-$VASSAL_NAME ] && sleep 3; "
+		 "echo \"onunlord $(date +%%s.%%N) $VASSAL_NAME $LEGION_TOKEN\" >> %s']\n",
 		 i + 1, i == 1 ? "" : "    etcd: [", i == 1 ? "" : i == 2 ? proxy_url : etcd->endpoints[0],
 		 i == 1 ? "" : "]\n", top, record, ticks,
 		 i == 0 ? "  - name: long\n    every: 1s\n    exec: [sleep, \"2.5\"]\n" : "",
-		 i + 1, router, record, record);
+		 i + 1, router, record, record, record);
 	if (i == 3) /* a worker that never says READY=1: m4 is never ready */
 		strcat(text, "workers:\n  exec: [sleep, \"60\"]\n  ready: notify\n  ready-timeout: 1h\n"
 			     "  reload-mercy: 1s\n");
@@ -395,9 +396,11 @@ static int m3_resumed(void **state)
 	(void)state;
 	if (m3_stopped)
 		cont_m3();
-	snprintf(slow, sizeof slow, "%s.slow-m3", record);
-	if (unlink(slow) != 0 && errno != ENOENT)
-		fprintf(stderr, "unlink %s: %s\n", slow, strerror(errno));
+	for (int k = 0; k < 2; k++) {
+		snprintf(slow, sizeof slow, "%s.%s-m3", record, k ? "slowunlord" : "slow");
+		if (unlink(slow) != 0 && errno != ENOENT)
+			fprintf(stderr, "unlink %s: %s\n", slow, strerror(errno));
+	}
 	return 0;
 }
 
@@ -853,6 +856,45 @@ static void test_stalled_lord_revokes_after_its_children(void **state)
 	forced++;
 }
 
+/* The lord stalled past its lease's give-up time, its on-unlord slow (3 s): the lease
+ * it gave up expires on the server during the fence, and a new lease, granted
+ * meanwhile, has put m3's member key — the best, so m2 waits for it (or, if m2 led for
+ * a moment before that key came, hands over to it). When on-unlord is done, m3 joins
+ * with that lease and leads again. Before the fence was a state of the machine, the
+ * fence's end looked at the legion no more: nobody led until a member's key changed. */
+static void test_fence_outlives_its_lease(void **state)
+{
+	struct iv iv[MAX_IV], next;
+	int before = intervals(iv);
+	size_t mark = sup_file_size(mb[2].log);
+	char slow[512];
+	double stalled;
+
+	(void)state;
+	assert_non_null(mb[2].p);
+	assert_one_lord("m3");
+	snprintf(slow, sizeof slow, "%s.slowunlord-m3", record);
+	assert_int_equal(sup_write_file(slow, ""), 0);
+	stalled = wall_now();
+	stop_m3();
+	while (wall_now() < stalled + 1.1) /* past the give-up time, not past the lease */
+		sup_poll_pause();
+	cont_m3();
+	assert_int_equal(sup_wait_file(mb[2].log, mark, "legion billing: fencing --children gone--> off",
+				       T_MS), 0);
+	assert_int_equal(unlink(slow), 0);
+	double granted = logged_at(mb[2].log, mark, "legion billing: fencing --lease granted--> fencing");
+	double gone = logged_at(mb[2].log, mark, "legion billing: fencing --children gone--> off");
+	assert_true(granted > 0 && granted < gone); /* the stimulus: a lease joined during the fence */
+	wait_lord("m3", &next);
+	intervals(iv);
+	printf("m3's fence outlived its lease: a new lease %.0f ms into it, the fence over after "
+	       "%.0f ms, m3's daemon again %.0f ms later (%d runs between)\n",
+	       (granted - logged_at(mb[2].log, mark, "legion billing: lord --lease lost--> fencing")) * 1000,
+	       (gone - stalled) * 1000, (next.start - gone) * 1000, intervals(iv) - before - 1);
+	assert_one_lord("m3");
+}
+
 /* More forced handovers of each kind, until N_FORCED in all (test_stop_of_the_lord
  * adds one): each completes (m3 leads alone again) and no two lords overlap. */
 static void test_forced_handovers(void **state)
@@ -1019,6 +1061,7 @@ int main(void)
 		cmocka_unit_test(test_link_cut),
 		cmocka_unit_test_teardown(test_frozen_lord, m3_resumed),
 		cmocka_unit_test_teardown(test_stalled_lord_revokes_after_its_children, m3_resumed),
+		cmocka_unit_test_teardown(test_fence_outlives_its_lease, m3_resumed),
 		cmocka_unit_test(test_crons),
 		cmocka_unit_test(test_not_ready_does_not_lead),
 		cmocka_unit_test(test_chain_reload_keeps_the_lordship),
