@@ -28,6 +28,15 @@
 static void fire(struct legion *l, enum legion_event ev);
 static void revoke_stale(struct legion *l);
 
+/* The one retry timer, (re)armed: stopped first, for it may be pending already (a
+ * failed read's, when the lease is lost) and libev's timer must not be set while active. */
+static void retry_in(struct legion *l, double after)
+{
+	ev_timer_stop(l->all->m->loop, &l->retry);
+	ev_timer_set(&l->retry, after, 0);
+	ev_timer_start(l->all->m->loop, &l->retry);
+}
+
 static void forget_req(struct legion *l)
 {
 	if (l->req)
@@ -177,8 +186,7 @@ static void read_answer(void *arg, const struct etcd_result *r)
 	l->req = NULL;
 	if (r->error) {
 		log_warn("legion %s: reading %s: %s; retrying", LCFG(l)->name, l->prefix, r->error);
-		ev_timer_set(&l->retry, LEGION_RETRY, 0);
-		ev_timer_start(l->all->m->loop, &l->retry);
+		retry_in(l, LEGION_RETRY);
 		return;
 	}
 	l->n_members = 0;
@@ -212,8 +220,7 @@ static void put_answer(void *arg, const struct etcd_result *r)
 	l->req = NULL;
 	if (r->error) {
 		log_warn("legion %s: putting %s: %s; retrying", LCFG(l)->name, l->member_key, r->error);
-		ev_timer_set(&l->retry, LEGION_RETRY, 0);
-		ev_timer_start(l->all->m->loop, &l->retry);
+		retry_in(l, LEGION_RETRY);
 		return;
 	}
 	reread(l);
@@ -264,8 +271,7 @@ static void new_lease(struct legion *l)
 
 	l->lease = etcd_lease_new_fence(l->etcd, legion_lease_ttl(LCFG(l)->ttl), margin(l), &cbs, l);
 	if (!l->lease) {
-		ev_timer_set(&l->retry, 1.0, 0);
-		ev_timer_start(l->all->m->loop, &l->retry);
+		retry_in(l, 1.0);
 	}
 }
 
@@ -279,8 +285,7 @@ static void give_up_lease(struct legion *l)
 	l->lease = NULL;
 	l->stale_id = l->id;
 	l->id = 0;
-	ev_timer_set(&l->retry, LEGION_RETRY, 0);
-	ev_timer_start(l->all->m->loop, &l->retry);
+	retry_in(l, LEGION_RETRY);
 }
 
 /* Revoking the lease given up (if etcd answers) lets the others elect at once: a member
@@ -333,8 +338,7 @@ static void campaign_answer(void *arg, const struct etcd_result *r)
 		}
 		fire(l, LE_BEATEN);
 		if (r->error) {
-			ev_timer_set(&l->retry, LEGION_RETRY, 0);
-			ev_timer_start(l->all->m->loop, &l->retry);
+			retry_in(l, LEGION_RETRY);
 		}
 		return;
 	}
@@ -363,8 +367,7 @@ static void delete_answer(void *arg, const struct etcd_result *r)
 	l->req = NULL;
 	if (r->error) {
 		log_warn("legion %s: deleting the lord key: %s; retrying", LCFG(l)->name, r->error);
-		ev_timer_set(&l->retry, LEGION_RETRY, 0);
-		ev_timer_start(l->all->m->loop, &l->retry);
+		retry_in(l, LEGION_RETRY);
 		return;
 	}
 	l->lord = 0;
