@@ -270,9 +270,8 @@ static void new_lease(struct legion *l)
 	static const struct etcd_lease_cbs cbs = { lease_granted, lease_lost };
 
 	l->lease = etcd_lease_new_fence(l->etcd, legion_lease_ttl(LCFG(l)->ttl), margin(l), &cbs, l);
-	if (!l->lease) {
+	if (!l->lease)
 		retry_in(l, 1.0);
-	}
 }
 
 /* The keeper gave the lease up: it may still live on the server a while (and the lord
@@ -290,8 +289,8 @@ static void give_up_lease(struct legion *l)
 
 /* Revoking the lease given up (if etcd answers) lets the others elect at once: a member
  * does it at once, a fenced lord only once its lord-only children are gone and
- * on-unlord has run (FENCING, then LA_UNFENCE) — before, a revoke that etcd takes (the lease was
- * lost to slow renewals, not to an outage) would let a peer lead beside them. */
+ * on-unlord has run (FENCING, then LA_UNFENCE) — before, a revoke that etcd takes (the
+ * lease was lost to slow renewals, not to an outage) would let a peer lead beside them. */
 static void revoke_stale(struct legion *l)
 {
 	if (l->stale_id && l->etcd)
@@ -337,9 +336,8 @@ static void campaign_answer(void *arg, const struct etcd_result *r)
 			return;
 		}
 		fire(l, LE_BEATEN);
-		if (r->error) {
+		if (r->error)
 			retry_in(l, LEGION_RETRY);
-		}
 		return;
 	}
 	l->lord = l->id;
@@ -492,7 +490,7 @@ static void fire(struct legion *l, enum legion_event ev)
 	if (t.action == LA_IMPOSSIBLE)
 		log_warn("legion %s: %s while %s cannot happen; ignored", LCFG(l)->name,
 			 legion_event_name(ev), legion_state_name(was));
-	else if (t.next != was || t.action != LA_NONE) /* a change, or a step within FENCING, LEAVING */
+	else if (t.next != was || t.action != LA_NONE) /* or a step within FENCING, LEAVING */
 		log_info("legion %s: %s --%s--> %s", LCFG(l)->name, legion_state_name(was),
 			 legion_event_name(ev), legion_state_name(t.next));
 	l->state = t.next;

@@ -14,8 +14,8 @@ static const char *const state_names[LG_NSTATES] = {
 static const char *const event_names[LE_NEVENTS] = {
 	[LE_GRANTED] = "lease granted", [LE_JOINED] = "joined", [LE_CAMPAIGN] = "best member",
 	[LE_WON] = "won", [LE_BEATEN] = "beaten", [LE_OUTRANKED] = "outranked",
-	[LE_CHILDREN_GONE] = "children gone", [LE_DOWN] = "key deleted", [LE_LEASE_LOST] = "lease lost", [LE_TEARDOWN] = "teardown",
-	[LE_LEFT] = "left",
+	[LE_CHILDREN_GONE] = "children gone", [LE_DOWN] = "key deleted",
+	[LE_LEASE_LOST] = "lease lost", [LE_TEARDOWN] = "teardown", [LE_LEFT] = "left",
 };
 
 const char *legion_state_name(enum legion_state s)

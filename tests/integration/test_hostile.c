@@ -259,8 +259,8 @@ static void burst_counts(const struct fixture *f, int *started, int *queued)
 	assert_true(json_object_object_get_ex(doc, "vassals", &list));
 	for (size_t i = 0; i < json_object_array_length(list); i++) {
 		v = json_object_array_get_idx(list, i);
-		if (!json_object_object_get_ex(v, "name", &name) || json_object_get_string(name)[0] != 's' ||
-		    !json_object_object_get_ex(v, "pid", &pid))
+		if (!json_object_object_get_ex(v, "name", &name) || !json_object_object_get_ex(v, "pid", &pid) ||
+		    strspn(json_object_get_string(name), "s0123456789") != 5)
 			continue;
 		if (json_object_get_int(pid) > 0)
 			(*started)++;

@@ -645,7 +645,8 @@ static void force_etcd_restart(void)
 	/* FENCING until on-unlord has run after the daemon's stop, then no lease */
 	assert_int_equal(sup_wait_file(mb[2].log, marks[2], "legion billing: lord --lease lost--> fencing",
 				       T_MS), 0);
-	assert_int_equal(wait_status(mb[2].p->pid, "legion billing: fenced (no lease: etcd unreachable)"), 0);
+	assert_int_equal(wait_status(mb[2].p->pid, "legion billing: fenced (no lease: etcd unreachable)"),
+			 0);
 	assert_true(logged_at(mb[2].log, marks[2], "legion billing: fencing --children gone--> off") >=
 		    logged_at(mb[2].log, marks[2], "hook on-unlord billing started"));
 	restarted = wall_now();
@@ -835,13 +836,15 @@ static void test_stalled_lord_revokes_after_its_children(void **state)
 	while (wall_now() < stalled + 1.1) /* the stall is the stimulus */
 		sup_poll_pause();
 	cont_m3();
-	assert_int_equal(sup_wait_file(mb[2].log, mark, "legion billing: lord --lease lost--> fencing", T_MS), 0);
+	assert_int_equal(sup_wait_file(mb[2].log, mark, "legion billing: lord --lease lost--> fencing",
+				       T_MS), 0);
 	/* its daemon still stopping (0.3 s), the status says so */
+	const char *fencing = "legion billing: fencing (lease lost: lord-only children stopping)";
 	char *text = status_of(mb[2].p->pid, "text");
 	bool stopping = sup_pid_alive(iv[before - 1].pid);
-	if (stopping && !strstr(text, "legion billing: fencing (lease lost: lord-only children stopping)"))
+	if (stopping && !strstr(text, fencing))
 		fprintf(stderr, "m3's status while its daemon stops:\n%s", text);
-	assert_true(!stopping || strstr(text, "legion billing: fencing (lease lost: lord-only children stopping)"));
+	assert_true(!stopping || strstr(text, fencing));
 	free(text);
 	wait_run(before, &next);
 	assert_int_equal(unlink(slow), 0);
@@ -888,9 +891,9 @@ static void test_fence_outlives_its_lease(void **state)
 	assert_true(granted > 0 && granted < gone); /* the stimulus: a lease joined during the fence */
 	wait_lord("m3", &next);
 	intervals(iv);
+	double lost = logged_at(mb[2].log, mark, "legion billing: lord --lease lost--> fencing");
 	printf("m3's fence outlived its lease: a new lease %.0f ms into it, the fence over after "
-	       "%.0f ms, m3's daemon again %.0f ms later (%d runs between)\n",
-	       (granted - logged_at(mb[2].log, mark, "legion billing: lord --lease lost--> fencing")) * 1000,
+	       "%.0f ms, m3's daemon again %.0f ms later (%d runs between)\n", (granted - lost) * 1000,
 	       (gone - stalled) * 1000, (next.start - gone) * 1000, intervals(iv) - before - 1);
 	assert_one_lord("m3");
 }
