@@ -50,9 +50,9 @@ void vsock_given_close(struct vsock_given *g);
 int vsock_given_take_table(struct vsock_given *g, struct vsock_table *t);
 /* t becomes socks[0..n) (stream sockets: the workers'), then, if cfg is not NULL, its
  * gateways' and mule farms' sockets: each takes the given socket bound to its address
- * with its type, or is bound anew (vsock_bind). The given sockets none took are
- * closed, logged; g is left empty. 0, or -1 if any socket could not be bound (logged;
- * t holds every other one). */
+ * with its type, or is bound anew (close-on-exec, blocking, the config's backlog, unix
+ * mode and owner). The given sockets none took are closed, logged; g is left empty.
+ * 0, or -1 if any socket could not be bound (logged; t holds every other one). */
 int vsock_adopt(struct vsock_table *t, const struct cfg_socket *socks, size_t n,
 		const struct config *cfg, struct vsock_given *g);
 /* The master's: checks the fd limit can hold every socket (raising the soft limit if
@@ -72,10 +72,6 @@ void vsock_fds(const struct vsock_table *t, int *fds, char *names, size_t len);
 void vsock_all_fds(const struct vsock_table *t, int *fds, char *names, size_t len);
 /* The fd of the socket with this name, or -1. */
 int vsock_find(const struct vsock_table *t, const char *name);
-/* One stream socket of a config bound and listening exactly as the master binds it
- * (the emperor binds an on-demand vassal's sockets with it): close-on-exec, blocking;
- * -1 after logging why. */
-int vsock_bind(const struct cfg_socket *s);
 /* Removes a unix socket's file (nothing for an abstract or inet address). */
 void vsock_unlink(const char *name, const struct cfg_addr *addr);
 /* Closes every socket; unlink_unix removes unix socket files (on a final stop). */

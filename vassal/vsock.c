@@ -213,11 +213,6 @@ static int unix_finish(const struct cfg_socket *s)
 	return 0;
 }
 
-int vsock_bind(const struct cfg_socket *s)
-{
-	return bind_one(s, SOCK_STREAM);
-}
-
 void vsock_unlink(const char *name, const struct cfg_addr *addr)
 {
 	const struct sockaddr_un *sun = (const void *)&addr->ss;
