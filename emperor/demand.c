@@ -106,7 +106,7 @@ void demand_disarm(struct demand *d)
 /* Sockets handed across an emperor upgrade (EMPEROR_DEMAND_FDS), taken by address by
  * the new image's records as they are set up; the rest are closed once every record
  * of its first scan has been (emperor.c). */
-static struct vsock_given handed = { .label = "upgrade" };
+static struct vsock_given handed = { .label = "upgrade: handed across" };
 
 void demand_handed_take(void)
 {
@@ -122,6 +122,11 @@ void demand_handed_take(void)
 		vsock_given_add(&handed, (int)fd, NULL);
 	}
 	unsetenv(HANDED_VAR);
+}
+
+bool demand_handed_left(void)
+{
+	return handed.n > 0;
 }
 
 void demand_handed_close(void)

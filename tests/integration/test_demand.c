@@ -473,6 +473,45 @@ static void test_upgrade_hands_the_sockets_across(void **state)
 	emperor_stop(f);
 }
 
+/* SIGUSR2 while a renamed on-demand vassal's old name still stops (its worker ignores
+ * the stop signal: 4 s of mercy): the new name waits for it in the new image too, then
+ * takes the socket handed across (same inode, nothing bound again), not a fresh one
+ * bound after the old image's leftovers were closed. */
+static void test_upgrade_keeps_a_renamed_files_sockets(void **state)
+{
+	struct fixture *f = *state;
+	int port = free_port();
+	struct vassal_opts o = { .port = port, .greeting = "cold", .args = ", --ignore-stop",
+				 .mercy = "4s", .keys = "on-demand: true\n" };
+	char *from = sup_path(f->vdir, "a.yaml"), *to = sup_path(f->vdir, "b.yaml");
+	unsigned long inode;
+	pid_t master;
+	size_t m;
+
+	emperor_start(f, NULL);
+	put_file(f->vdir, "a.yaml", vassal_text(f, &o));
+	wait_line(f, 0, " a: on-demand: waiting for a connection");
+	wait_serving(port, "cold", T_MS);
+	master = started_pid(f, 0, "a");
+	wait_line(f, 0, " a: ready after ");
+	inode = listener_inode(port);
+	assert_int_equal(rename(from, to), 0);
+	wait_line(f, 0, " b: starts when a has stopped");
+
+	m = mark(f);
+	assert_int_equal(kill(f->proc->pid, SIGUSR2), 0);
+	wait_line(f, m, " watching ");
+	wait_line(f, m, " b: starts when a has stopped"); /* the new image's first scan */
+	assert_int_equal(sup_wait_pid_dead(master, T_MS), 0);
+	wait_line(f, m, " b: on-demand: waiting for a connection");
+	assert_int_equal(count_lines(f, m, "on-demand: socket http: listening on"), 0);
+	assert_int_equal(listener_inode(port), inode);
+	assert_only_emperor_holds(f, port);
+	wait_serving(port, "cold", T_MS);
+	free(from), free(to);
+	emperor_stop(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -487,6 +526,7 @@ int main(void)
 		TEST(test_removal_releases_the_port),
 		TEST(test_emperorctl_stop_and_start),
 		TEST(test_upgrade_hands_the_sockets_across),
+		TEST(test_upgrade_keeps_a_renamed_files_sockets),
 	};
 
 	sup_init();
