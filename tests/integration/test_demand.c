@@ -3,8 +3,8 @@
  * clients on the cold socket all get 200; `idle:` stops the vassal (state idle) and
  * leaves the port to the emperor alone, the next request starts it again; a changed
  * file re-binds; SIGHUP and removal behave as for any vassal and the port is released.
- * Who holds a port is read from /proc/net/tcp (the listener's inode) and every
- * process's /proc/PID/fd. */
+ * Who holds a port is read from /proc/net/tcp (the listener's inode, sup_tcp_listeners)
+ * and every process's /proc/PID/fd. */
 #include "emperor_fixture.h"
 
 #include <dirent.h>
@@ -18,23 +18,12 @@ static void put_on_demand(const struct fixture *f, const char *file, int port, c
 	put_file(f->vdir, file, vassal_text(f, &o));
 }
 
-/* The inode of the socket listening on 127.0.0.1:port, 0 if none. */
+/* The inode of the socket listening on port, 0 if none. */
 static unsigned long listener_inode(int port)
 {
-	FILE *fp = fopen("/proc/net/tcp", "re");
-	char line[512];
-	unsigned long inode = 0;
+	struct sup_listener l;
 
-	assert_non_null(fp);
-	while (!inode && fgets(line, sizeof line, fp)) {
-		unsigned addr, lport, st;
-		unsigned long ino;
-		if (sscanf(line, " %*d: %x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*d %*d %lu", &addr, &lport,
-			   &st, &ino) == 4 && (int)lport == port && st == 0x0A)
-			inode = ino;
-	}
-	fclose(fp);
-	return inode;
+	return sup_tcp_listeners(port, &l, 1) > 0 ? l.inode : 0;
 }
 
 /* How many processes hold socket inode, the first one's pid in *who. */
@@ -99,19 +88,12 @@ static int n_children(const struct fixture *f)
 /* `emperorctl status [--json]` holds needle. */
 static void assert_status_json_has(const struct fixture *f, const char *needle)
 {
-	char *bin = sup_bin("emperorctl"), *sock = sup_path(f->dir, "control.sock");
-	char *path = sup_path(f->dir, "status.json"), *out;
-	char *argv[] = { bin, "--control", sock, "status", "--json", NULL };
-	struct sup_proc *p = sup_spawn(argv, NULL, NULL, path);
+	char *out = emperorctl_args(f, NULL, (const char *const[]){ "status", "--json", NULL }, T_MS);
 
-	assert_non_null(p);
-	assert_int_equal(sup_wait_exit(p, T_MS), 0);
-	sup_proc_free(p);
-	out = sup_read_file(path);
 	assert_non_null(out);
 	if (!strstr(out, needle))
 		fail_msg("no '%s' in the status JSON:\n%s", needle, out);
-	free(out), free(bin), free(sock), free(path);
+	free(out);
 }
 
 static void assert_status_has(const struct fixture *f, const char *needle)
@@ -267,19 +249,13 @@ static void test_idle_without_on_demand_waits_for_the_file(void **state)
 	emperor_stop(f);
 }
 
-/* A process's voluntary context switches (its wake-ups), from /proc/PID/status. */
+/* A process's voluntary context switches (its wake-ups). */
 static long wakeups(pid_t pid)
 {
-	char path[64], *text, *at;
-	long n = -1;
+	long n = sup_pid_wakeups(pid);
 
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	text = sup_read_file(path);
-	if (text && (at = strstr(text, "\nvoluntary_ctxt_switches:")))
-		n = strtol(at + 26, NULL, 10);
-	free(text);
 	if (n < 0) /* gone: a difference of two -1 would read as "no wake-up" */
-		fail_msg("pid %d: no voluntary_ctxt_switches in %s", (int)pid, path);
+		fail_msg("pid %d: gone, no voluntary_ctxt_switches", (int)pid);
 	return n;
 }
 
@@ -390,21 +366,13 @@ static void test_removal_releases_the_port(void **state)
 	emperor_stop(f);
 }
 
-/* `emperorctl NAME-command a` (stop or start): 0 once it answered done. */
+/* `emperorctl COMMAND a` (stop or start): 0 once it answered done. */
 static int ctl_on(const struct fixture *f, const char *cmd)
 {
-	char *bin = sup_bin("emperorctl"), *sock = sup_path(f->dir, "control.sock");
-	char *out = sup_path(f->dir, "ctl.out");
-	char *argv[] = { bin, "--control", sock, (char *)cmd, "a", NULL };
-	struct sup_proc *p = sup_spawn(argv, NULL, NULL, out);
-	int rc = -1;
+	char *out = emperorctl_args(f, NULL, (const char *const[]){ cmd, "a", NULL }, T_MS);
 
-	assert_non_null(p);
-	if (sup_wait_exit(p, T_MS) == 0 && WIFEXITED(p->status) && WEXITSTATUS(p->status) == 0)
-		rc = 0;
-	sup_proc_free(p);
-	free(bin), free(sock), free(out);
-	return rc;
+	free(out);
+	return out ? 0 : -1;
 }
 
 /* emperorctl stop closes an on-demand vassal's sockets (halted); start binds them
