@@ -2,22 +2,26 @@
  * Who owns them when: the emperor binds them at the vassal's start and watches them
  * (ev_io, level-triggered) while no master runs; the first readable one wakes the
  * vassal: every watcher stops and the fds go to the new master, which adopts them by
- * address (vsock.c) exactly as after its own re-exec. The emperor keeps its copies
- * open meanwhile (the same open sockets, never a second bind), so the accept queue
- * outlives the master: a connection that comes while it stops waits there and wakes
- * the next one. The record's end closes them. An emperor upgrade hands them across
- * (EMPEROR_DEMAND_FDS): the new image's records take them by address. */
+ * address exactly as after its own re-exec. The emperor keeps its copies open
+ * meanwhile (the same open sockets, never a second bind), so the accept queue outlives
+ * the master: a connection that comes while it stops waits there and wakes the next
+ * one. The record's end closes them. An emperor upgrade hands them across
+ * (EMPEROR_DEMAND_FDS): the new image's records take them by address.
+ * Both sides set their sockets up with one function, vsock_adopt() (vassal/vsock.c):
+ * here the given sockets are the held ones and an upgrade's, so a changed config
+ * keeps what it still names, binds the new and closes the dropped. */
 #include "demand.h"
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
-#include "parse.h"
 #include "util.h"
 #include "vsock.h"
 
@@ -29,11 +33,10 @@ struct demand {
 	void *arg;
 	struct cfg_socket *want;    /* what the config names (copies) */
 	size_t n_want;
-	struct cfg_socket *held;    /* what is bound, fds[i] for held[i] (copies) */
-	int *fds;
+	struct vsock_table held;    /* what is bound; ios[i] watches held.v[i] */
 	ev_io *ios;
-	char *names;                /* "a:b" for LISTEN_FDNAMES */
-	size_t n_held;
+	int *fds;                   /* held's fds and "a:b" for LISTEN_FDNAMES */
+	char *names;
 };
 
 static void sockets_free(struct cfg_socket *v, size_t n)
@@ -96,163 +99,98 @@ static void readable(struct ev_loop *loop, ev_io *w, int revents)
 
 void demand_disarm(struct demand *d)
 {
-	for (size_t i = 0; i < d->n_held; i++)
+	for (size_t i = 0; d->ios && i < d->held.n; i++)
 		ev_io_stop(d->loop, &d->ios[i]);
 }
 
-/* Closes the held sockets no wanted one has the address of (taken[i]: kept). */
-static void close_dropped(struct demand *d, const bool *taken)
-{
-	for (size_t i = 0; i < d->n_held; i++) {
-		if (taken[i])
-			continue;
-		log_info("on-demand: socket %s: closing %s (no longer in the config)", d->held[i].name,
-			 d->held[i].addr.text);
-		close(d->fds[i]);
-		vsock_unlink(d->held[i].name, &d->held[i].addr);
-	}
-}
-
 /* Sockets handed across an emperor upgrade (EMPEROR_DEMAND_FDS), taken by address by
- * the new image's records until its first scan is done; the rest are closed then. */
-static int *handed;
-static size_t n_handed;
+ * the new image's records as they are set up; the rest are closed once every record
+ * of its first scan has been (emperor.c). */
+static struct vsock_given handed = { .label = "upgrade: handed across" };
 
 void demand_handed_take(void)
 {
 	const char *s = getenv(HANDED_VAR);
-	size_t cap = 0;
 
-	for (const char *p = s; p && *p; p++)
-		cap += *p == ',';
-	if (!s || !*s || !(handed = calloc(cap + 1, sizeof *handed))) {
-		unsetenv(HANDED_VAR);
-		return;
-	}
-	for (char *end; *s && n_handed <= cap; s = *end ? end + 1 : end) {
+	for (char *end; s && *s; s = *end ? end + 1 : end) {
 		long fd = strtol(s, &end, 10);
-		if (end == s || fd < 3 || fd > INT_MAX || fd_set_cloexec((int)fd, 1) < 0) {
+		if (end == s || fd < 3 || fd > INT_MAX || (*end && *end != ',') ||
+		    fd_set_cloexec((int)fd, 1) < 0) {
 			log_warn("%s: '%s' is not a list of fds; the rest is ignored", HANDED_VAR, s);
 			break;
 		}
-		handed[n_handed++] = (int)fd;
+		vsock_given_add(&handed, (int)fd, NULL);
 	}
 	unsetenv(HANDED_VAR);
 }
 
+bool demand_handed_left(void)
+{
+	return handed.n > 0;
+}
+
 void demand_handed_close(void)
 {
-	for (size_t i = 0; i < n_handed; i++)
-		if (handed[i] >= 0)
-			close(handed[i]);
-	free(handed);
-	handed = NULL;
-	n_handed = 0;
+	vsock_given_close(&handed);
 }
 
-static int take_handed(const struct cfg_addr *addr)
+/* The wanted sockets handed across an upgrade join the given ones. */
+static void take_handed(struct demand *d, struct vsock_given *given)
 {
-	for (size_t i = 0; i < n_handed; i++)
-		if (handed[i] >= 0 && vsock_bound_to(handed[i], addr)) {
-			int fd = handed[i];
-			handed[i] = -1;
-			return fd;
-		}
-	return -1;
-}
-
-/* The held fd bound to addr, or -1; taken marks it. */
-static int take_held(const struct demand *d, const struct cfg_addr *addr, bool *taken)
-{
-	for (size_t i = 0; i < d->n_held; i++)
-		if (!taken[i] && vsock_bound_to(d->fds[i], addr)) {
-			taken[i] = true;
-			return d->fds[i];
-		}
-	return -1;
-}
-
-static void names_build(struct demand *d)
-{
-	size_t len = 1, used = 0;
-
-	for (size_t i = 0; i < d->n_held; i++)
-		len += strlen(d->held[i].name) + 1;
-	free(d->names);
-	if (!(d->names = malloc(len)))
-		return;
-	d->names[0] = '\0';
-	for (size_t i = 0; i < d->n_held; i++)
-		used += (size_t)snprintf(d->names + used, len - used, "%s%s", i ? ":" : "",
-					 d->held[i].name);
-}
-
-/* The wanted sockets bound (kept or new) into fresh arrays; the old ones closed. */
-static int rebind(struct demand *d, struct cfg_socket *held, int *fds)
-{
-	bool *taken = calloc(d->n_held + 1, sizeof *taken);
-	size_t n = 0;
-	int rc = 0;
-
-	if (!taken)
-		return -1;
-	for (size_t i = 0; i < d->n_want; i++)
-		fds[i] = take_held(d, &d->want[i].addr, taken);
-	close_dropped(d, taken);
-	free(taken);
-	for (size_t i = 0; i < d->n_want; i++) {
-		if (fds[i] < 0 && (fds[i] = take_handed(&d->want[i].addr)) >= 0)
+	for (size_t i = 0; i < d->n_want && handed.n; i++) {
+		int fd = vsock_given_move(given, &handed, &d->want[i].addr, SOCK_STREAM);
+		if (fd >= 0)
 			log_info("on-demand: socket %s: kept %s across the upgrade (fd %d)",
-				 d->want[i].name, d->want[i].addr.text, fds[i]);
-		if (fds[i] < 0 && (fds[i] = vsock_bind(&d->want[i])) >= 0)
-			log_info("on-demand: socket %s: listening on %s (fd %d)", d->want[i].name,
-				 d->want[i].addr.text, fds[i]);
-		if (fds[i] < 0 || socket_copy(&held[n], &d->want[i]) < 0) {
-			if (fds[i] >= 0)
-				close(fds[i]);
-			free(held[n].name), free(held[n].owner), free(held[n].group);
-			rc = -1;
-			continue;
-		}
-		fds[n++] = fds[i];
+				 d->want[i].name, d->want[i].addr.text, fd);
 	}
-	sockets_free(d->held, d->n_held);
+}
+
+/* held becomes the wanted set: the held sockets whose address is still wanted are
+ * kept, then those an upgrade handed across are taken, the others are bound; the held
+ * ones no longer wanted are closed (vsock_adopt). */
+static int rebind(struct demand *d)
+{
+	struct vsock_given given = { .label = "on-demand", .ours = true };
+	struct vsock_table held = { 0 };
+	int rc;
+
+	if (vsock_given_take_table(&given, &d->held) < 0)
+		return -1;
+	take_handed(d, &given);
+	rc = vsock_adopt(&held, d->want, d->n_want, NULL, &given);
 	d->held = held;
-	d->n_held = n;
+	for (size_t i = 0; i < held.n; i++)
+		if (!held.v[i].inherited)
+			log_info("on-demand: socket %s: listening on %s (fd %d)", held.v[i].name,
+				 held.v[i].addr.text, held.v[i].fd);
 	return rc;
 }
 
 int demand_hold(struct demand *d)
 {
-	struct cfg_socket *held = calloc(d->n_want + 1, sizeof *held);
-	int *fds = calloc(d->n_want + 1, sizeof *fds);
-	ev_io *ios = calloc(d->n_want + 1, sizeof *ios);
 	int rc;
 
-	if (!held || !fds || !ios) {
-		free(held), free(fds), free(ios);
+	demand_disarm(d);
+	rc = rebind(d);
+	free(d->ios), free(d->fds), free(d->names);
+	d->fds = NULL, d->names = NULL;
+	d->ios = calloc(d->held.n + 1, sizeof *d->ios);
+	if (!d->ios || vsock_worker_fds(&d->held, &d->fds, &d->names) < 0) {
 		log_errno("on-demand: sockets");
 		return -1;
 	}
-	demand_disarm(d);
-	rc = rebind(d, held, fds);
-	free(d->fds);
-	free(d->ios);
-	d->fds = fds;
-	d->ios = ios;
-	names_build(d);
-	for (size_t i = 0; i < d->n_held; i++) {
-		ev_io_init(&d->ios[i], readable, d->fds[i], EV_READ);
+	for (size_t i = 0; i < d->held.n; i++) {
+		ev_io_init(&d->ios[i], readable, d->held.v[i].fd, EV_READ);
 		d->ios[i].data = d;
 	}
-	return rc == 0 && d->names ? 0 : -1;
+	return rc;
 }
 
 int demand_arm(struct demand *d)
 {
 	int rc = demand_hold(d);
 
-	for (size_t i = 0; i < d->n_held; i++)
+	for (size_t i = 0; d->ios && i < d->held.n; i++)
 		ev_io_start(d->loop, &d->ios[i]);
 	return rc;
 }
@@ -261,11 +199,11 @@ int demand_keep_across_exec(const struct demand *d, bool keep, struct strbuf *li
 {
 	int rc = 0;
 
-	for (size_t i = 0; i < d->n_held; i++) {
-		if (fd_set_cloexec(d->fds[i], !keep) < 0)
+	for (size_t i = 0; i < d->held.n; i++) {
+		if (fd_set_cloexec(d->held.v[i].fd, !keep) < 0)
 			rc = -1;
 		if (keep && list)
-			strbuf_printf(list, "%s%d", list->len ? "," : "", d->fds[i]);
+			strbuf_printf(list, "%s%d", list->len ? "," : "", d->held.v[i].fd);
 	}
 	return rc;
 }
@@ -274,7 +212,7 @@ size_t demand_fds(const struct demand *d, const int **fds, const char **names)
 {
 	*fds = d->fds;
 	*names = d->names ? d->names : "";
-	return d->n_held;
+	return d->fds ? d->held.n : 0;
 }
 
 void demand_free(struct demand *d)
@@ -282,11 +220,7 @@ void demand_free(struct demand *d)
 	if (!d)
 		return;
 	demand_disarm(d);
-	for (size_t i = 0; i < d->n_held; i++) {
-		close(d->fds[i]);
-		vsock_unlink(d->held[i].name, &d->held[i].addr);
-	}
-	sockets_free(d->held, d->n_held);
+	vsock_close_all(&d->held, true);
 	sockets_free(d->want, d->n_want);
 	free(d->fds);
 	free(d->ios);

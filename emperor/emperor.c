@@ -82,6 +82,22 @@ void emperor_unqueue_start(struct emperor *e, struct vassal *v)
 	v->in_start_queue = false;
 }
 
+/* The sockets an upgrade handed across (demand.c) that no record took are closed once
+ * every record of the new image's first scan has been set up: the start queue is
+ * through and none waits for its predecessor's stop (a renamed file takes its old
+ * name's sockets by address when it starts, after that stop). */
+static void handed_check(struct emperor *e)
+{
+	struct vassal *v;
+
+	if (!demand_handed_left() || !TAILQ_EMPTY(&e->start_queue))
+		return;
+	TAILQ_FOREACH(v, &e->vassals, link)
+		if (v->waits_for)
+			return;
+	demand_handed_close();
+}
+
 /* A timer due at once, not an ev_idle: idle watchers wait while any event is pending,
  * and a thousand starting vassals keep events pending. */
 static void start_due(struct ev_loop *loop, ev_timer *w, int revents)
@@ -98,7 +114,7 @@ static void start_due(struct ev_loop *loop, ev_timer *w, int revents)
 	if (!TAILQ_EMPTY(&e->start_queue))
 		ev_timer_start(loop, w);
 	else
-		demand_handed_close(); /* an upgrade's sockets that no queued file took */
+		handed_check(e);
 }
 
 void emperor_status_notify(struct emperor *e)
@@ -208,6 +224,7 @@ static void reload_all(struct emperor *e)
 void emperor_vassal_gone(struct emperor *e)
 {
 	emperor_status_notify(e);
+	handed_check(e); /* a record that waited for the one gone has started */
 	if (!e->stopping || !TAILQ_EMPTY(&e->vassals))
 		return;
 	log_info("every vassal has stopped: exiting");
@@ -361,8 +378,7 @@ int emperor_main(const struct emperor_opts *opts)
 	control_open(&e); /* without it the emperor still runs; the error is logged */
 	containment(&e);
 	scan_run(&e);
-	if (TAILQ_EMPTY(&e.start_queue)) /* else once the queue is through (start_due) */
-		demand_handed_close(); /* sockets of an upgrade no file wants any more */
+	handed_check(&e); /* else once the queue is through (start_due) */
 	log_info("watching %s (vassal binary %s)", e.dir, e.opts.vassal_bin);
 	notify_parent("READY=1");
 	emperor_status_notify(&e);

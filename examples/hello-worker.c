@@ -33,6 +33,7 @@
 
 #include "hello_worker.h"
 #include "log.h"
+#include "parse.h"
 
 /* Like log_fatal, with the exit status given. */
 _Noreturn void die(int status, const char *fmt, ...)
@@ -76,6 +77,18 @@ static long parse_ms(const char *opt, const char *s)
 	if (errno || end == s || *end || v < 0 || v > 24L * 3600 * 1000)
 		die(EXIT_USAGE, "%s: \"%s\" is not a number of milliseconds", opt, s);
 	return v;
+}
+
+/* --max-conns: a number of connections, 0 (no limit) up to max. */
+static long parse_count(const char *opt, const char *s, long max)
+{
+	unsigned long long v;
+	const char *why;
+
+	if (parse_uint(s, (unsigned long long)max, &v, &why) < 0)
+		die(EXIT_USAGE, "%s: \"%s\" is not a number of connections (%s, 0..%ld)", opt, s,
+		    why, max);
+	return (long)v;
 }
 
 /* A value that goes into a header: printable, no spaces, bounded. */
@@ -126,7 +139,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case 'r': o->ready_delay_ms = parse_ms("--ready-delay", optarg); break;
 		case 's': o->start_delay_ms = parse_ms("--start-delay", optarg); break;
 		case 'c': o->start_cpu_ms = parse_ms("--start-cpu", optarg); break;
-		case 'm': o->max_conns = parse_ms("--max-conns", optarg); break;
+		case 'm': o->max_conns = parse_count("--max-conns", optarg, INT_MAX); break;
 		case 'h': usage(stdout); exit(0);
 		default:
 			if (!test_opts_parse(&o->test, ch, optarg)) {

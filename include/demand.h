@@ -1,6 +1,6 @@
 /* demand.h — an on-demand vassal's listening sockets, held by the emperor
- * (emperor/demand.c). They are bound with the master's own code (vsock_bind: the same
- * address checks, backlog, unix mode and owner), watched by one ev_io each while no
+ * (emperor/demand.c). They are set up with the master's own code (vsock_adopt: the same
+ * address matching, backlog, unix mode and owner), watched by one ev_io each while no
  * master runs, handed to the master at fds 3.. (LISTEN_FDS) when a connection wakes
  * it, kept while it runs (unwatched) and after it stops, and closed (unix files
  * removed) when the record goes. A changed config is applied at the next arm: the
@@ -39,9 +39,11 @@ size_t demand_fds(const struct demand *d, const int **fds, const char **names);
  * an fcntl failed. */
 int demand_keep_across_exec(const struct demand *d, bool keep, struct strbuf *list);
 /* In the new image, before the first scan: the fds EMPEROR_DEMAND_FDS names, held
- * for the records to take by address; after that scan, the ones none took are
- * closed. */
+ * for the records to take by address as each is set up (demand_hold, demand_arm);
+ * once every record of that scan has been (emperor.c), the ones none took are closed.
+ * demand_handed_left: some are still held. */
 void demand_handed_take(void);
+bool demand_handed_left(void);
 void demand_handed_close(void);
 #define DEMAND_HANDED_VAR "EMPEROR_DEMAND_FDS"
 

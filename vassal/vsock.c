@@ -59,24 +59,109 @@ static bool addr_equal(const struct sockaddr_storage *a, socklen_t alen,
 	return false;
 }
 
-/* The inherited fd of this type whose bound address is addr, or -1. Taken fds are
- * set to -1. */
-static int take_inherited(int *fds, int n, const struct cfg_addr *addr, int type)
+/* The given fd of this type bound to addr, or -1. A taken one's fd becomes -1. */
+static int take_given(struct vsock_given *g, const struct cfg_addr *addr, int type)
 {
-	for (int i = 0; i < n; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof ss, tlen = sizeof(int);
-		int t = 0;
-		if (fds[i] < 0 || getsockname(fds[i], (struct sockaddr *)&ss, &len) < 0 ||
-		    getsockopt(fds[i], SOL_SOCKET, SO_TYPE, &t, &tlen) < 0 || t != type)
-			continue;
-		if (addr_equal(&ss, len, addr)) {
-			int fd = fds[i];
-			fds[i] = -1;
+	for (size_t i = 0; i < g->n; i++) {
+		struct vsock *v = &g->v[i];
+		if (v->fd >= 0 && v->type == type && addr_equal(&v->addr.ss, v->addr.len, addr)) {
+			int fd = v->fd;
+			v->fd = -1;
 			return fd;
 		}
 	}
 	return -1;
+}
+
+static int given_reserve(struct vsock_given *g, size_t more)
+{
+	size_t cap = g->cap ? g->cap : 8;
+	struct vsock *v;
+
+	while (cap < g->n + more)
+		cap *= 2;
+	if (cap == g->cap)
+		return 0;
+	if (!(v = realloc(g->v, cap * sizeof *v)))
+		return -1;
+	g->v = v;
+	g->cap = cap;
+	return 0;
+}
+
+int vsock_given_add(struct vsock_given *g, int fd, const char *name)
+{
+	socklen_t tlen = sizeof(int);
+	char *copy = name ? strdup(name) : NULL;
+	struct vsock *v;
+
+	if ((name && !copy) || given_reserve(g, 1) < 0) {
+		log_errno("%s: fd %d: closed", g->label, fd);
+		free(copy);
+		close(fd);
+		return -1;
+	}
+	v = &g->v[g->n++];
+	*v = (struct vsock){ .name = copy, .fd = fd, .inherited = true };
+	v->addr.len = sizeof v->addr.ss;
+	if (getsockname(fd, (struct sockaddr *)&v->addr.ss, &v->addr.len) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &v->type, &tlen) < 0)
+		v->type = -1; /* no socket: matches none, closed with the leftovers */
+	return 0;
+}
+
+int vsock_given_move(struct vsock_given *to, struct vsock_given *from,
+		     const struct cfg_addr *addr, int type)
+{
+	for (size_t i = 0; i < from->n; i++) {
+		struct vsock *v = &from->v[i];
+		if (v->fd < 0 || v->type != type || !addr_equal(&v->addr.ss, v->addr.len, addr))
+			continue;
+		if (given_reserve(to, 1) < 0)
+			return -1;
+		to->v[to->n++] = *v;
+		from->v[i] = from->v[--from->n];
+		return to->v[to->n - 1].fd;
+	}
+	return -1;
+}
+
+int vsock_given_take_table(struct vsock_given *g, struct vsock_table *t)
+{
+	if (given_reserve(g, t->n) < 0) {
+		log_errno("%s: sockets", g->label);
+		return -1;
+	}
+	for (size_t i = 0; i < t->n; i++)
+		g->v[g->n++] = t->v[i];
+	free(t->v);
+	t->v = NULL;
+	t->n = t->n_workers = 0;
+	return 0;
+}
+
+/* The given sockets none took are closed (their unix files removed if they are ours);
+ * g is emptied. */
+void vsock_given_close(struct vsock_given *g)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		struct vsock *v = &g->v[i];
+		if (v->fd >= 0 && v->name)
+			log_info("%s: socket %s: closing %s (fd %d): no socket of the config has "
+				 "its address", g->label, v->name, v->addr.text, v->fd);
+		else if (v->fd >= 0)
+			log_info("%s: closing fd %d: no socket of the config has its address",
+				 g->label, v->fd);
+		if (v->fd >= 0) {
+			close(v->fd);
+			if (g->ours)
+				vsock_unlink(v->name ? v->name : "(given)", &v->addr);
+		}
+		free(v->name);
+	}
+	free(g->v);
+	g->v = NULL;
+	g->n = g->cap = 0;
 }
 
 static int unix_prepare(const struct cfg_socket *s)
@@ -128,19 +213,6 @@ static int unix_finish(const struct cfg_socket *s)
 	return 0;
 }
 
-int vsock_bind(const struct cfg_socket *s)
-{
-	return bind_one(s, SOCK_STREAM);
-}
-
-bool vsock_bound_to(int fd, const struct cfg_addr *addr)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-
-	return getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && addr_equal(&ss, len, addr);
-}
-
 void vsock_unlink(const char *name, const struct cfg_addr *addr)
 {
 	const struct sockaddr_un *sun = (const void *)&addr->ss;
@@ -184,41 +256,36 @@ fail_quiet:
 	return -1;
 }
 
-/* The fds handed to us by socket activation (malloc'd, *n of them), or NULL with *n 0
- * if none are ours. As many as LISTEN_FDS says, up to what our fd limit can hold. */
-static int *inherited_fds(int *n)
+/* The fds handed to us by socket activation, added to g: as many as LISTEN_FDS says
+ * (if LISTEN_PID is ours), up to what our fd limit can hold. */
+static void inherited_fds(struct vsock_given *g)
 {
 	const char *pid_s = getenv("LISTEN_PID"), *n_s = getenv("LISTEN_FDS"), *why;
 	unsigned long long pid, count;
 	struct rlimit rl;
-	int *fds;
 
-	*n = 0;
 	if (!pid_s || !n_s || parse_uint(pid_s, INT_MAX, &pid, NULL) < 0 || (pid_t)pid != getpid())
-		return NULL;
+		return;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur > INT_MAX)
 		rl.rlim_cur = INT_MAX;
 	if (parse_uint(n_s, rl.rlim_cur - LISTEN_FDS_START, &count, &why) < 0) {
 		log_warn("LISTEN_FDS=%s: ignored (%s: expected 0..%d, the fd limit)", n_s, why,
 			 (int)rl.rlim_cur - LISTEN_FDS_START);
-		return NULL;
+		return;
 	}
-	if (!(fds = calloc(count ? count : 1, sizeof *fds))) {
+	if (given_reserve(g, count) < 0) {
 		log_errno("LISTEN_FDS=%s: ignored", n_s);
-		return NULL;
+		return;
 	}
-	for (int i = 0; i < (int)count; i++) {
-		fds[i] = LISTEN_FDS_START + i;
-		if (fd_set_cloexec(fds[i], 1) < 0) {
-			log_errno("LISTEN_FDS: fd %d", fds[i]);
-			fds[i] = -1;
-		}
+	for (int fd = LISTEN_FDS_START; fd < LISTEN_FDS_START + (int)count; fd++) {
+		if (fd_set_cloexec(fd, 1) < 0)
+			log_errno("LISTEN_FDS: fd %d", fd);
+		else
+			vsock_given_add(g, fd, NULL);
 	}
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_FDNAMES");
-	*n = (int)count;
-	return fds;
 }
 
 /* The master holds every listening socket plus its own channels, and a worker gets
@@ -249,8 +316,9 @@ static int check_fd_limit(size_t n_sockets, size_t n_workers)
 	return -1;
 }
 
-static int add_one(struct vsock_table *t, const struct cfg_socket *s, int type, int *given,
-		   int n_given)
+/* s as t's next socket: the given one of its address and type, or bound anew. */
+static int add_one(struct vsock_table *t, const struct cfg_socket *s, int type,
+		   struct vsock_given *g)
 {
 	struct vsock *v = &t->v[t->n];
 
@@ -261,45 +329,47 @@ static int add_one(struct vsock_table *t, const struct cfg_socket *s, int type, 
 	}
 	v->addr = s->addr;
 	v->type = type;
-	v->fd = take_inherited(given, n_given, &s->addr, type);
+	v->fd = take_given(g, &s->addr, type);
 	v->inherited = v->fd >= 0;
 	if (v->fd < 0)
 		v->fd = bind_one(s, type);
-	if (v->fd < 0 || !v->name) {
+	if (v->fd < 0) {
 		free(v->name);
 		return -1;
 	}
-	log_info("socket %s: %s %s (fd %d)", v->name, v->inherited ? "kept" : "listening on",
-		 v->addr.text, v->fd);
 	t->n++;
 	return 0;
 }
 
 /* The gateways' sockets, as cfg_sockets named gateway-N and gateway-N-sub. */
-static int add_gateways(struct vsock_table *t, const struct config *cfg, int *given, int n_given)
+static int add_gateways(struct vsock_table *t, const struct config *cfg, struct vsock_given *g)
 {
+	int rc = 0;
+
 	for (size_t i = 0; i < cfg->n_gateways; i++) {
-		const struct cfg_gateway *g = &cfg->gateways[i];
+		const struct cfg_gateway *gw = &cfg->gateways[i];
 		char name[48];
 		snprintf(name, sizeof name, "gateway-%zu", i + 1);
-		struct cfg_socket s = { .name = name, .addr = g->listen, .mode = 0666 };
-		if (add_one(t, &s, SOCK_STREAM, given, n_given) < 0)
-			return -1;
-		if (!g->has_subscription_server)
+		struct cfg_socket s = { .name = name, .addr = gw->listen, .mode = 0666 };
+		if (add_one(t, &s, SOCK_STREAM, g) < 0)
+			rc = -1;
+		if (!gw->has_subscription_server)
 			continue;
 		snprintf(name, sizeof name, "gateway-%zu-sub", i + 1);
-		s.addr = g->subscription_server;
-		if (add_one(t, &s, SOCK_DGRAM, given, n_given) < 0)
-			return -1;
+		s.addr = gw->subscription_server;
+		if (add_one(t, &s, SOCK_DGRAM, g) < 0)
+			rc = -1;
 	}
-	return 0;
+	return rc;
 }
 
 /* The mule farms' datagram sockets, "mule-NAME", in the abstract namespace: kept
  * across the re-exec like the others, so no queued message is lost and a sender
  * never finds the farm gone. */
-static int add_mule_farms(struct vsock_table *t, const struct config *cfg, int *given, int n_given)
+static int add_mule_farms(struct vsock_table *t, const struct config *cfg, struct vsock_given *g)
 {
+	int rc = 0;
+
 	for (size_t i = 0; i < cfg->n_mules; i++) {
 		char name[48], text[160];
 		const char *why = NULL;
@@ -307,42 +377,51 @@ static int add_mule_farms(struct vsock_table *t, const struct config *cfg, int *
 		snprintf(name, sizeof name, "mule-%s", cfg->mules[i].name);
 		snprintf(text, sizeof text, "unix:@emperor-mule/%s/%d/%s", cfg->name, (int)getpid(),
 			 cfg->mules[i].name);
-		if (parse_addr(text, &s.addr, &why) < 0 || add_one(t, &s, SOCK_DGRAM, given, n_given) < 0)
-			return -1;
+		if (parse_addr(text, &s.addr, &why) < 0 || add_one(t, &s, SOCK_DGRAM, g) < 0)
+			rc = -1;
 	}
-	return 0;
+	return rc;
+}
+
+int vsock_adopt(struct vsock_table *t, const struct cfg_socket *socks, size_t n,
+		const struct config *cfg, struct vsock_given *g)
+{
+	size_t total = n + (cfg ? 2 * cfg->n_gateways + cfg->n_mules : 0);
+	int rc = 0;
+
+	t->n = t->n_workers = 0;
+	t->v = calloc(total + 1, sizeof *t->v);
+	if (!t->v) {
+		log_errno("sockets: out of memory");
+		vsock_given_close(g);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (add_one(t, &socks[i], SOCK_STREAM, g) < 0)
+			rc = -1;
+	t->n_workers = t->n;
+	if (cfg && add_gateways(t, cfg, g) < 0)
+		rc = -1;
+	if (cfg && add_mule_farms(t, cfg, g) < 0)
+		rc = -1;
+	vsock_given_close(g);
+	return rc;
 }
 
 int vsock_setup(struct vsock_table *t, const struct config *cfg)
 {
 	size_t total = cfg->n_sockets + 2 * cfg->n_gateways + cfg->n_mules;
-	int n_given, *given, rc = 0;
+	struct vsock_given given = { .label = "LISTEN_FDS" };
+	int rc;
 
 	t->n = 0;
 	if (check_fd_limit(total, cfg->has_workers ? (size_t)cfg->workers.count_max : 0) < 0)
 		return -1;
-	given = inherited_fds(&n_given);
-	t->v = calloc(total + 1, sizeof *t->v);
-	if (!t->v) {
-		log_errno("sockets: out of memory");
-		free(given);
-		return -1;
-	}
-	for (size_t i = 0; rc == 0 && i < cfg->n_sockets; i++)
-		rc = add_one(t, &cfg->sockets[i], SOCK_STREAM, given, n_given);
-	t->n_workers = t->n;
-	if (rc == 0)
-		rc = add_gateways(t, cfg, given, n_given);
-	if (rc == 0)
-		rc = add_mule_farms(t, cfg, given, n_given);
-	for (int k = 0; k < n_given; k++)
-		if (given[k] >= 0) {
-			if (rc == 0)
-				log_info("closing inherited fd %d: no socket of the config has its address",
-					 given[k]);
-			close(given[k]);
-		}
-	free(given);
+	inherited_fds(&given);
+	rc = vsock_adopt(t, cfg->sockets, cfg->n_sockets, cfg, &given);
+	for (size_t i = 0; i < t->n; i++)
+		log_info("socket %s: %s %s (fd %d)", t->v[i].name,
+			 t->v[i].inherited ? "kept" : "listening on", t->v[i].addr.text, t->v[i].fd);
 	return rc;
 }
 

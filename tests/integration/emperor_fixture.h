@@ -401,25 +401,27 @@ HELPER void emperor_stop(struct fixture *f)
 	assert_no_sanitizer_report(f);
 }
 
-/* `emperorctl --control CTL CMD` (CTL NULL: the fixture's dir/control.sock): its
+/* `emperorctl --control CTL ARGS...` (CTL NULL: the fixture's dir/control.sock): its
  * output, malloc'd, once it exited 0 within timeout_ms; NULL otherwise (it is
  * killed). */
+HELPER char *emperorctl_args(const struct fixture *f, const char *ctl, const char *const args[],
+			     int timeout_ms)
+{
+	char *out = sup_path(f->dir, "emperorctl.out"), *text = NULL;
+	char *sock = ctl ? strdup(ctl) : sup_path(f->dir, "control.sock");
+
+	if (sup_emperorctl(sock, args, out, timeout_ms, &text) != 0) {
+		free(text);
+		text = NULL;
+	}
+	free(out), free(sock);
+	return text;
+}
+
+/* The same with one command word. */
 HELPER char *emperorctl(const struct fixture *f, const char *ctl, const char *cmd, int timeout_ms)
 {
-	char *bin = sup_bin("emperorctl"), *out = sup_path(f->dir, "emperorctl.out");
-	char *sock = ctl ? strdup(ctl) : sup_path(f->dir, "control.sock");
-	char *argv[] = { bin, "--control", sock, (char *)cmd, NULL };
-	struct sup_proc *p;
-	char *text = NULL;
-
-	unlink(out);
-	p = sup_spawn(argv, NULL, NULL, out);
-	assert_non_null(p);
-	if (sup_wait_exit(p, timeout_ms) == 0 && WIFEXITED(p->status) && WEXITSTATUS(p->status) == 0)
-		text = sup_read_file(out);
-	sup_proc_free(p);
-	free(bin), free(out), free(sock);
-	return text;
+	return emperorctl_args(f, ctl, (const char *const[]){ cmd, NULL }, timeout_ms);
 }
 
 /* ---- HTTP ---------------------------------------------------------------------------- */

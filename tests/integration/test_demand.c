@@ -3,8 +3,8 @@
  * clients on the cold socket all get 200; `idle:` stops the vassal (state idle) and
  * leaves the port to the emperor alone, the next request starts it again; a changed
  * file re-binds; SIGHUP and removal behave as for any vassal and the port is released.
- * Who holds a port is read from /proc/net/tcp (the listener's inode) and every
- * process's /proc/PID/fd. */
+ * Who holds a port is read from /proc/net/tcp (the listener's inode, sup_tcp_listeners)
+ * and every process's /proc/PID/fd. */
 #include "emperor_fixture.h"
 
 #include <dirent.h>
@@ -18,23 +18,12 @@ static void put_on_demand(const struct fixture *f, const char *file, int port, c
 	put_file(f->vdir, file, vassal_text(f, &o));
 }
 
-/* The inode of the socket listening on 127.0.0.1:port, 0 if none. */
+/* The inode of the socket listening on port, 0 if none. */
 static unsigned long listener_inode(int port)
 {
-	FILE *fp = fopen("/proc/net/tcp", "re");
-	char line[512];
-	unsigned long inode = 0;
+	struct sup_listener l;
 
-	assert_non_null(fp);
-	while (!inode && fgets(line, sizeof line, fp)) {
-		unsigned addr, lport, st;
-		unsigned long ino;
-		if (sscanf(line, " %*d: %x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*d %*d %lu", &addr, &lport,
-			   &st, &ino) == 4 && (int)lport == port && st == 0x0A)
-			inode = ino;
-	}
-	fclose(fp);
-	return inode;
+	return sup_tcp_listeners(port, &l, 1) > 0 ? l.inode : 0;
 }
 
 /* How many processes hold socket inode, the first one's pid in *who. */
@@ -99,19 +88,12 @@ static int n_children(const struct fixture *f)
 /* `emperorctl status [--json]` holds needle. */
 static void assert_status_json_has(const struct fixture *f, const char *needle)
 {
-	char *bin = sup_bin("emperorctl"), *sock = sup_path(f->dir, "control.sock");
-	char *path = sup_path(f->dir, "status.json"), *out;
-	char *argv[] = { bin, "--control", sock, "status", "--json", NULL };
-	struct sup_proc *p = sup_spawn(argv, NULL, NULL, path);
+	char *out = emperorctl_args(f, NULL, (const char *const[]){ "status", "--json", NULL }, T_MS);
 
-	assert_non_null(p);
-	assert_int_equal(sup_wait_exit(p, T_MS), 0);
-	sup_proc_free(p);
-	out = sup_read_file(path);
 	assert_non_null(out);
 	if (!strstr(out, needle))
 		fail_msg("no '%s' in the status JSON:\n%s", needle, out);
-	free(out), free(bin), free(sock), free(path);
+	free(out);
 }
 
 static void assert_status_has(const struct fixture *f, const char *needle)
@@ -267,19 +249,13 @@ static void test_idle_without_on_demand_waits_for_the_file(void **state)
 	emperor_stop(f);
 }
 
-/* A process's voluntary context switches (its wake-ups), from /proc/PID/status. */
+/* A process's voluntary context switches (its wake-ups). */
 static long wakeups(pid_t pid)
 {
-	char path[64], *text, *at;
-	long n = -1;
+	long n = sup_pid_wakeups(pid);
 
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	text = sup_read_file(path);
-	if (text && (at = strstr(text, "\nvoluntary_ctxt_switches:")))
-		n = strtol(at + 26, NULL, 10);
-	free(text);
 	if (n < 0) /* gone: a difference of two -1 would read as "no wake-up" */
-		fail_msg("pid %d: no voluntary_ctxt_switches in %s", (int)pid, path);
+		fail_msg("pid %d: gone, no voluntary_ctxt_switches", (int)pid);
 	return n;
 }
 
@@ -390,21 +366,13 @@ static void test_removal_releases_the_port(void **state)
 	emperor_stop(f);
 }
 
-/* `emperorctl NAME-command a` (stop or start): 0 once it answered done. */
+/* `emperorctl COMMAND a` (stop or start): 0 once it answered done. */
 static int ctl_on(const struct fixture *f, const char *cmd)
 {
-	char *bin = sup_bin("emperorctl"), *sock = sup_path(f->dir, "control.sock");
-	char *out = sup_path(f->dir, "ctl.out");
-	char *argv[] = { bin, "--control", sock, (char *)cmd, "a", NULL };
-	struct sup_proc *p = sup_spawn(argv, NULL, NULL, out);
-	int rc = -1;
+	char *out = emperorctl_args(f, NULL, (const char *const[]){ cmd, "a", NULL }, T_MS);
 
-	assert_non_null(p);
-	if (sup_wait_exit(p, T_MS) == 0 && WIFEXITED(p->status) && WEXITSTATUS(p->status) == 0)
-		rc = 0;
-	sup_proc_free(p);
-	free(bin), free(sock), free(out);
-	return rc;
+	free(out);
+	return out ? 0 : -1;
 }
 
 /* emperorctl stop closes an on-demand vassal's sockets (halted); start binds them
@@ -473,6 +441,45 @@ static void test_upgrade_hands_the_sockets_across(void **state)
 	emperor_stop(f);
 }
 
+/* SIGUSR2 while a renamed on-demand vassal's old name still stops (its worker ignores
+ * the stop signal: 4 s of mercy): the new name waits for it in the new image too, then
+ * takes the socket handed across (same inode, nothing bound again), not a fresh one
+ * bound after the old image's leftovers were closed. */
+static void test_upgrade_keeps_a_renamed_files_sockets(void **state)
+{
+	struct fixture *f = *state;
+	int port = free_port();
+	struct vassal_opts o = { .port = port, .greeting = "cold", .args = ", --ignore-stop",
+				 .mercy = "4s", .keys = "on-demand: true\n" };
+	char *from = sup_path(f->vdir, "a.yaml"), *to = sup_path(f->vdir, "b.yaml");
+	unsigned long inode;
+	pid_t master;
+	size_t m;
+
+	emperor_start(f, NULL);
+	put_file(f->vdir, "a.yaml", vassal_text(f, &o));
+	wait_line(f, 0, " a: on-demand: waiting for a connection");
+	wait_serving(port, "cold", T_MS);
+	master = started_pid(f, 0, "a");
+	wait_line(f, 0, " a: ready after ");
+	inode = listener_inode(port);
+	assert_int_equal(rename(from, to), 0);
+	wait_line(f, 0, " b: starts when a has stopped");
+
+	m = mark(f);
+	assert_int_equal(kill(f->proc->pid, SIGUSR2), 0);
+	wait_line(f, m, " watching ");
+	wait_line(f, m, " b: starts when a has stopped"); /* the new image's first scan */
+	assert_int_equal(sup_wait_pid_dead(master, T_MS), 0);
+	wait_line(f, m, " b: on-demand: waiting for a connection");
+	assert_int_equal(count_lines(f, m, "on-demand: socket http: listening on"), 0);
+	assert_int_equal(listener_inode(port), inode);
+	assert_only_emperor_holds(f, port);
+	wait_serving(port, "cold", T_MS);
+	free(from), free(to);
+	emperor_stop(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -487,6 +494,7 @@ int main(void)
 		TEST(test_removal_releases_the_port),
 		TEST(test_emperorctl_stop_and_start),
 		TEST(test_upgrade_hands_the_sockets_across),
+		TEST(test_upgrade_keeps_a_renamed_files_sockets),
 	};
 
 	sup_init();

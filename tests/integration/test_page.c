@@ -36,30 +36,15 @@ static int page_emperor_start(struct fixture *f)
 	return page_emperor_start_as(f, false);
 }
 
-/* The listening TCP sockets on port, from /proc/net/tcp and tcp6: how many, and
- * whether each is on 127.0.0.1. */
+/* One TCP socket listens on port, on 127.0.0.1. */
 static void assert_listens_on_loopback_only(int port)
 {
-	static const char *const tables[] = { "/proc/net/tcp", "/proc/net/tcp6" };
-	char local[64], want[16];
-	int n = 0;
+	struct sup_listener l[4];
+	int n = sup_tcp_listeners(port, l, 4);
 
-	snprintf(want, sizeof want, ":%04X", port);
-	for (size_t t = 0; t < ARRAY_SIZE(tables); t++) {
-		char *text = sup_read_file(tables[t]), *save = NULL;
-		if (!text)
-			continue;
-		for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-			unsigned st;
-			if (sscanf(l, " %*d: %63s %*s %x", local, &st) != 2 || st != 0x0A /* LISTEN */ ||
-			    !strstr(local, want) || strlen(strstr(local, want)) != strlen(want))
-				continue;
-			n++;
-			if (strncmp(local, "0100007F:", 9) != 0)
-				fail_msg("--metrics :%d listens on %s, not loopback", port, local);
-		}
-		free(text);
-	}
+	for (int i = 0; i < n && i < 4; i++)
+		if (strncmp(l[i].local, "0100007F:", 9) != 0)
+			fail_msg("--metrics :%d listens on %s, not loopback", port, l[i].local);
 	assert_int_equal(n, 1);
 }
 
@@ -77,19 +62,12 @@ static void put_workers(struct fixture *f, const char *file, int port, int count
 /* `emperorctl --control ctl.sock ARGS` must exit 0: its output, malloc'd. */
 static char *ctl(struct fixture *f, const char *a1, const char *a2, const char *a3)
 {
-	char *bin = sup_bin("emperorctl"), *out = sup_path(f->dir, "ctl.out"), *text = NULL;
-	char *argv[] = { bin, "--control", ctl_sock, (char *)a1, (char *)a2, (char *)a3, NULL };
-	struct sup_proc *p;
+	char *out = sup_path(f->dir, "ctl.out"), *text = NULL;
+	int rc = sup_emperorctl(ctl_sock, (const char *const[]){ a1, a2, a3, NULL }, out, T_MS, &text);
 
-	unlink(out);
-	p = sup_spawn(argv, NULL, NULL, out);
-	assert_non_null(p);
-	assert_int_equal(sup_wait_exit(p, T_MS), 0);
-	text = sup_read_file(out);
-	if (!WIFEXITED(p->status) || WEXITSTATUS(p->status) != 0)
-		fail_msg("emperorctl %s: %s: %s", a1, sup_status_str(p->status), text ? text : "");
-	sup_proc_free(p);
-	free(bin), free(out);
+	if (rc != 0)
+		fail_msg("emperorctl %s: exit %d: %s", a1, rc, text ? text : "");
+	free(out);
 	return text;
 }
 

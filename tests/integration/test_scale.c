@@ -311,16 +311,9 @@ static void test_reload_keeps_the_count(void **state)
 /* Voluntary context switches of pid so far. */
 static long switches(pid_t pid)
 {
-	char path[64], *text, *at;
-	long n = -1;
+	long n = sup_pid_wakeups(pid);
 
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	text = sup_read_file(path);
-	assert_non_null(text);
-	at = strstr(text, "\nvoluntary_ctxt_switches:");
-	if (at)
-		n = strtol(at + strlen("\nvoluntary_ctxt_switches:"), NULL, 10);
-	free(text);
+	assert_true(n >= 0);
 	return n;
 }
 
@@ -357,19 +350,12 @@ static void test_a_plain_count_has_no_timer(void **state)
 /* emperorctl --control ctl args...: its exit status 0 and its output (malloc'd). */
 static char *ctl(struct vt *v, const char *ctl_path, const char *a1, const char *a2)
 {
-	char *bin = sup_bin("emperorctl"), *out = sup_path(v->dir, "ctl.out"), *text;
-	char *argv[] = { bin, "--control", (char *)ctl_path, (char *)a1, (char *)a2, NULL };
-	struct sup_proc *p;
+	char *out = sup_path(v->dir, "ctl.out"), *text = NULL;
 
-	unlink(out);
-	p = sup_spawn(argv, NULL, NULL, out);
-	assert_non_null(p);
-	assert_int_equal(sup_wait_exit(p, T_MS), 0);
-	assert_true(WIFEXITED(p->status) && WEXITSTATUS(p->status) == 0);
-	text = sup_read_file(out);
+	assert_int_equal(sup_emperorctl(ctl_path, (const char *const[]){ a1, a2, NULL }, out, T_MS,
+					&text), 0);
 	assert_non_null(text);
-	sup_proc_free(p);
-	free(bin), free(out);
+	free(out);
 	return text;
 }
 

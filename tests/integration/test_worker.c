@@ -570,6 +570,29 @@ static void test_ignore_stop(void **state)
 	assert_int_equal(sup_wait_no_leftovers(5000), 0);
 }
 
+/* --max-conns is a number of connections, not of milliseconds: one above a day's worth
+ * of milliseconds starts and serves; a word is refused as "not a number of
+ * connections". */
+static void test_max_conns_is_a_count(void **state)
+{
+	struct fixture *f = *state;
+	const char *big[] = {"--max-conns", "100000000", NULL}, *word[] = {"--max-conns", "lots", NULL};
+	char *argv[MAX_ARGS];
+	struct sup_proc *p = start_worker(f, big, NULL), *bad;
+
+	get_hello(f, p->pid);
+	assert_int_equal(sup_stop(p, SIGTERM, T_MS), 0);
+	assert_exit_status(p, 0);
+
+	worker_argv(f, word, argv);
+	bad = sup_spawn(argv, NULL, NULL, f->log);
+	assert_non_null(bad);
+	assert_exit_status(bad, 2);
+	assert_int_equal(sup_count_log(bad, 0, "--max-conns: \"lots\" is not a number of connections"), 1);
+	sup_proc_free(bad);
+	assert_int_equal(sup_wait_no_leftovers(5000), 0);
+}
+
 static void test_bad_requests_then_serves(void **state)
 {
 	struct fixture *f = *state;
@@ -722,6 +745,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stop_answers_request_racing_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sigint_exits_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ignore_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_conns_is_a_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests_then_serves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork_sleeper_dies_with_its_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_serves_two_load_threads, setup, teardown),

@@ -1,7 +1,8 @@
 /* sup_procfs.c — what /proc says about processes: state, parent and group from
- * /proc/PID/stat, open fds, command line, the processes carrying our test tag in their
- * environment, and the descendants of a process (by walking ppid links). A process
- * that vanishes while being read is simply skipped. */
+ * /proc/PID/stat, open fds, wake-ups (voluntary context switches), command line, the
+ * processes carrying our test tag in their environment, and the descendants of a
+ * process (by walking ppid links). A process that vanishes while being read is simply
+ * skipped. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -94,6 +95,20 @@ int sup_wait_pid_dead(pid_t pid, int timeout_ms)
 		sup_poll_pause();
 	}
 	return 0;
+}
+
+long sup_pid_wakeups(pid_t pid)
+{
+	static const char key[] = "\nvoluntary_ctxt_switches:";
+	char path[64], *text, *at;
+	long n = -1;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	text = sup_read_file(path);
+	if (text && (at = strstr(text, key)))
+		n = strtol(at + strlen(key), NULL, 10);
+	free(text);
+	return n;
 }
 
 char *sup_pid_cmdline(pid_t pid)

@@ -117,10 +117,31 @@ char sup_pid_state(pid_t pid);       /* 'R', 'S', 'Z' ... from /proc/PID/stat; 0
 int sup_pid_alive(pid_t pid);        /* exists and is not a zombie */
 pid_t sup_pid_ppid(pid_t pid);       /* -1 if gone */
 pid_t sup_pid_pgid(pid_t pid);       /* -1 if gone */
+/* Its voluntary context switches so far (each a wake-up from a wait), from
+ * /proc/PID/status; -1 if gone. */
+long sup_pid_wakeups(pid_t pid);
 char *sup_pid_cmdline(pid_t pid);    /* malloc'd, args joined by spaces; NULL if gone */
 int sup_pgid_alive(pid_t pgid);      /* some live process is in that group */
 /* Waits until pid is gone or a zombie: 0, or -1 on timeout. */
 int sup_wait_pid_dead(pid_t pid, int timeout_ms);
+
+/* ---- an emperor seen from outside (sup_emperor.c) --------------------------------- */
+
+/* Runs `emperorctl --control CTL ARGS...` (args NULL-terminated, 16 at most) with its
+ * stdout and stderr in out_path (emptied first), for timeout_ms at most. Its exit
+ * status (0..255), or -1 if it could not start, died of a signal or did not exit in
+ * time (then killed); printed. Its output, malloc'd ("" if none), in *text if text is
+ * not NULL (NULL if it could not start). */
+int sup_emperorctl(const char *ctl, const char *const args[], const char *out_path,
+		   int timeout_ms, char **text);
+
+/* A TCP socket listening on a port, from /proc/net/tcp or tcp6. */
+struct sup_listener {
+	char local[64];        /* as the kernel writes it: "0100007F:1F90" is 127.0.0.1:8080 */
+	unsigned long inode;   /* the same socket keeps it: /proc/PID/fd shows socket:[inode] */
+};
+/* How many TCP sockets (IPv4, then IPv6) listen on port; the first max in out. */
+int sup_tcp_listeners(int port, struct sup_listener *out, int max);
 
 /* ---- loopback networking ---------------------------------------------------------- */
 

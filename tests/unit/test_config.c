@@ -10,6 +10,8 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -1378,6 +1380,40 @@ static void test_file_not_regular(void **state)
 	assert_int_equal(rmdir(path), 0);
 }
 
+/* Every example vassal shipped loads: vassals.d/ (what `make run` starts) and
+ * docs/examples/; one of vassals.d's shows JSON logs (log: format: json). Read from
+ * the repository root, where `make test` runs the tests. */
+static void test_shipped_examples_load(void **state)
+{
+	static const char *const dirs[] = { "vassals.d", "docs/examples" };
+	int n = 0, n_json = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		DIR *d = opendir(dirs[i]);
+		struct dirent *de;
+		if (!d)
+			fail_msg("%s: %s (run the tests from the repository root)", dirs[i], strerror(errno));
+		while ((de = readdir(d))) {
+			size_t len = strlen(de->d_name);
+			struct config_errors errs = { 0 };
+			struct config *cfg;
+			char path[PATH_MAX];
+			if (len < 6 || strcmp(de->d_name + len - 5, ".yaml") != 0)
+				continue;
+			snprintf(path, sizeof path, "%s/%s", dirs[i], de->d_name);
+			if (!(cfg = config_load_file(path, &errs)))
+				fail_msg("%s", errs.n ? errs.msgs[0] : path);
+			n_json += i == 0 && cfg->log.format == CFG_LOG_JSON;
+			n++;
+			config_free(cfg);
+		}
+		closedir(d);
+	}
+	assert_true(n >= 9);
+	assert_int_equal(n_json, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1388,6 +1424,7 @@ int main(void)
 		cmocka_unit_test(test_log_format),
 		cmocka_unit_test(test_booleans),
 		cmocka_unit_test(test_on_demand_and_idle),
+		cmocka_unit_test(test_shipped_examples_load),
 		cmocka_unit_test(test_octal_mode_and_umask),
 		cmocka_unit_test(test_limits_and_cgroup),
 		cmocka_unit_test(test_string_or_list),
