@@ -1,7 +1,7 @@
 /* test_demand.c — on-demand vassals and the idle stop, run for real: the emperor binds
  * an on-demand vassal's socket and starts no master until a client connects; fifty
- * clients on the cold socket all get 200; `idle:` stops the vassal (state idle) and
- * leaves the port to the emperor alone, the next request starts it again; a changed
+ * clients on the cold socket all get 200; `idle:` stops the vassal (stopping-idle, then
+ * on-demand again, or idle without on-demand) and leaves the port to the emperor alone, the next request starts it again; a changed
  * file re-binds; SIGHUP and removal behave as for any vassal and the port is released.
  * Who holds a port is read from /proc/net/tcp (the listener's inode) and every
  * process's /proc/PID/fd. */
@@ -197,8 +197,9 @@ static void test_idle_stops_then_next_request_starts_it(void **state)
 	assert_int_equal(sup_wait_pid_dead(worker, T_MS), 0);
 	assert_only_emperor_holds(f, port);
 	assert_int_equal(n_children(f), 0);
-	assert_status_has(f, "idle");
-	assert_status_json_has(f, "\"state\":\"idle\",\"on_demand\":true");
+	/* one state, one meaning: its sockets are watched, so it is on-demand */
+	assert_status_has(f, "on-demand");
+	assert_status_json_has(f, "\"state\":\"on-demand\",\"on_demand\":true");
 	assert_int_equal(count_lines(f, 0, "idle: no connection on its sockets for "), 1);
 
 	m = mark(f);
