@@ -209,7 +209,7 @@ static void cmd_stop_start(struct client *cl, const char *name, bool stop)
 		ctl_answer(cl, true, NULL);
 		return;
 	}
-	if (!stop && v->halting && child_running(&v->child)) {
+	if (!stop && child_running(&v->child) && (v->halting || vstate_leaving(v->state))) {
 		answer_error(cl, "vassal '%.256s' is stopping: start it once it has stopped", name);
 		return;
 	}
