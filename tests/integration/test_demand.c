@@ -270,10 +270,10 @@ static void test_idle_without_on_demand_waits_for_the_file(void **state)
 
 /* A vassal with `idle: 1s` whose worker ignores its stop signal: its idle stop lasts
  * the master's mercy (5 s), a window for what the tests do meanwhile. */
-static pid_t put_slow_idler(struct fixture *f, int port)
+static pid_t put_slow_idler(struct fixture *f, int port, const char *keys)
 {
 	struct vassal_opts o = { .port = port, .greeting = "cold", .args = ", --ignore-stop",
-				 .mercy = "5s", .keys = "idle: 1s\n" };
+				 .mercy = "5s", .keys = keys };
 
 	put_file(f->vdir, "a.yaml", vassal_text(f, &o));
 	wait_serving(port, "cold", T_MS);
@@ -281,17 +281,11 @@ static pid_t put_slow_idler(struct fixture *f, int port)
 	return started_pid(f, 0, "a");
 }
 
-/* While its master stops for being idle, the vassal is stopping-idle, not ready, and
- * the emperor's SIGHUP sends it no reload; its exit then makes it idle. */
-static void test_idle_stop_takes_no_reload(void **state)
+/* The emperor's SIGHUP while a's master stops for being idle: no reload is sent. */
+static void sighup_while_stopping_idle(struct fixture *f)
 {
-	struct fixture *f = *state;
-	int port = free_port();
-	pid_t master;
 	size_t m;
 
-	emperor_start(f, NULL);
-	master = put_slow_idler(f, port);
 	assert_status_has(f, "stopping-idle");
 	assert_status_json_has(f, "\"state\":\"stopping-idle\"");
 	m = mark(f);
@@ -301,11 +295,46 @@ static void test_idle_stop_takes_no_reload(void **state)
 	assert_int_equal(count_lines(f, m, " a: reloading ("), 0);
 	assert_int_equal(count_lines(f, 0, " a: stopped (idle)"), 0); /* still in the window */
 	assert_status_json_has(f, "\"state\":\"stopping-idle\"");
+}
 
+/* While its master stops for being idle, the vassal is stopping-idle, not ready, and
+ * the emperor's SIGHUP sends it no reload; its exit then makes it idle. */
+static void test_idle_stop_takes_no_reload(void **state)
+{
+	struct fixture *f = *state;
+	int port = free_port();
+	pid_t master;
+
+	emperor_start(f, NULL);
+	master = put_slow_idler(f, port, "idle: 1s\n");
+	sighup_while_stopping_idle(f);
 	wait_line(f, 0, " a: stopped (idle); starts again when its file changes");
 	assert_int_equal(sup_wait_pid_dead(master, T_MS), 0);
 	assert_status_json_has(f, "\"state\":\"idle\"");
 	assert_int_equal(count_lines(f, 0, " a: started (pid "), 1);
+	assert_int_equal(count_lines(f, 0, "cannot happen"), 0);
+	emperor_stop(f);
+}
+
+/* The same with on-demand: after the SIGHUP left it alone, its stop makes it on-demand
+ * and the next connection starts a new master. */
+static void test_on_demand_idle_stop_takes_no_reload(void **state)
+{
+	struct fixture *f = *state;
+	int port = free_port();
+	pid_t master, again;
+	size_t m;
+
+	emperor_start(f, NULL);
+	master = put_slow_idler(f, port, IDLE_KEYS);
+	sighup_while_stopping_idle(f);
+	m = mark(f);
+	wait_line(f, 0, " a: stopped (idle); starts again at the next connection");
+	assert_int_equal(sup_wait_pid_dead(master, T_MS), 0);
+	assert_status_json_has(f, "\"state\":\"on-demand\"");
+	again = get_pid(port, NULL, 0, T_MS);
+	assert_true(again > 0);
+	assert_true(started_pid(f, m, "a") != master);
 	assert_int_equal(count_lines(f, 0, "cannot happen"), 0);
 	emperor_stop(f);
 }
@@ -320,7 +349,7 @@ static void test_touch_during_idle_stop_restarts_it(void **state)
 	size_t m;
 
 	emperor_start(f, NULL);
-	master = put_slow_idler(f, port);
+	master = put_slow_idler(f, port, "idle: 1s\n");
 	m = mark(f);
 	touch_path(f->vdir, "a.yaml", 0);
 	wait_line(f, m, " a: touched while it stops for being idle: it starts again once stopped");
@@ -553,6 +582,7 @@ int main(void)
 		TEST(test_open_connection_keeps_it_up),
 		TEST(test_idle_without_on_demand_waits_for_the_file),
 		TEST(test_idle_stop_takes_no_reload),
+		TEST(test_on_demand_idle_stop_takes_no_reload),
 		TEST(test_touch_during_idle_stop_restarts_it),
 		TEST(test_idle_timer_only_when_set),
 		TEST(test_changed_file_rebinds),
