@@ -138,7 +138,7 @@ static void cmd_reload(struct client *cl, const char *name, bool chain)
 
 	if (name && strcmp(name, "--all") == 0 && !chain) {
 		TAILQ_FOREACH(v, &e->vassals, link)
-			if (child_running(&v->child) && v->state != VASSAL_STOPPING) {
+			if (child_running(&v->child) && !vstate_leaving(v->state)) {
 				wait_for(cl, WAIT_READY, v->name);
 				vtable_reload(v, "emperorctl");
 			}
@@ -150,7 +150,12 @@ static void cmd_reload(struct client *cl, const char *name, bool chain)
 		ctl_answer(cl, false, chain ? "chain-reload needs a NAME" : "reload needs a NAME or --all");
 		return;
 	}
-	if (!(v = find(e, name)) || !child_running(&v->child) || v->state == VASSAL_STOPPING) {
+	v = find(e, name);
+	if (v && child_running(&v->child) && vstate_leaving(v->state)) {
+		answer_error(cl, "vassal '%.256s' is stopping: no reload", name);
+		return;
+	}
+	if (!v || !child_running(&v->child)) {
 		answer_error(cl, v ? "vassal '%.256s' is not running" : "no such vassal '%.256s'", name);
 		return;
 	}
@@ -198,12 +203,13 @@ static void cmd_stop_start(struct client *cl, const char *name, bool stop)
 		/* Halted already, or waiting to respawn: no respawn now, it stays halted
 		 * until `start` or a change of its file, as after a stop of a running one. */
 		strbuf_printf(&cl->out, "%s: %s\n", v->name, v->state == VASSAL_WAITING ?
-			      "was waiting to respawn; halted" : "already stopped");
+			      "was waiting to respawn; halted" : v->state == VASSAL_QUEUED ?
+			      "not started yet; halted" : "already stopped");
 		vtable_halt(v);
 		ctl_answer(cl, true, NULL);
 		return;
 	}
-	if (!stop && v->halting && child_running(&v->child)) {
+	if (!stop && child_running(&v->child) && (v->halting || vstate_leaving(v->state))) {
 		answer_error(cl, "vassal '%.256s' is stopping: start it once it has stopped", name);
 		return;
 	}

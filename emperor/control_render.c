@@ -163,11 +163,11 @@ void ctl_render_table(struct emperor *e, struct strbuf *b)
 	struct vassal *v;
 	char up[16], workers[24];
 
-	strbuf_printf(b, "%-20s %-10s %8s %7s %8s %8s %7s  %-22s %s\n", "VASSAL", "STATE", "PID",
+	strbuf_printf(b, "%-20s %-13s %8s %7s %8s %8s %7s  %-22s %s\n", "VASSAL", "STATE", "PID",
 		      "UPTIME", "WORKERS", "RESTARTS", "RELOADS", "LAST EXIT", "CONFIG ERROR");
 	TAILQ_FOREACH(v, &e->vassals, link) {
 		snprintf(workers, sizeof workers, "%d/%d", v->workers_ready, v->workers_total);
-		strbuf_printf(b, "%-20s %-10s %8d %7s %8s %8u %7u  %-22s %s\n", v->name,
+		strbuf_printf(b, "%-20s %-13s %8d %7s %8s %8u %7u  %-22s %s\n", v->name,
 			      vtable_state_name(v->state), (int)v->child.pid,
 			      child_running(&v->child) ? uptime_text(child_uptime(&v->child), up, sizeof up) : "-",
 			      workers, v->restarts, ctl_reloads(v), v->last_exit[0] ? v->last_exit : "-",

@@ -121,17 +121,19 @@ void emperor_status_notify(struct emperor *e)
 {
 	int counts[VASSAL_N_STATES] = { 0 };
 	struct vassal *v;
-	char msg[320];
+	char msg[400];
 
 	if (!getenv("NOTIFY_SOCKET"))
 		return;
 	TAILQ_FOREACH(v, &e->vassals, link)
 		counts[v->state]++;
 	snprintf(msg, sizeof msg, "STATUS=%d ready, %d starting, %d reloading, %d stopping, "
-		 "%d waiting to respawn, %d halted, %d on-demand, %d idle", counts[VASSAL_READY],
+		 "%d waiting to respawn, %d halted, %d on-demand, %d idle, %d stopping-idle, "
+		 "%d restarting, %d queued", counts[VASSAL_READY],
 		 counts[VASSAL_STARTING], counts[VASSAL_RELOADING], counts[VASSAL_STOPPING],
 		 counts[VASSAL_WAITING], counts[VASSAL_HALTED], counts[VASSAL_ON_DEMAND],
-		 counts[VASSAL_IDLE]);
+		 counts[VASSAL_IDLE], counts[VASSAL_IDLING], counts[VASSAL_RESTARTING],
+		 counts[VASSAL_QUEUED]);
 	notify_parent(msg);
 }
 
@@ -172,7 +174,7 @@ static void reload_pump(struct emperor *e)
 	       (v = TAILQ_FIRST(&e->reload_queue)) != NULL) {
 		TAILQ_REMOVE(&e->reload_queue, v, reload_link);
 		v->in_reload_queue = false;
-		if (!child_running(&v->child) || v->state == VASSAL_STOPPING)
+		if (!child_running(&v->child) || vstate_leaving(v->state))
 			continue;
 		v->holds_slot = true;
 		v->slot_since = mono_now();
@@ -204,13 +206,13 @@ static void reload_all(struct emperor *e)
 		 e->opts.reload_concurrency);
 	scan_run(e);
 	TAILQ_FOREACH(v, &e->vassals, link) {
-		if (v->in_start_queue || v->waits_for)
+		if (v->state == VASSAL_QUEUED)
 			continue; /* new: the start queue (or its predecessor's stop) starts it */
 		if (v->state == VASSAL_HALTED && !v->halting) /* emperorctl stop sticks */
 			vtable_start(v);
-		else if (v->state == VASSAL_ON_DEMAND || (v->state == VASSAL_IDLE && v->on_demand))
+		else if (v->state == VASSAL_ON_DEMAND)
 			vtable_start(v); /* its file read again, its sockets re-bound if changed */
-		else if (child_running(&v->child) && v->state != VASSAL_STOPPING &&
+		else if (child_running(&v->child) && !vstate_leaving(v->state) &&
 			 !v->in_reload_queue && !v->holds_slot) {
 			TAILQ_INSERT_TAIL(&e->reload_queue, v, reload_link);
 			v->in_reload_queue = true;

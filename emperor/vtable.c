@@ -202,7 +202,7 @@ static void on_message(struct vassal *v, const char *msg)
 	if (notify_has(msg, "READY=1"))
 		fire(v, VEV_READY_MSG, NULL);
 	if (notify_has(msg, STATUS_MSG_IDLE))
-		v->idle_stop = true;
+		fire(v, VEV_IDLE_MSG, NULL);
 	if (notify_has(msg, "X_LOGS_REOPENED=1"))
 		control_vassal_event(v->e, v, CTL_LOGS_REOPENED);
 }
@@ -289,7 +289,6 @@ static int spawn(struct vassal *v)
 	char **env = NULL;
 
 	release_run(v);
-	v->idle_stop = false;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
 		log_errno("%s: socketpair", v->name);
 		return -1;
@@ -372,8 +371,8 @@ static void forget(struct vassal *v)
 }
 
 /* An on-demand vassal's sockets follow its state: unwatched while a master runs or a
- * respawn is due (the master, then the next start, arms them), closed once it is
- * halted or no longer on-demand. ON-DEMAND and IDLE are armed by their actions. */
+ * start is due (the master, then the next start, arms them), closed once it is
+ * halted or no longer on-demand. ON-DEMAND is armed by its action (VA_ARMED). */
 static void sockets_follow(struct vassal *v)
 {
 	if (!v->demand)
@@ -381,7 +380,7 @@ static void sockets_follow(struct vassal *v)
 	if (v->state == VASSAL_HALTED || (!v->on_demand && !child_running(&v->child))) {
 		demand_free(v->demand);
 		v->demand = NULL;
-	} else if (v->state != VASSAL_ON_DEMAND && v->state != VASSAL_IDLE) {
+	} else if (v->state != VASSAL_ON_DEMAND) {
 		demand_disarm(v->demand);
 	}
 }
@@ -479,20 +478,59 @@ static void act_on_life(struct vassal *v, enum vstate_action a, const struct vct
 	}
 }
 
-/* Stopped by itself for being idle: not a failure. An on-demand vassal waits for the
- * next connection on its sockets (re-bound if its file changed meanwhile); another one
- * for its file to change. */
+/* Stopped by itself for being idle: not a failure. IDLE waits for its file to change;
+ * an on-demand vassal (it still holds sockets: set_state() closed them otherwise)
+ * goes on to ON-DEMAND, waiting for the next connection on its sockets (re-bound if
+ * its file changed meanwhile). */
 static void idle_stopped(struct vassal *v)
 {
 	control_vassal_event(v->e, v, CTL_STOPPED);
 	emperor_status_notify(v->e);
-	if (!v->on_demand || !v->demand) {
+	if (!v->demand) {
 		log_info("%s: stopped (idle); starts again when its file changes", v->name);
 		return;
 	}
 	log_info("%s: stopped (idle); starts again at the next connection", v->name);
-	if (demand_arm(v->demand) < 0) /* a changed address could not be bound: */
-		fire(v, VEV_SPAWN_FAILED, NULL); /* WAITING, its sockets unwatched, retried */
+	/* a changed address that could not be bound: WAITING, unwatched, retried */
+	fire(v, demand_arm(v->demand) == 0 ? VEV_ARMED : VEV_SPAWN_FAILED, NULL);
+}
+
+/* The actions of an idle stop, and of a start asked for while it had no process. */
+static void act_on_idle(struct vassal *v, enum vstate_action a, const struct vctx *x)
+{
+	switch (a) {
+	case VA_NOTE_IDLE: /* no reload is sent to it from now on, no heartbeat awaited */
+		log_info("%s: stopping for being idle", v->name);
+		ev_timer_stop(v->e->loop, &v->heartbeat_timer);
+		emperor_reload_slot_free(v->e, v);
+		emperor_status_notify(v->e);
+		break;
+	case VA_NOTE_RESTART:
+		log_info("%s: %s while it stops for being idle: it starts again once stopped",
+			 v->name, x->why);
+		break;
+	case VA_IDLE_STOPPED:
+		idle_stopped(v);
+		break;
+	case VA_RESTART:
+		log_info("%s: stopped (idle, %s); starting again: its file changed meanwhile",
+			 v->name, x->how);
+		vtable_start(v);
+		break;
+	case VA_START: /* no process: its file changed; an edit reset the throttle */
+		child_cancel_respawn(&v->child);
+		vtable_start(v);
+		break;
+	case VA_UNQUEUE:
+		emperor_unqueue_start(v->e, v);
+		v->waits_for = NULL;
+		log_info("%s: not started (emperorctl stop): halted until started again", v->name);
+		emperor_status_notify(v->e);
+		break;
+	default:
+		act_on_life(v, a, x);
+		break;
+	}
 }
 
 /* The actions that stop it or follow its exit. v may be freed on return. */
@@ -524,9 +562,6 @@ static void act_on_end(struct vassal *v, enum vstate_action a, const struct vctx
 		control_vassal_event(v->e, v, CTL_STOPPED);
 		emperor_status_notify(v->e);
 		break;
-	case VA_IDLE_STOPPED:
-		idle_stopped(v);
-		break;
 	case VA_HALT_EXIT0:
 		exit_told(v, "exited 0: stays stopped until its file changes or the emperor gets SIGHUP");
 		break;
@@ -541,7 +576,7 @@ static void act_on_end(struct vassal *v, enum vstate_action a, const struct vctx
 		exit_told(v, NULL);
 		break;
 	default:
-		act_on_life(v, a, x);
+		act_on_idle(v, a, x);
 		break;
 	}
 }
@@ -583,7 +618,7 @@ static void vassal_exited(struct child *c, int status)
 	else if (WIFEXITED(status) && WEXITSTATUS(status) == CONFIG_EX_CONFIG)
 		ev = VEV_EXIT_CONFIG;
 	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		ev = v->idle_stop ? VEV_EXIT_IDLE : VEV_EXIT_OK;
+		ev = VEV_EXIT_OK; /* IDLING: an idle stop, by the table */
 	fire(v, ev, &(struct vctx){ .how = how });
 }
 
@@ -597,7 +632,7 @@ static void heartbeat_missed(struct ev_loop *loop, ev_timer *w, int revents)
 	struct vassal *v = container_of(w, struct vassal, heartbeat_timer);
 
 	(void)loop, (void)revents;
-	if (!child_running(&v->child) || v->state == VASSAL_STOPPING)
+	if (!child_running(&v->child) || vstate_leaving(v->state))
 		return;
 	if (++v->heartbeat_misses == 1) {
 		log_warn("%s: no heartbeat for %.1fs: reloading it", v->name, v->heartbeat);
@@ -611,10 +646,10 @@ static void heartbeat_missed(struct ev_loop *loop, ev_timer *w, int revents)
 	vtable_kill(v);
 }
 
+/* A running vassal is reloaded; one without a process is started (the table's
+ * `changed` row); one stopping for being idle starts again once stopped. */
 void vtable_changed(struct vassal *v, bool content_changed)
 {
-	bool running = child_running(&v->child);
-
 	if (v->state == VASSAL_STOPPING)
 		return;
 	enum validity valid = content_changed ? validate(v) : VALID;
@@ -622,18 +657,14 @@ void vtable_changed(struct vassal *v, bool content_changed)
 	if (valid == REFUSED)
 		log_warn("%s: refused (tyrant mode): %s", v->name, v->config_error);
 	if (valid != VALID) {
-		if (running)
+		if (child_running(&v->child))
 			log_warn("%s: keeps running its previous config", v->name);
 		return;
 	}
 	if (content_changed) /* an edit may be the fix: the throttle starts over */
 		v->child.backoff_cur = 0;
-	if (running) {
-		vtable_reload(v, content_changed ? "changed" : "touched");
-		return;
-	}
-	child_cancel_respawn(&v->child);
-	vtable_start(v);
+	fire(v, VEV_CHANGED, &(struct vctx){ .why = content_changed ? "changed" : "touched",
+					      .sig = SIGHUP });
 }
 
 /* SIGHUP: a reload in the vassal's configured mode; SIGUSR2: a chain reload. */
@@ -708,7 +739,7 @@ struct vassal *vtable_add(struct emperor *e, const char *file, const struct file
 		return NULL;
 	}
 	v->id = *id;
-	v->state = VASSAL_HALTED; /* a new record: nothing runs yet */
+	v->state = VASSAL_QUEUED; /* a new record: nothing runs yet */
 	v->chan_fd = -1;
 	v->stop_mercy = 90;
 	snprintf(label, sizeof label, "vassal %s", v->name);

@@ -44,7 +44,7 @@ struct vassal {                 /* fields ordered to leave no padding: 10,000 of
 	char *path;                 /* dir/file, then file and name: one allocation */
 	struct file_id id;
 	enum vassal_state state;
-	bool in_reload_queue, in_start_queue;
+	bool in_reload_queue, in_start_queue; /* list membership; QUEUED is the state */
 	bool from_etcd;             /* its file is in the etcd mirror (etcd_feed.c), not dir */
 	bool seen;                  /* found by the current scan */
 	struct child child;
@@ -72,7 +72,6 @@ struct vassal {                 /* fields ordered to leave no padding: 10,000 of
 	/* on-demand and idle */
 	bool on_demand;             /* from its config: the emperor holds its sockets */
 	struct demand *demand;      /* those sockets (demand.c), while on-demand and not halted */
-	bool idle_stop;             /* this run said it stops for being idle (X_IDLE=1) */
 	/* isolation */
 	struct privs *owner;        /* tyrant mode: who it runs as (tyrant.c), else NULL */
 	struct cfg_cgroup *cgroup;  /* its config's cgroup: section, copied; NULL if none */

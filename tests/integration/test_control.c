@@ -635,6 +635,57 @@ static void test_answers_whatever_happens(void **state)
 	emperor_stop(f);
 }
 
+static double metric(const char *text, const char *key);
+
+/* A new record not started yet is `queued`, not `halted`: b.yaml, renamed from a.yaml
+ * whose worker ignores its stop signal, waits for a's slow stop. `stop b` then takes
+ * it out for good: once a has stopped, b is not started (it used to be: the wait for
+ * its predecessor outlived the stop); `start b` starts it. */
+static void test_queued_until_started(void **state)
+{
+	struct fixture *f = *state;
+	struct vassal_opts o = { .port = free_port(), .greeting = "slow", .args = ", --ignore-stop",
+				 .mercy = "5s" }; /* a's stop: the window for what follows */
+	char *from, *to, *table, *text;
+	size_t m;
+
+	ctl_emperor_start(f, NULL);
+	put_file(f->vdir, "a.yaml", vassal_text(f, &o));
+	wait_vassal(f, "a", o.port, "slow");
+	m = mark(f);
+	from = sup_path(f->vdir, "a.yaml");
+	to = sup_path(f->vdir, "b.yaml");
+	assert_int_equal(rename(from, to), 0);
+	free(from), free(to);
+	wait_line(f, m, " b: starts when a has stopped");
+	table = CTL_OK(f, "status");
+	assert_string_equal(must_row(table, "b").state, "queued");
+	assert_string_equal(must_row(table, "a").state, "stopping");
+	free(table);
+	text = CTL_OK(f, "metrics");
+	assert_true(metric(text, "emperor_vassals{state=\"queued\"}") == 1);
+	free(text);
+	text = CTL_OK(f, "stop", "b");
+	assert_non_null(strstr(text, "b: not started yet; halted"));
+	free(text);
+	table = CTL_OK(f, "status");
+	assert_string_equal(must_row(table, "b").state, "halted");
+	free(table);
+
+	wait_line(f, m, " a: stopped (");
+	sentinel(f, m); /* a scan went by after a's record had gone */
+	assert_int_equal(count_lines(f, m, " b: started (pid "), 0);
+	table = CTL_OK(f, "status");
+	assert_string_equal(must_row(table, "b").state, "halted");
+	assert_int_equal(status_row(table, "a", &(struct vrow){ 0 }), -1);
+	free(table);
+	text = CTL_OK(f, "start", "b");
+	assert_non_null(strstr(text, "b: done"));
+	free(text);
+	wait_serving(o.port, "slow", T_MS);
+	emperor_stop(f);
+}
+
 /* ---- 3. another uid is refused ----------------------------------------------------------- */
 
 /* fork, become nobody, then exec argv (or, without argv, connect to the control
@@ -1764,6 +1815,7 @@ int main(void)
 		TEST(test_json_is_utf8),
 		TEST(test_commands_answer_once_done),
 		TEST(test_answers_whatever_happens),
+		TEST(test_queued_until_started),
 		TEST(test_other_uid_refused),
 		TEST(test_idle_client_delays_nobody),
 		TEST(test_clients_capped),

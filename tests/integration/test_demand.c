@@ -1,8 +1,8 @@
 /* test_demand.c — on-demand vassals and the idle stop, run for real: the emperor binds
  * an on-demand vassal's socket and starts no master until a client connects; fifty
- * clients on the cold socket all get 200; `idle:` stops the vassal (state idle) and
- * leaves the port to the emperor alone, the next request starts it again; a changed
- * file re-binds; SIGHUP and removal behave as for any vassal and the port is released.
+ * clients on the cold socket all get 200; `idle:` stops the vassal (stopping-idle, then
+ * on-demand again, or idle without on-demand) and leaves the port to the emperor alone,
+ * the next request starts it again; a changed file re-binds; SIGHUP and removal behave as for any vassal and the port is released.
  * Who holds a port is read from /proc/net/tcp (the listener's inode, sup_tcp_listeners)
  * and every process's /proc/PID/fd. */
 #include "emperor_fixture.h"
@@ -179,8 +179,9 @@ static void test_idle_stops_then_next_request_starts_it(void **state)
 	assert_int_equal(sup_wait_pid_dead(worker, T_MS), 0);
 	assert_only_emperor_holds(f, port);
 	assert_int_equal(n_children(f), 0);
-	assert_status_has(f, "idle");
-	assert_status_json_has(f, "\"state\":\"idle\",\"on_demand\":true");
+	/* one state, one meaning: its sockets are watched, so it is on-demand */
+	assert_status_has(f, "on-demand");
+	assert_status_json_has(f, "\"state\":\"on-demand\",\"on_demand\":true");
 	assert_int_equal(count_lines(f, 0, "idle: no connection on its sockets for "), 1);
 
 	m = mark(f);
@@ -246,6 +247,105 @@ static void test_idle_without_on_demand_waits_for_the_file(void **state)
 	touch_path(f->vdir, "a.yaml", 0);
 	wait_serving(port, "cold", T_MS);
 	assert_true(started_pid(f, m, "a") != master);
+	emperor_stop(f);
+}
+
+/* A vassal with `idle: 1s` whose worker ignores its stop signal: its idle stop lasts
+ * the master's mercy (5 s), a window for what the tests do meanwhile. */
+static pid_t put_slow_idler(struct fixture *f, int port, const char *keys)
+{
+	struct vassal_opts o = { .port = port, .greeting = "cold", .args = ", --ignore-stop",
+				 .mercy = "5s", .keys = keys };
+
+	put_file(f->vdir, "a.yaml", vassal_text(f, &o));
+	wait_serving(port, "cold", T_MS);
+	wait_line(f, 0, " a: stopping for being idle");
+	return started_pid(f, 0, "a");
+}
+
+/* The emperor's SIGHUP while a's master stops for being idle: no reload is sent. */
+static void sighup_while_stopping_idle(struct fixture *f)
+{
+	size_t m;
+
+	assert_status_has(f, "stopping-idle");
+	assert_status_json_has(f, "\"state\":\"stopping-idle\"");
+	m = mark(f);
+	assert_int_equal(kill(f->proc->pid, SIGHUP), 0);
+	wait_line(f, m, "SIGHUP: rescanning");
+	sentinel(f, m); /* the SIGHUP's reloads were all decided before this scan */
+	assert_int_equal(count_lines(f, m, " a: reloading ("), 0);
+	assert_int_equal(count_lines(f, 0, " a: stopped (idle)"), 0); /* still in the window */
+	assert_status_json_has(f, "\"state\":\"stopping-idle\"");
+}
+
+/* While its master stops for being idle, the vassal is stopping-idle, not ready, and
+ * the emperor's SIGHUP sends it no reload; its exit then makes it idle. */
+static void test_idle_stop_takes_no_reload(void **state)
+{
+	struct fixture *f = *state;
+	int port = free_port();
+	pid_t master;
+
+	emperor_start(f, NULL);
+	master = put_slow_idler(f, port, "idle: 1s\n");
+	sighup_while_stopping_idle(f);
+	wait_line(f, 0, " a: stopped (idle); starts again when its file changes");
+	assert_int_equal(sup_wait_pid_dead(master, T_MS), 0);
+	assert_status_json_has(f, "\"state\":\"idle\"");
+	assert_int_equal(count_lines(f, 0, " a: started (pid "), 1);
+	assert_int_equal(count_lines(f, 0, "cannot happen"), 0);
+	emperor_stop(f);
+}
+
+/* The same with on-demand: after the SIGHUP left it alone, its stop makes it on-demand
+ * and the next connection starts a new master. */
+static void test_on_demand_idle_stop_takes_no_reload(void **state)
+{
+	struct fixture *f = *state;
+	int port = free_port();
+	pid_t master, again;
+	size_t m;
+
+	emperor_start(f, NULL);
+	master = put_slow_idler(f, port, IDLE_KEYS);
+	sighup_while_stopping_idle(f);
+	m = mark(f);
+	wait_line(f, 0, " a: stopped (idle); starts again at the next connection");
+	assert_int_equal(sup_wait_pid_dead(master, T_MS), 0);
+	assert_status_json_has(f, "\"state\":\"on-demand\"");
+	again = get_pid(port, NULL, 0, T_MS);
+	assert_true(again > 0);
+	assert_true(started_pid(f, m, "a") != master);
+	assert_int_equal(count_lines(f, 0, "cannot happen"), 0);
+	emperor_stop(f);
+}
+
+/* A touch while its master stops for being idle is not lost: restarting, and once the
+ * master has exited, a new one serves (as a touch of an idle vassal starts it). */
+static void test_touch_during_idle_stop_restarts_it(void **state)
+{
+	struct fixture *f = *state;
+	int port = free_port();
+	pid_t master;
+	size_t m;
+
+	emperor_start(f, NULL);
+	master = put_slow_idler(f, port, "idle: 1s\n");
+	m = mark(f);
+	touch_path(f->vdir, "a.yaml", 0);
+	wait_line(f, m, " a: touched while it stops for being idle: it starts again once stopped");
+	assert_int_equal(count_lines(f, m, " a: stopped (idle"), 0); /* still in the window */
+	assert_status_has(f, "restarting");
+	assert_status_json_has(f, "\"state\":\"restarting\"");
+	assert_int_equal(count_lines(f, m, " a: reloading ("), 0);
+
+	wait_line(f, m, " a: stopped (idle, ");
+	assert_int_equal(sup_wait_pid_dead(master, T_MS), 0);
+	wait_line(f, m, " a: ready after ");
+	assert_true(started_pid(f, m, "a") != master);
+	wait_serving(port, "cold", T_MS);
+	assert_int_equal(count_lines(f, 0, "cannot happen"), 0);
 	emperor_stop(f);
 }
 
@@ -488,6 +588,9 @@ int main(void)
 		TEST(test_idle_stops_then_next_request_starts_it),
 		TEST(test_open_connection_keeps_it_up),
 		TEST(test_idle_without_on_demand_waits_for_the_file),
+		TEST(test_idle_stop_takes_no_reload),
+		TEST(test_on_demand_idle_stop_takes_no_reload),
+		TEST(test_touch_during_idle_stop_restarts_it),
 		TEST(test_idle_timer_only_when_set),
 		TEST(test_changed_file_rebinds),
 		TEST(test_sighup_as_for_any_vassal),

@@ -510,11 +510,11 @@ static void test_debug_logs_transitions(void **state)
 	emperor_start(f, args);
 	put_vassal(f, "a.yaml", port, "dbg");
 	wait_vassal(f, "a", port, "dbg");
-	wait_line(f, 0, "debug: a: halted -> starting (spawned)");
+	wait_line(f, 0, "debug: a: queued -> starting (spawned)");
 	wait_line(f, 0, "debug: a: starting -> ready (READY=1)");
 	m = mark(f);
 	touch_path(f->vdir, "a.yaml", 0);
-	wait_line(f, m, "debug: a: ready -> reloading (reload)");
+	wait_line(f, m, "debug: a: ready -> reloading (changed)");
 	wait_line(f, m, "debug: a: reloading -> ready (READY=1)");
 	remove_file(f->vdir, "a.yaml");
 	wait_line(f, m, "debug: a: ready -> stopping (stop)");
