@@ -42,6 +42,7 @@ struct template {
 	unsigned generation;        /* the generation whose config it loaded */
 	bool retire;                /* stopped for good: freed at its exit */
 	bool ready;                 /* said "ready": requests are sent */
+	bool exiting;               /* its exit is being handled: freed there, not by retire() */
 	int ctl;                    /* our end of the control socket, -1 without a process */
 	ev_io ctl_io;
 	char in[LINE_MAX_LEN];      /* a partial answer line */
@@ -199,7 +200,7 @@ static int parse_answer(struct template *t, const char *line)
 	}
 	if (strcmp(word, "failed") != 0)
 		return -1;
-	snprintf(why, sizeof why, "not forked by its template:%s", line + n);
+	snprintf(why, sizeof why, "was not forked by its template:%s", line + n);
 	if (w)
 		workers_fork_failed(w, why);
 	return 0;
@@ -288,7 +289,9 @@ static void template_exited(struct child *c, int status)
 	relay_pipe_close(&t->out);
 	t->ready = false;
 	procs_log_exit(c, status);
-	fail_queue(t, "its template exited before it forked it");
+	t->exiting = true; /* a failure may retire it (a failed overlap): freed below */
+	fail_queue(t, "was not forked: its template exited");
+	t->exiting = false;
 	if (tearing_down || t->retire || t->generation != m->generation) {
 		template_free(t);
 		if (tearing_down)
@@ -465,13 +468,15 @@ bool preload_stash(struct master *m, pid_t sender, const char *msg)
 static void retire(struct template *t)
 {
 	t->retire = true;
+	if (t->exiting)
+		return;
 	if (child_running(&t->child)) {
 		if (t->child.state != CHILD_CURSED)
 			child_curse(&t->child, t->child.stop_signal, t->child.mercy);
 		return;
 	}
 	child_cancel_respawn(&t->child);
-	fail_queue(t, "its template was stopped");
+	fail_queue(t, "was not forked: its template was stopped");
 	template_free(t);
 }
 
