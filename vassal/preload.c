@@ -279,6 +279,7 @@ static void template_exited(struct child *c, int status)
 	struct master *m = t->m;
 	bool tearing_down = m->child_hooks.tearing_down(m);
 
+	t->exiting = true; /* what follows may retire it (a failed overlap): freed below */
 	if (t->ctl >= 0) {
 		read_answers(t); /* what it answered before it died */
 		ev_io_stop(m->loop, &t->ctl_io);
@@ -289,7 +290,6 @@ static void template_exited(struct child *c, int status)
 	relay_pipe_close(&t->out);
 	t->ready = false;
 	procs_log_exit(c, status);
-	t->exiting = true; /* a failure may retire it (a failed overlap): freed below */
 	fail_queue(t, "was not forked: its template exited");
 	t->exiting = false;
 	if (tearing_down || t->retire || t->generation != m->generation) {

@@ -149,7 +149,7 @@ static void test_preload_serves_and_respawns(void **state)
 	vt_stop(v, SIGTERM, T_MS);
 }
 
-/* An overlap reload, then a graceful one, under a load: each starts a new template
+/* An overlap reload, a graceful one, then a chain, under a load: each starts a new template
  * (one more load, the new greeting), the old workers and the old template go, and
  * not one request fails. */
 static void test_preload_reloads(void **state)
@@ -186,6 +186,16 @@ static void test_preload_reloads(void **state)
 	assert_int_equal(loads(v, got, 16), 3);
 	pl_workers(v, old, 4);
 	vt_get_ok(v, v->port, "g3 from pid");
+	vt_load_progress(l, 50);
+
+	pl_config(v, 4, "chain", "g4"); /* one worker at a time, all from one new load */
+	tmpl = last_template(v);
+	vt_reload(v, SIGHUP);
+	assert_gone(old, 4);
+	assert_int_equal(sup_wait_pid_dead(tmpl, T_MS), 0);
+	assert_int_equal(loads(v, got, 16), 4);
+	pl_workers(v, now, 4);
+	vt_get_ok(v, v->port, "g4 from pid");
 	vt_load_progress(l, 50);
 	vt_load_stop_clean(l, 3);
 	vt_assert_no_zombies(v);
