@@ -148,10 +148,12 @@ static void answer_forked(struct template *t, struct worker *w, pid_t pid)
 
 	if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
 		bool alive = kill(pid, 0) == 0;
-		if (alive)
+		if (alive) { /* a worker the master could never wait for: not kept */
 			log_warn("%s: pid %d is not the master's child: a template must fork twice "
-				 "and reap the middle process before it answers", t->child.name,
+				 "and reap the middle process before it answers; killed", t->child.name,
 				 (int)pid);
+			kill(pid, SIGKILL);
+		}
 		if (w)
 			workers_fork_failed(w, alive ? "was not handed over by its template"
 						     : "exited before its pid was known");

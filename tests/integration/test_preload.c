@@ -27,6 +27,72 @@ static const char app_py[] =
 	"                              ('X-Worker-Pid', str(os.getpid())), ('X-Worker-Id', wid)])\n"
 	"    return [body]\n";
 
+/* A template for the races, by $MODE: slow-answer (the worker's READY=1 before the
+ * answer), die-early (worker 1's first run exits before the answer), single-fork
+ * (worker 1's first run is the template's own child, not handed over). */
+static const char races_py[] =
+	"import os, signal, socket, time\n"
+	"mode = os.environ.get('MODE', '')\n"
+	"ctl = socket.socket(fileno=int(os.environ['EMPEROR_PRELOAD_FD']))\n"
+	"signal.signal(signal.SIGTERM, lambda *a: os._exit(0))\n"
+	"def reap():  # single-fork's child, killed by the master: no zombie of ours\n"
+	"    try:\n"
+	"        while os.waitpid(-1, os.WNOHANG)[0] > 0:\n"
+	"            pass\n"
+	"    except ChildProcessError:\n"
+	"        pass\n"
+	"def first(name):\n"
+	"    if os.path.exists(name):\n"
+	"        return False\n"
+	"    open(name, 'w').close()\n"
+	"    return True\n"
+	"def worker(wid, die):\n"
+	"    os.setpgid(0, 0)\n"
+	"    ctl.close()\n"
+	"    signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
+	"    if die:\n"
+	"        os._exit(3)\n"
+	"    p = os.environ['NOTIFY_SOCKET']\n"
+	"    p = '\\0' + p[1:] if p.startswith('@') else p\n"
+	"    socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1', p)\n"
+	"    while True:\n"
+	"        time.sleep(1)\n"
+	"def fork_twice(wid, die):\n"
+	"    r, w = os.pipe()\n"
+	"    mid = os.fork()\n"
+	"    if mid == 0:\n"
+	"        pid = os.fork()\n"
+	"        if pid == 0:\n"
+	"            worker(wid, die)\n"
+	"        os.write(w, b'%d' % pid)\n"
+	"        os._exit(0)\n"
+	"    os.close(w)\n"
+	"    pid = int(os.read(r, 32))\n"
+	"    os.close(r)\n"
+	"    os.waitpid(mid, 0)\n"
+	"    return pid\n"
+	"ctl.sendall(b'ready\\n')\n"
+	"buf = b''\n"
+	"while True:\n"
+	"    data = ctl.recv(4096)\n"
+	"    if not data:\n"
+	"        os._exit(0)\n"
+	"    buf += data\n"
+	"    while b'\\n' in buf:\n"
+	"        line, buf = buf.split(b'\\n', 1)\n"
+	"        wid = int(line.split()[1])\n"
+	"        reap()\n"
+	"        if mode == 'single-fork' and wid == 1 and first('once'):\n"
+	"            pid = os.fork()\n"
+	"            if pid == 0:\n"
+	"                worker(wid, False)\n"
+	"        else:\n"
+	"            die = mode == 'die-early' and wid == 1 and first('once')\n"
+	"            pid = fork_twice(wid, die)\n"
+	"            if mode != 'single-fork':\n"
+	"                time.sleep(0.5)  # the worker speaks, or dies, first\n"
+	"        ctl.sendall(b'forked %d %d\\n' % (wid, pid))\n";
+
 /* The recipe's copy and the app in the test's dir. */
 static int pl_setup(void **state)
 {
@@ -44,6 +110,9 @@ static int pl_setup(void **state)
 	assert_int_equal(sup_write_file(to, text), 0);
 	assert_int_equal(sup_write_file(app, app_py), 0);
 	free(text), free(from), free(to), free(app);
+	to = sup_path(v->dir, "races.py");
+	assert_int_equal(sup_write_file(to, races_py), 0);
+	free(to);
 	return 0;
 }
 
@@ -257,7 +326,9 @@ static void test_preload_broken_generation(void **state)
 	assert_int_equal(kill(v->p->pid, SIGHUP), 0);
 	assert_int_equal(sup_wait_log(v->p, mark, "overlap reload failed", T_MS), 0);
 	assert_int_equal(sup_count_log(v->p, mark, "worker 1 was not forked: its template exited"), 1);
-	assert_int_equal(sup_count_log(v->p, mark, "worker 2 was not forked: its template exited"), 1);
+	/* logged after "overlap reload failed" (worker 1's failure ended the overlap) */
+	assert_int_equal(sup_wait_log(v->p, mark, "worker 2 was not forked: its template exited",
+				      T_MS), 0);
 	vt_get_ok(v, v->port, "g1 from pid");
 	pl_workers_of(v, tmpl, again, 2); /* the old template is current again */
 	assert_true(pid_in(w[0], again, 2) && pid_in(w[1], again, 2));
@@ -278,6 +349,77 @@ static void test_preload_broken_generation(void **state)
 	vt_stop(v, SIGTERM, T_MS);
 }
 
+/* Two workers from the races template in this mode; until both are ready. */
+static void races_start(struct vt *v, const char *mode)
+{
+	char text[1024];
+
+	snprintf(text, sizeof text,
+		 "sockets:\n  - name: http\n    listen: 127.0.0.1:%d\n"
+		 "workers:\n  count: 2\n  exec: [python3, %s/races.py]\n  cwd: %s\n"
+		 "  preload: true\n  ready: notify\n  ready-timeout: 3s\n  reload-mercy: 2s\n"
+		 "  respawn-delay: 100ms\n  env: {MODE: %s}\n",
+		 v->port, v->dir, v->dir, mode);
+	assert_int_equal(sup_write_file_atomic(v->cfg, text), 0);
+	v->p = vt_spawn(v);
+	/* the template's and both workers' "ready in" (a start with a failure does not
+	 * end with "ready: 2 workers") */
+	for (long long end = sup_now_ms() + T_MS;
+	     sup_count_log(v->p, v->mark, ") ready in") < 3 && sup_now_ms() < end;)
+		sup_poll_pause();
+	assert_int_equal(sup_count_log(v->p, v->mark, ") ready in"), 3);
+}
+
+/* READY=1 arrives before the template's answer: kept, and the worker is ready
+ * (without it the worker would miss its ready-timeout). */
+static void test_preload_ready_before_pid(void **state)
+{
+	struct vt *v = *state;
+
+	races_start(v, "slow-answer");
+	assert_int_equal(sup_count_log(v->p, v->mark, "not ready after"), 0);
+	assert_int_equal(sup_count_log(v->p, v->mark, ") ready in"), 3); /* template, 2 workers */
+	vt_assert_no_zombies(v);
+	vt_stop(v, SIGTERM, T_MS);
+}
+
+/* A worker that dies before its pid is known: failed, forked again, served. */
+static void test_preload_dies_before_pid(void **state)
+{
+	struct vt *v = *state;
+
+	races_start(v, "die-early");
+	assert_int_equal(sup_count_log(v->p, v->mark, "worker 1 exited before its pid was known"), 1);
+	assert_int_equal(sup_count_log(v->p, v->mark, "not ready after"), 0);
+	vt_assert_no_zombies(v);
+	vt_stop(v, SIGTERM, T_MS);
+}
+
+/* A template that forks once: the pid is not the master's child; it is killed, the
+ * worker counts as failed and is asked for again. */
+static void test_preload_single_fork_refused(void **state)
+{
+	struct vt *v = *state;
+	char *text, *at;
+	pid_t bad;
+
+	races_start(v, "single-fork");
+	assert_int_equal(sup_count_log(v->p, v->mark, "worker 1 was not handed over by its template"),
+			 1);
+	text = sup_read_file(v->log);
+	assert_non_null(text);
+	at = strstr(text + v->mark, "is not the master's child");
+	assert_non_null(at);
+	while (at > text && strncmp(at, "pid ", 4) != 0)
+		at--;
+	bad = (pid_t)atoi(at + 4);
+	free(text);
+	assert_true(bad > 1);
+	assert_int_equal(sup_wait_pid_dead(bad, T_MS), 0);
+	vt_assert_no_zombies(v);
+	vt_stop(v, SIGTERM, T_MS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -285,6 +427,9 @@ int main(void)
 		PL_TEST(test_preload_reloads),
 		PL_TEST(test_preload_template_dies),
 		PL_TEST(test_preload_broken_generation),
+		PL_TEST(test_preload_ready_before_pid),
+		PL_TEST(test_preload_dies_before_pid),
+		PL_TEST(test_preload_single_fork_refused),
 	};
 
 	if (access("/usr/bin/python3", X_OK) != 0) {
