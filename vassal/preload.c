@@ -19,6 +19,7 @@
 #include "preload.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,19 +142,42 @@ static void replay_stash(struct master *m, pid_t pid)
 	}
 }
 
-/* "forked ID PID": the worker is the master's child now, unless it is gone already. */
+/* The parent of pid from /proc/PID/stat, or -1. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[40], buf[512], *close_paren;
+	int ppid = -1;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	if (!(close_paren = strrchr(buf, ')')) || sscanf(close_paren + 1, " %*c %d", &ppid) != 1)
+		return -1;
+	return (pid_t)ppid;
+}
+
+/* "forked ID PID": the worker is the master's child now, unless it is gone already.
+ * A pid alive but not ours is refused; killed only if it is the template's own child
+ * (a pid from the template is never trusted to name a process of someone else). */
 static void answer_forked(struct template *t, struct worker *w, pid_t pid)
 {
 	siginfo_t si = { 0 };
 
-	if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
-		bool alive = kill(pid, 0) == 0;
-		if (alive) { /* a worker the master could never wait for: not kept */
+	if (pid == getpid() || waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
+		bool alive = kill(pid, 0) == 0, its_own = alive && parent_of(pid) == t->child.pid;
+		if (alive)
 			log_warn("%s: pid %d is not the master's child: a template must fork twice "
-				 "and reap the middle process before it answers; killed", t->child.name,
-				 (int)pid);
+				 "and reap the middle process before it answers%s", t->child.name,
+				 (int)pid, its_own ? "; killed" : "");
+		if (its_own)
 			kill(pid, SIGKILL);
-		}
 		if (w)
 			workers_fork_failed(w, alive ? "was not handed over by its template"
 						     : "exited before its pid was known");
