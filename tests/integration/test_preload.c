@@ -29,7 +29,8 @@ static const char app_py[] =
 
 /* A template for the races, by $MODE: slow-answer (the worker's READY=1 before the
  * answer), die-early (worker 1's first run exits before the answer), single-fork
- * (worker 1's first run is the template's own child, not handed over). */
+ * (worker 1's first run is the template's own child, not handed over), never-ready
+ * (no "ready" line), silent (the workers never send READY=1). */
 static const char races_py[] =
 	"import os, signal, socket, time\n"
 	"mode = os.environ.get('MODE', '')\n"
@@ -52,6 +53,8 @@ static const char races_py[] =
 	"    signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
 	"    if die:\n"
 	"        os._exit(3)\n"
+	"    while mode == 'silent':\n"
+	"        time.sleep(1)\n"
 	"    p = os.environ['NOTIFY_SOCKET']\n"
 	"    p = '\\0' + p[1:] if p.startswith('@') else p\n"
 	"    socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1', p)\n"
@@ -71,6 +74,8 @@ static const char races_py[] =
 	"    os.close(r)\n"
 	"    os.waitpid(mid, 0)\n"
 	"    return pid\n"
+	"while mode == 'never-ready':\n"
+	"    time.sleep(1)\n"
 	"ctl.sendall(b'ready\\n')\n"
 	"buf = b''\n"
 	"while True:\n"
@@ -349,18 +354,23 @@ static void test_preload_broken_generation(void **state)
 	vt_stop(v, SIGTERM, T_MS);
 }
 
-/* Two workers from the races template in this mode; until both are ready. */
-static void races_start(struct vt *v, const char *mode)
+static void races_config(struct vt *v, const char *mode, const char *ready, const char *timeout)
 {
 	char text[1024];
 
 	snprintf(text, sizeof text,
 		 "sockets:\n  - name: http\n    listen: 127.0.0.1:%d\n"
 		 "workers:\n  count: 2\n  exec: [python3, %s/races.py]\n  cwd: %s\n"
-		 "  preload: true\n  ready: notify\n  ready-timeout: 3s\n  reload-mercy: 2s\n"
+		 "  preload: true\n  ready: %s\n  ready-timeout: %s\n  reload-mercy: 2s\n"
 		 "  respawn-delay: 100ms\n  env: {MODE: %s}\n",
-		 v->port, v->dir, v->dir, mode);
+		 v->port, v->dir, v->dir, ready, timeout, mode);
 	assert_int_equal(sup_write_file_atomic(v->cfg, text), 0);
+}
+
+/* Two workers from the races template in this mode; until both are ready. */
+static void races_start(struct vt *v, const char *mode)
+{
+	races_config(v, mode, "notify", "3s");
 	v->p = vt_spawn(v);
 	/* the template's and both workers' "ready in" (a start with a failure does not
 	 * end with "ready: 2 workers") */
@@ -420,6 +430,35 @@ static void test_preload_single_fork_refused(void **state)
 	vt_stop(v, SIGTERM, T_MS);
 }
 
+/* ready: exec — a forked worker is ready once its pid is known (these never say
+ * READY=1). */
+static void test_preload_ready_exec(void **state)
+{
+	struct vt *v = *state;
+
+	races_config(v, "silent", "exec", "3s");
+	vt_start(v, 2);
+	vt_stop(v, SIGTERM, T_MS);
+}
+
+/* A template that never says "ready": stopped at ready-timeout, started again with
+ * its backoff; no worker is forked meanwhile. */
+static void test_preload_template_not_ready(void **state)
+{
+	struct vt *v = *state;
+	long long end;
+
+	races_config(v, "never-ready", "notify", "500ms");
+	v->p = vt_spawn(v);
+	assert_int_equal(sup_wait_log(v->p, v->mark, "not ready after 0.5s: stopping it", T_MS), 0);
+	end = sup_now_ms() + T_MS;
+	while (sup_count_log(v->p, v->mark, "template g1 started") < 2 && sup_now_ms() < end)
+		sup_poll_pause();
+	assert_int_equal(sup_count_log(v->p, v->mark, "template g1 started") >= 2, 1);
+	assert_int_equal(sup_count_log(v->p, v->mark, "forked by its template"), 0);
+	vt_stop(v, SIGTERM, T_MS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -430,6 +469,8 @@ int main(void)
 		PL_TEST(test_preload_ready_before_pid),
 		PL_TEST(test_preload_dies_before_pid),
 		PL_TEST(test_preload_single_fork_refused),
+		PL_TEST(test_preload_ready_exec),
+		PL_TEST(test_preload_template_not_ready),
 	};
 
 	if (access("/usr/bin/python3", X_OK) != 0) {
