@@ -223,9 +223,10 @@ static void test_preload_serves_and_respawns(void **state)
 	vt_stop(v, SIGTERM, T_MS);
 }
 
-/* An overlap reload, a graceful one, then a chain, under a load: each starts a new template
- * (one more load, the new greeting), the old workers and the old template go, and
- * not one request fails. */
+/* An overlap reload, a graceful one, then a chain, under a load: each starts a new
+ * template (one more load, the new greeting), the old workers and the old template
+ * go, and not one request fails. Then a `workers` reload (not zero-downtime by
+ * design: no load), the same way. */
 static void test_preload_reloads(void **state)
 {
 	struct vt *v = *state;
@@ -272,6 +273,15 @@ static void test_preload_reloads(void **state)
 	vt_get_ok(v, v->port, "g4 from pid");
 	vt_load_progress(l, 50);
 	vt_load_stop_clean(l, 3);
+
+	pl_config(v, 4, "workers", "g5"); /* each old worker replaced as it exits */
+	tmpl = last_template(v);
+	vt_reload(v, SIGHUP);
+	assert_gone(now, 4);
+	assert_int_equal(sup_wait_pid_dead(tmpl, T_MS), 0);
+	assert_int_equal(loads(v, got, 16), 5);
+	pl_workers(v, old, 4);
+	vt_get_ok(v, v->port, "g5 from pid");
 	vt_assert_no_zombies(v);
 	vt_stop(v, SIGTERM, T_MS);
 }
