@@ -127,6 +127,10 @@ int child_spawn(struct child *c, const struct child_exec *x);
 void child_set_ready(struct child *c);
 /* Takes over a running process (our child) handed over by a previous image. */
 void child_adopt(struct child *c, pid_t pid, ev_tstamp started_at);
+/* Takes over a process another one forked for us, now our child (we are its
+ * subreaper), as a new start: STARTING, counted as a respawn after the first, no exec
+ * to wait for (workers.preload). The default loop only (ev_child). */
+void child_adopt_forked(struct child *c, pid_t pid);
 /* Takes over a running process that is not our child (a daemon's pidfile): its end
  * is seen through a pidfd; its exit status is unknown (-1). */
 int child_adopt_foreign(struct child *c, pid_t pid);

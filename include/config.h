@@ -71,6 +71,7 @@ struct cfg_workers {
 	double respawn_min;       /* "respawn-delay", default 100ms: first backoff step */
 	double respawn_max;       /* "max-respawn-delay", default 30s */
 	enum cfg_start_prio start_priority; /* "start-priority", default idle */
+	bool preload;             /* "preload", default false: forked from a template (preload.c) */
 	/* health limits (vassal/health.c), 0 = not checked */
 	double watchdog;          /* WATCHDOG=1 expected this often */
 	long long max_rss;        /* bytes, the RSS of the worker's process group */

@@ -28,7 +28,8 @@ enum master_state {
 
 /* Kinds of children, in the master's child set. */
 enum master_kind { KIND_WORKER, KIND_MULE, KIND_SPOOLER, KIND_DAEMON, KIND_GATEWAY, KIND_EMPEROR,
-		   KIND_CRON /* crons and legion hooks: one-shot runs (cron.c) */ };
+		   KIND_CRON, /* crons and legion hooks: one-shot runs (cron.c) */
+		   KIND_TEMPLATE /* workers.preload: a generation's template (preload.c) */ };
 
 enum reload_how { RELOAD_AS_CONFIGURED, RELOAD_CHAIN };
 
@@ -74,6 +75,7 @@ struct master {
 	struct health *health;       /* health.c: the workers' limits, NULL until one is set */
 	struct scale *scale;         /* scale.c: the workers' scaling, NULL without a range */
 	struct idle *idle;           /* idle.c: the idle stop, NULL without `idle:` */
+	struct preload *preload;     /* preload.c: the workers' templates, NULL until one */
 	int reported_ready, reported_total; /* X_WORKERS= last sent to the emperor */
 	unsigned reported_generation;       /* X_GENERATION= last sent to the emperor */
 };

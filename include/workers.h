@@ -21,6 +21,7 @@ struct worker {
 	bool not_ready_in_time;     /* killed for missing its ready-timeout */
 	bool failing;               /* its last run crashed or missed its ready-timeout */
 	bool retire;                /* do not respawn when it exits */
+	bool forking;               /* workers.preload: asked of its template, pid not known */
 	enum cfg_start_prio start_prio; /* until ready (start_prio.h); normal once ready */
 	bool prio_guarded;          /* raised at half its ready-timeout: no more waiting idle */
 	struct relay_pipe out;      /* its stdout and stderr, relayed a line at a time */
@@ -60,5 +61,12 @@ bool workers_generation_failing(const struct master *m);
 /* Makes every running worker current (after a failed chain reload). */
 void workers_adopt_all(struct master *m);
 int workers_ready_count(const struct master *m);
+/* workers.preload (preload.c): the environment of worker id (0: the template), and a
+ * relayed pipe for a template's output (the write end, or -1: the master's stdout). */
+char **workers_env(const struct master *m, int id);
+int workers_output_pipe(struct master *m, struct relay_pipe *p);
+/* The template forked w as pid, now the master's child; or it could not. */
+void workers_forked(struct worker *w, pid_t pid);
+void workers_fork_failed(struct worker *w, const char *why);
 
 #endif

@@ -327,6 +327,24 @@ void child_adopt(struct child *c, pid_t pid, ev_tstamp started_at)
 	ev_child_start(c->set->loop, &c->child_watcher);
 }
 
+void child_adopt_forked(struct child *c, pid_t pid)
+{
+	ev_tstamp now = ev_now(c->set->loop);
+
+	if (c->spawned)
+		c->respawns++;
+	c->spawned = true;
+	c->pid = pid;
+	c->state = CHILD_STARTING;
+	c->started_at = now;
+	c->ready_at = c->cursed_at = c->no_mercy_at = 0;
+	c->asked_to_stop = false;
+	c->exec_errno = 0;
+	snprintf(c->program, sizeof c->program, "(forked)");
+	ev_child_set(&c->child_watcher, pid, 0);
+	ev_child_start(c->set->loop, &c->child_watcher);
+}
+
 void child_curse(struct child *c, int sig, double mercy)
 {
 	ev_tstamp now = ev_now(c->set->loop);

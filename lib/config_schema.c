@@ -118,6 +118,7 @@ static const struct config_field workers_fields[] = {
 	F("respawn-delay", duration, respawn_min, .arg = &dur_positive, .def = "100ms"),
 	F("max-respawn-delay", duration, respawn_max, .arg = &dur_positive, .def = "30s"),
 	F("start-priority", enum, start_priority, .arg = start_prio_names, .def = "idle"),
+	F("preload", bool, preload, .def = "false"),
 	F("watchdog", duration, watchdog, .arg = &dur_any, .def = "0"),
 	F("max-rss", size_llong, max_rss, .arg = RANGE(0, LLONG_MAX), .def = "0"),
 	F("max-lifetime", duration, max_lifetime, .arg = &dur_limit, .def = "0"),
@@ -360,6 +361,15 @@ static int workers_check(struct config_ctx *ctx, const struct cfg_node *map, con
 		config_path_pop(ctx, saved);
 		return -1;
 	}
+	if (w->preload && (at = config_node_get(map, "start-priority"))) {
+		size_t saved = config_path_push_key(ctx, "start-priority");
+		config_error(ctx, at->mark, "does not apply with preload: true (a preloaded "
+			     "worker is forked from its template, already loaded; nothing starts "
+			     "at a lower priority)");
+		config_path_pop(ctx, saved);
+		return -1;
+	}
+	at = config_node_get(map, "max-respawn-delay");
 	if (w->respawn_max >= w->respawn_min)
 		return 0;
 	return config_error(ctx, (at ? at : config_node_get(map, "respawn-delay"))->mark,

@@ -31,6 +31,7 @@
 #include "mules.h"
 #include "nested.h"
 #include "privs.h"
+#include "preload.h"
 #include "reexec.h"
 #include "reload.h"
 #include "scale.h"
@@ -97,6 +98,7 @@ static void stopped(void *arg)
 	struct master *m = arg;
 
 	idle_free(m);
+	preload_free(m);
 	vsock_close_all(&m->socks, !m->cfg->on_demand);
 	notify_server_close(&m->notify);
 	watch_close(&m->touch);

@@ -57,7 +57,7 @@ struct status {
 static const char *const kind_names[] = {
 	[KIND_WORKER] = "worker", [KIND_MULE] = "mule", [KIND_SPOOLER] = "spooler",
 	[KIND_DAEMON] = "daemon", [KIND_GATEWAY] = "gateway", [KIND_EMPEROR] = "emperor",
-	[KIND_CRON] = "cron",
+	[KIND_CRON] = "cron", [KIND_TEMPLATE] = "template",
 };
 
 static const char *const master_states[] = { "starting", "running", "reloading", "stopping" };

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "logfile.h"
 #include "mules.h"
+#include "preload.h"
 #include "procs.h"
 #include "reload.h"
 #include "scale.h"
@@ -47,7 +48,7 @@ static char *kv_printf(const char *fmt, ...)
 	return n < 0 ? NULL : s;
 }
 
-static char **worker_env(const struct master *m, int id)
+char **workers_env(const struct master *m, int id)
 {
 	char **farms = mules_env(m), **add, **env;
 	size_t n = strv_len(m->cfg->workers.prog.env), n_farms = strv_len(farms), i = 0;
@@ -103,18 +104,20 @@ static struct relay_sink *output_sink(struct master *m)
 
 /* A pipe of its own for the worker's stdout and stderr: the write end, or -1 (the
  * master's stdout, inherited). */
-static int output_pipe(struct worker *w)
+int workers_output_pipe(struct master *m, struct relay_pipe *p)
 {
-	struct relay_sink *sink = output_sink(w->m);
+	struct relay_sink *sink = output_sink(m);
 	int child_end;
 
-	if (!sink || relay_pipe_open(&w->out, sink, &child_end) < 0)
+	if (!sink || relay_pipe_open(p, sink, &child_end) < 0)
 		return -1;
 	return child_end;
 }
 
 static void worker_free(struct worker *w)
 {
+	if (w->forking)
+		preload_forget(w->m, w);
 	relay_pipe_close(&w->out);
 	ev_timer_stop(w->m->loop, &w->ready_timer);
 	child_fini(&w->child);
@@ -188,25 +191,24 @@ static void worker_in_child(void *arg)
 	health_in_child(w->m->cfg->workers.watchdog > 0 ? w : NULL);
 }
 
-static int worker_start(struct worker *w)
+/* The ready-timeout from now (notify mode); at a low start priority, its first half
+ * (starved_start()). */
+static void arm_ready_timer(struct worker *w)
 {
-	struct master *m = w->m;
-	const struct cfg_workers *cw = &m->cfg->workers;
-	char **env = worker_env(m, w->id), *names = NULL;
-	int *fds = NULL, rc;
+	const struct cfg_workers *cw = &w->m->cfg->workers;
 
-	if (!env || vsock_worker_fds(&m->socks, &fds, &names) < 0) {
-		log_errno("worker %d: not started: out of memory", w->id);
-		strv_free(env);
-		return -1;
-	}
-	struct child_exec x = {
-		.argv = cw->prog.argv, .env = env, .cwd = cw->prog.cwd, .fds = fds,
-		.n_fds = (int)m->socks.n_workers, .fdnames = names, .out_fd = output_pipe(w),
-		.die_with_parent = true,
-		.in_child = worker_in_child, .in_child_arg = w,
-	};
-	w->generation = m->generation;
+	if (cw->ready != CFG_READY_NOTIFY)
+		return;
+	ev_timer_set(&w->ready_timer, cw->ready_timeout /
+		     (w->start_prio != CFG_START_PRIO_NORMAL ? 2 : 1), 0);
+	ev_timer_start(w->m->loop, &w->ready_timer);
+}
+
+static void worker_reset(struct worker *w)
+{
+	const struct cfg_workers *cw = &w->m->cfg->workers;
+
+	w->generation = w->m->generation;
 	w->not_ready_in_time = false;
 	w->failing = false;
 	w->prio_guarded = false;
@@ -214,6 +216,61 @@ static int worker_start(struct worker *w)
 	w->child.mercy = cw->prog.reload_mercy;
 	w->child.backoff_min = cw->respawn_min;
 	w->child.backoff_max = cw->respawn_max;
+}
+
+/* workers.preload: asked of the generation's template (preload.c). */
+static int worker_fork(struct worker *w)
+{
+	worker_reset(w);
+	w->start_prio = CFG_START_PRIO_NORMAL; /* forked loaded: nothing to deprioritize */
+	w->forking = true;
+	if (preload_fork(w->m, w) == 0)
+		return 0;
+	w->forking = false;
+	log_errno("worker %d: not forked: out of memory", w->id);
+	return -1;
+}
+
+void workers_forked(struct worker *w, pid_t pid)
+{
+	struct master *m = w->m;
+
+	w->forking = false;
+	child_adopt_forked(&w->child, pid);
+	log_info("worker %d forked by its template (pid %d)", w->id, (int)pid);
+	if (m->state == MASTER_STOPPING || reload_tearing_down(m) || w->retire ||
+	    w->generation != m->generation) { /* its generation was replaced meanwhile */
+		child_curse(&w->child, w->child.stop_signal, w->child.mercy);
+		return;
+	}
+	if (m->cfg->workers.ready == CFG_READY_EXEC)
+		worker_became_ready(w);
+	else
+		arm_ready_timer(w);
+}
+
+static int worker_start(struct worker *w)
+{
+	struct master *m = w->m;
+	const struct cfg_workers *cw = &m->cfg->workers;
+	char **env, *names = NULL;
+	int *fds = NULL, rc;
+
+	if (cw->preload)
+		return worker_fork(w);
+	env = workers_env(m, w->id);
+	if (!env || vsock_worker_fds(&m->socks, &fds, &names) < 0) {
+		log_errno("worker %d: not started: out of memory", w->id);
+		strv_free(env);
+		return -1;
+	}
+	struct child_exec x = {
+		.argv = cw->prog.argv, .env = env, .cwd = cw->prog.cwd, .fds = fds,
+		.n_fds = (int)m->socks.n_workers, .fdnames = names, .out_fd = workers_output_pipe(m, &w->out),
+		.die_with_parent = true,
+		.in_child = worker_in_child, .in_child_arg = w,
+	};
+	worker_reset(w);
 	rc = child_spawn(&w->child, &x);
 	if (x.out_fd >= 0)
 		close(x.out_fd);
@@ -222,12 +279,7 @@ static int worker_start(struct worker *w)
 	free(names);
 	if (rc == 0) {
 		log_info("worker %d started (pid %d)", w->id, (int)w->child.pid);
-		if (cw->ready == CFG_READY_NOTIFY) {
-			/* at a low start priority, the first half: starved_start() */
-			ev_timer_set(&w->ready_timer, cw->ready_timeout /
-				     (w->start_prio != CFG_START_PRIO_NORMAL ? 2 : 1), 0);
-			ev_timer_start(m->loop, &w->ready_timer);
-		}
+		arm_ready_timer(w);
 	}
 	return rc;
 }
@@ -297,6 +349,7 @@ static void worker_exited(struct child *c, int status)
 	procs_log_exit(c, status);
 	if (!c->asked_to_stop || w->not_ready_in_time)
 		worker_failed(w, status);
+	preload_gc(m);
 	if (w->retire || w->id > scale_target(m) || m->state == MASTER_STOPPING ||
 	    reload_tearing_down(m)) {
 		worker_free(w);
@@ -310,6 +363,26 @@ static void worker_exited(struct child *c, int status)
 	}
 	worker_schedule(w);
 	master_worker_ready(m); /* a start or reload may have nothing left to wait for */
+}
+
+void workers_fork_failed(struct worker *w, const char *why)
+{
+	struct master *m = w->m;
+
+	w->forking = false;
+	w->failing = true;
+	log_warn("worker %d %s", w->id, why);
+	reload_worker_failed(m, w, why);
+	preload_gc(m);
+	if (w->retire || w->id > scale_target(m) || m->state == MASTER_STOPPING ||
+	    reload_tearing_down(m)) {
+		worker_free(w);
+		reload_child_gone(m);
+		master_worker_ready(m);
+		return;
+	}
+	worker_schedule(w);
+	master_worker_ready(m);
 }
 
 static struct worker *spawn(struct master *m, int id, enum cfg_start_prio prio)
@@ -396,6 +469,7 @@ void workers_notify(struct notify_server *ns, pid_t sender, const char *msg)
 			worker_became_ready(w);
 		return;
 	}
+	preload_stash(m, sender, msg); /* a forked worker whose pid is not known yet */
 }
 
 /* During an overlap the old generation, retired but not yet cursed, still serves:
@@ -529,4 +603,5 @@ void workers_adopt_all(struct master *m)
 	FOREACH_WORKER(w, m)
 		if (!w->retire)
 			w->generation = m->generation;
+	preload_adopt(m);
 }

@@ -864,6 +864,27 @@ static void test_duration_errors(void **state)
 	assert_error("workers: {exec: [w], respawn-delay: 1m, max-respawn-delay: 10s}\n",
 		     "t.yaml:1:60: workers: max-respawn-delay (10s) is shorter than respawn-delay "
 		     "(60s)");
+	assert_error("workers: {exec: [w], preload: yes please}\n",
+		     "t.yaml:1:31: workers.preload: expected a boolean (true/false, yes/no, on/off), got "
+		     "'yes please'");
+	assert_error("workers: {exec: [w], preload: true, start-priority: low}\n",
+		     "t.yaml:1:53: workers.start-priority: does not apply with preload: true (a "
+		     "preloaded worker is forked from its template, already loaded; nothing "
+		     "starts at a lower priority)");
+}
+
+/* workers.preload: off by default; on, with the other worker options. */
+static void test_workers_preload(void **state)
+{
+	struct config *cfg = load_ok("workers: {exec: [w]}\n");
+
+	(void)state;
+	assert_false(cfg->workers.preload);
+	config_free(cfg);
+	cfg = load_ok("workers: {exec: [w], preload: true, ready: notify, count: 4}\n");
+	assert_true(cfg->workers.preload);
+	assert_int_equal(cfg->workers.count, 4);
+	config_free(cfg);
 }
 
 static void test_zero_mercy_allowed(void **state)
@@ -1449,6 +1470,7 @@ int main(void)
 		cmocka_unit_test(test_backlog_and_weight_ranges),
 		cmocka_unit_test(test_duration_errors),
 		cmocka_unit_test(test_zero_mercy_allowed),
+		cmocka_unit_test(test_workers_preload),
 		cmocka_unit_test(test_signal_size_enum_errors),
 		cmocka_unit_test(test_address_errors),
 		cmocka_unit_test(test_names),
