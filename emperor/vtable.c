@@ -241,18 +241,54 @@ static char **vassal_env(const struct emperor *e, int emperor_fd)
 	return env ? env_set(env, "EMPEROR_FD", fd) : NULL;
 }
 
-/* In the vassal's process, before exec: its cgroup, then (tyrant) its owner. */
-static void vassal_in_child(void *arg)
-{
-	struct vassal *v = arg;
-	char why[160];
+/* What the vassal's process does before its exec, prepared by spawn(): it runs in a
+ * vfork'd child (lib/child.c), so the NSS lookup of the owner's groups and the path of
+ * its cgroup are done here, and the child only makes system calls. */
+struct vassal_launch {
+	const struct privs *owner;  /* tyrant mode: who it becomes, else NULL */
+	gid_t *groups;              /* the owner's supplementary groups */
+	int n_groups;
+	int cg_procs;               /* its cgroup's cgroup.procs, else -1 */
+};
 
-	if (v->cg_path && cgroup_join(v->cg_path) < 0)
-		_exit(126);
-	if (v->owner && privs_drop(v->owner, why, sizeof why) < 0) {
-		dprintf(2, "vassal %s: %s\n", v->name, why);
-		_exit(126);
+/* In the vassal's process, before exec: its cgroup, then (tyrant) its owner. */
+static void vassal_in_child(void *arg, const struct child_report *rep)
+{
+	const struct vassal_launch *vl = arg;
+	const char *what = NULL;
+
+	if (vl->cg_procs >= 0 && cgroup_join_fd(vl->cg_procs) < 0)
+		child_fail(rep, "joining its cgroup");
+	if (vl->owner && privs_drop_in_child(vl->owner, vl->groups, vl->n_groups, &what) < 0)
+		child_fail(rep, what);
+}
+
+/* Its cgroup (created, or left without one: logged) and its owner's groups. -1 when
+ * the groups cannot be known (logged): not started. */
+static int launch_prepare(struct vassal *v, struct vassal_launch *vl)
+{
+	char cg_path[PATH_MAX], why[300];
+
+	*vl = (struct vassal_launch){ .owner = v->owner, .cg_procs = -1 };
+	if (v->owner && privs_groups(v->owner, &vl->groups, &vl->n_groups, why, sizeof why) < 0) {
+		log_warn("%s: not started: %s", v->name, why);
+		return -1;
 	}
+	free(v->cg_path);
+	v->cg_path = NULL;
+	if (v->e->cg.usable && cgroup_create(&v->e->cg, v->name, v->cgroup,
+					     cg_path, sizeof cg_path) == 0)
+		v->cg_path = strdup(cg_path); /* NULL: it runs without (the log said why) */
+	if (v->cg_path && (vl->cg_procs = cgroup_procs_open(v->cg_path)) < 0)
+		log_errno("%s: cgroups: %s/cgroup.procs (it runs without)", v->name, v->cg_path);
+	return 0;
+}
+
+static void launch_done(struct vassal_launch *vl)
+{
+	free(vl->groups);
+	if (vl->cg_procs >= 0)
+		close(vl->cg_procs);
 }
 
 static void vassal_cgroup_kill(struct child *c)
@@ -283,32 +319,31 @@ static int *vassal_fds(const struct vassal *v, int chan, int *n, const char **na
 static int spawn(struct vassal *v)
 {
 	int sp[2], out[2], rc, *fds = NULL, n_fds = 0;
-	char cg_path[PATH_MAX];
 	char *argv[] = { (char *)v->e->opts.vassal_bin, v->path, NULL };
 	const char *names = NULL;
 	char **env = NULL;
+	struct vassal_launch vl;
 
 	release_run(v);
 	v->idle_stop = false;
+	if (launch_prepare(v, &vl) < 0)
+		return -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
 		log_errno("%s: socketpair", v->name);
+		launch_done(&vl);
 		return -1;
 	}
 	if (!(fds = vassal_fds(v, sp[1], &n_fds, &names)) ||
 	    !(env = vassal_env(v->e, 3 + n_fds - 1)) || pipe2(out, O_CLOEXEC) < 0) {
 		log_errno("%s: its fds, environment or output pipe", v->name);
-		close(sp[0]), close(sp[1]), strv_free(env), free(fds);
+		close(sp[0]), close(sp[1]), strv_free(env), free(fds), launch_done(&vl);
 		return -1;
 	}
 	struct child_exec x = { .argv = argv, .env = env, .fds = fds, .n_fds = n_fds,
 				.fdnames = n_fds > 1 ? names : NULL, .n_listen_fds = n_fds - 1,
-				.out_fd = out[1], .in_child = vassal_in_child, .in_child_arg = v };
-	free(v->cg_path);
-	v->cg_path = NULL;
-	if (v->e->cg.usable && cgroup_create(&v->e->cg, v->name, v->cgroup,
-					     cg_path, sizeof cg_path) == 0)
-		v->cg_path = strdup(cg_path); /* NULL: it runs without (the log said why) */
+				.out_fd = out[1], .in_child = vassal_in_child, .in_child_arg = &vl };
 	rc = child_spawn(&v->child, &x);
+	launch_done(&vl);
 	close(sp[1]);
 	close(out[1]);
 	strv_free(env);

@@ -1,11 +1,13 @@
 /* child.c — the child-process mechanism (see child.h): spawn, reap, curse with mercy,
  * no-mercy SIGKILL of the process group, respawn with capped exponential backoff.
- * Nothing here blocks the loop: a child's exit arrives through its ev_child watcher,
+ * A child that execs is started with vfork: it borrows our memory until its exec, so
+ * nothing is copied (no page tables, no copy-on-write faults in either process) and we
+ * are suspended for its few system calls; an in-code child is forked. Nothing here
+ * blocks the loop otherwise: a child's exit arrives through its ev_child watcher,
  * deadlines through one mercy timer per set, respawns through a per-child timer, and
  * the outcome of its exec through an ev_io on the exec-status pipe (EOF: exec'd, the
- * pipe being close-on-exec; a report: the step that failed and its errno). So the
- * child's own slow steps before exec (an NSS lookup in initgroups, a cgroup) never
- * hold up the parent's loop; the child stays STARTING until its exec is known. */
+ * pipe being close-on-exec; a report: the step that failed and its errno), so the
+ * outcome reaches the policy the same way for both kinds. */
 #include "child.h"
 #include "child_internal.h"
 
@@ -68,7 +70,7 @@ static void exec_known(struct child *c, const struct start_report *r)
 	if (r && r->step == STEP_EXEC)
 		log_errno("%s: cannot start %s", c->name, c->program);
 	else if (r)
-		log_errno("%s: cannot start %s: %s", c->name, c->program, child_step_name(r->step));
+		log_errno("%s: cannot start %s: %s", c->name, c->program, child_step_name(r));
 	if (!r && c->ready_on_exec)
 		child_set_ready(c);
 	c->ready_on_exec = false;
@@ -77,18 +79,26 @@ static void exec_known(struct child *c, const struct start_report *r)
 }
 
 /* Reads the exec-status pipe: EOF means exec'd (or running in-code), a report means
- * a step failed. Returns 0 when the outcome is known, -1 when there is nothing yet. */
+ * a step failed (a hook's warnings before it are logged). Returns 0 when the outcome is
+ * known, -1 when there is nothing yet. */
 static int exec_status_read(struct child *c)
 {
 	struct start_report r;
 	ssize_t n;
 
-	do
-		n = read(c->exec_fd, &r, sizeof r);
-	while (n < 0 && errno == EINTR);
+	for (;;) {
+		do
+			n = read(c->exec_fd, &r, sizeof r);
+		while (n < 0 && errno == EINTR);
+		if (n != (ssize_t)sizeof r || !r.warn)
+			break;
+		r.what[sizeof r.what - 1] = '\0';
+		log_warn("%s (pid %d): %s: %s", c->name, (int)c->pid, r.what, strerror(r.err));
+	}
 	if (n < 0 && errno == EAGAIN)
 		return -1;
 	if (n == (ssize_t)sizeof r) {
+		r.what[sizeof r.what - 1] = '\0';
 		exec_known(c, &r);
 	} else {
 		if (n < 0)
@@ -246,42 +256,71 @@ static void respawn_due(struct ev_loop *loop, ev_timer *w, int revents)
 		c->on_respawn(c);
 }
 
-int child_spawn(struct child *c, const struct child_exec *x)
+/* What the child's steps need, prepared before the vfork/fork: nothing in it allocates. */
+static int launch_prepare(struct child *c, const struct child_exec *x, struct child_launch *l,
+			  int pfd[2])
 {
-	struct ev_loop *loop = c->set->loop;
-	int pfd[2], *fd_tmp = calloc(x->n_fds > 0 ? (size_t)x->n_fds : 1, sizeof *fd_tmp);
-	pid_t pid, parent = getpid();
-
-	if (!fd_tmp || pipe2(pfd, O_CLOEXEC) < 0) {
-		log_errno("%s: %s", c->name, fd_tmp ? "pipe" : "out of memory");
-		free(fd_tmp);
+	*l = (struct child_launch){ .parent = getpid() };
+	l->fd_tmp = calloc(x->n_fds > 0 ? (size_t)x->n_fds : 1, sizeof *l->fd_tmp);
+	if (!l->fd_tmp || (!x->run && child_env_build(x, l) < 0)) {
+		log_errno("%s: out of memory", c->name);
+		free(l->fd_tmp);
 		return -1;
 	}
-	/* Every signal blocked across the fork: one sent to the child before it reset its
-	 * dispositions (a curse right after the spawn) would otherwise run the parent's
-	 * handler in the child (libev's, which swallows it) and be lost. Blocked, it waits
-	 * until child_start() has put back the defaults, and then acts. */
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		log_errno("%s: pipe", c->name);
+		free(l->fd_tmp);
+		free(l->envp);
+		return -1;
+	}
+	l->errfd = pfd[1];
+	return 0;
+}
+
+/* The new process: vfork for an exec (we resume once it has exec'd or exited), fork
+ * for an in-code run. Every signal is blocked across it: one sent to the child before
+ * it reset its dispositions (a curse right after the spawn) would otherwise run our
+ * handler in the child (libev's, which swallows it, and after a vfork writes our
+ * memory). Blocked, it waits until child_start() has put back the defaults, and then
+ * acts; our own mask is put back as it was. */
+static pid_t launch(const struct child *c, const struct child_exec *x, struct child_launch *l)
+{
 	sigset_t all, old;
+	pid_t pid;
+
 	sigfillset(&all);
 	if (sigprocmask(SIG_SETMASK, &all, &old) < 0)
 		log_errno("%s: sigprocmask before fork", c->name);
-	pid = fork();
+	pid = x->run ? fork() : vfork();
 	if (pid == 0)
-		child_start(c->set, x, pfd[1], fd_tmp, parent);
+		child_start(c->set, x, l);
 	if (sigprocmask(SIG_SETMASK, &old, NULL) < 0)
 		log_errno("%s: sigprocmask after fork", c->name);
+	return pid;
+}
+
+int child_spawn(struct child *c, const struct child_exec *x)
+{
+	struct ev_loop *loop = c->set->loop;
+	struct child_launch l;
+	int pfd[2];
+	pid_t pid;
+
+	if (launch_prepare(c, x, &l, pfd) < 0)
+		return -1;
+	pid = launch(c, x, &l);
+	free(l.fd_tmp);
+	free(l.envp);
+	close(pfd[1]);
 	if (pid < 0) {
-		log_errno("%s: fork", c->name);
+		log_errno("%s: %s", c->name, x->run ? "fork" : "vfork");
 		close(pfd[0]);
-		close(pfd[1]);
-		free(fd_tmp);
 		return -1;
 	}
-	free(fd_tmp);
-	close(pfd[1]);
-	/* Also done by the child, whichever runs first wins: EACCES, it has exec'd and did
-	 * it; ESRCH, it is gone already (its exit will tell). */
-	if (!x->keep_group && setpgid(pid, pid) < 0 && errno != EACCES && errno != ESRCH)
+	/* A forked child does it too, whichever runs first wins: EACCES, it has exec'd and
+	 * did it; ESRCH, it is gone already (its exit will tell). A vfork'd one has. */
+	if (x->run && !x->keep_group && setpgid(pid, pid) < 0 && errno != EACCES &&
+	    errno != ESRCH)
 		log_errno("%s: setpgid(%d)", c->name, (int)pid);
 	if (c->spawned)
 		c->respawns++;

@@ -178,14 +178,13 @@ static void ready_timer_fired(struct ev_loop *loop, ev_timer *t, int revents)
 }
 
 /* In the worker's process, before exec: its starting CPU priority (chain and overlap
- * replacements), then WATCHDOG_PID (when a watchdog is configured). */
-static void worker_in_child(void *arg)
+ * replacements). */
+static void worker_in_child(void *arg, const struct child_report *rep)
 {
 	struct worker *w = arg;
 
-	if (w->start_prio != CFG_START_PRIO_NORMAL)
-		start_prio_in_child((void *)(intptr_t)w->start_prio);
-	health_in_child(w->m->cfg->workers.watchdog > 0 ? w : NULL);
+	(void)rep;
+	start_prio_in_child(w->start_prio);
 }
 
 static int worker_start(struct worker *w)
@@ -204,7 +203,9 @@ static int worker_start(struct worker *w)
 		.argv = cw->prog.argv, .env = env, .cwd = cw->prog.cwd, .fds = fds,
 		.n_fds = (int)m->socks.n_workers, .fdnames = names, .out_fd = output_pipe(w),
 		.die_with_parent = true,
-		.in_child = worker_in_child, .in_child_arg = w,
+		.pid_env = cw->watchdog > 0 ? "WATCHDOG_PID" : NULL, /* systemd's protocol */
+		.in_child = w->start_prio != CFG_START_PRIO_NORMAL ? worker_in_child : NULL,
+		.in_child_arg = w,
 	};
 	w->generation = m->generation;
 	w->not_ready_in_time = false;
