@@ -317,10 +317,10 @@ int child_spawn(struct child *c, const struct child_exec *x)
 		close(pfd[0]);
 		return -1;
 	}
-	/* A forked child does it too, whichever runs first wins: EACCES, it has exec'd and
-	 * did it; ESRCH, it is gone already (its exit will tell). A vfork'd one has. */
-	if (x->run && !x->keep_group && setpgid(pid, pid) < 0 && errno != EACCES &&
-	    errno != ESRCH)
+	/* The child does it too, whichever runs first wins: EACCES, it has exec'd and did
+	 * it; ESRCH, it is gone already (its exit will tell). After a vfork it always has,
+	 * but where vfork is a fork (valgrind) the group must be there all the same. */
+	if (!x->keep_group && setpgid(pid, pid) < 0 && errno != EACCES && errno != ESRCH)
 		log_errno("%s: setpgid(%d)", c->name, (int)pid);
 	if (c->spawned)
 		c->respawns++;
