@@ -45,7 +45,8 @@ _Noreturn void child_fail(const struct child_report *rep, const char *what);
 struct child {
 	TAILQ_ENTRY(child) link;
 	struct child_set *set;
-	char name[80];              /* for logs: "worker 3", "vassal hello" */
+	char *name;                 /* for logs: "worker 3", "vassal hello" (allocated to
+				     * size: 10,000 of them in an emperor) */
 	int kind;                   /* the owner's own enumeration */
 	pid_t pid;                  /* 0 when there is no process */
 	enum child_state state;
@@ -57,15 +58,15 @@ struct child {
 	int exec_errno;             /* non-zero: the last exec failed with this */
 	bool exec_pending;          /* forked; whether its exec succeeded is not known yet */
 	bool ready_on_exec;         /* child_set_ready() came while exec_pending */
-	int exec_fd;                /* the exec-status pipe while exec_pending, else -1 */
-	ev_io exec_io;
-	char program[64];           /* argv[0] or "(in-code)", for the exec-failure message */
+	struct child_exec_wait *exec_wait; /* while exec_pending: the exec-status pipe's
+				     * watcher and the program's name (lib/child.c) */
 	bool kill_group_on_exit;    /* SIGKILL what is left of the group after exit */
 	bool asked_to_stop;         /* the last exit was asked for (curse / kill) */
 	int stop_signal;            /* what a graceful stop sends (policy sets it) */
 	bool keep_on_reload;        /* a graceful reload leaves it running */
-	int pidfd;                  /* adopted process that is not our child, else -1 */
-	ev_io pidfd_io;
+	struct child_pidfd *pidfd;  /* its exit seen through a pidfd (an adopted process not
+				     * our child; any child in a loop not the default), else
+				     * NULL (lib/child.c) */
 	double mercy;               /* seconds between that signal and SIGKILL */
 	/* respawn backoff */
 	double backoff_min, backoff_max, backoff_cur, stable_after;

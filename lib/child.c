@@ -29,6 +29,22 @@
 #include "privs.h"
 #include "util.h"
 
+/* What waits for a child's exec outcome, only while it is pending: a running child
+ * costs its pointer (an emperor has 10,000). */
+struct child_exec_wait {
+	ev_io io;                   /* on the exec-status pipe's read end */
+	struct child *c;
+	char program[];             /* argv[0] or "(in-code)", for the failure message */
+};
+
+/* A process whose exit a pidfd tells, only while there is one. */
+struct child_pidfd {
+	ev_io io;
+	struct child *c;
+};
+
+static const char no_name[] = "(a child)"; /* child_init() without memory for its name */
+
 static void mercy_rearm(struct child_set *set);
 static void mercy_arm_earliest(struct child_set *set);
 
@@ -58,19 +74,31 @@ const char *child_status_text(int status, char *buf, size_t len)
 
 /* ---- in the parent ------------------------------------------------------------- */
 
+/* Stops watching for an exec's outcome (known, or the child is being forgotten). */
+static void exec_unwatch(struct child *c)
+{
+	struct child_exec_wait *w = c->exec_wait;
+
+	if (!w)
+		return;
+	ev_io_stop(c->set->loop, &w->io);
+	close(w->io.fd);
+	free(w);
+	c->exec_wait = NULL;
+	c->exec_pending = false;
+}
+
 /* The exec's outcome is known: record it, log a failure, tell the policy. */
 static void exec_known(struct child *c, const struct start_report *r)
 {
-	ev_io_stop(c->set->loop, &c->exec_io);
-	close(c->exec_fd);
-	c->exec_fd = -1;
-	c->exec_pending = false;
 	c->exec_errno = r ? r->err : 0;
 	errno = c->exec_errno;
 	if (r && r->step == STEP_EXEC)
-		log_errno("%s: cannot start %s", c->name, c->program);
+		log_errno("%s: cannot start %s", c->name, c->exec_wait->program);
 	else if (r)
-		log_errno("%s: cannot start %s: %s", c->name, c->program, child_step_name(r));
+		log_errno("%s: cannot start %s: %s", c->name, c->exec_wait->program,
+			  child_step_name(r));
+	exec_unwatch(c);
 	if (!r && c->ready_on_exec)
 		child_set_ready(c);
 	c->ready_on_exec = false;
@@ -88,7 +116,7 @@ static int exec_status_read(struct child *c)
 
 	for (;;) {
 		do
-			n = read(c->exec_fd, &r, sizeof r);
+			n = read(c->exec_wait->io.fd, &r, sizeof r);
 		while (n < 0 && errno == EINTR);
 		if (n != (ssize_t)sizeof r || !r.warn)
 			break;
@@ -110,36 +138,37 @@ static int exec_status_read(struct child *c)
 
 static void exec_status_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct child *c = container_of(w, struct child, exec_io);
+	struct child_exec_wait *ew = container_of(w, struct child_exec_wait, io);
 
 	(void)loop, (void)revents;
-	exec_status_read(c);
+	exec_status_read(ew->c);
 }
 
-/* Stops watching for an exec's outcome (the child is being forgotten). */
-static void exec_unwatch(struct child *c)
+/* What will wait for the exec's outcome, allocated before the spawn (NULL: no memory). */
+static struct child_exec_wait *exec_wait_new(struct child *c, const struct child_exec *x)
 {
-	if (c->exec_fd < 0)
-		return;
-	ev_io_stop(c->set->loop, &c->exec_io);
-	close(c->exec_fd);
-	c->exec_fd = -1;
-	c->exec_pending = false;
+	const char *program = x->run ? "(in-code)" : x->argv[0];
+	struct child_exec_wait *w = malloc(sizeof *w + strlen(program) + 1);
+
+	if (w) {
+		w->c = c;
+		strcpy(w->program, program);
+	}
+	return w;
 }
 
 /* Arms the exec-status watcher on the pipe's read end (non-blocking). */
-static void exec_watch(struct child *c, int fd, const struct child_exec *x)
+static void exec_watch(struct child *c, int fd, struct child_exec_wait *w)
 {
 	exec_unwatch(c); /* a previous run's, never left open; to be sure */
-	snprintf(c->program, sizeof c->program, "%s", x->run ? "(in-code)" : x->argv[0]);
 	if (fd_set_nonblock(fd, 1) < 0)
 		log_errno("%s: exec-status pipe: O_NONBLOCK", c->name);
-	c->exec_fd = fd;
+	c->exec_wait = w;
 	c->exec_pending = true;
 	c->exec_errno = 0;
 	c->ready_on_exec = false;
-	ev_io_init(&c->exec_io, exec_status_readable, fd, EV_READ);
-	ev_io_start(c->set->loop, &c->exec_io);
+	ev_io_init(&w->io, exec_status_readable, fd, EV_READ);
+	ev_io_start(c->set->loop, &w->io);
 }
 
 /* The process is gone: record it, clean up its group, tell the policy. */
@@ -171,14 +200,41 @@ static void child_reaped(struct ev_loop *loop, ev_child *w, int revents)
 	child_gone(c, w->rstatus);
 }
 
+/* Stops watching the pidfd and closes it. */
+static void pidfd_unwatch(struct child *c)
+{
+	if (!c->pidfd)
+		return;
+	ev_io_stop(c->set->loop, &c->pidfd->io);
+	close(c->pidfd->io.fd);
+	free(c->pidfd);
+	c->pidfd = NULL;
+}
+
+/* Watches the process's exit through a pidfd; -1 (errno set) if none can be had. */
+static int pidfd_watch(struct child *c, pid_t pid,
+		       void (*gone)(struct ev_loop *loop, ev_io *w, int revents))
+{
+	struct child_pidfd *p = malloc(sizeof *p);
+	int fd = p ? pidfd_open(pid, 0) : -1;
+
+	if (fd < 0) {
+		free(p);
+		return -1;
+	}
+	p->c = c;
+	ev_io_init(&p->io, gone, fd, EV_READ);
+	ev_io_start(c->set->loop, &p->io);
+	c->pidfd = p;
+	return 0;
+}
+
 static void foreign_gone(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct child *c = container_of(w, struct child, pidfd_io);
+	struct child *c = container_of(w, struct child_pidfd, io)->c;
 
-	(void)revents;
-	ev_io_stop(loop, w);
-	close(c->pidfd);
-	c->pidfd = -1;
+	(void)loop, (void)revents;
+	pidfd_unwatch(c);
 	c->child_watcher.rpid = c->pid;
 	child_gone(c, -1);
 }
@@ -194,20 +250,18 @@ static int wait_status(const siginfo_t *si)
 /* Our own child, watched through a pidfd (not the default loop): reaped here. */
 static void pidfd_child_gone(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct child *c = container_of(w, struct child, pidfd_io);
+	struct child *c = container_of(w, struct child_pidfd, io)->c;
 	siginfo_t si = { 0 };
 
-	(void)revents;
-	if (waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED | WNOHANG) < 0) {
+	(void)loop, (void)revents;
+	if (waitid(P_PIDFD, (id_t)w->fd, &si, WEXITED | WNOHANG) < 0) {
 		log_errno("%s: waitid", c->name);
 		si.si_code = CLD_KILLED;
 		si.si_status = SIGKILL;
 	} else if (si.si_pid == 0) {
 		return; /* readable before it can be reaped: the next event */
 	}
-	ev_io_stop(loop, w);
-	close(c->pidfd);
-	c->pidfd = -1;
+	pidfd_unwatch(c);
 	c->child_watcher.rpid = c->pid;
 	child_gone(c, wait_status(&si));
 }
@@ -220,29 +274,21 @@ static int watch_exit(struct child *c, struct ev_loop *loop)
 		ev_child_start(loop, &c->child_watcher);
 		return 0;
 	}
-	c->pidfd = pidfd_open(c->pid, 0);
-	if (c->pidfd < 0) {
+	if (pidfd_watch(c, c->pid, pidfd_child_gone) < 0) {
 		log_errno("%s: pidfd_open(%d)", c->name, (int)c->pid);
 		return -1;
 	}
-	ev_io_init(&c->pidfd_io, pidfd_child_gone, c->pidfd, EV_READ);
-	ev_io_start(loop, &c->pidfd_io);
 	return 0;
 }
 
 int child_adopt_foreign(struct child *c, pid_t pid)
 {
-	int fd = pidfd_open(pid, 0);
-
-	if (fd < 0)
+	if (pidfd_watch(c, pid, foreign_gone) < 0)
 		return -1;
-	c->pidfd = fd;
 	c->pid = pid;
 	c->state = CHILD_READY;
 	c->started_at = c->ready_at = ev_now(c->set->loop);
 	c->asked_to_stop = false;
-	ev_io_init(&c->pidfd_io, foreign_gone, fd, EV_READ);
-	ev_io_start(c->set->loop, &c->pidfd_io);
 	return 0;
 }
 
@@ -258,19 +304,22 @@ static void respawn_due(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* What the child's steps need, prepared before the vfork/fork: nothing in it allocates. */
 static int launch_prepare(struct child *c, const struct child_exec *x, struct child_launch *l,
-			  int pfd[2])
+			  struct child_exec_wait **wait, int pfd[2])
 {
 	*l = (struct child_launch){ .parent = getpid() };
 	l->fd_tmp = calloc(x->n_fds > 0 ? (size_t)x->n_fds : 1, sizeof *l->fd_tmp);
-	if (!l->fd_tmp || (!x->run && child_env_build(x, l) < 0)) {
+	*wait = exec_wait_new(c, x);
+	if (!l->fd_tmp || !*wait || (!x->run && child_env_build(x, l) < 0)) {
 		log_errno("%s: out of memory", c->name);
 		free(l->fd_tmp);
+		free(*wait);
 		return -1;
 	}
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		log_errno("%s: pipe", c->name);
 		free(l->fd_tmp);
 		free(l->envp);
+		free(*wait);
 		return -1;
 	}
 	l->errfd = pfd[1];
@@ -302,11 +351,12 @@ static pid_t launch(const struct child *c, const struct child_exec *x, struct ch
 int child_spawn(struct child *c, const struct child_exec *x)
 {
 	struct ev_loop *loop = c->set->loop;
+	struct child_exec_wait *wait;
 	struct child_launch l;
 	int pfd[2];
 	pid_t pid;
 
-	if (launch_prepare(c, x, &l, pfd) < 0)
+	if (launch_prepare(c, x, &l, &wait, pfd) < 0)
 		return -1;
 	pid = launch(c, x, &l);
 	free(l.fd_tmp);
@@ -315,6 +365,7 @@ int child_spawn(struct child *c, const struct child_exec *x)
 	if (pid < 0) {
 		log_errno("%s: %s", c->name, x->run ? "fork" : "vfork");
 		close(pfd[0]);
+		free(wait);
 		return -1;
 	}
 	/* The child does it too, whichever runs first wins: EACCES, it has exec'd and did
@@ -334,11 +385,12 @@ int child_spawn(struct child *c, const struct child_exec *x)
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		close(pfd[0]);
+		free(wait);
 		c->pid = 0;
 		c->state = CHILD_STOPPED;
 		return -1;
 	}
-	exec_watch(c, pfd[0], x);
+	exec_watch(c, pfd[0], wait);
 	return 0;
 }
 
@@ -550,30 +602,28 @@ void child_init(struct child *c, struct child_set *set, int kind, const char *na
 	memset(c, 0, sizeof *c);
 	c->set = set;
 	c->kind = kind;
-	snprintf(c->name, sizeof c->name, "%s", name);
+	c->name = strdup(name);
+	if (!c->name)
+		c->name = (char *)no_name;
 	c->last_status = -1;
-	c->pidfd = -1;
-	c->exec_fd = -1;
 	c->kill_group_on_exit = true;
 	c->backoff_min = 0.1;
 	c->backoff_max = 30;
 	c->stable_after = 10;
 	ev_child_init(&c->child_watcher, child_reaped, 0, 0);
 	ev_timer_init(&c->respawn_timer, respawn_due, 0, 0);
-	ev_io_init(&c->exec_io, exec_status_readable, -1, EV_READ);
 	TAILQ_INSERT_TAIL(&set->children, c, link);
 }
 
 void child_fini(struct child *c)
 {
-	if (c->pidfd >= 0) {
-		ev_io_stop(c->set->loop, &c->pidfd_io);
-		close(c->pidfd);
-		c->pidfd = -1;
-	}
+	pidfd_unwatch(c);
 	ev_child_stop(c->set->loop, &c->child_watcher);
 	ev_timer_stop(c->set->loop, &c->respawn_timer);
 	exec_unwatch(c);
 	TAILQ_REMOVE(&c->set->children, c, link);
 	mercy_rearm(c->set);
+	if (c->name != no_name)
+		free(c->name);
+	c->name = NULL;
 }
