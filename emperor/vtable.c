@@ -158,6 +158,13 @@ static void close_channel(struct vassal *v)
 	v->chan_fd = -1;
 }
 
+/* Allocated only for a vassal that asks for a heartbeat: 10,000 records. */
+struct vassal_heartbeat {
+	ev_timer timer;             /* due when the next WATCHDOG=1 is late */
+	struct vassal *v;
+	int misses;
+};
+
 /* Everything a run of the vassal owns in the emperor: its channel, its output pipe
  * (what is in it now is still passed on), its heartbeat. Called when the run is
  * reaped, whatever its uptime, and before a spawn, so that no watcher of an old run
@@ -166,17 +173,30 @@ static void release_run(struct vassal *v)
 {
 	close_channel(v);
 	output_stop(v);
-	ev_timer_stop(v->e->loop, &v->heartbeat_timer);
+	if (v->hb)
+		ev_timer_stop(v->e->loop, &v->hb->timer);
 }
+
+static void heartbeat_missed(struct ev_loop *loop, ev_timer *w, int revents);
 
 static void heartbeat_arm(struct vassal *v)
 {
-	ev_timer_stop(v->e->loop, &v->heartbeat_timer);
-	v->heartbeat_misses = 0;
+	if (v->hb) {
+		ev_timer_stop(v->e->loop, &v->hb->timer);
+		v->hb->misses = 0;
+	}
 	if (v->heartbeat <= 0)
 		return;
-	ev_timer_set(&v->heartbeat_timer, v->heartbeat, 0);
-	ev_timer_start(v->e->loop, &v->heartbeat_timer);
+	if (!v->hb) {
+		if (!(v->hb = calloc(1, sizeof *v->hb))) {
+			log_errno("%s: heartbeat not watched", v->name);
+			return;
+		}
+		v->hb->v = v;
+		ev_init(&v->hb->timer, heartbeat_missed);
+	}
+	ev_timer_set(&v->hb->timer, v->heartbeat, 0);
+	ev_timer_start(v->e->loop, &v->hb->timer);
 }
 
 static void on_message(struct vassal *v, const char *msg)
@@ -629,17 +649,18 @@ static void vassal_respawn_due(struct child *c)
 
 static void heartbeat_missed(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct vassal *v = container_of(w, struct vassal, heartbeat_timer);
+	struct vassal_heartbeat *hb = container_of(w, struct vassal_heartbeat, timer);
+	struct vassal *v = hb->v;
 
 	(void)loop, (void)revents;
 	if (!child_running(&v->child) || v->state == VASSAL_STOPPING)
 		return;
-	if (++v->heartbeat_misses == 1) {
+	if (++hb->misses == 1) {
 		log_warn("%s: no heartbeat for %.1fs: reloading it", v->name, v->heartbeat);
 		vtable_reload(v, "heartbeat missed");
 		ev_timer_set(w, v->heartbeat, 0);
 		ev_timer_start(loop, w);
-		v->heartbeat_misses = 1;
+		hb->misses = 1;
 		return;
 	}
 	log_warn("%s: still no heartbeat after %.1fs more: killing it", v->name, v->heartbeat);
@@ -756,7 +777,6 @@ struct vassal *vtable_add(struct emperor *e, const char *file, const struct file
 	v->child.backoff_max = e->opts.max_throttle;
 	v->child.backoff_jitter = true;
 	v->child.stable_after = e->opts.throttle_reset;
-	ev_timer_init(&v->heartbeat_timer, heartbeat_missed, 0, 0);
 	TAILQ_INSERT_TAIL(&e->vassals, v, link);
 	return v;
 }
@@ -812,6 +832,7 @@ void vtable_free(struct vassal *v)
 	drop_cgroup(v);
 	control_vassal_free(v);
 	output_ring_free(v);
+	free(v->hb); /* stopped by release_run() */
 	free(v->owner);
 	free(v->cg_path);
 	free(v->config_error);
