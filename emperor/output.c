@@ -273,12 +273,13 @@ static void ring_flatten(const struct output_ring *r, char *out)
 	memcpy(out + first, r->buf, r->len - first);
 }
 
-/* The ring's next size for len + need bytes: just enough (in steps of 128 bytes) while
- * it is small, then by half, so a quiet vassal's few lines cost what they take and a
- * chatty one's growth costs few copies; at most RING_BYTES. */
+/* The ring's next size for len + need bytes: just enough (in malloc's steps of 16
+ * bytes: 1,000 quiet vassals' few lines each, ~700 bytes, cost what they take) while it
+ * is small, then by half, so a chatty one's growth costs few copies; at most
+ * RING_BYTES. */
 static size_t ring_next_cap(size_t cap, size_t want)
 {
-	size_t next = cap < 2048 ? (want + 127) & ~(size_t)127 : cap + cap / 2;
+	size_t next = cap < 2048 ? (want + 15) & ~(size_t)15 : cap + cap / 2;
 
 	if (next < want)
 		next = want;

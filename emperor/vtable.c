@@ -158,6 +158,13 @@ static void close_channel(struct vassal *v)
 	v->chan_fd = -1;
 }
 
+/* Allocated only for a vassal that asks for a heartbeat: 10,000 records. */
+struct vassal_heartbeat {
+	ev_timer timer;             /* due when the next WATCHDOG=1 is late */
+	struct vassal *v;
+	int misses;
+};
+
 /* Everything a run of the vassal owns in the emperor: its channel, its output pipe
  * (what is in it now is still passed on), its heartbeat. Called when the run is
  * reaped, whatever its uptime, and before a spawn, so that no watcher of an old run
@@ -166,17 +173,30 @@ static void release_run(struct vassal *v)
 {
 	close_channel(v);
 	output_stop(v);
-	ev_timer_stop(v->e->loop, &v->heartbeat_timer);
+	if (v->hb)
+		ev_timer_stop(v->e->loop, &v->hb->timer);
 }
+
+static void heartbeat_missed(struct ev_loop *loop, ev_timer *w, int revents);
 
 static void heartbeat_arm(struct vassal *v)
 {
-	ev_timer_stop(v->e->loop, &v->heartbeat_timer);
-	v->heartbeat_misses = 0;
+	if (v->hb) {
+		ev_timer_stop(v->e->loop, &v->hb->timer);
+		v->hb->misses = 0;
+	}
 	if (v->heartbeat <= 0)
 		return;
-	ev_timer_set(&v->heartbeat_timer, v->heartbeat, 0);
-	ev_timer_start(v->e->loop, &v->heartbeat_timer);
+	if (!v->hb) {
+		if (!(v->hb = calloc(1, sizeof *v->hb))) {
+			log_errno("%s: heartbeat not watched", v->name);
+			return;
+		}
+		v->hb->v = v;
+		ev_init(&v->hb->timer, heartbeat_missed);
+	}
+	ev_timer_set(&v->hb->timer, v->heartbeat, 0);
+	ev_timer_start(v->e->loop, &v->hb->timer);
 }
 
 static void on_message(struct vassal *v, const char *msg)
@@ -241,18 +261,54 @@ static char **vassal_env(const struct emperor *e, int emperor_fd)
 	return env ? env_set(env, "EMPEROR_FD", fd) : NULL;
 }
 
-/* In the vassal's process, before exec: its cgroup, then (tyrant) its owner. */
-static void vassal_in_child(void *arg)
-{
-	struct vassal *v = arg;
-	char why[160];
+/* What the vassal's process does before its exec, prepared by spawn(): it runs in a
+ * vfork'd child (lib/child.c), so the NSS lookup of the owner's groups and the path of
+ * its cgroup are done here, and the child only makes system calls. */
+struct vassal_launch {
+	const struct privs *owner;  /* tyrant mode: who it becomes, else NULL */
+	gid_t *groups;              /* the owner's supplementary groups */
+	int n_groups;
+	int cg_procs;               /* its cgroup's cgroup.procs, else -1 */
+};
 
-	if (v->cg_path && cgroup_join(v->cg_path) < 0)
-		_exit(126);
-	if (v->owner && privs_drop(v->owner, why, sizeof why) < 0) {
-		dprintf(2, "vassal %s: %s\n", v->name, why);
-		_exit(126);
+/* In the vassal's process, before exec: its cgroup, then (tyrant) its owner. */
+static void vassal_in_child(void *arg, const struct child_report *rep)
+{
+	const struct vassal_launch *vl = arg;
+	const char *what = NULL;
+
+	if (vl->cg_procs >= 0 && cgroup_join_fd(vl->cg_procs) < 0)
+		child_fail(rep, "joining its cgroup");
+	if (vl->owner && privs_drop_in_child(vl->owner, vl->groups, vl->n_groups, &what) < 0)
+		child_fail(rep, what);
+}
+
+/* Its cgroup (created, or left without one: logged) and its owner's groups. -1 when
+ * the groups cannot be known (logged): not started. */
+static int launch_prepare(struct vassal *v, struct vassal_launch *vl)
+{
+	char cg_path[PATH_MAX], why[300];
+
+	*vl = (struct vassal_launch){ .owner = v->owner, .cg_procs = -1 };
+	if (v->owner && privs_groups(v->owner, &vl->groups, &vl->n_groups, why, sizeof why) < 0) {
+		log_warn("%s: not started: %s", v->name, why);
+		return -1;
 	}
+	free(v->cg_path);
+	v->cg_path = NULL;
+	if (v->e->cg.usable && cgroup_create(&v->e->cg, v->name, v->cgroup,
+					     cg_path, sizeof cg_path) == 0)
+		v->cg_path = strdup(cg_path); /* NULL: it runs without (the log said why) */
+	if (v->cg_path && (vl->cg_procs = cgroup_procs_open(v->cg_path)) < 0)
+		log_errno("%s: cgroups: %s/cgroup.procs (it runs without)", v->name, v->cg_path);
+	return 0;
+}
+
+static void launch_done(struct vassal_launch *vl)
+{
+	free(vl->groups);
+	if (vl->cg_procs >= 0)
+		close(vl->cg_procs);
 }
 
 static void vassal_cgroup_kill(struct child *c)
@@ -283,31 +339,30 @@ static int *vassal_fds(const struct vassal *v, int chan, int *n, const char **na
 static int spawn(struct vassal *v)
 {
 	int sp[2], out[2], rc, *fds = NULL, n_fds = 0;
-	char cg_path[PATH_MAX];
 	char *argv[] = { (char *)v->e->opts.vassal_bin, v->path, NULL };
 	const char *names = NULL;
 	char **env = NULL;
+	struct vassal_launch vl;
 
 	release_run(v);
+	if (launch_prepare(v, &vl) < 0)
+		return -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
 		log_errno("%s: socketpair", v->name);
+		launch_done(&vl);
 		return -1;
 	}
 	if (!(fds = vassal_fds(v, sp[1], &n_fds, &names)) ||
 	    !(env = vassal_env(v->e, 3 + n_fds - 1)) || pipe2(out, O_CLOEXEC) < 0) {
 		log_errno("%s: its fds, environment or output pipe", v->name);
-		close(sp[0]), close(sp[1]), strv_free(env), free(fds);
+		close(sp[0]), close(sp[1]), strv_free(env), free(fds), launch_done(&vl);
 		return -1;
 	}
 	struct child_exec x = { .argv = argv, .env = env, .fds = fds, .n_fds = n_fds,
 				.fdnames = n_fds > 1 ? names : NULL, .n_listen_fds = n_fds - 1,
-				.out_fd = out[1], .in_child = vassal_in_child, .in_child_arg = v };
-	free(v->cg_path);
-	v->cg_path = NULL;
-	if (v->e->cg.usable && cgroup_create(&v->e->cg, v->name, v->cgroup,
-					     cg_path, sizeof cg_path) == 0)
-		v->cg_path = strdup(cg_path); /* NULL: it runs without (the log said why) */
+				.out_fd = out[1], .in_child = vassal_in_child, .in_child_arg = &vl };
 	rc = child_spawn(&v->child, &x);
+	launch_done(&vl);
 	close(sp[1]);
 	close(out[1]);
 	strv_free(env);
@@ -501,7 +556,8 @@ static void act_on_idle(struct vassal *v, enum vstate_action a, const struct vct
 	switch (a) {
 	case VA_NOTE_IDLE: /* no reload is sent to it from now on, no heartbeat awaited */
 		log_info("%s: stopping for being idle", v->name);
-		ev_timer_stop(v->e->loop, &v->heartbeat_timer);
+		if (v->hb)
+			ev_timer_stop(v->e->loop, &v->hb->timer);
 		emperor_reload_slot_free(v->e, v);
 		emperor_status_notify(v->e);
 		break;
@@ -629,17 +685,18 @@ static void vassal_respawn_due(struct child *c)
 
 static void heartbeat_missed(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct vassal *v = container_of(w, struct vassal, heartbeat_timer);
+	struct vassal_heartbeat *hb = container_of(w, struct vassal_heartbeat, timer);
+	struct vassal *v = hb->v;
 
 	(void)loop, (void)revents;
 	if (!child_running(&v->child) || vstate_leaving(v->state))
 		return;
-	if (++v->heartbeat_misses == 1) {
+	if (++hb->misses == 1) {
 		log_warn("%s: no heartbeat for %.1fs: reloading it", v->name, v->heartbeat);
 		vtable_reload(v, "heartbeat missed");
 		ev_timer_set(w, v->heartbeat, 0);
 		ev_timer_start(loop, w);
-		v->heartbeat_misses = 1;
+		hb->misses = 1;
 		return;
 	}
 	log_warn("%s: still no heartbeat after %.1fs more: killing it", v->name, v->heartbeat);
@@ -752,7 +809,6 @@ struct vassal *vtable_add(struct emperor *e, const char *file, const struct file
 	v->child.backoff_max = e->opts.max_throttle;
 	v->child.backoff_jitter = true;
 	v->child.stable_after = e->opts.throttle_reset;
-	ev_timer_init(&v->heartbeat_timer, heartbeat_missed, 0, 0);
 	TAILQ_INSERT_TAIL(&e->vassals, v, link);
 	return v;
 }
@@ -808,6 +864,7 @@ void vtable_free(struct vassal *v)
 	drop_cgroup(v);
 	control_vassal_free(v);
 	output_ring_free(v);
+	free(v->hb); /* stopped by release_run() */
 	free(v->owner);
 	free(v->cg_path);
 	free(v->config_error);

@@ -33,8 +33,12 @@ int cgroup_create(const struct cgroup_base *b, const char *name, const struct cf
  * emperor's own cgroup: relative, no empty, "." or ".." component, and below the
  * emperor's cgroup when cgroups are in use. 0, or -1 with why (tyrant mode). */
 int cgroup_parent_check(const struct cgroup_base *b, const char *parent, char *why, size_t len);
-/* In the child, before exec: join the cgroup at path. */
-int cgroup_join(const char *path);
+/* In the parent: the cgroup's cgroup.procs, opened for cgroup_join_fd() (close-on-exec;
+ * the caller closes it). -1 with errno. */
+int cgroup_procs_open(const char *path);
+/* In the child, before exec: join the cgroup whose cgroup.procs is open on procs_fd
+ * (one write: safe in a vfork'd child). 0, or -1 with errno. */
+int cgroup_join_fd(int procs_fd);
 /* Kills every process in it (cgroup.kill). */
 int cgroup_kill(const char *path);
 /* Removes an empty cgroup; what is still there is killed first. */

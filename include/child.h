@@ -1,6 +1,6 @@
 /* child.h — the one child-process mechanism every kind of child uses (vassals in the
  * emperor; workers, mules, daemons, spooler, gateways, nested emperor in a master):
- * spawn (fork, own process group, fds, env, exec or an in-code function), reap (an
+ * spawn (vfork and exec, or fork and an in-code function; own process group, fds, env), reap (an
  * ev_child watcher per child), curse with a mercy deadline, SIGKILL of the whole
  * process group when mercy runs out (one timer per set, armed at the earliest
  * deadline), and respawn with capped exponential backoff. Kinds add policy only,
@@ -23,10 +23,30 @@ enum child_state {
 
 struct child_set;
 
+/* How a hook in the child reports (child_warn, child_fail); opaque to the hook. */
+struct child_report {
+	int fd;                     /* the exec-status pipe, -1 once closed */
+};
+
+/* A hook run in the child before its exec (or in-code run). A child that execs shares
+ * its parent's memory until the exec (vfork), the parent being suspended meanwhile: a
+ * hook makes system calls only. No allocation, lock, stdio, log or environment
+ * change; no glibc set*id() (they signal the parent's other threads: use the raw
+ * syscalls, as privs_drop_in_child() does); nothing written that the parent reads;
+ * and it never waits on the parent. It reports through rep. */
+typedef void child_hook(void *arg, const struct child_report *rep);
+/* From a hook, errno set: the parent logs "NAME: WHAT: error" (a warning), and the
+ * child goes on. what: a string literal. */
+void child_warn(const struct child_report *rep, const char *what);
+/* From a hook, errno set: the child exits 127; the parent logs "NAME: cannot start
+ * ARGV0: WHAT: error" and the child's exec_errno is errno, as for a failed exec. */
+_Noreturn void child_fail(const struct child_report *rep, const char *what);
+
 struct child {
 	TAILQ_ENTRY(child) link;
 	struct child_set *set;
-	char name[80];              /* for logs: "worker 3", "vassal hello" */
+	char *name;                 /* for logs: "worker 3", "vassal hello" (allocated to
+				     * size: 10,000 of them in an emperor) */
 	int kind;                   /* the owner's own enumeration */
 	pid_t pid;                  /* 0 when there is no process */
 	enum child_state state;
@@ -38,15 +58,15 @@ struct child {
 	int exec_errno;             /* non-zero: the last exec failed with this */
 	bool exec_pending;          /* forked; whether its exec succeeded is not known yet */
 	bool ready_on_exec;         /* child_set_ready() came while exec_pending */
-	int exec_fd;                /* the exec-status pipe while exec_pending, else -1 */
-	ev_io exec_io;
-	char program[64];           /* argv[0] or "(in-code)", for the exec-failure message */
+	struct child_exec_wait *exec_wait; /* while exec_pending: the exec-status pipe's
+				     * watcher and the program's name (lib/child.c) */
 	bool kill_group_on_exit;    /* SIGKILL what is left of the group after exit */
 	bool asked_to_stop;         /* the last exit was asked for (curse / kill) */
 	int stop_signal;            /* what a graceful stop sends (policy sets it) */
 	bool keep_on_reload;        /* a graceful reload leaves it running */
-	int pidfd;                  /* adopted process that is not our child, else -1 */
-	ev_io pidfd_io;
+	struct child_pidfd *pidfd;  /* its exit seen through a pidfd (an adopted process not
+				     * our child; any child in a loop not the default), else
+				     * NULL (lib/child.c) */
 	double mercy;               /* seconds between that signal and SIGKILL */
 	/* respawn backoff */
 	double backoff_min, backoff_max, backoff_cur, stable_after;
@@ -75,14 +95,17 @@ struct child_set {
 	ev_timer sweep_timer;       /* one sweep for a burst of exits (child_set_sweep_soon) */
 	void *data;
 	/* run in every child of the set before its exec/run (a vassal's limits) */
-	void (*in_child)(void *arg);
+	child_hook *in_child;
 	void *in_child_arg;
 };
 
 /* How to start a child. */
 struct child_exec {
-	char *const *argv;          /* exec'd with execvp; unused if run is set */
+	char *const *argv;          /* exec'd as execvp does, searching the PATH of env;
+				     * unused if run is set */
 	char *const *env;           /* the child's whole environment; NULL = ours */
+	const char *pid_env;        /* also set this variable to the child's own pid
+				     * (WATCHDOG_PID); NULL = none */
 	const char *cwd;            /* NULL = ours */
 	const int *fds;             /* dup'ed to 3, 4, ... in order (in-code: kept as they are,
 				     * every other fd above 2 is closed) */
@@ -99,7 +122,7 @@ struct child_exec {
 				     * takes it and what it started); set the child's
 				     * kill_group_on_exit to false with it */
 	/* Every child also gets PR_SET_NO_NEW_PRIVS and its set's in_child hook. */
-	void (*in_child)(void *arg);/* hook run in the child before exec/run (rlimits...) */
+	child_hook *in_child;       /* run in the child before exec/run (start priority) */
 	void *in_child_arg;
 };
 
@@ -112,13 +135,16 @@ void child_init(struct child *c, struct child_set *set, int kind, const char *na
 /* Removes c from its set and stops its watchers. c must not be running. */
 void child_fini(struct child *c);
 
-/* Forks and execs (or runs). Returns 0 when there is a process, -1 when none could be
- * made (pipe, fork, memory; logged). Never waits for the child: the state becomes
- * CHILD_STARTING with exec_pending set, and the outcome of its exec arrives on the
- * loop. A failure (exec, or a step before it: setpgid, PR_SET_NO_NEW_PRIVS, fds,
- * chdir...) is logged once as "NAME: cannot start ARGV0: [step: ]error", sets
- * c->exec_errno and calls on_exec; the failed process exits 127 and is reaped as
- * usual. Any number of fds.
+/* Starts the process: vfork and exec (the parent is suspended until the exec, a few
+ * system calls: nothing of its memory is copied), or fork and run for an in-code
+ * child. The child's environment is built whole here, before the vfork. Returns 0
+ * when there is a process, -1 when none could be made (pipe, fork, memory; logged).
+ * Does not report the exec's outcome itself: the state becomes CHILD_STARTING with
+ * exec_pending set, and the outcome arrives on the loop. A failure (exec, or a step
+ * before it: setpgid, PR_SET_NO_NEW_PRIVS, fds, chdir, a hook's child_fail...) is
+ * logged once as "NAME: cannot start ARGV0: [step: ]error", sets c->exec_errno and
+ * calls on_exec; the failed process exits 127 and is reaped as usual. Any number of
+ * fds. The caller's signal mask is the same after as before.
  * In the default loop the exit comes through an ev_child watcher; libev has those
  * nowhere else, so in another loop (a forked spooler's own) through a pidfd. */
 int child_spawn(struct child *c, const struct child_exec *x);

@@ -39,8 +39,6 @@ unsigned long health_count(const struct master *m, enum health_reason r);
 /* Adds WATCHDOG_USEC / VASSAL_STALL_USEC to a worker's env: at most 2 entries written
  * into add (their text in buf), returns how many. */
 size_t health_env(const struct cfg_workers *cw, char **add, char buf[2][48]);
-/* The in_child hook of a worker's exec: WATCHDOG_PID (arg: non-NULL if watchdog). */
-void health_in_child(void *arg);
 void health_worker_ready(struct worker *w);
 void health_worker_notify(struct worker *w, const char *msg);
 /* Before workers.c decides whether to replace it: a recycled worker's replacement

@@ -15,9 +15,9 @@
  * this master could not give the priority back (no CAP_SYS_NICE, RLIMIT_NICE too
  * low: logged once). */
 enum cfg_start_prio start_prio_effective(enum cfg_start_prio prio);
-/* child_exec's in_child hook: arg is (void *)(intptr_t)enum cfg_start_prio. Runs in
- * the forked child before exec; a failure leaves the normal priority. */
-void start_prio_in_child(void *arg);
+/* In the worker's vfork'd child before exec (system calls only): its start priority;
+ * a failure leaves the normal priority. */
+void start_prio_in_child(enum cfg_start_prio prio);
 /* Every thread of pid back to the master's own policy and nice. Returns how many
  * threads were changed, -1 on failure (logged). */
 int start_prio_restore(pid_t pid);

@@ -49,13 +49,12 @@ struct vassal {                 /* fields ordered to leave no padding: 10,000 of
 	bool seen;                  /* found by the current scan */
 	struct child child;
 	int chan_fd;                /* our end of the EMPEROR_FD socketpair */
-	int heartbeat_misses;
 	ev_io chan_io;
 	struct output *out;         /* its stdout/stderr pipe, while open (output.c) */
 	struct output_ring *ring;   /* its last lines, from its first one on (output.c) */
 	double stop_mercy;          /* from its config */
 	double heartbeat;           /* from its config; 0 = none */
-	ev_timer heartbeat_timer;
+	struct vassal_heartbeat *hb; /* its heartbeat watch, from the first run that has one */
 	double slot_since;          /* when it took its full-reload slot (mono_now) */
 	struct vassal *waits_for;   /* a renamed file starts when its old name stopped */
 	double spawned_at_mono;

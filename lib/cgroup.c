@@ -109,9 +109,17 @@ int cgroup_create(const struct cgroup_base *b, const char *name, const struct cf
 	return 0;
 }
 
-int cgroup_join(const char *path)
+int cgroup_procs_open(const char *path)
 {
-	return write_file(path, "cgroup.procs", "0");
+	char procs[600];
+
+	snprintf(procs, sizeof procs, "%s/cgroup.procs", path);
+	return open(procs, O_WRONLY | O_CLOEXEC);
+}
+
+int cgroup_join_fd(int procs_fd)
+{
+	return write(procs_fd, "0", 1) == 1 ? 0 : -1;
 }
 
 int cgroup_kill(const char *path)

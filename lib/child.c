@@ -1,11 +1,13 @@
 /* child.c — the child-process mechanism (see child.h): spawn, reap, curse with mercy,
  * no-mercy SIGKILL of the process group, respawn with capped exponential backoff.
- * Nothing here blocks the loop: a child's exit arrives through its ev_child watcher,
+ * A child that execs is started with vfork: it borrows our memory until its exec, so
+ * nothing is copied (no page tables, no copy-on-write faults in either process) and we
+ * are suspended for its few system calls; an in-code child is forked. Nothing here
+ * blocks the loop otherwise: a child's exit arrives through its ev_child watcher,
  * deadlines through one mercy timer per set, respawns through a per-child timer, and
  * the outcome of its exec through an ev_io on the exec-status pipe (EOF: exec'd, the
- * pipe being close-on-exec; a report: the step that failed and its errno). So the
- * child's own slow steps before exec (an NSS lookup in initgroups, a cgroup) never
- * hold up the parent's loop; the child stays STARTING until its exec is known. */
+ * pipe being close-on-exec; a report: the step that failed and its errno), so the
+ * outcome reaches the policy the same way for both kinds. */
 #include "child.h"
 #include "child_internal.h"
 
@@ -26,6 +28,22 @@
 #include "parse.h"
 #include "privs.h"
 #include "util.h"
+
+/* What waits for a child's exec outcome, only while it is pending: a running child
+ * costs its pointer (an emperor has 10,000). */
+struct child_exec_wait {
+	ev_io io;                   /* on the exec-status pipe's read end */
+	struct child *c;
+	char program[];             /* argv[0] or "(in-code)", for the failure message */
+};
+
+/* A process whose exit a pidfd tells, only while there is one. */
+struct child_pidfd {
+	ev_io io;
+	struct child *c;
+};
+
+static const char no_name[] = "(a child)"; /* child_init() without memory for its name */
 
 static void mercy_rearm(struct child_set *set);
 static void mercy_arm_earliest(struct child_set *set);
@@ -56,19 +74,31 @@ const char *child_status_text(int status, char *buf, size_t len)
 
 /* ---- in the parent ------------------------------------------------------------- */
 
+/* Stops watching for an exec's outcome (known, or the child is being forgotten). */
+static void exec_unwatch(struct child *c)
+{
+	struct child_exec_wait *w = c->exec_wait;
+
+	if (!w)
+		return;
+	ev_io_stop(c->set->loop, &w->io);
+	close(w->io.fd);
+	free(w);
+	c->exec_wait = NULL;
+	c->exec_pending = false;
+}
+
 /* The exec's outcome is known: record it, log a failure, tell the policy. */
 static void exec_known(struct child *c, const struct start_report *r)
 {
-	ev_io_stop(c->set->loop, &c->exec_io);
-	close(c->exec_fd);
-	c->exec_fd = -1;
-	c->exec_pending = false;
 	c->exec_errno = r ? r->err : 0;
 	errno = c->exec_errno;
 	if (r && r->step == STEP_EXEC)
-		log_errno("%s: cannot start %s", c->name, c->program);
+		log_errno("%s: cannot start %s", c->name, c->exec_wait->program);
 	else if (r)
-		log_errno("%s: cannot start %s: %s", c->name, c->program, child_step_name(r->step));
+		log_errno("%s: cannot start %s: %s", c->name, c->exec_wait->program,
+			  child_step_name(r));
+	exec_unwatch(c);
 	if (!r && c->ready_on_exec)
 		child_set_ready(c);
 	c->ready_on_exec = false;
@@ -77,18 +107,26 @@ static void exec_known(struct child *c, const struct start_report *r)
 }
 
 /* Reads the exec-status pipe: EOF means exec'd (or running in-code), a report means
- * a step failed. Returns 0 when the outcome is known, -1 when there is nothing yet. */
+ * a step failed (a hook's warnings before it are logged). Returns 0 when the outcome is
+ * known, -1 when there is nothing yet. */
 static int exec_status_read(struct child *c)
 {
 	struct start_report r;
 	ssize_t n;
 
-	do
-		n = read(c->exec_fd, &r, sizeof r);
-	while (n < 0 && errno == EINTR);
+	for (;;) {
+		do
+			n = read(c->exec_wait->io.fd, &r, sizeof r);
+		while (n < 0 && errno == EINTR);
+		if (n != (ssize_t)sizeof r || !r.warn)
+			break;
+		r.what[sizeof r.what - 1] = '\0';
+		log_warn("%s (pid %d): %s: %s", c->name, (int)c->pid, r.what, strerror(r.err));
+	}
 	if (n < 0 && errno == EAGAIN)
 		return -1;
 	if (n == (ssize_t)sizeof r) {
+		r.what[sizeof r.what - 1] = '\0';
 		exec_known(c, &r);
 	} else {
 		if (n < 0)
@@ -100,36 +138,37 @@ static int exec_status_read(struct child *c)
 
 static void exec_status_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct child *c = container_of(w, struct child, exec_io);
+	struct child_exec_wait *ew = container_of(w, struct child_exec_wait, io);
 
 	(void)loop, (void)revents;
-	exec_status_read(c);
+	exec_status_read(ew->c);
 }
 
-/* Stops watching for an exec's outcome (the child is being forgotten). */
-static void exec_unwatch(struct child *c)
+/* What will wait for the exec's outcome, allocated before the spawn (NULL: no memory). */
+static struct child_exec_wait *exec_wait_new(struct child *c, const struct child_exec *x)
 {
-	if (c->exec_fd < 0)
-		return;
-	ev_io_stop(c->set->loop, &c->exec_io);
-	close(c->exec_fd);
-	c->exec_fd = -1;
-	c->exec_pending = false;
+	const char *program = x->run ? "(in-code)" : x->argv[0];
+	struct child_exec_wait *w = malloc(sizeof *w + strlen(program) + 1);
+
+	if (w) {
+		w->c = c;
+		strcpy(w->program, program);
+	}
+	return w;
 }
 
 /* Arms the exec-status watcher on the pipe's read end (non-blocking). */
-static void exec_watch(struct child *c, int fd, const struct child_exec *x)
+static void exec_watch(struct child *c, int fd, struct child_exec_wait *w)
 {
 	exec_unwatch(c); /* a previous run's, never left open; to be sure */
-	snprintf(c->program, sizeof c->program, "%s", x->run ? "(in-code)" : x->argv[0]);
 	if (fd_set_nonblock(fd, 1) < 0)
 		log_errno("%s: exec-status pipe: O_NONBLOCK", c->name);
-	c->exec_fd = fd;
+	c->exec_wait = w;
 	c->exec_pending = true;
 	c->exec_errno = 0;
 	c->ready_on_exec = false;
-	ev_io_init(&c->exec_io, exec_status_readable, fd, EV_READ);
-	ev_io_start(c->set->loop, &c->exec_io);
+	ev_io_init(&w->io, exec_status_readable, fd, EV_READ);
+	ev_io_start(c->set->loop, &w->io);
 }
 
 /* The process is gone: record it, clean up its group, tell the policy. */
@@ -161,14 +200,41 @@ static void child_reaped(struct ev_loop *loop, ev_child *w, int revents)
 	child_gone(c, w->rstatus);
 }
 
+/* Stops watching the pidfd and closes it. */
+static void pidfd_unwatch(struct child *c)
+{
+	if (!c->pidfd)
+		return;
+	ev_io_stop(c->set->loop, &c->pidfd->io);
+	close(c->pidfd->io.fd);
+	free(c->pidfd);
+	c->pidfd = NULL;
+}
+
+/* Watches the process's exit through a pidfd; -1 (errno set) if none can be had. */
+static int pidfd_watch(struct child *c, pid_t pid,
+		       void (*gone)(struct ev_loop *loop, ev_io *w, int revents))
+{
+	struct child_pidfd *p = malloc(sizeof *p);
+	int fd = p ? pidfd_open(pid, 0) : -1;
+
+	if (fd < 0) {
+		free(p);
+		return -1;
+	}
+	p->c = c;
+	ev_io_init(&p->io, gone, fd, EV_READ);
+	ev_io_start(c->set->loop, &p->io);
+	c->pidfd = p;
+	return 0;
+}
+
 static void foreign_gone(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct child *c = container_of(w, struct child, pidfd_io);
+	struct child *c = container_of(w, struct child_pidfd, io)->c;
 
-	(void)revents;
-	ev_io_stop(loop, w);
-	close(c->pidfd);
-	c->pidfd = -1;
+	(void)loop, (void)revents;
+	pidfd_unwatch(c);
 	c->child_watcher.rpid = c->pid;
 	child_gone(c, -1);
 }
@@ -184,20 +250,18 @@ static int wait_status(const siginfo_t *si)
 /* Our own child, watched through a pidfd (not the default loop): reaped here. */
 static void pidfd_child_gone(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct child *c = container_of(w, struct child, pidfd_io);
+	struct child *c = container_of(w, struct child_pidfd, io)->c;
 	siginfo_t si = { 0 };
 
-	(void)revents;
-	if (waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED | WNOHANG) < 0) {
+	(void)loop, (void)revents;
+	if (waitid(P_PIDFD, (id_t)w->fd, &si, WEXITED | WNOHANG) < 0) {
 		log_errno("%s: waitid", c->name);
 		si.si_code = CLD_KILLED;
 		si.si_status = SIGKILL;
 	} else if (si.si_pid == 0) {
 		return; /* readable before it can be reaped: the next event */
 	}
-	ev_io_stop(loop, w);
-	close(c->pidfd);
-	c->pidfd = -1;
+	pidfd_unwatch(c);
 	c->child_watcher.rpid = c->pid;
 	child_gone(c, wait_status(&si));
 }
@@ -210,29 +274,21 @@ static int watch_exit(struct child *c, struct ev_loop *loop)
 		ev_child_start(loop, &c->child_watcher);
 		return 0;
 	}
-	c->pidfd = pidfd_open(c->pid, 0);
-	if (c->pidfd < 0) {
+	if (pidfd_watch(c, c->pid, pidfd_child_gone) < 0) {
 		log_errno("%s: pidfd_open(%d)", c->name, (int)c->pid);
 		return -1;
 	}
-	ev_io_init(&c->pidfd_io, pidfd_child_gone, c->pidfd, EV_READ);
-	ev_io_start(loop, &c->pidfd_io);
 	return 0;
 }
 
 int child_adopt_foreign(struct child *c, pid_t pid)
 {
-	int fd = pidfd_open(pid, 0);
-
-	if (fd < 0)
+	if (pidfd_watch(c, pid, foreign_gone) < 0)
 		return -1;
-	c->pidfd = fd;
 	c->pid = pid;
 	c->state = CHILD_READY;
 	c->started_at = c->ready_at = ev_now(c->set->loop);
 	c->asked_to_stop = false;
-	ev_io_init(&c->pidfd_io, foreign_gone, fd, EV_READ);
-	ev_io_start(c->set->loop, &c->pidfd_io);
 	return 0;
 }
 
@@ -246,41 +302,75 @@ static void respawn_due(struct ev_loop *loop, ev_timer *w, int revents)
 		c->on_respawn(c);
 }
 
-int child_spawn(struct child *c, const struct child_exec *x)
+/* What the child's steps need, prepared before the vfork/fork: nothing in it allocates. */
+static int launch_prepare(struct child *c, const struct child_exec *x, struct child_launch *l,
+			  struct child_exec_wait **wait, int pfd[2])
 {
-	struct ev_loop *loop = c->set->loop;
-	int pfd[2], *fd_tmp = calloc(x->n_fds > 0 ? (size_t)x->n_fds : 1, sizeof *fd_tmp);
-	pid_t pid, parent = getpid();
-
-	if (!fd_tmp || pipe2(pfd, O_CLOEXEC) < 0) {
-		log_errno("%s: %s", c->name, fd_tmp ? "pipe" : "out of memory");
-		free(fd_tmp);
+	*l = (struct child_launch){ .parent = getpid() };
+	l->fd_tmp = calloc(x->n_fds > 0 ? (size_t)x->n_fds : 1, sizeof *l->fd_tmp);
+	*wait = exec_wait_new(c, x);
+	if (!l->fd_tmp || !*wait || (!x->run && child_env_build(x, l) < 0)) {
+		log_errno("%s: out of memory", c->name);
+		free(l->fd_tmp);
+		free(*wait);
 		return -1;
 	}
-	/* Every signal blocked across the fork: one sent to the child before it reset its
-	 * dispositions (a curse right after the spawn) would otherwise run the parent's
-	 * handler in the child (libev's, which swallows it) and be lost. Blocked, it waits
-	 * until child_start() has put back the defaults, and then acts. */
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		log_errno("%s: pipe", c->name);
+		free(l->fd_tmp);
+		free(l->envp);
+		free(*wait);
+		return -1;
+	}
+	l->errfd = pfd[1];
+	return 0;
+}
+
+/* The new process: vfork for an exec (we resume once it has exec'd or exited), fork
+ * for an in-code run. Every signal is blocked across it: one sent to the child before
+ * it reset its dispositions (a curse right after the spawn) would otherwise run our
+ * handler in the child (libev's, which swallows it, and after a vfork writes our
+ * memory). Blocked, it waits until child_start() has put back the defaults, and then
+ * acts; our own mask is put back as it was. */
+static pid_t launch(const struct child *c, const struct child_exec *x, struct child_launch *l)
+{
 	sigset_t all, old;
+	pid_t pid;
+
 	sigfillset(&all);
 	if (sigprocmask(SIG_SETMASK, &all, &old) < 0)
 		log_errno("%s: sigprocmask before fork", c->name);
-	pid = fork();
+	pid = x->run ? fork() : vfork();
 	if (pid == 0)
-		child_start(c->set, x, pfd[1], fd_tmp, parent);
+		child_start(c->set, x, l);
 	if (sigprocmask(SIG_SETMASK, &old, NULL) < 0)
 		log_errno("%s: sigprocmask after fork", c->name);
+	return pid;
+}
+
+int child_spawn(struct child *c, const struct child_exec *x)
+{
+	struct ev_loop *loop = c->set->loop;
+	struct child_exec_wait *wait;
+	struct child_launch l;
+	int pfd[2];
+	pid_t pid;
+
+	if (launch_prepare(c, x, &l, &wait, pfd) < 0)
+		return -1;
+	pid = launch(c, x, &l);
+	free(l.fd_tmp);
+	free(l.envp);
+	close(pfd[1]);
 	if (pid < 0) {
-		log_errno("%s: fork", c->name);
+		log_errno("%s: %s", c->name, x->run ? "fork" : "vfork");
 		close(pfd[0]);
-		close(pfd[1]);
-		free(fd_tmp);
+		free(wait);
 		return -1;
 	}
-	free(fd_tmp);
-	close(pfd[1]);
-	/* Also done by the child, whichever runs first wins: EACCES, it has exec'd and did
-	 * it; ESRCH, it is gone already (its exit will tell). */
+	/* The child does it too, whichever runs first wins: EACCES, it has exec'd and did
+	 * it; ESRCH, it is gone already (its exit will tell). After a vfork it always has,
+	 * but where vfork is a fork (valgrind) the group must be there all the same. */
 	if (!x->keep_group && setpgid(pid, pid) < 0 && errno != EACCES && errno != ESRCH)
 		log_errno("%s: setpgid(%d)", c->name, (int)pid);
 	if (c->spawned)
@@ -295,11 +385,12 @@ int child_spawn(struct child *c, const struct child_exec *x)
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		close(pfd[0]);
+		free(wait);
 		c->pid = 0;
 		c->state = CHILD_STOPPED;
 		return -1;
 	}
-	exec_watch(c, pfd[0], x);
+	exec_watch(c, pfd[0], wait);
 	return 0;
 }
 
@@ -340,7 +431,6 @@ void child_adopt_forked(struct child *c, pid_t pid)
 	c->ready_at = c->cursed_at = c->no_mercy_at = 0;
 	c->asked_to_stop = false;
 	c->exec_errno = 0;
-	snprintf(c->program, sizeof c->program, "(forked)");
 	ev_child_set(&c->child_watcher, pid, 0);
 	ev_child_start(c->set->loop, &c->child_watcher);
 }
@@ -529,30 +619,28 @@ void child_init(struct child *c, struct child_set *set, int kind, const char *na
 	memset(c, 0, sizeof *c);
 	c->set = set;
 	c->kind = kind;
-	snprintf(c->name, sizeof c->name, "%s", name);
+	c->name = strdup(name);
+	if (!c->name)
+		c->name = (char *)no_name;
 	c->last_status = -1;
-	c->pidfd = -1;
-	c->exec_fd = -1;
 	c->kill_group_on_exit = true;
 	c->backoff_min = 0.1;
 	c->backoff_max = 30;
 	c->stable_after = 10;
 	ev_child_init(&c->child_watcher, child_reaped, 0, 0);
 	ev_timer_init(&c->respawn_timer, respawn_due, 0, 0);
-	ev_io_init(&c->exec_io, exec_status_readable, -1, EV_READ);
 	TAILQ_INSERT_TAIL(&set->children, c, link);
 }
 
 void child_fini(struct child *c)
 {
-	if (c->pidfd >= 0) {
-		ev_io_stop(c->set->loop, &c->pidfd_io);
-		close(c->pidfd);
-		c->pidfd = -1;
-	}
+	pidfd_unwatch(c);
 	ev_child_stop(c->set->loop, &c->child_watcher);
 	ev_timer_stop(c->set->loop, &c->respawn_timer);
 	exec_unwatch(c);
 	TAILQ_REMOVE(&c->set->children, c, link);
 	mercy_rearm(c->set);
+	if (c->name != no_name)
+		free(c->name);
+	c->name = NULL;
 }

@@ -131,17 +131,6 @@ size_t health_env(const struct cfg_workers *cw, char **add, char buf[2][48])
 	return n;
 }
 
-void health_in_child(void *arg)
-{
-	char pid[24];
-
-	if (!arg)
-		return;
-	snprintf(pid, sizeof pid, "%d", (int)getpid());
-	if (setenv("WATCHDOG_PID", pid, 1) < 0)
-		_exit(127);
-}
-
 /* ---- the checks ---------------------------------------------------------------- */
 
 static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents);

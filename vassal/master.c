@@ -292,12 +292,18 @@ static int become_owner(struct master *m)
 	return 0;
 }
 
-/* In every child, before its exec: the vassal's limits. */
-static void child_limits(void *arg)
+static void limit_failed(const char *what, void *rep)
+{
+	child_warn(rep, what);
+}
+
+/* In every child, before its exec: the vassal's limits (a failure is a warning the
+ * master logs; the child goes on). */
+static void child_limits(void *arg, const struct child_report *rep)
 {
 	struct master *m = arg;
 
-	privs_limits(&m->cfg->limits);
+	privs_limits(&m->cfg->limits, limit_failed, (void *)rep);
 }
 
 static bool hook_tearing_down(const struct master *m)

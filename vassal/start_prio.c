@@ -10,7 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <sched.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,9 +67,8 @@ enum cfg_start_prio start_prio_effective(enum cfg_start_prio prio)
 	return usable ? prio : CFG_START_PRIO_NORMAL;
 }
 
-void start_prio_in_child(void *arg)
+void start_prio_in_child(enum cfg_start_prio prio)
 {
-	enum cfg_start_prio prio = (enum cfg_start_prio)(intptr_t)arg;
 	struct sched_param sp = { .sched_priority = 0 };
 
 	if (prio == CFG_START_PRIO_IDLE)

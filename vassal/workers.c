@@ -181,14 +181,13 @@ static void ready_timer_fired(struct ev_loop *loop, ev_timer *t, int revents)
 }
 
 /* In the worker's process, before exec: its starting CPU priority (chain and overlap
- * replacements), then WATCHDOG_PID (when a watchdog is configured). */
-static void worker_in_child(void *arg)
+ * replacements). */
+static void worker_in_child(void *arg, const struct child_report *rep)
 {
 	struct worker *w = arg;
 
-	if (w->start_prio != CFG_START_PRIO_NORMAL)
-		start_prio_in_child((void *)(intptr_t)w->start_prio);
-	health_in_child(w->m->cfg->workers.watchdog > 0 ? w : NULL);
+	(void)rep;
+	start_prio_in_child(w->start_prio);
 }
 
 /* The ready-timeout from now (notify mode); at a low start priority, its first half
@@ -268,7 +267,9 @@ static int worker_start(struct worker *w)
 		.argv = cw->prog.argv, .env = env, .cwd = cw->prog.cwd, .fds = fds,
 		.n_fds = (int)m->socks.n_workers, .fdnames = names, .out_fd = workers_output_pipe(m, &w->out),
 		.die_with_parent = true,
-		.in_child = worker_in_child, .in_child_arg = w,
+		.pid_env = cw->watchdog > 0 ? "WATCHDOG_PID" : NULL, /* systemd's protocol */
+		.in_child = w->start_prio != CFG_START_PRIO_NORMAL ? worker_in_child : NULL,
+		.in_child_arg = w,
 	};
 	worker_reset(w);
 	rc = child_spawn(&w->child, &x);

@@ -1,6 +1,9 @@
 /* test_child.c — tests of lib/child.c, the mechanism every kind of child uses: spawn
- * and reap, exec failure reported with its errno (and the step that failed) without the
- * parent ever waiting for the child's steps before exec, any number of fds, the mercy
+ * and reap (vfork for an exec: the child has exec'd when child_spawn returns; fork for
+ * an in-code run, whose steps never hold up the parent's loop), exec failure reported
+ * with its errno (and the step that failed), the child's environment built by the
+ * parent (its own pid in LISTEN_PID and WATCHDOG_PID, its own PATH searched), the
+ * parent's signal mask and environment untouched, hooks' reports, any number of fds, the mercy
  * deadline ending in SIGKILL of the whole process group, the respawn backoff and
  * its jitter, and the subreaper's sweep of strays behind thousands of children. Real (tiny) processes; every
  * loop run is bounded by a timer. */
@@ -154,18 +157,25 @@ static void test_chdir_failure_aborts_exec(void **state)
 	free(dir);
 }
 
-/* The set's in-child hook (where a vassal's user is resolved and initgroups runs)
- * waits on a gate that only the parent's loop opens: the parent must not be waiting
- * for the child meanwhile. Before the fix child_spawn() read the exec-status pipe
- * synchronously and returned only when the gate timed out (3 s). */
+/* A forked (in-code) child's steps before its run wait on a gate that only the
+ * parent's loop opens: the parent must not be waiting for the child meanwhile. Before
+ * the fix child_spawn() read the exec-status pipe synchronously and returned only when
+ * the gate timed out (3 s). (A child that execs is vfork'd: the parent is suspended
+ * until its exec, and its hooks must never wait on the parent.) */
 static int gate_fd = -1;
 
-static void wait_for_gate(void *arg)
+static void wait_for_gate(void *arg, const struct child_report *rep)
 {
 	struct pollfd p = { .fd = gate_fd, .events = POLLIN };
 
-	(void)arg;
+	(void)arg, (void)rep;
 	poll(&p, 1, 3000);
+}
+
+static int exit_zero(void *arg)
+{
+	(void)arg;
+	return 0;
 }
 
 struct gate_timer {
@@ -185,11 +195,10 @@ static void open_gate(struct ev_loop *loop, ev_timer *w, int revents)
 	assert_int_equal(write(g->fd, "x", 1), 1);
 }
 
-static void test_slow_pre_exec_step_never_blocks_the_loop(void **state)
+static void test_slow_pre_run_step_never_blocks_the_loop(void **state)
 {
 	struct fixture *f = *state;
-	char *argv[] = { "sh", "-c", "exit 0", NULL };
-	struct child_exec x = { .argv = argv, .out_fd = -1 };
+	struct child_exec x = { .run = exit_zero, .out_fd = -1 };
 	struct gate_timer g = { .f = f };
 	int gate[2];
 
@@ -216,14 +225,27 @@ static void test_slow_pre_exec_step_never_blocks_the_loop(void **state)
 	close(gate[1]);
 }
 
-/* A stop signal that reaches the child before its exec (a curse right after the spawn,
- * as a reload does to a mule just started) must not be lost. Before the fix, the
+/* A stop signal that reaches the child before its exec or run (a curse right after the
+ * spawn, as a reload does to a mule just started) must not be lost. Before the fix, the
  * parent's handler (a libev ev_signal, here for SIGTERM) ran in the child, swallowed
- * the signal, and the program then ran on, never told to stop. */
-static void slow_hook(void *arg)
+ * the signal, and the program then ran on, never told to stop. An in-code child (fork)
+ * is still in its hook when the curse comes; a vfork'd one gets it blocked from its
+ * own hook (another process's signal: the parent is suspended), then execs. */
+static bool signal_from_hook;
+
+static void slow_hook(void *arg, const struct child_report *rep)
+{
+	(void)arg, (void)rep;
+	if (signal_from_hook)
+		kill(getpid(), SIGTERM); /* stands for a signal from outside, pending */
+	poll(NULL, 0, 300); /* the curse arrives meanwhile */
+}
+
+static int sleep_long(void *arg)
 {
 	(void)arg;
-	poll(NULL, 0, 300); /* the curse arrives meanwhile */
+	poll(NULL, 0, 30000);
+	return 0;
 }
 
 static void ignore_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -231,24 +253,39 @@ static void ignore_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)loop, (void)w, (void)revents;
 }
 
-static void test_signal_before_exec_not_lost(void **state)
+static void signal_before_start(struct fixture *f, const struct child_exec *x, bool from_hook)
 {
-	struct fixture *f = *state;
-	char *argv[] = { "sleep", "30", NULL };
-	struct child_exec x = { .argv = argv, .out_fd = -1 };
 	ev_signal term;
 
 	ev_signal_init(&term, ignore_signal, SIGTERM);
 	ev_signal_start(f->loop, &term);
 	f->set.in_child = slow_hook;
-	assert_int_equal(child_spawn(&f->c, &x), 0);
-	child_curse(&f->c, SIGTERM, 20);
+	signal_from_hook = from_hook;
+	assert_int_equal(child_spawn(&f->c, x), 0);
+	if (!from_hook)
+		child_curse(&f->c, SIGTERM, 20);
 	run_until_exit(f, 10);
 	f->set.in_child = NULL;
+	signal_from_hook = false;
 	ev_signal_stop(f->loop, &term);
 	assert_int_equal(f->exits, 1);
 	assert_true(WIFSIGNALED(f->status));
 	assert_int_equal(WTERMSIG(f->status), SIGTERM);
+}
+
+static void test_signal_before_exec_not_lost(void **state)
+{
+	char *argv[] = { "sleep", "30", NULL };
+	struct child_exec x = { .argv = argv, .out_fd = -1 };
+
+	signal_before_start(*state, &x, true);
+}
+
+static void test_signal_before_run_not_lost(void **state)
+{
+	struct child_exec x = { .run = sleep_long, .out_fd = -1 };
+
+	signal_before_start(*state, &x, false);
 }
 
 static void test_fds_arrive_at_3_with_listen_env(void **state)
@@ -270,6 +307,181 @@ static void test_fds_arrive_at_3_with_listen_env(void **state)
 	assert_int_equal(read(p[0], buf, sizeof buf - 1), 3);
 	assert_string_equal(buf, "ok\n");
 	close(p[0]);
+}
+
+/* What a child's shell prints on fd 3, read after it exited. */
+static char *spawn_and_read(struct fixture *f, struct child_exec *x)
+{
+	static char buf[512];
+	int p[2];
+	ssize_t n;
+
+	assert_int_equal(pipe(p), 0);
+	x->fds = &p[1];
+	x->n_fds = 1;
+	x->out_fd = -1;
+	assert_int_equal(child_spawn(&f->c, x), 0);
+	close(p[1]);
+	run_until_exit(f, 5);
+	n = read(p[0], buf, sizeof buf - 1);
+	close(p[0]);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+/* The environment is built by the parent before the vfork: the child's own pid in
+ * LISTEN_PID and in the caller's pid variable (WATCHDOG_PID), each variable once (the
+ * base's stale LISTEN_* replaced), the base's other variables kept; and the parent's
+ * own environment untouched (setenv or environ assigned in a vfork'd child would
+ * change ours). */
+static void test_child_env_has_its_own_pid(void **state)
+{
+	struct fixture *f = *state;
+	char *env[] = { "KEEP=kept", "LISTEN_PID=1", "LISTEN_FDS=9", "WATCHDOG_PID=1",
+			"PATH=/usr/bin:/bin", NULL };
+	char *argv[] = { "sh", "-c", "echo \"$LISTEN_PID $WATCHDOG_PID $$ $LISTEN_FDS $KEEP "
+			 "$(env | grep -c '^LISTEN_PID=')\" >&3", NULL };
+	char **ours = environ, want[128], *got;
+
+	assert_int_equal(setenv("LISTEN_PID", "ours", 1), 0);
+	ours = environ;
+	struct child_exec x = { .argv = argv, .env = env, .fdnames = "web",
+				.pid_env = "WATCHDOG_PID" };
+	got = spawn_and_read(f, &x);
+	assert_int_equal(WEXITSTATUS(f->status), 0);
+	snprintf(want, sizeof want, "%d %d %d 1 kept 1\n", (int)f->c.child_watcher.rpid,
+		 (int)f->c.child_watcher.rpid, (int)f->c.child_watcher.rpid);
+	assert_string_equal(got, want);
+	assert_ptr_equal(environ, ours);
+	assert_string_equal(getenv("LISTEN_PID"), "ours");
+	assert_null(getenv("WATCHDOG_PID"));
+	unsetenv("LISTEN_PID");
+}
+
+/* A program named without a '/' is searched in the child's own PATH (execvp would
+ * search ours), a script without "#!" runs with /bin/sh, and a file found but not
+ * executable is EACCES. */
+static void test_exec_searches_the_childs_path(void **state)
+{
+	struct fixture *f = *state;
+	char *dir = strdup("/tmp/emperor-test-child.XXXXXX"), *prog, *path, *got;
+	FILE *fp;
+
+	assert_non_null(dir);
+	assert_non_null(mkdtemp(dir));
+	assert_true(asprintf(&prog, "%s/only-here", dir) > 0);
+	assert_true(asprintf(&path, "PATH=/nonexistent:%s:/usr/bin:/bin", dir) > 0);
+	assert_non_null(fp = fopen(prog, "w"));
+	fputs("echo found $# \"$1\" >&3\n", fp);
+	fclose(fp);
+	assert_int_equal(chmod(prog, 0755), 0);
+	char *env[] = { path, NULL }, *argv[] = { "only-here", "an arg", NULL };
+	struct child_exec x = { .argv = argv, .env = env };
+	got = spawn_and_read(f, &x);
+	assert_int_equal(f->exec_errno_seen, 0);
+	assert_string_equal(got, "found 1 an arg\n");
+
+	assert_int_equal(chmod(prog, 0644), 0);
+	f->exits = 0;
+	got = spawn_and_read(f, &x);
+	assert_int_equal(f->exec_errno_seen, EACCES);
+	assert_int_equal(WEXITSTATUS(f->status), 127);
+	unlink(prog);
+	rmdir(dir);
+	free(prog), free(path), free(dir);
+}
+
+/* Our signal mask is the same after a spawn as before (every signal is blocked across
+ * the vfork or fork, then put back), for both kinds of child. */
+static void test_parent_signal_mask_unchanged(void **state)
+{
+	struct fixture *f = *state;
+	char *argv[] = { "true", NULL };
+	struct child_exec exec = { .argv = argv, .out_fd = -1 };
+	struct child_exec run = { .run = exit_zero, .out_fd = -1 };
+	const struct child_exec *kinds[] = { &exec, &run };
+	sigset_t before, after, usr1;
+
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	assert_int_equal(sigprocmask(SIG_BLOCK, &usr1, NULL), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(sigprocmask(SIG_SETMASK, NULL, &before), 0);
+		assert_int_equal(child_spawn(&f->c, kinds[i]), 0);
+		assert_int_equal(sigprocmask(SIG_SETMASK, NULL, &after), 0);
+		for (int sig = 1; sig < NSIG; sig++)
+			assert_int_equal(sigismember(&after, sig), sigismember(&before, sig));
+		run_until_exit(f, 5);
+		assert_int_equal(WEXITSTATUS(f->status), 0);
+	}
+	assert_true(sigismember(&after, SIGUSR1));
+	assert_int_equal(sigprocmask(SIG_UNBLOCK, &usr1, NULL), 0);
+}
+
+/* valgrind runs a vfork as a fork. */
+static bool under_valgrind(void)
+{
+	const char *preload = getenv("LD_PRELOAD");
+
+	return preload && strstr(preload, "vgpreload");
+}
+
+/* A child that execs is vfork'd: when child_spawn() returns it has exec'd already
+ * (with fork, the parent usually runs on first, the child still our image). */
+static void test_exec_done_when_spawn_returns(void **state)
+{
+	struct fixture *f = *state;
+	char *argv[] = { "/bin/sleep", "30", NULL }, link[64], exe[4096], want[4096];
+	struct child_exec x = { .argv = argv, .out_fd = -1 };
+	ssize_t n;
+
+	if (under_valgrind())
+		skip();
+	assert_non_null(realpath("/bin/sleep", want));
+	assert_int_equal(child_spawn(&f->c, &x), 0);
+	snprintf(link, sizeof link, "/proc/%d/exe", (int)f->c.pid);
+	n = readlink(link, exe, sizeof exe - 1);
+	assert_true(n > 0);
+	exe[n] = '\0';
+	assert_string_equal(exe, want);
+	child_kill(&f->c);
+	run_until_exit(f, 5);
+	assert_int_equal(f->exec_errno_seen, 0);
+}
+
+/* A hook's warning is logged by the parent and the child goes on; its failure is the
+ * exec's failure, with its errno. */
+static void warn_then_go_on(void *arg, const struct child_report *rep)
+{
+	(void)arg;
+	errno = EPERM;
+	child_warn(rep, "limits.nofile");
+}
+
+static void fail_hook(void *arg, const struct child_report *rep)
+{
+	(void)arg;
+	errno = EACCES;
+	child_fail(rep, "joining its cgroup");
+}
+
+static void test_hook_reports(void **state)
+{
+	struct fixture *f = *state;
+	char *argv[] = { "sh", "-c", "exit 4", NULL };
+	struct child_exec x = { .argv = argv, .out_fd = -1, .in_child = warn_then_go_on };
+
+	assert_int_equal(child_spawn(&f->c, &x), 0);
+	run_until_exit(f, 5);
+	assert_int_equal(f->exec_errno_seen, 0);
+	assert_int_equal(WEXITSTATUS(f->status), 4);
+	x.in_child = fail_hook;
+	f->exits = 0;
+	assert_int_equal(child_spawn(&f->c, &x), 0);
+	run_until_exit(f, 5);
+	assert_int_equal(f->exec_errno_seen, EACCES);
+	assert_int_equal(f->c.exec_errno, EACCES);
+	assert_int_equal(WEXITSTATUS(f->status), 127);
 }
 
 /* Exists and is not a zombie, from /proc/PID/stat. */
@@ -306,6 +518,7 @@ static void test_mercy_kills_the_whole_group(void **state)
 	assert_true(read(p[0], buf, sizeof buf - 1) > 0);
 	close(p[0]);
 	pid_t sleeper = (pid_t)atoi(buf);
+	ev_now_update(f->loop); /* the curse's clock: not the one before the blocking read */
 	ev_tstamp t0 = ev_time();
 	child_curse(&f->c, SIGTERM, 0.3);
 	assert_int_equal(f->c.state, CHILD_CURSED);
@@ -505,11 +718,17 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_signal_before_exec_not_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_failure_reports_errno, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chdir_failure_aborts_exec, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_slow_pre_exec_step_never_blocks_the_loop, setup,
+		cmocka_unit_test_setup_teardown(test_slow_pre_run_step_never_blocks_the_loop, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_signal_before_run_not_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hundreds_of_fds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jitter_differs_between_siblings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fds_arrive_at_3_with_listen_env, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_child_env_has_its_own_pid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_searches_the_childs_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parent_signal_mask_unchanged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_done_when_spawn_returns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hook_reports, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mercy_kills_the_whole_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backoff_grows_and_resets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stray_found_after_thousands_of_children, setup,
