@@ -88,13 +88,8 @@ void emperor_unqueue_start(struct emperor *e, struct vassal *v)
  * name's sockets by address when it starts, after that stop). */
 static void handed_check(struct emperor *e)
 {
-	struct vassal *v;
-
-	if (!demand_handed_left() || !TAILQ_EMPTY(&e->start_queue))
+	if (!demand_handed_left() || !TAILQ_EMPTY(&e->start_queue) || e->records_waiting)
 		return;
-	TAILQ_FOREACH(v, &e->vassals, link)
-		if (v->waits_for)
-			return;
 	demand_handed_close();
 }
 

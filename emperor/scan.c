@@ -321,11 +321,14 @@ static struct vassal *predecessor(struct emperor *e, const struct vassal *nv)
  * stopping record of its name (or its old name, renamed) has exited. */
 void scan_start_new(struct vassal *v)
 {
-	v->waits_for = predecessor(v->e, v);
-	if (v->waits_for)
-		log_info("%s: starts when %s has stopped", v->name, v->waits_for->name);
-	else
+	struct vassal *old = predecessor(v->e, v);
+
+	if (old) {
+		vtable_wait_for(v, old);
+		log_info("%s: starts when %s has stopped", v->name, old->name);
+	} else {
 		vtable_start(v);
+	}
 }
 
 /* One directory's candidates against the records of that source. */

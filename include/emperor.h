@@ -44,6 +44,7 @@ struct emperor {
 	ev_timer start_timer;       /* due at once while the start queue holds records */
 	int reloads_running;
 	int records_stopping;       /* records in VASSAL_STOPPING (vtable.c keeps it) */
+	int records_waiting;        /* records whose waits_for is set (vtable_wait_for) */
 	ev_timer slot_timer;        /* at the end of the earliest slot held (60 s) */
 	struct child_set children;
 	struct monitor *monitor;

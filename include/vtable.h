@@ -92,6 +92,8 @@ void vtable_chain_reload(struct vassal *v, const char *why);
 void vtable_kill(struct vassal *v);
 /* The emperor's second SIGINT: SIGKILL to its group, the record stopping. */
 void vtable_brutal_stop(struct vassal *v);
+/* Sets (old) or clears (NULL) what a renamed file waits for, keeping the emperor's count. */
+void vtable_wait_for(struct vassal *v, struct vassal *old);
 void vtable_free(struct vassal *v);
 const char *vtable_state_name(enum vassal_state st);
 /* Re-attaches a running vassal handed over by the previous emperor image. */
