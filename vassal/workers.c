@@ -114,6 +114,16 @@ int workers_output_pipe(struct master *m, struct relay_pipe *p)
 	return child_end;
 }
 
+/* Whether a worker is no longer wanted (on its exit, a failed fork, or a fork answered
+ * late): retired, above the scaling target, or its master stopping or tearing down. */
+static bool worker_unwanted(const struct worker *w)
+{
+	const struct master *m = w->m;
+
+	return w->retire || w->id > scale_target(m) || m->state == MASTER_STOPPING ||
+	       reload_tearing_down(m);
+}
+
 static void worker_free(struct worker *w)
 {
 	if (w->forking)
@@ -237,8 +247,7 @@ void workers_forked(struct worker *w, pid_t pid)
 	w->forking = false;
 	child_adopt_forked(&w->child, pid);
 	log_info("worker %d forked by its template (pid %d)", w->id, (int)pid);
-	if (m->state == MASTER_STOPPING || reload_tearing_down(m) || w->retire ||
-	    w->generation != m->generation) { /* its generation was replaced meanwhile */
+	if (worker_unwanted(w) || w->generation != m->generation) { /* or replaced meanwhile */
 		child_curse(&w->child, w->child.stop_signal, w->child.mercy);
 		return;
 	}
@@ -338,6 +347,16 @@ static void worker_failed(struct worker *w, int status)
 	reload_worker_failed(w->m, w, why);
 }
 
+/* An unwanted worker goes: whoever waited for it (a reload, the start) is told. */
+static void worker_drop(struct worker *w)
+{
+	struct master *m = w->m;
+
+	worker_free(w);
+	reload_child_gone(m);
+	master_worker_ready(m);
+}
+
 static void worker_exited(struct child *c, int status)
 {
 	struct worker *w = (struct worker *)c;
@@ -351,11 +370,8 @@ static void worker_exited(struct child *c, int status)
 	if (!c->asked_to_stop || w->not_ready_in_time)
 		worker_failed(w, status);
 	preload_gc(m);
-	if (w->retire || w->id > scale_target(m) || m->state == MASTER_STOPPING ||
-	    reload_tearing_down(m)) {
-		worker_free(w);
-		reload_child_gone(m);
-		master_worker_ready(m);
+	if (worker_unwanted(w)) {
+		worker_drop(w);
 		return;
 	}
 	if (!w->failing) {
@@ -375,11 +391,8 @@ void workers_fork_failed(struct worker *w, const char *why)
 	log_warn("worker %d %s", w->id, why);
 	reload_worker_failed(m, w, why);
 	preload_gc(m);
-	if (w->retire || w->id > scale_target(m) || m->state == MASTER_STOPPING ||
-	    reload_tearing_down(m)) {
-		worker_free(w);
-		reload_child_gone(m);
-		master_worker_ready(m);
+	if (worker_unwanted(w)) {
+		worker_drop(w);
 		return;
 	}
 	worker_schedule(w);
