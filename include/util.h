@@ -14,6 +14,10 @@ char *fd_read_all(int fd, size_t max, size_t *len);
 /* Writes all of buf (EINTR and short writes handled); 0, or -1 (errno). */
 int fd_write_all(int fd, const void *buf, size_t len);
 int fd_set_nonblock(int fd, int on);
+/* /proc/PID/stat read into buf, returned from its state field on ("S 1 2 ..."), past
+ * the command name (which may hold spaces and parentheses); NULL when the process (or
+ * /proc) is not there. */
+const char *proc_stat_fields(int pid, char *buf, size_t len);
 /* Seconds on CLOCK_MONOTONIC: comparable across processes and exec. */
 double mono_now(void);
 /* NULL-terminated string vectors. */

@@ -102,18 +102,10 @@ static int children_of(pid_t pid, struct pid_list *out)
  * again would only log it twice; the sweep still runs again once it is reaped. */
 static bool is_zombie(pid_t pid)
 {
-	char path[64], buf[512], *close_paren;
-	ssize_t len;
-	int fd;
+	char buf[512];
+	const char *st = proc_stat_fields((int)pid, buf, sizeof buf);
 
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return false;
-	len = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	buf[len > 0 ? len : 0] = '\0';
-	close_paren = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
-	return close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z';
+	return st && st[0] == 'Z';
 }
 
 static int pid_cmp(const void *a, const void *b)

@@ -24,6 +24,24 @@ int fd_set_cloexec(int fd, int on)
 	return fcntl(fd, F_SETFD, fl);
 }
 
+const char *proc_stat_fields(int pid, char *buf, size_t len)
+{
+	char path[40], *close_paren;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	if (pid <= 0 || len < 2 || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return NULL;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	close_paren = strrchr(buf, ')');
+	return close_paren && close_paren[1] == ' ' ? close_paren + 2 : NULL;
+}
+
 int fd_set_nonblock(int fd, int on)
 {
 	int fl = fcntl(fd, F_GETFL);

@@ -27,21 +27,13 @@
 /* A process that exists (perhaps another user's: EPERM) and is not a zombie. */
 static bool pid_alive(pid_t pid)
 {
-	char path[64], buf[256], *close_paren;
-	FILE *f;
-	size_t n;
+	char buf[512];
+	const char *st;
 
 	if (pid <= 1 || (kill(pid, 0) < 0 && errno != EPERM))
 		return false;
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return true; /* no /proc: trust kill() */
-	n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	close_paren = strrchr(buf, ')'); /* "pid (comm) S ..." */
-	return !close_paren || close_paren[1] != ' ' || close_paren[2] != 'Z';
+	st = proc_stat_fields((int)pid, buf, sizeof buf);
+	return !st || st[0] != 'Z'; /* no /proc: trust kill() */
 }
 
 static pid_t pid_from_file(const char *path)

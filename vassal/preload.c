@@ -145,20 +145,11 @@ static void replay_stash(struct master *m, pid_t pid)
 /* The parent of pid from /proc/PID/stat, or -1. */
 static pid_t parent_of(pid_t pid)
 {
-	char path[40], buf[512], *close_paren;
+	char buf[512];
+	const char *st = proc_stat_fields((int)pid, buf, sizeof buf);
 	int ppid = -1;
-	ssize_t n;
-	int fd;
 
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -1;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	if (!(close_paren = strrchr(buf, ')')) || sscanf(close_paren + 1, " %*c %d", &ppid) != 1)
+	if (!st || sscanf(st, "%*c %d", &ppid) != 1)
 		return -1;
 	return (pid_t)ppid;
 }

@@ -73,26 +73,19 @@ struct proc_usage {
 
 static void usage_of(pid_t pid, struct proc_usage *u)
 {
-	char path[64], buf[1024];
-	FILE *f;
+	char buf[1024];
+	const char *p = proc_stat_fields((int)pid, buf, sizeof buf);
+	unsigned long utime = 0, stime = 0;
+	long rss = 0;
 
 	u->rss_kb = 0;
 	u->cpu_s = 0;
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	if (pid <= 0 || !(f = fopen(path, "re")))
-		return;
-	if (fgets(buf, sizeof buf, f)) {
-		char *p = strrchr(buf, ')');
-		unsigned long utime = 0, stime = 0;
-		long rss = 0;
-		/* fields after ")": state(3) ... utime(14) stime(15) ... rss(24) */
-		if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu "
-				"%*d %*d %*d %*d %*d %*d %*u %*u %ld", &utime, &stime, &rss) == 3) {
-			u->cpu_s = (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-			u->rss_kb = rss * (sysconf(_SC_PAGESIZE) / 1024);
-		}
+	/* from the state(3) on: ... utime(14) stime(15) ... rss(24) */
+	if (p && sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu "
+			"%*d %*d %*d %*d %*d %*d %*u %*u %ld", &utime, &stime, &rss) == 3) {
+		u->cpu_s = (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+		u->rss_kb = rss * (sysconf(_SC_PAGESIZE) / 1024);
 	}
-	fclose(f);
 }
 
 /* O(1): the spooler module keeps the counts (spool_gauge.h), no scan per request. */

@@ -1,13 +1,17 @@
-/* test_util.c — unit tests of lib/util.c (environment building, string vectors) and
- * lib/notify.c's message parsing: the pieces every spawn and every READY=1 rely on. */
+/* test_util.c — unit tests of lib/util.c (environment building, string vectors,
+ * /proc/PID/stat) and lib/notify.c's message parsing: the pieces every spawn and every
+ * READY=1 rely on. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include "notify.h"
 #include "util.h"
@@ -144,10 +148,32 @@ static void test_notify_get(void **state)
 	assert_null(notify_get("STATUSX=1", "STATUS", out, sizeof out));
 }
 
+/* /proc/PID/stat past a command name holding ") " and parentheses: the state and the
+ * parent pid read right; a pid that is not there gives NULL. */
+static void test_proc_stat_fields(void **state)
+{
+	char buf[512], old[17] = "";
+	const char *st;
+	int ppid = -1;
+
+	(void)state;
+	assert_int_equal(prctl(PR_GET_NAME, old), 0);
+	assert_int_equal(prctl(PR_SET_NAME, "a) Z 1 (b"), 0);
+	st = proc_stat_fields((int)getpid(), buf, sizeof buf);
+	assert_int_equal(prctl(PR_SET_NAME, old), 0);
+	assert_non_null(st);
+	assert_int_equal(st[0], 'R');
+	assert_int_equal(sscanf(st, "%*c %d", &ppid), 1);
+	assert_int_equal(ppid, (int)getppid());
+	assert_null(proc_stat_fields(0, buf, sizeof buf));
+	assert_null(proc_stat_fields(0x3fffffff, buf, sizeof buf)); /* above any pid_max */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_env_build_adds_replaces_and_drops),
+		cmocka_unit_test(test_proc_stat_fields),
 		cmocka_unit_test(test_env_build_empty_base),
 		cmocka_unit_test(test_env_set_value_with_equals),
 		cmocka_unit_test(test_env_build_long_name),
