@@ -813,6 +813,26 @@ static void test_frozen_lord(void **state)
 	forced++;
 }
 
+/* m3, the lord, made slow to let go (the record's flag file FLAG-m3, its path in
+ * slow: the test unlinks it) and stalled by SIGSTOP for 1.1 s, past the give-up time
+ * of its 2 s lease but not past the lease: the stall's length is the stimulus. Returns
+ * when the stall began. */
+static double stall_lord_m3(const char *flag, char *slow, size_t len)
+{
+	double stalled;
+
+	assert_non_null(mb[2].p);
+	assert_one_lord("m3");
+	snprintf(slow, len, "%s.%s-m3", record, flag);
+	assert_int_equal(sup_write_file(slow, ""), 0);
+	stalled = wall_now();
+	stop_m3();
+	while (wall_now() < stalled + 1.1)
+		sup_poll_pause();
+	cont_m3();
+	return stalled;
+}
+
 /* The lord stalled (SIGSTOP) past its lease's give-up time but not past the lease
  * (1.1 s of a 2 s lease renewed every 1/3 s: it still lives on the server), as a loop
  * starved of CPU is: resumed, m3 fences, and revokes the lease it gave up only once its
@@ -827,15 +847,7 @@ static void test_stalled_lord_revokes_after_its_children(void **state)
 	double stalled;
 
 	(void)state;
-	assert_non_null(mb[2].p);
-	assert_one_lord("m3");
-	snprintf(slow, sizeof slow, "%s.slow-m3", record);
-	assert_int_equal(sup_write_file(slow, ""), 0);
-	stalled = wall_now();
-	stop_m3();
-	while (wall_now() < stalled + 1.1) /* the stall is the stimulus */
-		sup_poll_pause();
-	cont_m3();
+	stalled = stall_lord_m3("slow", slow, sizeof slow);
 	assert_int_equal(sup_wait_file(mb[2].log, mark, "legion billing: lord --lease lost--> fencing",
 				       T_MS), 0);
 	/* its daemon still stopping (0.3 s), the status says so */
@@ -874,15 +886,7 @@ static void test_fence_outlives_its_lease(void **state)
 	double stalled;
 
 	(void)state;
-	assert_non_null(mb[2].p);
-	assert_one_lord("m3");
-	snprintf(slow, sizeof slow, "%s.slowunlord-m3", record);
-	assert_int_equal(sup_write_file(slow, ""), 0);
-	stalled = wall_now();
-	stop_m3();
-	while (wall_now() < stalled + 1.1) /* past the give-up time, not past the lease */
-		sup_poll_pause();
-	cont_m3();
+	stalled = stall_lord_m3("slowunlord", slow, sizeof slow);
 	assert_int_equal(sup_wait_file(mb[2].log, mark, "legion billing: fencing --children gone--> off",
 				       T_MS), 0);
 	assert_int_equal(unlink(slow), 0);
