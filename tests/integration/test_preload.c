@@ -187,6 +187,26 @@ static void pl_workers(struct vt *v, pid_t *out, int want)
 	pl_workers_of(v, last_template(v), out, want);
 }
 
+/* kill -9 of one worker (victim, of tmpl's n): it comes back forked by tmpl, a new
+ * pid, and the app's loads stay want_loads (a respawn loads nothing). */
+static void kill_worker_see_it_forked(struct vt *v, pid_t tmpl, pid_t victim, int n,
+				      int want_loads)
+{
+	pid_t again[8], got[16];
+	size_t mark = sup_log_size(v->p);
+	char line[96];
+
+	assert_true(n <= 8);
+	assert_int_equal(kill(victim, SIGKILL), 0);
+	snprintf(line, sizeof line, "(pid %d) killed by SIGKILL", (int)victim);
+	assert_int_equal(sup_wait_log(v->p, mark, line, T_MS), 0);
+	assert_int_equal(sup_wait_log(v->p, mark, "forked by its template", T_MS), 0);
+	pl_workers_of(v, tmpl, again, n);
+	assert_false(pid_in(victim, again, n));
+	assert_int_equal(loads(v, got, 16), want_loads);
+	vt_wait_ids(v, v->port, n);
+}
+
 static void assert_gone(const pid_t *pids, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -198,9 +218,7 @@ static void assert_gone(const pid_t *pids, int n)
 static void test_preload_serves_and_respawns(void **state)
 {
 	struct vt *v = *state;
-	pid_t w[4], again[4], got[16];
-	size_t mark;
-	char line[96];
+	pid_t w[4], got[16];
 
 	pl_config(v, 4, NULL, "hello");
 	vt_start(v, 4);
@@ -209,16 +227,7 @@ static void test_preload_serves_and_respawns(void **state)
 	vt_wait_ids(v, v->port, 4);
 	vt_get_ok(v, v->port, "hello from pid");
 
-	mark = sup_log_size(v->p);
-	assert_int_equal(kill(w[1], SIGKILL), 0);
-	snprintf(line, sizeof line, "(pid %d) killed by SIGKILL", (int)w[1]);
-	assert_int_equal(sup_wait_log(v->p, mark, line, T_MS), 0);
-	assert_int_equal(sup_wait_log(v->p, mark, "forked by its template", T_MS), 0);
-	assert_int_equal(sup_wait_log(v->p, mark, "ready in", T_MS), 0);
-	pl_workers(v, again, 4);
-	assert_false(pid_in(w[1], again, 4));
-	assert_int_equal(loads(v, got, 16), 1); /* no new load */
-	vt_wait_ids(v, v->port, 4);
+	kill_worker_see_it_forked(v, last_template(v), w[1], 4, 1);
 	vt_assert_no_zombies(v);
 	vt_stop(v, SIGTERM, T_MS);
 }
@@ -312,13 +321,7 @@ static void test_preload_template_dies(void **state)
 		assert_true(pid_in(w[i], again, 3)); /* the same workers */
 	vt_wait_ids(v, v->port, 3);
 
-	mark = sup_log_size(v->p);
-	assert_int_equal(kill(w[0], SIGKILL), 0);
-	assert_int_equal(sup_wait_log(v->p, mark, "forked by its template", T_MS), 0);
-	pl_workers(v, again, 3);
-	assert_false(pid_in(w[0], again, 3));
-	assert_int_equal(loads(v, got, 16), 2);
-	vt_wait_ids(v, v->port, 3);
+	kill_worker_see_it_forked(v, last_template(v), w[0], 3, 2);
 	vt_assert_no_zombies(v);
 	vt_stop(v, SIGTERM, T_MS);
 }
@@ -329,7 +332,7 @@ static void test_preload_template_dies(void **state)
 static void test_preload_broken_generation(void **state)
 {
 	struct vt *v = *state;
-	pid_t w[2], again[2], got[16], tmpl;
+	pid_t w[2], again[2], tmpl;
 	size_t mark;
 
 	pl_config(v, 2, "overlap", "g1");
@@ -348,12 +351,7 @@ static void test_preload_broken_generation(void **state)
 	pl_workers_of(v, tmpl, again, 2); /* the old template is current again */
 	assert_true(pid_in(w[0], again, 2) && pid_in(w[1], again, 2));
 
-	mark = sup_log_size(v->p);
-	assert_int_equal(kill(w[0], SIGKILL), 0);
-	assert_int_equal(sup_wait_log(v->p, mark, "forked by its template", T_MS), 0);
-	pl_workers_of(v, tmpl, again, 2);
-	assert_int_equal(loads(v, got, 16), 2); /* g1's, and g2's failed one */
-	vt_wait_ids(v, v->port, 2);
+	kill_worker_see_it_forked(v, tmpl, w[0], 2, 2); /* loads: g1's, and g2's failed one */
 
 	pl_config(v, 2, "overlap", "g3");
 	v->gen = 2; /* the failed overlap was generation 2 */
