@@ -1,22 +1,25 @@
 /* worker_test_opts.c — hello-worker's misbehaviours, for the tests of the master
  * (see worker_test_opts.h): --ignore-stop, --fork-sleeper, --exit-after,
- * --fail-start, --fail-if-id, --no-watchdog, --grow-on-request, --log-lines. */
+ * --fail-start, --fail-if-id, --no-watchdog, --grow-on-request, --log-lines,
+ * --starve-at-idle. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "worker_test_opts.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hello_worker.h"
 #include "log.h"
 
 enum { O_IGNORE_STOP = TEST_OPT_FIRST, O_FORK_SLEEPER, O_EXIT_AFTER, O_FAIL_START, O_FAIL_IF_ID,
-       O_NO_WATCHDOG, O_GROW, O_LOG_LINES };
+       O_NO_WATCHDOG, O_GROW, O_LOG_LINES, O_STARVE_AT_IDLE };
 
 const struct option test_longopts[] = {
 	{ "ignore-stop", no_argument, NULL, O_IGNORE_STOP },
@@ -27,6 +30,7 @@ const struct option test_longopts[] = {
 	{ "no-watchdog", no_argument, NULL, O_NO_WATCHDOG },
 	{ "grow-on-request", required_argument, NULL, O_GROW },
 	{ "log-lines", required_argument, NULL, O_LOG_LINES },
+	{ "starve-at-idle", no_argument, NULL, O_STARVE_AT_IDLE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -43,7 +47,10 @@ void test_opts_usage(FILE *f)
 		"  --grow-on-request MB  allocate and touch MB MiB per request, never freed\n"
 		"                      (tests of workers.max-rss)\n"
 		"  --log-lines N       log N lines \"line ID SEQ\", about 5000 a second, then\n"
-		"                      \"lines done N\" (tests of log rotation)\n");
+		"                      \"lines done N\" (tests of log rotation)\n"
+		"  --starve-at-idle    do not finish starting while our CPU policy is SCHED_IDLE,\n"
+		"                      as on a machine too busy to give an idle start any CPU\n"
+		"                      (60 s at most; tests of start-priority)\n");
 }
 
 static long parse_number(const char *opt, const char *s, long min, long max)
@@ -69,6 +76,7 @@ int test_opts_parse(struct test_opts *t, int ch, const char *arg)
 	case O_NO_WATCHDOG: t->no_watchdog = 1; return 1;
 	case O_GROW: t->grow_mb = parse_number("--grow-on-request", arg, 1, 1024); return 1;
 	case O_LOG_LINES: t->log_lines = parse_number("--log-lines", arg, 1, 100000000L); return 1;
+	case O_STARVE_AT_IDLE: t->starve_at_idle = 1; return 1;
 	default: return 0;
 	}
 }
@@ -97,8 +105,25 @@ void test_opts_fail_early(const struct test_opts *t, const char *worker_id)
 	}
 }
 
+/* --starve-at-idle: the master gives a starved start the normal policy back; until
+ * it does (60 s at most) we make no progress, whatever the machine's load. */
+static void starve_at_idle(void)
+{
+	const struct timespec tick = { .tv_sec = 0, .tv_nsec = 10 * 1000 * 1000 };
+	int policy = 0;
+
+	for (int i = 0; i < 6000 && (policy = sched_getscheduler(0)) == SCHED_IDLE; i++)
+		(void)nanosleep(&tick, NULL);
+	if (policy < 0)
+		log_fatal("sched_getscheduler: %s", strerror(errno));
+	log_info("--starve-at-idle: %s", policy == SCHED_IDLE ? "still SCHED_IDLE after 60 s, starting"
+							      : "not SCHED_IDLE, starting");
+}
+
 void test_opts_before_loop(struct test_opts *t)
 {
+	if (t->starve_at_idle)
+		starve_at_idle();
 	if (!t->fork_sleeper)
 		return;
 	/* forked before the loop exists, so the sleeper inherits no libev state */

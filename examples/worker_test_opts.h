@@ -24,6 +24,7 @@ struct test_opts {
 	long log_lines;       /* --log-lines: write this many numbered lines, ~5000/s */
 	long logged;
 	ev_timer lines_timer;
+	int starve_at_idle;   /* no start while SCHED_IDLE */
 };
 
 /* getopt_long entries (val from TEST_OPT_FIRST on), ended by a zeroed one. */
@@ -34,7 +35,7 @@ int test_opts_parse(struct test_opts *t, int ch, const char *arg);
 void test_opts_usage(FILE *f);
 /* At once: --fail-start, and --fail-if-id for this worker id, exit 1. */
 void test_opts_fail_early(const struct test_opts *t, const char *worker_id);
-/* The sockets taken, before the loop: --fork-sleeper forks. */
+/* The sockets taken, before the loop: --starve-at-idle waits, --fork-sleeper forks. */
 void test_opts_before_loop(struct test_opts *t);
 /* In the loop: watch the sleeper, arm --exit-after. */
 void test_opts_start(struct test_opts *t, struct ev_loop *loop);
