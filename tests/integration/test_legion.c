@@ -850,21 +850,15 @@ static void test_stalled_lord_revokes_after_its_children(void **state)
 	stalled = stall_lord_m3("slow", slow, sizeof slow);
 	assert_int_equal(sup_wait_file(mb[2].log, mark, "legion billing: lord --lease lost--> fencing",
 				       T_MS), 0);
-	/* its daemon still stopping (0.3 s), the status says so */
-	const char *fencing = "legion billing: fencing (lease lost: lord-only children stopping)";
-	char *text = status_of(mb[2].p->pid, "text");
-	bool stopping = sup_pid_alive(iv[before - 1].pid);
-	if (stopping && !strstr(text, fencing))
-		fprintf(stderr, "m3's status while its daemon stops:\n%s", text);
-	assert_true(!stopping || strstr(text, fencing));
-	free(text);
+	/* What the status says in each state is test_legion (unit)'s test_status_words;
+	 * reading it here, during the daemon's 0.2 s stop, could only be asserted when the
+	 * read came in time. */
 	wait_run(before, &next);
 	assert_int_equal(unlink(slow), 0);
 	intervals(iv);
 	printf("m3 stalled 1.1 s: its daemon stopped %.0f ms after the stall began, the next "
-	       "lord's (%s) started %.0f ms after that; its status %s while the daemon stopped\n",
-	       (iv[before - 1].stop - stalled) * 1000, next.who, (next.start - iv[before - 1].stop) * 1000,
-	       stopping ? "said fencing" : "was read too late to see it");
+	       "lord's (%s) started %.0f ms after that\n",
+	       (iv[before - 1].stop - stalled) * 1000, next.who, (next.start - iv[before - 1].stop) * 1000);
 	assert_no_overlap();
 	wait_lord("m3", &next);
 	assert_one_lord("m3");
