@@ -266,7 +266,7 @@ static void reply_metrics(const struct master *m, struct strbuf *b)
 		strbuf_printf(b, "%s{vassal=\"%s\",reason=\"%s\"} %lu\n",
 			      prom_families[PROM_WORKER_RECYCLES].name, v, health_reason_name(r),
 			      health_count(m, r));
-	for (int k = KIND_WORKER; k <= KIND_CRON; k++)
+	for (int k = KIND_WORKER; k <= KIND_TEMPLATE; k++)
 		strbuf_printf(b, "%s{vassal=\"%s\",kind=\"%s\"} %d\n", prom_families[PROM_CHILDREN].name, v,
 			      kind_names[k], child_set_running(&m->children, k));
 	/* 0 without a spooler: the series stay, whatever the vassals run */

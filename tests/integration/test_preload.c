@@ -207,6 +207,19 @@ static void kill_worker_see_it_forked(struct vt *v, pid_t tmpl, pid_t victim, in
 	vt_wait_ids(v, v->port, n);
 }
 
+/* The master's emperor_vassal_children sample of this kind is want. */
+static void assert_children_metric(struct vt *v, const char *kind, int want)
+{
+	char series[128], *text = sup_master_status(v->p->pid, "metrics");
+
+	assert_non_null(text);
+	snprintf(series, sizeof series, "emperor_vassal_children{vassal=\"v\",kind=\"%s\"}", kind);
+	if (sup_metric(text, series) != want)
+		fprintf(stderr, "%s: expected %d in\n%s", series, want, text);
+	assert_true(sup_metric(text, series) == want);
+	free(text);
+}
+
 static void assert_gone(const pid_t *pids, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -226,6 +239,8 @@ static void test_preload_serves_and_respawns(void **state)
 	pl_workers(v, w, 4);
 	vt_wait_ids(v, v->port, 4);
 	vt_get_ok(v, v->port, "hello from pid");
+	assert_children_metric(v, "worker", 4);
+	assert_children_metric(v, "template", 1);
 
 	kill_worker_see_it_forked(v, last_template(v), w[1], 4, 1);
 	vt_assert_no_zombies(v);
