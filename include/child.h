@@ -16,6 +16,9 @@
 enum child_state {
 	CHILD_STOPPED,  /* no process, nothing scheduled */
 	CHILD_WAITING,  /* no process, respawn timer armed */
+	CHILD_REQUESTED,/* no process yet: asked of another process to make it (a
+			 * workers.preload template), until child_adopt_forked() or
+			 * child_request_failed() */
 	CHILD_STARTING, /* running, not ready yet (its exec may not be known yet) */
 	CHILD_READY,    /* running and ready */
 	CHILD_CURSED,   /* running, asked to stop; killed at no_mercy_at */
@@ -157,6 +160,10 @@ void child_adopt(struct child *c, pid_t pid, ev_tstamp started_at);
  * subreaper), as a new start: STARTING, counted as a respawn after the first, no exec
  * to wait for (workers.preload). The default loop only (ev_child). */
 void child_adopt_forked(struct child *c, pid_t pid);
+/* STOPPED or WAITING -> REQUESTED: another process was asked to fork it. */
+void child_requested(struct child *c);
+/* REQUESTED -> STOPPED: the fork will not come (refused, failed, not sent). */
+void child_request_failed(struct child *c);
 /* Takes over a running process that is not our child (a daemon's pidfile): its end
  * is seen through a pidfd; its exit status is unknown (-1). */
 int child_adopt_foreign(struct child *c, pid_t pid);

@@ -21,7 +21,6 @@ struct worker {
 	bool not_ready_in_time;     /* killed for missing its ready-timeout */
 	bool failing;               /* its last run crashed or missed its ready-timeout */
 	bool retire;                /* do not respawn when it exits */
-	bool forking;               /* workers.preload: asked of its template, pid not known */
 	enum cfg_start_prio start_prio; /* until ready (start_prio.h); normal once ready */
 	bool prio_guarded;          /* raised at half its ready-timeout: no more waiting idle */
 	struct relay_pipe out;      /* its stdout and stderr, relayed a line at a time */

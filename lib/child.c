@@ -51,7 +51,7 @@ static void mercy_arm_earliest(struct child_set *set);
 const char *child_state_name(enum child_state st)
 {
 	static const char *const names[] = {
-		[CHILD_STOPPED] = "stopped", [CHILD_WAITING] = "waiting",
+		[CHILD_STOPPED] = "stopped", [CHILD_WAITING] = "waiting", [CHILD_REQUESTED] = "requested",
 		[CHILD_STARTING] = "starting", [CHILD_READY] = "ready",
 		[CHILD_CURSED] = "cursed",
 	};
@@ -433,6 +433,18 @@ void child_adopt_forked(struct child *c, pid_t pid)
 	c->exec_errno = 0;
 	ev_child_set(&c->child_watcher, pid, 0);
 	ev_child_start(c->set->loop, &c->child_watcher);
+}
+
+void child_requested(struct child *c)
+{
+	if (!child_running(c))
+		c->state = CHILD_REQUESTED;
+}
+
+void child_request_failed(struct child *c)
+{
+	if (c->state == CHILD_REQUESTED)
+		c->state = CHILD_STOPPED;
 }
 
 void child_curse(struct child *c, int sig, double mercy)

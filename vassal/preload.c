@@ -519,7 +519,7 @@ static bool older_worker_alive(struct master *m)
 	TAILQ_FOREACH(c, &m->children.children, link) {
 		struct worker *w = (struct worker *)c;
 		if (c->kind == KIND_WORKER && w->generation != m->generation &&
-		    (child_running(c) || w->forking))
+		    (child_running(c) || c->state == CHILD_REQUESTED))
 			return true;
 	}
 	return false;

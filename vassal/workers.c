@@ -126,7 +126,7 @@ static bool worker_unwanted(const struct worker *w)
 
 static void worker_free(struct worker *w)
 {
-	if (w->forking)
+	if (w->child.state == CHILD_REQUESTED)
 		preload_forget(w->m, w);
 	relay_pipe_close(&w->out);
 	ev_timer_stop(w->m->loop, &w->ready_timer);
@@ -232,10 +232,10 @@ static int worker_fork(struct worker *w)
 {
 	worker_reset(w);
 	w->start_prio = CFG_START_PRIO_NORMAL; /* forked loaded: nothing to deprioritize */
-	w->forking = true;
+	child_requested(&w->child);
 	if (preload_fork(w->m, w) == 0)
 		return 0;
-	w->forking = false;
+	child_request_failed(&w->child);
 	log_errno("worker %d: not forked: out of memory", w->id);
 	return -1;
 }
@@ -244,7 +244,6 @@ void workers_forked(struct worker *w, pid_t pid)
 {
 	struct master *m = w->m;
 
-	w->forking = false;
 	child_adopt_forked(&w->child, pid);
 	log_info("worker %d forked by its template (pid %d)", w->id, (int)pid);
 	if (worker_unwanted(w) || w->generation != m->generation) { /* or replaced meanwhile */
@@ -386,7 +385,7 @@ void workers_fork_failed(struct worker *w, const char *why)
 {
 	struct master *m = w->m;
 
-	w->forking = false;
+	child_request_failed(&w->child);
 	w->failing = true;
 	log_warn("worker %d %s", w->id, why);
 	reload_worker_failed(m, w, why);

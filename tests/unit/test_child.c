@@ -114,6 +114,35 @@ static void test_spawn_and_reap(void **state)
 	assert_int_equal(f->c.state, CHILD_STOPPED);
 }
 
+/* workers.preload: a child asked of another process has no pid until the fork is
+ * answered; a refused request leaves it stopped, an answer makes it a start. */
+static void test_requested_then_forked(void **state)
+{
+	struct fixture *f = *state;
+	pid_t pid;
+
+	child_requested(&f->c);
+	assert_int_equal(f->c.state, CHILD_REQUESTED);
+	assert_string_equal(child_state_name(f->c.state), "requested");
+	assert_false(child_running(&f->c));
+	child_request_failed(&f->c);
+	assert_int_equal(f->c.state, CHILD_STOPPED);
+
+	child_requested(&f->c);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(4);
+	child_adopt_forked(&f->c, pid);
+	assert_int_equal(f->c.state, CHILD_STARTING);
+	child_request_failed(&f->c); /* too late: it is running */
+	assert_int_equal(f->c.state, CHILD_STARTING);
+	run_until_exit(f, 5);
+	assert_int_equal(f->exits, 1);
+	assert_true(WIFEXITED(f->status) && WEXITSTATUS(f->status) == 4);
+	assert_int_equal(f->c.state, CHILD_STOPPED);
+}
+
 static void test_exec_failure_reports_errno(void **state)
 {
 	struct fixture *f = *state;
@@ -715,6 +744,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_spawn_and_reap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_requested_then_forked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_signal_before_exec_not_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_failure_reports_errno, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chdir_failure_aborts_exec, setup, teardown),
