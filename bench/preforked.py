@@ -26,7 +26,6 @@ processes swept; a wait that runs out is an anomaly with the emperor's log.
 import collections
 import os
 import re
-import shutil
 import signal
 import sys
 import time
@@ -43,7 +42,6 @@ WORKERS = 4
 # (uWSGI 73 us; the recipe's server 139 us, 210-250 us with wsgiref before 91cdc2d; measured
 # on this machine), which at W6's rate took a core from the reload being measured.
 RELOAD_POLL = 0.1
-RECIPE = os.path.join(B.REPO, "examples", "preload.py")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -51,9 +49,8 @@ class Preforked(B.Ours):
     """Our emperor; each vassal 4 workers forked by examples/preload.py's template."""
 
     def __init__(self, app):
-        super().__init__("emperor", app=app)
-        if not os.path.exists(os.path.join(app.dir, "preload.py")):
-            shutil.copy2(RECIPE, app.dir)   # beside app.py in the bench's snapshot
+        super().__init__("emperor", app=app)   # app.dir: the run's snapshot (apps.py),
+        # where Bench.snapshot() copied examples/preload.py beside app.py
 
     def vassal_text(self, port, workers=WORKERS, reload="graceful", aux=None, keepalive=True):
         d = self.app.dir
