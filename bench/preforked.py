@@ -39,7 +39,7 @@ if not hasattr(B, "Bench"):
 WORKERS = 4
 # W14.reload asks each port every 100 ms (500 requests/s at 50 ports), not W6's ~5,000/s
 # in all: every port answers throughout a reload, and each answer costs its server CPU
-# (uWSGI 73 us; the recipe's server 139 us, 210-250 us with wsgiref before 91cdc2d; measured
+# (uWSGI 66-73 us; the recipe's own server 108-116 us, 210-250 us with wsgiref; measured
 # on this machine), which at W6's rate took a core from the reload being measured.
 RELOAD_POLL = 0.1
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -155,15 +155,17 @@ def respond(conn, app, env):
     def write(data):
         if not head:
             raise AssertionError("write() before start_response()")
-        if not sent:
+        if env["REQUEST_METHOD"] == "HEAD":
+            data = b""
+        if not sent:  # the head goes out with the first piece of the body
             lines = ["HTTP/1.0 %s\r\n" % head[0]]
             lines += ["%s: %s\r\n" % kv for kv in head[1]]
             if not any(k.lower() == "date" for k, _ in head[1]):
                 lines.append(time.strftime("Date: %a, %d %b %Y %H:%M:%S GMT\r\n",
                                            time.gmtime()))
-            send(conn, ("".join(lines) + "\r\n").encode("latin-1"))
+            data = ("".join(lines) + "\r\n").encode("latin-1") + data
             sent.append(1)
-        if data and env["REQUEST_METHOD"] != "HEAD":
+        if data:
             send(conn, data)
 
     def start_response(status, headers, exc_info=None):
