@@ -111,11 +111,12 @@ def loads_note(system, text, what, vassals):
                                              text, re.M))
         hist = collections.Counter(per.values())
         gens = sorted({g for _, g in per})
-        return ("%s %s: app loads (\"template gN started\") per vassal and generation: %s, "
-                "over %d vassal-generations (%s) for %d vassals"
+        return ("%s %s: app loads (\"template gN started\") per vassal and generation: "
+                "%s (generations %s, %d vassals)"
                 % (what, system.label,
-                   ", ".join("%d x%d" % (k, v) for k, v in sorted(hist.items())) or "none",
-                   len(per), " ".join(gens), vassals))
+                   "; ".join("%d load%s in %d vassal-generations" % (k, "s" * (k != 1), v)
+                             for k, v in sorted(hist.items())) or "none",
+                   " ".join(gens) or "-", vassals))
     loads = len(re.findall(r"WSGI app \d+ \(mountpoint='[^']*'\) ready", text))
     return ("%s %s: %d app loads (\"WSGI app 0 ... ready\", one per master) for %d vassals"
             % (what, system.label, loads, vassals))
