@@ -11,7 +11,8 @@
 Each app knows how each system runs it: the worker lines of a vassal file, the
 environment line of a uWSGI ini, the command of a supervisord program, the script of
 a PM2 app. snapshot() copies the files into the run's temporary root first, like
-the binaries, so that edits in the tree during a run do not change what is measured.
+the binaries, so that edits in the tree during a run do not change what is measured
+(with examples/preload.py, the template W14 runs the Python app with).
 """
 import os
 import shutil
@@ -19,6 +20,7 @@ import shutil
 HERE = os.path.dirname(os.path.abspath(__file__))
 START_MS = 200
 FILES = ("app.py", "pyworker.py", "app.js")
+RECIPES = ("preload.py",)   # from examples/: W14's template (bench/preforked.py)
 
 
 class App:
@@ -30,9 +32,10 @@ class App:
     def snapshot(self, bin_dir):
         self.bin = bin_dir
         self.dir = bin_dir
-        for f in FILES:
-            if not os.path.exists(os.path.join(bin_dir, f)):
-                shutil.copy2(os.path.join(HERE, f), bin_dir)
+        for d, names in ((HERE, FILES), (os.path.join(HERE, "..", "examples"), RECIPES)):
+            for f in names:
+                if not os.path.exists(os.path.join(bin_dir, f)):
+                    shutil.copy2(os.path.join(d, f), bin_dir)
 
     @property
     def app_py(self):

@@ -15,7 +15,9 @@ reference worker and with the Python app (apps.py), figure ids naming the app
 figures are printed one line each (min / median / max over the runs, ratio to each
 other system, target) and appended as one JSON object to bench/results/results.jsonl.
 With --only: W7, W8 (etcd, cluster.py), W11, W12 (on-demand, demand.py), W13
-(scale-up, scale.py), W9, W10 (legion handovers, legion.py), with the C worker.
+(scale-up, scale.py), W9, W10 (legion handovers, legion.py), with the C worker; W14
+(four Python workers per vassal, ours preloaded against uWSGI's fork after load,
+preforked.py), with the Python app whatever --app says.
 """
 import argparse
 import datetime
@@ -1380,14 +1382,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mark", required=True, help="tag put in the environment of every "
                     "process started, to find leftovers")
-    ap.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11,W12,W13")
+    ap.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11,W12,W13,W14")
     ap.add_argument("--quick", action="store_true", help="fewer runs, shorter durations")
     ap.add_argument("--full", action="store_true", help="1,000 vassals for uWSGI too, more runs")
     ap.add_argument("--scale", action="store_true", help="W3 with 10,000 vassals too")
     ap.add_argument("--host-procs", type=int, default=0, metavar="N", help="with --scale: "
                     "10,000 vassals once more beside N idle processes (e.g. 20000)")
     ap.add_argument("--reload-concurrency", type=int, default=0, metavar="N",
-                    help="W6: run the emperor with --reload-concurrency N (default: its own)")
+                    help="W6 and W14.reload: run the emperor with --reload-concurrency N "
+                    "(default: its own)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary root and logs")
     ap.add_argument("--no-save", action="store_true", help="do not append to results.jsonl")
     ap.add_argument("--app", choices=("c", "python", "both"), default="both",
@@ -1423,7 +1426,8 @@ def main():
             log("bench: ---- app %s: %s ----" % (app.name, app.title))
             set_app(app, rep)
             run_app(bench, rep, app, args, only, extra)
-        # W7..W13 run the C worker (the orchestrator's own cost); their ids name no app.
+        # W7..W13 run the C worker (the orchestrator's own cost), W14 the Python app;
+        # their ids name no app.
         set_app(apps_mod.C, rep)
         rep.app = None
 
@@ -1434,6 +1438,10 @@ def main():
                 rep.notes.append("%s: the machine was %.0f%% busy with other work before it "
                                  "started" % (w, b * 100))
             return True
+        def w14():
+            import preforked  # bench/preforked.py: 4 Python workers per vassal (issue 19)
+            extra["load"].update(preforked.w14(bench, rep, quick))
+
         def w13():
             import scale   # bench/scale.py: issue 17's workers scaling
             scale.w13(bench, rep, quick)
@@ -1456,7 +1464,7 @@ def main():
                               "mark": args.mark}, rep, only, 3 if quick else 20, log)
         # Each in turn; one that breaks is an anomaly with its traceback, and the others
         # still run and the figures already taken are still recorded.
-        for names, fn in (({"W13"}, w13), ({"W11"}, w11), ({"W12"}, w12),
+        for names, fn in (({"W14"}, w14), ({"W13"}, w13), ({"W11"}, w11), ({"W12"}, w12),
                           ({"W7", "W8"}, w7_w8), ({"W9", "W10"}, w9_w10)):
             if not only & names:
                 continue

@@ -19,8 +19,10 @@ The template (started like a worker, VASSAL_WORKER_ID=0):
   - exits at SIGTERM, or when the control socket closes (the master is gone).
 A worker: its own process group, the control socket closed, VASSAL_WORKER_ID=ID,
 WATCHDOG_PID=its pid, PR_SET_PDEATHSIG once the master is its parent; it serves the app
-on the sockets (wsgiref, HTTP/1.0, one request at a time), says READY=1 on
-$NOTIFY_SOCKET, and at SIGTERM stops accepting, finishes its request and exits 0.
+on the sockets (HTTP/1.0, one request per connection and one at a time, a small server
+of this file: http.server and wsgiref would cost the template ~50 ms of imports), says
+READY=1 on $NOTIFY_SOCKET, and at SIGTERM (or SIGHUP) stops accepting, finishes its
+request and exits 0.
 """
 import ctypes
 import importlib
@@ -30,9 +32,12 @@ import signal
 import socket
 import sys
 import time
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 PR_SET_PDEATHSIG = 1
+MAX_LINE = 65536    # bytes of a request line or header line
+MAX_HEADERS = 100
+IO_TIMEOUT = 30.0   # seconds a client may take to send its request or read the answer
+HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
 def take_sockets():
@@ -56,36 +61,213 @@ def sd_notify(message):
         s.sendto(message.encode(), path)
 
 
-class Handler(WSGIRequestHandler):
-    def log_message(self, *args):
-        pass  # no line per request
+# ---- the worker's HTTP/1.0 server: one request per connection, one at a time ----------
+
+class BadRequest(Exception):
+    pass
 
 
-class Server(WSGIServer):
-    def __init__(self, listener, app):
-        super().__init__(("127.0.0.1", 0), Handler, bind_and_activate=False)
-        self.socket.close()
-        self.socket = listener
-        self.server_name, self.server_port = "localhost", 0
-        self.setup_environ()
-        self.set_app(app)
+class ClientGone(Exception):
+    """Sending the answer failed: the client went away or was too slow."""
+
+
+class Input:
+    """wsgi.input: the request body, at most CONTENT_LENGTH bytes, then end of file."""
+
+    def __init__(self, rfile, length):
+        self.rfile, self.left = rfile, length
+
+    def read(self, size=-1):
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        data = self.rfile.read(size) if size else b""
+        self.left -= len(data)
+        return data
+
+    def readline(self, size=-1):
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        data = self.rfile.readline(size) if size else b""
+        self.left -= len(data)
+        return data
+
+    def readlines(self, hint=-1):
+        return list(iter(self.readline, b""))
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+
+def unquote(path):
+    """%XX escapes of a latin-1 path decoded, as PEP 3333 wants PATH_INFO."""
+    if "%" not in path:
+        return path
+    parts = path.encode("latin-1").split(b"%")
+    out = [parts[0]]
+    for p in parts[1:]:
+        if len(p) >= 2 and p[0] in HEX and p[1] in HEX:
+            out.append(bytes((int(p[:2], 16),)) + p[2:])
+        else:
+            out.append(b"%" + p)
+    return b"".join(out).decode("latin-1")
+
+
+def read_request(rfile, base, addr):
+    """The WSGI environ of the request on rfile; None if the client sent nothing."""
+    line = rfile.readline(MAX_LINE + 1)
+    if not line:
+        return None
+    words = line.decode("latin-1").rstrip("\r\n").split()
+    if len(words) != 3 or not words[2].startswith("HTTP/") or len(line) > MAX_LINE:
+        raise BadRequest("bad request line")
+    env = dict(base)
+    path, _, query = words[1].partition("?")
+    env.update({"REQUEST_METHOD": words[0], "PATH_INFO": unquote(path),
+                "QUERY_STRING": query, "SERVER_PROTOCOL": words[2],
+                "REMOTE_ADDR": addr[0] if isinstance(addr, tuple) else ""})
+    for _ in range(MAX_HEADERS + 1):
+        line = rfile.readline(MAX_LINE + 1)
+        if line in (b"\r\n", b"\n"):
+            break
+        name, colon, value = line.decode("latin-1").partition(":")
+        if not colon or len(line) > MAX_LINE or not line.endswith(b"\n"):
+            raise BadRequest("bad header line")
+        if "_" in name:
+            continue  # Foo_Bar would pass for Foo-Bar: dropped, as wsgiref does
+        key, value = name.strip().upper().replace("-", "_"), value.strip()
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        env[key] = env[key] + "," + value if key in env else value
+    else:
+        raise BadRequest("too many header lines")
+    try:
+        length = int(env.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise BadRequest("bad Content-Length") from None
+    env["wsgi.input"] = Input(rfile, max(0, length))
+    return env
+
+
+def respond(conn, app, env):
+    """Runs the app on env and sends its answer (HTTP/1.0: the close ends the body);
+    an app that fails gets its traceback on stderr and, if nothing went out, a 500."""
+    head = []       # [status, headers] once start_response was called
+    sent = []       # the head went out
+
+    def write(data):
+        if not head:
+            raise AssertionError("write() before start_response()")
+        if env["REQUEST_METHOD"] == "HEAD":
+            data = b""
+        if not sent:  # the head goes out with the first piece of the body
+            lines = ["HTTP/1.0 %s\r\n" % head[0]]
+            lines += ["%s: %s\r\n" % kv for kv in head[1]]
+            if not any(k.lower() == "date" for k, _ in head[1]):
+                lines.append(time.strftime("Date: %a, %d %b %Y %H:%M:%S GMT\r\n",
+                                           time.gmtime()))
+            data = ("".join(lines) + "\r\n").encode("latin-1") + data
+            sent.append(1)
+        if data:
+            send(conn, data)
+
+    def start_response(status, headers, exc_info=None):
+        if exc_info and sent:
+            raise exc_info[1].with_traceback(exc_info[2])
+        if head and not exc_info:
+            raise AssertionError("start_response() called twice")
+        head[:] = [status, list(headers)]
+        return write
+
+    try:
+        result = app(env, start_response)
+        try:
+            for data in result:
+                write(data)
+            write(b"")  # an empty body: the head still goes out
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+    except ClientGone:
+        raise
+    except Exception:
+        import traceback  # only when the app fails
+        traceback.print_exc()
+        if not sent:
+            answer(conn, b"500 Internal Server Error", b"")
+
+
+def send(conn, data):
+    try:
+        conn.sendall(data)
+    except OSError as e:
+        raise ClientGone(e) from None
+
+
+def answer(conn, status, body):
+    try:
+        conn.sendall(b"HTTP/1.0 %s\r\nContent-Length: %d\r\n\r\n%s"
+                     % (status, len(body), body))
+    except OSError:
+        pass  # the client is gone
+
+
+def handle(conn, addr, app, base):
+    conn.settimeout(IO_TIMEOUT)
+    rfile = conn.makefile("rb")
+    try:
+        env = read_request(rfile, base, addr)
+        if env is not None:
+            respond(conn, app, env)
+    except BadRequest as e:
+        answer(conn, b"400 Bad Request", str(e).encode() + b"\n")
+    except (OSError, ClientGone):
+        pass  # the client went away or was too slow
+    finally:
+        rfile.close()
+        try:
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        conn.close()
+
+
+def base_environ(listener):
+    """The environ keys every request on listener shares."""
+    name = listener.getsockname()
+    host, port = (name[0], str(name[1])) if isinstance(name, tuple) else ("localhost", "0")
+    return {"SERVER_NAME": host, "SERVER_PORT": port, "SCRIPT_NAME": "",
+            "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False}
 
 
 def serve(app, listeners):
     stopping = []
+    # the stop signal wakes select() at once: its handler flags it, the wake-up fd
+    # makes select() return (a select() being retried after the handler would not)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     signal.signal(signal.SIGHUP, lambda *_: stopping.append(1))
-    servers = {ls.fileno(): Server(ls, app) for ls in listeners}
+    by_fd = {ls.fileno(): (ls, base_environ(ls)) for ls in listeners}
+    fds = list(by_fd) + [wake_r]
     sd_notify("READY=1\nSTATUS=serving as pid %d" % os.getpid())
     while not stopping:
         try:
-            ready, _, _ = select.select(list(servers), [], [], 0.5)
+            ready, _, _ = select.select(fds, [], [])
         except InterruptedError:
             continue
         for fd in ready:
-            if not stopping:
-                # accept (non-blocking: a lost race returns at once), answer, close
-                servers[fd]._handle_request_noblock()
+            if stopping:
+                break
+            if fd == wake_r:
+                os.read(wake_r, 64)
+                continue
+            listener, base = by_fd[fd]
+            try:
+                conn, addr = listener.accept()  # a lost race returns at once
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                continue
+            handle(conn, addr, app, base)
     os._exit(0)
 
 

@@ -10,6 +10,9 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
+#include <time.h>
+
 #include "vassal_fixture.h"
 
 static const char app_py[] =
@@ -22,6 +25,11 @@ static const char app_py[] =
 	"def application(environ, start_response):\n"
 	"    wid = os.environ.get('VASSAL_WORKER_ID', '?')\n"
 	"    body = ('%s from pid %d\\n' % (GREETING, os.getpid())).encode()\n"
+	"    if environ['PATH_INFO'] == '/echo':  # the request as the app sees it\n"
+	"        body = ('%s %s %s ' % (environ['REQUEST_METHOD'], environ['PATH_INFO'],\n"
+	"                               environ['QUERY_STRING'])).encode() + environ['wsgi.input'].read()\n"
+	"    if environ['PATH_INFO'] == '/fail':\n"
+	"        raise RuntimeError('failing on purpose')\n"
 	"    start_response('200 OK', [('Content-Type', 'text/plain'),\n"
 	"                              ('Content-Length', str(len(body))),\n"
 	"                              ('X-Worker-Pid', str(os.getpid())), ('X-Worker-Id', wid)])\n"
@@ -244,6 +252,60 @@ static void test_preload_serves_and_respawns(void **state)
 
 	kill_worker_see_it_forked(v, last_template(v), w[1], 4, 1);
 	vt_assert_no_zombies(v);
+	vt_stop(v, SIGTERM, T_MS);
+}
+
+/* req on a new connection to the vassal's port, and its response in r. */
+static void pl_request(struct vt *v, const char *req, struct sup_http *r)
+{
+	struct sup_conn *c = sup_conn_open("127.0.0.1", v->port, T_MS);
+
+	assert_non_null(c);
+	vt_send(c, req);
+	assert_int_equal(sup_conn_read_response(c, r, T_MS), 0);
+	sup_conn_close(c);
+}
+
+/* The recipe's own HTTP/1.0 server: the app sees the request (method, the path
+ * %XX-decoded, the query, the body up to Content-Length); a request line that is not
+ * HTTP gets 400, an app that fails 500 and its traceback in the log, and the worker
+ * serves on after both. Idle, it sleeps: no wake-up in 1 s (the wsgiref recipe woke
+ * twice a second to look for its stop signal, and so stopped up to 0.5 s late). */
+static void test_preload_worker_http(void **state)
+{
+	struct vt *v = *state;
+	struct sup_http r;
+	struct timespec second = { 1, 0 };
+	pid_t w[1], again[1];
+	long before, after;
+	size_t mark;
+
+	pl_config(v, 1, NULL, "hello");
+	vt_start(v, 1);
+	pl_workers(v, w, 1);
+	pl_request(v, "POST /ec%68o?x=1 HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello", &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "POST /echo x=1 hello");
+	sup_http_fini(&r);
+	pl_request(v, "garbage\r\n", &r);
+	assert_int_equal(r.status, 400);
+	sup_http_fini(&r);
+	mark = sup_log_size(v->p);
+	pl_request(v, "GET /fail HTTP/1.0\r\n\r\n", &r);
+	assert_int_equal(r.status, 500);
+	sup_http_fini(&r);
+	assert_int_equal(sup_wait_log(v->p, mark, "RuntimeError: failing on purpose", T_MS), 0);
+	vt_get_ok(v, v->port, "hello from pid");
+	pl_workers(v, again, 1);
+	assert_int_equal(again[0], w[0]);
+
+	/* a wait for the absence of events: 1 s idle, the worker's wake-ups counted */
+	before = sup_pid_wakeups(w[0]);
+	while (nanosleep(&second, &second) < 0 && errno == EINTR)
+		;
+	after = sup_pid_wakeups(w[0]);
+	fprintf(stderr, "idle worker: %ld voluntary switches in 1 s\n", after - before);
+	assert_true(before >= 0 && after - before == 0);
 	vt_stop(v, SIGTERM, T_MS);
 }
 
@@ -486,6 +548,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		PL_TEST(test_preload_serves_and_respawns),
+		PL_TEST(test_preload_worker_http),
 		PL_TEST(test_preload_reloads),
 		PL_TEST(test_preload_template_dies),
 		PL_TEST(test_preload_broken_generation),
