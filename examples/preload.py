@@ -13,7 +13,8 @@ The template (started like a worker, VASSAL_WORKER_ID=0):
   - takes the sockets at fds 3.. (LISTEN_FDS) and the control socket at
     $EMPEROR_PRELOAD_FD;
   - imports the app (its start cost is paid once), then writes "ready\\n";
-  - for each "fork ID\\n" forks twice: the middle process forks the worker and exits,
+  - for each "fork ID\\n" (with the worker's output pipe attached, SCM_RIGHTS: the
+    worker's stdout and stderr) forks twice: the middle process forks the worker and exits,
     the template reaps it, so the worker's parent is the master (a subreaper); then
     answers "forked ID PID\\n" ("failed ID WHY\\n" if fork failed);
   - exits at SIGTERM, or when the control socket closes (the master is gone).
@@ -290,7 +291,7 @@ def worker(app, listeners, ctl, wid, middle, master):
     serve(app, listeners)
 
 
-def fork_worker(app, listeners, ctl, wid):
+def fork_worker(app, listeners, ctl, wid, out, others):
     r, w = os.pipe()
     middle = os.fork()
     if middle == 0:
@@ -302,6 +303,12 @@ def fork_worker(app, listeners, ctl, wid):
             os._exit(1)
         if pid == 0:
             os.close(w)
+            for fd in others:  # the pipes of requests not served yet
+                os.close(fd)
+            if out >= 0:  # the worker's own output pipe, from the request
+                os.dup2(out, 1)
+                os.dup2(out, 2)
+                os.close(out)
             worker(app, listeners, ctl, wid, middle=me, master=MASTER)
         os.write(w, str(pid).encode())
         os._exit(0)
@@ -325,22 +332,28 @@ def main():
     app = getattr(importlib.import_module(module), name)  # the one load
     ctl.sendall(b"ready\n")
     buf = b""
+    pipes = []  # each "fork" request's output pipe, in the order of the requests
     while True:
-        data = ctl.recv(4096)
+        data, fds, _, _ = socket.recv_fds(ctl, 4096, 16)
         if not data:
             os._exit(0)  # the master closed it: it is gone
         buf += data
+        pipes += fds
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
             verb, _, arg = line.decode().partition(" ")
             if verb != "fork":
                 continue
+            out = pipes.pop(0) if pipes else -1
             try:
-                pid = fork_worker(app, listeners, ctl, int(arg))
+                pid = fork_worker(app, listeners, ctl, int(arg), out, pipes)
                 ctl.sendall(b"forked %s %d\n" % (arg.encode(), pid) if pid else
                             b"failed %s fork\n" % arg.encode())
             except OSError as e:
                 ctl.sendall(b"failed %s %s\n" % (arg.encode(), str(e).encode()))
+            finally:
+                if out >= 0:
+                    os.close(out)
 
 
 MASTER = 0

@@ -48,7 +48,7 @@ struct template {
 	ev_io ctl_io;
 	char in[LINE_MAX_LEN];      /* a partial answer line */
 	size_t in_len;
-	struct relay_pipe out;      /* its stdout and stderr (and its workers') */
+	struct relay_pipe out;      /* its stdout and stderr (its workers have their own) */
 	ev_timer ready_timer;       /* workers.ready-timeout for "ready" */
 	struct worker **q;          /* [0, sent): asked, in order; [sent, n): not yet asked;
 				     * an asked entry whose worker was freed is NULL */
@@ -112,16 +112,59 @@ static void template_broken(struct template *t, const char *why)
 	child_kill(&t->child);
 }
 
+/* One request, with fd attached as SCM_RIGHTS. */
+static ssize_t send_request(int ctl, const char *line, size_t len, int fd)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} c;
+	struct iovec iov = { .iov_base = (void *)line, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	memset(&c, 0, sizeof c);
+	msg.msg_control = c.buf;
+	msg.msg_controllen = sizeof c.buf;
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+	do
+		n = sendmsg(ctl, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
+/* "fork ID\n" for each queued worker, once the template is ready. Each request carries
+ * exactly one descriptor (SCM_RIGHTS): the write end of the worker's own output pipe,
+ * for its stdout and stderr, so that its lines are relayed whole whatever the other
+ * workers write, as an exec'd worker's are. A template that reads with plain read(2)
+ * drops it (the kernel closes it) and its workers write to its own pipe instead. No
+ * pipe to attach (out of descriptors): the template is killed, as when it cannot be
+ * written to; its queued workers respawn with their backoff. */
 static void send_pending(struct template *t)
 {
 	char line[32];
-	int len;
+	int len, out, err;
+	ssize_t sent;
 
 	while (t->ready && t->ctl >= 0 && t->sent < t->n) {
-		len = snprintf(line, sizeof line, "fork %d\n", t->q[t->sent]->id);
-		if (write(t->ctl, line, (size_t)len) != len) {
-			template_broken(t, errno == EAGAIN ? "does not read its requests"
-							   : "cannot write a request");
+		struct worker *w = t->q[t->sent];
+		len = snprintf(line, sizeof line, "fork %d\n", w->id);
+		out = workers_output_pipe(t->m, &w->out);
+		if (out < 0) {
+			template_broken(t, "no output pipe for a worker");
+			return;
+		}
+		sent = send_request(t->ctl, line, (size_t)len, out);
+		err = errno;
+		close(out);
+		if (sent != len) {
+			template_broken(t, sent < 0 && err == EAGAIN ? "does not read its requests"
+								   : "cannot write a request");
 			return;
 		}
 		t->sent++;

@@ -30,6 +30,13 @@ static const char app_py[] =
 	"                               environ['QUERY_STRING'])).encode() + environ['wsgi.input'].read()\n"
 	"    if environ['PATH_INFO'] == '/fail':\n"
 	"        raise RuntimeError('failing on purpose')\n"
+	"    if environ['PATH_INFO'] == '/pieces':  # one line in two writes, 300 ms apart\n"
+	"        import sys, time\n"
+	"        sys.stdout.write('pieces of %s: ' % wid)\n"
+	"        sys.stdout.flush()\n"
+	"        time.sleep(0.3)\n"
+	"        sys.stdout.write('the end of %s\\n' % wid)\n"
+	"        sys.stdout.flush()\n"
 	"    start_response('200 OK', [('Content-Type', 'text/plain'),\n"
 	"                              ('Content-Length', str(len(body))),\n"
 	"                              ('X-Worker-Pid', str(os.getpid())), ('X-Worker-Id', wid)])\n"
@@ -264,6 +271,43 @@ static void pl_request(struct vt *v, const char *req, struct sup_http *r)
 	vt_send(c, req);
 	assert_int_equal(sup_conn_read_response(c, r, T_MS), 0);
 	sup_conn_close(c);
+}
+
+/* Each forked worker writes on its own output pipe (the request's SCM_RIGHTS
+ * descriptor), so that a line two workers write in pieces at the same time reaches the
+ * log whole: on the template's one pipe, the two halves of each line interleaved. */
+static void test_preload_workers_own_output(void **state)
+{
+	struct vt *v = *state;
+	const char req[] = "GET /pieces HTTP/1.0\r\n\r\n";
+	struct sup_conn *c[2];
+	struct sup_http r;
+	char line[64];
+	int got[2];
+	size_t mark;
+
+	pl_config(v, 2, NULL, "hello");
+	vt_start(v, 2);
+	vt_wait_ids(v, v->port, 2);
+	mark = sup_log_size(v->p);
+	for (int i = 0; i < 2; i++) { /* the first one's worker is busy: the second goes to the other */
+		c[i] = sup_conn_open("127.0.0.1", v->port, T_MS);
+		assert_non_null(c[i]);
+		vt_send(c[i], req);
+	}
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(sup_conn_read_response(c[i], &r, T_MS), 0);
+		assert_int_equal(r.status, 200);
+		got[i] = atoi(sup_http_header(&r, "X-Worker-Id"));
+		sup_http_fini(&r);
+		sup_conn_close(c[i]);
+	}
+	assert_true(got[0] != got[1]); /* both workers wrote at once */
+	for (int i = 0; i < 2; i++) {
+		snprintf(line, sizeof line, "pieces of %d: the end of %d", got[i], got[i]);
+		assert_int_equal(sup_wait_log(v->p, mark, line, T_MS), 0);
+	}
+	vt_stop(v, SIGTERM, T_MS);
 }
 
 /* The recipe's own HTTP/1.0 server: the app sees the request (method, the path
@@ -549,6 +593,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		PL_TEST(test_preload_serves_and_respawns),
 		PL_TEST(test_preload_worker_http),
+		PL_TEST(test_preload_workers_own_output),
 		PL_TEST(test_preload_reloads),
 		PL_TEST(test_preload_template_dies),
 		PL_TEST(test_preload_broken_generation),
