@@ -89,6 +89,7 @@ static _Noreturn void sleeper_main(const struct test_opts *t)
 		log_errno("sleeper: close_range");
 	if (t->ignore_stop && (signal(SIGTERM, SIG_IGN) == SIG_ERR || signal(SIGHUP, SIG_IGN) == SIG_ERR))
 		log_errno("sleeper: signal");
+	log_info("sleeper: holds none of the sockets, sleeping");
 	for (;;)
 		pause();
 }
