@@ -377,7 +377,9 @@ static void test_idle_timer_only_when_set(void **state)
 	m_timed = started_pid(f, 0, "b");
 	wait_line(f, 0, " a: ready after ");
 	wait_line(f, 0, " b: ready after ");
+	assert_int_equal(sup_wait_pid_asleep(m_plain, T_MS), 0);
 	n_plain = wakeups(m_plain);
+	assert_int_equal(sup_wait_pid_asleep(m_timed, T_MS), 0);
 	n_timed = wakeups(m_timed);
 	until = sup_now_ms() + 2500;
 	while (sup_now_ms() < until)

@@ -343,7 +343,9 @@ static void test_preload_worker_http(void **state)
 	pl_workers(v, again, 1);
 	assert_int_equal(again[0], w[0]);
 
-	/* a wait for the absence of events: 1 s idle, the worker's wake-ups counted */
+	/* a wait for the absence of events: 1 s idle, the worker's wake-ups counted from
+	 * when it sleeps again (its last reply reached us before it was back in select) */
+	assert_int_equal(sup_wait_pid_asleep(w[0], T_MS), 0);
 	before = sup_pid_wakeups(w[0]);
 	while (nanosleep(&second, &second) < 0 && errno == EINTR)
 		;

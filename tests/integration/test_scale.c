@@ -328,7 +328,9 @@ static void test_a_plain_count_has_no_timer(void **state)
 	vt_config(v, &(struct vcfg){ .count = 2 });
 	vt_start(v, 2);
 	vt_get_ok(v, v->port, NULL);
-	/* a wait for the absence of events: 1 s idle, the switches counted over it */
+	/* a wait for the absence of events: 1 s idle, the switches counted over it from
+	 * when the master sleeps in its loop again */
+	assert_int_equal(sup_wait_pid_asleep(v->p->pid, T_MS), 0);
 	before = switches(v->p->pid);
 	{
 		struct timespec ts = { 1, 0 };

@@ -1,8 +1,8 @@
 /* sup_procfs.c — what /proc says about processes: state, parent and group from
- * /proc/PID/stat, open fds, wake-ups (voluntary context switches), command line, the
- * processes carrying our test tag in their environment, and the descendants of a
- * process (by walking ppid links). A process that vanishes while being read is simply
- * skipped. */
+ * /proc/PID/stat, open fds, wake-ups (voluntary context switches) and whether it sleeps
+ * in its event loop, command line, the processes carrying our test tag in their
+ * environment, and the descendants of a process (by walking ppid links). A process
+ * that vanishes while being read is simply skipped. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 struct pstat {
@@ -109,6 +110,55 @@ long sup_pid_wakeups(pid_t pid)
 		n = strtol(at + strlen(key), NULL, 10);
 	free(text);
 	return n;
+}
+
+/* The system calls in which an event loop sleeps. */
+static int is_event_wait(long nr)
+{
+	static const long waits[] = {
+#ifdef SYS_select
+		SYS_select,
+#endif
+#ifdef SYS_poll
+		SYS_poll,
+#endif
+#ifdef SYS_epoll_wait
+		SYS_epoll_wait,
+#endif
+#ifdef SYS_epoll_pwait2
+		SYS_epoll_pwait2,
+#endif
+		SYS_pselect6, SYS_ppoll, SYS_epoll_pwait,
+	};
+
+	for (size_t i = 0; i < sizeof waits / sizeof waits[0]; i++)
+		if (waits[i] == nr)
+			return 1;
+	return 0;
+}
+
+/* Asleep in its event loop: state S, and /proc/PID/syscall names a select, poll or
+ * epoll wait (a process we may not trace shows "S" alone). Once so, its next
+ * voluntary switch needs an event: counting wake-ups from here counts only those. */
+int sup_wait_pid_asleep(pid_t pid, int timeout_ms)
+{
+	long long deadline = sup_now_ms() + timeout_ms;
+	char buf[256];
+
+	for (;;) {
+		if (sup_pid_state(pid) == 'S') {
+			ssize_t n = read_proc(pid, "syscall", buf, sizeof buf);
+
+			if (n < 0 || (isdigit((unsigned char)buf[0]) && is_event_wait(strtol(buf, NULL, 10))))
+				return 0;
+		}
+		if (!sup_pid_alive(pid) || sup_now_ms() >= deadline) {
+			fprintf(stderr, "sup: pid %d not asleep in an event wait after %d ms (state %c)\n",
+				(int)pid, timeout_ms, sup_pid_state(pid) ? sup_pid_state(pid) : '-');
+			return -1;
+		}
+		sup_poll_pause();
+	}
 }
 
 char *sup_pid_cmdline(pid_t pid)

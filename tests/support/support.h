@@ -120,6 +120,10 @@ pid_t sup_pid_pgid(pid_t pid);       /* -1 if gone */
 /* Its voluntary context switches so far (each a wake-up from a wait), from
  * /proc/PID/status; -1 if gone. */
 long sup_pid_wakeups(pid_t pid);
+/* Waits until pid sleeps in a select, poll or epoll wait (state S): 0, or -1 on
+ * timeout or if it died. Take a wake-up count after this, not after a reply that the
+ * process may still be finishing. */
+int sup_wait_pid_asleep(pid_t pid, int timeout_ms);
 char *sup_pid_cmdline(pid_t pid);    /* malloc'd, args joined by spaces; NULL if gone */
 int sup_pgid_alive(pid_t pgid);      /* some live process is in that group */
 /* Waits until pid is gone or a zombie: 0, or -1 on timeout. */
