@@ -417,6 +417,14 @@ static void woken(void *arg)
 /* ---- the machine ---------------------------------------------------------------------- */
 
 /* The record goes; the emperor may exit if it was the last one of a stop. */
+/* An on-demand vassal's sockets, closed before its end is logged: whoever reads
+ * "removed" or "stopped" may bind the port at once. */
+static void close_demand(struct vassal *v)
+{
+	demand_free(v->demand);
+	v->demand = NULL;
+}
+
 static void forget(struct vassal *v)
 {
 	struct emperor *e = v->e;
@@ -432,12 +440,10 @@ static void sockets_follow(struct vassal *v)
 {
 	if (!v->demand)
 		return;
-	if (v->state == VASSAL_HALTED || (!v->on_demand && !child_running(&v->child))) {
-		demand_free(v->demand);
-		v->demand = NULL;
-	} else if (v->state != VASSAL_ON_DEMAND) {
+	if (v->state == VASSAL_HALTED || (!v->on_demand && !child_running(&v->child)))
+		close_demand(v);
+	else if (v->state != VASSAL_ON_DEMAND)
 		demand_disarm(v->demand);
-	}
 }
 
 /* The one place a vassal's state is assigned, logged at debug level. */
@@ -599,6 +605,7 @@ static void act_on_end(struct vassal *v, enum vstate_action a, const struct vctx
 		child_curse(&v->child, SIGTERM, v->stop_mercy);
 		break;
 	case VA_FORGET:
+		close_demand(v);
 		log_info("%s: removed (%s)", v->name, x->why);
 		forget(v);
 		break;
@@ -609,6 +616,7 @@ static void act_on_end(struct vassal *v, enum vstate_action a, const struct vctx
 		child_kill(&v->child);
 		break;
 	case VA_STOPPED:
+		close_demand(v);
 		log_info("%s: stopped (%s)", v->name, x->how);
 		control_vassal_event(v->e, v, CTL_STOPPED);
 		forget(v);
