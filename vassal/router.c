@@ -154,6 +154,7 @@ static void refuse_client(struct router *r, int fd, const char *peer)
 
 	char drain[4096];
 
+	router_count(r, NULL, 429); /* before the client can see it, as every answer */
 	if (send(fd, answer, sizeof answer - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 &&
 	    errno != EAGAIN && errno != EPIPE && errno != ECONNRESET)
 		log_errno("%s: reply 429 to %s", r->who, peer);
@@ -162,7 +163,6 @@ static void refuse_client(struct router *r, int fd, const char *peer)
 	for (int i = 0; i < 4 && recv(fd, drain, sizeof drain, MSG_DONTWAIT) > 0; i++)
 		;
 	close(fd);
-	router_count(r, NULL, 429);
 	if (log_allowed(r, &r->refused_clients, &more))
 		log_warn("%s: %s has %d connections open (max-connections-per-client): "
 			 "refused%s", r->who, peer, r->max_per_client,

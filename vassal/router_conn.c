@@ -101,12 +101,13 @@ void rconn_reply_error(struct rconn *c, int status, const char *reason)
 	if (n < 0 || (size_t)n >= sizeof msg)
 		n = snprintf(msg, sizeof msg, "HTTP/1.1 %d Error\r\nContent-Length: 0\r\n"
 			     "Connection: close\r\n\r\n", status);
-	if (send(c->cfd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EPIPE &&
-	    errno != ECONNRESET)
-		log_errno("%s: reply %d to %s", c->r->who, status, c->peer);
+	/* counted before it is sent: a scrape after the client saw its answer counts it */
 	if (!c->answered)
 		router_count(c->r, c->key, status);
 	c->answered = true;
+	if (send(c->cfd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EPIPE &&
+	    errno != ECONNRESET)
+		log_errno("%s: reply %d to %s", c->r->who, status, c->peer);
 	rconn_linger(c);
 }
 
