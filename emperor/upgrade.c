@@ -158,6 +158,7 @@ void upgrade_exec(struct emperor *e, char **argv)
 	int fd = save_table(e);
 	char buf[32];
 	sigset_t block, old;
+	int err;
 
 	if (fd < 0) {
 		log_errno("upgrade: cannot save the vassal table; not upgrading");
@@ -171,11 +172,13 @@ void upgrade_exec(struct emperor *e, char **argv)
 	log_info("SIGUSR2: re-exec %s, keeping every vassal", e->exe);
 	output_sink_drain(e, 1000); /* what stderr has not taken yet would be lost */
 	execv(e->exe, argv);
-	log_errno("upgrade: execv %s; going on as we are", e->exe);
+	err = errno;
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	unsetenv("EMPEROR_STATE_FD");
 	keep_across_exec(e, 0);
 	close(fd);
+	errno = err; /* logged once all is put back: the line says we go on as before */
+	log_errno("upgrade: execv %s; going on as we are", e->exe);
 }
 
 static void read_record(struct emperor *e, const char *line)

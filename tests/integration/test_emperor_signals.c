@@ -480,7 +480,7 @@ static void test_sigusr2_failed_exec_puts_everything_back(void **state)
 
 	m = mark(f);
 	assert_int_equal(kill(f->proc->pid, SIGUSR2), 0);
-	wait_line(f, m, "upgrade: execv ");
+	wait_line(f, m, "upgrade: execv "); /* logged once everything is put back */
 	assert_all_cloexec(f->proc->pid);
 	assert_int_equal(sup_count_fds(f->proc->pid), fds);
 	assert_serves(pa, "ay", wa);
