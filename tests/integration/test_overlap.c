@@ -326,10 +326,11 @@ static void test_failing_generation_keeps_old_one(void **state)
 
 /* ---- a slow start: no connection before ready, idle priority until then ---------------- */
 
-/* Every new worker takes 1.5 s to start. Meanwhile it runs at SCHED_IDLE, and the
- * requests are all answered by the old workers; once ready, every thread of it has
- * the normal policy and nice value back. mode: overlap or chain (one replacement at a
- * time: the test looks at the first). */
+/* Every new worker takes 3 s to start (the checks below must fit in that time on a
+ * loaded machine; half the ready-timeout, 5 s, would restore its priority). Meanwhile
+ * it runs at SCHED_IDLE, and the requests are all answered by the old workers; once
+ * ready, every thread of it has the normal policy and nice value back. mode: overlap
+ * or chain (one replacement at a time: the test looks at the first). */
 static void slow_start(struct vt *v, const char *mode, int n_new)
 {
 	struct lat_load *l;
@@ -347,7 +348,7 @@ static void slow_start(struct vt *v, const char *mode, int n_new)
 	l = ll_start(v->port);
 	ll_progress(l, 50);
 	vt_config(v, &(struct vcfg){ .count = 2, .reload = mode, .ready_timeout = "10s",
-				     .args = ", --greeting, slow, --start-delay, \"1500\"" });
+				     .args = ", --greeting, slow, --start-delay, \"3000\"" });
 	mark = sup_log_size(v->p);
 	assert_int_equal(kill(v->p->pid, SIGHUP), 0);
 	new_workers(v, old, 2, fresh, n_new);

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,11 @@ static char *read_from(const char *path, size_t offset, size_t *len)
 
 int sup_count_file(const char *path, size_t from_mark, const char *needle)
 {
+	return sup_count_file_range(path, from_mark, SIZE_MAX, needle);
+}
+
+int sup_count_file_range(const char *path, size_t from_mark, size_t to_mark, const char *needle)
+{
 	size_t len, nlen = strlen(needle);
 	char *buf = read_from(path, from_mark, &len);
 	const char *p;
@@ -54,6 +60,8 @@ int sup_count_file(const char *path, size_t from_mark, const char *needle)
 
 	if (!buf)
 		return -1;
+	if (to_mark < from_mark + len)
+		len = to_mark > from_mark ? to_mark - from_mark : 0;
 	if (nlen == 0) { /* "" would match forever: it means "the file exists" */
 		free(buf);
 		return 1;

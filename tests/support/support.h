@@ -101,6 +101,9 @@ int sup_count_log(struct sup_proc *p, size_t from_mark, const char *needle);
 size_t sup_file_size(const char *path); /* 0 if absent */
 int sup_wait_file(const char *path, size_t from_mark, const char *needle, int timeout_ms);
 int sup_count_file(const char *path, size_t from_mark, const char *needle);
+/* Only up to to_mark (a size taken once): two counts of a file still being written,
+ * comparable with each other. */
+int sup_count_file_range(const char *path, size_t from_mark, size_t to_mark, const char *needle);
 void sup_print_tail(const char *path, int lines);
 
 /* ---- /proc -------------------------------------------------------------------- */
