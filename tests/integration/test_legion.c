@@ -39,7 +39,10 @@
 #define N_MEMBERS 4      /* m4 (valor 4) only joins in test_not_ready_does_not_lead */
 #define MAX_IV 256
 #define N_FORCED 20      /* forced handovers in all */
-#define RESUME_BOUND 0.1 /* s from a frozen lord's SIGCONT to its fence */
+/* s from a frozen lord's SIGCONT to its fence: the fence is the first thing it does
+ * (the order is checked: no cron tick before it); the bound is only the time a loaded
+ * machine takes to run it again, far below the lease */
+#define RESUME_BOUND 0.5
 
 struct member {
 	char name[16];       /* m1, m2, m3: the vassal's name; valor = its number */

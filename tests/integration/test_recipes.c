@@ -189,7 +189,7 @@ static void stop_load(const struct recipe *r, struct sup_load *l, const char *la
 	assert_int_equal(s.connect_errors, 0);
 	if (s.io_errors > max_lost) {
 		fprintf(stderr, "%s: %ld failed requests, at most %ld expected (the load client "
-			"gives up on a request after 5 s: compare with the reload durations above, "
+			"gives up on a request after 15 s: compare with the reload durations above, "
 			"on an overloaded machine)\n", name, s.io_errors, max_lost);
 		fail();
 	}

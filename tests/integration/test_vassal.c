@@ -167,7 +167,7 @@ static void test_sigint_stops_at_once(void **state)
 	vt_start(v, 2);
 	assert_int_equal(vt_workers(v, w, 2), 2);
 	assert_true(vt_child_of(w[0]) > 0 && vt_child_of(w[1]) > 0);
-	vt_stop(v, SIGINT, 1000);
+	vt_stop(v, SIGINT, 5000); /* not the 30 s mercy (5 s: a sanitized master's exit) */
 	assert_int_equal(sup_count_log(v->p, 0, "no mercy"), 0);
 }
 
@@ -205,13 +205,13 @@ static void test_reload_during_stop_is_refused(void **state)
 	struct sup_http r;
 	size_t mark;
 
-	vt_config(v, &(struct vcfg){ .count = 1 });
+	vt_config(v, &(struct vcfg){ .count = 1, .mercy = "10s" }); /* > the 3 s request */
 	vt_start(v, 1);
 	mark = sup_log_size(v->p);
 	c = sup_conn_open("127.0.0.1", v->port, T_MS);
 	assert_non_null(c);
-	vt_send(c, "GET /slow?ms=800 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-	assert_int_equal(sup_wait_log(v->p, mark, "slow request: answering in 800 ms", T_MS), 0);
+	vt_send(c, "GET /slow?ms=3000 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+	assert_int_equal(sup_wait_log(v->p, mark, "slow request: answering in 3000 ms", T_MS), 0);
 	assert_int_equal(kill(v->p->pid, SIGTERM), 0);
 	assert_int_equal(sup_wait_log(v->p, mark, "stopping gracefully (SIGTERM)", T_MS), 0);
 	assert_int_equal(kill(v->p->pid, SIGHUP), 0);

@@ -504,8 +504,8 @@ static void test_graceful_stop_finishes_slow_request(void **state)
 	sup_http_fini(&r);
 
 	mark = sup_log_size(p);
-	send_str(slow, "GET /slow?ms=800 HTTP/1.1\r\nHost: t\r\n\r\n");
-	assert_int_equal(sup_wait_log(p, mark, "slow request: answering in 800 ms", T_MS), 0);
+	send_str(slow, "GET /slow?ms=3000 HTTP/1.1\r\nHost: t\r\n\r\n");
+	assert_int_equal(sup_wait_log(p, mark, "slow request: answering in 3000 ms", T_MS), 0);
 	mark = sup_log_size(p);
 	assert_int_equal(kill(p->pid, SIGTERM), 0);
 	assert_int_equal(sup_wait_log(p, mark, "stopping: 1 connections in flight, 1 idle closing within 100 ms", T_MS), 0);

@@ -17,7 +17,10 @@
 #include <string.h>
 #include <strings.h>
 
-#define LOAD_TIMEOUT_MS 5000 /* per request: longer counts as an I/O error */
+/* per request: longer counts as an I/O error. What the load proves is "not refused,
+ * not reset"; a graceful reload of an interpreted app holds requests in the accept
+ * queue for the app's whole start, seconds on a loaded machine */
+#define LOAD_TIMEOUT_MS 15000
 
 struct sup_load {
 	pthread_t thread;
