@@ -417,14 +417,6 @@ static void woken(void *arg)
 /* ---- the machine ---------------------------------------------------------------------- */
 
 /* The record goes; the emperor may exit if it was the last one of a stop. */
-/* An on-demand vassal's sockets, closed before its end is logged: whoever reads
- * "removed" or "stopped" may bind the port at once. */
-static void close_demand(struct vassal *v)
-{
-	demand_free(v->demand);
-	v->demand = NULL;
-}
-
 static void forget(struct vassal *v)
 {
 	struct emperor *e = v->e;
@@ -435,15 +427,20 @@ static void forget(struct vassal *v)
 
 /* An on-demand vassal's sockets follow its state: unwatched while a master runs or a
  * start is due (the master, then the next start, arms them), closed once it is
- * halted or no longer on-demand. ON-DEMAND is armed by its action (VA_ARMED). */
-static void sockets_follow(struct vassal *v)
+ * halted, gone or no longer on-demand. ON-DEMAND is armed by its action (VA_ARMED).
+ * Gone closes them before the action logs "removed" or "stopped": whoever reads that
+ * line may bind the port at once. */
+static void sockets_follow(struct vassal *v, enum vassal_state st)
 {
 	if (!v->demand)
 		return;
-	if (v->state == VASSAL_HALTED || (!v->on_demand && !child_running(&v->child)))
-		close_demand(v);
-	else if (v->state != VASSAL_ON_DEMAND)
+	if (st == VASSAL_GONE || st == VASSAL_HALTED ||
+	    (!v->on_demand && !child_running(&v->child))) {
+		demand_free(v->demand);
+		v->demand = NULL;
+	} else if (st != VASSAL_ON_DEMAND) {
 		demand_disarm(v->demand);
+	}
 }
 
 /* The one place a vassal's state is assigned, logged at debug level. */
@@ -453,8 +450,8 @@ static void set_state(struct vassal *v, enum vassal_state next, const char *via)
 	if (next != VASSAL_GONE) {
 		v->e->records_stopping += (next == VASSAL_STOPPING) - (v->state == VASSAL_STOPPING);
 		v->state = next;
-		sockets_follow(v);
 	}
+	sockets_follow(v, next);
 	etcd_status_dirty(v->e->etcd_status);
 }
 
@@ -605,7 +602,6 @@ static void act_on_end(struct vassal *v, enum vstate_action a, const struct vctx
 		child_curse(&v->child, SIGTERM, v->stop_mercy);
 		break;
 	case VA_FORGET:
-		close_demand(v);
 		log_info("%s: removed (%s)", v->name, x->why);
 		forget(v);
 		break;
@@ -616,7 +612,6 @@ static void act_on_end(struct vassal *v, enum vstate_action a, const struct vctx
 		child_kill(&v->child);
 		break;
 	case VA_STOPPED:
-		close_demand(v);
 		log_info("%s: stopped (%s)", v->name, x->how);
 		control_vassal_event(v->e, v, CTL_STOPPED);
 		forget(v);
